@@ -1,0 +1,119 @@
+using System;
+using System.Globalization;
+using System.Text;
+
+namespace QuantGen.Observers;
+
+/// <summary>Which observer algorithm an <see cref="ObserverSpec"/> creates.</summary>
+public enum ObserverKind
+{
+    /// <summary>Running min/max over every batch (<c>MinMaxObserver</c>).</summary>
+    MinMax,
+
+    /// <summary>Exponential moving average of each batch's min/max (<c>MovingAverageMinMaxObserver</c>).</summary>
+    MovingAverageMinMax,
+
+    /// <summary>Running min/max per channel (<c>PerChannelMinMaxObserver</c>).</summary>
+    PerChannelMinMax,
+
+    /// <summary>2048-bin histogram with an L2-error search for the clipping range (<c>HistogramObserver</c>).</summary>
+    Histogram,
+}
+
+/// <summary>
+/// A recipe for an observer: PyTorch's <c>HistogramObserver.with_args(reduce_range=True)</c>. A QConfig
+/// holds two of these; <c>Prepare()</c> calls <see cref="Create"/> once per quantization point.
+/// </summary>
+public sealed record ObserverSpec(
+    ObserverKind Kind,
+    QuantDType DType = QuantDType.QUInt8,
+    QScheme Scheme = QScheme.PerTensorAffine,
+    bool ReduceRange = false,
+    int? QuantMin = null,
+    int? QuantMax = null,
+    int ChannelAxis = 0,
+    float AveragingConstant = 0.01f,
+    int Bins = 2048)
+{
+    /// <summary><c>MinMaxObserver.with_args(...)</c>.</summary>
+    public static ObserverSpec MinMax(QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null) =>
+        new(ObserverKind.MinMax, dtype, scheme, reduceRange, quantMin, quantMax);
+
+    /// <summary><c>MovingAverageMinMaxObserver.with_args(...)</c>.</summary>
+    public static ObserverSpec MovingAverageMinMax(float averagingConstant = 0.01f, QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null) =>
+        new(ObserverKind.MovingAverageMinMax, dtype, scheme, reduceRange, quantMin, quantMax, AveragingConstant: averagingConstant);
+
+    /// <summary><c>PerChannelMinMaxObserver.with_args(...)</c>.</summary>
+    public static ObserverSpec PerChannelMinMax(QuantDType dtype = QuantDType.QInt8, QScheme scheme = QScheme.PerChannelSymmetric, int channelAxis = 0, bool reduceRange = false, int? quantMin = null, int? quantMax = null) =>
+        new(ObserverKind.PerChannelMinMax, dtype, scheme, reduceRange, quantMin, quantMax, channelAxis);
+
+    /// <summary><c>HistogramObserver.with_args(...)</c>.</summary>
+    public static ObserverSpec Histogram(QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null, int bins = 2048) =>
+        new(ObserverKind.Histogram, dtype, scheme, reduceRange, quantMin, quantMax, Bins: bins);
+
+    /// <summary>Whether the spec is consistent (per-channel scheme only with the per-channel observer, ...).</summary>
+    public void Validate()
+    {
+        bool perChannelKind = Kind == ObserverKind.PerChannelMinMax;
+        if (perChannelKind != Scheme.IsPerChannel())
+        {
+            throw new ArgumentException($"{this}: {Kind} observers need a {(perChannelKind ? "per-channel" : "per-tensor")} qscheme, got {Scheme.ToTorchString()}.");
+        }
+
+        if (Kind == ObserverKind.Histogram && Bins < 1)
+        {
+            throw new ArgumentException($"{this}: bins must be positive.");
+        }
+
+        if (Kind == ObserverKind.MovingAverageMinMax && !(AveragingConstant > 0f && AveragingConstant <= 1f))
+        {
+            throw new ArgumentException($"{this}: averaging_constant must be in (0, 1].");
+        }
+
+        QParamsMath.QuantRange(DType, ReduceRange, QuantMin, QuantMax);
+    }
+
+    /// <summary>Creates a fresh observer for the quantization point named <paramref name="layer"/> (e.g. "M.conv1").</summary>
+    public Observer Create(string layer)
+    {
+        Validate();
+        return Kind switch
+        {
+            ObserverKind.MinMax => new MinMaxObserver(this, layer),
+            ObserverKind.MovingAverageMinMax => new MovingAverageMinMaxObserver(this, layer),
+            ObserverKind.PerChannelMinMax => new PerChannelMinMaxObserver(this, layer),
+            ObserverKind.Histogram => new HistogramObserver(this, layer),
+            _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown observer kind."),
+        };
+    }
+
+    /// <summary>PyTorch-like text: <c>HistogramObserver(dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=True)</c>.</summary>
+    public override string ToString()
+    {
+        var text = new StringBuilder();
+        text.Append(Kind).Append("Observer(dtype=").Append(DType.ToTorchString())
+            .Append(", qscheme=").Append(Scheme.ToTorchString())
+            .Append(", reduce_range=").Append(ReduceRange ? "True" : "False");
+        if (QuantMin is int qmin && QuantMax is int qmax)
+        {
+            text.Append(", quant_min=").Append(qmin).Append(", quant_max=").Append(qmax);
+        }
+
+        if (Kind == ObserverKind.PerChannelMinMax)
+        {
+            text.Append(", ch_axis=").Append(ChannelAxis);
+        }
+
+        if (Kind == ObserverKind.MovingAverageMinMax)
+        {
+            text.Append(", averaging_constant=").Append(AveragingConstant.ToString("R", CultureInfo.InvariantCulture));
+        }
+
+        if (Kind == ObserverKind.Histogram)
+        {
+            text.Append(", bins=").Append(Bins);
+        }
+
+        return text.Append(')').ToString();
+    }
+}
