@@ -1,4 +1,8 @@
 using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using QuantGen.Kernels.Scalar;
 
 namespace QuantGen;
 
@@ -16,30 +20,75 @@ public enum MemoryFormat
 /// A quantized tensor: 8-bit integers plus <see cref="QParams"/>. The logical <see cref="Shape"/> is
 /// PyTorch's (NCHW for images); 4-D activations are stored channels-last. Never touches TorchSharp.
 /// </summary>
+/// <remarks>
+/// Everything that takes or returns element order (<see cref="Quantize"/>, <see cref="IntRepr"/>,
+/// <see cref="Dequantize()"/>, <see cref="IntAt"/>) speaks the LOGICAL row-major order, whatever the
+/// storage <see cref="Format"/>; only <see cref="Storage"/>, <see cref="AsUInt8"/> and
+/// <see cref="AsInt8"/> expose the storage order.
+/// </remarks>
 public sealed class QTensor
 {
-    // TODO(helper B1): implement everything below.
+    private readonly int[] _shape;
+    private readonly byte[] _storage;
 
-    /// <summary>A zero-point-filled tensor.</summary>
-    public QTensor(int[] shape, QParams qparams, MemoryFormat format = MemoryFormat.Contiguous) => throw new NotImplementedException();
+    /// <summary>A zero-point-filled tensor (each channel's own zero point for per-channel parameters).</summary>
+    public QTensor(int[] shape, QParams qparams, MemoryFormat format = MemoryFormat.Contiguous)
+        : this(format, shape, qparams, null)
+    {
+    }
 
     /// <summary>Wraps existing storage (length must equal the element count; 8-bit patterns, qint8 as two's complement).</summary>
-    public QTensor(int[] shape, QParams qparams, byte[] storage, MemoryFormat format = MemoryFormat.Contiguous) => throw new NotImplementedException();
+    /// <remarks>The array is used as is, not copied: writes through <see cref="Storage"/> are visible to both.</remarks>
+    public QTensor(int[] shape, QParams qparams, byte[] storage, MemoryFormat format = MemoryFormat.Contiguous)
+        : this(format, shape, qparams, storage ?? throw new ArgumentNullException(nameof(storage)))
+    {
+    }
 
-    /// <summary>Logical shape (NCHW for 4-D), PyTorch's order.</summary>
-    public int[] Shape => throw new NotImplementedException();
+    // storage null: allocate and fill with zero points.
+    private QTensor(MemoryFormat format, int[] shape, QParams qparams, byte[]? storage)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(qparams);
+        Count = ValidateShape(shape);
+        ValidateQParams(shape, qparams);
+        ValidateFormat(shape, format);
+        _shape = (int[])shape.Clone();
+        QParams = qparams;
+        Format = format;
+
+        if (storage is null)
+        {
+            _storage = new byte[Count];
+            FillWithZeroPoints();
+        }
+        else
+        {
+            if (storage.Length != Count)
+            {
+                throw new ArgumentException($"QTensor: shape {FormatShape(shape)} has {Count} elements but the storage has {storage.Length} bytes.", nameof(storage));
+            }
+
+            _storage = storage;
+        }
+    }
+
+    /// <summary>Logical shape (NCHW for 4-D), PyTorch's order. A copy: use <see cref="Rank"/> and <see cref="Dim"/> to read it without allocating.</summary>
+    public int[] Shape => (int[])_shape.Clone();
+
+    /// <summary>Number of dimensions.</summary>
+    public int Rank => _shape.Length;
 
     /// <summary>Scale(s) and zero point(s).</summary>
-    public QParams QParams => throw new NotImplementedException();
+    public QParams QParams { get; }
 
     /// <summary>Element type (from <see cref="QParams"/>).</summary>
     public QuantDType DType => QParams.DType;
 
     /// <summary>Storage layout.</summary>
-    public MemoryFormat Format => throw new NotImplementedException();
+    public MemoryFormat Format { get; }
 
     /// <summary>Raw 8-bit storage in <see cref="Format"/> order.</summary>
-    public byte[] Storage => throw new NotImplementedException();
+    public byte[] Storage => _storage;
 
     /// <summary>Per-tensor scale.</summary>
     public float Scale => QParams.Scale;
@@ -48,32 +97,325 @@ public sealed class QTensor
     public int ZeroPoint => QParams.ZeroPoint;
 
     /// <summary>Number of elements.</summary>
-    public int Count => throw new NotImplementedException();
+    public int Count { get; }
+
+    /// <summary>The size of logical dimension <paramref name="axis"/> (negative counts from the end, as PyTorch's <c>size(dim)</c>).</summary>
+    public int Dim(int axis)
+    {
+        int resolved = axis < 0 ? axis + _shape.Length : axis;
+        if ((uint)resolved >= (uint)_shape.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(axis), axis, $"QTensor: dimension {axis} is out of range for a rank-{_shape.Length} tensor of shape {FormatShape(_shape)}.");
+        }
+
+        return _shape[resolved];
+    }
 
     /// <summary>Storage as unsigned bytes (quint8).</summary>
-    public Span<byte> AsUInt8() => throw new NotImplementedException();
+    public Span<byte> AsUInt8()
+    {
+        if (DType != QuantDType.QUInt8)
+        {
+            throw new InvalidOperationException($"QTensor: AsUInt8() needs a torch.quint8 tensor, this one is {DType.ToTorchString()} (use AsInt8()).");
+        }
+
+        return _storage;
+    }
 
     /// <summary>Storage as signed bytes (qint8).</summary>
-    public Span<sbyte> AsInt8() => throw new NotImplementedException();
+    public Span<sbyte> AsInt8()
+    {
+        if (DType != QuantDType.QInt8)
+        {
+            throw new InvalidOperationException($"QTensor: AsInt8() needs a torch.qint8 tensor, this one is {DType.ToTorchString()} (use AsUInt8()).");
+        }
+
+        return MemoryMarshal.Cast<byte, sbyte>(_storage.AsSpan());
+    }
 
     /// <summary>The integer values in logical row-major order (PyTorch's <c>int_repr()</c>, flattened).</summary>
-    public int[] IntRepr() => throw new NotImplementedException();
+    public int[] IntRepr()
+    {
+        var result = new int[Count];
+        for (int i = 0; i < result.Length; i++)
+        {
+            result[i] = Read(StorageOffsetOfLogical(i));
+        }
+
+        return result;
+    }
 
     /// <summary>The integer at a logical index (e.g. [n, c, h, w]).</summary>
-    public int IntAt(params int[] index) => throw new NotImplementedException();
+    public int IntAt(params int[] index)
+    {
+        ArgumentNullException.ThrowIfNull(index);
+        if (index.Length != _shape.Length)
+        {
+            throw new ArgumentException($"QTensor: index [{string.Join(", ", index)}] has {index.Length} components, the tensor has rank {_shape.Length} (shape {FormatShape(_shape)}).", nameof(index));
+        }
+
+        int logical = 0;
+        for (int d = 0; d < index.Length; d++)
+        {
+            if ((uint)index[d] >= (uint)_shape[d])
+            {
+                throw new ArgumentOutOfRangeException(nameof(index), $"QTensor: index [{string.Join(", ", index)}] is out of range for shape {FormatShape(_shape)} (dimension {d}).");
+            }
+
+            logical = (logical * _shape[d]) + index[d];
+        }
+
+        return Read(StorageOffsetOfLogical(logical));
+    }
 
     /// <summary><c>(q - zp) * scale</c> in float32, in logical row-major order.</summary>
-    public float[] Dequantize() => throw new NotImplementedException();
+    public float[] Dequantize()
+    {
+        var result = new float[Count];
+        Dequantize(result);
+        return result;
+    }
+
+    /// <summary><c>(q - zp) * scale</c> in float32, in logical row-major order, into <paramref name="destination"/> (exactly <see cref="Count"/> long).</summary>
+    public void Dequantize(Span<float> destination)
+    {
+        if (destination.Length != Count)
+        {
+            throw new ArgumentException($"QTensor: destination has {destination.Length} elements, the tensor {Count} (shape {FormatShape(_shape)}).", nameof(destination));
+        }
+
+        (int channelStride, int channels) = ChannelLayout(_shape, QParams);
+        float[] scales = QParams.Scales;
+        int[] zeroPoints = QParams.ZeroPoints;
+        for (int i = 0; i < destination.Length; i++)
+        {
+            int channel = (i / channelStride) % channels;
+            destination[i] = QuantizeScalar.DequantizeValue(Read(StorageOffsetOfLogical(i)), scales[channel], zeroPoints[channel]);
+        }
+    }
 
     /// <summary>The same values in another layout (returns this when already in it).</summary>
-    public QTensor WithFormat(MemoryFormat format) => throw new NotImplementedException();
+    public QTensor WithFormat(MemoryFormat format)
+    {
+        if (format == Format)
+        {
+            return this;
+        }
+
+        ValidateFormat(_shape, format);
+        var converted = new QTensor(_shape, QParams, new byte[Count], format);
+        for (int i = 0; i < Count; i++)
+        {
+            converted._storage[converted.StorageOffsetOfLogical(i)] = _storage[StorageOffsetOfLogical(i)];
+        }
+
+        return converted;
+    }
 
     /// <summary>Quantizes float values given in logical row-major order into the requested layout.</summary>
-    public static QTensor Quantize(ReadOnlySpan<float> values, int[] shape, QParams qparams, MemoryFormat format = MemoryFormat.Contiguous) => throw new NotImplementedException();
+    /// <remarks>Per element: <c>clamp(round_half_even(x * (1f / scale)) + zp, dtype_min, dtype_max)</c> with its channel's scale and zero point; non-finite values as <see cref="QuantizeScalar"/> documents.</remarks>
+    public static QTensor Quantize(ReadOnlySpan<float> values, int[] shape, QParams qparams, MemoryFormat format = MemoryFormat.Contiguous)
+    {
+        var tensor = new QTensor(shape, qparams, format);
+        if (values.Length != tensor.Count)
+        {
+            throw new ArgumentException($"QTensor.Quantize: {values.Length} values for shape {FormatShape(shape)} ({tensor.Count} elements).", nameof(values));
+        }
+
+        (int channelStride, int channels) = ChannelLayout(shape, qparams);
+        var inverseScales = new float[qparams.Scales.Length];
+        for (int c = 0; c < inverseScales.Length; c++)
+        {
+            inverseScales[c] = 1.0f / qparams.Scales[c];
+        }
+
+        int quantMin = qparams.DType.Min(), quantMax = qparams.DType.Max();
+        int[] zeroPoints = qparams.ZeroPoints;
+        for (int i = 0; i < values.Length; i++)
+        {
+            int channel = (i / channelStride) % channels;
+            int q = QuantizeScalar.QuantizeValue(values[i], inverseScales[channel], zeroPoints[channel], quantMin, quantMax);
+            tensor._storage[tensor.StorageOffsetOfLogical(i)] = unchecked((byte)q);
+        }
+
+        return tensor;
+    }
 
     /// <summary>PyTorch-like printing of the dequantized values, shape and qparams.</summary>
-    public override string ToString() => throw new NotImplementedException();
+    /// <remarks>
+    /// As PyTorch prints a quantized tensor: values with 4 decimals, then <c>size</c>, <c>dtype</c>,
+    /// <c>quantization_scheme</c> (always the affine schemes, as PyTorch's quantized tensors are), and
+    /// the scale as Python prints the double PyTorch stores (the float32 scale widened, so
+    /// <c>0.006616627331823111</c> for 0.006616627f) or, per channel, as a float64 tensor.
+    /// </remarks>
+    public override string ToString()
+    {
+        float[] dequantized = Dequantize();
+        var values = new double[dequantized.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = dequantized[i];
+        }
+
+        var suffixes = new List<string>
+        {
+            "size=" + TorchStylePrinter.PythonTuple(_shape),
+            "dtype=" + DType.ToTorchString(),
+        };
+        if (QParams.IsPerChannel)
+        {
+            var scales = new double[QParams.Scales.Length];
+            var zeroPoints = new double[QParams.ZeroPoints.Length];
+            for (int c = 0; c < scales.Length; c++)
+            {
+                scales[c] = QParams.Scales[c];
+                zeroPoints[c] = QParams.ZeroPoints[c];
+            }
+
+            int[] channelShape = [scales.Length];
+            suffixes.Add("quantization_scheme=" + QScheme.PerChannelAffine.ToTorchString());
+            suffixes.Add("scale=" + TorchStylePrinter.Format(scales, channelShape, floating: true, ["dtype=torch.float64"]));
+            suffixes.Add("zero_point=" + TorchStylePrinter.Format(zeroPoints, channelShape, floating: false, []));
+            suffixes.Add("axis=" + QParams.Axis.ToString(CultureInfo.InvariantCulture));
+        }
+        else
+        {
+            suffixes.Add("quantization_scheme=" + QScheme.PerTensorAffine.ToTorchString());
+            suffixes.Add("scale=" + TorchStylePrinter.PythonFloatRepr(QParams.Scale));
+            suffixes.Add("zero_point=" + QParams.ZeroPoint.ToString(CultureInfo.InvariantCulture));
+        }
+
+        return TorchStylePrinter.Format(values, _shape, floating: true, suffixes);
+    }
 
     /// <summary>PyTorch-like printing of <see cref="IntRepr"/> with the shape (nested brackets).</summary>
-    public string IntReprToString() => throw new NotImplementedException();
+    public string IntReprToString()
+    {
+        int[] ints = IntRepr();
+        var values = new double[ints.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            values[i] = ints[i];
+        }
+
+        string dtype = DType == QuantDType.QUInt8 ? "torch.uint8" : "torch.int8";
+        return TorchStylePrinter.Format(values, _shape, floating: false, ["dtype=" + dtype]);
+    }
+
+    /// <summary>Formats a shape for messages: <c>[1, 3, 224, 224]</c>.</summary>
+    internal static string FormatShape(int[] shape) => "[" + string.Join(", ", shape) + "]";
+
+    private int Read(int storageOffset) => DType == QuantDType.QInt8
+        ? unchecked((sbyte)_storage[storageOffset])
+        : _storage[storageOffset];
+
+    // Logical row-major index -> storage offset. Channels-last: logical [n, c, h, w] lives at ((n*H + h)*W + w)*C + c.
+    private int StorageOffsetOfLogical(int logical)
+    {
+        if (Format == MemoryFormat.Contiguous)
+        {
+            return logical;
+        }
+
+        int channels = _shape[1], height = _shape[2], width = _shape[3];
+        int w = logical % width;
+        int rest = logical / width;
+        int h = rest % height;
+        rest /= height;
+        int c = rest % channels;
+        int n = rest / channels;
+        return ((((n * height) + h) * width) + w) * channels + c;
+    }
+
+    private void FillWithZeroPoints()
+    {
+        (int channelStride, int channels) = ChannelLayout(_shape, QParams);
+        int[] zeroPoints = QParams.ZeroPoints;
+        for (int i = 0; i < Count; i++)
+        {
+            _storage[StorageOffsetOfLogical(i)] = unchecked((byte)zeroPoints[(i / channelStride) % channels]);
+        }
+    }
+
+    // For logical index i, the channel is (i / stride) % channels; per-tensor parameters are one channel.
+    private static (int Stride, int Channels) ChannelLayout(int[] shape, QParams qparams)
+    {
+        if (!qparams.IsPerChannel)
+        {
+            return (1, 1);
+        }
+
+        int stride = 1;
+        for (int d = qparams.Axis + 1; d < shape.Length; d++)
+        {
+            stride *= shape[d];
+        }
+
+        return (Math.Max(stride, 1), shape[qparams.Axis]);
+    }
+
+    private static int ValidateShape(int[] shape)
+    {
+        long count = 1;
+        foreach (int size in shape)
+        {
+            if (size < 0)
+            {
+                throw new ArgumentException($"QTensor: shape {FormatShape(shape)} has a negative dimension.", nameof(shape));
+            }
+
+            count *= size;
+            if (count > Array.MaxLength)
+            {
+                throw new ArgumentException($"QTensor: shape {FormatShape(shape)} has more elements than an array can hold.", nameof(shape));
+            }
+        }
+
+        return (int)count;
+    }
+
+    private static void ValidateQParams(int[] shape, QParams qparams)
+    {
+        if (qparams.DType is not (QuantDType.QUInt8 or QuantDType.QInt8))
+        {
+            throw new ArgumentException($"QTensor: unsupported dtype {qparams.DType}; QTensor holds torch.quint8 or torch.qint8.", nameof(qparams));
+        }
+
+        if (qparams.IsPerChannel)
+        {
+            if (qparams.Axis >= shape.Length)
+            {
+                throw new ArgumentException($"QTensor: per-channel axis {qparams.Axis} is out of range for shape {FormatShape(shape)} (rank {shape.Length}).", nameof(qparams));
+            }
+
+            if (qparams.Scales.Length != shape[qparams.Axis])
+            {
+                throw new ArgumentException($"QTensor: {qparams.Scales.Length} per-channel scales along axis {qparams.Axis}, but shape {FormatShape(shape)} has {shape[qparams.Axis]} channels there.", nameof(qparams));
+            }
+        }
+        else if (qparams.Scales.Length != 1)
+        {
+            throw new ArgumentException($"QTensor: per-tensor parameters need exactly one scale, got {qparams.Scales.Length}.", nameof(qparams));
+        }
+
+        for (int c = 0; c < qparams.Scales.Length; c++)
+        {
+            string what = qparams.IsPerChannel ? $"QTensor channel {c}" : "QTensor";
+            QuantizeScalar.ValidateScale(qparams.Scales[c], what);
+            QuantizeScalar.ValidateZeroPoint(qparams.ZeroPoints[c], qparams.DType, what);
+        }
+    }
+
+    private static void ValidateFormat(int[] shape, MemoryFormat format)
+    {
+        if (format is not (MemoryFormat.Contiguous or MemoryFormat.ChannelsLast))
+        {
+            throw new ArgumentOutOfRangeException(nameof(format), format, "QTensor: unknown memory format.");
+        }
+
+        if (format == MemoryFormat.ChannelsLast && shape.Length != 4)
+        {
+            throw new ArgumentException($"QTensor: ChannelsLast needs a rank-4 [N, C, H, W] shape, got {FormatShape(shape)} (rank {shape.Length}).", nameof(format));
+        }
+    }
 }
