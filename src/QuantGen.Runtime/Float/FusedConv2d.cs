@@ -1,0 +1,327 @@
+using System;
+using System.Text;
+using QuantGen.Observers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace QuantGen.Modules;
+
+/// <summary>
+/// A float conv with its fused BatchNorm folded in and an optional fused ReLU (PyTorch's ConvReLU2d /
+/// the Conv2d that <c>fuse_conv_bn_eval</c> returns): what the Observed model runs and what
+/// <see cref="Convert"/> quantizes. Holds the folded parameters both as arrays and as tensors.
+/// </summary>
+public sealed class FusedConv2d : IDisposable
+{
+    private readonly float[] _weight;
+    private readonly float[]? _bias;
+    private readonly Tensor _weightTensor;
+    private readonly Tensor? _biasTensor;
+    private bool _disposed;
+
+    private FusedConv2d(string model, string layer, Conv2dOptions options, float[] weight, float[]? bias, bool relu)
+    {
+        Model = model;
+        Layer = layer;
+        Options = options;
+        Relu = relu;
+        _weight = weight;
+        _bias = bias;
+
+        // Kept for the module's lifetime, so they must not belong to whatever dispose scope the caller has open.
+        _weightTensor = torch.tensor(weight, WeightShapeLong, ScalarType.Float32).DetachFromDisposeScope();
+        _biasTensor = bias is null ? null : torch.tensor(bias, [bias.Length], ScalarType.Float32).DetachFromDisposeScope();
+    }
+
+    /// <summary>
+    /// Reads the conv's weight, bias and hyper-parameters from the TorchSharp module and, when
+    /// <paramref name="batchNorm"/> is given, folds it in, in float32 exactly as the numerics contract
+    /// says: <c>w' = w * (gamma * rsqrt(var + eps))</c>, <c>b' = (b - mean) * rsqrt(var + eps) * gamma + beta</c>
+    /// with <c>rsqrt(x) = 1f / MathF.Sqrt(x)</c>, the BatchNorm's own eps and <c>b = 0</c> when the conv
+    /// has no bias. The BatchNorm's running statistics are used (eval-mode semantics) whatever its
+    /// training flag. The modules are only read, never changed.
+    /// </summary>
+    /// <param name="model">Model name, for error messages.</param>
+    /// <param name="layer">The conv's member name, for error messages.</param>
+    /// <param name="conv">The float conv.</param>
+    /// <param name="batchNorm">The BatchNorm2d that follows it in <c>forward</c>, or null.</param>
+    /// <param name="relu">True when a ReLU follows and is fused.</param>
+    /// <exception cref="ArgumentException">The BatchNorm's channel count differs from the conv's out_channels, or folding gives non-finite values.</exception>
+    /// <exception cref="NotSupportedException">A padding mode other than zeros, 'same' padding that would be asymmetric, a non-float32 module, or a BatchNorm without running statistics.</exception>
+    public static FusedConv2d Create(string model, string layer, Conv2d conv, BatchNorm2d? batchNorm, bool relu)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(conv);
+        string name = $"{model}.{layer}";
+        Conv2dOptions options = ReadOptions(name, conv);
+        float[] weight = ReadParameter(name, "weight", conv.weight)!;
+        float[]? bias = ReadParameter(name, "bias", conv.bias);
+        int expectedWeights = options.OutChannels * (options.InChannels / options.Groups) * options.KernelHeight * options.KernelWidth;
+        if (weight.Length != expectedWeights || (bias is not null && bias.Length != options.OutChannels))
+        {
+            throw new ArgumentException($"{name}: the conv's weight ({weight.Length} values) or bias ({bias?.Length ?? 0}) does not match its hyper-parameters {options}.", nameof(conv));
+        }
+
+        if (batchNorm is not null)
+        {
+            (weight, bias) = FoldBatchNorm(name, options, weight, bias, batchNorm);
+        }
+
+        return new FusedConv2d(model, layer, options, weight, bias, relu);
+    }
+
+    /// <summary>Model name, for error messages.</summary>
+    public string Model { get; }
+
+    /// <summary>The conv's member name, for error messages.</summary>
+    public string Layer { get; }
+
+    /// <summary>Hyper-parameters (padding resolved to explicit numbers).</summary>
+    public Conv2dOptions Options { get; }
+
+    /// <summary>Folded float weights, logical [OutC, InC/groups, KH, KW] (a copy).</summary>
+    public float[] Weight => (float[])_weight.Clone();
+
+    /// <summary>Folded float bias (a copy; null when the conv has none and no BN was folded).</summary>
+    public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+
+    /// <summary>True when a ReLU is fused.</summary>
+    public bool Relu { get; }
+
+    /// <summary>The weight's logical shape [OutC, InC/groups, KH, KW].</summary>
+    public int[] WeightShape => [Options.OutChannels, Options.InChannels / Options.Groups, Options.KernelHeight, Options.KernelWidth];
+
+    private long[] WeightShapeLong => Array.ConvertAll(WeightShape, d => (long)d);
+
+    /// <summary>Float forward: conv2d with the folded parameters, then ReLU if fused.</summary>
+    /// <exception cref="ArgumentException">The input is not float32 [N, InC, H, W] or is smaller than the kernel's reach.</exception>
+    public Tensor forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string name = $"{Model}.{Layer}";
+        int[] shape = TensorInterop.ToIntShape(input.shape);
+        if (input.dtype != ScalarType.Float32)
+        {
+            throw new ArgumentException($"{name}: expected a Float32 input, got {input.dtype} {TorchText.Shape(shape)}.", nameof(input));
+        }
+
+        QuantizedConv2d.ValidateSpatialInput(name, Options, shape);
+        Conv2dOptions o = Options;
+        Tensor output = nn.functional.conv2d(
+            input, _weightTensor, _biasTensor,
+            strides: [o.StrideHeight, o.StrideWidth],
+            padding: [o.PadHeight, o.PadWidth],
+            dilation: [o.DilationHeight, o.DilationWidth],
+            groups: o.Groups);
+
+        // In place on the conv's fresh output: no second tensor to dispose.
+        return Relu ? output.relu_() : output;
+    }
+
+    /// <summary>
+    /// Observes the folded weights with a fresh <paramref name="weightSpec"/> observer (named
+    /// "Model.layer.weight"), quantizes them to qint8 with its qparams (per-channel along axis 0 or
+    /// per-tensor; every value clamps to the full -128..127) and builds the int8 layer.
+    /// </summary>
+    /// <param name="input">The calibrated qparams of this layer's input.</param>
+    /// <param name="output">The calibrated qparams of this layer's output (after the fused ReLU).</param>
+    /// <param name="weightSpec">The weight observer recipe (QConfig.Weight).</param>
+    /// <param name="backend">Bias/requantization arithmetic of the int8 layer.</param>
+    /// <exception cref="ArgumentException">The weight observer is not qint8 or not along axis 0, or the qparams are not usable (messages name the layer).</exception>
+    public QuantizedConv2d Convert(QParams input, QParams output, ObserverSpec weightSpec, QuantBackend backend)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        QTensor weight = QuantizeWeight($"{Model}.{Layer}", weightSpec, _weight, WeightShape);
+        return new QuantizedConv2d(Model, Layer, Options, weight, _bias, input, output, Relu, backend);
+    }
+
+    /// <summary>Releases the folded parameter tensors.</summary>
+    public void Dispose()
+    {
+        if (!_disposed)
+        {
+            _disposed = true;
+            _weightTensor.Dispose();
+            _biasTensor?.Dispose();
+        }
+    }
+
+    /// <summary>PyTorch-like repr: <c>ConvReLU2d(3, 8, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1))</c>.</summary>
+    public override string ToString()
+    {
+        Conv2dOptions o = Options;
+        var text = new StringBuilder(Relu ? "ConvReLU2d(" : "Conv2d(");
+        text.Append(o.InChannels).Append(", ").Append(o.OutChannels)
+            .Append(", kernel_size=").Append(TorchText.Pair(o.KernelHeight, o.KernelWidth))
+            .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth));
+        if (o.PadHeight != 0 || o.PadWidth != 0)
+        {
+            text.Append(", padding=").Append(TorchText.Pair(o.PadHeight, o.PadWidth));
+        }
+
+        if (o.DilationHeight != 1 || o.DilationWidth != 1)
+        {
+            text.Append(", dilation=").Append(TorchText.Pair(o.DilationHeight, o.DilationWidth));
+        }
+
+        if (o.Groups != 1)
+        {
+            text.Append(", groups=").Append(o.Groups);
+        }
+
+        if (_bias is null)
+        {
+            text.Append(", bias=False");
+        }
+
+        return text.Append(')').ToString();
+    }
+
+    /// <summary>Observes and quantizes float weights (first dimension = output channels) to qint8.</summary>
+    internal static QTensor QuantizeWeight(string name, ObserverSpec weightSpec, float[] weight, int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(weightSpec);
+        if (weightSpec.DType != QuantDType.QInt8)
+        {
+            throw new ArgumentException($"{name}: weights must be observed as {QuantDType.QInt8.ToTorchString()}, got {weightSpec}.", nameof(weightSpec));
+        }
+
+        if (weightSpec.Scheme.IsPerChannel() && weightSpec.ChannelAxis != 0)
+        {
+            throw new ArgumentException($"{name}: per-channel weights must use the output-channel axis 0, got ch_axis={weightSpec.ChannelAxis} ({weightSpec}).", nameof(weightSpec));
+        }
+
+        Observer observer = weightSpec.Create($"{name}.weight");
+        observer.Observe(weight, shape);
+        QParams qparams = observer.CalculateQParams();
+        return QTensor.Quantize(weight, shape, qparams, MemoryFormat.Contiguous);
+    }
+
+    private static Conv2dOptions ReadOptions(string name, Conv2d conv)
+    {
+        if (conv.transposed)
+        {
+            throw new NotSupportedException($"{name}: transposed convolutions are not handled by FusedConv2d.");
+        }
+
+        if (conv.padding_mode != PaddingModes.Zeros)
+        {
+            throw new NotSupportedException($"{name}: padding_mode={conv.padding_mode} is not supported; the int8 conv pads with the input zero point, which is padding_mode=Zeros only.");
+        }
+
+        int inChannels = checked((int)conv.in_channels);
+        int outChannels = checked((int)conv.out_channels);
+        int groups = checked((int)conv.groups);
+        (int kernelHeight, int kernelWidth) = Pair(name, "kernel_size", conv.kernel_size);
+        (int strideHeight, int strideWidth) = Pair(name, "stride", conv.stride);
+        (int dilationHeight, int dilationWidth) = Pair(name, "dilation", conv.dilation);
+        int padHeight;
+        int padWidth;
+        switch (conv.padding_type)
+        {
+            case Padding.Valid:
+                (padHeight, padWidth) = (0, 0);
+                break;
+            case Padding.Same:
+                // 'same' pads d*(k-1) in total per dimension; split evenly only when that is even. PyTorch
+                // pads an odd total asymmetrically (extra on the right/bottom), which the int8 kernel does not do.
+                int totalHeight = dilationHeight * (kernelHeight - 1);
+                int totalWidth = dilationWidth * (kernelWidth - 1);
+                if (totalHeight % 2 != 0 || totalWidth % 2 != 0)
+                {
+                    throw new NotSupportedException($"{name}: padding='same' with kernel_size={TorchText.Pair(kernelHeight, kernelWidth)} and dilation={TorchText.Pair(dilationHeight, dilationWidth)} needs asymmetric padding, which is not supported; use an odd kernel or explicit padding.");
+                }
+
+                (padHeight, padWidth) = (totalHeight / 2, totalWidth / 2);
+                break;
+            case null:
+                (padHeight, padWidth) = Pair(name, "padding", conv.padding);
+                break;
+            default:
+                throw new NotSupportedException($"{name}: padding={conv.padding_type} is not supported; use zeros padding given as numbers, 'same' or 'valid'.");
+        }
+
+        var options = new Conv2dOptions(
+            inChannels, outChannels, kernelHeight, kernelWidth, strideHeight, strideWidth,
+            padHeight, padWidth, dilationHeight, dilationWidth, groups);
+        QuantizedConv2d.ValidateOptions(name, options);
+        return options;
+    }
+
+    private static (int First, int Second) Pair(string name, string what, long[]? values) => values switch
+    {
+        [long both] => (checked((int)both), checked((int)both)),
+        [long first, long second] => (checked((int)first), checked((int)second)),
+        _ => throw new NotSupportedException($"{name}: expected {what} with 1 or 2 values, got {(values is null ? "none" : TorchText.Shape(Array.ConvertAll(values, v => (int)v)))}."),
+    };
+
+    /// <summary>A float32 parameter's values (null for a null parameter).</summary>
+    internal static float[]? ReadParameter(string name, string what, Tensor? parameter)
+    {
+        if (parameter is null)
+        {
+            return null;
+        }
+
+        if (parameter.dtype != ScalarType.Float32)
+        {
+            throw new NotSupportedException($"{name}: {what} is {parameter.dtype}; only Float32 modules are supported.");
+        }
+
+        return TensorInterop.ToArray(parameter, out _);
+    }
+
+    private static (float[] Weight, float[] Bias) FoldBatchNorm(string name, Conv2dOptions options, float[] weight, float[]? bias, BatchNorm2d batchNorm)
+    {
+        int channels = options.OutChannels;
+        if (batchNorm.num_features != channels)
+        {
+            throw new ArgumentException($"{name}: the fused BatchNorm2d has {batchNorm.num_features} features, expected {channels} (the conv's out_channels).", nameof(batchNorm));
+        }
+
+        float[] mean = ReadParameter(name, "BatchNorm running_mean", batchNorm.running_mean)
+            ?? throw new NotSupportedException($"{name}: the fused BatchNorm2d has no running statistics (track_running_stats=False), so it cannot be folded into the conv.");
+        float[] variance = ReadParameter(name, "BatchNorm running_var", batchNorm.running_var)
+            ?? throw new NotSupportedException($"{name}: the fused BatchNorm2d has no running statistics (track_running_stats=False), so it cannot be folded into the conv.");
+
+        // affine=False: gamma 1, beta 0.
+        float[]? gamma = ReadParameter(name, "BatchNorm weight", batchNorm.weight);
+        float[]? beta = ReadParameter(name, "BatchNorm bias", batchNorm.bias);
+        float eps = (float)batchNorm.eps;
+        if (mean.Length != channels || variance.Length != channels || (gamma is not null && gamma.Length != channels) || (beta is not null && beta.Length != channels))
+        {
+            throw new ArgumentException($"{name}: the fused BatchNorm2d's statistics do not all have {channels} values.", nameof(batchNorm));
+        }
+
+        int perChannel = weight.Length / channels;
+        var foldedWeight = new float[weight.Length];
+        var foldedBias = new float[channels];
+        for (int c = 0; c < channels; c++)
+        {
+            float g = gamma is null ? 1f : gamma[c];
+            float b = beta is null ? 0f : beta[c];
+            float rsqrt = 1.0f / MathF.Sqrt(variance[c] + eps);
+
+            // w' = w * (gamma * rsqrt(var + eps))
+            float factor = g * rsqrt;
+            for (int i = c * perChannel; i < (c + 1) * perChannel; i++)
+            {
+                foldedWeight[i] = weight[i] * factor;
+            }
+
+            // b' = (b - mean) * rsqrt(var + eps) * gamma + beta, left to right; the final add is its own
+            // statement so no fused multiply-add can creep in.
+            float scaled = (((bias is null ? 0f : bias[c]) - mean[c]) * rsqrt) * g;
+            foldedBias[c] = scaled + b;
+            if (!float.IsFinite(foldedBias[c]) || !float.IsFinite(factor))
+            {
+                throw new ArgumentException($"{name}: folding the BatchNorm2d gives a non-finite value for channel {c} (running_var={variance[c]}, eps={eps}, weight={g}, bias={b}, running_mean={mean[c]}).", nameof(batchNorm));
+            }
+        }
+
+        return (foldedWeight, foldedBias);
+    }
+}

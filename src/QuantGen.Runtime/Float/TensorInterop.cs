@@ -1,0 +1,62 @@
+using System;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QuantGen.Modules;
+
+/// <summary>
+/// Float tensors ↔ arrays, for the generated Quantized forward's Tensor overload and for reading
+/// module parameters. Arrays are always float32 in logical row-major order (PyTorch's, NCHW for images).
+/// </summary>
+public static class TensorInterop
+{
+    /// <summary>
+    /// A copy of the values of a float32 tensor in logical row-major order, and its shape. Tensors on
+    /// another device or with a non-contiguous layout are copied to CPU row-major first; the tensor itself
+    /// is not changed.
+    /// </summary>
+    /// <exception cref="ArgumentException">The tensor is not float32 (the message names its dtype).</exception>
+    public static float[] ToArray(Tensor tensor, out int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (tensor.dtype != ScalarType.Float32)
+        {
+            throw new ArgumentException($"TensorInterop: expected a Float32 tensor, got {tensor.dtype} {TorchText.Shape(ToIntShape(tensor.shape))}.", nameof(tensor));
+        }
+
+        shape = ToIntShape(tensor.shape);
+        using var scope = torch.NewDisposeScope();
+        Tensor rowMajor = tensor.detach().cpu().contiguous();
+        return rowMajor.data<float>().ToArray();
+    }
+
+    /// <summary>A new float32 CPU tensor holding a copy of <paramref name="values"/> with <paramref name="shape"/>.</summary>
+    /// <exception cref="ArgumentException">The shape has a negative dimension or does not hold exactly <c>values.Length</c> elements.</exception>
+    public static Tensor FromArray(float[] values, int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        ArgumentNullException.ThrowIfNull(shape);
+        long count = 1;
+        var dimensions = new long[shape.Length];
+        for (int i = 0; i < shape.Length; i++)
+        {
+            if (shape[i] < 0)
+            {
+                throw new ArgumentException($"TensorInterop: shape {TorchText.Shape(shape)} has a negative dimension.", nameof(shape));
+            }
+
+            dimensions[i] = shape[i];
+            count *= shape[i];
+        }
+
+        if (count != values.Length)
+        {
+            throw new ArgumentException($"TensorInterop: shape {TorchText.Shape(shape)} holds {count} values, got {values.Length}.", nameof(shape));
+        }
+
+        return torch.tensor(values, dimensions, ScalarType.Float32);
+    }
+
+    /// <summary>A tensor's shape as ints (QuantGen's sizes are int32; larger dimensions are refused).</summary>
+    internal static int[] ToIntShape(long[] shape) => Array.ConvertAll(shape, d => checked((int)d));
+}

@@ -1,0 +1,82 @@
+using System;
+
+namespace QuantGen.Modules;
+
+/// <summary>
+/// PyTorch's <c>Quantize</c> (a converted QuantStub, or the model's entry): float values → a quantized
+/// tensor with fixed, calibrated <see cref="QParams"/>, by the numerics contract
+/// <c>q = clamp(round_half_even(x * (1f / scale)) + zp, dtype_min, dtype_max)</c>.
+/// </summary>
+/// <remarks>
+/// Non-finite values at inference follow <see cref="Kernels.Scalar.QuantizeScalar"/>: +inf saturates to
+/// the dtype maximum, -inf to the minimum, and NaN becomes the zero point (it dequantizes to exactly 0).
+/// PyTorch maps all three to the integer 0 instead; calibration refuses them outright, so they can only
+/// reach a converted model at inference.
+/// </remarks>
+public sealed class QuantizeInput
+{
+    /// <param name="model">Model name, for error messages.</param>
+    /// <param name="layer">Member name (e.g. "quant"), for error messages.</param>
+    /// <param name="qparams">Per-tensor scale and zero point from calibration (quint8 for the int8 layers).</param>
+    public QuantizeInput(string model, string layer, QParams qparams)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(qparams);
+        if (qparams.IsPerChannel)
+        {
+            throw new ArgumentException($"{model}.{layer}: input quantization needs per-tensor qparams, got {qparams}.", nameof(qparams));
+        }
+
+        Model = model;
+        Layer = layer;
+        QParams = qparams;
+    }
+
+    /// <summary>Model name, for error messages.</summary>
+    public string Model { get; }
+
+    /// <summary>Member name, for error messages.</summary>
+    public string Layer { get; }
+
+    /// <summary>The scale and zero point every input is quantized with.</summary>
+    public QParams QParams { get; }
+
+    /// <summary>The per-tensor scale.</summary>
+    public float Scale => QParams.Scale;
+
+    /// <summary>The per-tensor zero point.</summary>
+    public int ZeroPoint => QParams.ZeroPoint;
+
+    /// <summary>
+    /// Quantizes <paramref name="values"/>, given in logical row-major order (NCHW for images). A 4-D
+    /// result is stored channels-last (what the conv kernels read), any other rank contiguous.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shape has a negative dimension or does not match the number of values.</exception>
+    public QTensor Forward(ReadOnlySpan<float> values, int[] shape)
+    {
+        ArgumentNullException.ThrowIfNull(shape);
+        long count = 1;
+        foreach (int dimension in shape)
+        {
+            if (dimension < 0)
+            {
+                throw new ArgumentException($"{Model}.{Layer}: shape {TorchText.Shape(shape)} has a negative dimension.", nameof(shape));
+            }
+
+            count *= dimension;
+        }
+
+        if (count != values.Length)
+        {
+            throw new ArgumentException($"{Model}.{Layer}: shape {TorchText.Shape(shape)} holds {count} values, got {values.Length}.", nameof(shape));
+        }
+
+        MemoryFormat format = shape.Length == 4 ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
+        return QTensor.Quantize(values, (int[])shape.Clone(), QParams, format);
+    }
+
+    /// <summary>PyTorch's repr: <c>Quantize(scale=tensor([0.0011]), zero_point=tensor([0]), dtype=torch.quint8)</c>.</summary>
+    public override string ToString() =>
+        $"Quantize(scale={TorchText.ScalarTensor(Scale)}, zero_point={TorchText.IntTensor(ZeroPoint)}, dtype={QParams.DType.ToTorchString()})";
+}

@@ -1,0 +1,275 @@
+using System;
+using System.Text;
+using QuantGen.Kernels;
+using QuantGen.Kernels.Scalar;
+
+namespace QuantGen.Modules;
+
+/// <summary>
+/// PyTorch's <c>QuantizedConv2d</c> / <c>QuantizedConvReLU2d</c>: quint8 activations, qint8 weights
+/// packed once at construction, int32 accumulation and requantization per the numerics contract of
+/// <see cref="Backend"/>.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer held by the instance (so
+/// steady-state inference does not allocate it again) and caches requantization factors. Give each
+/// thread its own model, or serialize calls.
+/// </remarks>
+public sealed class QuantizedConv2d
+{
+    private readonly sbyte[] _weightsOhwi;
+    private readonly int[] _weightZeroPoints;
+    private readonly float[] _weightScales;
+    private readonly float[]? _bias;
+    private readonly RequantizeParams _calibratedRequantize;
+    private float _otherInputScale = float.NaN;
+    private RequantizeParams? _otherRequantize;
+    private int[] _accumulators = [];
+
+    /// <param name="model">Model name for errors.</param>
+    /// <param name="layer">Member name for errors.</param>
+    /// <param name="options">Hyper-parameters.</param>
+    /// <param name="weight">qint8 weight, logical [OutC, InC/groups, KH, KW], per-channel (axis 0) or per-tensor.</param>
+    /// <param name="bias">Float bias per output channel, or null.</param>
+    /// <param name="inputQParams">The input's qparams seen at calibration (factors are precomputed for them).</param>
+    /// <param name="outputQParams">Output scale and zero point.</param>
+    /// <param name="fusedRelu">ConvReLU2d.</param>
+    /// <param name="backend">Bias/requantization arithmetic.</param>
+    /// <exception cref="ArgumentException">Inconsistent hyper-parameters, weight shape, dtype or qparams (the message names the layer).</exception>
+    public QuantizedConv2d(string model, string layer, Conv2dOptions options, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(inputQParams);
+        ArgumentNullException.ThrowIfNull(outputQParams);
+        string name = $"{model}.{layer}";
+        ValidateOptions(name, options);
+        int outChannels = options.OutChannels;
+        int inPerGroup = options.InChannels / options.Groups;
+        int[] expectedShape = [outChannels, inPerGroup, options.KernelHeight, options.KernelWidth];
+        if (!weight.Shape.AsSpan().SequenceEqual(expectedShape))
+        {
+            throw new ArgumentException($"{name}: expected weight {TorchText.Shape(expectedShape)} ([out_channels, in_channels / groups, kH, kW]), got {TorchText.Shape(weight.Shape)}.", nameof(weight));
+        }
+
+        (_weightScales, _weightZeroPoints) = LayerChecks.WeightQParamsPerOutputChannel(name, weight, outChannels);
+        _bias = LayerChecks.Bias(name, bias, outChannels);
+        LayerChecks.ActivationQParams(name, "input", inputQParams, nameof(inputQParams));
+        LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
+
+        Model = model;
+        Layer = layer;
+        Options = options;
+        Weight = weight;
+        InputQParams = inputQParams;
+        OutputQParams = outputQParams;
+        FusedRelu = fusedRelu;
+        Backend = backend;
+        _weightsOhwi = PackOhwi(weight, outChannels, inPerGroup, options.KernelHeight, options.KernelWidth);
+        _calibratedRequantize = CreateRequantize(inputQParams.Scale);
+    }
+
+    /// <summary>Model name, for error messages.</summary>
+    public string Model { get; }
+
+    /// <summary>Member name, for error messages.</summary>
+    public string Layer { get; }
+
+    /// <summary>Hyper-parameters.</summary>
+    public Conv2dOptions Options { get; }
+
+    /// <summary>The qint8 weight, logical [OutC, InC/groups, KH, KW] (PyTorch's <c>weight()</c>).</summary>
+    public QTensor Weight { get; }
+
+    /// <summary>Float bias per output channel, or null.</summary>
+    public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+
+    /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
+    public QParams InputQParams { get; }
+
+    /// <summary>Output scale and zero point.</summary>
+    public QParams OutputQParams { get; }
+
+    /// <summary>Output scale.</summary>
+    public float Scale => OutputQParams.Scale;
+
+    /// <summary>Output zero point.</summary>
+    public int ZeroPoint => OutputQParams.ZeroPoint;
+
+    /// <summary>True for ConvReLU2d.</summary>
+    public bool FusedRelu { get; }
+
+    /// <summary>The bias/requantization arithmetic.</summary>
+    public QuantBackend Backend { get; }
+
+    /// <summary>
+    /// x: quint8 [N, InC, H, W] (any layout, per-tensor qparams); returns quint8 channels-last
+    /// [N, OutC, OH, OW]. An input whose scale differs from the calibrated one is requantized with
+    /// factors computed for its actual scale, as PyTorch does.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong dtype, rank, channel count, or a spatial size smaller than the kernel's reach.</exception>
+    public QTensor Forward(QTensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        ValidateInput(input);
+        Conv2dOptions o = Options;
+        int[] shape = input.Shape;
+        var geometry = new Conv2dGeometry(
+            shape[0], o.InChannels, shape[2], shape[3], o.OutChannels, o.KernelHeight, o.KernelWidth,
+            o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.Groups);
+        int[] outputShape = [shape[0], o.OutChannels, geometry.OutHeight, geometry.OutWidth];
+        var output = new QTensor(outputShape, OutputQParams, MemoryFormat.ChannelsLast);
+        if (output.Count == 0)
+        {
+            return output;
+        }
+
+        int accumulatorCount = output.Count;
+        if (_accumulators.Length < accumulatorCount)
+        {
+            _accumulators = new int[accumulatorCount];
+        }
+
+        Span<int> accumulators = _accumulators.AsSpan(0, accumulatorCount);
+        QTensor inputNhwc = input.WithFormat(MemoryFormat.ChannelsLast);
+        Conv2dScalar.Accumulate(geometry, inputNhwc.AsUInt8(), input.ZeroPoint, _weightsOhwi, _weightZeroPoints, accumulators);
+        Requantize.RequantizeInt32ToUInt8(accumulators, RequantizeFor(input.Scale), output.AsUInt8());
+        return output;
+    }
+
+    /// <summary>
+    /// PyTorch's repr, e.g. <c>QuantizedConvReLU2d(1, 1, kernel_size=(1, 1), stride=(1, 1), scale=0.006616627331823111, zero_point=0)</c>;
+    /// padding, dilation, groups and <c>bias=False</c> appear only when not the default.
+    /// </summary>
+    public override string ToString()
+    {
+        Conv2dOptions o = Options;
+        var text = new StringBuilder(FusedRelu ? "QuantizedConvReLU2d(" : "QuantizedConv2d(");
+        text.Append(o.InChannels).Append(", ").Append(o.OutChannels)
+            .Append(", kernel_size=").Append(TorchText.Pair(o.KernelHeight, o.KernelWidth))
+            .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth))
+            .Append(", scale=").Append(TorchText.PythonFloat(Scale))
+            .Append(", zero_point=").Append(ZeroPoint);
+        if (o.PadHeight != 0 || o.PadWidth != 0)
+        {
+            text.Append(", padding=").Append(TorchText.Pair(o.PadHeight, o.PadWidth));
+        }
+
+        if (o.DilationHeight != 1 || o.DilationWidth != 1)
+        {
+            text.Append(", dilation=").Append(TorchText.Pair(o.DilationHeight, o.DilationWidth));
+        }
+
+        if (o.Groups != 1)
+        {
+            text.Append(", groups=").Append(o.Groups);
+        }
+
+        if (_bias is null)
+        {
+            text.Append(", bias=False");
+        }
+
+        return text.Append(')').ToString();
+    }
+
+    /// <summary>Checks hyper-parameters the way PyTorch's Conv2d constructor does, naming the layer.</summary>
+    internal static void ValidateOptions(string name, Conv2dOptions options)
+    {
+        if (options.InChannels < 1 || options.OutChannels < 1 || options.KernelHeight < 1 || options.KernelWidth < 1)
+        {
+            throw new ArgumentException($"{name}: channels and kernel size must be positive, got {options}.", nameof(options));
+        }
+
+        if (options.StrideHeight < 1 || options.StrideWidth < 1 || options.DilationHeight < 1 || options.DilationWidth < 1 || options.PadHeight < 0 || options.PadWidth < 0)
+        {
+            throw new ArgumentException($"{name}: stride and dilation must be positive and padding non-negative, got {options}.", nameof(options));
+        }
+
+        if (options.Groups < 1 || options.InChannels % options.Groups != 0 || options.OutChannels % options.Groups != 0)
+        {
+            throw new ArgumentException($"{name}: in_channels ({options.InChannels}) and out_channels ({options.OutChannels}) must both be divisible by groups ({options.Groups}).", nameof(options));
+        }
+    }
+
+    /// <summary>Rank, channel count and spatial size of an NCHW input, with the layer's message style.</summary>
+    internal static void ValidateSpatialInput(string name, Conv2dOptions options, ReadOnlySpan<int> shape)
+    {
+        if (shape.Length != 4 || shape[1] != options.InChannels)
+        {
+            throw new ArgumentException($"{name}: expected input [N, {options.InChannels}, H, W] (rank 4, {options.InChannels} channels), got {TorchText.Shape(shape)}.");
+        }
+
+        int reachHeight = (options.DilationHeight * (options.KernelHeight - 1)) + 1;
+        int reachWidth = (options.DilationWidth * (options.KernelWidth - 1)) + 1;
+        long paddedHeight = shape[2] + (2L * options.PadHeight);
+        long paddedWidth = shape[3] + (2L * options.PadWidth);
+        if (paddedHeight < reachHeight || paddedWidth < reachWidth)
+        {
+            throw new ArgumentException(
+                $"{name}: input {TorchText.Shape(shape)} is too small: its padded spatial size {paddedHeight}x{paddedWidth} must be at least the kernel's reach {reachHeight}x{reachWidth} " +
+                $"(kernel_size={TorchText.Pair(options.KernelHeight, options.KernelWidth)}, dilation={TorchText.Pair(options.DilationHeight, options.DilationWidth)}, padding={TorchText.Pair(options.PadHeight, options.PadWidth)}).");
+        }
+    }
+
+    private void ValidateInput(QTensor input)
+    {
+        string name = $"{Model}.{Layer}";
+        if (input.DType != QuantDType.QUInt8)
+        {
+            throw new ArgumentException($"{name}: expected a {QuantDType.QUInt8.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)}.", nameof(input));
+        }
+
+        if (input.QParams.IsPerChannel)
+        {
+            throw new ArgumentException($"{name}: expected an input with per-tensor qparams, got {input.QParams}.", nameof(input));
+        }
+
+        ValidateSpatialInput(name, Options, input.Shape);
+    }
+
+    private RequantizeParams RequantizeFor(float inputScale)
+    {
+        if (inputScale.Equals(InputQParams.Scale))
+        {
+            return _calibratedRequantize;
+        }
+
+        // PyTorch requantizes with the actual input's scale; keep the last such set of factors.
+        if (_otherRequantize is null || !inputScale.Equals(_otherInputScale))
+        {
+            _otherRequantize = CreateRequantize(inputScale);
+            _otherInputScale = inputScale;
+        }
+
+        return _otherRequantize;
+    }
+
+    private RequantizeParams CreateRequantize(float inputScale) =>
+        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, OutputQParams.ZeroPoint, _bias, FusedRelu);
+
+    /// <summary>Logical [OC, IC/g, KH, KW] → OHWI, the order Conv2dScalar reads.</summary>
+    private static sbyte[] PackOhwi(QTensor weight, int outChannels, int inPerGroup, int kernelHeight, int kernelWidth)
+    {
+        int[] logical = weight.IntRepr();
+        var packed = new sbyte[logical.Length];
+        for (int oc = 0; oc < outChannels; oc++)
+        {
+            for (int ic = 0; ic < inPerGroup; ic++)
+            {
+                for (int kh = 0; kh < kernelHeight; kh++)
+                {
+                    for (int kw = 0; kw < kernelWidth; kw++)
+                    {
+                        int source = (((((oc * inPerGroup) + ic) * kernelHeight) + kh) * kernelWidth) + kw;
+                        int target = (((((oc * kernelHeight) + kh) * kernelWidth) + kw) * inPerGroup) + ic;
+                        packed[target] = (sbyte)logical[source];
+                    }
+                }
+            }
+        }
+
+        return packed;
+    }
+}

@@ -1,0 +1,193 @@
+using System;
+using System.Text;
+using QuantGen.Kernels;
+using QuantGen.Kernels.Scalar;
+
+namespace QuantGen.Modules;
+
+/// <summary>
+/// PyTorch's <c>QuantizedLinear</c> / <c>QuantizedLinearReLU</c>: quint8 activations, qint8 weights
+/// [OutFeatures, InFeatures], int32 accumulation and requantization per the numerics contract of
+/// <see cref="Backend"/>.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer held by the instance and
+/// caches requantization factors. Give each thread its own model, or serialize calls.
+/// </remarks>
+public sealed class QuantizedLinear
+{
+    private readonly sbyte[] _weights;
+    private readonly int[] _weightZeroPoints;
+    private readonly float[] _weightScales;
+    private readonly float[]? _bias;
+    private readonly RequantizeParams _calibratedRequantize;
+    private float _otherInputScale = float.NaN;
+    private RequantizeParams? _otherRequantize;
+    private int[] _accumulators = [];
+
+    /// <param name="model">Model name for errors.</param>
+    /// <param name="layer">Member name for errors.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="weight">qint8 weight [OutFeatures, InFeatures], per-channel (axis 0) or per-tensor.</param>
+    /// <param name="bias">Float bias per output feature, or null.</param>
+    /// <param name="inputQParams">The input's qparams seen at calibration (factors are precomputed for them).</param>
+    /// <param name="outputQParams">Output scale and zero point.</param>
+    /// <param name="fusedRelu">LinearReLU.</param>
+    /// <param name="backend">Bias/requantization arithmetic.</param>
+    /// <exception cref="ArgumentException">Inconsistent sizes, weight shape, dtype or qparams (the message names the layer).</exception>
+    public QuantizedLinear(string model, string layer, int inFeatures, int outFeatures, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(inputQParams);
+        ArgumentNullException.ThrowIfNull(outputQParams);
+        string name = $"{model}.{layer}";
+        if (inFeatures < 1 || outFeatures < 1)
+        {
+            throw new ArgumentException($"{name}: in_features ({inFeatures}) and out_features ({outFeatures}) must be positive.");
+        }
+
+        int[] expectedShape = [outFeatures, inFeatures];
+        if (!weight.Shape.AsSpan().SequenceEqual(expectedShape))
+        {
+            throw new ArgumentException($"{name}: expected weight {TorchText.Shape(expectedShape)} ([out_features, in_features]), got {TorchText.Shape(weight.Shape)}.", nameof(weight));
+        }
+
+        (_weightScales, _weightZeroPoints) = LayerChecks.WeightQParamsPerOutputChannel(name, weight, outFeatures);
+        _bias = LayerChecks.Bias(name, bias, outFeatures);
+        LayerChecks.ActivationQParams(name, "input", inputQParams, nameof(inputQParams));
+        LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
+
+        Model = model;
+        Layer = layer;
+        InFeatures = inFeatures;
+        OutFeatures = outFeatures;
+        Weight = weight;
+        InputQParams = inputQParams;
+        OutputQParams = outputQParams;
+        FusedRelu = fusedRelu;
+        Backend = backend;
+        _weights = Array.ConvertAll(weight.IntRepr(), q => (sbyte)q);
+        _calibratedRequantize = CreateRequantize(inputQParams.Scale);
+    }
+
+    /// <summary>Model name, for error messages.</summary>
+    public string Model { get; }
+
+    /// <summary>Member name, for error messages.</summary>
+    public string Layer { get; }
+
+    /// <summary>Input features.</summary>
+    public int InFeatures { get; }
+
+    /// <summary>Output features.</summary>
+    public int OutFeatures { get; }
+
+    /// <summary>The qint8 weight [OutFeatures, InFeatures] (PyTorch's <c>weight()</c>).</summary>
+    public QTensor Weight { get; }
+
+    /// <summary>Float bias per output feature, or null.</summary>
+    public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+
+    /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
+    public QParams InputQParams { get; }
+
+    /// <summary>Output scale and zero point.</summary>
+    public QParams OutputQParams { get; }
+
+    /// <summary>Output scale.</summary>
+    public float Scale => OutputQParams.Scale;
+
+    /// <summary>Output zero point.</summary>
+    public int ZeroPoint => OutputQParams.ZeroPoint;
+
+    /// <summary>True for LinearReLU.</summary>
+    public bool FusedRelu { get; }
+
+    /// <summary>The bias/requantization arithmetic.</summary>
+    public QuantBackend Backend { get; }
+
+    /// <summary>
+    /// x: quint8 [..., InFeatures] (rank 2 or more, as PyTorch's quantized linear requires); returns
+    /// quint8 [..., OutFeatures], contiguous. An input whose scale differs from the calibrated one is
+    /// requantized with factors computed for its actual scale, as PyTorch does.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong dtype, rank or feature count.</exception>
+    public QTensor Forward(QTensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        string name = $"{Model}.{Layer}";
+        int[] shape = input.Shape;
+        if (input.DType != QuantDType.QUInt8)
+        {
+            throw new ArgumentException($"{name}: expected a {QuantDType.QUInt8.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(shape)}.", nameof(input));
+        }
+
+        if (input.QParams.IsPerChannel)
+        {
+            throw new ArgumentException($"{name}: expected an input with per-tensor qparams, got {input.QParams}.", nameof(input));
+        }
+
+        if (shape.Length < 2 || shape[^1] != InFeatures)
+        {
+            throw new ArgumentException($"{name}: expected input [N, {InFeatures}] (rank 2 or more, last dimension {InFeatures}), got {TorchText.Shape(shape)}.", nameof(input));
+        }
+
+        int[] outputShape = (int[])shape.Clone();
+        outputShape[^1] = OutFeatures;
+        var output = new QTensor(outputShape, OutputQParams, MemoryFormat.Contiguous);
+        if (output.Count == 0)
+        {
+            return output;
+        }
+
+        int rows = output.Count / OutFeatures;
+        if (_accumulators.Length < output.Count)
+        {
+            _accumulators = new int[output.Count];
+        }
+
+        Span<int> accumulators = _accumulators.AsSpan(0, output.Count);
+        QTensor rowMajor = input.WithFormat(MemoryFormat.Contiguous);
+        LinearScalar.Accumulate(rows, InFeatures, OutFeatures, rowMajor.AsUInt8(), input.ZeroPoint, _weights, _weightZeroPoints, accumulators);
+        Requantize.RequantizeInt32ToUInt8(accumulators, RequantizeFor(input.Scale), output.AsUInt8());
+        return output;
+    }
+
+    /// <summary>
+    /// PyTorch's repr: <c>QuantizedLinear(in_features=4, out_features=2, scale=0.1, zero_point=3, qscheme=torch.per_channel_affine)</c>
+    /// (PyTorch stores symmetric weights with an affine qscheme, so that is what it prints).
+    /// </summary>
+    public override string ToString()
+    {
+        var text = new StringBuilder(FusedRelu ? "QuantizedLinearReLU(" : "QuantizedLinear(");
+        text.Append("in_features=").Append(InFeatures)
+            .Append(", out_features=").Append(OutFeatures)
+            .Append(", scale=").Append(TorchText.PythonFloat(Scale))
+            .Append(", zero_point=").Append(ZeroPoint)
+            .Append(", qscheme=").Append((Weight.QParams.IsPerChannel ? QScheme.PerChannelAffine : QScheme.PerTensorAffine).ToTorchString());
+        return text.Append(')').ToString();
+    }
+
+    private RequantizeParams RequantizeFor(float inputScale)
+    {
+        if (inputScale.Equals(InputQParams.Scale))
+        {
+            return _calibratedRequantize;
+        }
+
+        // PyTorch requantizes with the actual input's scale; keep the last such set of factors.
+        if (_otherRequantize is null || !inputScale.Equals(_otherInputScale))
+        {
+            _otherRequantize = CreateRequantize(inputScale);
+            _otherInputScale = inputScale;
+        }
+
+        return _otherRequantize;
+    }
+
+    private RequantizeParams CreateRequantize(float inputScale) =>
+        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, OutputQParams.ZeroPoint, _bias, FusedRelu);
+}
