@@ -1,0 +1,133 @@
+using System.Collections.Generic;
+using Microsoft.CodeAnalysis;
+
+namespace QuantGen.Generator.Diagnostics;
+
+/// <summary>
+/// The one catalog of QuantGen's diagnostics. Every rule has a section in docs/diagnostics.md and a row in
+/// AnalyzerReleases.Unshipped.md; its help link is built from its ID by <see cref="HelpLink"/>.
+/// </summary>
+internal static class DiagnosticDescriptors
+{
+    /// <summary>
+    /// Where docs/diagnostics.md is published. Each section there carries an explicit anchor equal to the
+    /// lower-cased ID, so a link stays valid when a section's title changes.
+    /// </summary>
+    public const string DocumentationUrl = "https://github.com/quantgen/quantgen/blob/main/docs/diagnostics.md";
+
+    private const string Category = "QuantGen";
+
+    private static readonly Dictionary<string, DiagnosticDescriptor> ById = new();
+
+    public static readonly DiagnosticDescriptor NotPartial = Create(
+        "QG0001",
+        "[Quantize] class must be partial",
+        "'{0}' is marked [Quantize] but {1} not partial; add the 'partial' modifier so QuantGen can add Prepare(), Observed and Quantized",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor NotATensorModule = Create(
+        "QG0002",
+        "[Quantize] class must derive from Module<Tensor, Tensor>",
+        "'{0}' must derive from TorchSharp's torch.nn.Module<Tensor, Tensor> to be quantized, but it derives from '{1}'",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor FuseUnknownMember = Create(
+        "QG0003",
+        "[Fuse] names an unknown member",
+        "[Fuse] on '{0}' names '{1}', which is not a module field or property of '{0}'",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor FuseNotConsecutive = Create(
+        "QG0004",
+        "[Fuse] modules do not follow each other in forward",
+        "[Fuse({1})] on '{0}': {2}; fused modules must be called one after the other in forward, each taking the previous one's output, which nothing else uses",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor UnsupportedFusion = Create(
+        "QG0005",
+        "Unsupported [Fuse] sequence",
+        "[Fuse({1})] on '{0}' is {2}, which QuantGen cannot fuse; supported sequences are Conv2d+ReLU, Conv2d+BatchNorm2d, Conv2d+BatchNorm2d+ReLU and Linear+ReLU",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor UnsupportedForwardStatement = Create(
+        "QG0006",
+        "Unsupported statement in forward",
+        "'{0}' in {1}.forward cannot be traced: {2}. QuantGen traces 'x = m.forward(x);', 'var y = m.forward(x);', 'return m.forward(x);' and 'return x;' where m is a module field or property of {1} (nested calls and m.call(x) work too).",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor UnsupportedModuleType = Create(
+        "QG0007",
+        "Module type not supported",
+        "'{0}.{1}' is a '{2}', which QuantGen cannot quantize; supported member types are TorchSharp.Modules.Conv2d, BatchNorm2d (fused into a Conv2d), ReLU, Linear, Identity, Flatten and QuantGen.Modules.QuantStub/DeQuantStub",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor MissingForward = Create(
+        "QG0008",
+        "No forward(Tensor) to trace",
+        "'{0}' has no 'public override Tensor forward(Tensor x)' with a body for QuantGen to trace",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor ModuleCalledTwice = Create(
+        "QG0009",
+        "Module called more than once in forward",
+        "'{0}.{1}' is called more than once in forward; each call needs its own observer and int8 op, so declare one module per call",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor OutsideQuantizedRegion = Create(
+        "QG0010",
+        "Module outside the quantized region",
+        "'{0}.{1}' is called {2}; only Identity may run outside the region between QuantStub and DeQuantStub",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor StubOrder = Create(
+        "QG0011",
+        "QuantStub/DeQuantStub used in an unsupported way",
+        "'{0}.{1}' {2}; forward may call one QuantStub, which starts the quantized region, and one DeQuantStub after it, which ends it",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor BatchNormNotFused = Create(
+        "QG0012",
+        "BatchNorm2d must be fused into a Conv2d",
+        "'{0}.{1}' (BatchNorm2d) is not fused; add [Fuse(nameof(<conv>), nameof({1}))] with the Conv2d that feeds it, since QuantGen folds BatchNorm into the conv and has no standalone int8 BatchNorm",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor FuseMemberRepeated = Create(
+        "QG0013",
+        "Member fused more than once",
+        "'{0}.{1}' appears in more than one [Fuse] group, or twice in one; each module can be fused once",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor UnknownBackend = Create(
+        "QG0014",
+        "Unknown QuantBackend",
+        "[Quantize] on '{0}' has backend value {1}, which is not a QuantBackend member (X86 or Qnnpack)",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor GeneratedNameTaken = Create(
+        "QG0015",
+        "Member name reserved for generated code",
+        "'{0}' already has a member named '{1}', which QuantGen generates; rename it",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor InternalError = Create(
+        "QG9999",
+        "QuantGen internal error",
+        "QuantGen failed on '{0}' ({1}: {2}) and generated no code for it; this is a bug in QuantGen, please report it with the class that triggers it",
+        DiagnosticSeverity.Warning);
+
+    /// <summary>Every descriptor, in ID order.</summary>
+    public static IReadOnlyCollection<DiagnosticDescriptor> All => ById.Values;
+
+    /// <summary>The documentation section of a rule: docs/diagnostics.md#qg0001.</summary>
+    public static string HelpLink(string id) => DocumentationUrl + "#" + id.ToLowerInvariant();
+
+    /// <summary>The descriptor with <paramref name="id"/>; pipeline data carries IDs, not descriptors.</summary>
+    public static DiagnosticDescriptor Get(string id) => ById[id];
+
+    private static DiagnosticDescriptor Create(string id, string title, string messageFormat, DiagnosticSeverity severity)
+    {
+        var descriptor = new DiagnosticDescriptor(id, title, messageFormat, Category, severity, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
+        ById.Add(id, descriptor);
+        return descriptor;
+    }
+}

@@ -1,0 +1,37 @@
+using Microsoft.CodeAnalysis.CSharp;
+
+namespace QuantGen.Generator.Emitting;
+
+/// <summary>Fully qualified names of what the generated code uses, and identifier escaping.</summary>
+internal static class Names
+{
+    public const string Tensor = "global::TorchSharp.torch.Tensor";
+    public const string QConfig = "global::QuantGen.QConfig";
+    public const string QuantBackend = "global::QuantGen.QuantBackend";
+    public const string QParams = "global::QuantGen.QParams";
+    public const string QTensor = "global::QuantGen.QTensor";
+    public const string Observer = "global::QuantGen.Observers.Observer";
+    public const string ObserveExtensions = "global::QuantGen.Observers.TensorObserverExtensions";
+    public const string FusedConv2d = "global::QuantGen.Modules.FusedConv2d";
+    public const string FusedLinear = "global::QuantGen.Modules.FusedLinear";
+    public const string QuantizeInput = "global::QuantGen.Modules.QuantizeInput";
+    public const string QuantizedConv2d = "global::QuantGen.Modules.QuantizedConv2d";
+    public const string QuantizedLinear = "global::QuantGen.Modules.QuantizedLinear";
+    public const string QuantizedReLU = "global::QuantGen.Modules.QuantizedReLU";
+    public const string QuantizedFlatten = "global::QuantGen.Modules.QuantizedFlatten";
+    public const string TensorInterop = "global::QuantGen.Modules.TensorInterop";
+    public const string ArgumentNullException = "global::System.ArgumentNullException";
+
+    /// <summary>The generator's name and version for [GeneratedCode].</summary>
+    public static readonly string GeneratedCodeAttribute =
+        "[global::System.CodeDom.Compiler.GeneratedCode(\"QuantGen.Generator\", \""
+        + (typeof(Names).Assembly.GetName().Version?.ToString() ?? "0.0.0.0")
+        + "\")]";
+
+    /// <summary>A user's member name as an identifier: <c>@class</c> for a member named "class".</summary>
+    public static string Identifier(string name) =>
+        SyntaxFacts.GetKeywordKind(name) != SyntaxKind.None ? "@" + name : name;
+
+    /// <summary>A C# string literal (member names never need escapes, but this does not rely on it).</summary>
+    public static string Literal(string text) => SymbolDisplay.FormatLiteral(text, quote: true);
+}

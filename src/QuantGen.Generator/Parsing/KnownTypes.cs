@@ -1,0 +1,76 @@
+using System.Text;
+using Microsoft.CodeAnalysis;
+
+namespace QuantGen.Generator.Parsing;
+
+/// <summary>
+/// Metadata names of the types the generator recognises. The generator never loads TorchSharp or the
+/// QuantGen runtime: it compares names, so it works against any version that keeps them.
+/// </summary>
+internal static class KnownTypes
+{
+    public const string QuantizeAttribute = "QuantGen.QuantizeAttribute";
+    public const string FuseAttribute = "QuantGen.FuseAttribute";
+
+    /// <summary><c>torch.nn.Module&lt;T, TResult&gt;</c>, nested in the static classes <c>torch</c> and <c>nn</c>.</summary>
+    public const string GenericModule = "TorchSharp.torch+nn+Module`2";
+
+    /// <summary>The non-generic base of every TorchSharp module.</summary>
+    public const string Module = "TorchSharp.torch+nn+Module";
+
+    public const string Tensor = "TorchSharp.torch+Tensor";
+
+    /// <summary>The module kind for a member's declared type, by exact metadata name.</summary>
+    public static ModuleKind KindOf(ITypeSymbol type) => MetadataName(type) switch
+    {
+        "QuantGen.Modules.QuantStub" => ModuleKind.QuantStub,
+        "QuantGen.Modules.DeQuantStub" => ModuleKind.DeQuantStub,
+        "TorchSharp.Modules.Conv2d" => ModuleKind.Conv2d,
+        "TorchSharp.Modules.BatchNorm2d" => ModuleKind.BatchNorm2d,
+        "TorchSharp.Modules.ReLU" => ModuleKind.ReLU,
+        "TorchSharp.Modules.Linear" => ModuleKind.Linear,
+        "TorchSharp.Modules.Identity" => ModuleKind.Identity,
+        "TorchSharp.Modules.Flatten" => ModuleKind.Flatten,
+        _ => ModuleKind.Unsupported,
+    };
+
+    /// <summary>True when <paramref name="type"/> is or derives from the non-generic TorchSharp module.</summary>
+    public static bool IsModule(ITypeSymbol type)
+    {
+        for (ITypeSymbol? current = type; current is not null; current = current.BaseType)
+        {
+            if (MetadataName(current) == Module)
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>True for <c>torch.Tensor</c>.</summary>
+    public static bool IsTensor(ITypeSymbol? type) => type is not null && MetadataName(type) == Tensor;
+
+    /// <summary>
+    /// The name reflection would give the type's definition: namespace, '+' between nested types,
+    /// arity suffix ("TorchSharp.torch+nn+Module`2").
+    /// </summary>
+    public static string MetadataName(ITypeSymbol type)
+    {
+        ITypeSymbol definition = type.OriginalDefinition;
+        var name = new StringBuilder(definition.MetadataName);
+        ISymbol? container = definition.ContainingSymbol;
+        while (container is INamedTypeSymbol containingType)
+        {
+            name.Insert(0, containingType.MetadataName + "+");
+            container = containingType.ContainingSymbol;
+        }
+
+        if (container is INamespaceSymbol ns && !ns.IsGlobalNamespace)
+        {
+            name.Insert(0, ns.ToDisplayString() + ".");
+        }
+
+        return name.ToString();
+    }
+}

@@ -1,0 +1,379 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Operations;
+using QuantGen.Generator.Diagnostics;
+
+namespace QuantGen.Generator.Parsing;
+
+/// <summary>
+/// Syntax and symbols of a [Quantize] class → <see cref="ModelSpec"/> plus diagnostics. This is the only
+/// stage that sees Roslyn's symbols and syntax; everything it returns is plain equatable data.
+/// </summary>
+internal static class ModelParser
+{
+    /// <summary>Names of the members the generated code adds to the class.</summary>
+    private static readonly string[] GeneratedMemberNames = { "Prepare", "Observed", "Quantized" };
+
+    /// <summary>The transform of <c>ForAttributeWithMetadataName</c>; never throws (except on cancellation).</summary>
+    public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
+    {
+        string className = context.TargetSymbol.Name;
+        LocationInfo? classLocation = context.TargetNode is TypeDeclarationSyntax declaration
+            ? LocationInfo.From(declaration.Identifier)
+            : LocationInfo.From(context.TargetNode);
+        return Guard.Run(className, classLocation, () => ParseCore(context, classLocation, cancellationToken), static diagnostics => new ParseResult(null, diagnostics));
+    }
+
+    private static ParseResult ParseCore(GeneratorAttributeSyntaxContext context, LocationInfo? classLocation, CancellationToken cancellationToken)
+    {
+        var diagnostics = new List<DiagnosticInfo>();
+        if (context.TargetSymbol is not INamedTypeSymbol type || context.TargetNode is not TypeDeclarationSyntax syntax)
+        {
+            return new ParseResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        }
+
+        string name = type.Name;
+
+        // The generated file is another part of the class and of every type around it.
+        if (!syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
+        {
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, classLocation, name, "it is"));
+        }
+
+        var containingTypes = new List<ContainingTypeSpec>();
+        for (INamedTypeSymbol? outer = type.ContainingType; outer is not null; outer = outer.ContainingType)
+        {
+            // The part that encloses this declaration (the containing type may be split over files).
+            List<TypeDeclarationSyntax> outerParts = outer.DeclaringSyntaxReferences
+                .Select(r => r.GetSyntax(cancellationToken))
+                .OfType<TypeDeclarationSyntax>()
+                .ToList();
+            TypeDeclarationSyntax? outerSyntax =
+                outerParts.FirstOrDefault(s => s.SyntaxTree == syntax.SyntaxTree && s.Span.Contains(syntax.Span))
+                ?? outerParts.FirstOrDefault();
+            if (outerSyntax is null)
+            {
+                // Not declared in source: a [Quantize] class cannot be nested in a metadata type.
+                return new ParseResult(null, EquatableArray<DiagnosticInfo>.Empty);
+            }
+
+            if (!outerSyntax.Modifiers.Any(SyntaxKind.PartialKeyword))
+            {
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, LocationInfo.From(outerSyntax.Identifier), name, $"its containing type '{outer.Name}' is"));
+            }
+
+            containingTypes.Insert(0, new ContainingTypeSpec(TypeKeyword(outerSyntax), outer.Name + TypeParameterList(outer)));
+        }
+
+        if (!DerivesFromTensorModule(type))
+        {
+            string baseName = type.BaseType?.ToDisplayString() ?? "object";
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotATensorModule, LocationInfo.From(syntax.BaseList) ?? classLocation, name, baseName));
+        }
+
+        if (diagnostics.Count > 0)
+        {
+            // Member and forward checks on something that is not a partial tensor module would be noise.
+            return new ParseResult(null, diagnostics.ToEquatableArray());
+        }
+
+        AttributeData quantize = context.Attributes[0];
+        if (quantize.AttributeConstructor is null || !CarriesFirstQuantizeAttribute(type, syntax))
+        {
+            // Bad attribute arguments, or [Quantize] repeated on another part of the class: the compiler
+            // reports both, and one model must not be generated twice.
+            return new ParseResult(null, EquatableArray<DiagnosticInfo>.Empty);
+        }
+
+        string? backend = ReadBackend(quantize, out int backendValue);
+        if (backend is null)
+        {
+            LocationInfo? attributeLocation = LocationInfo.From(quantize.ApplicationSyntaxReference?.GetSyntax(cancellationToken)) ?? classLocation;
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.UnknownBackend, attributeLocation, name, backendValue.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+        }
+
+        foreach (string generated in GeneratedMemberNames)
+        {
+            foreach (ISymbol taken in type.GetMembers(generated))
+            {
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GeneratedNameTaken, LocationInfo.From(taken.Locations.FirstOrDefault()) ?? classLocation, name, generated));
+            }
+        }
+
+        // A [Quantize] base class gets its own Prepare/Observed/Quantized, which these must hide.
+        bool hidesInherited = false;
+        for (INamedTypeSymbol? baseType = type.BaseType; baseType is not null; baseType = baseType.BaseType)
+        {
+            hidesInherited |= GeneratedMemberNames.Any(n => !baseType.GetMembers(n).IsEmpty)
+                || baseType.GetAttributes().Any(a => a.AttributeClass is { } c && KnownTypes.MetadataName(c) == KnownTypes.QuantizeAttribute);
+        }
+
+        Compilation compilation = context.SemanticModel.Compilation;
+        SemanticModel ModelFor(SyntaxTree tree) =>
+            tree == context.SemanticModel.SyntaxTree ? context.SemanticModel : compilation.GetSemanticModel(tree);
+
+        List<MemberSpec> members = ReadMembers(type, ModelFor, cancellationToken);
+        List<FuseGroupSpec> fuseGroups = ReadFuseGroups(type, cancellationToken);
+
+        ForwardSpec? forward = null;
+        MethodDeclarationSyntax? forwardSyntax = FindForward(type, cancellationToken);
+        if (forwardSyntax is null)
+        {
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.MissingForward, classLocation, name));
+        }
+        else
+        {
+            forward = ForwardParser.Parse(forwardSyntax, ModelFor(forwardSyntax.SyntaxTree), type, members, diagnostics, cancellationToken);
+        }
+
+        var spec = new ModelSpec(
+            name,
+            TypeParameterList(type),
+            type.ContainingNamespace is { IsGlobalNamespace: false } ns ? ns.ToDisplayString() : null,
+            containingTypes.ToEquatableArray(),
+            backend ?? "X86",
+            members.ToEquatableArray(),
+            fuseGroups.ToEquatableArray(),
+            forward,
+            hidesInherited,
+            classLocation);
+        return new ParseResult(spec, diagnostics.ToEquatableArray());
+    }
+
+    /// <summary>
+    /// Whether <paramref name="declaration"/> holds the class's first [Quantize]. When several parts carry
+    /// one (a compile error), every part is a target, and only one may produce the model.
+    /// </summary>
+    private static bool CarriesFirstQuantizeAttribute(INamedTypeSymbol type, TypeDeclarationSyntax declaration)
+    {
+        SyntaxReference? first = type.GetAttributes()
+            .FirstOrDefault(a => a.AttributeClass is { } c && KnownTypes.MetadataName(c) == KnownTypes.QuantizeAttribute)?
+            .ApplicationSyntaxReference;
+        return first is null || (first.SyntaxTree == declaration.SyntaxTree && declaration.Span.Contains(first.Span));
+    }
+
+    private static bool DerivesFromTensorModule(INamedTypeSymbol type)
+    {
+        for (INamedTypeSymbol? current = type.BaseType; current is not null; current = current.BaseType)
+        {
+            if (KnownTypes.MetadataName(current) == KnownTypes.GenericModule)
+            {
+                return current.TypeArguments.Length == 2 && current.TypeArguments.All(KnownTypes.IsTensor);
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>The QuantBackend member name, or null (with its numeric value) when it names none.</summary>
+    private static string? ReadBackend(AttributeData attribute, out int value)
+    {
+        value = 0;
+        if (attribute.ConstructorArguments.Length == 1 && attribute.ConstructorArguments[0].Value is int positional)
+        {
+            value = positional;
+        }
+
+        foreach (KeyValuePair<string, TypedConstant> named in attribute.NamedArguments)
+        {
+            if (named.Key == "Backend" && named.Value.Value is int namedValue)
+            {
+                value = namedValue;
+            }
+        }
+
+        return value switch
+        {
+            0 => "X86",
+            1 => "Qnnpack",
+            _ => null,
+        };
+    }
+
+    private static List<MemberSpec> ReadMembers(INamedTypeSymbol type, Func<SyntaxTree, SemanticModel> modelFor, CancellationToken cancellationToken)
+    {
+        var members = new List<MemberSpec>();
+        foreach (ISymbol member in type.GetMembers())
+        {
+            if (member.IsStatic || member.IsImplicitlyDeclared)
+            {
+                continue;
+            }
+
+            ITypeSymbol? memberType = member switch
+            {
+                IFieldSymbol field => field.Type,
+                IPropertySymbol { IsIndexer: false } property => property.Type,
+                _ => null,
+            };
+            if (memberType is null || !KnownTypes.IsModule(memberType))
+            {
+                continue;
+            }
+
+            ModuleKind kind = KnownTypes.KindOf(memberType);
+            (int? start, int? end) = kind == ModuleKind.Flatten ? ReadFlattenDims(member, modelFor, cancellationToken) : (null, null);
+            members.Add(new MemberSpec(member.Name, kind, memberType.ToDisplayString(), start, end, LocationInfo.From(member.Locations.FirstOrDefault())));
+        }
+
+        return members;
+    }
+
+    /// <summary>
+    /// start_dim and end_dim of a Flatten member when its initializer gives them as constants (or leaves
+    /// them at their defaults); (null, null) when they are only known at run time.
+    /// </summary>
+    private static (int? Start, int? End) ReadFlattenDims(ISymbol member, Func<SyntaxTree, SemanticModel> modelFor, CancellationToken cancellationToken)
+    {
+        SyntaxNode? declaration = member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken);
+        ExpressionSyntax? initializer = declaration switch
+        {
+            VariableDeclaratorSyntax variable => variable.Initializer?.Value,
+            PropertyDeclarationSyntax property => property.Initializer?.Value,
+            _ => null,
+        };
+        if (initializer is null)
+        {
+            return (null, null);
+        }
+
+        IOperation? operation = modelFor(initializer.SyntaxTree).GetOperation(initializer, cancellationToken);
+        while (operation is IConversionOperation conversion)
+        {
+            operation = conversion.Operand;
+        }
+
+        IEnumerable<IArgumentOperation>? arguments = operation switch
+        {
+            IInvocationOperation invocation => invocation.Arguments,
+            IObjectCreationOperation creation => creation.Arguments,
+            _ => null,
+        };
+        if (arguments is null)
+        {
+            return (null, null);
+        }
+
+        int? start = 1, end = -1;
+        foreach (IArgumentOperation argument in arguments)
+        {
+            string? parameter = argument.Parameter?.Name;
+            if (parameter is not ("start_dim" or "end_dim" or "startDim" or "endDim"))
+            {
+                continue;
+            }
+
+            Optional<object?> constant = argument.Value.ConstantValue;
+            int? dim = constant.HasValue && constant.Value is not null && IsInteger(constant.Value)
+                ? (int?)Convert.ToInt64(constant.Value, System.Globalization.CultureInfo.InvariantCulture)
+                : null;
+            if (dim is null)
+            {
+                return (null, null);
+            }
+
+            if (parameter is "start_dim" or "startDim")
+            {
+                start = dim;
+            }
+            else
+            {
+                end = dim;
+            }
+        }
+
+        return (start, end);
+    }
+
+    private static bool IsInteger(object value) => value is int or long or short or sbyte or byte or ushort or uint;
+
+    private static List<FuseGroupSpec> ReadFuseGroups(INamedTypeSymbol type, CancellationToken cancellationToken)
+    {
+        var groups = new List<FuseGroupSpec>();
+        foreach (AttributeData attribute in type.GetAttributes())
+        {
+            if (attribute.AttributeClass is null
+                || KnownTypes.MetadataName(attribute.AttributeClass) != KnownTypes.FuseAttribute
+                || attribute.AttributeConstructor is null)
+            {
+                continue;
+            }
+
+            var names = new List<string>();
+            foreach (TypedConstant argument in attribute.ConstructorArguments)
+            {
+                if (argument.IsNull)
+                {
+                    // [Fuse(null)]: a null array names nothing.
+                    continue;
+                }
+
+                if (argument.Kind == TypedConstantKind.Array)
+                {
+                    names.AddRange(argument.Values.Select(v => v.Value as string ?? "null"));
+                }
+                else
+                {
+                    names.Add(argument.Value as string ?? "null");
+                }
+            }
+
+            var syntax = attribute.ApplicationSyntaxReference?.GetSyntax(cancellationToken) as AttributeSyntax;
+            LocationInfo? attributeLocation = LocationInfo.From(syntax);
+            SeparatedSyntaxList<AttributeArgumentSyntax>? arguments = syntax?.ArgumentList?.Arguments;
+            var argumentLocations = new List<LocationInfo>();
+            for (int i = 0; i < names.Count; i++)
+            {
+                LocationInfo? location = arguments is { } list && list.Count == names.Count ? LocationInfo.From(list[i]) : attributeLocation;
+                if (location is not null)
+                {
+                    argumentLocations.Add(location);
+                }
+            }
+
+            groups.Add(new FuseGroupSpec(names.ToEquatableArray(), argumentLocations.ToEquatableArray(), attributeLocation));
+        }
+
+        return groups;
+    }
+
+    /// <summary>The declaration of <c>Tensor forward(Tensor)</c> that has a body, if any.</summary>
+    private static MethodDeclarationSyntax? FindForward(INamedTypeSymbol type, CancellationToken cancellationToken)
+    {
+        foreach (IMethodSymbol method in type.GetMembers("forward").OfType<IMethodSymbol>())
+        {
+            if (method.IsStatic || method.Parameters.Length != 1 || !KnownTypes.IsTensor(method.Parameters[0].Type) || !KnownTypes.IsTensor(method.ReturnType))
+            {
+                continue;
+            }
+
+            foreach (SyntaxReference reference in method.DeclaringSyntaxReferences)
+            {
+                if (reference.GetSyntax(cancellationToken) is MethodDeclarationSyntax declaration
+                    && (declaration.Body is not null || declaration.ExpressionBody is not null))
+                {
+                    return declaration;
+                }
+            }
+        }
+
+        return null;
+    }
+
+    private static string TypeKeyword(TypeDeclarationSyntax declaration) => declaration switch
+    {
+        RecordDeclarationSyntax record when record.ClassOrStructKeyword.IsKind(SyntaxKind.StructKeyword) => "record struct",
+        RecordDeclarationSyntax => "record",
+        StructDeclarationSyntax => "struct",
+        InterfaceDeclarationSyntax => "interface",
+        _ => "class",
+    };
+
+    private static string TypeParameterList(INamedTypeSymbol type) =>
+        type.TypeParameters.Length == 0 ? string.Empty : "<" + string.Join(", ", type.TypeParameters.Select(p => p.Name)) + ">";
+}

@@ -1,0 +1,20 @@
+namespace QuantGen.Generator;
+
+/// <summary>
+/// Names of the incremental pipeline's steps. Tests look the steps up by these names to check that an
+/// unrelated edit leaves every step cached.
+/// </summary>
+public static class TrackingNames
+{
+    /// <summary>Syntax + semantic model of a [Quantize] class → <c>ModelSpec</c> and parse diagnostics.</summary>
+    public const string Parse = "QuantGen.Parse";
+
+    /// <summary>ModelSpec → <c>ModelPlan</c> (fusions, quantization points) and planning diagnostics.</summary>
+    public const string Plan = "QuantGen.Plan";
+
+    /// <summary>The diagnostics of one model, reported on their own so the source output stays cached.</summary>
+    public const string Diagnostics = "QuantGen.Diagnostics";
+
+    /// <summary>The plans that are free of errors: the input of the source output.</summary>
+    public const string Emit = "QuantGen.Emit";
+}

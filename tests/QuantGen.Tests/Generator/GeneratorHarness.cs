@@ -1,0 +1,106 @@
+using System;
+using System.Collections.Generic;
+using System.Collections.Immutable;
+using System.IO;
+using System.Linq;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using QuantGen.Generator;
+
+namespace QuantGen.Tests.Generator;
+
+/// <summary>A user source file: its path (shows up in generated comments and diagnostics) and text.</summary>
+public sealed record SourceFile(string Path, string Text)
+{
+    /// <summary>The 0-based line holding <paramref name="marker"/>, found independently of the generator.</summary>
+    public int LineOf(string marker)
+    {
+        string[] lines = Text.Split('\n');
+        int[] hits = Enumerable.Range(0, lines.Length).Where(i => lines[i].Contains(marker, StringComparison.Ordinal)).ToArray();
+        Assert.True(hits.Length == 1, $"marker '{marker}' must be on exactly one line of {Path}, found {hits.Length}");
+        return hits[0];
+    }
+}
+
+/// <summary>The outcome of one generator run.</summary>
+public sealed record GeneratorRun(
+    CSharpCompilation Input,
+    Compilation Output,
+    ImmutableArray<Diagnostic> GeneratorDiagnostics,
+    GeneratorDriver Driver,
+    GeneratorRunResult Result)
+{
+    /// <summary>Generated files by hint name.</summary>
+    public IReadOnlyDictionary<string, string> Sources =>
+        Result.GeneratedSources.ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+
+    /// <summary>Warnings and errors of the compilation with the generated code added.</summary>
+    public ImmutableArray<Diagnostic> OutputProblems() =>
+        Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToImmutableArray();
+}
+
+/// <summary>
+/// Compiles user sources against the real TorchSharp, QuantGen.Attributes and QuantGen.Runtime assemblies
+/// and runs <see cref="QuantizeGenerator"/> over them with step tracking on.
+/// </summary>
+public static class GeneratorHarness
+{
+    public static readonly CSharpParseOptions ParseOptions = new(LanguageVersion.Latest);
+
+    public static readonly CSharpCompilationOptions CompilationOptions = new(
+        OutputKind.DynamicallyLinkedLibrary,
+        nullableContextOptions: NullableContextOptions.Enable,
+        warningLevel: 9999);
+
+    private static readonly Lazy<ImmutableArray<MetadataReference>> LazyReferences = new(LoadReferences);
+
+    /// <summary>The framework (this test process's trusted platform assemblies) plus TorchSharp and QuantGen.</summary>
+    public static ImmutableArray<MetadataReference> References => LazyReferences.Value;
+
+    public static CSharpCompilation Compile(params SourceFile[] sources) => Compile(ParseOptions, sources);
+
+    public static CSharpCompilation Compile(CSharpParseOptions parseOptions, params SourceFile[] sources) =>
+        CSharpCompilation.Create(
+            "UserModels",
+            sources.Select(s => CSharpSyntaxTree.ParseText(s.Text, parseOptions, s.Path)),
+            References,
+            CompilationOptions);
+
+    public static GeneratorDriver CreateDriver(CSharpParseOptions? parseOptions = null) =>
+        CSharpGeneratorDriver.Create(
+            new[] { new QuantizeGenerator().AsSourceGenerator() },
+            parseOptions: parseOptions ?? ParseOptions,
+            driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    public static GeneratorRun Run(params SourceFile[] sources) => Run(Compile(sources));
+
+    public static GeneratorRun Run(CSharpCompilation input, GeneratorDriver? driver = null)
+    {
+        GeneratorDriver ran = (driver ?? CreateDriver()).RunGeneratorsAndUpdateCompilation(input, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
+        GeneratorRunResult result = ran.GetRunResult().Results.Single();
+        return new GeneratorRun(input, output, diagnostics, ran, result);
+    }
+
+    /// <summary>Readable list of diagnostics for assertion messages.</summary>
+    public static string Describe(IEnumerable<Diagnostic> diagnostics) =>
+        string.Join(Environment.NewLine, diagnostics.Select(d => d.ToString()));
+
+    private static ImmutableArray<MetadataReference> LoadReferences()
+    {
+        var paths = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        string trusted = (string?)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") ?? string.Empty;
+        foreach (string path in trusted.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+        {
+            paths.TryAdd(Path.GetFileName(path), path);
+        }
+
+        foreach (Type type in new[] { typeof(TorchSharp.torch), typeof(QConfig), typeof(QuantizeAttribute) })
+        {
+            paths[Path.GetFileName(type.Assembly.Location)] = type.Assembly.Location;
+        }
+
+        // The test assembly holds its own [Quantize] models; user code must not see them.
+        paths.Remove(Path.GetFileName(typeof(GeneratorHarness).Assembly.Location));
+        return paths.Values.OrderBy(p => p, StringComparer.Ordinal).Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
+    }
+}
