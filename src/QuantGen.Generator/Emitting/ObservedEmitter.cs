@@ -75,6 +75,8 @@ internal static class ObservedEmitter
         }
 
         writer.Close();
+        writer.Line();
+        ReprEmitter.EmitObserved(writer, plan);
         writer.Close();
     }
 

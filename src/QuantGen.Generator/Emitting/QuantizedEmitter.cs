@@ -107,6 +107,8 @@ internal static class QuantizedEmitter
 
         writer.Line($"return {ObservedEmitter.Value(plan.Result)};");
         writer.Close();
+        writer.Line();
+        ReprEmitter.EmitQuantized(writer, plan);
         writer.Close();
     }
 

@@ -77,6 +77,7 @@ internal enum StepKind
 /// <param name="FlattenStartDim">Flatten's start_dim when known at compile time.</param>
 /// <param name="FlattenEndDim">Flatten's end_dim when known at compile time.</param>
 /// <param name="Comments">"M.cs(15): x = conv1.forward(x)" for each user statement the step stands for.</param>
+/// <param name="FusedMembers">Members fused into this step after its head ("bn1", "relu1"); they print as Identity().</param>
 internal sealed record StepPlan(
     StepKind Kind,
     string Member,
@@ -91,7 +92,8 @@ internal sealed record StepPlan(
     int Output,
     int? FlattenStartDim,
     int? FlattenEndDim,
-    EquatableArray<string> Comments);
+    EquatableArray<string> Comments,
+    EquatableArray<string> FusedMembers = default);
 
 /// <summary>The plan step's output: a plan when the model has no errors, and every diagnostic so far.</summary>
 internal sealed record PlanResult(ModelPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics);

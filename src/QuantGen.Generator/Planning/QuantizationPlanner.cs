@@ -369,6 +369,7 @@ internal static class QuantizationPlanner
                         var comments = new List<string> { Comment(call) };
                         string? batchNorm = null;
                         bool relu = false;
+                        var fusedMembers = new List<string>();
                         if (group is not null)
                         {
                             for (int i = 1; i < group.Members.Count; i++)
@@ -376,6 +377,7 @@ internal static class QuantizationPlanner
                                 MemberSpec fused = _members[group.Members[i]];
                                 batchNorm = fused.Kind == ModuleKind.BatchNorm2d ? fused.Name : batchNorm;
                                 relu |= fused.Kind == ModuleKind.ReLU;
+                                fusedMembers.Add(fused.Name);
                                 comments.Add(Comment(forward.Calls[chain[p + i]], $" (fused into {member.Name})"));
                             }
                         }
@@ -396,7 +398,8 @@ internal static class QuantizationPlanner
                             output,
                             null,
                             null,
-                            comments.ToEquatableArray()));
+                            comments.ToEquatableArray(),
+                            fusedMembers.ToEquatableArray()));
                         current = output;
                         currentQParams = observer;
                         break;
