@@ -1,0 +1,119 @@
+using System;
+using QuantGen.Kernels.Packing;
+using QuantGen.Kernels.Scalar;
+
+namespace QuantGen.Kernels;
+
+/// <summary>
+/// int8 convolution on NHWC through the packed kernels: 1×1 stride-1 unpadded ungrouped convolutions
+/// as a direct GEMM over <c>[N·H·W, C]</c>; depthwise (groups == in == out channels) by its own kernel;
+/// everything else (k×k, any stride, padding, dilation, groups, the 7×7/2 C=3 stem) as a GEMM over
+/// im2col rows gathered one tile at a time into <see cref="KernelScratch"/>. The weights' config picks
+/// the micro-kernel; <see cref="GemmConfig.Scalar"/> runs <see cref="Conv2dScalar"/>. Results equal the
+/// scalar reference bit for bit.
+/// </summary>
+public static unsafe class Conv2dKernel
+{
+    /// <summary>int32 accumulators <c>Σ (qx − zx)(qw − zw)</c>, as <see cref="Conv2dScalar.Accumulate"/>.</summary>
+    /// <param name="geometry">Shapes (validated; must match the packed weights).</param>
+    /// <param name="inputNhwc">uint8 input <c>[N][H][W][C]</c>.</param>
+    /// <param name="inputZeroPoint">zx, 0..255 (qint8 activations arrive as uint8 with zx + 128).</param>
+    /// <param name="weights">Prepacked weights.</param>
+    /// <param name="accumulatorsNhwc">int32 output <c>[N][OH][OW][OutC]</c>.</param>
+    /// <param name="scratch">Reusable working memory.</param>
+    public static void Accumulate(in Conv2dGeometry geometry, ReadOnlySpan<byte> inputNhwc, int inputZeroPoint, PackedConv2dWeights weights, Span<int> accumulatorsNhwc, KernelScratch scratch)
+    {
+        Validate(geometry, inputNhwc, inputZeroPoint, weights, accumulatorsNhwc.Length, scratch);
+        if (weights.Config.Layout == PackedLayout.Reference)
+        {
+            Conv2dScalar.Accumulate(geometry, inputNhwc, inputZeroPoint, weights.Gemm.ReferenceRows, weights.Gemm.WeightZeroPoints, accumulatorsNhwc);
+            return;
+        }
+
+        fixed (byte* input = inputNhwc)
+        fixed (int* output = accumulatorsNhwc)
+        {
+            Dispatch(geometry, input, inputZeroPoint, weights, output, null, null, scratch);
+        }
+    }
+
+    /// <summary>Convolution + requantization (bias, ReLU, output zero point per <paramref name="requantize"/>) to uint8 NHWC.</summary>
+    /// <param name="geometry">Shapes (validated; must match the packed weights).</param>
+    /// <param name="inputNhwc">uint8 input <c>[N][H][W][C]</c>.</param>
+    /// <param name="inputZeroPoint">zx, 0..255.</param>
+    /// <param name="weights">Prepacked weights.</param>
+    /// <param name="requantize">Per-channel factors (one per output channel).</param>
+    /// <param name="outputNhwc">uint8 output <c>[N][OH][OW][OutC]</c>.</param>
+    /// <param name="scratch">Reusable working memory.</param>
+    public static void Run(in Conv2dGeometry geometry, ReadOnlySpan<byte> inputNhwc, int inputZeroPoint, PackedConv2dWeights weights, RequantizeParams requantize, Span<byte> outputNhwc, KernelScratch scratch)
+    {
+        ArgumentNullException.ThrowIfNull(requantize);
+        Validate(geometry, inputNhwc, inputZeroPoint, weights, outputNhwc.Length, scratch);
+        if (requantize.Channels != weights.OutChannels)
+        {
+            throw new ArgumentException($"Conv2d: requantization has {requantize.Channels} channels, the weights {weights.OutChannels}.", nameof(requantize));
+        }
+
+        if (weights.Config.Layout == PackedLayout.Reference)
+        {
+            Span<int> accumulators = scratch.Accumulators(outputNhwc.Length).AsSpan(0, outputNhwc.Length);
+            Conv2dScalar.Accumulate(geometry, inputNhwc, inputZeroPoint, weights.Gemm.ReferenceRows, weights.Gemm.WeightZeroPoints, accumulators);
+            Requantize.RequantizeInt32ToUInt8(accumulators, requantize, outputNhwc);
+            return;
+        }
+
+        fixed (byte* input = inputNhwc)
+        fixed (byte* output = outputNhwc)
+        {
+            Dispatch(geometry, input, inputZeroPoint, weights, null, output, requantize, scratch);
+        }
+    }
+
+    /// <summary>True when this geometry runs as a direct GEMM on the NHWC input (no gathering).</summary>
+    public static bool IsDirectGemm(in Conv2dGeometry geometry) =>
+        geometry.KernelHeight == 1 && geometry.KernelWidth == 1 && geometry.StrideHeight == 1 && geometry.StrideWidth == 1 &&
+        geometry.PadHeight == 0 && geometry.PadWidth == 0 && geometry.Groups == 1;
+
+    private static void Dispatch(in Conv2dGeometry geometry, byte* input, int zx, PackedConv2dWeights weights, int* accumulators, byte* bytes, RequantizeParams? requantize, KernelScratch scratch)
+    {
+        if (weights.IsDepthwise)
+        {
+            DepthwiseConv.Run(geometry, input, zx, weights, accumulators, bytes, requantize, scratch);
+            return;
+        }
+
+        int m = geometry.Batch * geometry.OutHeight * geometry.OutWidth;
+        RowSource source = IsDirectGemm(geometry) ? RowSource.Rows(input, geometry.InChannels) : RowSource.Im2col(input, geometry);
+        GemmDriver.Run(weights.Gemm, source, m, zx, accumulators, bytes, requantize, geometry.OutChannels, scratch);
+    }
+
+    private static void Validate(in Conv2dGeometry geometry, ReadOnlySpan<byte> input, int zx, PackedConv2dWeights weights, int outputLength, KernelScratch scratch)
+    {
+        ArgumentNullException.ThrowIfNull(weights);
+        ArgumentNullException.ThrowIfNull(scratch);
+        geometry.Validate();
+        weights.Config.EnsureSupported();
+        if (geometry.InChannels != weights.InChannels || geometry.OutChannels != weights.OutChannels || geometry.KernelHeight != weights.KernelHeight ||
+            geometry.KernelWidth != weights.KernelWidth || geometry.Groups != weights.Groups)
+        {
+            throw new ArgumentException($"Conv2d: geometry {geometry} does not match the packed weights ({weights.OutChannels} out, {weights.InChannels} in, {weights.KernelHeight}x{weights.KernelWidth}, groups {weights.Groups}).");
+        }
+
+        if ((uint)zx > 255)
+        {
+            throw new ArgumentOutOfRangeException(nameof(zx), zx, "Conv2d: the input zero point of uint8 activations must be in 0..255.");
+        }
+
+        long inputLength = (long)geometry.Batch * geometry.InHeight * geometry.InWidth * geometry.InChannels;
+        if (input.Length != inputLength)
+        {
+            throw new ArgumentException($"Conv2d: input (NHWC) has {input.Length} elements, expected {inputLength} ({geometry.Batch}x{geometry.InHeight}x{geometry.InWidth}x{geometry.InChannels}).");
+        }
+
+        long outputCount = (long)geometry.Batch * geometry.OutHeight * geometry.OutWidth * geometry.OutChannels;
+        if (outputLength != outputCount)
+        {
+            throw new ArgumentException($"Conv2d: output (NHWC) has {outputLength} elements, expected {outputCount} ({geometry.Batch}x{geometry.OutHeight}x{geometry.OutWidth}x{geometry.OutChannels}).");
+        }
+    }
+}

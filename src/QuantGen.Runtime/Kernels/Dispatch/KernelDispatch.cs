@@ -1,0 +1,116 @@
+using System;
+using System.Collections.Generic;
+using System.Runtime.Intrinsics.Arm;
+using System.Runtime.Intrinsics.X86;
+
+namespace QuantGen.Kernels;
+
+/// <summary>
+/// The one dispatch point: probes the CPU once (best first: AVX-VNNI → AVX-512BW → AVX2 → AdvSimd Dp →
+/// scalar) and honours <c>QUANTGEN_ISA=scalar|avx2|avx512bw|avxvnni|neondot</c> to force another
+/// supported path. The runtime's own switches (<c>DOTNET_EnableAVXVNNI=0</c>, <c>DOTNET_EnableAVX512=0</c>,
+/// <c>DOTNET_EnableAVX2=0</c>, <c>DOTNET_EnableHWIntrinsic=0</c>) turn the <c>IsSupported</c> flags off, so
+/// the probe simply lands lower.
+/// </summary>
+public static class KernelDispatch
+{
+    /// <summary>The environment variable that forces a path.</summary>
+    public const string OverrideVariable = "QUANTGEN_ISA";
+
+    private static readonly Lazy<KernelIsa> s_isa = new(() => Select(Environment.GetEnvironmentVariable(OverrideVariable)));
+
+    /// <summary>The path every kernel entry point uses by default (probed once; throws if the override names an unsupported ISA).</summary>
+    /// <exception cref="InvalidOperationException">QUANTGEN_ISA names an unknown or unsupported ISA.</exception>
+    public static KernelIsa Isa => s_isa.Value;
+
+    /// <summary>The GEMM config of <see cref="Isa"/>.</summary>
+    public static GemmConfig Config => GemmConfig.For(Isa);
+
+    /// <summary>The best ISA this machine supports, ignoring any override.</summary>
+    public static KernelIsa Best
+    {
+        get
+        {
+            foreach (GemmConfig config in GemmConfig.All)
+            {
+                if (IsSupported(config.Isa))
+                {
+                    return config.Isa;
+                }
+            }
+
+            return KernelIsa.Scalar;
+        }
+    }
+
+    /// <summary>Which path runs and why, e.g. for logs and benchmark tables.</summary>
+    public static string KernelInfo
+    {
+        get
+        {
+            GemmConfig config = Config;
+            string source = Environment.GetEnvironmentVariable(OverrideVariable) is { Length: > 0 } forced
+                ? $"forced by {OverrideVariable}={forced}"
+                : "probed";
+            string depthwise = config.Isa switch
+            {
+                KernelIsa.Scalar => "scalar reference",
+                KernelIsa.NeonDot => "vector128",
+                _ => "vector256",
+            };
+            return $"int8 kernels: {config.Isa} ({source}; supported: {SupportedList()}); gemm {config}; depthwise {depthwise}; requantize {(config.Isa == KernelIsa.Scalar ? "scalar reference" : depthwise)}";
+        }
+    }
+
+    /// <summary>True when the kernels of <paramref name="isa"/> can run here.</summary>
+    public static bool IsSupported(KernelIsa isa) => isa switch
+    {
+        KernelIsa.Scalar => true,
+        KernelIsa.Avx2 => Avx2.IsSupported,
+        KernelIsa.Avx512BW => Avx512BW.IsSupported && Avx2.IsSupported,
+        KernelIsa.AvxVnni => AvxVnni.IsSupported && Avx2.IsSupported,
+        KernelIsa.NeonDot => Dp.IsSupported && AdvSimd.Arm64.IsSupported,
+        _ => false,
+    };
+
+    /// <summary>The ISA an override value selects: null/empty → <see cref="Best"/>; otherwise the named ISA, which must be supported.</summary>
+    /// <exception cref="InvalidOperationException">Unknown name, or an ISA this machine does not support.</exception>
+    public static KernelIsa Select(string? requested)
+    {
+        if (string.IsNullOrWhiteSpace(requested))
+        {
+            return Best;
+        }
+
+        KernelIsa isa = requested.Trim().ToLowerInvariant() switch
+        {
+            "scalar" => KernelIsa.Scalar,
+            "avx2" => KernelIsa.Avx2,
+            "avx512bw" or "avx512" => KernelIsa.Avx512BW,
+            "avxvnni" or "vnni" => KernelIsa.AvxVnni,
+            "neondot" or "dp" => KernelIsa.NeonDot,
+            _ => throw new InvalidOperationException($"{OverrideVariable}={requested}: unknown ISA; expected one of scalar, avx2, avx512bw, avxvnni, neondot."),
+        };
+        if (!IsSupported(isa))
+        {
+            throw new InvalidOperationException($"{OverrideVariable}={requested}: this machine (or the DOTNET_Enable* settings) does not support {isa}; supported here: {SupportedList()}.");
+        }
+
+        return isa;
+    }
+
+    /// <summary>The supported ISAs, best first, comma-separated.</summary>
+    public static string SupportedList()
+    {
+        var names = new List<string>();
+        foreach (GemmConfig config in GemmConfig.All)
+        {
+            if (IsSupported(config.Isa))
+            {
+                names.Add(config.Isa.ToString());
+            }
+        }
+
+        return string.Join(", ", names);
+    }
+}

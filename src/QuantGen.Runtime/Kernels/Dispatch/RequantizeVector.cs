@@ -1,0 +1,210 @@
+using System;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace QuantGen.Kernels;
+
+/// <summary>
+/// <see cref="Requantize"/> vectorised, bit-identical: every step is the same float32 operation on
+/// each lane (int32→float conversion rounds to nearest even as <c>cvtsi2ss</c>/<c>vcvtdq2ps</c> do, one
+/// multiply and one add each rounded on its own — no FMA; <c>Vector*.Round</c> rounds half to even;
+/// ReLU as <c>max(v, +0)</c>, whose −0 → +0 cannot change <c>round(v + zy)</c>; the clamp happens in
+/// float on integral values, so the float→int conversion is exact). Channel tails use the scalar functions.
+/// </summary>
+public static unsafe class RequantizeVector
+{
+    /// <summary>Requantizes rows of <see cref="RequantizeParams.Channels"/> accumulators, like <see cref="Requantize.RequantizeInt32ToUInt8"/>.</summary>
+    /// <param name="accumulators">int32 sums, whole rows.</param>
+    /// <param name="parameters">Per-channel factors.</param>
+    /// <param name="output">uint8 results, same length.</param>
+    /// <param name="vectorBits">256 or 128 (the lane width to use; 0 runs the scalar reference).</param>
+    public static void Int32ToUInt8(ReadOnlySpan<int> accumulators, RequantizeParams parameters, Span<byte> output, int vectorBits = 256)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        int channels = parameters.Channels;
+        if (accumulators.Length % channels != 0 || output.Length != accumulators.Length)
+        {
+            throw new ArgumentException($"Requantize: {accumulators.Length} accumulators and {output.Length} outputs must be equal whole rows of {channels} channels.");
+        }
+
+        fixed (int* acc = accumulators)
+        fixed (byte* dst = output)
+        fixed (float* biasTerms = parameters.BiasTerms)
+        fixed (float* multipliers = parameters.Multipliers)
+        fixed (int* quantizedBias = parameters.QuantizedBias)
+        {
+            var view = new RequantizeView(parameters, biasTerms, multipliers, quantizedBias);
+            for (int row = 0; row < accumulators.Length; row += channels)
+            {
+                Row(acc + row, channels, 0, view, dst + row, vectorBits);
+            }
+        }
+    }
+
+    /// <summary>Requantizes <paramref name="count"/> consecutive channels starting at channel <paramref name="channelOffset"/>.</summary>
+    internal static void Row(int* acc, int count, int channelOffset, in RequantizeView view, byte* dst, int vectorBits)
+    {
+        int j = 0;
+        if (vectorBits == 256)
+        {
+            j = view.Qnnpack ? Qnnpack256(acc, count, channelOffset, view, dst) : X86Vector256(acc, count, channelOffset, view, dst);
+        }
+        else if (vectorBits == 128)
+        {
+            j = view.Qnnpack ? Qnnpack128(acc, count, channelOffset, view, dst) : X86Vector128(acc, count, channelOffset, view, dst);
+        }
+
+        if (view.Qnnpack)
+        {
+            for (; j < count; j++)
+            {
+                int c = channelOffset + j;
+                dst[j] = Requantize.Qnnpack(acc[j], view.QuantizedBias[c], view.Multipliers[c], view.OutputZeroPoint, view.Relu);
+            }
+        }
+        else
+        {
+            for (; j < count; j++)
+            {
+                int c = channelOffset + j;
+                dst[j] = Requantize.X86WithBiasTerm(acc[j], view.BiasTerms[c], view.Multipliers[c], view.OutputZeroPoint, view.Relu);
+            }
+        }
+    }
+
+    private static int X86Vector256(int* acc, int count, int channelOffset, in RequantizeView view, byte* dst)
+    {
+        Vector256<float> zeroPoint = Vector256.Create((float)view.OutputZeroPoint);
+        Vector256<float> upper = Vector256.Create(255f);
+        bool relu = view.Relu;
+        int j = 0;
+        for (; j + 8 <= count; j += 8)
+        {
+            int c = channelOffset + j;
+            Vector256<float> accumulator = Vector256.ConvertToSingle(Vector256.Load(acc + j));
+            Vector256<float> sum = accumulator + Vector256.Load(view.BiasTerms + c);
+            Vector256<float> value = sum * Vector256.Load(view.Multipliers + c);
+            if (relu)
+            {
+                value = Vector256.Max(value, Vector256<float>.Zero);
+            }
+
+            Vector256<float> shifted = value + zeroPoint;
+            Vector256<float> rounded = Vector256.Round(shifted);
+            Vector256<float> clamped = Vector256.Min(Vector256.Max(rounded, Vector256<float>.Zero), upper);
+            StoreBytes(Vector256.ConvertToInt32(clamped), dst + j);
+        }
+
+        return j;
+    }
+
+    private static int Qnnpack256(int* acc, int count, int channelOffset, in RequantizeView view, byte* dst)
+    {
+        int zy = view.OutputZeroPoint;
+        Vector256<float> lower = Vector256.Create((float)((view.Relu ? zy : 0) - zy));
+        Vector256<float> upper = Vector256.Create((float)(255 - zy));
+        Vector256<int> zeroPoint = Vector256.Create(zy);
+        int j = 0;
+        for (; j + 8 <= count; j += 8)
+        {
+            int c = channelOffset + j;
+            Vector256<int> biased = Vector256.Load(acc + j) + Vector256.Load(view.QuantizedBias + c);
+            Vector256<float> value = Vector256.ConvertToSingle(biased) * Vector256.Load(view.Multipliers + c);
+            Vector256<float> rounded = Vector256.Round(value);
+            Vector256<float> clamped = Vector256.Min(Vector256.Max(rounded, lower), upper);
+            StoreBytes(Vector256.ConvertToInt32(clamped) + zeroPoint, dst + j);
+        }
+
+        return j;
+    }
+
+    private static int X86Vector128(int* acc, int count, int channelOffset, in RequantizeView view, byte* dst)
+    {
+        Vector128<float> zeroPoint = Vector128.Create((float)view.OutputZeroPoint);
+        Vector128<float> upper = Vector128.Create(255f);
+        bool relu = view.Relu;
+        int j = 0;
+        for (; j + 4 <= count; j += 4)
+        {
+            int c = channelOffset + j;
+            Vector128<float> accumulator = Vector128.ConvertToSingle(Vector128.Load(acc + j));
+            Vector128<float> sum = accumulator + Vector128.Load(view.BiasTerms + c);
+            Vector128<float> value = sum * Vector128.Load(view.Multipliers + c);
+            if (relu)
+            {
+                value = Vector128.Max(value, Vector128<float>.Zero);
+            }
+
+            Vector128<float> shifted = value + zeroPoint;
+            Vector128<float> rounded = Vector128.Round(shifted);
+            Vector128<float> clamped = Vector128.Min(Vector128.Max(rounded, Vector128<float>.Zero), upper);
+            StoreBytes(Vector128.ConvertToInt32(clamped), dst + j);
+        }
+
+        return j;
+    }
+
+    private static int Qnnpack128(int* acc, int count, int channelOffset, in RequantizeView view, byte* dst)
+    {
+        int zy = view.OutputZeroPoint;
+        Vector128<float> lower = Vector128.Create((float)((view.Relu ? zy : 0) - zy));
+        Vector128<float> upper = Vector128.Create((float)(255 - zy));
+        Vector128<int> zeroPoint = Vector128.Create(zy);
+        int j = 0;
+        for (; j + 4 <= count; j += 4)
+        {
+            int c = channelOffset + j;
+            Vector128<int> biased = Vector128.Load(acc + j) + Vector128.Load(view.QuantizedBias + c);
+            Vector128<float> value = Vector128.ConvertToSingle(biased) * Vector128.Load(view.Multipliers + c);
+            Vector128<float> rounded = Vector128.Round(value);
+            Vector128<float> clamped = Vector128.Min(Vector128.Max(rounded, lower), upper);
+            StoreBytes(Vector128.ConvertToInt32(clamped) + zeroPoint, dst + j);
+        }
+
+        return j;
+    }
+
+    /// <summary>Eight int32 lanes known to be in 0..255 → eight bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreBytes(Vector256<int> values, byte* dst)
+    {
+        Vector128<short> words = Vector128.Narrow(values.GetLower(), values.GetUpper());
+        Vector128<byte> bytes = Vector128.Narrow(words.AsUInt16(), words.AsUInt16());
+        Unsafe.WriteUnaligned(dst, bytes.AsUInt64().ToScalar());
+    }
+
+    /// <summary>Four int32 lanes known to be in 0..255 → four bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreBytes(Vector128<int> values, byte* dst)
+    {
+        Vector128<short> words = Vector128.Narrow(values, values);
+        Vector128<byte> bytes = Vector128.Narrow(words.AsUInt16(), words.AsUInt16());
+        Unsafe.WriteUnaligned(dst, bytes.AsUInt32().ToScalar());
+    }
+}
+
+/// <summary>Pinned pointers to one <see cref="RequantizeParams"/>' per-channel arrays (valid inside the caller's <c>fixed</c>).</summary>
+internal readonly unsafe struct RequantizeView
+{
+    public RequantizeView(RequantizeParams parameters, float* biasTerms, float* multipliers, int* quantizedBias)
+    {
+        Qnnpack = parameters.Backend == QuantBackend.Qnnpack;
+        Relu = parameters.Relu;
+        OutputZeroPoint = parameters.OutputZeroPoint;
+        BiasTerms = biasTerms;
+        Multipliers = multipliers;
+        QuantizedBias = quantizedBias;
+    }
+
+    public bool Qnnpack { get; }
+
+    public bool Relu { get; }
+
+    public int OutputZeroPoint { get; }
+
+    public float* BiasTerms { get; }
+
+    public float* Multipliers { get; }
+
+    public int* QuantizedBias { get; }
+}

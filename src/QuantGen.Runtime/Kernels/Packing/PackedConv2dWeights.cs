@@ -1,0 +1,89 @@
+using System;
+
+namespace QuantGen.Kernels.Packing;
+
+/// <summary>
+/// Convolution weights prepacked once (at <c>Convert()</c>) for one <see cref="GemmConfig"/>: GEMM panels
+/// per group, and for depthwise convolutions (groups == in == out channels) the taps as int32
+/// <c>[KH·KW][C]</c> with the weight zero point already subtracted.
+/// </summary>
+public sealed class PackedConv2dWeights
+{
+    private readonly int[] _depthwiseTaps;
+
+    private PackedConv2dWeights(PackedGemmWeights gemm, int outChannels, int inChannels, int kernelHeight, int kernelWidth, int groups, int[] depthwiseTaps)
+    {
+        Gemm = gemm;
+        OutChannels = outChannels;
+        InChannels = inChannels;
+        KernelHeight = kernelHeight;
+        KernelWidth = kernelWidth;
+        Groups = groups;
+        _depthwiseTaps = depthwiseTaps;
+    }
+
+    /// <summary>The kernel these weights are packed for.</summary>
+    public GemmConfig Config => Gemm.Config;
+
+    /// <summary>The GEMM panels (one GEMM per group; K = KH·KW·InC/groups).</summary>
+    public PackedGemmWeights Gemm { get; }
+
+    /// <summary>Output channels.</summary>
+    public int OutChannels { get; }
+
+    /// <summary>Input channels.</summary>
+    public int InChannels { get; }
+
+    /// <summary>KH.</summary>
+    public int KernelHeight { get; }
+
+    /// <summary>KW.</summary>
+    public int KernelWidth { get; }
+
+    /// <summary>Groups.</summary>
+    public int Groups { get; }
+
+    /// <summary>True when the depthwise kernel runs (groups == in == out channels, a vector ISA).</summary>
+    public bool IsDepthwise => _depthwiseTaps.Length != 0;
+
+    /// <summary>Depthwise taps <c>[KH·KW][C]</c>: <c>w − zw[c]</c> (empty unless <see cref="IsDepthwise"/>).</summary>
+    public ReadOnlySpan<int> DepthwiseTaps => _depthwiseTaps;
+
+    internal int[] DepthwiseTapArray => _depthwiseTaps;
+
+    /// <summary>Packs OHWI conv weights for <paramref name="config"/> (default: <see cref="KernelDispatch.Config"/>).</summary>
+    /// <param name="weightsOhwi">int8 weights <c>[OutC][KH][KW][InC/groups]</c>.</param>
+    /// <param name="weightZeroPoints">zw per output channel.</param>
+    /// <param name="outChannels">OutC.</param>
+    /// <param name="inChannels">InC (all groups).</param>
+    /// <param name="kernelHeight">KH.</param>
+    /// <param name="kernelWidth">KW.</param>
+    /// <param name="groups">Groups.</param>
+    /// <param name="config">The kernel to pack for; null → the dispatcher's.</param>
+    public static PackedConv2dWeights Pack(ReadOnlySpan<sbyte> weightsOhwi, ReadOnlySpan<int> weightZeroPoints, int outChannels, int inChannels, int kernelHeight, int kernelWidth, int groups = 1, GemmConfig? config = null)
+    {
+        config ??= KernelDispatch.Config;
+        if (outChannels < 1 || inChannels < 1 || kernelHeight < 1 || kernelWidth < 1 || groups < 1 || inChannels % groups != 0 || outChannels % groups != 0)
+        {
+            throw new ArgumentException($"Conv2d pack: channels ({inChannels} in, {outChannels} out), kernel {kernelHeight}x{kernelWidth} and groups {groups} must be positive, channels divisible by groups.");
+        }
+
+        int k = kernelHeight * kernelWidth * (inChannels / groups);
+        PackedGemmWeights gemm = PackedGemmWeights.Pack(config, weightsOhwi, weightZeroPoints, groups, outChannels / groups, k);
+        int[] taps = [];
+        if (config.Layout != PackedLayout.Reference && groups == inChannels && groups == outChannels)
+        {
+            int kernelArea = kernelHeight * kernelWidth;
+            taps = new int[kernelArea * outChannels];
+            for (int c = 0; c < outChannels; c++)
+            {
+                for (int t = 0; t < kernelArea; t++)
+                {
+                    taps[(t * outChannels) + c] = weightsOhwi[(c * kernelArea) + t] - weightZeroPoints[c];
+                }
+            }
+        }
+
+        return new PackedConv2dWeights(gemm, outChannels, inChannels, kernelHeight, kernelWidth, groups, taps);
+    }
+}
