@@ -24,5 +24,12 @@ namespace QuantGen
 
         /// <summary>The backend whose arithmetic and default qconfig the model uses.</summary>
         public QuantBackend Backend { get; set; } = QuantBackend.X86;
+
+        /// <summary>
+        /// Fuse the standard patterns automatically (conv-bn-relu, conv-bn, conv-relu, linear-relu, linear-bn,
+        /// convtranspose-bn, bn-relu, add-relu), as PyTorch's FX mode does. On by default; explicit
+        /// <see cref="FuseAttribute"/> groups are honoured either way.
+        /// </summary>
+        public bool AutoFuse { get; set; } = true;
     }
 }

@@ -44,24 +44,55 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
         _ => throw new ArgumentOutOfRangeException(nameof(backend), backend, "Unknown backend."),
     };
 
-    /// <summary>Checks both observer recipes and the combinations the int8 kernels support.</summary>
+    /// <summary>
+    /// Checks both observer recipes and the combinations the int8 kernels support, with the reason for each
+    /// refusal:
+    /// <list type="bullet">
+    /// <item><description>activations: quint8 or qint8 (affine or symmetric), per tensor only;</description></item>
+    /// <item><description>weights: qint8, per tensor or per channel (affine or symmetric); per-channel weights along
+    /// axis 0 (Conv2d, Linear) or 1 (ConvTranspose2d) — which of the two a layer needs is checked by the layer
+    /// (<c>FusedConv2d</c>, <c>FusedLinear</c>, <c>FusedConvTranspose2d</c>), since only it knows its kind.</description></item>
+    /// </list>
+    /// </summary>
+    /// <exception cref="ArgumentException">An inconsistent observer recipe or an unsupported combination.</exception>
     public void Validate()
     {
+        ArgumentNullException.ThrowIfNull(Activation, nameof(Activation));
+        ArgumentNullException.ThrowIfNull(Weight, nameof(Weight));
         Activation.Validate();
         Weight.Validate();
         if (Activation.Scheme.IsPerChannel())
         {
-            throw new ArgumentException($"QConfig: activations must be observed per tensor, got {Activation}.");
+            throw new ArgumentException(
+                $"QConfig: activations must be observed per tensor, got {Activation}. Every int8 op requantizes its whole output with one scale and zero point " +
+                "(PyTorch's static quantization has no per-channel activations either); per-channel schemes are for weights.");
+        }
+
+        if (Activation.DType is not (QuantDType.QUInt8 or QuantDType.QInt8))
+        {
+            throw new ArgumentException($"QConfig: activations must be {QuantDType.QUInt8.ToTorchString()} or {QuantDType.QInt8.ToTorchString()}, got {Activation}.");
         }
 
         if (Weight.DType != QuantDType.QInt8)
         {
-            throw new ArgumentException($"QConfig: weights must be qint8, got {Weight}.");
+            throw new ArgumentException($"QConfig: weights must be {QuantDType.QInt8.ToTorchString()}, got {Weight}. The int8 kernels multiply activations by signed 8-bit weights (as PyTorch's fbgemm, onednn and qnnpack engines do).");
         }
 
-        if (Activation.DType != QuantDType.QUInt8)
+        if (Weight.Scheme.IsPerChannel() && Weight.ChannelAxis is not (0 or 1))
         {
-            throw new ArgumentException($"QConfig: activations must be quint8 in this version, got {Activation}.");
+            throw new ArgumentException(
+                $"QConfig: per-channel weights must be along the output-channel axis, ch_axis=0 (Conv2d [out, in/groups, kH, kW], Linear [out, in]) " +
+                $"or ch_axis=1 (ConvTranspose2d [in, out/groups, kH, kW]), got ch_axis={Weight.ChannelAxis} ({Weight}). " +
+                "The int8 kernels requantize each output channel with its own weight scale, so any other axis cannot be executed.");
+        }
+
+        // MinMax/PerChannel observers refuse this at creation (as PyTorch does); say so before calibration starts.
+        foreach ((string role, ObserverSpec spec) in new[] { ("activation", Activation), ("weight", Weight) })
+        {
+            if (spec.Scheme.IsSymmetric() && spec.ReduceRange && spec.DType == QuantDType.QUInt8 && spec.Kind is ObserverKind.MinMax or ObserverKind.MovingAverageMinMax or ObserverKind.PerChannelMinMax)
+            {
+                throw new ArgumentException($"QConfig: the {role} observer {spec} cannot reduce the range for symmetric quantization with quint8 (PyTorch refuses it too); use qint8 or drop reduce_range.");
+            }
         }
     }
 

@@ -180,20 +180,58 @@ public sealed class FusedConv2d : IDisposable
         return text.Append(')').ToString();
     }
 
-    /// <summary>Observes and quantizes float weights (first dimension = output channels) to qint8.</summary>
-    internal static QTensor QuantizeWeight(string name, ObserverSpec weightSpec, float[] weight, int[] shape)
+    /// <summary>
+    /// Checks a weight observer recipe against what the int8 kernels take, naming the layer: qint8, and
+    /// per-channel only along the output-channel axis <paramref name="outputChannelAxis"/> (0 for Conv2d and
+    /// Linear weights [OutC, ...], 1 for ConvTranspose2d weights [InC, OutC/groups, ...]).
+    /// </summary>
+    internal static void CheckWeightSpec(string name, ObserverSpec weightSpec, int outputChannelAxis, string moduleKind, string weightLayout)
     {
         ArgumentNullException.ThrowIfNull(weightSpec);
         if (weightSpec.DType != QuantDType.QInt8)
         {
-            throw new ArgumentException($"{name}: weights must be observed as {QuantDType.QInt8.ToTorchString()}, got {weightSpec}.", nameof(weightSpec));
+            throw new ArgumentException($"{name}: weights must be observed as {QuantDType.QInt8.ToTorchString()} (the int8 kernels multiply by signed 8-bit weights), got {weightSpec}.", nameof(weightSpec));
         }
 
-        if (weightSpec.Scheme.IsPerChannel() && weightSpec.ChannelAxis != 0)
+        if (weightSpec.Scheme.IsPerChannel() && weightSpec.ChannelAxis != outputChannelAxis)
         {
-            throw new ArgumentException($"{name}: per-channel weights must use the output-channel axis 0, got ch_axis={weightSpec.ChannelAxis} ({weightSpec}).", nameof(weightSpec));
+            throw new ArgumentException(
+                $"{name}: per-channel weights of a {moduleKind} must use ch_axis={outputChannelAxis}, got ch_axis={weightSpec.ChannelAxis} ({weightSpec}). " +
+                $"The weight is {weightLayout}, so axis {outputChannelAxis} holds the output channels; the int8 kernel requantizes each output channel with its own weight scale, " +
+                $"which needs one scale per output channel.", nameof(weightSpec));
         }
+    }
 
+    /// <summary>Checks that <paramref name="weightSpec"/> suits this layer (what <see cref="Convert"/> and <see cref="ToReference"/> will check), so a bad qconfig fails at Prepare rather than after calibration.</summary>
+    /// <exception cref="ArgumentException">The weight observer is not qint8, or per-channel along an axis other than 0.</exception>
+    public void ValidateWeightSpec(ObserverSpec weightSpec) =>
+        CheckWeightSpec($"{Model}.{Layer}", weightSpec, 0, "Conv2d", "[out_channels, in_channels / groups, kH, kW]");
+
+    /// <summary>
+    /// The reference (QDQ) form of this layer, PyTorch's <c>QuantizedConv2d(Reference)</c>: conv2d with the
+    /// dequantized weights — observed and quantized exactly as <see cref="Convert"/> does, so they are the same
+    /// integers — and the float bias, ReLU if fused, its output quantized→dequantized with <paramref name="output"/>.
+    /// </summary>
+    /// <param name="output">The calibrated qparams of this layer's output (quint8 or qint8, per tensor).</param>
+    /// <param name="weightSpec">The weight observer recipe (QConfig.Weight).</param>
+    /// <exception cref="ArgumentException">The weight observer or the output qparams are not usable (messages name the layer).</exception>
+    public ReferenceLayer ToReference(QParams output, ObserverSpec weightSpec)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string name = $"{Model}.{Layer}";
+        Reference.ReferenceChecks.ActivationQParams(name, "output", output, nameof(output));
+        QTensor weight = QuantizeWeight(name, weightSpec, _weight, WeightShape);
+        return new Reference.ReferenceConv2d(Model, Layer, Options, weight, _bias, Relu, output);
+    }
+
+    /// <summary>
+    /// Observes float weights with a fresh <paramref name="weightSpec"/> observer named "Model.layer.weight" and
+    /// quantizes them to qint8 with its qparams (per-channel along <paramref name="outputChannelAxis"/>, or per
+    /// tensor; every value clamps to the full -128..127).
+    /// </summary>
+    internal static QTensor QuantizeWeight(string name, ObserverSpec weightSpec, float[] weight, int[] shape, int outputChannelAxis = 0, string moduleKind = "Conv2d", string weightLayout = "[out_channels, in_channels / groups, kH, kW]")
+    {
+        CheckWeightSpec(name, weightSpec, outputChannelAxis, moduleKind, weightLayout);
         Observer observer = weightSpec.Create($"{name}.weight");
         observer.Observe(weight, shape);
         QParams qparams = observer.CalculateQParams();
@@ -277,51 +315,36 @@ public sealed class FusedConv2d : IDisposable
     private static (float[] Weight, float[] Bias) FoldBatchNorm(string name, Conv2dOptions options, float[] weight, float[]? bias, BatchNorm2d batchNorm)
     {
         int channels = options.OutChannels;
-        if (batchNorm.num_features != channels)
-        {
-            throw new ArgumentException($"{name}: the fused BatchNorm2d has {batchNorm.num_features} features, expected {channels} (the conv's out_channels).", nameof(batchNorm));
-        }
-
-        float[] mean = ReadParameter(name, "BatchNorm running_mean", batchNorm.running_mean)
-            ?? throw new NotSupportedException($"{name}: the fused BatchNorm2d has no running statistics (track_running_stats=False), so it cannot be folded into the conv.");
-        float[] variance = ReadParameter(name, "BatchNorm running_var", batchNorm.running_var)
-            ?? throw new NotSupportedException($"{name}: the fused BatchNorm2d has no running statistics (track_running_stats=False), so it cannot be folded into the conv.");
-
-        // affine=False: gamma 1, beta 0.
-        float[]? gamma = ReadParameter(name, "BatchNorm weight", batchNorm.weight);
-        float[]? beta = ReadParameter(name, "BatchNorm bias", batchNorm.bias);
-        float eps = (float)batchNorm.eps;
-        if (mean.Length != channels || variance.Length != channels || (gamma is not null && gamma.Length != channels) || (beta is not null && beta.Length != channels))
-        {
-            throw new ArgumentException($"{name}: the fused BatchNorm2d's statistics do not all have {channels} values.", nameof(batchNorm));
-        }
-
+        BatchNormStatistics bn = BatchNormStatistics.Read(name, batchNorm, "BatchNorm2d", channels, "the conv's out_channels", "folded into the conv");
         int perChannel = weight.Length / channels;
         var foldedWeight = new float[weight.Length];
         var foldedBias = new float[channels];
         for (int c = 0; c < channels; c++)
         {
-            float g = gamma is null ? 1f : gamma[c];
-            float b = beta is null ? 0f : beta[c];
-            float rsqrt = 1.0f / MathF.Sqrt(variance[c] + eps);
+            float rsqrt = bn.InverseSigma(c);
 
             // w' = w * (gamma * rsqrt(var + eps))
-            float factor = g * rsqrt;
+            float factor = bn.Gamma(c) * rsqrt;
             for (int i = c * perChannel; i < (c + 1) * perChannel; i++)
             {
                 foldedWeight[i] = weight[i] * factor;
             }
 
-            // b' = (b - mean) * rsqrt(var + eps) * gamma + beta, left to right; the final add is its own
-            // statement so no fused multiply-add can creep in.
-            float scaled = (((bias is null ? 0f : bias[c]) - mean[c]) * rsqrt) * g;
-            foldedBias[c] = scaled + b;
-            if (!float.IsFinite(foldedBias[c]) || !float.IsFinite(factor))
-            {
-                throw new ArgumentException($"{name}: folding the BatchNorm2d gives a non-finite value for channel {c} (running_var={variance[c]}, eps={eps}, weight={g}, bias={b}, running_mean={mean[c]}).", nameof(batchNorm));
-            }
+            foldedBias[c] = FoldedConvBias(bias is null ? 0f : bias[c], bn, c, rsqrt);
+            bn.ThrowIfNotFinite(name, "BatchNorm2d", c, factor, foldedBias[c]);
         }
 
         return (foldedWeight, foldedBias);
+    }
+
+    /// <summary>
+    /// <c>b' = (b - mean) * rsqrt(var + eps) * gamma + beta</c>, left to right as PyTorch's
+    /// <c>fuse_conv_bn_weights</c> writes it (conv and conv-transpose alike); the final add is its own
+    /// statement so no fused multiply-add can creep in.
+    /// </summary>
+    internal static float FoldedConvBias(float bias, BatchNormStatistics bn, int c, float rsqrt)
+    {
+        float scaled = ((bias - bn.Mean[c]) * rsqrt) * bn.Gamma(c);
+        return scaled + bn.Beta(c);
     }
 }

@@ -1,8 +1,9 @@
 using System;
+using QuantGen.Kernels.Scalar;
 
 namespace QuantGen.Modules;
 
-/// <summary>Construction-time checks shared by the int8 conv and linear layers; messages name the layer.</summary>
+/// <summary>Checks shared by the int8 layers (messages name the layer), and the move in and out of the kernels' <see cref="UInt8View"/>.</summary>
 internal static class LayerChecks
 {
     /// <summary>
@@ -75,12 +76,12 @@ internal static class LayerChecks
         return (float[])bias.Clone();
     }
 
-    /// <summary>Activation qparams the int8 kernels take: per-tensor quint8, positive finite scale, zero point in range.</summary>
+    /// <summary>Activation qparams the int8 kernels take: per-tensor quint8 or qint8, positive finite scale, zero point in the dtype's range.</summary>
     public static void ActivationQParams(string name, string role, QParams qparams, string parameterName)
     {
-        if (qparams.IsPerChannel || qparams.DType != QuantDType.QUInt8)
+        if (qparams.IsPerChannel || qparams.DType is not (QuantDType.QUInt8 or QuantDType.QInt8))
         {
-            throw new ArgumentException($"{name}: {role} qparams must be per-tensor {QuantDType.QUInt8.ToTorchString()}, got {qparams}.", parameterName);
+            throw new ArgumentException($"{name}: {role} qparams must be per-tensor {QuantDType.QUInt8.ToTorchString()} or {QuantDType.QInt8.ToTorchString()}, got {qparams}.", parameterName);
         }
 
         if (!float.IsFinite(qparams.Scale) || qparams.Scale <= 0f)
@@ -88,9 +89,40 @@ internal static class LayerChecks
             throw new ArgumentException($"{name}: {role} scale {qparams.Scale} must be positive and finite.", parameterName);
         }
 
-        if (qparams.ZeroPoint < QuantDType.QUInt8.Min() || qparams.ZeroPoint > QuantDType.QUInt8.Max())
+        if (qparams.ZeroPoint < qparams.DType.Min() || qparams.ZeroPoint > qparams.DType.Max())
         {
-            throw new ArgumentException($"{name}: {role} zero point {qparams.ZeroPoint} is outside {QuantDType.QUInt8.ToTorchString()}'s range 0..255.", parameterName);
+            throw new ArgumentException($"{name}: {role} zero point {qparams.ZeroPoint} is outside {qparams.DType.ToTorchString()}'s range {qparams.DType.Min()}..{qparams.DType.Max()}.", parameterName);
         }
+    }
+
+    /// <summary>Throws, naming the layer, unless <paramref name="input"/> has per-tensor qparams (activations always do; per-channel means a wiring mistake).</summary>
+    public static void PerTensorInput(string name, QTensor input, string parameterName)
+    {
+        ArgumentNullException.ThrowIfNull(input, parameterName);
+        if (input.QParams.IsPerChannel)
+        {
+            throw new ArgumentException($"{name}: expected an input with per-tensor qparams, got {input.QParams}.", parameterName);
+        }
+    }
+
+    /// <summary>
+    /// <paramref name="tensor"/>'s values in <paramref name="format"/> order, in the kernels'
+    /// <see cref="UInt8View"/> (qint8 shifted by 128). Read-only: for a quint8 tensor already in that
+    /// format this is its own storage.
+    /// </summary>
+    public static byte[] ViewOf(QTensor tensor, MemoryFormat format)
+    {
+        QTensor laidOut = tensor.WithFormat(format);
+        return UInt8View.Of(laidOut.Storage, tensor.DType);
+    }
+
+    /// <summary>The zero point of per-tensor <paramref name="qparams"/> in the <see cref="UInt8View"/>.</summary>
+    public static int ViewZeroPoint(QParams qparams) => qparams.ZeroPoint + UInt8View.Offset(qparams.DType);
+
+    /// <summary>Wraps a kernel's output, given in the <see cref="UInt8View"/>, as a tensor of <paramref name="qparams"/>' dtype (flipping <paramref name="view"/> in place for qint8).</summary>
+    public static QTensor FromView(int[] shape, QParams qparams, byte[] view, MemoryFormat format)
+    {
+        UInt8View.Convert(view, view, qparams.DType);
+        return new QTensor(shape, qparams, view, format);
     }
 }

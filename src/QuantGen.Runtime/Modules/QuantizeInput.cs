@@ -17,7 +17,7 @@ public sealed class QuantizeInput
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name (e.g. "quant"), for error messages.</param>
-    /// <param name="qparams">Per-tensor scale and zero point from calibration (quint8 for the int8 layers).</param>
+    /// <param name="qparams">Per-tensor scale and zero point from calibration (quint8 or qint8; the tensor it makes has that dtype).</param>
     public QuantizeInput(string model, string layer, QParams qparams)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
@@ -27,6 +27,8 @@ public sealed class QuantizeInput
         {
             throw new ArgumentException($"{model}.{layer}: input quantization needs per-tensor qparams, got {qparams}.", nameof(qparams));
         }
+
+        LayerChecks.ActivationQParams($"{model}.{layer}", "input", qparams, nameof(qparams));
 
         Model = model;
         Layer = layer;

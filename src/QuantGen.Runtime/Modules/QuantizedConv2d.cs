@@ -6,9 +6,10 @@ using QuantGen.Kernels.Scalar;
 namespace QuantGen.Modules;
 
 /// <summary>
-/// PyTorch's <c>QuantizedConv2d</c> / <c>QuantizedConvReLU2d</c>: quint8 activations, qint8 weights
-/// packed once at construction, int32 accumulation and requantization per the numerics contract of
-/// <see cref="Backend"/>.
+/// PyTorch's <c>QuantizedConv2d</c> / <c>QuantizedConvReLU2d</c>: quint8 or qint8 activations (input
+/// and output each of their qparams' dtype), qint8 weights packed once at construction, int32
+/// accumulation and requantization per the numerics contract of <see cref="Backend"/>, clamped to
+/// the output dtype's full range.
 /// </summary>
 /// <remarks>
 /// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer held by the instance (so
@@ -104,9 +105,10 @@ public sealed class QuantizedConv2d
     public QuantBackend Backend { get; }
 
     /// <summary>
-    /// x: quint8 [N, InC, H, W] (any layout, per-tensor qparams); returns quint8 channels-last
-    /// [N, OutC, OH, OW]. An input whose scale differs from the calibrated one is requantized with
-    /// factors computed for its actual scale, as PyTorch does.
+    /// x: [N, InC, H, W] of the calibrated input dtype (any layout, per-tensor qparams); returns a
+    /// channels-last [N, OutC, OH, OW] tensor of <see cref="OutputQParams"/>. An input whose scale
+    /// differs from the calibrated one is requantized with factors computed for its actual scale, as
+    /// PyTorch does.
     /// </summary>
     /// <exception cref="ArgumentException">Wrong dtype, rank, channel count, or a spatial size smaller than the kernel's reach.</exception>
     public QTensor Forward(QTensor input)
@@ -119,23 +121,23 @@ public sealed class QuantizedConv2d
             shape[0], o.InChannels, shape[2], shape[3], o.OutChannels, o.KernelHeight, o.KernelWidth,
             o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.Groups);
         int[] outputShape = [shape[0], o.OutChannels, geometry.OutHeight, geometry.OutWidth];
-        var output = new QTensor(outputShape, OutputQParams, MemoryFormat.ChannelsLast);
-        if (output.Count == 0)
+        int accumulatorCount = checked(shape[0] * o.OutChannels * geometry.OutHeight * geometry.OutWidth);
+        if (accumulatorCount == 0)
         {
-            return output;
+            return new QTensor(outputShape, OutputQParams, MemoryFormat.ChannelsLast);
         }
 
-        int accumulatorCount = output.Count;
         if (_accumulators.Length < accumulatorCount)
         {
             _accumulators = new int[accumulatorCount];
         }
 
         Span<int> accumulators = _accumulators.AsSpan(0, accumulatorCount);
-        QTensor inputNhwc = input.WithFormat(MemoryFormat.ChannelsLast);
-        Conv2dScalar.Accumulate(geometry, inputNhwc.AsUInt8(), input.ZeroPoint, _weightsOhwi, _weightZeroPoints, accumulators);
-        Requantize.RequantizeInt32ToUInt8(accumulators, RequantizeFor(input.Scale), output.AsUInt8());
-        return output;
+        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast);
+        Conv2dScalar.Accumulate(geometry, inputView, LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
+        var outputView = new byte[accumulatorCount];
+        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, outputView);
+        return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.ChannelsLast);
     }
 
     /// <summary>
@@ -216,9 +218,9 @@ public sealed class QuantizedConv2d
     private void ValidateInput(QTensor input)
     {
         string name = $"{Model}.{Layer}";
-        if (input.DType != QuantDType.QUInt8)
+        if (input.DType != InputQParams.DType)
         {
-            throw new ArgumentException($"{name}: expected a {QuantDType.QUInt8.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)}.", nameof(input));
         }
 
         if (input.QParams.IsPerChannel)
@@ -246,8 +248,9 @@ public sealed class QuantizedConv2d
         return _otherRequantize;
     }
 
+    // The factors carry the output zero point in the kernels' unsigned view (RequantizeToDType).
     private RequantizeParams CreateRequantize(float inputScale) =>
-        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, OutputQParams.ZeroPoint, _bias, FusedRelu);
+        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), _bias, FusedRelu);
 
     /// <summary>Logical [OC, IC/g, KH, KW] → OHWI, the order Conv2dScalar reads.</summary>
     private static sbyte[] PackOhwi(QTensor weight, int outChannels, int inPerGroup, int kernelHeight, int kernelWidth)

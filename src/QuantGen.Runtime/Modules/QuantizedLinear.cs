@@ -6,9 +6,10 @@ using QuantGen.Kernels.Scalar;
 namespace QuantGen.Modules;
 
 /// <summary>
-/// PyTorch's <c>QuantizedLinear</c> / <c>QuantizedLinearReLU</c>: quint8 activations, qint8 weights
-/// [OutFeatures, InFeatures], int32 accumulation and requantization per the numerics contract of
-/// <see cref="Backend"/>.
+/// PyTorch's <c>QuantizedLinear</c> / <c>QuantizedLinearReLU</c>: quint8 or qint8 activations (input and
+/// output each of their qparams' dtype), qint8 weights [OutFeatures, InFeatures], int32 accumulation
+/// and requantization per the numerics contract of <see cref="Backend"/>, clamped to the output
+/// dtype's full range.
 /// </summary>
 /// <remarks>
 /// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer held by the instance and
@@ -110,8 +111,8 @@ public sealed class QuantizedLinear
     public QuantBackend Backend { get; }
 
     /// <summary>
-    /// x: quint8 [..., InFeatures] (rank 2 or more, as PyTorch's quantized linear requires); returns
-    /// quint8 [..., OutFeatures], contiguous. An input whose scale differs from the calibrated one is
+    /// x: [..., InFeatures] of the calibrated input dtype (rank 2 or more, as PyTorch's quantized linear
+    /// requires); returns [..., OutFeatures] of <see cref="OutputQParams"/>, contiguous. An input whose scale differs from the calibrated one is
     /// requantized with factors computed for its actual scale, as PyTorch does.
     /// </summary>
     /// <exception cref="ArgumentException">Wrong dtype, rank or feature count.</exception>
@@ -120,9 +121,9 @@ public sealed class QuantizedLinear
         ArgumentNullException.ThrowIfNull(input);
         string name = $"{Model}.{Layer}";
         int[] shape = input.Shape;
-        if (input.DType != QuantDType.QUInt8)
+        if (input.DType != InputQParams.DType)
         {
-            throw new ArgumentException($"{name}: expected a {QuantDType.QUInt8.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(shape)}.", nameof(input));
+            throw new ArgumentException($"{name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(shape)}.", nameof(input));
         }
 
         if (input.QParams.IsPerChannel)
@@ -137,23 +138,29 @@ public sealed class QuantizedLinear
 
         int[] outputShape = (int[])shape.Clone();
         outputShape[^1] = OutFeatures;
-        var output = new QTensor(outputShape, OutputQParams, MemoryFormat.Contiguous);
-        if (output.Count == 0)
+        int count = 1;
+        foreach (int size in outputShape)
         {
-            return output;
+            count = checked(count * size);
         }
 
-        int rows = output.Count / OutFeatures;
-        if (_accumulators.Length < output.Count)
+        if (count == 0)
         {
-            _accumulators = new int[output.Count];
+            return new QTensor(outputShape, OutputQParams, MemoryFormat.Contiguous);
         }
 
-        Span<int> accumulators = _accumulators.AsSpan(0, output.Count);
-        QTensor rowMajor = input.WithFormat(MemoryFormat.Contiguous);
-        LinearScalar.Accumulate(rows, InFeatures, OutFeatures, rowMajor.AsUInt8(), input.ZeroPoint, _weights, _weightZeroPoints, accumulators);
-        Requantize.RequantizeInt32ToUInt8(accumulators, RequantizeFor(input.Scale), output.AsUInt8());
-        return output;
+        int rows = count / OutFeatures;
+        if (_accumulators.Length < count)
+        {
+            _accumulators = new int[count];
+        }
+
+        Span<int> accumulators = _accumulators.AsSpan(0, count);
+        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.Contiguous);
+        LinearScalar.Accumulate(rows, InFeatures, OutFeatures, inputView, LayerChecks.ViewZeroPoint(input.QParams), _weights, _weightZeroPoints, accumulators);
+        var outputView = new byte[count];
+        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, outputView);
+        return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.Contiguous);
     }
 
     /// <summary>
@@ -188,6 +195,7 @@ public sealed class QuantizedLinear
         return _otherRequantize;
     }
 
+    // The factors carry the output zero point in the kernels' unsigned view (RequantizeToDType).
     private RequantizeParams CreateRequantize(float inputScale) =>
-        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, OutputQParams.ZeroPoint, _bias, FusedRelu);
+        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), _bias, FusedRelu);
 }

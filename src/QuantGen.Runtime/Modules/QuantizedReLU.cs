@@ -4,8 +4,8 @@ using QuantGen.Kernels.Scalar;
 namespace QuantGen.Modules;
 
 /// <summary>
-/// ReLU on a quantized tensor (PyTorch's <c>nn.ReLU</c> applied to a quint8 tensor): <c>max(q, zp)</c>,
-/// exact in the integers; shape, layout, scale and zero point pass through.
+/// ReLU on a quantized tensor (PyTorch's <c>nn.ReLU</c> applied to a quint8 or qint8 tensor):
+/// <c>max(q, zp)</c>, exact in the integers; shape, layout, dtype, scale and zero point pass through.
 /// </summary>
 public sealed class QuantizedReLU
 {
@@ -25,19 +25,21 @@ public sealed class QuantizedReLU
     /// <summary>Member name, for error messages.</summary>
     public string Layer { get; }
 
-    /// <summary>A new tensor holding <c>max(q, zp)</c> for every element of the quint8 <paramref name="input"/>.</summary>
-    /// <exception cref="ArgumentException">The input is not quint8 with per-tensor qparams.</exception>
+    /// <summary>A new tensor holding <c>max(q, zp)</c> for every element of <paramref name="input"/> (quint8 or qint8).</summary>
+    /// <exception cref="ArgumentException">The input has per-channel qparams.</exception>
     public QTensor Forward(QTensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input.DType != QuantDType.QUInt8 || input.QParams.IsPerChannel)
+        if (input.QParams.IsPerChannel)
         {
-            throw new ArgumentException($"{Model}.{Layer}: expected a per-tensor {QuantDType.QUInt8.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)} ({input.QParams}).", nameof(input));
+            throw new ArgumentException($"{Model}.{Layer}: expected a per-tensor {QuantDType.QUInt8.ToTorchString()} or {QuantDType.QInt8.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)} ({input.QParams}).", nameof(input));
         }
 
-        var output = new QTensor((int[])input.Shape.Clone(), input.QParams, input.Format);
-        ReluScalar.Apply(input.AsUInt8(), output.AsUInt8(), input.ZeroPoint);
-        return output;
+        // In the unsigned view (qint8 shifted by 128) the order of values is kept, so max(q, zp) there is max(q, zp) here.
+        byte[] view = UInt8View.Of(input.Storage, input.DType);
+        var outputView = new byte[view.Length];
+        ReluScalar.Apply(view, outputView, LayerChecks.ViewZeroPoint(input.QParams));
+        return LayerChecks.FromView(input.Shape, input.QParams, outputView, input.Format);
     }
 
     /// <summary>PyTorch's repr: <c>ReLU()</c>.</summary>

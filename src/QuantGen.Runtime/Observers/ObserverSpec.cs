@@ -4,22 +4,6 @@ using System.Text;
 
 namespace QuantGen.Observers;
 
-/// <summary>Which observer algorithm an <see cref="ObserverSpec"/> creates.</summary>
-public enum ObserverKind
-{
-    /// <summary>Running min/max over every batch (<c>MinMaxObserver</c>).</summary>
-    MinMax,
-
-    /// <summary>Exponential moving average of each batch's min/max (<c>MovingAverageMinMaxObserver</c>).</summary>
-    MovingAverageMinMax,
-
-    /// <summary>Running min/max per channel (<c>PerChannelMinMaxObserver</c>).</summary>
-    PerChannelMinMax,
-
-    /// <summary>2048-bin histogram with an L2-error search for the clipping range (<c>HistogramObserver</c>).</summary>
-    Histogram,
-}
-
 /// <summary>
 /// A recipe for an observer: PyTorch's <c>HistogramObserver.with_args(reduce_range=True)</c>. A QConfig
 /// holds two of these; <c>Prepare()</c> calls <see cref="Create"/> once per quantization point.

@@ -1,24 +1,5 @@
 namespace QuantGen;
 
-/// <summary>Quantized element type (PyTorch's <c>torch.quint8</c> / <c>torch.qint8</c>).</summary>
-public enum QuantDType
-{
-    /// <summary>Unsigned 8-bit, 0..255 (activations).</summary>
-    QUInt8,
-
-    /// <summary>Signed 8-bit, -128..127 (weights).</summary>
-    QInt8,
-}
-
-/// <summary>Quantization scheme (PyTorch's <c>torch.per_tensor_affine</c> and friends).</summary>
-public enum QScheme
-{
-    PerTensorAffine,
-    PerTensorSymmetric,
-    PerChannelAffine,
-    PerChannelSymmetric,
-}
-
 /// <summary>Range facts about <see cref="QuantDType"/> and <see cref="QScheme"/>.</summary>
 public static class QuantDTypeInfo
 {

@@ -26,9 +26,10 @@ public class QuantizedReLUTests
     }
 
     [Fact]
-    public void AQint8InputIsRejectedNamingTheLayer()
+    public void APerChannelInputIsRejectedNamingTheLayer()
     {
-        var error = Assert.Throws<ArgumentException>(() => new QuantizedReLU("M", "relu").Forward(new QTensor([2], QParams.PerTensor(0.1f, 0, QuantDType.QInt8))));
-        Assert.Contains("M.relu: expected a per-tensor torch.quint8 input, got torch.qint8 [2]", error.Message);
+        // qint8 inputs are accepted (Qint8ActivationTests); per-channel qparams are a wiring mistake.
+        var error = Assert.Throws<ArgumentException>(() => new QuantizedReLU("M", "relu").Forward(new QTensor([2], QParams.PerChannel([0.1f, 0.2f], [0, 0], 0, QuantDType.QUInt8))));
+        Assert.Contains("M.relu: expected a per-tensor torch.quint8 or torch.qint8 input, got torch.quint8 [2]", error.Message);
     }
 }

@@ -1,0 +1,18 @@
+namespace QuantGen.Observers
+{
+    /// <summary>Which observer algorithm an <see cref="ObserverSpec"/> creates.</summary>
+    public enum ObserverKind
+    {
+        /// <summary>Running min/max over every batch (<c>MinMaxObserver</c>).</summary>
+        MinMax,
+
+        /// <summary>Exponential moving average of each batch's min/max (<c>MovingAverageMinMaxObserver</c>).</summary>
+        MovingAverageMinMax,
+
+        /// <summary>Running min/max per channel (<c>PerChannelMinMaxObserver</c>).</summary>
+        PerChannelMinMax,
+
+        /// <summary>2048-bin histogram with an L2-error search for the clipping range (<c>HistogramObserver</c>).</summary>
+        Histogram,
+    }
+}

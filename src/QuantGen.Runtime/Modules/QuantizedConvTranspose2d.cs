@@ -1,0 +1,277 @@
+using System;
+using System.Text;
+using QuantGen.Kernels;
+using QuantGen.Kernels.Scalar;
+
+namespace QuantGen.Modules;
+
+/// <summary>
+/// PyTorch's QuantizedConvTranspose2d (+ fused ReLU): quint8 or qint8 activations, qint8 weights
+/// per-tensor or per-channel on axis 1 (output channels), exact int32 accumulation
+/// (<see cref="ConvTranspose2dScalar"/>) and the same requantization as conv for
+/// <see cref="Backend"/> (<see cref="Requantize"/>), clamped to the output dtype's full range.
+/// </summary>
+/// <remarks>
+/// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer and caches
+/// requantization factors. Give each thread its own model, or serialize calls.
+/// </remarks>
+public sealed class QuantizedConvTranspose2d
+{
+    private readonly sbyte[] _weightsOhwi;
+    private readonly int[] _weightZeroPoints;
+    private readonly float[] _weightScales;
+    private readonly float[]? _bias;
+    private readonly RequantizeParams _calibratedRequantize;
+    private float _otherInputScale = float.NaN;
+    private RequantizeParams? _otherRequantize;
+    private int[] _accumulators = [];
+
+    /// <param name="model">Model name, for error messages.</param>
+    /// <param name="layer">Member name, for error messages.</param>
+    /// <param name="options">Hyper-parameters.</param>
+    /// <param name="weight">qint8 weight, logical [InC, OutC/groups, KH, KW]; per-tensor, or per-channel with axis 1 (one scale per output channel).</param>
+    /// <param name="bias">Float bias per output channel, or null.</param>
+    /// <param name="inputQParams">The input's qparams seen at calibration (factors are precomputed for them).</param>
+    /// <param name="outputQParams">Output scale and zero point.</param>
+    /// <param name="fusedRelu">ReLU fused after the transposed convolution.</param>
+    /// <param name="backend">Bias/requantization arithmetic.</param>
+    /// <exception cref="ArgumentException">Inconsistent hyper-parameters, weight shape, dtype or qparams (the message names the layer).</exception>
+    public QuantizedConvTranspose2d(string model, string layer, ConvTranspose2dOptions options, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(weight);
+        ArgumentNullException.ThrowIfNull(inputQParams);
+        ArgumentNullException.ThrowIfNull(outputQParams);
+        string name = $"{model}.{layer}";
+        ValidateOptions(name, options);
+        int outPerGroup = options.OutChannels / options.Groups;
+        int[] expectedShape = [options.InChannels, outPerGroup, options.KernelHeight, options.KernelWidth];
+        if (!weight.Shape.AsSpan().SequenceEqual(expectedShape))
+        {
+            throw new ArgumentException($"{name}: expected weight {TorchText.Shape(expectedShape)} ([in_channels, out_channels / groups, kH, kW]), got {TorchText.Shape(weight.Shape)}.", nameof(weight));
+        }
+
+        (_weightScales, _weightZeroPoints) = WeightQParamsPerOutputChannel(name, weight, options.OutChannels, outPerGroup);
+        _bias = LayerChecks.Bias(name, bias, options.OutChannels);
+        LayerChecks.ActivationQParams(name, "input", inputQParams, nameof(inputQParams));
+        LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
+
+        Model = model;
+        Layer = layer;
+        Options = options;
+        Weight = weight;
+        InputQParams = inputQParams;
+        OutputQParams = outputQParams;
+        FusedRelu = fusedRelu;
+        Backend = backend;
+        _weightsOhwi = ConvTranspose2dScalar.Pack(weight.IntRepr(), options.InChannels, options.OutChannels, options.KernelHeight, options.KernelWidth, options.Groups);
+        _calibratedRequantize = CreateRequantize(inputQParams.Scale);
+    }
+
+    /// <summary>Model name, for error messages.</summary>
+    public string Model { get; }
+
+    /// <summary>Member name, for error messages.</summary>
+    public string Layer { get; }
+
+    /// <summary>Hyper-parameters.</summary>
+    public ConvTranspose2dOptions Options { get; }
+
+    /// <summary>The qint8 weight, logical [InC, OutC/groups, KH, KW] (PyTorch's <c>weight()</c>).</summary>
+    public QTensor Weight { get; }
+
+    /// <summary>Float bias per output channel, or null.</summary>
+    public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+
+    /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
+    public QParams InputQParams { get; }
+
+    /// <summary>Output scale and zero point.</summary>
+    public QParams OutputQParams { get; }
+
+    /// <summary>Output scale.</summary>
+    public float Scale => OutputQParams.Scale;
+
+    /// <summary>Output zero point.</summary>
+    public int ZeroPoint => OutputQParams.ZeroPoint;
+
+    /// <summary>True when a ReLU is fused.</summary>
+    public bool FusedRelu { get; }
+
+    /// <summary>The bias/requantization arithmetic.</summary>
+    public QuantBackend Backend { get; }
+
+    /// <summary>
+    /// x: [N, InC, H, W] of the calibrated input dtype (any layout, per-tensor qparams); returns a
+    /// channels-last [N, OutC, OH, OW] tensor of <see cref="OutputQParams"/>, with
+    /// <c>OH = (H - 1)·s - 2p + d(k - 1) + output_padding + 1</c>. An input whose scale differs from
+    /// the calibrated one is requantized with factors computed for its actual scale, as PyTorch does.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong dtype, rank or channel count, per-channel input qparams, or an empty output.</exception>
+    public QTensor Forward(QTensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        string name = $"{Model}.{Layer}";
+        ConvTranspose2dOptions o = Options;
+        if (input.DType != InputQParams.DType)
+        {
+            throw new ArgumentException($"{name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)}.", nameof(input));
+        }
+
+        LayerChecks.PerTensorInput(name, input, nameof(input));
+        if (input.Rank != 4 || input.Dim(1) != o.InChannels || input.Dim(2) < 1 || input.Dim(3) < 1)
+        {
+            throw new ArgumentException($"{name}: expected input [N, {o.InChannels}, H, W] (rank 4, {o.InChannels} channels), got {TorchText.Shape(input.Shape)}.", nameof(input));
+        }
+
+        var geometry = new ConvTranspose2dGeometry(
+            input.Dim(0), o.InChannels, input.Dim(2), input.Dim(3), o.OutChannels, o.KernelHeight, o.KernelWidth,
+            o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.OutputPadHeight, o.OutputPadWidth,
+            o.DilationHeight, o.DilationWidth, o.Groups);
+        if (geometry.OutHeight < 1 || geometry.OutWidth < 1)
+        {
+            throw new ArgumentException($"{name}: input {TorchText.Shape(input.Shape)} gives an empty output {geometry.OutHeight}x{geometry.OutWidth} (padding={TorchText.Pair(o.PadHeight, o.PadWidth)} is too large).", nameof(input));
+        }
+
+        int[] outputShape = [geometry.Batch, o.OutChannels, geometry.OutHeight, geometry.OutWidth];
+        int count = checked(geometry.Batch * o.OutChannels * geometry.OutHeight * geometry.OutWidth);
+        if (count == 0)
+        {
+            return new QTensor(outputShape, OutputQParams, MemoryFormat.ChannelsLast);
+        }
+
+        if (_accumulators.Length < count)
+        {
+            _accumulators = new int[count];
+        }
+
+        Span<int> accumulators = _accumulators.AsSpan(0, count);
+        ConvTranspose2dScalar.Accumulate(geometry, LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast), LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
+        var outputView = new byte[count];
+        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, outputView);
+        return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.ChannelsLast);
+    }
+
+    /// <summary>
+    /// PyTorch's repr, e.g. <c>QuantizedConvTranspose2d(4, 8, kernel_size=(3, 3), stride=(2, 2), scale=0.1, zero_point=3, padding=(1, 1), output_padding=(1, 1))</c>;
+    /// padding, dilation, output_padding, groups and <c>bias=False</c> appear only when not the default.
+    /// </summary>
+    public override string ToString()
+    {
+        ConvTranspose2dOptions o = Options;
+        var text = new StringBuilder(FusedRelu ? "QuantizedConvTransposeReLU2d(" : "QuantizedConvTranspose2d(");
+        text.Append(o.InChannels).Append(", ").Append(o.OutChannels)
+            .Append(", kernel_size=").Append(TorchText.Pair(o.KernelHeight, o.KernelWidth))
+            .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth))
+            .Append(", scale=").Append(TorchText.PythonFloat(Scale))
+            .Append(", zero_point=").Append(ZeroPoint);
+        if (o.PadHeight != 0 || o.PadWidth != 0)
+        {
+            text.Append(", padding=").Append(TorchText.Pair(o.PadHeight, o.PadWidth));
+        }
+
+        if (o.DilationHeight != 1 || o.DilationWidth != 1)
+        {
+            text.Append(", dilation=").Append(TorchText.Pair(o.DilationHeight, o.DilationWidth));
+        }
+
+        if (o.OutputPadHeight != 0 || o.OutputPadWidth != 0)
+        {
+            text.Append(", output_padding=").Append(TorchText.Pair(o.OutputPadHeight, o.OutputPadWidth));
+        }
+
+        if (o.Groups != 1)
+        {
+            text.Append(", groups=").Append(o.Groups);
+        }
+
+        if (_bias is null)
+        {
+            text.Append(", bias=False");
+        }
+
+        return text.Append(')').ToString();
+    }
+
+    /// <summary>PyTorch's ConvTranspose2d constructor checks, naming the layer.</summary>
+    internal static void ValidateOptions(string name, ConvTranspose2dOptions options)
+    {
+        if (options.InChannels < 1 || options.OutChannels < 1 || options.KernelHeight < 1 || options.KernelWidth < 1)
+        {
+            throw new ArgumentException($"{name}: channels and kernel size must be positive, got {options}.", nameof(options));
+        }
+
+        if (options.StrideHeight < 1 || options.StrideWidth < 1 || options.DilationHeight < 1 || options.DilationWidth < 1
+            || options.PadHeight < 0 || options.PadWidth < 0 || options.OutputPadHeight < 0 || options.OutputPadWidth < 0)
+        {
+            throw new ArgumentException($"{name}: stride and dilation must be positive, padding and output_padding non-negative, got {options}.", nameof(options));
+        }
+
+        if ((options.OutputPadHeight >= options.StrideHeight && options.OutputPadHeight >= options.DilationHeight)
+            || (options.OutputPadWidth >= options.StrideWidth && options.OutputPadWidth >= options.DilationWidth))
+        {
+            throw new ArgumentException($"{name}: output_padding {TorchText.Pair(options.OutputPadHeight, options.OutputPadWidth)} must be smaller than either stride {TorchText.Pair(options.StrideHeight, options.StrideWidth)} or dilation {TorchText.Pair(options.DilationHeight, options.DilationWidth)}.", nameof(options));
+        }
+
+        if (options.Groups < 1 || options.InChannels % options.Groups != 0 || options.OutChannels % options.Groups != 0)
+        {
+            throw new ArgumentException($"{name}: in_channels ({options.InChannels}) and out_channels ({options.OutChannels}) must both be divisible by groups ({options.Groups}).", nameof(options));
+        }
+    }
+
+    /// <summary>
+    /// A qint8 weight's scale and zero point for each OUTPUT channel: per-channel along axis 1 (one
+    /// entry per output channel of a group; output channel <c>g·(OutC/g) + o</c> uses entry <c>o</c>,
+    /// since all its weights sit at <c>[·, o, ·, ·]</c>), or per-tensor repeated.
+    /// </summary>
+    private static (float[] Scales, int[] ZeroPoints) WeightQParamsPerOutputChannel(string name, QTensor weight, int outChannels, int outPerGroup)
+    {
+        if (weight.DType != QuantDType.QInt8)
+        {
+            throw new ArgumentException($"{name}: expected a {QuantDType.QInt8.ToTorchString()} weight, got {weight.DType.ToTorchString()}.", nameof(weight));
+        }
+
+        QParams qparams = weight.QParams;
+        if (qparams.IsPerChannel && qparams.Axis != 1)
+        {
+            throw new ArgumentException($"{name}: per-channel ConvTranspose2d weight qparams must be along axis 1 (output channels), got axis {qparams.Axis}.", nameof(weight));
+        }
+
+        var scales = new float[outChannels];
+        var zeroPoints = new int[outChannels];
+        for (int oc = 0; oc < outChannels; oc++)
+        {
+            int entry = qparams.IsPerChannel ? oc % outPerGroup : 0;
+            scales[oc] = qparams.Scales[entry];
+            zeroPoints[oc] = qparams.ZeroPoints[entry];
+            if (!float.IsFinite(scales[oc]) || scales[oc] <= 0f)
+            {
+                throw new ArgumentException($"{name}: weight scale {scales[oc]} (output channel {oc}) must be positive and finite.", nameof(weight));
+            }
+        }
+
+        return (scales, zeroPoints);
+    }
+
+    private RequantizeParams RequantizeFor(float inputScale)
+    {
+        if (inputScale.Equals(InputQParams.Scale))
+        {
+            return _calibratedRequantize;
+        }
+
+        // PyTorch requantizes with the actual input's scale; keep the last such set of factors.
+        if (_otherRequantize is null || !inputScale.Equals(_otherInputScale))
+        {
+            _otherRequantize = CreateRequantize(inputScale);
+            _otherInputScale = inputScale;
+        }
+
+        return _otherRequantize;
+    }
+
+    // The factors carry the output zero point in the kernels' unsigned view (RequantizeToDType).
+    private RequantizeParams CreateRequantize(float inputScale) =>
+        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), _bias, FusedRelu);
+}
