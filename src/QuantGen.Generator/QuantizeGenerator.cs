@@ -1,3 +1,4 @@
+using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Text;
@@ -19,13 +20,25 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
     /// <inheritdoc/>
     public void Initialize(IncrementalGeneratorInitializationContext context)
     {
-        IncrementalValuesProvider<PlanResult> plans = context.SyntaxProvider
+        IncrementalValuesProvider<ParseResult> parsed = context.SyntaxProvider
             .ForAttributeWithMetadataName(
                 KnownTypes.QuantizeAttribute,
                 predicate: static (node, _) => node is ClassDeclarationSyntax,
                 transform: ModelParser.Parse)
-            .WithTrackingName(TrackingNames.Parse)
-            .Select(static (parsed, _) => QuantizationPlanner.Plan(parsed))
+            .WithTrackingName(TrackingNames.Parse);
+
+        // Every class's spec, so a parent inlines its [Quantize] sub-modules from their specs (never from
+        // their syntax, which would go stale): editing a child re-plans its parents, nothing else does.
+        IncrementalValueProvider<EquatableArray<ModelSpec>> specs = parsed
+            .Select(static (result, _) => result.Spec!)
+            .Where(static spec => spec is not null)
+            .Collect()
+            .Select(static (all, _) => all.OrderBy(s => s.MetadataName, System.StringComparer.Ordinal).ToEquatableArray())
+            .WithTrackingName(TrackingNames.Specs);
+
+        IncrementalValuesProvider<PlanResult> plans = parsed
+            .Combine(specs)
+            .Select(static (pair, _) => QuantizationPlanner.Plan(pair.Left, pair.Right))
             .WithTrackingName(TrackingNames.Plan);
 
         IncrementalValuesProvider<EquatableArray<DiagnosticInfo>> diagnostics = plans

@@ -9,6 +9,9 @@ public static class TrackingNames
     /// <summary>Syntax + semantic model of a [Quantize] class → <c>ModelSpec</c> and parse diagnostics.</summary>
     public const string Parse = "QuantGen.Parse";
 
+    /// <summary>Every [Quantize] class's spec, collected, for inlining sub-modules.</summary>
+    public const string Specs = "QuantGen.Specs";
+
     /// <summary>ModelSpec → <c>ModelPlan</c> (fusions, quantization points) and planning diagnostics.</summary>
     public const string Plan = "QuantGen.Plan";
 

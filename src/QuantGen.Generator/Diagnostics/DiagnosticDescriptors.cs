@@ -52,13 +52,13 @@ internal static class DiagnosticDescriptors
     public static readonly DiagnosticDescriptor UnsupportedForwardStatement = Create(
         "QG0006",
         "Unsupported statement in forward",
-        "'{0}' in {1}.forward cannot be traced: {2}. QuantGen traces 'x = m.forward(x);', 'var y = m.forward(x);', 'return m.forward(x);' and 'return x;' where m is a module field or property of {1} (nested calls and m.call(x) work too).",
+        "'{0}' in {1}.forward cannot be traced: {2}. QuantGen traces local variables and calls m.forward(x) / m.call(x) of module fields and properties of {1}, a + b, torch.add, add_, torch.cat, flatten, view/reshape with constant sizes, functional.relu and max_pool2d (see docs/diagnostics.md).",
         DiagnosticSeverity.Error);
 
     public static readonly DiagnosticDescriptor UnsupportedModuleType = Create(
         "QG0007",
         "Module type not supported",
-        "'{0}.{1}' is a '{2}', which QuantGen cannot quantize; supported member types are TorchSharp.Modules.Conv2d, BatchNorm2d (fused into a Conv2d), ReLU, Linear, Identity, Flatten and QuantGen.Modules.QuantStub/DeQuantStub",
+        "'{0}.{1}' is a '{2}', which QuantGen cannot quantize; supported module types are TorchSharp.Modules.Conv2d, ConvTranspose2d, BatchNorm2d, BatchNorm1d (after a Linear), ReLU, Linear, Identity, Dropout, Flatten, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Sequential, [Quantize] classes and QuantGen.Modules.QuantStub/DeQuantStub{3}",
         DiagnosticSeverity.Error);
 
     public static readonly DiagnosticDescriptor MissingForward = Create(
@@ -87,8 +87,8 @@ internal static class DiagnosticDescriptors
 
     public static readonly DiagnosticDescriptor BatchNormNotFused = Create(
         "QG0012",
-        "BatchNorm2d must be fused into a Conv2d",
-        "'{0}.{1}' (BatchNorm2d) is not fused; add [Fuse(nameof(<conv>), nameof({1}))] with the Conv2d that feeds it, since QuantGen folds BatchNorm into the conv and has no standalone int8 BatchNorm",
+        "BatchNorm1d must follow a Linear",
+        "'{0}.{1}' (BatchNorm1d) does not directly follow a Linear whose output only it reads; QuantGen folds BatchNorm1d into the Linear before it and has no standalone int8 BatchNorm1d",
         DiagnosticSeverity.Error);
 
     public static readonly DiagnosticDescriptor FuseMemberRepeated = Create(
@@ -108,6 +108,30 @@ internal static class DiagnosticDescriptors
         "Member name reserved for generated code",
         "'{0}' already has a member named '{1}', which QuantGen generates; rename it",
         DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor DataDependentControlFlow = Create(
+        "QG0016",
+        "Data-dependent control flow in forward",
+        "'{0}' in {1}.forward cannot be quantized: {2}. QuantGen follows an if only when its condition depends on how the module was built (a module member 'is null'/'is not null', a readonly bool field, a constant); move the data-dependent part out of forward, or into a sub-module that is not quantized.",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor SequentialNotVisible = Create(
+        "QG0017",
+        "Sequential contents not visible",
+        "'{0}.{1}' is a Sequential whose modules QuantGen cannot see: {2}. Initialise it in its field initializer or a constructor with a literal list, e.g. Sequential(Conv2d(...), BatchNorm2d(...)) or Sequential((\"conv\", Conv2d(...)), ...).",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor FusionsMade = Create(
+        "QG0018",
+        "Automatic fusions",
+        "'{0}': QuantGen fused {1}",
+        DiagnosticSeverity.Info);
+
+    public static readonly DiagnosticDescriptor FusionBlocked = Create(
+        "QG0019",
+        "Fusion blocked",
+        "'{0}': {1} and {2} were not fused: {3}",
+        DiagnosticSeverity.Warning);
 
     public static readonly DiagnosticDescriptor InternalError = Create(
         "QG9999",

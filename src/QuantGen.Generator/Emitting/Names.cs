@@ -19,6 +19,25 @@ internal static class Names
     public const string QuantizedLinear = "global::QuantGen.Modules.QuantizedLinear";
     public const string QuantizedReLU = "global::QuantGen.Modules.QuantizedReLU";
     public const string QuantizedFlatten = "global::QuantGen.Modules.QuantizedFlatten";
+    public const string FusedConvTranspose2d = "global::QuantGen.Modules.FusedConvTranspose2d";
+    public const string FusedBatchNorm2d = "global::QuantGen.Modules.FusedBatchNorm2d";
+    public const string QuantizedConvTranspose2d = "global::QuantGen.Modules.QuantizedConvTranspose2d";
+    public const string QuantizedBatchNorm2d = "global::QuantGen.Modules.QuantizedBatchNorm2d";
+    public const string QuantizedAdd = "global::QuantGen.Modules.QuantizedAdd";
+    public const string QuantizedCat = "global::QuantGen.Modules.QuantizedCat";
+    public const string QuantizedReshape = "global::QuantGen.Modules.QuantizedReshape";
+    public const string QuantizedMaxPool2d = "global::QuantGen.Modules.QuantizedMaxPool2d";
+    public const string QuantizedAvgPool2d = "global::QuantGen.Modules.QuantizedAvgPool2d";
+    public const string QuantizedAdaptiveAvgPool2d = "global::QuantGen.Modules.QuantizedAdaptiveAvgPool2d";
+    public const string QuantizedUpsampleNearest2d = "global::QuantGen.Modules.QuantizedUpsampleNearest2d";
+    public const string Pool2dOptions = "global::QuantGen.Modules.Pool2dOptions";
+    public const string ModuleLookup = "global::QuantGen.Modules.ModuleLookup";
+    public const string QuantizedTap = "global::QuantGen.Reports.IQuantizedTap";
+    public const string ReferenceTap = "global::QuantGen.Reports.IReferenceTap";
+    public const string ReferenceLayer = "global::QuantGen.Modules.ReferenceLayer";
+    public const string FakeQuant = "global::QuantGen.Reference.FakeQuant";
+    public const string Functional = "global::TorchSharp.torch.nn.functional";
+    public const string Torch = "global::TorchSharp.torch";
     public const string TensorInterop = "global::QuantGen.Modules.TensorInterop";
     public const string ArgumentNullException = "global::System.ArgumentNullException";
 

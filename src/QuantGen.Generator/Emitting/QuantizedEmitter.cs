@@ -23,21 +23,39 @@ internal static class QuantizedEmitter
         writer.Line(plan.HidesInherited ? "public new sealed class Quantized" : "public sealed class Quantized");
         writer.Open();
 
-        string parameters = string.Join(", ", members.Select(s => $"{ModuleType(s)} {Names.Identifier(s.QuantizedProperty!)}"));
+        foreach (ConditionPlan condition in plan.Conditions)
+        {
+            writer.Line($"private readonly bool {condition.Field};");
+        }
+
+        if (plan.Conditions.Count > 0)
+        {
+            writer.Line();
+        }
+
+        string parameters = string.Join(", ", members.Select(s => $"{ModuleType(s)}{Nullable(s)} {Names.Identifier(s.QuantizedProperty!)}")
+            .Concat(plan.Conditions.Select(c => "bool " + c.Field.TrimStart('_'))));
         writer.Line($"internal Quantized({parameters})");
         writer.Open();
         foreach (StepPlan step in members)
         {
             string identifier = Names.Identifier(step.QuantizedProperty!);
-            writer.Line($"this.{identifier} = {identifier} ?? throw new {Names.ArgumentNullException}(nameof({identifier}));");
+            writer.Line(step.Guard.Length > 0
+                ? $"this.{identifier} = {identifier};"
+                : $"this.{identifier} = {identifier} ?? throw new {Names.ArgumentNullException}(nameof({identifier}));");
+        }
+
+        foreach (ConditionPlan condition in plan.Conditions)
+        {
+            writer.Line($"this.{condition.Field} = {condition.Field.TrimStart('_')};");
         }
 
         writer.Close();
         foreach (StepPlan step in members)
         {
             writer.Line();
-            writer.Line($"/// <summary>{Describe(step)}</summary>");
-            writer.Line($"public {ModuleType(step)} {Names.Identifier(step.QuantizedProperty!)} {{ get; }}");
+            writer.Line($"/// <summary>{Describe(step)}{(step.Guard.Length > 0 ? " Null when the construction-time condition it runs under did not hold." : string.Empty)}</summary>");
+            writer.Line($"public {ModuleType(step)}{Nullable(step)} {Names.Identifier(step.QuantizedProperty!)} {{ get; }}");
         }
 
         writer.Line();
@@ -69,13 +87,21 @@ internal static class QuantizedEmitter
         writer.Line("/// <summary>The quantized region: int8 in, int8 out.</summary>");
         writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{Names.Identifier(entry.QuantizedProperty!)}</c>.</param>");
         writer.Line("/// <returns>The region's int8 result.</returns>");
-        writer.Line($"public {Names.QTensor} forward({Names.QTensor} input)");
+        writer.Line($"public {Names.QTensor} forward({Names.QTensor} input) => this.forward(input, null);");
+        writer.Line();
+        writer.Line("/// <summary>The quantized region, reporting every op's int8 output to <paramref name=\"tap\"/>.</summary>");
+        writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{Names.Identifier(entry.QuantizedProperty!)}</c>.</param>");
+        writer.Line("/// <param name=\"tap\">Receives each layer's output under the same layer names as the Reference taps; null for none.</param>");
+        writer.Line("/// <returns>The region's int8 result.</returns>");
+        writer.Line($"public {Names.QTensor} forward({Names.QTensor} input, {Names.QuantizedTap}? tap)");
         writer.Open();
         writer.Line("if (input is null)");
         writer.Open();
         writer.Line($"throw new {Names.ArgumentNullException}(nameof(input));");
         writer.Close();
         writer.Line();
+        var guarded = ObservedEmitter.GuardedValues(plan);
+        string V(int value) => ObservedEmitter.Value(value) + (guarded.Contains(value) ? "!" : string.Empty);
         foreach (StepPlan step in plan.Steps)
         {
             foreach (string comment in step.Comments)
@@ -83,19 +109,29 @@ internal static class QuantizedEmitter
                 writer.Comment(comment);
             }
 
+            string property = step.QuantizedProperty is null ? string.Empty : $"this.{Names.Identifier(step.QuantizedProperty)}{ObservedEmitter.Bang(step)}";
+            string output = ObservedEmitter.Value(step.Output);
+            string tap = $"tap?.OnLayer({Names.Literal(step.Layer)}, {output});";
             switch (step.Kind)
             {
                 case StepKind.Quantize:
                     writer.Comment($"{Names.Identifier(step.QuantizedProperty!)} quantized the input before this method.");
-                    break;
-                case StepKind.Conv2d or StepKind.Linear or StepKind.ReLU or StepKind.Flatten:
-                    writer.Line($"{Names.QTensor} {ObservedEmitter.Value(step.Output)} = this.{Names.Identifier(step.QuantizedProperty!)}.Forward({ObservedEmitter.Value(step.Input)});");
+                    writer.Line($"tap?.OnLayer({Names.Literal(step.Layer)}, input);");
                     break;
                 case StepKind.Identity:
-                    writer.Comment("Identity: nothing to run.");
+                    writer.Comment("Identity (or Dropout, identity in eval): nothing to run.");
                     break;
                 case StepKind.DeQuantize:
                     writer.Comment("DeQuantStub: the caller dequantizes the result.");
+                    break;
+                case StepKind.Select:
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{step.Member} ? {V(step.Inputs[0])} : {V(step.Inputs[1])}", string.Empty);
+                    break;
+                case StepKind.Add or StepKind.Cat:
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({string.Join(", ", step.Inputs.Select(V))})", tap);
+                    break;
+                default:
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({V(step.Input)})", tap);
                     break;
             }
         }
@@ -105,20 +141,31 @@ internal static class QuantizedEmitter
             writer.Comment(plan.ReturnComment);
         }
 
-        writer.Line($"return {ObservedEmitter.Value(plan.Result)};");
+        writer.Line($"return {V(plan.Result)};");
         writer.Close();
         writer.Line();
         ReprEmitter.EmitQuantized(writer, plan);
         writer.Close();
     }
 
+    private static string Nullable(StepPlan step) => step.Guard.Length > 0 ? "?" : string.Empty;
+
     private static string ModuleType(StepPlan step) => step.Kind switch
     {
         StepKind.Quantize => Names.QuantizeInput,
         StepKind.Conv2d => Names.QuantizedConv2d,
         StepKind.Linear => Names.QuantizedLinear,
-        StepKind.ReLU => Names.QuantizedReLU,
-        StepKind.Flatten => Names.QuantizedFlatten,
+        StepKind.ReLU or StepKind.FunctionalRelu => Names.QuantizedReLU,
+        StepKind.Flatten or StepKind.FunctionalFlatten => Names.QuantizedFlatten,
+        StepKind.ConvTranspose2d => Names.QuantizedConvTranspose2d,
+        StepKind.BatchNorm2d => Names.QuantizedBatchNorm2d,
+        StepKind.Reshape => Names.QuantizedReshape,
+        StepKind.Add => Names.QuantizedAdd,
+        StepKind.Cat => Names.QuantizedCat,
+        StepKind.MaxPool2d or StepKind.FunctionalMaxPool2d => Names.QuantizedMaxPool2d,
+        StepKind.AvgPool2d => Names.QuantizedAvgPool2d,
+        StepKind.AdaptiveAvgPool2d => Names.QuantizedAdaptiveAvgPool2d,
+        StepKind.Upsample => Names.QuantizedUpsampleNearest2d,
         _ => throw new System.InvalidOperationException($"{step.Kind} has no int8 module."),
     };
 
@@ -129,16 +176,25 @@ internal static class QuantizedEmitter
         StepKind.Conv2d => $"The int8 {step.Member}{Fused(step)}.",
         StepKind.Linear => $"The int8 {step.Member}{Fused(step)}.",
         StepKind.ReLU => $"The int8 {step.Member}: max(q, zero point), qparams pass through.",
-        StepKind.Flatten => $"The int8 {step.Member}: a reshape, qparams pass through.",
+        StepKind.Flatten or StepKind.FunctionalFlatten or StepKind.Reshape => $"The int8 {step.Layer}: a reshape, qparams pass through.",
+        StepKind.FunctionalRelu => $"The int8 {step.Layer}: max(q, zero point), qparams pass through.",
+        StepKind.ConvTranspose2d or StepKind.BatchNorm2d => $"The int8 {step.Member}{Fused(step)}.",
+        StepKind.Add => $"The int8 {step.Layer}{(step.Relu ? " with its ReLU fused" : string.Empty)}: requantizes both inputs' sum to its own qparams.",
+        StepKind.Cat => $"The int8 {step.Layer}: its inputs already carry its qparams (shared observer, as FX does).",
+        StepKind.MaxPool2d or StepKind.FunctionalMaxPool2d or StepKind.AvgPool2d or StepKind.AdaptiveAvgPool2d => $"The int8 {step.Layer}: qparams pass through.",
+        StepKind.Upsample => $"The int8 {step.Member}: nearest upsampling, qparams pass through.",
         _ => step.Member,
     };
+
+    private static string BatchNormName(StepPlan step) =>
+        step.BatchNormMember ?? "its BatchNorm";
 
     private static string Fused(StepPlan step) =>
         (step.BatchNormMember, step.Relu) switch
         {
             (null, false) => string.Empty,
             (null, true) => " with its ReLU fused",
-            (string bn, false) => $" with {bn} folded in",
-            (string bn, true) => $" with {bn} folded in and its ReLU fused",
+            (string, false) => $" with {BatchNormName(step)} folded in",
+            (string, true) => $" with {BatchNormName(step)} folded in and its ReLU fused",
         };
 }

@@ -32,18 +32,26 @@ internal static class ReprEmitter
                     parts.Add(observer);
                     parts.Add(Text("\n  )\n"));
                     break;
-                case StepKind.Conv2d or StepKind.Linear:
+                case StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d:
                     parts.Add(Text(head));
                     parts.Add($"this.{step.FloatField}");
                     parts.Add(Text("\n" + ObserverLine));
                     parts.Add(observer);
                     parts.Add(Text("\n" + FusedAway(step)));
                     break;
-                case StepKind.ReLU:
-                    parts.Add(Text(head + "ReLU()\n"));
+                case StepKind.Add or StepKind.Cat:
+                    parts.Add(Text($"  ({step.Layer}): {(step.Relu ? "add_relu" : step.Kind == StepKind.Add ? "add" : "cat")}(\n" + ObserverLine));
+                    parts.Add(observer);
+                    parts.Add(Text("\n  )\n"));
                     break;
-                case StepKind.Flatten:
-                    parts.Add(Text(head + "Flatten()\n"));
+                case StepKind.ReLU or StepKind.FunctionalRelu:
+                    parts.Add(Text($"  ({step.Layer}): ReLU()\n"));
+                    break;
+                case StepKind.Flatten or StepKind.FunctionalFlatten:
+                    parts.Add(Text($"  ({step.Layer}): Flatten()\n"));
+                    break;
+                case StepKind.Reshape or StepKind.MaxPool2d or StepKind.FunctionalMaxPool2d or StepKind.AvgPool2d or StepKind.AdaptiveAvgPool2d or StepKind.Upsample:
+                    parts.Add(Text($"  ({step.Layer}): {ReprName(step.Kind)}()\n"));
                     break;
                 case StepKind.Identity:
                     parts.Add(Text(head + "Identity()\n"));
@@ -71,7 +79,14 @@ internal static class ReprEmitter
                     parts.Add($"this.{Names.Identifier(step.QuantizedProperty!)}");
                     parts.Add(Text("\n"));
                     break;
-                case StepKind.Conv2d or StepKind.Linear:
+                case StepKind.Select:
+                    break;
+                case var _ when step.QuantizedProperty is not null && step.Kind is not (StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d):
+                    parts.Add(Text($"  ({step.Layer}): "));
+                    parts.Add($"this.{Names.Identifier(step.QuantizedProperty!)}");
+                    parts.Add(Text("\n"));
+                    break;
+                case StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d:
                     parts.Add(Text(head));
                     parts.Add($"this.{Names.Identifier(step.QuantizedProperty!)}");
                     parts.Add(Text("\n" + FusedAway(step)));
@@ -87,6 +102,15 @@ internal static class ReprEmitter
 
         Emit(writer, plan, parts, "The converted model as PyTorch prints it: each int8 op in forward order with its qparams.");
     }
+
+    private static string ReprName(StepKind kind) => kind switch
+    {
+        StepKind.Reshape => "Reshape",
+        StepKind.MaxPool2d or StepKind.FunctionalMaxPool2d => "MaxPool2d",
+        StepKind.AvgPool2d => "AvgPool2d",
+        StepKind.AdaptiveAvgPool2d => "AdaptiveAvgPool2d",
+        _ => "Upsample",
+    };
 
     private static string FusedAway(StepPlan step)
     {

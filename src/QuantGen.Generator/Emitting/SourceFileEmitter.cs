@@ -38,6 +38,8 @@ internal static class SourceFileEmitter
         ObservedEmitter.Emit(writer, plan);
         writer.Line();
         QuantizedEmitter.Emit(writer, plan);
+        writer.Line();
+        ReferenceEmitter.Emit(writer, plan);
         writer.Close();
 
         for (; open > 0; open--)

@@ -1,3 +1,4 @@
+using System.Linq;
 using System.Text;
 using Microsoft.CodeAnalysis;
 
@@ -11,6 +12,11 @@ internal static class KnownTypes
 {
     public const string QuantizeAttribute = "QuantGen.QuantizeAttribute";
     public const string FuseAttribute = "QuantGen.FuseAttribute";
+    public const string NoQuantizeAttribute = "QuantGen.NoQuantizeAttribute";
+
+    /// <summary>Whether <paramref name="type"/> carries [Quantize] (a class QuantGen inlines into its parents).</summary>
+    public static bool IsQuantizeClass(ITypeSymbol type) =>
+        type.GetAttributes().Any(a => a.AttributeClass is { } c && MetadataName(c) == QuantizeAttribute);
 
     /// <summary><c>torch.nn.Module&lt;T, TResult&gt;</c>, nested in the static classes <c>torch</c> and <c>nn</c>.</summary>
     public const string GenericModule = "TorchSharp.torch+nn+Module`2";
@@ -31,6 +37,14 @@ internal static class KnownTypes
         "TorchSharp.Modules.Linear" => ModuleKind.Linear,
         "TorchSharp.Modules.Identity" => ModuleKind.Identity,
         "TorchSharp.Modules.Flatten" => ModuleKind.Flatten,
+        "TorchSharp.Modules.ConvTranspose2d" => ModuleKind.ConvTranspose2d,
+        "TorchSharp.Modules.BatchNorm1d" => ModuleKind.BatchNorm1d,
+        "TorchSharp.Modules.MaxPool2d" => ModuleKind.MaxPool2d,
+        "TorchSharp.Modules.AvgPool2d" => ModuleKind.AvgPool2d,
+        "TorchSharp.Modules.AdaptiveAvgPool2d" => ModuleKind.AdaptiveAvgPool2d,
+        "TorchSharp.Modules.Dropout" => ModuleKind.Dropout,
+        "TorchSharp.Modules.Upsample" => ModuleKind.Upsample,
+        "TorchSharp.Modules.Sequential" => ModuleKind.Sequential,
         _ => ModuleKind.Unsupported,
     };
 

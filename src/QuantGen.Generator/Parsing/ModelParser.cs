@@ -17,7 +17,7 @@ namespace QuantGen.Generator.Parsing;
 internal static class ModelParser
 {
     /// <summary>Names of the members the generated code adds to the class.</summary>
-    private static readonly string[] GeneratedMemberNames = { "Prepare", "Observed", "Quantized" };
+    private static readonly string[] GeneratedMemberNames = { "Prepare", "Observed", "Quantized", "Reference" };
 
     /// <summary>The transform of <c>ForAttributeWithMetadataName</c>; never throws (except on cancellation).</summary>
     public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
@@ -141,7 +141,9 @@ internal static class ModelParser
             fuseGroups.ToEquatableArray(),
             forward,
             hidesInherited,
-            classLocation);
+            classLocation,
+            KnownTypes.MetadataName(type),
+            ReadAutoFuse(quantize));
         return new ParseResult(spec, diagnostics.ToEquatableArray());
     }
 
@@ -217,8 +219,22 @@ internal static class ModelParser
             }
 
             ModuleKind kind = KnownTypes.KindOf(memberType);
+            string? subModelType = null;
+            if (kind == ModuleKind.Unsupported && KnownTypes.IsQuantizeClass(memberType))
+            {
+                kind = ModuleKind.SubModel;
+                subModelType = KnownTypes.MetadataName(memberType);
+            }
+
             (int? start, int? end) = kind == ModuleKind.Flatten ? ReadFlattenDims(member, modelFor, cancellationToken) : (null, null);
-            members.Add(new MemberSpec(member.Name, kind, memberType.ToDisplayString(), start, end, LocationInfo.From(member.Locations.FirstOrDefault())));
+            EquatableArray<SequentialChild> children = default;
+            string? childrenProblem = null;
+            if (kind == ModuleKind.Sequential)
+            {
+                children = ReadSequentialChildren(type, member, modelFor, cancellationToken, out childrenProblem);
+            }
+
+            members.Add(new MemberSpec(member.Name, kind, memberType.ToDisplayString(), start, end, LocationInfo.From(member.Locations.FirstOrDefault()), subModelType, children, childrenProblem));
         }
 
         return members;
@@ -288,6 +304,193 @@ internal static class ModelParser
         }
 
         return (start, end);
+    }
+
+    private static bool ReadAutoFuse(AttributeData attribute)
+    {
+        foreach (KeyValuePair<string, TypedConstant> named in attribute.NamedArguments)
+        {
+            if (named.Key == "AutoFuse" && named.Value.Value is bool value)
+            {
+                return value;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The children of a Sequential member, read from the literal list it is created with in its initializer
+    /// or in a constructor (<c>Sequential(Conv2d(...), BatchNorm2d(...))</c>, <c>Sequential(("conv", Conv2d(...)))</c>,
+    /// <c>Sequential(new Block(...))</c>); a <c>cond ? Sequential(...) : null</c> gives the non-null list.
+    /// </summary>
+    private static EquatableArray<SequentialChild> ReadSequentialChildren(INamedTypeSymbol type, ISymbol member, Func<SyntaxTree, SemanticModel> modelFor, CancellationToken cancellationToken, out string? problem)
+    {
+        problem = null;
+        var values = new List<ExpressionSyntax>();
+        SyntaxNode? declaration = member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken);
+        ExpressionSyntax? initializer = declaration switch
+        {
+            VariableDeclaratorSyntax variable => variable.Initializer?.Value,
+            PropertyDeclarationSyntax property => property.Initializer?.Value,
+            _ => null,
+        };
+        if (initializer is not null)
+        {
+            values.Add(initializer);
+        }
+
+        foreach (IMethodSymbol constructor in type.InstanceConstructors)
+        {
+            foreach (SyntaxReference reference in constructor.DeclaringSyntaxReferences)
+            {
+                foreach (AssignmentExpressionSyntax assignment in reference.GetSyntax(cancellationToken).DescendantNodes().OfType<AssignmentExpressionSyntax>())
+                {
+                    string? target = assignment.Left switch
+                    {
+                        IdentifierNameSyntax identifier => identifier.Identifier.ValueText,
+                        MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax, Name: IdentifierNameSyntax identifier } => identifier.Identifier.ValueText,
+                        _ => null,
+                    };
+                    if (target == member.Name)
+                    {
+                        values.Add(assignment.Right);
+                    }
+                }
+            }
+        }
+
+        List<SequentialChild>? found = null;
+        foreach (ExpressionSyntax value in values)
+        {
+            ExpressionSyntax current = value;
+            while (true)
+            {
+                if (current is ParenthesizedExpressionSyntax parenthesized)
+                {
+                    current = parenthesized.Expression;
+                }
+                else if (current is ConditionalExpressionSyntax conditional)
+                {
+                    current = conditional.WhenTrue.IsKind(SyntaxKind.NullLiteralExpression) || conditional.WhenTrue.IsKind(SyntaxKind.DefaultLiteralExpression)
+                        ? conditional.WhenFalse
+                        : conditional.WhenTrue;
+                }
+                else
+                {
+                    break;
+                }
+            }
+
+            if (current.IsKind(SyntaxKind.NullLiteralExpression))
+            {
+                continue;
+            }
+
+            List<SequentialChild>? children = ReadSequentialCall(modelFor(current.SyntaxTree).GetOperation(current, cancellationToken));
+            if (children is null)
+            {
+                problem = $"'{ForwardParser.OneLine(current)}' is not a Sequential(...) call with a literal list of modules";
+                return default;
+            }
+
+            if (found is not null && !found.SequenceEqual(children))
+            {
+                problem = "it is assigned different lists in different places";
+                return default;
+            }
+
+            found = children;
+        }
+
+        if (found is null)
+        {
+            problem = "it is never assigned a Sequential(...) with a literal list of modules in its initializer or a constructor";
+            return default;
+        }
+
+        return found.ToEquatableArray();
+    }
+
+    private static List<SequentialChild>? ReadSequentialCall(IOperation? operation)
+    {
+        operation = Unwrap(operation);
+        if (operation is not IInvocationOperation { TargetMethod.Name: "Sequential" } invocation)
+        {
+            return null;
+        }
+
+        var elements = new List<IOperation>();
+        foreach (IArgumentOperation argument in invocation.Arguments)
+        {
+            IOperation value = Unwrap(argument.Value)!;
+            if (value is IArrayCreationOperation { Initializer: { } initializer })
+            {
+                elements.AddRange(initializer.ElementValues);
+            }
+            else if (value is ICollectionExpressionOperation collection)
+            {
+                elements.AddRange(collection.Elements);
+            }
+            else
+            {
+                return null;
+            }
+        }
+
+        var children = new List<SequentialChild>();
+        foreach (IOperation element in elements)
+        {
+            IOperation? module = Unwrap(element);
+            string name = children.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            if (module is ITupleOperation { Elements.Length: 2 } tuple)
+            {
+                if (Unwrap(tuple.Elements[0])?.ConstantValue is not { HasValue: true, Value: string childName })
+                {
+                    return null;
+                }
+
+                name = childName;
+                module = Unwrap(tuple.Elements[1]);
+            }
+            else if (module is IObjectCreationOperation { Type: { } tupleType } creation && tupleType.Name is "Tuple" or "ValueTuple" && creation.Arguments.Length == 2)
+            {
+                if (Unwrap(creation.Arguments[0].Value)?.ConstantValue is not { HasValue: true, Value: string childName })
+                {
+                    return null;
+                }
+
+                name = childName;
+                module = Unwrap(creation.Arguments[1].Value);
+            }
+
+            if (module?.Type is not { } moduleType || module is not (IInvocationOperation or IObjectCreationOperation))
+            {
+                return null;
+            }
+
+            ModuleKind kind = KnownTypes.KindOf(moduleType);
+            string? subModelType = null;
+            if (kind == ModuleKind.Unsupported && KnownTypes.IsQuantizeClass(moduleType))
+            {
+                kind = ModuleKind.SubModel;
+                subModelType = KnownTypes.MetadataName(moduleType);
+            }
+
+            children.Add(new SequentialChild(name, kind, moduleType.ToDisplayString(), subModelType));
+        }
+
+        return children;
+    }
+
+    private static IOperation? Unwrap(IOperation? operation)
+    {
+        while (operation is IConversionOperation or IParenthesizedOperation)
+        {
+            operation = operation is IConversionOperation conversion ? conversion.Operand : ((IParenthesizedOperation)operation).Operand;
+        }
+
+        return operation;
     }
 
     private static bool IsInteger(object value) => value is int or long or short or sbyte or byte or ushort or uint;

@@ -15,6 +15,19 @@ internal enum ModuleKind
     Linear,
     Identity,
     Flatten,
+    ConvTranspose2d,
+    BatchNorm1d,
+    MaxPool2d,
+    AvgPool2d,
+    AdaptiveAvgPool2d,
+    Dropout,
+    Upsample,
+
+    /// <summary>A TorchSharp Sequential whose children the generator read from a literal list.</summary>
+    Sequential,
+
+    /// <summary>A module whose class is itself [Quantize]: inlined into the parent's graph.</summary>
+    SubModel,
 }
 
 /// <summary>
@@ -31,6 +44,8 @@ internal enum ModuleKind
 /// <param name="Forward">The traced forward, or null when it could not be traced (diagnostics say why).</param>
 /// <param name="HidesInherited">A base class has (or will be generated) Prepare/Observed/Quantized.</param>
 /// <param name="Location">The class identifier, for diagnostics about the class as a whole.</param>
+/// <param name="MetadataName">The class's metadata name, by which a parent finds its spec.</param>
+/// <param name="AutoFuse">[Quantize(AutoFuse = ...)]: fuse the supported patterns without [Fuse].</param>
 internal sealed record ModelSpec(
     string Name,
     string TypeParameters,
@@ -41,7 +56,9 @@ internal sealed record ModelSpec(
     EquatableArray<FuseGroupSpec> FuseGroups,
     ForwardSpec? Forward,
     bool HidesInherited,
-    LocationInfo? Location);
+    LocationInfo? Location,
+    string MetadataName = "",
+    bool AutoFuse = true);
 
 /// <summary>A type that contains the [Quantize] class: "class Outer", "record struct S&lt;T&gt;".</summary>
 internal sealed record ContainingTypeSpec(string Keyword, string Name);
@@ -59,7 +76,17 @@ internal sealed record MemberSpec(
     string TypeName,
     int? FlattenStartDim,
     int? FlattenEndDim,
-    LocationInfo? Location);
+    LocationInfo? Location,
+    string? SubModelType = null,
+    EquatableArray<SequentialChild> Children = default,
+    string? ChildrenProblem = null);
+
+/// <summary>One child of a Sequential member, as its literal list gives it.</summary>
+/// <param name="Name">"0", "1", ... or the name of a ("name", module) pair.</param>
+/// <param name="Kind">What the child is.</param>
+/// <param name="TypeName">The child's type, for messages.</param>
+/// <param name="SubModelType">The metadata name of a [Quantize] child's class.</param>
+internal sealed record SequentialChild(string Name, ModuleKind Kind, string TypeName, string? SubModelType);
 
 /// <summary>One [Fuse(...)] attribute.</summary>
 /// <param name="Members">Member names in the order given.</param>
@@ -70,31 +97,84 @@ internal sealed record FuseGroupSpec(
     EquatableArray<LocationInfo> ArgumentLocations,
     LocationInfo? Location);
 
-/// <summary>The data flow of forward: a list of module calls, each reading one earlier value.</summary>
+/// <summary>The data flow of forward: its nodes in evaluation order; node i produces value i + 1.</summary>
 /// <param name="FileName">File name (no directory) of the forward method, for comments in generated code.</param>
-/// <param name="Calls">Module calls in evaluation order; call i produces value i + 1.</param>
-/// <param name="Result">The value forward returns: 0 is its parameter, i + 1 is call i's result.</param>
+/// <param name="Calls">Nodes in evaluation order; node i produces value i + 1.</param>
+/// <param name="Result">The value forward returns: 0 is its parameter, i + 1 is node i's result.</param>
 /// <param name="ReturnLine">1-based line of the return (or of the expression body).</param>
 /// <param name="ReturnText">The return statement or expression, for comments.</param>
+/// <param name="Conditions">Construction-time conditions of the if statements in forward.</param>
 internal sealed record ForwardSpec(
     string FileName,
     EquatableArray<ForwardCall> Calls,
     int Result,
     int ReturnLine,
-    string ReturnText);
+    string ReturnText,
+    EquatableArray<ConditionSpec> Conditions = default);
 
-/// <summary>One <c>member.forward(value)</c> (or <c>.call</c>) in forward.</summary>
-/// <param name="Member">The module member called.</param>
-/// <param name="Input">The value passed: 0 is forward's parameter, i + 1 is call i's result.</param>
+/// <summary>What a node of forward does.</summary>
+internal enum NodeKind
+{
+    /// <summary><c>member.forward(x)</c> or <c>member.call(x)</c>.</summary>
+    Module,
+
+    /// <summary><c>a + b</c>, <c>torch.add(a, b)</c>, <c>a.add(b)</c>, <c>a.add_(b)</c>, <c>a += b</c>.</summary>
+    Add,
+
+    /// <summary><c>torch.cat(new[] { a, b }, dim)</c>; Ints = [dim].</summary>
+    Cat,
+
+    /// <summary><c>torch.flatten(x, s, e)</c> / <c>x.flatten(s, e)</c>; Ints = [start, end].</summary>
+    Flatten,
+
+    /// <summary><c>x.view(...)</c> / <c>x.reshape(...)</c> with constant sizes; Ints = the shape.</summary>
+    Reshape,
+
+    /// <summary><c>functional.relu(x)</c>, <c>torch.relu(x)</c>, <c>x.relu()</c>.</summary>
+    Relu,
+
+    /// <summary><c>functional.max_pool2d(x, ...)</c>; Ints = kh, kw, sh, sw, ph, pw, dh, dw, ceil.</summary>
+    MaxPool2d,
+
+    /// <summary>A value chosen by a construction-time condition; Inputs = [then, else], Ints = [condition].</summary>
+    Select,
+}
+
+/// <summary>
+/// A condition that depends only on how the module was constructed, evaluated once at Prepare.
+/// </summary>
+/// <param name="Kind">"null" (member is null), "notnull", "field" (a bool field), "const".</param>
+/// <param name="Member">The member or field tested.</param>
+/// <param name="Constant">The value of a constant condition.</param>
+/// <param name="Text">The condition as written.</param>
+internal sealed record ConditionSpec(string Kind, string Member, bool Constant, string Text);
+
+/// <summary>One node of forward.</summary>
+/// <param name="Member">The module member called ("" for a functional op).</param>
+/// <param name="Input">The first value read: 0 is forward's parameter, i + 1 is node i's result.</param>
 /// <param name="Text">The statement (or, for a nested call, the call) as written, on one line.</param>
 /// <param name="Line">1-based line of the call.</param>
 /// <param name="Location">The call expression.</param>
+/// <param name="Kind">What the node does.</param>
+/// <param name="Inputs">Every value read, in order (Input is the first).</param>
+/// <param name="Ints">The op's constant arguments.</param>
+/// <param name="Condition">The construction-time condition guarding the node (index into Conditions), or -1.</param>
+/// <param name="Negated">Whether the node runs when the condition is false.</param>
 internal sealed record ForwardCall(
     string Member,
     int Input,
     string Text,
     int Line,
-    LocationInfo? Location);
+    LocationInfo? Location,
+    NodeKind Kind = NodeKind.Module,
+    EquatableArray<int> Inputs = default,
+    EquatableArray<int> Ints = default,
+    int Condition = -1,
+    bool Negated = false)
+{
+    /// <summary>Every value the node reads.</summary>
+    public EquatableArray<int> AllInputs => Inputs.Count > 0 ? Inputs : new[] { Input }.ToEquatableArray();
+}
 
 /// <summary>The parse step's output: the spec (null when the class cannot be modelled) and its diagnostics.</summary>
 internal sealed record ParseResult(ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);

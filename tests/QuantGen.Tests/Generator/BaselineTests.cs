@@ -66,7 +66,7 @@ public class BaselineTests
     private static void AssertMatchesBaseline(SourceFile model, [CallerMemberName] string test = "")
     {
         GeneratorRun run = GeneratorHarness.Run(model);
-        Assert.True(run.GeneratorDiagnostics.IsEmpty, GeneratorHarness.Describe(run.GeneratorDiagnostics));
+        Assert.True(run.Problems().IsEmpty, GeneratorHarness.Describe(run.Problems()));
         foreach (GeneratedSourceResult generated in run.Result.GeneratedSources)
         {
             string path = BaselinePath(test, generated.HintName);

@@ -85,11 +85,66 @@ public class DiagnosticTests
                 "x = x * 2; //<-",
                 "x = conv1.forward(x);",
                 "return dequant.forward(x);"))),
-        ["QG0006 branch"] = ("QG0006", Samples.Model(
+        ["QG0016 data-dependent if"] = ("QG0016", Samples.Model(
             Samples.SeedMembers + "\n" + Forward(
                 "x = quant.forward(x);",
                 "if (x.shape[0] > 1) { x = conv1.forward(x); } //<-",
                 "return dequant.forward(x);"))),
+        ["QG0016 loop"] = ("QG0016", Samples.Model(
+            Samples.SeedMembers + "\n" + Forward(
+                "x = quant.forward(x);",
+                "for (int i = 0; i < 2; i++) { x = relu.forward(x); } //<-",
+                "return dequant.forward(x);"))),
+        ["QG0016 mutable bool field"] = ("QG0016", Samples.Model(
+            Samples.SeedMembers + "\n    public bool Deep;\n" + Forward(
+                "x = quant.forward(x);",
+                "if (Deep) x = conv1.forward(x); //<-",
+                "return dequant.forward(x);"))),
+        ["QG0006 switch"] = ("QG0006", Samples.Model(
+            Samples.SeedMembers + "\n" + Forward(
+                "x = quant.forward(x);",
+                "switch (1) { default: break; } //<-",
+                "return dequant.forward(x);"))),
+        ["QG0006 return inside if"] = ("QG0006", Samples.Model(
+            Samples.SeedMembers + "\n" + Forward(
+                "x = quant.forward(x);",
+                "if (true) return dequant.forward(x); //<-",
+                "return dequant.forward(x);"))),
+        ["QG0006 add of a scalar"] = ("QG0006", Samples.Model(
+            Samples.SeedMembers + "\n" + Forward(
+                "x = quant.forward(x);",
+                "x = x.add(1); //<-",
+                "return dequant.forward(x);"))),
+        ["QG0006 cat with a run-time dim"] = ("QG0006", Samples.Model(
+            Samples.SeedMembers + "\n" + Forward(
+                "x = quant.forward(x);",
+                "x = torch.cat(new[] { x, x }, x.shape.Length); //<-",
+                "return dequant.forward(x);"))),
+        ["QG0006 view with a run-time size"] = ("QG0006", Samples.Model(
+            Samples.SeedMembers + "\n" + Forward(
+                "x = quant.forward(x);",
+                "x = x.view(x.shape[0], -1); //<-",
+                "return dequant.forward(x);"))),
+        ["QG0017 sequential built in a loop"] = ("QG0017", Samples.Model(
+            Samples.SeedMembers.Replace("public Bad() : base(nameof(Bad)) => RegisterComponents();", "private readonly TorchSharp.Modules.Sequential layers;\n    public Bad() : base(nameof(Bad)) { var list = new System.Collections.Generic.List<torch.nn.Module<Tensor, Tensor>>(); layers = Sequential(list); RegisterComponents(); }", System.StringComparison.Ordinal) + "\n" + Forward(
+                "x = quant.forward(x);",
+                "x = layers.forward(x); //<-",
+                "return dequant.forward(x);"))),
+        ["QG0007 module class not [Quantize]"] = ("QG0007", new SourceFile("Bad.cs", Samples.Usings + """
+            public class Plain : Module<Tensor, Tensor>
+            {
+                public Plain() : base(nameof(Plain)) { }
+                public override Tensor forward(Tensor x) => x;
+            }
+
+            [Quantize]
+            public partial class Bad : Module<Tensor, Tensor>
+            {
+                private readonly Plain plain = new();
+                public Bad() : base(nameof(Bad)) => RegisterComponents();
+                public override Tensor forward(Tensor x) => plain.forward(x); //<-
+            }
+            """)),
         ["QG0006 result discarded"] = ("QG0006", Samples.Model(
             Samples.SeedMembers + "\n" + Forward(
                 "x = quant.forward(x);",
@@ -98,7 +153,7 @@ public class DiagnosticTests
         ["QG0006 functional call"] = ("QG0006", Samples.Model(
             Samples.SeedMembers + "\n" + Forward(
                 "x = quant.forward(x);",
-                "var y = torch.nn.functional.relu(x); //<-",
+                "var y = torch.nn.functional.sigmoid(x); //<-",
                 "return dequant.forward(y);"))),
         ["QG0006 result never used"] = ("QG0006", Samples.Model(
             Samples.SeedMembers + "\n" + Forward(
@@ -150,8 +205,8 @@ public class DiagnosticTests
                 "x = conv1.forward(x);",
                 "x = quant2.forward(x); //<-",
                 "return dequant.forward(x);"))),
-        ["QG0012 batchnorm not fused"] = ("QG0012", Samples.Model(
-            Samples.SeedMembers + "\n    private readonly TorchSharp.Modules.BatchNorm2d bn = BatchNorm2d(1);\n" + Forward(
+        ["QG0012 batchnorm1d without a linear"] = ("QG0012", Samples.Model(
+            Samples.SeedMembers + "\n    private readonly TorchSharp.Modules.BatchNorm1d bn = BatchNorm1d(1);\n" + Forward(
                 "x = quant.forward(x);",
                 "x = conv1.forward(x);",
                 "x = bn.forward(x); //<-",
@@ -165,6 +220,9 @@ public class DiagnosticTests
         ["QG0015 member named Prepare"] = ("QG0015", Samples.Model(
             Samples.SeedMembers + "\n    public void Prepare() { } //<-\n" + SeedForward)),
     };
+
+    /// <summary>Rules that are not errors; FusionDiagnosticTests covers them.</summary>
+    private static readonly string[] NonErrorRules = { "QG0018", "QG0019" };
 
     public static TheoryData<string> BadSampleNames() => new(BadSamples.Keys);
 
@@ -193,14 +251,14 @@ public class DiagnosticTests
     {
         GeneratorRun run = GeneratorHarness.Run(Samples.Good.Single(s => s.Path == path));
 
-        Assert.True(run.GeneratorDiagnostics.IsEmpty, GeneratorHarness.Describe(run.GeneratorDiagnostics));
+        Assert.True(run.Problems().IsEmpty, GeneratorHarness.Describe(run.Problems()));
     }
 
     [Fact]
     public void EveryRuleHasABadSampleAndADocumentedSection()
     {
         string[] catalog = QuantGen.Generator.Diagnostics.DiagnosticDescriptors.All.Select(d => d.Id).OrderBy(i => i, System.StringComparer.Ordinal).ToArray();
-        string[] sampled = BadSamples.Values.Select(s => s.Id).Append("QG9999").Distinct().OrderBy(i => i, System.StringComparer.Ordinal).ToArray();
+        string[] sampled = BadSamples.Values.Select(s => s.Id).Append("QG9999").Concat(NonErrorRules).Distinct().OrderBy(i => i, System.StringComparer.Ordinal).ToArray();
         Assert.Equal(catalog, sampled);
 
         string docs = System.IO.File.ReadAllText(RepositoryFile("docs/diagnostics.md"));
@@ -220,7 +278,7 @@ public class DiagnosticTests
         Diagnostic diagnostic = GeneratorHarness.Run(source).GeneratorDiagnostics.Single(d => d.Id == "QG0007");
 
         Assert.Equal(
-            "'Bad.gate' is a 'TorchSharp.Modules.Sigmoid', which QuantGen cannot quantize; supported member types are TorchSharp.Modules.Conv2d, BatchNorm2d (fused into a Conv2d), ReLU, Linear, Identity, Flatten and QuantGen.Modules.QuantStub/DeQuantStub",
+            "'Bad.gate' is a 'TorchSharp.Modules.Sigmoid', which QuantGen cannot quantize; supported module types are TorchSharp.Modules.Conv2d, ConvTranspose2d, BatchNorm2d, BatchNorm1d (after a Linear), ReLU, Linear, Identity, Dropout, Flatten, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Sequential, [Quantize] classes and QuantGen.Modules.QuantStub/DeQuantStub; if it is your own module class, mark it [Quantize] (and partial) so QuantGen inlines its forward",
             diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
     }
 

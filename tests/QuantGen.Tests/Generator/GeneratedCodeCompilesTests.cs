@@ -19,7 +19,7 @@ public class GeneratedCodeCompilesTests
 
         GeneratorRun run = GeneratorHarness.Run(model);
 
-        Assert.True(run.GeneratorDiagnostics.IsEmpty, GeneratorHarness.Describe(run.GeneratorDiagnostics));
+        Assert.True(run.Problems().IsEmpty, GeneratorHarness.Describe(run.Problems()));
         Assert.Null(run.Result.Exception);
         Assert.Single(run.Result.GeneratedSources);
         AssertOutputCompilesCleanly(run);
@@ -74,7 +74,7 @@ public class GeneratedCodeCompilesTests
             .Select(m => string.Join(", ", m.Parameters.Select(p => p.Type.ToDisplayString())))
             .OrderBy(s => s, System.StringComparer.Ordinal)
             .ToArray();
-        Assert.Equal(new[] { "QuantGen.QTensor", "System.ReadOnlySpan<float>, int[], int[]", "TorchSharp.torch.Tensor" }, forwards);
+        Assert.Equal(new[] { "QuantGen.QTensor", "QuantGen.QTensor, QuantGen.Reports.IQuantizedTap?", "System.ReadOnlySpan<float>, int[], int[]", "TorchSharp.torch.Tensor" }, forwards);
 
         IMethodSymbol prepare = Type(run, "M").GetMembers("Prepare").OfType<IMethodSymbol>().Single();
         Assert.Equal("M.Observed", prepare.ReturnType.ToDisplayString());
@@ -157,7 +157,7 @@ public class GeneratedCodeCompilesTests
         Assert.Equal("QuantGen.Modules.QuantizedReLU", Property(quantized, "act").Type.ToDisplayString());
 
         string source = run.Sources.Values.Single();
-        Assert.Contains("checked((int)this._model.flatten.start_dim)", source);
+        Assert.Contains("checked((int)this._flatten.start_dim)", source);
         Assert.Contains("FusedLinear.Create(\"Mlp\", \"fixed\", model.@fixed, relu: false)", source);
         Assert.Contains("public global::QuantGen.Modules.QuantizedLinear @fixed { get; }", source);
         Assert.Contains("new global::QuantGen.Modules.QuantizeInput(\"Mlp\", \"input\", q0)", source);
@@ -194,7 +194,7 @@ public class GeneratedCodeCompilesTests
 
         GeneratorRun run = GeneratorHarness.Run(source);
 
-        Assert.True(run.GeneratorDiagnostics.IsEmpty, GeneratorHarness.Describe(run.GeneratorDiagnostics));
+        Assert.True(run.Problems().IsEmpty, GeneratorHarness.Describe(run.Problems()));
         Assert.Equal(2, run.Result.GeneratedSources.Length);
         AssertOutputCompilesCleanly(run);
     }

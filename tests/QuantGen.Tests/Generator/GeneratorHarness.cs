@@ -34,6 +34,10 @@ public sealed record GeneratorRun(
     public IReadOnlyDictionary<string, string> Sources =>
         Result.GeneratedSources.ToDictionary(s => s.HintName, s => s.SourceText.ToString());
 
+    /// <summary>The generator's warnings and errors (QG0018, the info listing automatic fusions, is not a problem).</summary>
+    public ImmutableArray<Diagnostic> Problems() =>
+        GeneratorDiagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning).ToImmutableArray();
+
     /// <summary>Warnings and errors of the compilation with the generated code added.</summary>
     public ImmutableArray<Diagnostic> OutputProblems() =>
         Output.GetDiagnostics().Where(d => d.Severity >= DiagnosticSeverity.Warning).ToImmutableArray();

@@ -44,4 +44,16 @@ public class InProjectModelTests
 
         Assert.Equal(new[] { "conv_activation", "fc_activation", "quant_activation" }, observers);
     }
+
+    [Fact]
+    public void GraphModeModelsWereGeneratedByTheBuild()
+    {
+        // SmallResNet inlines BasicBlock across classes; the heads' cat and the functional ops exist as int8 ops.
+        var resnet = typeof(Models.ResNet.SmallResNet.Quantized).GetProperties().ToDictionary(p => p.Name, p => p.PropertyType);
+        Assert.Equal(typeof(QuantGen.Modules.QuantizedAdd), resnet["layer2_1_add"]);
+        Assert.Equal(typeof(QuantGen.Modules.QuantizedConv2d), resnet["layer2_0_downsample_0"]);
+        Assert.Equal(typeof(QuantGen.Modules.QuantizedCat), typeof(Models.Detection.CenterNetHead.Quantized).GetProperty("cat")!.PropertyType);
+        Assert.Equal(typeof(QuantGen.Modules.QuantizedReshape), typeof(Models.Fashion.FashionCnn.Quantized).GetProperty("view")!.PropertyType);
+        Assert.NotNull(typeof(Models.ResNet.BasicBlock.Quantized).GetMethod("forward", new[] { typeof(QTensor), typeof(QuantGen.Reports.IQuantizedTap) }));
+    }
 }

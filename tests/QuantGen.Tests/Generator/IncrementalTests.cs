@@ -17,19 +17,20 @@ namespace QuantGen.Tests.Generator;
 /// </summary>
 public class IncrementalTests
 {
-    private static readonly string[] OurSteps = { TrackingNames.Parse, TrackingNames.Plan, TrackingNames.Diagnostics, TrackingNames.Emit };
+    private static readonly string[] OurSteps = { TrackingNames.Parse, TrackingNames.Specs, TrackingNames.Plan, TrackingNames.Diagnostics, TrackingNames.Emit };
 
-    public static TheoryData<string> Models() => new(new[] { Samples.Seed000.Path, Samples.VisionNet.Path, "bad" });
+    public static TheoryData<string> Models() => new(new[] { Samples.Seed000.Path, Samples.VisionNet.Path, "bad", Samples.SmallResNet.Path, Samples.CenterNetHead.Path });
 
-    private static SourceFile ModelByName(string name) => name == "bad"
-        ? Samples.Model(Samples.SeedMembers + "\n    public override Tensor forward(Tensor x) => conv1.forward(conv1.forward(x));")
-        : Samples.Good.Single(s => s.Path == name);
+    private static SourceFile[] ModelByName(string name) => name == "bad"
+        ? new[] { Samples.Model(Samples.SeedMembers + "\n    public override Tensor forward(Tensor x) => conv1.forward(conv1.forward(x));") }
+        : Samples.GoodGroups.Where(g => g.Path == name).Select(g => g.Files).FirstOrDefault() ?? new[] { Samples.Good.Single(s => s.Path == name) };
 
     [Theory]
     [MemberData(nameof(Models))]
     public void UnrelatedEditLeavesEveryStepCachedOrUnchanged(string name)
     {
         CSharpCompilation first = GeneratorHarness.Compile(ModelByName(name));
+        Assert.NotNull(first);
         GeneratorDriver driver = GeneratorHarness.CreateDriver().RunGenerators(first);
         GeneratorRunResult firstRun = driver.GetRunResult().Results.Single();
 
@@ -51,11 +52,11 @@ public class IncrementalTests
             }
         }
 
-        // A step with no output at all is not listed: the good models have nothing to report, the bad one
+        // A step with no output at all is not listed: the eager models have nothing to report, the bad one
         // nothing to emit. Everything else must have been seen both times.
         string[] expected = name == "bad"
-            ? new[] { TrackingNames.Parse, TrackingNames.Plan, TrackingNames.Diagnostics }
-            : new[] { TrackingNames.Parse, TrackingNames.Plan, TrackingNames.Emit };
+            ? new[] { TrackingNames.Parse, TrackingNames.Specs, TrackingNames.Plan, TrackingNames.Diagnostics }
+            : new[] { TrackingNames.Parse, TrackingNames.Specs, TrackingNames.Plan, TrackingNames.Emit };
         Assert.All(expected, step => Assert.Contains(step, firstRun.TrackedSteps.Keys));
         Assert.All(expected, step => Assert.Contains(step, secondRun.TrackedSteps.Keys));
         foreach (ImmutableArray<IncrementalGeneratorRunStep> output in secondRun.TrackedOutputSteps.Values)
@@ -66,6 +67,28 @@ public class IncrementalTests
         // Same source and same diagnostics as the first run.
         Assert.Equal(firstRun.GeneratedSources.Select(s => s.SourceText.ToString()), secondRun.GeneratedSources.Select(s => s.SourceText.ToString()));
         Assert.Equal(firstRun.Diagnostics.Select(d => d.ToString()), secondRun.Diagnostics.Select(d => d.ToString()));
+    }
+
+    [Fact]
+    public void EditingASubModuleClassRePlansTheParentThatInlinesIt()
+    {
+        // SmallResNet reads BasicBlock only through BasicBlock's spec: an edit of BasicBlock's forward
+        // must reach SmallResNet's plan and generated file, or the parent would go stale.
+        CSharpCompilation first = GeneratorHarness.Compile(Samples.SmallResNet, Samples.BasicBlock);
+        GeneratorDriver driver = GeneratorHarness.CreateDriver().RunGenerators(first);
+        string parentBefore = driver.GetRunResult().Results.Single().GeneratedSources.Single(s => s.HintName.EndsWith("SmallResNet.g.cs", StringComparison.Ordinal)).SourceText.ToString();
+
+        SyntaxTree oldTree = first.SyntaxTrees.Single(t => t.FilePath == Samples.BasicBlock.Path);
+        SyntaxTree newTree = oldTree.WithChangedText(Microsoft.CodeAnalysis.Text.SourceText.From(
+            Samples.BasicBlock.Text.Replace("y += identity;", "y = torch.cat(new[] { y, identity }, 1);", StringComparison.Ordinal)));
+        GeneratorRunResult secondRun = driver.RunGenerators(first.ReplaceSyntaxTree(oldTree, newTree)).GetRunResult().Results.Single();
+
+        Assert.Equal(2, secondRun.TrackedSteps[TrackingNames.Plan].Length);
+        Assert.All(secondRun.TrackedSteps[TrackingNames.Plan].SelectMany(s => s.Outputs), o => Assert.Equal(IncrementalStepRunReason.Modified, o.Reason));
+        string parentAfter = secondRun.GeneratedSources.Single(s => s.HintName.EndsWith("SmallResNet.g.cs", StringComparison.Ordinal)).SourceText.ToString();
+        Assert.NotEqual(parentBefore, parentAfter);
+        Assert.Contains("new global::QuantGen.Modules.QuantizedCat(\"SmallResNet\", \"layer1.0.cat\", 1, ", parentAfter);
+        Assert.DoesNotContain("layer1.0.add", parentAfter);
     }
 
     [Fact]
@@ -90,6 +113,7 @@ public class IncrementalTests
     public void NoStepOutputReachesARoslynObject(string name)
     {
         GeneratorRunResult run = GeneratorHarness.Run(ModelByName(name)).Result;
+        Assert.Null(run.Exception);
 
         int walked = 0;
         foreach (string step in OurSteps.Where(s => run.TrackedSteps.ContainsKey(s)))

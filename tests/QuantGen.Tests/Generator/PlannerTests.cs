@@ -13,7 +13,7 @@ public class PlannerTests
 
     private static ForwardCall Call(string member, int input, int line) => new(member, input, $"x = {member}.forward(x)", line, null);
 
-    private static ModelSpec Spec(MemberSpec[] members, string[][] fuse, ForwardCall[] calls, int result) => new(
+    private static ModelSpec Spec(MemberSpec[] members, string[][] fuse, ForwardCall[] calls, int result, bool autoFuse = true) => new(
         "M",
         string.Empty,
         null,
@@ -23,7 +23,9 @@ public class PlannerTests
         fuse.Select(g => new FuseGroupSpec(g.ToEquatableArray(), EquatableArray<LocationInfo>.Empty, null)).ToEquatableArray(),
         new ForwardSpec("M.cs", calls.ToEquatableArray(), result, 30, "return x"),
         false,
-        null);
+        null,
+        "M",
+        autoFuse);
 
     private static readonly MemberSpec[] SeedMembers =
     {
@@ -67,7 +69,7 @@ public class PlannerTests
     [Fact]
     public void UnfusedReluPassesQParamsThroughWithoutAnObserver()
     {
-        PlanResult result = QuantizationPlanner.Plan(Spec(SeedMembers, new string[0][], SeedCalls, 5), EquatableArray<DiagnosticInfo>.Empty);
+        PlanResult result = QuantizationPlanner.Plan(Spec(SeedMembers, new string[0][], SeedCalls, 5, autoFuse: false), EquatableArray<DiagnosticInfo>.Empty);
 
         ModelPlan plan = Assert.IsType<ModelPlan>(result.Plan);
         StepPlan relu = plan.Steps.Single(s => s.Member == "relu");

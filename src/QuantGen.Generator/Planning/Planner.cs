@@ -1,0 +1,1119 @@
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using QuantGen.Generator.Diagnostics;
+using QuantGen.Generator.Emitting;
+using QuantGen.Generator.Parsing;
+
+namespace QuantGen.Generator.Planning;
+
+internal static partial class QuantizationPlanner
+{
+    /// <summary>One op of the inlined graph while it is being planned (mutable; never leaves the planner).</summary>
+    private sealed class Node
+    {
+        public NodeKind Kind;
+        public ModuleKind Module;
+        public string Path = string.Empty;
+        public string Layer = string.Empty;
+        public string Access = string.Empty;
+        public string ModuleType = string.Empty;
+        public int[] Inputs = System.Array.Empty<int>();
+        public int Output;
+        public int[] Ints = System.Array.Empty<int>();
+        public int? FlattenStart;
+        public int? FlattenEnd;
+        public string Comment = string.Empty;
+        public LocationInfo? Location;
+        public List<(int Condition, bool Negated)> Guard = new();
+        public bool AutoFuse;
+        public string? FuseGroup;
+        public int FusePosition;
+
+        // Fusion results.
+        public string? BatchNormAccess;
+        public string? BatchNormPath;
+        public bool Relu;
+        public Node? FusedInto;
+        public List<Node> Fused = new();
+    }
+
+    private sealed class Planner
+    {
+        private readonly ModelSpec _spec;
+        private readonly Dictionary<string, ModelSpec> _all = new();
+        private readonly Dictionary<string, MemberSpec> _members;
+        private readonly List<Node> _nodes = new();
+        private readonly List<ConditionPlan> _conditions = new();
+        private readonly Dictionary<string, int> _fxNames = new();
+        private readonly Dictionary<string, int> _calledModules = new();
+        private readonly HashSet<string> _validGroups = new();
+        private readonly List<string> _autoFusions = new();
+        private bool _failed;
+        private bool _needsIndex;
+        private int _nextValue = 1;
+
+        public Planner(ModelSpec spec, EquatableArray<DiagnosticInfo> parseDiagnostics, EquatableArray<ModelSpec> all)
+        {
+            _spec = spec;
+            Diagnostics = new List<DiagnosticInfo>(parseDiagnostics);
+            _members = ByName(spec);
+
+            foreach (ModelSpec other in all)
+            {
+                _all[other.MetadataName] = other;
+            }
+        }
+
+        public List<DiagnosticInfo> Diagnostics { get; }
+
+        private bool HasErrors => Diagnostics.Any(d => d.IsError);
+
+        public ModelPlan? Run()
+        {
+            CheckFuseGroups(_spec, report: true);
+            if (_spec.Forward is not { } forward || HasErrors)
+            {
+                return null;
+            }
+
+            CheckUnused(forward);
+            if (HasErrors)
+            {
+                return null;
+            }
+
+            int result = Expand(_spec, string.Empty, 0, new List<(int, bool)>(), null, 0, new HashSet<string>());
+            if (HasErrors || _failed)
+            {
+                return null;
+            }
+
+            CheckCalledTwice();
+            ApplyFuseGroups();
+            if (HasErrors)
+            {
+                return null;
+            }
+
+            if (_spec.AutoFuse)
+            {
+                AutoFuse(result);
+            }
+
+            CheckRegion(result);
+            if (HasErrors)
+            {
+                return null;
+            }
+
+            if (_autoFusions.Count > 0)
+            {
+                Report(DiagnosticDescriptors.FusionsMade, _spec.Location, _spec.Name, string.Join(", ", _autoFusions));
+            }
+
+            return Build(forward, result);
+        }
+
+        /// <summary>QG0003, QG0013, QG0005: checks of one class's [Fuse] groups that need only its members.</summary>
+        private void CheckFuseGroups(ModelSpec spec, bool report)
+        {
+            var members = ByName(spec);
+            var grouped = new HashSet<string>();
+            for (int g = 0; g < spec.FuseGroups.Count; g++)
+            {
+                FuseGroupSpec group = spec.FuseGroups[g];
+                bool valid = true;
+                var seen = new HashSet<string>();
+                for (int i = 0; i < group.Members.Count; i++)
+                {
+                    string name = group.Members[i];
+                    LocationInfo? location = i < group.ArgumentLocations.Count ? group.ArgumentLocations[i] : group.Location;
+                    if (!members.ContainsKey(name))
+                    {
+                        if (report)
+                        {
+                            Report(DiagnosticDescriptors.FuseUnknownMember, location, spec.Name, name);
+                        }
+
+                        valid = false;
+                    }
+                    else if (!seen.Add(name) || grouped.Contains(name))
+                    {
+                        if (report)
+                        {
+                            Report(DiagnosticDescriptors.FuseMemberRepeated, location, spec.Name, name);
+                        }
+
+                        valid = false;
+                    }
+                }
+
+                if (!valid)
+                {
+                    continue;
+                }
+
+                ModuleKind[] kinds = group.Members.Select(m => members[m].Kind).ToArray();
+                if (!SupportedFusions.Any(s => s.SequenceEqual(kinds)))
+                {
+                    if (report)
+                    {
+                        string described = kinds.Length switch
+                        {
+                            0 => "empty",
+                            1 => "a single module, " + kinds[0],
+                            _ => SequenceName(kinds),
+                        };
+                        Report(DiagnosticDescriptors.UnsupportedFusion, group.Location, spec.Name, Quoted(group.Members), described);
+                    }
+
+                    continue;
+                }
+
+                _validGroups.Add(spec.MetadataName + "#" + g.ToString(CultureInfo.InvariantCulture));
+                foreach (string name in group.Members)
+                {
+                    grouped.Add(name);
+                }
+            }
+        }
+
+        /// <summary>QG0006: a module result nobody uses.</summary>
+        private void CheckUnused(ForwardSpec forward)
+        {
+            var users = new int[forward.Calls.Count + 1];
+            foreach (ForwardCall call in forward.Calls)
+            {
+                foreach (int input in call.AllInputs)
+                {
+                    users[input]++;
+                }
+            }
+
+            users[forward.Result]++;
+            for (int i = 0; i < forward.Calls.Count; i++)
+            {
+                ForwardCall call = forward.Calls[i];
+                if (users[i + 1] == 0 && call.Kind != NodeKind.Select)
+                {
+                    string what = call.Kind == NodeKind.Module ? $"'{call.Member}'" : "this op";
+                    Report(DiagnosticDescriptors.UnsupportedForwardStatement, call.Location, call.Text, _spec.Name, $"the result of {what} is never used");
+                }
+            }
+        }
+
+        /// <summary>
+        /// Adds the nodes of <paramref name="spec"/>'s forward, run on global value <paramref name="input"/>,
+        /// with member paths under <paramref name="prefix"/>; returns the global value it returns.
+        /// </summary>
+        private int Expand(ModelSpec spec, string prefix, int input, List<(int, bool)> guard, LocationInfo? callSite, int depth, HashSet<string> stack)
+        {
+            ForwardSpec forward = spec.Forward!;
+            var members = ByName(spec);
+            var values = new int[forward.Calls.Count + 1];
+            values[0] = input;
+            string inlined = prefix.Length == 0 ? string.Empty : $" [{prefix.TrimEnd('.')}]";
+
+            // The class's own conditions, as global ones.
+            var conditions = new int[forward.Conditions.Count];
+            for (int c = 0; c < forward.Conditions.Count; c++)
+            {
+                conditions[c] = AddCondition(spec, prefix, forward.Conditions[c], forward.FileName, inlined, callSite);
+            }
+
+            for (int i = 0; i < forward.Calls.Count; i++)
+            {
+                ForwardCall call = forward.Calls[i];
+                int[] inputs = call.AllInputs.Select(v => values[v]).ToArray();
+                var nodeGuard = new List<(int, bool)>(guard);
+                if (call.Condition >= 0)
+                {
+                    nodeGuard.Add((conditions[call.Condition], call.Negated));
+                }
+
+                string comment = $"{forward.FileName}({call.Line.ToString(CultureInfo.InvariantCulture)}): {call.Text}{inlined}";
+                LocationInfo? location = callSite ?? call.Location;
+                if (call.Kind != NodeKind.Module)
+                {
+                    if (call.Kind == NodeKind.Select)
+                    {
+                        values[i + 1] = AddNode(new Node
+                        {
+                            Kind = NodeKind.Select,
+                            Inputs = inputs,
+                            Ints = new[] { conditions[call.Ints[0]] },
+                            Comment = comment,
+                            Location = location,
+                            Guard = guard,
+                            Path = prefix + "select",
+                        });
+                        continue;
+                    }
+
+                    string baseName = call.Kind switch
+                    {
+                        NodeKind.Add => "add",
+                        NodeKind.Cat => "cat",
+                        NodeKind.Flatten => "flatten",
+                        NodeKind.Reshape => call.Text.Contains(".view(") ? "view" : "reshape",
+                        NodeKind.Relu => "relu",
+                        _ => "max_pool2d",
+                    };
+                    string layer = FxName(prefix + baseName);
+                    values[i + 1] = AddNode(new Node
+                    {
+                        Kind = call.Kind,
+                        Inputs = inputs,
+                        Ints = call.Ints.ToArray(),
+                        Comment = comment,
+                        Location = location,
+                        Guard = nodeGuard,
+                        Path = layer,
+                        Layer = layer,
+                        AutoFuse = spec.AutoFuse,
+                    });
+                    continue;
+                }
+
+                MemberSpec member = members[call.Member];
+                string path = prefix + member.Name;
+                bool topLevel = prefix.Length == 0;
+                switch (member.Kind)
+                {
+                    case ModuleKind.SubModel:
+                    {
+                        if (depth >= MaxDepth || stack.Contains(member.SubModelType!) || !_all.TryGetValue(member.SubModelType!, out ModelSpec? child) || child.Forward is null)
+                        {
+                            // The sub-module's own plan reports what is wrong with it.
+                            _failed = true;
+                            values[i + 1] = input;
+                            continue;
+                        }
+
+                        stack.Add(member.SubModelType!);
+                        values[i + 1] = Expand(child, path + ".", inputs[0], nodeGuard, location, depth + 1, stack);
+                        stack.Remove(member.SubModelType!);
+                        continue;
+                    }
+
+                    case ModuleKind.Sequential:
+                    {
+                        if (member.ChildrenProblem is not null)
+                        {
+                            Report(DiagnosticDescriptors.SequentialNotVisible, location, spec.Name, member.Name, member.ChildrenProblem);
+                            values[i + 1] = input;
+                            continue;
+                        }
+
+                        int current = inputs[0];
+                        foreach (SequentialChild sequentialChild in member.Children)
+                        {
+                            string childPath = path + "." + sequentialChild.Name;
+                            if (sequentialChild.Kind == ModuleKind.SubModel)
+                            {
+                                if (depth >= MaxDepth || stack.Contains(sequentialChild.SubModelType!) || !_all.TryGetValue(sequentialChild.SubModelType!, out ModelSpec? child) || child.Forward is null)
+                                {
+                                    _failed = true;
+                                    continue;
+                                }
+
+                                stack.Add(sequentialChild.SubModelType!);
+                                current = Expand(child, childPath + ".", current, nodeGuard, location, depth + 1, stack);
+                                stack.Remove(sequentialChild.SubModelType!);
+                                continue;
+                            }
+
+                            if (sequentialChild.Kind is ModuleKind.Unsupported or ModuleKind.Sequential)
+                            {
+                                Report(DiagnosticDescriptors.UnsupportedModuleType, location, _spec.Name, childPath, sequentialChild.TypeName, UnsupportedHint(sequentialChild.Kind));
+                                continue;
+                            }
+
+                            _needsIndex = true;
+                            current = AddNode(new Node
+                            {
+                                Kind = NodeKind.Module,
+                                Module = sequentialChild.Kind,
+                                Inputs = new[] { current },
+                                Comment = $"{comment} → {member.Name}[{sequentialChild.Name}]",
+                                Location = location,
+                                Guard = nodeGuard,
+                                Path = childPath,
+                                Layer = ModuleLayer(childPath),
+                                Access = Lookup(sequentialChild.TypeName, childPath),
+                                ModuleType = ModuleTypeName(sequentialChild.TypeName),
+                                AutoFuse = spec.AutoFuse,
+                            });
+                        }
+
+                        values[i + 1] = current;
+                        continue;
+                    }
+
+                    case ModuleKind.Unsupported:
+                        Report(DiagnosticDescriptors.UnsupportedModuleType, location, _spec.Name, path, member.TypeName, UnsupportedHint(member.Kind));
+                        values[i + 1] = input;
+                        continue;
+                }
+
+                if (!topLevel)
+                {
+                    _needsIndex = true;
+                }
+
+                Node node = new()
+                {
+                    Kind = NodeKind.Module,
+                    Module = member.Kind,
+                    Inputs = inputs,
+                    Comment = comment,
+                    Location = location,
+                    Guard = nodeGuard,
+                    Path = path,
+                    Layer = ModuleLayer(path),
+                    // A nullable member is only reached under the condition that tested it.
+                    Access = topLevel ? "model." + Names.Identifier(member.Name) + (member.TypeName.EndsWith("?", System.StringComparison.Ordinal) ? "!" : string.Empty) : Lookup(member.TypeName, path),
+                    ModuleType = ModuleTypeName(member.TypeName),
+                    FlattenStart = member.FlattenStartDim,
+                    FlattenEnd = member.FlattenEndDim,
+                    AutoFuse = spec.AutoFuse,
+                };
+                for (int g = 0; g < spec.FuseGroups.Count; g++)
+                {
+                    int position = spec.FuseGroups[g].Members.ToArray().ToList().IndexOf(member.Name);
+                    string key = spec.MetadataName + "#" + g.ToString(CultureInfo.InvariantCulture);
+                    if (position >= 0 && (spec == _spec ? _validGroups.Contains(key) : IsValidGroup(spec, g)))
+                    {
+                        node.FuseGroup = prefix + "#" + key;
+                        node.FusePosition = position;
+                    }
+                }
+
+                values[i + 1] = AddNode(node);
+            }
+
+            return values[forward.Result];
+        }
+
+        /// <summary>Members by name; a duplicate name (a compile error the user sees anyway) keeps the first.</summary>
+        private static Dictionary<string, MemberSpec> ByName(ModelSpec spec)
+        {
+            var members = new Dictionary<string, MemberSpec>();
+            foreach (MemberSpec member in spec.Members)
+            {
+                if (!members.ContainsKey(member.Name))
+                {
+                    members[member.Name] = member;
+                }
+            }
+
+            return members;
+        }
+
+        private bool IsValidGroup(ModelSpec spec, int group)
+        {
+            var members = ByName(spec);
+            FuseGroupSpec fuse = spec.FuseGroups[group];
+            return fuse.Members.All(members.ContainsKey)
+                && SupportedFusions.Any(s => s.SequenceEqual(fuse.Members.Select(m => members[m].Kind)));
+        }
+
+        private static string UnsupportedHint(ModuleKind kind) => kind == ModuleKind.Sequential
+            ? "; a Sequential inside a Sequential is not inlined, make it a [Quantize] class"
+            : "; if it is your own module class, mark it [Quantize] (and partial) so QuantGen inlines its forward";
+
+        private int AddCondition(ModelSpec spec, string prefix, ConditionSpec condition, string file, string inlined, LocationInfo? callSite)
+        {
+            string expression;
+            bool topLevel = prefix.Length == 0;
+            switch (condition.Kind)
+            {
+                case "const":
+                    expression = condition.Constant ? "true" : "false";
+                    break;
+                case "null" or "notnull":
+                {
+                    string op = condition.Kind == "null" ? "is null" : "is not null";
+                    if (topLevel)
+                    {
+                        expression = $"model.{Names.Identifier(condition.Member)} {op}";
+                    }
+                    else
+                    {
+                        _needsIndex = true;
+                        expression = $"{Names.ModuleLookup}.Find(modules, {Names.Literal(prefix + condition.Member)}) {op}";
+                    }
+
+                    break;
+                }
+
+                default:
+                    if (topLevel)
+                    {
+                        expression = "model." + Names.Identifier(condition.Member);
+                    }
+                    else
+                    {
+                        // A private field of another class is out of reach of this class's generated code.
+                        Report(DiagnosticDescriptors.DataDependentControlFlow, callSite, condition.Text, spec.Name, $"the bool field '{condition.Member}' of the inlined sub-module '{prefix.TrimEnd('.')}' cannot be read from {_spec.Name}; test a module member for null instead");
+                        expression = "false";
+                    }
+
+                    break;
+            }
+
+            string field = "_c" + _conditions.Count.ToString(CultureInfo.InvariantCulture);
+            _conditions.Add(new ConditionPlan(field, expression, $"{file}: if ({condition.Text}){inlined}"));
+            return _conditions.Count - 1;
+        }
+
+        private string FxName(string baseName)
+        {
+            _fxNames.TryGetValue(baseName, out int count);
+            _fxNames[baseName] = count + 1;
+            return count == 0 ? baseName : baseName + "_" + count.ToString(CultureInfo.InvariantCulture);
+        }
+
+        private string ModuleLayer(string path)
+        {
+            // A stateless module called twice gets FX's node names: relu, relu_1.
+            _calledModules.TryGetValue(path, out int count);
+            _calledModules[path] = count + 1;
+            return count == 0 ? path : path + "_" + count.ToString(CultureInfo.InvariantCulture);
+        }
+
+        private string Lookup(string typeName, string path)
+        {
+            _needsIndex = true;
+            return $"{Names.ModuleLookup}.Get<{ModuleTypeName(typeName)}>(modules, {Names.Literal(_spec.Name)}, {Names.Literal(path)})";
+        }
+
+        private static string ModuleTypeName(string typeName) => "global::" + typeName.TrimEnd('?');
+
+        private int AddNode(Node node)
+        {
+            node.Output = _nextValue++;
+            _nodes.Add(node);
+            return node.Output;
+        }
+
+        /// <summary>QG0009: a module with weights called more than once.</summary>
+        private void CheckCalledTwice()
+        {
+            var seen = new HashSet<string>();
+            var reported = new HashSet<string>();
+            foreach (Node node in _nodes.Where(n => n.Kind == NodeKind.Module))
+            {
+                bool stateless = node.Module is ModuleKind.ReLU or ModuleKind.Identity or ModuleKind.Dropout or ModuleKind.MaxPool2d
+                    or ModuleKind.AvgPool2d or ModuleKind.AdaptiveAvgPool2d or ModuleKind.Flatten or ModuleKind.Upsample;
+                if (!seen.Add(node.Path) && !stateless && reported.Add(node.Path))
+                {
+                    Report(DiagnosticDescriptors.ModuleCalledTwice, node.Location, _spec.Name, node.Path);
+                }
+            }
+        }
+
+        private int[] Users()
+        {
+            var users = new int[_nextValue];
+            foreach (Node node in _nodes.Where(n => n.FusedInto is null))
+            {
+                foreach (int input in node.Inputs)
+                {
+                    users[input]++;
+                }
+            }
+
+            return users;
+        }
+
+        /// <summary>[Fuse] groups: QG0004 when the members do not follow each other in the graph.</summary>
+        private void ApplyFuseGroups()
+        {
+            int[] users = Users();
+            foreach (IGrouping<string, Node> group in _nodes.Where(n => n.FuseGroup is not null).GroupBy(n => n.FuseGroup!))
+            {
+                bool own = group.Key.StartsWith("#", System.StringComparison.Ordinal);
+                List<Node> nodes = group.OrderBy(n => n.FusePosition).ToList();
+                FuseGroupSpec? spec = own ? _spec.FuseGroups[int.Parse(group.Key.Substring(group.Key.LastIndexOf('#') + 1), CultureInfo.InvariantCulture)] : null;
+                string? problem = null;
+                LocationInfo? where = spec?.Location;
+                int expected = spec?.Members.Count ?? nodes.Count;
+                if (nodes.Count != expected || nodes.Select(n => n.FusePosition).Distinct().Count() != nodes.Count)
+                {
+                    problem = nodes.Count < expected
+                        ? $"'{spec!.Members.First(m => nodes.All(n => !n.Path.EndsWith(m, System.StringComparison.Ordinal)))}' is never called in forward"
+                        : "a fused module is called more than once";
+                }
+                else
+                {
+                    for (int i = 1; i < nodes.Count && problem is null; i++)
+                    {
+                        if (nodes[i].Inputs[0] != nodes[i - 1].Output || !SameGuard(nodes[i], nodes[i - 1]))
+                        {
+                            problem = $"'{Last(nodes[i].Path)}' does not take the output of '{Last(nodes[i - 1].Path)}'";
+                            where = nodes[i].Location;
+                        }
+                        else if (users[nodes[i - 1].Output] > 1)
+                        {
+                            problem = $"the output of '{Last(nodes[i - 1].Path)}' is also used elsewhere";
+                            where = nodes[i].Location;
+                        }
+                    }
+                }
+
+                if (problem is not null)
+                {
+                    if (own)
+                    {
+                        Report(DiagnosticDescriptors.FuseNotConsecutive, where, _spec.Name, Quoted(spec!.Members), problem);
+                    }
+
+                    continue;
+                }
+
+                for (int i = 1; i < nodes.Count; i++)
+                {
+                    Fuse(nodes[0], nodes[i]);
+                }
+            }
+        }
+
+        private static string Last(string path) => path.Substring(path.LastIndexOf('.') + 1);
+
+        private static bool SameGuard(Node a, Node b) => a.Guard.SequenceEqual(b.Guard);
+
+        private static void Fuse(Node head, Node follower)
+        {
+            follower.FusedInto = head;
+            head.Fused.Add(follower);
+            if (follower.Kind == NodeKind.Module && follower.Module is ModuleKind.BatchNorm2d or ModuleKind.BatchNorm1d)
+            {
+                head.BatchNormAccess = follower.Access;
+                head.BatchNormPath = follower.Path;
+            }
+            else
+            {
+                head.Relu = true;
+            }
+        }
+
+        private static bool IsRelu(Node node) => node.Kind == NodeKind.Relu || (node.Kind == NodeKind.Module && node.Module == ModuleKind.ReLU);
+
+        /// <summary>PyTorch's fusion patterns, found in the graph; a follower with other users blocks them (QG0019).</summary>
+        private void AutoFuse(int result)
+        {
+            int[] users = Users();
+            users[result]++;
+            var readers = new Dictionary<int, List<Node>>();
+            foreach (Node node in _nodes)
+            {
+                foreach (int input in node.Inputs)
+                {
+                    if (!readers.TryGetValue(input, out List<Node>? list))
+                    {
+                        readers[input] = list = new List<Node>();
+                    }
+
+                    list.Add(node);
+                }
+            }
+
+            Node? SoleFollower(Node head, System.Func<Node, bool> accepts, string headName)
+            {
+                if (!readers.TryGetValue(head.Output, out List<Node>? list))
+                {
+                    return null;
+                }
+
+                Node? candidate = list.FirstOrDefault(n => n.FusedInto is null && n.FuseGroup is null && n.AutoFuse && accepts(n));
+                if (candidate is null)
+                {
+                    return null;
+                }
+
+                if (users[head.Output] > 1 || !SameGuard(head, candidate))
+                {
+                    string others = string.Join(", ", list.Where(n => n != candidate).Select(n => n.Layer.Length > 0 ? n.Layer : "a select").Concat(head.Output == result ? new[] { "the return" } : System.Array.Empty<string>()));
+                    string why = !SameGuard(head, candidate) ? "they run under different conditions" : $"{headName}'s output is also used by {others}";
+                    Report(DiagnosticDescriptors.FusionBlocked, candidate.Location, _spec.Name, headName, candidate.Layer, why);
+                    return null;
+                }
+
+                return candidate;
+            }
+
+            foreach (Node head in _nodes.ToList())
+            {
+                if (head.FusedInto is not null || head.FuseGroup is not null || !head.AutoFuse)
+                {
+                    continue;
+                }
+
+                bool conv = head.Kind == NodeKind.Module && head.Module is ModuleKind.Conv2d or ModuleKind.ConvTranspose2d;
+                bool linear = head.Kind == NodeKind.Module && head.Module == ModuleKind.Linear;
+                bool batchNorm = head.Kind == NodeKind.Module && head.Module == ModuleKind.BatchNorm2d;
+                bool add = head.Kind == NodeKind.Add;
+                if (!(conv || linear || batchNorm || add))
+                {
+                    continue;
+                }
+
+                var chain = new List<string> { head.Layer };
+                Node last = head;
+                if (conv || linear)
+                {
+                    ModuleKind batchNormKind = conv ? ModuleKind.BatchNorm2d : ModuleKind.BatchNorm1d;
+                    Node? bn = SoleFollower(head, n => n.Kind == NodeKind.Module && n.Module == batchNormKind, head.Layer);
+                    if (bn is not null)
+                    {
+                        Fuse(head, bn);
+                        chain.Add(bn.Layer);
+                        last = bn;
+                    }
+                }
+
+                Node? relu = SoleFollower(last, IsRelu, last.Layer);
+                if (relu is not null)
+                {
+                    Fuse(head, relu);
+                    chain.Add(relu.Layer);
+                    if (last != head)
+                    {
+                        // The ReLU read the BatchNorm's output, which is now the head's.
+                        relu.Inputs = new[] { head.Output };
+                    }
+                }
+
+                if (chain.Count > 1)
+                {
+                    _autoFusions.Add(string.Join("+", chain));
+                }
+            }
+        }
+
+        /// <summary>
+        /// QG0011 (stub order), QG0010 (work outside the region), QG0012 (a BatchNorm1d with no Linear).
+        /// </summary>
+        private void CheckRegion(int result)
+        {
+            Node? quantStub = null, deQuantStub = null;
+            foreach (Node node in _nodes.Where(n => n.Kind == NodeKind.Module))
+            {
+                switch (node.Module)
+                {
+                    case ModuleKind.QuantStub when quantStub is not null:
+                        Report(DiagnosticDescriptors.StubOrder, node.Location, _spec.Name, node.Path, $"is a second QuantStub call (after '{quantStub.Path}')");
+                        break;
+                    case ModuleKind.QuantStub when deQuantStub is not null:
+                        Report(DiagnosticDescriptors.StubOrder, node.Location, _spec.Name, node.Path, $"is called after the DeQuantStub '{deQuantStub.Path}'");
+                        break;
+                    case ModuleKind.QuantStub:
+                        quantStub = node;
+                        break;
+                    case ModuleKind.DeQuantStub when deQuantStub is not null:
+                        Report(DiagnosticDescriptors.StubOrder, node.Location, _spec.Name, node.Path, $"is a second DeQuantStub call (after '{deQuantStub.Path}')");
+                        break;
+                    case ModuleKind.DeQuantStub:
+                        deQuantStub = node;
+                        break;
+                }
+            }
+
+            if (HasErrors)
+            {
+                return;
+            }
+
+            // 0: float before the QuantStub, 1: quantized, 2: float after the DeQuantStub.
+            var state = new int[_nextValue];
+            state[0] = quantStub is null ? 1 : 0;
+            foreach (Node node in _nodes)
+            {
+                int inputState = node.Inputs.Length == 0 ? 1 : node.Inputs.Select(i => state[i]).Max();
+                bool passive = node.Kind == NodeKind.Select || (node.Kind == NodeKind.Module && node.Module is ModuleKind.Identity or ModuleKind.Dropout);
+                if (node.Kind == NodeKind.Module && node.Module == ModuleKind.QuantStub)
+                {
+                    state[node.Output] = 1;
+                }
+                else if (node.Kind == NodeKind.Module && node.Module == ModuleKind.DeQuantStub)
+                {
+                    state[node.Output] = 2;
+                }
+                else if (passive)
+                {
+                    state[node.Output] = inputState;
+                }
+                else
+                {
+                    state[node.Output] = 1;
+                    if (node.FusedInto is null && node.Inputs.Any(i => state[i] != 1))
+                    {
+                        string where = node.Inputs.Any(i => state[i] == 0)
+                            ? $"before the QuantStub '{quantStub!.Path}'"
+                            : $"after the DeQuantStub '{deQuantStub!.Path}'";
+                        Report(DiagnosticDescriptors.OutsideQuantizedRegion, node.Location, _spec.Name, node.Path, where);
+                    }
+                }
+
+                if (node.FusedInto is null && node.Kind == NodeKind.Module && node.Module == ModuleKind.BatchNorm1d)
+                {
+                    Report(DiagnosticDescriptors.BatchNormNotFused, node.Location, _spec.Name, node.Path);
+                }
+            }
+        }
+
+        private ModelPlan Build(ForwardSpec forward, int result)
+        {
+            var quantizedNames = new HashSet<string>(_members.Keys) { "forward" };
+            var reservedObserverNames = new HashSet<string>(_members.Keys.Select(m => m + "_activation"));
+            var observedNames = new HashSet<string> { "_model", "QConfig", "forward", "Convert", "ConvertReference", "Dispose" };
+            var fieldNames = new HashSet<string>(_conditions.Select(c => c.Field)) { "_model" };
+            var claimedMembers = new HashSet<string>();
+            var observers = new List<ObserverPlan>();
+            var steps = new List<StepPlan>();
+            var modules = new List<ModuleFieldPlan>();
+            var alias = new Dictionary<int, int>();
+            var qparams = new Dictionary<int, int>();
+            var selectQParams = new Dictionary<int, string>();
+            var observerParent = new List<int>();
+
+            int Resolve(int value)
+            {
+                while (alias.TryGetValue(value, out int target))
+                {
+                    value = target;
+                }
+
+                return value;
+            }
+
+            string GuardOf(Node node) => string.Join(" && ", node.Guard.Select(g => (g.Negated ? "!" : string.Empty) + "this." + _conditions[g.Condition].Field));
+
+            int AddObserver(string path, string guard, bool modelInput = false)
+            {
+                // Only the model input's observer can meet a name a member's observer will take.
+                string property = modelInput
+                    ? Unique("input_activation", new HashSet<string>(observedNames.Concat(reservedObserverNames)))
+                    : Unique(Identifier(path) + "_activation", observedNames);
+                observedNames.Add(property);
+                observers.Add(new ObserverPlan(property, _spec.Name + "." + path, "q" + observers.Count.ToString(CultureInfo.InvariantCulture), guard));
+                observerParent.Add(observers.Count - 1);
+                return observers.Count - 1;
+            }
+
+            int Find(int observer)
+            {
+                while (observerParent[observer] != observer)
+                {
+                    observer = observerParent[observer];
+                }
+
+                return observer;
+            }
+
+            string QuantizedName(Node node, string path) =>
+                _members.ContainsKey(path) && claimedMembers.Add(path) ? path : Unique(Identifier(path), quantizedNames);
+
+            string file = forward.FileName;
+            bool hasQuantStub = _nodes.Any(n => n.Kind == NodeKind.Module && n.Module == ModuleKind.QuantStub);
+            if (!hasQuantStub)
+            {
+                // No QuantStub: the model input is the first quantization point.
+                string property = Unique("input", quantizedNames);
+                int observer = AddObserver("input", string.Empty, modelInput: true);
+                steps.Add(new StepPlan(StepKind.Quantize, string.Empty, "input", property, null, null, false, observer, -1, 0, 0, null, null,
+                    new[] { $"{file}: forward's input (no QuantStub, so the whole forward is quantized)" }.ToEquatableArray()));
+                qparams[0] = observer;
+            }
+
+            bool inRegion = !hasQuantStub;
+            foreach (Node node in _nodes)
+            {
+                if (node.FusedInto is not null)
+                {
+                    alias[node.Output] = node.FusedInto.Output;
+                    continue;
+                }
+
+                int[] inputs = node.Inputs.Select(Resolve).ToArray();
+                int input = inputs.Length > 0 ? inputs[0] : 0;
+                string guard = GuardOf(node);
+                var comments = new List<string> { node.Comment };
+                comments.AddRange(node.Fused.Select(f => f.Comment + $" (fused into {node.Layer})"));
+                EquatableArray<string> fusedMembers = node.Fused.Where(f => f.Kind == NodeKind.Module).Select(f => f.Path).ToEquatableArray();
+                int inputQ = qparams.TryGetValue(input, out int q) ? q : -1;
+                string inputQExpression = selectQParams.TryGetValue(input, out string? expression) ? expression : string.Empty;
+
+                StepPlan Step(StepKind kind, string? quantizedProperty, int observer, string? floatField = null, string? moduleField = null, int? output = null) =>
+                    new(kind, node.Path, node.Layer, quantizedProperty, floatField, node.BatchNormPath, node.Relu, observer, inputQ, input, output ?? node.Output,
+                        node.FlattenStart, node.FlattenEnd, comments.ToEquatableArray(), fusedMembers, inputs.ToEquatableArray(), node.Ints.ToEquatableArray(),
+                        guard, moduleField, node.Access, inputQExpression, node.BatchNormAccess ?? string.Empty);
+
+                string ModuleField()
+                {
+                    string field = Unique("_" + Identifier(node.Path), fieldNames);
+                    observedNames.Add(field);
+                    modules.Add(new ModuleFieldPlan(field, node.ModuleType, node.Access));
+                    return field;
+                }
+
+                if (node.Kind == NodeKind.Select)
+                {
+                    alias.Remove(node.Output);
+                    string condition = "this." + _conditions[node.Ints[0]].Field;
+                    steps.Add(Step(StepKind.Select, null, -1) with { Guard = guard, Member = condition });
+                    string Q(int value) => selectQParams.TryGetValue(value, out string? e) ? e : qparams.TryGetValue(value, out int o) ? "#" + o.ToString(CultureInfo.InvariantCulture) : string.Empty;
+                    string a = Q(inputs[0]), b = Q(inputs[1]);
+                    if (a.Length > 0 && b.Length > 0)
+                    {
+                        selectQParams[node.Output] = a == b ? a : $"({condition} ? {a} : {b})";
+                    }
+
+                    continue;
+                }
+
+                if (node.Kind == NodeKind.Module)
+                {
+                    switch (node.Module)
+                    {
+                        case ModuleKind.QuantStub:
+                        {
+                            int observer = AddObserver(node.Path, guard);
+                            steps.Add(Step(StepKind.Quantize, QuantizedName(node, node.Path), observer, output: input));
+                            alias[node.Output] = input;
+                            qparams[input] = observer;
+                            inRegion = true;
+                            continue;
+                        }
+
+                        case ModuleKind.DeQuantStub:
+                            steps.Add(Step(StepKind.DeQuantize, null, -1, output: input));
+                            alias[node.Output] = input;
+                            inRegion = false;
+                            continue;
+
+                        case ModuleKind.Identity or ModuleKind.Dropout:
+                            steps.Add(Step(StepKind.Identity, null, -1, output: input) with { InputQParams = inRegion ? inputQ : -1 });
+                            alias[node.Output] = input;
+                            if (qparams.TryGetValue(input, out int passed))
+                            {
+                                qparams[node.Output] = passed;
+                            }
+
+                            continue;
+
+                        case ModuleKind.Conv2d or ModuleKind.Linear or ModuleKind.ConvTranspose2d or ModuleKind.BatchNorm2d:
+                        {
+                            StepKind kind = node.Module switch
+                            {
+                                ModuleKind.Conv2d => StepKind.Conv2d,
+                                ModuleKind.Linear => StepKind.Linear,
+                                ModuleKind.ConvTranspose2d => StepKind.ConvTranspose2d,
+                                _ => StepKind.BatchNorm2d,
+                            };
+                            int observer = AddObserver(node.Layer, guard);
+                            string floatField = Unique("_" + Identifier(node.Layer), fieldNames);
+                            observedNames.Add(floatField);
+                            steps.Add(Step(kind, QuantizedName(node, node.Layer), observer, floatField));
+                            qparams[node.Output] = observer;
+                            continue;
+                        }
+
+                        case ModuleKind.ReLU or ModuleKind.Flatten or ModuleKind.MaxPool2d or ModuleKind.AvgPool2d or ModuleKind.AdaptiveAvgPool2d or ModuleKind.Upsample:
+                        {
+                            StepKind kind = node.Module switch
+                            {
+                                ModuleKind.ReLU => StepKind.ReLU,
+                                ModuleKind.Flatten => StepKind.Flatten,
+                                ModuleKind.MaxPool2d => StepKind.MaxPool2d,
+                                ModuleKind.AvgPool2d => StepKind.AvgPool2d,
+                                ModuleKind.AdaptiveAvgPool2d => StepKind.AdaptiveAvgPool2d,
+                                _ => StepKind.Upsample,
+                            };
+                            steps.Add(Step(kind, QuantizedName(node, node.Layer), -1, moduleField: ModuleField()));
+                            PassQParams(node.Output, input);
+                            continue;
+                        }
+                    }
+
+                    continue;
+                }
+
+                switch (node.Kind)
+                {
+                    case NodeKind.Add:
+                    {
+                        int observer = AddObserver(node.Layer, guard);
+                        steps.Add(Step(StepKind.Add, QuantizedName(node, node.Layer), observer));
+                        qparams[node.Output] = observer;
+                        break;
+                    }
+
+                    case NodeKind.Cat:
+                    {
+                        int observer = AddObserver(node.Layer, guard);
+                        steps.Add(Step(StepKind.Cat, QuantizedName(node, node.Layer), observer));
+                        qparams[node.Output] = observer;
+
+                        // FX's shared observer: the inputs are quantized with the cat output's qparams.
+                        foreach (int catInput in inputs)
+                        {
+                            if (qparams.TryGetValue(catInput, out int inputObserver))
+                            {
+                                observerParent[Find(inputObserver)] = observer;
+                            }
+                        }
+
+                        break;
+                    }
+
+                    case NodeKind.Flatten:
+                        steps.Add(Step(StepKind.FunctionalFlatten, QuantizedName(node, node.Layer), -1) with { FlattenStartDim = node.Ints[0], FlattenEndDim = node.Ints[1] });
+                        PassQParams(node.Output, input);
+                        break;
+                    case NodeKind.Reshape:
+                        steps.Add(Step(StepKind.Reshape, QuantizedName(node, node.Layer), -1));
+                        PassQParams(node.Output, input);
+                        break;
+                    case NodeKind.Relu:
+                        steps.Add(Step(StepKind.FunctionalRelu, QuantizedName(node, node.Layer), -1));
+                        PassQParams(node.Output, input);
+                        break;
+                    case NodeKind.MaxPool2d:
+                        steps.Add(Step(StepKind.FunctionalMaxPool2d, QuantizedName(node, node.Layer), -1));
+                        PassQParams(node.Output, input);
+                        break;
+                }
+
+                void PassQParams(int output, int from)
+                {
+                    if (qparams.TryGetValue(from, out int passed))
+                    {
+                        qparams[output] = passed;
+                    }
+                    else if (selectQParams.TryGetValue(from, out string? passedExpression))
+                    {
+                        selectQParams[output] = passedExpression;
+                    }
+                }
+            }
+
+            // Shared observers (cat): every step uses its set's representative; the others disappear.
+            var keep = new List<int>();
+            var renumber = new Dictionary<int, int>();
+            for (int o = 0; o < observers.Count; o++)
+            {
+                if (Find(o) == o)
+                {
+                    renumber[o] = keep.Count;
+                    keep.Add(o);
+                }
+            }
+
+            var shared = new HashSet<int>(Enumerable.Range(0, observers.Count).Where(o => Find(o) != o).Select(Find));
+            var finalObservers = keep.Select((o, i) => observers[o] with
+            {
+                QParamsVariable = "q" + i.ToString(CultureInfo.InvariantCulture),
+                Note = shared.Contains(o) ? "Shared by the cat and its inputs: FX quantizes a cat's inputs with its output's qparams." : string.Empty,
+            }).ToList();
+            int Map(int o) => o < 0 ? -1 : renumber[Find(o)];
+            string MapExpression(string e)
+            {
+                for (int o = observers.Count - 1; o >= 0; o--)
+                {
+                    e = e.Replace("#" + o.ToString(CultureInfo.InvariantCulture), finalObservers[Map(o)].QParamsVariable + "!");
+                }
+
+                return e;
+            }
+
+            // Values numbered in step order (t1, t2, ...), as the user reads the generated forward.
+            var number = new Dictionary<int, int> { [0] = 0 };
+            foreach (StepPlan step in steps.Where(s => s.Kind is not (StepKind.Quantize or StepKind.DeQuantize or StepKind.Identity)))
+            {
+                number[step.Output] = number.Count;
+            }
+
+            int N(int value) => number[Resolve(value)];
+            List<StepPlan> finalSteps = steps.Select(s => s with
+            {
+                Observer = Map(s.Observer),
+                InputQParams = Map(s.InputQParams),
+                InputQParamsExpression = MapExpression(s.InputQParamsExpression),
+                Input = N(s.Input),
+                Inputs = s.Inputs.Select(N).ToEquatableArray(),
+                Output = N(s.Output),
+            }).ToList();
+
+            return new ModelPlan(
+                _spec.Name,
+                _spec.TypeParameters,
+                _spec.Namespace,
+                _spec.ContainingTypes,
+                _spec.Backend,
+                HintName(),
+                finalObservers.ToEquatableArray(),
+                finalSteps.ToEquatableArray(),
+                N(result),
+                _spec.HidesInherited,
+                ReturnComment(forward),
+                _conditions.ToEquatableArray(),
+                modules.ToEquatableArray(),
+                _needsIndex);
+        }
+
+        private static string Identifier(string path) => path.Replace('.', '_');
+
+        /// <summary>Where forward returns; empty when the return is itself a module call, already commented.</summary>
+        private static string ReturnComment(ForwardSpec forward) =>
+            forward.Calls.Any(c => c.Line == forward.ReturnLine && c.Text == forward.ReturnText)
+                ? string.Empty
+                : $"{forward.FileName}({forward.ReturnLine.ToString(CultureInfo.InvariantCulture)}): {forward.ReturnText}";
+
+        private string HintName()
+        {
+            var parts = new List<string>();
+            if (_spec.Namespace is not null)
+            {
+                parts.Add(_spec.Namespace);
+            }
+
+            parts.AddRange(_spec.ContainingTypes.Select(t => t.Name));
+            parts.Add(_spec.Name + _spec.TypeParameters);
+
+            // '<', '>' and ',' are not allowed in hint names; arity keeps generic classes apart.
+            return string.Join(".", parts.Select(HintSafe)) + ".g.cs";
+        }
+
+        private static string HintSafe(string name)
+        {
+            int open = name.IndexOf('<');
+            if (open < 0)
+            {
+                return name;
+            }
+
+            int arity = name.Count(c => c == ',') + 1;
+            return name.Substring(0, open) + "`" + arity.ToString(CultureInfo.InvariantCulture);
+        }
+
+        private static string Unique(string name, HashSet<string> taken)
+        {
+            string candidate = name;
+            for (int i = 2; taken.Contains(candidate); i++)
+            {
+                candidate = name + "_" + i.ToString(CultureInfo.InvariantCulture);
+            }
+
+            taken.Add(candidate);
+            return candidate;
+        }
+
+        private static string Quoted(IEnumerable<string> names) => string.Join(", ", names.Select(n => "\"" + n + "\""));
+
+        private void Report(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, LocationInfo? location, params string[] args) =>
+            Diagnostics.Add(DiagnosticInfo.Create(descriptor, location, args));
+    }
+}
