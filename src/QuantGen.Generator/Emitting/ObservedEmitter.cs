@@ -74,6 +74,18 @@ internal static class ObservedEmitter
             writer.Line($"public {Names.Observer} {observer.Property} {{ get; }}");
         }
 
+        // One list of every quantization point, for reports and printing (seed 001 prints the first few).
+        writer.Line();
+        writer.Line("/// <summary>Every activation observer, in forward order.</summary>");
+        writer.Line($"public global::System.Collections.Generic.IReadOnlyList<{Names.Observer}> Observers => new {Names.Observer}[]");
+        writer.Open();
+        foreach (ObserverPlan observer in plan.Observers)
+        {
+            writer.Line($"this.{observer.Property},");
+        }
+
+        writer.Close(";");
+
         writer.Line();
         EmitForward(writer, plan);
         writer.Line();

@@ -17,7 +17,7 @@ namespace QuantGen.Generator.Parsing;
 internal static class ModelParser
 {
     /// <summary>Names of the members the generated code adds to the class.</summary>
-    private static readonly string[] GeneratedMemberNames = { "Prepare", "Observed", "Quantized", "Reference" };
+    private static readonly string[] GeneratedMemberNames = { "Prepare", "Observed", "Quantized", "Reference", "Observers" };
 
     /// <summary>The transform of <c>ForAttributeWithMetadataName</c>; never throws (except on cancellation).</summary>
     public static ParseResult Parse(GeneratorAttributeSyntaxContext context, CancellationToken cancellationToken)
