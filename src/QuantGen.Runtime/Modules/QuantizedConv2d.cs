@@ -1,6 +1,7 @@
 using System;
 using System.Text;
 using QuantGen.Kernels;
+using QuantGen.Kernels.Packing;
 using QuantGen.Kernels.Scalar;
 
 namespace QuantGen.Modules;
@@ -12,13 +13,16 @@ namespace QuantGen.Modules;
 /// the output dtype's full range.
 /// </summary>
 /// <remarks>
-/// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer held by the instance (so
-/// steady-state inference does not allocate it again) and caches requantization factors. Give each
-/// thread its own model, or serialize calls.
+/// The weights are packed once, at construction, for the kernel <see cref="KernelDispatch"/> picks
+/// (<c>QUANTGEN_ISA=scalar</c> keeps the scalar reference); every kernel is bit-identical to it.
+/// Not thread-safe: <see cref="Forward"/> reuses the kernels' working memory and an int32 accumulator
+/// buffer held by the instance (so steady-state inference does not allocate them again) and caches
+/// requantization factors. Give each thread its own model, or serialize calls.
 /// </remarks>
 public sealed class QuantizedConv2d
 {
-    private readonly sbyte[] _weightsOhwi;
+    private readonly PackedConv2dWeights _packedWeights;
+    private readonly KernelScratch _scratch = new();
     private readonly int[] _weightZeroPoints;
     private readonly float[] _weightScales;
     private readonly float[]? _bias;
@@ -38,6 +42,24 @@ public sealed class QuantizedConv2d
     /// <param name="backend">Bias/requantization arithmetic.</param>
     /// <exception cref="ArgumentException">Inconsistent hyper-parameters, weight shape, dtype or qparams (the message names the layer).</exception>
     public QuantizedConv2d(string model, string layer, Conv2dOptions options, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend)
+        : this(model, layer, options, weight, bias, inputQParams, outputQParams, fusedRelu, backend, kernelConfig: null)
+    {
+    }
+
+    /// <summary>As the other constructor, with the weights packed for an explicit kernel (tests, benchmarks).</summary>
+    /// <param name="model">Model name for errors.</param>
+    /// <param name="layer">Member name for errors.</param>
+    /// <param name="options">Hyper-parameters.</param>
+    /// <param name="weight">qint8 weight, logical [OutC, InC/groups, KH, KW], per-channel (axis 0) or per-tensor.</param>
+    /// <param name="bias">Float bias per output channel, or null.</param>
+    /// <param name="inputQParams">The input's qparams seen at calibration (factors are precomputed for them).</param>
+    /// <param name="outputQParams">Output scale and zero point.</param>
+    /// <param name="fusedRelu">ConvReLU2d.</param>
+    /// <param name="backend">Bias/requantization arithmetic.</param>
+    /// <param name="kernelConfig">The kernel to pack for and run; null → <see cref="KernelDispatch.Config"/>.</param>
+    /// <exception cref="ArgumentException">Inconsistent hyper-parameters, weight shape, dtype or qparams (the message names the layer).</exception>
+    /// <exception cref="PlatformNotSupportedException"><paramref name="kernelConfig"/> cannot run on this machine.</exception>
+    public QuantizedConv2d(string model, string layer, Conv2dOptions options, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend, GemmConfig? kernelConfig)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(layer);
@@ -67,7 +89,10 @@ public sealed class QuantizedConv2d
         OutputQParams = outputQParams;
         FusedRelu = fusedRelu;
         Backend = backend;
-        _weightsOhwi = PackOhwi(weight, outChannels, inPerGroup, options.KernelHeight, options.KernelWidth);
+        GemmConfig config = kernelConfig ?? KernelDispatch.Config;
+        config.EnsureSupported();
+        sbyte[] weightsOhwi = PackOhwi(weight, outChannels, inPerGroup, options.KernelHeight, options.KernelWidth);
+        _packedWeights = PackedConv2dWeights.Pack(weightsOhwi, _weightZeroPoints, outChannels, options.InChannels, options.KernelHeight, options.KernelWidth, options.Groups, config);
         _calibratedRequantize = CreateRequantize(inputQParams.Scale);
     }
 
@@ -104,6 +129,9 @@ public sealed class QuantizedConv2d
     /// <summary>The bias/requantization arithmetic.</summary>
     public QuantBackend Backend { get; }
 
+    /// <summary>The kernel the weights are packed for and <see cref="Forward"/> runs.</summary>
+    public GemmConfig KernelConfig => _packedWeights.Config;
+
     /// <summary>
     /// x: [N, InC, H, W] of the calibrated input dtype (any layout, per-tensor qparams); returns a
     /// channels-last [N, OutC, OH, OW] tensor of <see cref="OutputQParams"/>. An input whose scale
@@ -127,16 +155,28 @@ public sealed class QuantizedConv2d
             return new QTensor(outputShape, OutputQParams, MemoryFormat.ChannelsLast);
         }
 
-        if (_accumulators.Length < accumulatorCount)
+        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast);
+        int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
+        RequantizeParams requantize = RequantizeFor(input.Scale);
+        var outputView = new byte[accumulatorCount];
+        if (NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
-            _accumulators = new int[accumulatorCount];
+            // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
+            // kernel only accumulates and the real zero point is applied by the scalar requantization.
+            if (_accumulators.Length < accumulatorCount)
+            {
+                _accumulators = new int[accumulatorCount];
+            }
+
+            Span<int> accumulators = _accumulators.AsSpan(0, accumulatorCount);
+            Conv2dKernel.Accumulate(geometry, inputView, inputZeroPoint, _packedWeights, accumulators, _scratch);
+            RequantizeToDType.Apply(accumulators, requantize, OutputQParams.DType, outputView);
+        }
+        else
+        {
+            Conv2dKernel.Run(geometry, inputView, inputZeroPoint, _packedWeights, requantize, outputView, _scratch);
         }
 
-        Span<int> accumulators = _accumulators.AsSpan(0, accumulatorCount);
-        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast);
-        Conv2dScalar.Accumulate(geometry, inputView, LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
-        var outputView = new byte[accumulatorCount];
-        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, outputView);
         return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.ChannelsLast);
     }
 
@@ -231,6 +271,13 @@ public sealed class QuantizedConv2d
         ValidateSpatialInput(name, Options, input.Shape);
     }
 
+    /// <summary>
+    /// True when the output cannot be requantized in the unsigned view by the kernels: X86 adds the
+    /// zero point before rounding, and for qint8 the view's <c>zy + 128</c> is a different float32 sum.
+    /// </summary>
+    internal static bool NeedsDTypeRequantize(QuantBackend backend, QuantDType outputDType) =>
+        backend == QuantBackend.X86 && UInt8View.Offset(outputDType) != 0;
+
     private RequantizeParams RequantizeFor(float inputScale)
     {
         if (inputScale.Equals(InputQParams.Scale))
@@ -252,7 +299,7 @@ public sealed class QuantizedConv2d
     private RequantizeParams CreateRequantize(float inputScale) =>
         RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), _bias, FusedRelu);
 
-    /// <summary>Logical [OC, IC/g, KH, KW] → OHWI, the order Conv2dScalar reads.</summary>
+    /// <summary>Logical [OC, IC/g, KH, KW] → OHWI, the order the packing (and Conv2dScalar) reads.</summary>
     private static sbyte[] PackOhwi(QTensor weight, int outChannels, int inPerGroup, int kernelHeight, int kernelWidth)
     {
         int[] logical = weight.IntRepr();

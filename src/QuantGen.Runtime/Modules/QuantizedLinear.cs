@@ -1,6 +1,7 @@
 using System;
 using System.Text;
 using QuantGen.Kernels;
+using QuantGen.Kernels.Packing;
 using QuantGen.Kernels.Scalar;
 
 namespace QuantGen.Modules;
@@ -12,12 +13,16 @@ namespace QuantGen.Modules;
 /// dtype's full range.
 /// </summary>
 /// <remarks>
-/// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer held by the instance and
-/// caches requantization factors. Give each thread its own model, or serialize calls.
+/// The weights are packed once, at construction, for the kernel <see cref="KernelDispatch"/> picks
+/// (<c>QUANTGEN_ISA=scalar</c> keeps the scalar reference); every kernel is bit-identical to it.
+/// Not thread-safe: <see cref="Forward"/> reuses the kernels' working memory and an int32 accumulator
+/// buffer held by the instance and caches requantization factors. Give each thread its own model, or
+/// serialize calls.
 /// </remarks>
 public sealed class QuantizedLinear
 {
-    private readonly sbyte[] _weights;
+    private readonly PackedGemmWeights _packedWeights;
+    private readonly KernelScratch _scratch = new();
     private readonly int[] _weightZeroPoints;
     private readonly float[] _weightScales;
     private readonly float[]? _bias;
@@ -38,6 +43,25 @@ public sealed class QuantizedLinear
     /// <param name="backend">Bias/requantization arithmetic.</param>
     /// <exception cref="ArgumentException">Inconsistent sizes, weight shape, dtype or qparams (the message names the layer).</exception>
     public QuantizedLinear(string model, string layer, int inFeatures, int outFeatures, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend)
+        : this(model, layer, inFeatures, outFeatures, weight, bias, inputQParams, outputQParams, fusedRelu, backend, kernelConfig: null)
+    {
+    }
+
+    /// <summary>As the other constructor, with the weights packed for an explicit kernel (tests, benchmarks).</summary>
+    /// <param name="model">Model name for errors.</param>
+    /// <param name="layer">Member name for errors.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="weight">qint8 weight [OutFeatures, InFeatures], per-channel (axis 0) or per-tensor.</param>
+    /// <param name="bias">Float bias per output feature, or null.</param>
+    /// <param name="inputQParams">The input's qparams seen at calibration (factors are precomputed for them).</param>
+    /// <param name="outputQParams">Output scale and zero point.</param>
+    /// <param name="fusedRelu">LinearReLU.</param>
+    /// <param name="backend">Bias/requantization arithmetic.</param>
+    /// <param name="kernelConfig">The kernel to pack for and run; null → <see cref="KernelDispatch.Config"/>.</param>
+    /// <exception cref="ArgumentException">Inconsistent sizes, weight shape, dtype or qparams (the message names the layer).</exception>
+    /// <exception cref="PlatformNotSupportedException"><paramref name="kernelConfig"/> cannot run on this machine.</exception>
+    public QuantizedLinear(string model, string layer, int inFeatures, int outFeatures, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend, GemmConfig? kernelConfig)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(layer);
@@ -70,7 +94,10 @@ public sealed class QuantizedLinear
         OutputQParams = outputQParams;
         FusedRelu = fusedRelu;
         Backend = backend;
-        _weights = Array.ConvertAll(weight.IntRepr(), q => (sbyte)q);
+        GemmConfig config = kernelConfig ?? KernelDispatch.Config;
+        config.EnsureSupported();
+        sbyte[] weights = Array.ConvertAll(weight.IntRepr(), q => (sbyte)q);
+        _packedWeights = LinearKernel.Pack(weights, _weightZeroPoints, outFeatures, inFeatures, config);
         _calibratedRequantize = CreateRequantize(inputQParams.Scale);
     }
 
@@ -109,6 +136,9 @@ public sealed class QuantizedLinear
 
     /// <summary>The bias/requantization arithmetic.</summary>
     public QuantBackend Backend { get; }
+
+    /// <summary>The kernel the weights are packed for and <see cref="Forward"/> runs.</summary>
+    public GemmConfig KernelConfig => _packedWeights.Config;
 
     /// <summary>
     /// x: [..., InFeatures] of the calibrated input dtype (rank 2 or more, as PyTorch's quantized linear
@@ -150,16 +180,28 @@ public sealed class QuantizedLinear
         }
 
         int rows = count / OutFeatures;
-        if (_accumulators.Length < count)
+        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.Contiguous);
+        int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
+        RequantizeParams requantize = RequantizeFor(input.Scale);
+        var outputView = new byte[count];
+        if (QuantizedConv2d.NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
-            _accumulators = new int[count];
+            // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
+            // kernel only accumulates and the real zero point is applied by the scalar requantization.
+            if (_accumulators.Length < count)
+            {
+                _accumulators = new int[count];
+            }
+
+            Span<int> accumulators = _accumulators.AsSpan(0, count);
+            LinearKernel.Accumulate(rows, inputView, inputZeroPoint, _packedWeights, accumulators, _scratch);
+            RequantizeToDType.Apply(accumulators, requantize, OutputQParams.DType, outputView);
+        }
+        else
+        {
+            LinearKernel.Run(rows, inputView, inputZeroPoint, _packedWeights, requantize, outputView, _scratch);
         }
 
-        Span<int> accumulators = _accumulators.AsSpan(0, count);
-        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.Contiguous);
-        LinearScalar.Accumulate(rows, InFeatures, OutFeatures, inputView, LayerChecks.ViewZeroPoint(input.QParams), _weights, _weightZeroPoints, accumulators);
-        var outputView = new byte[count];
-        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, outputView);
         return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.Contiguous);
     }
 
