@@ -59,7 +59,7 @@ float cosine = torch.nn.functional.cosine_similarity(floatLogits, int8Logits, di
 long floatTop = floatLogits.argmax(1).item<long>(), int8Top = int8Logits.argmax(1).item<long>();
 Console.WriteLine();
 Console.WriteLine($"Float vs int8 logits: cosine similarity {cosine:F4}; top-1 class {floatTop} vs {int8Top}.");
-Console.WriteLine($"One forward: float (TorchSharp) {floatMs:F0} ms, int8 (QuantGen, {QuantGen.Kernels.Dispatch.KernelDispatch.KernelInfo}) {int8Ms:F0} ms (the first call includes JIT warm-up).");
+Console.WriteLine($"One forward: float (TorchSharp) {floatMs:F0} ms, int8 (QuantGen, {QuantGen.Kernels.KernelDispatch.KernelInfo}) {int8Ms:F0} ms (the first call includes JIT warm-up).");
 
 int Option(string name, int fallback)
 {
