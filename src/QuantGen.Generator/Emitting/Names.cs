@@ -7,6 +7,8 @@ internal static class Names
 {
     public const string Tensor = "global::TorchSharp.torch.Tensor";
     public const string QConfig = "global::QuantGen.QConfig";
+    public const string QConfigMapping = "global::QuantGen.QConfigMapping";
+    public const string ObserverSpec = "global::QuantGen.Observers.ObserverSpec";
     public const string QuantBackend = "global::QuantGen.QuantBackend";
     public const string QParams = "global::QuantGen.QParams";
     public const string QTensor = "global::QuantGen.QTensor";

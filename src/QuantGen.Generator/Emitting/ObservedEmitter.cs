@@ -18,17 +18,35 @@ internal static class ObservedEmitter
         var floatSteps = plan.Steps.Where(s => s.FloatField is not null).ToList();
         string hide = plan.HidesInherited ? "new " : string.Empty;
 
+        EmitDefaultQConfigMapping(writer, plan, hide);
+        writer.Line();
         writer.Line("/// <summary>");
         writer.Line("/// PyTorch's <c>prepare()</c>: the fused float model with an observer at every quantization point.");
         writer.Line("/// Run calibration batches through its <c>forward</c>, then call <c>Convert()</c>.");
         writer.Line("/// </summary>");
-        writer.Line($"/// <param name=\"qconfig\">Observers and backend arithmetic; null for <c>QConfig.For(QuantBackend.{plan.Backend})</c>, the backend of [Quantize].</param>");
+        writer.Line("/// <param name=\"qconfig\">The qconfig of every op (a mapping with only this global qconfig); null for <c>DefaultQConfigMapping()</c>, the [Quantize] backend preset with the [QConfig] attributes.</param>");
         writer.Line("/// <returns>A new observed model; dispose it when calibration is done.</returns>");
+        writer.Line("/// <exception cref=\"global::System.ArgumentException\">The qconfig is not usable for an op of the model (the message names it).</exception>");
         writer.Line(Names.GeneratedCodeAttribute);
         writer.Line($"public {hide}Observed Prepare({Names.QConfig}? qconfig = null) =>");
         using (writer.Indent())
         {
-            writer.Line($"new Observed(this, qconfig ?? {Names.QConfig}.For({Names.QuantBackend}.{plan.Backend}));");
+            writer.Line($"new Observed(this, qconfig is null ? DefaultQConfigMapping() : new {Names.QConfigMapping}(qconfig));");
+        }
+
+        writer.Line();
+        writer.Line("/// <summary>");
+        writer.Line("/// PyTorch's <c>prepare(model, qconfig_mapping)</c>: as <c>Prepare()</c>, with each op's qconfig resolved from");
+        writer.Line("/// <paramref name=\"mapping\"/> (member path, then module type, then global), which replaces <c>DefaultQConfigMapping()</c> whole.");
+        writer.Line("/// </summary>");
+        writer.Line("/// <param name=\"mapping\">Which qconfig each op gets.</param>");
+        writer.Line("/// <returns>A new observed model; dispose it when calibration is done.</returns>");
+        writer.Line("/// <exception cref=\"global::System.ArgumentException\">The mapping names a member path or module type the model does not have, or a qconfig is not usable (the message names it).</exception>");
+        writer.Line(Names.GeneratedCodeAttribute);
+        writer.Line($"public {hide}Observed Prepare({Names.QConfigMapping} mapping) =>");
+        using (writer.Indent())
+        {
+            writer.Line("new Observed(this, mapping ?? throw new global::System.ArgumentNullException(nameof(mapping)));");
         }
 
         writer.Line();
@@ -56,12 +74,20 @@ internal static class ObservedEmitter
             writer.Line($"private readonly bool {condition.Field};");
         }
 
+        foreach (StepPlan step in floatSteps.Where(HasWeights))
+        {
+            writer.Line($"private readonly {Names.ObserverSpec} {WeightSpecField(step)};");
+        }
+
         writer.Line();
         EmitConstructor(writer, plan, model, name, floatSteps);
 
         writer.Line();
-        writer.Line("/// <summary>The observer recipes and the backend arithmetic <c>Convert()</c> uses.</summary>");
+        writer.Line("/// <summary>The global qconfig of the mapping (else the [Quantize] backend preset): its backend is the arithmetic <c>Convert()</c> uses.</summary>");
         writer.Line($"public {Names.QConfig} QConfig {{ get; }}");
+        writer.Line();
+        writer.Line("/// <summary>The mapping each op's qconfig was resolved from.</summary>");
+        writer.Line($"public {Names.QConfigMapping} QConfigMapping {{ get; }}");
         foreach (ObserverPlan observer in plan.Observers)
         {
             StepPlan step = plan.Steps.First(s => s.Observer >= 0 && plan.Observers[s.Observer] == observer);
@@ -112,25 +138,49 @@ internal static class ObservedEmitter
 
     private static void EmitConstructor(SourceWriter writer, ModelPlan plan, string model, string name, List<StepPlan> floatSteps)
     {
-        writer.Line($"internal Observed({model} model, {Names.QConfig} qconfig)");
+        writer.Line($"internal Observed({model} model, {Names.QConfigMapping} mapping)");
         writer.Open();
         writer.Line("if (model is null)");
         writer.Open();
         writer.Line($"throw new {Names.ArgumentNullException}(nameof(model));");
         writer.Close();
         writer.Line();
-        writer.Line("if (qconfig is null)");
+        writer.Line("if (mapping is null)");
         writer.Open();
-        writer.Line($"throw new {Names.ArgumentNullException}(nameof(qconfig));");
+        writer.Line($"throw new {Names.ArgumentNullException}(nameof(mapping));");
         writer.Close();
         writer.Line();
-        writer.Line("qconfig.Validate();");
-        writer.Line("this._model = model;");
-        writer.Line("this.QConfig = qconfig;");
-        if (plan.NeedsModuleIndex)
+        writer.Comment("Sub-modules and Sequential children are reached by their PyTorch-style paths, indexed once; the index also");
+        writer.Comment("lists the paths and module types the mapping may name (a typo must fail here, not be ignored).");
+        writer.Line($"var modules = {Names.ModuleLookup}.Index(model);");
+        writer.Line("var knownTypes = new global::System.Collections.Generic.HashSet<string>(global::System.StringComparer.Ordinal);");
+        writer.Line("foreach (var module in modules.Values)");
+        writer.Open();
+        writer.Line("knownTypes.Add(module.GetType().Name);");
+        writer.Close();
+        writer.Line();
+        foreach (string function in plan.FunctionNames)
         {
-            writer.Comment("Sub-modules and Sequential children are reached by their PyTorch-style paths, indexed once.");
-            writer.Line($"var modules = {Names.ModuleLookup}.Index(model);");
+            writer.Line($"knownTypes.Add({Names.Literal(function)});");
+        }
+
+        writer.Line($"mapping.Validate({name}, global::System.Linq.Enumerable.ToArray(modules.Keys), knownTypes);");
+        writer.Comment("One integer arithmetic per model: the global qconfig's backend, else the [Quantize] backend.");
+        writer.Line($"this.QConfig = mapping.Global ?? {Names.QConfig}.For({Names.QuantBackend}.{plan.Backend});");
+        writer.Line("this.QConfigMapping = mapping;");
+        writer.Line("this._model = model;");
+        var qconfigLocals = new Dictionary<StepPlan, string>();
+        for (int i = 0; i < plan.Steps.Count; i++)
+        {
+            StepPlan step = plan.Steps[i];
+            if (step.QConfigLookup.Length == 0 || (step.Observer < 0 && !HasWeights(step)))
+            {
+                continue;
+            }
+
+            string local = "qconfig" + Int(i);
+            qconfigLocals[step] = local;
+            writer.Line($"{Names.QConfig} {local} = RequireQConfig({step.QConfigLookup}, {name}, {Names.Literal(step.Layer)});");
         }
 
         foreach (ConditionPlan condition in plan.Conditions)
@@ -141,7 +191,10 @@ internal static class ObservedEmitter
 
         foreach (ObserverPlan observer in plan.Observers)
         {
-            writer.Line($"this.{observer.Property} = qconfig.Activation.Create({Names.Literal(observer.Layer)});");
+            // A shared (cat) observer takes the qconfig of the op that owns it, the last one to write it.
+            StepPlan? owner = plan.Steps.LastOrDefault(s => s.Observer >= 0 && plan.Observers[s.Observer] == observer && qconfigLocals.ContainsKey(s));
+            string source = owner is null ? "this.QConfig" : qconfigLocals[owner];
+            writer.Line($"this.{observer.Property} = {source}.Activation.Create({Names.Literal(observer.Layer)});");
         }
 
         foreach (ModuleFieldPlan module in plan.Modules)
@@ -173,8 +226,93 @@ internal static class ObservedEmitter
             writer.Line(step.Guard.Length > 0
                 ? $"this.{step.FloatField} = {step.Guard} ? {create} : null;"
                 : $"this.{step.FloatField} = {create};");
+            if (HasWeights(step))
+            {
+                // Checked now so that a weight spec the layer cannot use (a wrong channel axis) fails before calibration.
+                writer.Line($"this.{WeightSpecField(step)} = {qconfigLocals[step]}.Weight;");
+                writer.Line($"this.{step.FloatField}{(step.Guard.Length > 0 ? "?" : string.Empty)}.ValidateWeightSpec(this.{WeightSpecField(step)});");
+            }
         }
 
+        writer.Close();
+        writer.Line();
+        writer.Line("/// <summary>The resolved qconfig of an op; a null one (keep the op in float) is not supported yet.</summary>");
+        writer.Line($"private static {Names.QConfig} RequireQConfig({Names.QConfig}? qconfig, string model, string layer) =>");
+        using (writer.Indent())
+        {
+            writer.Line("qconfig ?? throw new global::System.NotSupportedException(");
+            writer.Line("    $\"{model}.{layer}: the QConfigMapping resolves a null qconfig for this op (keep it in float), which is not supported yet; give it a qconfig (or set the global one).\");");
+        }
+    }
+
+    /// <summary>Whether the step quantizes weights with its qconfig's weight spec.</summary>
+    internal static bool HasWeights(StepPlan step) => step.Kind is StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d;
+
+    /// <summary>Field of Observed holding a weighted step's resolved weight spec ("_conv1_weightSpec").</summary>
+    internal static string WeightSpecField(StepPlan step) => step.FloatField + "_weightSpec";
+
+    /// <summary>
+    /// <c>DefaultQConfigMapping()</c>: PyTorch's default mapping for the [Quantize] backend, then each [QConfig]
+    /// attribute in source order, overriding only the properties it names on the backend preset.
+    /// </summary>
+    private static void EmitDefaultQConfigMapping(SourceWriter writer, ModelPlan plan, string hide)
+    {
+        string backend = $"{Names.QuantBackend}.{plan.Backend}";
+        writer.Line("/// <summary>");
+        writer.Line($"/// The qconfig mapping declared on the class: <c>QConfigMapping.Default(QuantBackend.{plan.Backend})</c> with the [QConfig]");
+        writer.Line("/// attributes applied in source order (each overrides only the properties it sets on the backend preset).");
+        writer.Line("/// <c>Prepare()</c> uses it; change a copy and pass it to <c>Prepare(QConfigMapping)</c> to override it.");
+        writer.Line("/// </summary>");
+        writer.Line("/// <returns>A new mapping.</returns>");
+        writer.Line(Names.GeneratedCodeAttribute);
+        writer.Line($"public {hide}static {Names.QConfigMapping} DefaultQConfigMapping()");
+        writer.Open();
+        writer.Line($"var mapping = {Names.QConfigMapping}.Default({backend});");
+        if (plan.QConfigs.Count > 0)
+        {
+            writer.Line($"{Names.QConfig} preset = {Names.QConfig}.For({backend});");
+        }
+
+        foreach (QuantGen.Generator.Parsing.QConfigSpec qconfig in plan.QConfigs)
+        {
+            var activation = new List<string>();
+            var weight = new List<string>();
+            foreach (QuantGen.Generator.Parsing.QConfigProperty property in qconfig.Properties)
+            {
+                switch (property.Name)
+                {
+                    case "ActivationObserver": activation.Add("Kind = " + property.Value); break;
+                    case "ActivationDType": activation.Add("DType = " + property.Value); break;
+                    case "ActivationScheme": activation.Add("Scheme = " + property.Value); break;
+                    case "ActivationReduceRange": activation.Add("ReduceRange = " + property.Value); break;
+                    case "WeightObserver": weight.Add("Kind = " + property.Value); break;
+                    case "WeightDType": weight.Add("DType = " + property.Value); break;
+                    case "WeightScheme": weight.Add("Scheme = " + property.Value); break;
+                    case "WeightAxis": weight.Add("ChannelAxis = " + property.Value); break;
+                }
+            }
+
+            var parts = new List<string>();
+            if (activation.Count > 0)
+            {
+                parts.Add($"Activation = preset.Activation with {{ {string.Join(", ", activation)} }}");
+            }
+
+            if (weight.Count > 0)
+            {
+                parts.Add($"Weight = preset.Weight with {{ {string.Join(", ", weight)} }}");
+            }
+
+            string built = parts.Count == 0 ? "preset" : $"preset with {{ {string.Join(", ", parts)} }}";
+            writer.Line(qconfig.Target switch
+            {
+                QuantGen.Generator.Parsing.QConfigTarget.Global => $"mapping.SetGlobal({built});",
+                QuantGen.Generator.Parsing.QConfigTarget.ModuleType => $"mapping.SetModuleType({Names.Literal(qconfig.Key)}, {built});",
+                _ => $"mapping.SetModuleName({Names.Literal(qconfig.Key)}, {built});",
+            });
+        }
+
+        writer.Line("return mapping;");
         writer.Close();
     }
 
@@ -320,7 +458,7 @@ internal static class ObservedEmitter
             string created = step.Kind switch
             {
                 StepKind.Quantize => $"new {Names.QuantizeInput}({name}, {layer}, {output})",
-                StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d => $"this.{step.FloatField}{Bang(step)}.Convert({input}, {output}, this.QConfig.Weight, this.QConfig.Backend)",
+                StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d => $"this.{step.FloatField}{Bang(step)}.Convert({input}, {output}, this.{WeightSpecField(step)}, this.QConfig.Backend)",
                 StepKind.BatchNorm2d => $"this.{step.FloatField}{Bang(step)}.Convert({input}, {output})",
                 StepKind.ReLU or StepKind.FunctionalRelu => $"new {Names.QuantizedReLU}({name}, {layer})",
                 StepKind.Flatten => $"new {Names.QuantizedFlatten}({name}, {layer}, {FlattenDim(step.FlattenStartDim, module, "start_dim")}, {FlattenDim(step.FlattenEndDim, module, "end_dim")})",

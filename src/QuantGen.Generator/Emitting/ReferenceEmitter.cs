@@ -36,7 +36,7 @@ internal static class ReferenceEmitter
             string created = step.Kind switch
             {
                 StepKind.Quantize or StepKind.Add or StepKind.Cat => output,
-                StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d => $"this.{step.FloatField}{ObservedEmitter.Bang(step)}.ToReference({output}, this.QConfig.Weight)",
+                StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d => $"this.{step.FloatField}{ObservedEmitter.Bang(step)}.ToReference({output}, this.{ObservedEmitter.WeightSpecField(step)})",
                 StepKind.BatchNorm2d => $"this.{step.FloatField}{ObservedEmitter.Bang(step)}.ToReference({output})",
                 _ => $"this.{step.ModuleField}{ObservedEmitter.Bang(step)}",
             };

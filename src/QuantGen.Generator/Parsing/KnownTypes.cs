@@ -13,6 +13,7 @@ internal static class KnownTypes
     public const string QuantizeAttribute = "QuantGen.QuantizeAttribute";
     public const string FuseAttribute = "QuantGen.FuseAttribute";
     public const string NoQuantizeAttribute = "QuantGen.NoQuantizeAttribute";
+    public const string QConfigAttribute = "QuantGen.QConfigAttribute";
 
     /// <summary>Whether <paramref name="type"/> carries [Quantize] (a class QuantGen inlines into its parents).</summary>
     public static bool IsQuantizeClass(ITypeSymbol type) =>

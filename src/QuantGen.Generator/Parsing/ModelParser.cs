@@ -143,7 +143,8 @@ internal static class ModelParser
             hidesInherited,
             classLocation,
             KnownTypes.MetadataName(type),
-            ReadAutoFuse(quantize));
+            ReadAutoFuse(quantize),
+            ReadQConfigs(type));
         return new ParseResult(spec, diagnostics.ToEquatableArray());
     }
 
@@ -304,6 +305,81 @@ internal static class ModelParser
         }
 
         return (start, end);
+    }
+
+    /// <summary>The [QConfig] attributes on the class, in source order, with only the named arguments given.</summary>
+    private static EquatableArray<QConfigSpec> ReadQConfigs(INamedTypeSymbol type)
+    {
+        var specs = new List<QConfigSpec>();
+        foreach (AttributeData attribute in type.GetAttributes())
+        {
+            if (attribute.AttributeClass is null
+                || KnownTypes.MetadataName(attribute.AttributeClass) != KnownTypes.QConfigAttribute
+                || attribute.AttributeConstructor is null)
+            {
+                continue;
+            }
+
+            QConfigTarget target = QConfigTarget.Global;
+            string key = string.Empty;
+            if (attribute.ConstructorArguments.Length == 1)
+            {
+                TypedConstant argument = attribute.ConstructorArguments[0];
+                if (argument.Kind == TypedConstantKind.Type && argument.Value is ITypeSymbol moduleType)
+                {
+                    target = QConfigTarget.ModuleType;
+                    key = moduleType.MetadataName;
+                }
+                else if (argument.Value is string path)
+                {
+                    target = QConfigTarget.MemberPath;
+                    key = path;
+                }
+                else
+                {
+                    // typeof(missing type) or a null path: the compiler (or QConfigMapping at Prepare) reports it.
+                    continue;
+                }
+            }
+
+            var properties = new List<QConfigProperty>();
+            foreach (KeyValuePair<string, TypedConstant> named in attribute.NamedArguments)
+            {
+                if (ConstantText(named.Value) is string value)
+                {
+                    properties.Add(new QConfigProperty(named.Key, value));
+                }
+            }
+
+            specs.Add(new QConfigSpec(target, key, properties.ToEquatableArray()));
+        }
+
+        return specs.ToEquatableArray();
+    }
+
+    /// <summary>A bool, int or enum attribute argument as C# (an enum by member name when it has one).</summary>
+    private static string? ConstantText(TypedConstant constant)
+    {
+        if (constant.Value is bool flag)
+        {
+            return flag ? "true" : "false";
+        }
+
+        if (constant.Type is INamedTypeSymbol { TypeKind: TypeKind.Enum } enumType && constant.Value is not null)
+        {
+            string typeName = enumType.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
+            foreach (IFieldSymbol field in enumType.GetMembers().OfType<IFieldSymbol>())
+            {
+                if (field.HasConstantValue && Equals(field.ConstantValue, constant.Value))
+                {
+                    return typeName + "." + field.Name;
+                }
+            }
+
+            return $"(({typeName})({System.Convert.ToString(constant.Value, System.Globalization.CultureInfo.InvariantCulture)}))";
+        }
+
+        return constant.Value is int number ? number.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
     }
 
     private static bool ReadAutoFuse(AttributeData attribute)

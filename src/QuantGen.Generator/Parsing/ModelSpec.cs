@@ -58,7 +58,32 @@ internal sealed record ModelSpec(
     bool HidesInherited,
     LocationInfo? Location,
     string MetadataName = "",
-    bool AutoFuse = true);
+    bool AutoFuse = true,
+    EquatableArray<QConfigSpec> QConfigs = default);
+
+/// <summary>Where a [QConfig] attribute applies.</summary>
+internal enum QConfigTarget
+{
+    /// <summary><c>[QConfig(...)]</c>: the global qconfig.</summary>
+    Global,
+
+    /// <summary><c>[QConfig(typeof(T), ...)]</c>: every module of a type.</summary>
+    ModuleType,
+
+    /// <summary><c>[QConfig("path", ...)]</c>: one member (and what is below it).</summary>
+    MemberPath,
+}
+
+/// <summary>One [QConfig] attribute: its target and only the named arguments actually written.</summary>
+/// <param name="Target">Global, by module type or by member path.</param>
+/// <param name="Key">The module type's simple metadata name or the member path; "" for global.</param>
+/// <param name="Properties">(attribute property, C# expression of its value), in source order.</param>
+internal sealed record QConfigSpec(QConfigTarget Target, string Key, EquatableArray<QConfigProperty> Properties);
+
+/// <summary>A named argument of a [QConfig] attribute.</summary>
+/// <param name="Name">The attribute property ("ActivationDType").</param>
+/// <param name="Value">Its value as C# ("global::QuantGen.QuantDType.QInt8", "true", "1").</param>
+internal sealed record QConfigProperty(string Name, string Value);
 
 /// <summary>A type that contains the [Quantize] class: "class Outer", "record struct S&lt;T&gt;".</summary>
 internal sealed record ContainingTypeSpec(string Keyword, string Name);

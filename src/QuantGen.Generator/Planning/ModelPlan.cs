@@ -22,6 +22,8 @@ namespace QuantGen.Generator.Planning;
 /// <param name="Conditions">Construction-time conditions, evaluated once at Prepare.</param>
 /// <param name="Modules">User modules Observed keeps to run in float (ReLU, pools, ...).</param>
 /// <param name="NeedsModuleIndex">Whether Prepare builds a ModuleLookup index (inlined sub-modules).</param>
+/// <param name="QConfigs">The class's [QConfig] attributes, for DefaultQConfigMapping().</param>
+/// <param name="FunctionNames">PyTorch names of the functional ops forward uses ("add", "cat"), known to QConfigMapping.Validate.</param>
 internal sealed record ModelPlan(
     string ClassName,
     string TypeParameters,
@@ -36,7 +38,9 @@ internal sealed record ModelPlan(
     string ReturnComment,
     EquatableArray<ConditionPlan> Conditions = default,
     EquatableArray<ModuleFieldPlan> Modules = default,
-    bool NeedsModuleIndex = false);
+    bool NeedsModuleIndex = false,
+    EquatableArray<QConfigSpec> QConfigs = default,
+    EquatableArray<string> FunctionNames = default);
 
 /// <summary>An activation observer (PyTorch's <c>activation_post_process</c>).</summary>
 /// <param name="Property">Property of Observed ("conv1_activation").</param>
@@ -145,6 +149,7 @@ internal enum StepKind
 /// <param name="FloatAccess">C# reaching the step's user module in Observed's constructor ("model.conv1").</param>
 /// <param name="InputQParamsExpression">Convert()'s expression for the input qparams when it is not one observer's (a select).</param>
 /// <param name="BatchNormAccess">C# reaching the folded BatchNorm in Observed's constructor ("model.bn1").</param>
+/// <param name="QConfigLookup">C# resolving the step's qconfig from <c>mapping</c> in Observed's constructor.</param>
 internal sealed record StepPlan(
     StepKind Kind,
     string Member,
@@ -167,7 +172,8 @@ internal sealed record StepPlan(
     string? ModuleField = null,
     string FloatAccess = "",
     string InputQParamsExpression = "",
-    string BatchNormAccess = "");
+    string BatchNormAccess = "",
+    string QConfigLookup = "");
 
 /// <summary>The plan step's output: a plan when the model has no errors, and every diagnostic so far.</summary>
 internal sealed record PlanResult(ModelPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics);

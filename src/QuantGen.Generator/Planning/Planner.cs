@@ -18,6 +18,11 @@ internal static partial class QuantizationPlanner
         public string Layer = string.Empty;
         public string Access = string.Empty;
         public string ModuleType = string.Empty;
+
+        // Functional ops: PyTorch's function name and the module whose forward the call is written in (qconfig lookup).
+        public string FunctionName = string.Empty;
+        public string ScopePath = string.Empty;
+        public string ScopeType = string.Empty;
         public int[] Inputs = System.Array.Empty<int>();
         public int Output;
         public int[] Ints = System.Array.Empty<int>();
@@ -272,6 +277,9 @@ internal static partial class QuantizationPlanner
                         Path = layer,
                         Layer = layer,
                         AutoFuse = spec.AutoFuse,
+                        FunctionName = baseName,
+                        ScopePath = prefix.TrimEnd('.'),
+                        ScopeType = spec.Name,
                     });
                     continue;
                 }
@@ -824,7 +832,7 @@ internal static partial class QuantizationPlanner
                 string property = Unique("input", quantizedNames);
                 int observer = AddObserver("input", string.Empty, modelInput: true);
                 steps.Add(new StepPlan(StepKind.Quantize, string.Empty, "input", property, null, null, false, observer, -1, 0, 0, null, null,
-                    new[] { $"{file}: forward's input (no QuantStub, so the whole forward is quantized)" }.ToEquatableArray()));
+                    new[] { $"{file}: forward's input (no QuantStub, so the whole forward is quantized)" }.ToEquatableArray()) with { QConfigLookup = "mapping.Global" });
                 qparams[0] = observer;
             }
 
@@ -849,7 +857,7 @@ internal static partial class QuantizationPlanner
                 StepPlan Step(StepKind kind, string? quantizedProperty, int observer, string? floatField = null, string? moduleField = null, int? output = null) =>
                     new(kind, node.Path, node.Layer, quantizedProperty, floatField, node.BatchNormPath, node.Relu, observer, inputQ, input, output ?? node.Output,
                         node.FlattenStart, node.FlattenEnd, comments.ToEquatableArray(), fusedMembers, inputs.ToEquatableArray(), node.Ints.ToEquatableArray(),
-                        guard, moduleField, node.Access, inputQExpression, node.BatchNormAccess ?? string.Empty);
+                        guard, moduleField, node.Access, inputQExpression, node.BatchNormAccess ?? string.Empty, QConfigLookup(node));
 
                 string ModuleField()
                 {
@@ -1061,7 +1069,31 @@ internal static partial class QuantizationPlanner
                 ReturnComment(forward),
                 _conditions.ToEquatableArray(),
                 modules.ToEquatableArray(),
-                _needsIndex);
+                _needsIndex,
+                _spec.QConfigs,
+                _nodes.Where(n => n.FunctionName.Length > 0).Select(n => n.FunctionName).Distinct().OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray());
+        }
+
+        /// <summary>
+        /// C# resolving a node's qconfig from <c>mapping</c> in Observed's constructor: a module by its path and
+        /// type, a functional op by its function name and the module its call is written in (as PyTorch does).
+        /// </summary>
+        private static string QConfigLookup(Node node) =>
+            node.FunctionName.Length > 0
+                ? $"mapping.ResolveFunction({Names.Literal(node.ScopePath)}, {Names.Literal(node.FunctionName)}, {Names.Literal(node.ScopeType)})"
+                : $"mapping.Resolve({Names.Literal(node.Path)}, {Names.Literal(SimpleTypeName(node.ModuleType))})";
+
+        private static string SimpleTypeName(string typeName)
+        {
+            string name = typeName.TrimEnd('?');
+            int generic = name.IndexOf('<');
+            if (generic >= 0)
+            {
+                name = name.Substring(0, generic);
+            }
+
+            int cut = name.LastIndexOfAny(new[] { '.', ':' });
+            return cut < 0 ? name : name.Substring(cut + 1);
         }
 
         private static string Identifier(string path) => path.Replace('.', '_');

@@ -76,15 +76,24 @@ public class GeneratedCodeCompilesTests
             .ToArray();
         Assert.Equal(new[] { "QuantGen.QTensor", "QuantGen.QTensor, QuantGen.Reports.IQuantizedTap?", "System.ReadOnlySpan<float>, int[], int[]", "TorchSharp.torch.Tensor" }, forwards);
 
-        IMethodSymbol prepare = Type(run, "M").GetMembers("Prepare").OfType<IMethodSymbol>().Single();
-        Assert.Equal("M.Observed", prepare.ReturnType.ToDisplayString());
+        // Prepare(QConfig? = null) stays source-compatible; Prepare(QConfigMapping) replaces the declared mapping.
+        IMethodSymbol[] prepares = Type(run, "M").GetMembers("Prepare").OfType<IMethodSymbol>().ToArray();
+        Assert.Equal(2, prepares.Length);
+        Assert.All(prepares, p => Assert.Equal("M.Observed", p.ReturnType.ToDisplayString()));
+        IMethodSymbol prepare = prepares.Single(p => p.Parameters.Single().Type.ToDisplayString() == "QuantGen.QConfig?");
         Assert.True(prepare.Parameters.Single().IsOptional);
+        Assert.Contains(prepares, p => p.Parameters.Single().Type.ToDisplayString() == "QuantGen.QConfigMapping" && !p.Parameters.Single().IsOptional);
 
         string source = run.Sources.Values.Single();
         Assert.Contains("FusedConv2d.Create(\"M\", \"conv1\", model.conv1, batchNorm: null, relu: true)", source);
         Assert.Contains("FusedConv2d.Create(\"M\", \"conv2\", model.conv2, batchNorm: null, relu: false)", source);
-        Assert.Contains("qconfig ?? global::QuantGen.QConfig.For(global::QuantGen.QuantBackend.X86)", source);
-        Assert.Contains("qconfig.Activation.Create(\"M.quant\")", source);
+        Assert.Contains("qconfig is null ? DefaultQConfigMapping() : new global::QuantGen.QConfigMapping(qconfig)", source);
+        Assert.Contains("var mapping = global::QuantGen.QConfigMapping.Default(global::QuantGen.QuantBackend.X86);", source);
+        // Each op's qconfig is resolved by its path and module type; its observer and weights use it.
+        Assert.Contains("RequireQConfig(mapping.Resolve(\"quant\", \"QuantStub\"), \"M\", \"quant\");", source);
+        Assert.Matches(@"this\.quant_activation = qconfig\d+\.Activation\.Create\(""M\.quant""\);", source);
+        Assert.Contains("RequireQConfig(mapping.Resolve(\"conv1\", \"Conv2d\"), \"M\", \"conv1\");", source);
+        Assert.Contains("this._conv1.ValidateWeightSpec(this._conv1_weightSpec);", source);
     }
 
     [Fact]
@@ -118,7 +127,7 @@ public class GeneratedCodeCompilesTests
         Assert.Contains("new global::QuantGen.Modules.QuantizedFlatten(\"Net\", \"flatten\", 1, -1)", source);
         Assert.Contains("global::QuantGen.QConfig.For(global::QuantGen.QuantBackend.Qnnpack)", source);
         // fc1 reads the flatten output, whose qparams are conv1's (Flatten passes them through).
-        Assert.Contains("this._fc1.Convert(q1, q2, this.QConfig.Weight, this.QConfig.Backend)", source);
+        Assert.Contains("this._fc1.Convert(q1, q2, this._fc1_weightSpec, this.QConfig.Backend)", source);
     }
 
     [Fact]
@@ -138,7 +147,8 @@ public class GeneratedCodeCompilesTests
 
         string source = run.Sources.Values.Single();
         Assert.Contains("new global::QuantGen.Modules.QuantizeInput(\"Tiny\", \"input\", q0)", source);
-        Assert.Contains("qconfig.Activation.Create(\"Tiny.input\")", source);
+        Assert.Contains("RequireQConfig(mapping.Global, \"Tiny\", \"input\");", source);
+        Assert.Matches(@"this\.input_activation = qconfig\d+\.Activation\.Create\(""Tiny\.input""\);", source);
         Assert.Contains("new global::QuantGen.Modules.QuantizedFlatten(\"Tiny\", \"flat\", 1, 3)", source);
     }
 

@@ -98,9 +98,9 @@ public class GraphModeTests
         Assert.DoesNotContain("heatmap_out_activation", observers);
         Assert.DoesNotContain("offset_out_activation", observers);
         Assert.Equal(13, observers.Length);
-        Assert.Contains("this._heatmap_out.Convert(q9, q12, this.QConfig.Weight, this.QConfig.Backend)", source);
-        Assert.Contains("this._size_out.Convert(q10, q12, this.QConfig.Weight, this.QConfig.Backend)", source);
-        Assert.Contains("this._offset_out.Convert(q11, q12, this.QConfig.Weight, this.QConfig.Backend)", source);
+        Assert.Contains("this._heatmap_out.Convert(q9, q12, this._heatmap_out_weightSpec, this.QConfig.Backend)", source);
+        Assert.Contains("this._size_out.Convert(q10, q12, this._size_out_weightSpec, this.QConfig.Backend)", source);
+        Assert.Contains("this._offset_out.Convert(q11, q12, this._offset_out_weightSpec, this.QConfig.Backend)", source);
         Assert.Contains("new global::QuantGen.Modules.QuantizedCat(\"CenterNetHead\", \"cat\", 1, q12)", source);
         // One observer instance sees every head's output and the cat's output.
         Assert.Equal(4, System.Text.RegularExpressions.Regex.Matches(source, @"Observe\(this\.cat_activation, t\d+\);").Count);

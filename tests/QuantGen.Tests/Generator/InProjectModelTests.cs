@@ -14,7 +14,7 @@ public class InProjectModelTests
     [Fact]
     public void TheBuildGeneratedPrepareObservedAndQuantized()
     {
-        MethodInfo prepare = typeof(TinyConvNet).GetMethod("Prepare")!;
+        MethodInfo prepare = typeof(TinyConvNet).GetMethod("Prepare", [typeof(QConfig)])!;
         Assert.Equal(typeof(TinyConvNet.Observed), prepare.ReturnType);
         Assert.Equal(typeof(TinyConvNet.Quantized), typeof(TinyConvNet.Observed).GetMethod("Convert")!.ReturnType);
         Assert.True(typeof(IDisposable).IsAssignableFrom(typeof(TinyConvNet.Observed)));
