@@ -133,6 +133,18 @@ internal static class DiagnosticDescriptors
         "'{0}': {1} and {2} were not fused: {3}",
         DiagnosticSeverity.Warning);
 
+    public static readonly DiagnosticDescriptor FuseNoQuantizeMember = Create(
+        "QG0020",
+        "[Fuse] includes a [NoQuantize] member",
+        "'{0}.{1}' is [NoQuantize] (a float island) and cannot be fused; remove it from the [Fuse] group or drop [NoQuantize]",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor NoQuantizeUnsupported = Create(
+        "QG0021",
+        "[NoQuantize] not supported on this member",
+        "'{0}.{1}' cannot be a float island: {2}",
+        DiagnosticSeverity.Error);
+
     public static readonly DiagnosticDescriptor InternalError = Create(
         "QG9999",
         "QuantGen internal error",

@@ -236,12 +236,12 @@ internal static class ObservedEmitter
 
         writer.Close();
         writer.Line();
-        writer.Line("/// <summary>The resolved qconfig of an op; a null one (keep the op in float) is not supported yet.</summary>");
+        writer.Line("/// <summary>The resolved qconfig of an op; a null one from a mapping (keep the op in float) is not supported yet: [NoQuantize] is.</summary>");
         writer.Line($"private static {Names.QConfig} RequireQConfig({Names.QConfig}? qconfig, string model, string layer) =>");
         using (writer.Indent())
         {
             writer.Line("qconfig ?? throw new global::System.NotSupportedException(");
-            writer.Line("    $\"{model}.{layer}: the QConfigMapping resolves a null qconfig for this op (keep it in float), which is not supported yet; give it a qconfig (or set the global one).\");");
+            writer.Line("    $\"{model}.{layer}: the QConfigMapping resolves a null qconfig for this op (keep it in float), which a mapping cannot do yet; mark the member [NoQuantize] to make it a float island, or give it a qconfig (or set the global one).\");");
         }
     }
 
@@ -346,7 +346,7 @@ internal static class ObservedEmitter
             string? compute = step.Kind switch
             {
                 StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d => $"this.{step.FloatField}{Bang(step)}.forward({input})",
-                StepKind.ReLU or StepKind.Flatten or StepKind.MaxPool2d or StepKind.AvgPool2d or StepKind.AdaptiveAvgPool2d or StepKind.Upsample => $"this.{step.ModuleField}{Bang(step)}.forward({input})",
+                StepKind.ReLU or StepKind.Flatten or StepKind.MaxPool2d or StepKind.AvgPool2d or StepKind.AdaptiveAvgPool2d or StepKind.Upsample or StepKind.FloatIsland => $"this.{step.ModuleField}{Bang(step)}.forward({input})",
                 StepKind.FunctionalRelu => $"{Names.Functional}.relu({input})",
                 StepKind.FunctionalFlatten => $"{input}.flatten({Int(step.FlattenStartDim!.Value)}, {Int(step.FlattenEndDim!.Value)})",
                 StepKind.Reshape => $"{input}.reshape({Longs(step.Ints)})",
@@ -368,6 +368,10 @@ internal static class ObservedEmitter
                     break;
                 case StepKind.DeQuantize:
                     writer.Comment("DeQuantStub: the float model runs on as it is.");
+                    break;
+                case StepKind.FloatIsland:
+                    writer.Comment($"float island ([NoQuantize]): the user's {step.Member} as-is; its output is observed so the int8 form can quantize it again.");
+                    Assign(writer, step, Names.Tensor, Value(step.Output), compute!, observe);
                     break;
                 default:
                     Assign(writer, step, Names.Tensor, Value(step.Output), compute!, observe);
@@ -428,6 +432,9 @@ internal static class ObservedEmitter
     internal static HashSet<int> GuardedValues(ModelPlan plan) =>
         new(plan.Steps.Where(s => s.Guard.Length > 0 && s.Kind is not (StepKind.Quantize or StepKind.DeQuantize or StepKind.Identity)).Select(s => s.Output));
 
+    /// <summary>The float islands ([NoQuantize] ops), in step order.</summary>
+    internal static IEnumerable<StepPlan> IslandSteps(ModelPlan plan) => plan.Steps.Where(s => s.Kind == StepKind.FloatIsland);
+
     internal static string Bang(StepPlan step) => step.Guard.Length > 0 ? "!" : string.Empty;
 
     private static void EmitConvert(SourceWriter writer, ModelPlan plan)
@@ -471,8 +478,16 @@ internal static class ObservedEmitter
                 StepKind.AvgPool2d => $"new {Names.QuantizedAvgPool2d}({name}, {layer}, AvgPoolOptions({module}))",
                 StepKind.AdaptiveAvgPool2d => $"new {Names.QuantizedAdaptiveAvgPool2d}({name}, {layer}, OutputSize({module}, 0), OutputSize({module}, 1))",
                 StepKind.Upsample => $"UpsampleNearest({name}, {layer}, {module})",
+                StepKind.FloatIsland => module,
                 _ => throw new System.InvalidOperationException($"{step.Kind} has no int8 module."),
             };
+            arguments.Add(step.Guard.Length > 0 ? $"{step.Guard} ? {created} : null" : created);
+        }
+
+        foreach (StepPlan step in IslandSteps(plan))
+        {
+            // The float island's result is quantized again with its own output observer's qparams.
+            string created = $"new {Names.QuantizeInput}({name}, {Names.Literal(step.Layer)}, {QParams(plan, step.Observer)})";
             arguments.Add(step.Guard.Length > 0 ? $"{step.Guard} ? {created} : null" : created);
         }
 

@@ -33,13 +33,23 @@ internal static class QuantizedEmitter
             writer.Line();
         }
 
-        string parameters = string.Join(", ", members.Select(s => $"{ModuleType(s)}{Nullable(s)} {Names.Identifier(s.QuantizedProperty!)}")
+        List<StepPlan> islands = ObservedEmitter.IslandSteps(plan).ToList();
+        string parameters = string.Join(", ", members.Select(s => $"{ModuleType(s, plan)}{Nullable(s)} {Names.Identifier(s.QuantizedProperty!)}")
+            .Concat(islands.Select(s => $"{Names.QuantizeInput}{Nullable(s)} {Names.Identifier(s.IslandQuantizer)}"))
             .Concat(plan.Conditions.Select(c => "bool " + c.Field.TrimStart('_'))));
         writer.Line($"internal Quantized({parameters})");
         writer.Open();
         foreach (StepPlan step in members)
         {
             string identifier = Names.Identifier(step.QuantizedProperty!);
+            writer.Line(step.Guard.Length > 0
+                ? $"this.{identifier} = {identifier};"
+                : $"this.{identifier} = {identifier} ?? throw new {Names.ArgumentNullException}(nameof({identifier}));");
+        }
+
+        foreach (StepPlan step in islands)
+        {
+            string identifier = Names.Identifier(step.IslandQuantizer);
             writer.Line(step.Guard.Length > 0
                 ? $"this.{identifier} = {identifier};"
                 : $"this.{identifier} = {identifier} ?? throw new {Names.ArgumentNullException}(nameof({identifier}));");
@@ -55,7 +65,14 @@ internal static class QuantizedEmitter
         {
             writer.Line();
             writer.Line($"/// <summary>{Describe(step)}{(step.Guard.Length > 0 ? " Null when the construction-time condition it runs under did not hold." : string.Empty)}</summary>");
-            writer.Line($"public {ModuleType(step)}{Nullable(step)} {Names.Identifier(step.QuantizedProperty!)} {{ get; }}");
+            writer.Line($"public {ModuleType(step, plan)}{Nullable(step)} {Names.Identifier(step.QuantizedProperty!)} {{ get; }}");
+        }
+
+        foreach (StepPlan step in islands)
+        {
+            writer.Line();
+            writer.Line($"/// <summary>Quantizes the result of the float island {step.Member} with its output observer's qparams.{(step.Guard.Length > 0 ? " Null when the construction-time condition it runs under did not hold." : string.Empty)}</summary>");
+            writer.Line($"public {Names.QuantizeInput}{Nullable(step)} {Names.Identifier(step.IslandQuantizer)} {{ get; }}");
         }
 
         writer.Line();
@@ -130,6 +147,10 @@ internal static class QuantizedEmitter
                 case StepKind.Add or StepKind.Cat:
                     ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({string.Join(", ", step.Inputs.Select(V))})", tap);
                     break;
+                case StepKind.FloatIsland:
+                    writer.Comment($"float island ([NoQuantize]): dequantize, run the user's float {step.Member}, quantize again.");
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"FloatIsland({V(step.Input)}, {property}, this.{Names.Identifier(step.IslandQuantizer)}{ObservedEmitter.Bang(step)})", tap);
+                    break;
                 default:
                     ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({V(step.Input)})", tap);
                     break;
@@ -143,6 +164,19 @@ internal static class QuantizedEmitter
 
         writer.Line($"return {V(plan.Result)};");
         writer.Close();
+        if (islands.Count > 0)
+        {
+            writer.Line();
+            writer.Line("/// <summary>A float island: dequantizes the int8 input, runs the user's float module (TorchSharp) and quantizes its result.</summary>");
+            writer.Line($"private static {Names.QTensor} FloatIsland({Names.QTensor} input, global::TorchSharp.torch.nn.Module<{Names.Tensor}, {Names.Tensor}> module, {Names.QuantizeInput} quantize)");
+            writer.Open();
+            writer.Line("using var scope = global::TorchSharp.torch.NewDisposeScope();");
+            writer.Line($"{Names.Tensor} values = {Names.TensorInterop}.FromArray(input.Dequantize(), input.Shape);");
+            writer.Line($"float[] result = {Names.TensorInterop}.ToArray(module.forward(values), out int[] shape);");
+            writer.Line("return quantize.Forward(result, shape);");
+            writer.Close();
+        }
+
         writer.Line();
         ReprEmitter.EmitQuantized(writer, plan);
         writer.Close();
@@ -150,8 +184,9 @@ internal static class QuantizedEmitter
 
     private static string Nullable(StepPlan step) => step.Guard.Length > 0 ? "?" : string.Empty;
 
-    private static string ModuleType(StepPlan step) => step.Kind switch
+    private static string ModuleType(StepPlan step, ModelPlan plan) => step.Kind switch
     {
+        StepKind.FloatIsland => plan.Modules.First(m => m.Field == step.ModuleField).Type,
         StepKind.Quantize => Names.QuantizeInput,
         StepKind.Conv2d => Names.QuantizedConv2d,
         StepKind.Linear => Names.QuantizedLinear,
@@ -183,6 +218,7 @@ internal static class QuantizedEmitter
         StepKind.Cat => $"The int8 {step.Layer}: its inputs already carry its qparams (shared observer, as FX does).",
         StepKind.MaxPool2d or StepKind.FunctionalMaxPool2d or StepKind.AvgPool2d or StepKind.AdaptiveAvgPool2d => $"The int8 {step.Layer}: qparams pass through.",
         StepKind.Upsample => $"The int8 {step.Member}: nearest upsampling, qparams pass through.",
+        StepKind.FloatIsland => $"The user's float {step.Member} ([NoQuantize], a float island): runs in float between a dequantize and a quantize.",
         _ => step.Member,
     };
 

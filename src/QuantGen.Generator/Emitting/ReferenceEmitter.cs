@@ -43,6 +43,13 @@ internal static class ReferenceEmitter
             arguments.Add(step.Guard.Length > 0 && step.Kind != StepKind.Quantize ? $"{step.Guard} ? {created} : null" : created);
         }
 
+        foreach (StepPlan step in ObservedEmitter.IslandSteps(plan))
+        {
+            // The float island's output is fake-quantized with its own observer's qparams.
+            ObserverPlan observer = plan.Observers[step.Observer];
+            arguments.Add(observer.QParamsVariable + (observer.Guard.Length > 0 ? "!" : string.Empty));
+        }
+
         arguments.AddRange(plan.Conditions.Select(c => "this." + c.Field));
         writer.Line("return new Reference(");
         using (writer.Indent())
@@ -70,6 +77,9 @@ internal static class ReferenceEmitter
 
     private static string Field(StepPlan step) => "_" + (step.QuantizedProperty ?? step.Layer).TrimStart('@').Replace('.', '_');
 
+    /// <summary>The field holding a float island's output qparams ("_conv2_quantize").</summary>
+    private static string IslandField(StepPlan step) => "_" + step.IslandQuantizer.TrimStart('@');
+
     /// <summary>The nested Reference class.</summary>
     public static void Emit(SourceWriter writer, ModelPlan plan)
     {
@@ -87,6 +97,12 @@ internal static class ReferenceEmitter
             writer.Line($"private readonly {FieldType(step, plan)}{nullable} {Field(step)};");
         }
 
+        List<StepPlan> islands = ObservedEmitter.IslandSteps(plan).ToList();
+        foreach (StepPlan step in islands)
+        {
+            writer.Line($"private readonly {Names.QParams} {IslandField(step)};");
+        }
+
         foreach (ConditionPlan condition in plan.Conditions)
         {
             writer.Line($"private readonly bool {condition.Field};");
@@ -94,12 +110,18 @@ internal static class ReferenceEmitter
 
         writer.Line();
         string parameters = string.Join(", ", fields.Select(s => $"{FieldType(s, plan)}{(s.Guard.Length > 0 && s.Kind != StepKind.Quantize ? "?" : string.Empty)} {Field(s).TrimStart('_')}_")
+            .Concat(islands.Select(s => $"{Names.QParams} {IslandField(s).TrimStart('_')}_"))
             .Concat(plan.Conditions.Select(c => "bool " + c.Field.TrimStart('_'))));
         writer.Line($"internal Reference({parameters})");
         writer.Open();
         foreach (StepPlan step in fields)
         {
             writer.Line($"this.{Field(step)} = {Field(step).TrimStart('_')}_;");
+        }
+
+        foreach (StepPlan step in islands)
+        {
+            writer.Line($"this.{IslandField(step)} = {IslandField(step).TrimStart('_')}_;");
         }
 
         foreach (ConditionPlan condition in plan.Conditions)
@@ -149,10 +171,12 @@ internal static class ReferenceEmitter
                 StepKind.Add => FakeQuant($"{Names.Torch}.add({V(step.Inputs[0])}, {V(step.Inputs[1])})", field),
                 StepKind.Cat => FakeQuant($"{Names.Torch}.cat(new {Names.Tensor}[] {{ {string.Join(", ", step.Inputs.Select(V))} }}, {ObservedEmitter.Int(step.Ints[0])})", field),
                 StepKind.Select => $"{step.Member} ? {V(step.Inputs[0])} : {V(step.Inputs[1])}",
+                StepKind.FloatIsland => FakeQuant($"{field}.forward({input})", $"this.{IslandField(step)}"),
                 _ => null,
             };
             string outQ = step.Kind switch
             {
+                StepKind.FloatIsland => $"this.{IslandField(step)}",
                 StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d => $"{field}.OutputQParams",
                 StepKind.Add or StepKind.Cat => field,
                 StepKind.Select => $"({step.Member} ? {Q(step.Inputs[0])} : {Q(step.Inputs[1])})",
@@ -165,6 +189,11 @@ internal static class ReferenceEmitter
                     // A tap may hand back another tensor to go on with (per-op comparison feeds in the int8 value).
                     writer.Line($"input = tap?.OnLayer({Names.Literal(step.Layer)}, input, {field}) ?? input;");
                     qparams[step.Output] = field;
+                    break;
+                case StepKind.FloatIsland:
+                    writer.Comment($"float island ([NoQuantize]): the user's float {step.Member} on the fake-quantized input, then fake-quantized with its observer's qparams.");
+                    qparams[step.Output] = outQ;
+                    ObservedEmitter.Assign(writer, step, Names.Tensor, output, compute!, $"{output} = tap?.OnLayer({Names.Literal(step.Layer)}, {output}, {outQ}) ?? {output};");
                     break;
                 case StepKind.Identity or StepKind.DeQuantize:
                     writer.Comment(step.Kind == StepKind.Identity ? "Identity (or Dropout, identity in eval): nothing to run." : "DeQuantStub: the result is already dequantized.");

@@ -47,6 +47,14 @@ internal static class ReprEmitter
                 case StepKind.ReLU or StepKind.FunctionalRelu:
                     parts.Add(Text($"  ({step.Layer}): ReLU()\n"));
                     break;
+                case StepKind.FloatIsland:
+                    // A float island prints as the user's module with the observer at its output.
+                    parts.Add(Text(head));
+                    parts.Add($"this.{step.ModuleField}");
+                    parts.Add(Text("\n" + ObserverLine));
+                    parts.Add(observer);
+                    parts.Add(Text("\n"));
+                    break;
                 case StepKind.Flatten or StepKind.FunctionalFlatten:
                     parts.Add(Text($"  ({step.Layer}): Flatten()\n"));
                     break;

@@ -235,7 +235,8 @@ internal static class ModelParser
                 children = ReadSequentialChildren(type, member, modelFor, cancellationToken, out childrenProblem);
             }
 
-            members.Add(new MemberSpec(member.Name, kind, memberType.ToDisplayString(), start, end, LocationInfo.From(member.Locations.FirstOrDefault()), subModelType, children, childrenProblem));
+            members.Add(new MemberSpec(member.Name, kind, memberType.ToDisplayString(), start, end, LocationInfo.From(member.Locations.FirstOrDefault()), subModelType, children, childrenProblem,
+                member.GetAttributes().Any(a => a.AttributeClass is not null && KnownTypes.MetadataName(a.AttributeClass) == KnownTypes.NoQuantizeAttribute)));
         }
 
         return members;

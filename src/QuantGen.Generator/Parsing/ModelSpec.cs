@@ -95,6 +95,7 @@ internal sealed record ContainingTypeSpec(string Keyword, string Name);
 /// <param name="FlattenStartDim">Flatten's start_dim when the initializer gives it as a constant (or omits it).</param>
 /// <param name="FlattenEndDim">Flatten's end_dim, likewise; null for both means "read it from the module at run time".</param>
 /// <param name="Location">The member's name in its declaration.</param>
+/// <param name="NoQuantize">[NoQuantize]: the member's op stays in float (a float island).</param>
 internal sealed record MemberSpec(
     string Name,
     ModuleKind Kind,
@@ -104,7 +105,8 @@ internal sealed record MemberSpec(
     LocationInfo? Location,
     string? SubModelType = null,
     EquatableArray<SequentialChild> Children = default,
-    string? ChildrenProblem = null);
+    string? ChildrenProblem = null,
+    bool NoQuantize = false);
 
 /// <summary>One child of a Sequential member, as its literal list gives it.</summary>
 /// <param name="Name">"0", "1", ... or the name of a ("name", module) pair.</param>

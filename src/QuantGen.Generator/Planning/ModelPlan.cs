@@ -124,6 +124,12 @@ internal enum StepKind
 
     /// <summary>A value chosen by a construction-time condition: Inputs[0] when it holds, else Inputs[1].</summary>
     Select,
+
+    /// <summary>
+    /// A [NoQuantize] member (PyTorch's qconfig = None): the user's float module as-is; int8 dequantizes before it
+    /// and quantizes its result with its own output observer's qparams.
+    /// </summary>
+    FloatIsland,
 }
 
 /// <summary>One step of forward.</summary>
@@ -150,6 +156,7 @@ internal enum StepKind
 /// <param name="InputQParamsExpression">Convert()'s expression for the input qparams when it is not one observer's (a select).</param>
 /// <param name="BatchNormAccess">C# reaching the folded BatchNorm in Observed's constructor ("model.bn1").</param>
 /// <param name="QConfigLookup">C# resolving the step's qconfig from <c>mapping</c> in Observed's constructor.</param>
+/// <param name="IslandQuantizer">A float island's property of Quantized that quantizes its result ("conv2_quantize"), else "".</param>
 internal sealed record StepPlan(
     StepKind Kind,
     string Member,
@@ -173,7 +180,8 @@ internal sealed record StepPlan(
     string FloatAccess = "",
     string InputQParamsExpression = "",
     string BatchNormAccess = "",
-    string QConfigLookup = "");
+    string QConfigLookup = "",
+    string IslandQuantizer = "");
 
 /// <summary>The plan step's output: a plan when the model has no errors, and every diagnostic so far.</summary>
 internal sealed record PlanResult(ModelPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics);

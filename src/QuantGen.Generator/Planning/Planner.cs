@@ -32,6 +32,9 @@ internal static partial class QuantizationPlanner
         public LocationInfo? Location;
         public List<(int Condition, bool Negated)> Guard = new();
         public bool AutoFuse;
+
+        // [NoQuantize]: the op stays in float between a dequantize and a quantize (PyTorch's qconfig = None).
+        public bool Island;
         public string? FuseGroup;
         public int FusePosition;
 
@@ -148,6 +151,16 @@ internal static partial class QuantizationPlanner
                         if (report)
                         {
                             Report(DiagnosticDescriptors.FuseMemberRepeated, location, spec.Name, name);
+                        }
+
+                        valid = false;
+                    }
+                    else if (members[name].NoQuantize)
+                    {
+                        // A float island runs apart from the int8 ops around it: nothing can be folded into it.
+                        if (report)
+                        {
+                            Report(DiagnosticDescriptors.FuseNoQuantizeMember, location, spec.Name, name);
                         }
 
                         valid = false;
@@ -287,6 +300,11 @@ internal static partial class QuantizationPlanner
                 MemberSpec member = members[call.Member];
                 string path = prefix + member.Name;
                 bool topLevel = prefix.Length == 0;
+                bool island = member.NoQuantize && IslandKinds.Contains(member.Kind);
+                if (member.NoQuantize && !island)
+                {
+                    Report(DiagnosticDescriptors.NoQuantizeUnsupported, location, _spec.Name, path, NoQuantizeProblem(member.Kind));
+                }
                 switch (member.Kind)
                 {
                     case ModuleKind.SubModel:
@@ -385,7 +403,8 @@ internal static partial class QuantizationPlanner
                     ModuleType = ModuleTypeName(member.TypeName),
                     FlattenStart = member.FlattenStartDim,
                     FlattenEnd = member.FlattenEndDim,
-                    AutoFuse = spec.AutoFuse,
+                    AutoFuse = spec.AutoFuse && !island,
+                    Island = island,
                 };
                 for (int g = 0; g < spec.FuseGroups.Count; g++)
                 {
@@ -882,6 +901,19 @@ internal static partial class QuantizationPlanner
                     continue;
                 }
 
+                if (node.Kind == NodeKind.Module && node.Island)
+                {
+                    // Float island ([NoQuantize]): the user's module runs in float; its output is observed (with the
+                    // global qconfig's activation spec) so that the int8 form can quantize it again.
+                    int observer = AddObserver(node.Layer, guard);
+                    string islandProperty = QuantizedName(node, node.Layer);
+                    string quantizer = Unique(Identifier(node.Layer) + "_quantize", quantizedNames);
+                    quantizedNames.Add(quantizer);
+                    steps.Add(Step(StepKind.FloatIsland, islandProperty, observer, moduleField: ModuleField()) with { QConfigLookup = string.Empty, IslandQuantizer = quantizer });
+                    qparams[node.Output] = observer;
+                    continue;
+                }
+
                 if (node.Kind == NodeKind.Module)
                 {
                     switch (node.Module)
@@ -1144,6 +1176,23 @@ internal static partial class QuantizationPlanner
         }
 
         private static string Quoted(IEnumerable<string> names) => string.Join(", ", names.Select(n => "\"" + n + "\""));
+
+        /// <summary>Member kinds [NoQuantize] can make a float island: one module call the generator runs in float.</summary>
+        private static readonly HashSet<ModuleKind> IslandKinds = new()
+        {
+            ModuleKind.Conv2d, ModuleKind.Linear, ModuleKind.ConvTranspose2d, ModuleKind.BatchNorm2d, ModuleKind.ReLU, ModuleKind.Flatten,
+            ModuleKind.MaxPool2d, ModuleKind.AvgPool2d, ModuleKind.AdaptiveAvgPool2d, ModuleKind.Upsample,
+        };
+
+        /// <summary>Why a [NoQuantize] member of <paramref name="kind"/> cannot be a float island (QG0021).</summary>
+        private static string NoQuantizeProblem(ModuleKind kind) => kind switch
+        {
+            ModuleKind.SubModel => "it is a [Quantize] sub-module; put [NoQuantize] on the members inside it instead",
+            ModuleKind.Sequential => "it is a Sequential; only single module calls can be float islands",
+            ModuleKind.QuantStub or ModuleKind.DeQuantStub => "QuantStub and DeQuantStub mark the quantized region, they run no op",
+            ModuleKind.Identity or ModuleKind.Dropout => "Identity and Dropout run nothing in eval, so there is nothing to keep in float",
+            _ => "its module type is not supported",
+        };
 
         private void Report(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, LocationInfo? location, params string[] args) =>
             Diagnostics.Add(DiagnosticInfo.Create(descriptor, location, args));

@@ -219,6 +219,17 @@ public class DiagnosticTests
             attributes: "[Quantize((QuantBackend)7)] //<-")),
         ["QG0015 member named Prepare"] = ("QG0015", Samples.Model(
             Samples.SeedMembers + "\n    public void Prepare() { } //<-\n" + SeedForward)),
+        ["QG0020 [Fuse] with a [NoQuantize] member"] = ("QG0020", Samples.Model(
+            Samples.SeedMembers.Replace("private readonly TorchSharp.Modules.Conv2d conv1", "[NoQuantize] private readonly TorchSharp.Modules.Conv2d conv1") + "\n" + SeedForward,
+            attributes: "[Quantize]\n[Fuse(nameof(conv1), nameof(relu))] //<-")),
+        ["QG0021 [NoQuantize] on a QuantStub"] = ("QG0021", Samples.Model(
+            Samples.SeedMembers.Replace("private readonly QuantStub quant", "[NoQuantize] private readonly QuantStub quant") + "\n" + Forward(
+                "x = quant.forward(x); //<-",
+                "x = conv1.forward(x);",
+                "x = relu.forward(x);",
+                "x = conv2.forward(x);",
+                "x = dequant.forward(x);",
+                "return x;"))),
     };
 
     /// <summary>Rules that are not errors; FusionDiagnosticTests covers them.</summary>
