@@ -179,7 +179,7 @@ public sealed class FusedConvTranspose2d : IDisposable
 
     /// <summary>
     /// PyTorch-like repr: <c>ConvTranspose2d(256, 256, kernel_size=(4, 4), stride=(2, 2), padding=(1, 1))</c>;
-    /// output_padding, dilation, groups and <c>bias=False</c> appear only when not the default, and a fused ReLU
+    /// padding, dilation, output_padding, groups and <c>bias=False</c> appear only when not the default, and a fused ReLU
     /// as a <c>ConvTransposeReLU2d</c> prefix (PyTorch has no such fused module; FX keeps the ReLU separate).
     /// </summary>
     public override string ToString()
@@ -189,30 +189,7 @@ public sealed class FusedConvTranspose2d : IDisposable
         text.Append(o.InChannels).Append(", ").Append(o.OutChannels)
             .Append(", kernel_size=").Append(TorchText.Pair(o.KernelHeight, o.KernelWidth))
             .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth));
-        if (o.PadHeight != 0 || o.PadWidth != 0)
-        {
-            text.Append(", padding=").Append(TorchText.Pair(o.PadHeight, o.PadWidth));
-        }
-
-        if (o.OutputPadHeight != 0 || o.OutputPadWidth != 0)
-        {
-            text.Append(", output_padding=").Append(TorchText.Pair(o.OutputPadHeight, o.OutputPadWidth));
-        }
-
-        if (o.DilationHeight != 1 || o.DilationWidth != 1)
-        {
-            text.Append(", dilation=").Append(TorchText.Pair(o.DilationHeight, o.DilationWidth));
-        }
-
-        if (o.Groups != 1)
-        {
-            text.Append(", groups=").Append(o.Groups);
-        }
-
-        if (_bias is null)
-        {
-            text.Append(", bias=False");
-        }
+        TorchText.AppendConvOptions(text, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.OutputPadHeight, o.OutputPadWidth, o.Groups, _bias is not null);
 
         return text.Append(')').ToString();
     }

@@ -193,25 +193,7 @@ public sealed class QuantizedConv2d
             .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth))
             .Append(", scale=").Append(TorchText.PythonFloat(Scale))
             .Append(", zero_point=").Append(ZeroPoint);
-        if (o.PadHeight != 0 || o.PadWidth != 0)
-        {
-            text.Append(", padding=").Append(TorchText.Pair(o.PadHeight, o.PadWidth));
-        }
-
-        if (o.DilationHeight != 1 || o.DilationWidth != 1)
-        {
-            text.Append(", dilation=").Append(TorchText.Pair(o.DilationHeight, o.DilationWidth));
-        }
-
-        if (o.Groups != 1)
-        {
-            text.Append(", groups=").Append(o.Groups);
-        }
-
-        if (_bias is null)
-        {
-            text.Append(", bias=False");
-        }
+        TorchText.AppendConvOptions(text, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, 0, 0, o.Groups, _bias is not null);
 
         return text.Append(')').ToString();
     }

@@ -166,30 +166,7 @@ public sealed class QuantizedConvTranspose2d
             .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth))
             .Append(", scale=").Append(TorchText.PythonFloat(Scale))
             .Append(", zero_point=").Append(ZeroPoint);
-        if (o.PadHeight != 0 || o.PadWidth != 0)
-        {
-            text.Append(", padding=").Append(TorchText.Pair(o.PadHeight, o.PadWidth));
-        }
-
-        if (o.DilationHeight != 1 || o.DilationWidth != 1)
-        {
-            text.Append(", dilation=").Append(TorchText.Pair(o.DilationHeight, o.DilationWidth));
-        }
-
-        if (o.OutputPadHeight != 0 || o.OutputPadWidth != 0)
-        {
-            text.Append(", output_padding=").Append(TorchText.Pair(o.OutputPadHeight, o.OutputPadWidth));
-        }
-
-        if (o.Groups != 1)
-        {
-            text.Append(", groups=").Append(o.Groups);
-        }
-
-        if (_bias is null)
-        {
-            text.Append(", bias=False");
-        }
+        TorchText.AppendConvOptions(text, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.OutputPadHeight, o.OutputPadWidth, o.Groups, _bias is not null);
 
         return text.Append(')').ToString();
     }

@@ -27,6 +27,42 @@ internal static class TorchText
         return text.Append(']').ToString();
     }
 
+    /// <summary>
+    /// Appends the optional arguments of a conv's repr in PyTorch's <c>_ConvNd.extra_repr</c> order —
+    /// padding, dilation, output_padding, groups, bias=False — each only when not the default.
+    /// </summary>
+    public static StringBuilder AppendConvOptions(
+        StringBuilder text, int padHeight, int padWidth, int dilationHeight, int dilationWidth,
+        int outputPadHeight, int outputPadWidth, int groups, bool hasBias)
+    {
+        if (padHeight != 0 || padWidth != 0)
+        {
+            text.Append(", padding=").Append(Pair(padHeight, padWidth));
+        }
+
+        if (dilationHeight != 1 || dilationWidth != 1)
+        {
+            text.Append(", dilation=").Append(Pair(dilationHeight, dilationWidth));
+        }
+
+        if (outputPadHeight != 0 || outputPadWidth != 0)
+        {
+            text.Append(", output_padding=").Append(Pair(outputPadHeight, outputPadWidth));
+        }
+
+        if (groups != 1)
+        {
+            text.Append(", groups=").Append(groups);
+        }
+
+        if (!hasBias)
+        {
+            text.Append(", bias=False");
+        }
+
+        return text;
+    }
+
     /// <summary>A Python tuple of two ints: <c>(1, 1)</c>.</summary>
     public static string Pair(int first, int second) =>
         string.Create(CultureInfo.InvariantCulture, $"({first}, {second})");
