@@ -36,6 +36,13 @@ internal static class Names
     public const string ModuleLookup = "global::QuantGen.Modules.ModuleLookup";
     public const string QuantizedTap = "global::QuantGen.Reports.IQuantizedTap";
     public const string ReferenceTap = "global::QuantGen.Reports.IReferenceTap";
+    public const string FloatTap = "global::QuantGen.Reports.IFloatTap";
+    public const string FloatFallback = "global::QuantGen.Modules.FloatFallback";
+    public const string ReferenceFloatLayer = "global::QuantGen.Modules.ReferenceFloatLayer";
+    public const string QuantizedModel = "global::QuantGen.IQuantizedModel";
+    public const string QuantizedLayer = "global::QuantGen.IQuantizedLayer";
+    public const string Graphs = "global::QuantGen.Graphs";
+    public const string QGenFile = "global::QuantGen.Serialization.QGenFile";
     public const string ReferenceLayer = "global::QuantGen.Modules.ReferenceLayer";
     public const string FakeQuant = "global::QuantGen.Reference.FakeQuant";
     public const string Functional = "global::TorchSharp.torch.nn.functional";

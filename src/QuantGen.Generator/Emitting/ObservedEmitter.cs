@@ -61,6 +61,10 @@ internal static class ObservedEmitter
         foreach (StepPlan step in floatSteps)
         {
             writer.Line($"private readonly {FloatType(step)}{Nullable(step)} {step.FloatField};");
+            if (CanFallBack(step))
+            {
+                writer.Line($"private readonly bool {InFloatField(step)};");
+            }
         }
 
         foreach (ModuleFieldPlan module in plan.Modules)
@@ -124,7 +128,9 @@ internal static class ObservedEmitter
         writer.Open();
         foreach (StepPlan step in floatSteps)
         {
-            writer.Line(step.Guard.Length > 0 ? $"this.{step.FloatField}?.Dispose();" : $"this.{step.FloatField}.Dispose();");
+            string dispose = step.Guard.Length > 0 ? $"this.{step.FloatField}?.Dispose();" : $"this.{step.FloatField}.Dispose();";
+            // An op kept in float lives on in the int8 model (FloatFallback), which owns it from Convert() on.
+            writer.Line(CanFallBack(step) ? $"if (!this.{InFloatField(step)}) {dispose}" : dispose);
         }
 
         writer.Close();
@@ -180,6 +186,16 @@ internal static class ObservedEmitter
 
             string local = "qconfig" + Int(i);
             qconfigLocals[step] = local;
+            if (CanFallBack(step))
+            {
+                // A null qconfig (PyTorch's None) keeps the op in float; its output is still observed so the
+                // int8 ops after it get their input quantized.
+                writer.Line($"{Names.QConfig}? resolved{Int(i)} = {step.QConfigLookup};");
+                writer.Line($"this.{InFloatField(step)} = resolved{Int(i)} is null;");
+                writer.Line($"{Names.QConfig} {local} = resolved{Int(i)} ?? this.QConfig;");
+                continue;
+            }
+
             writer.Line($"{Names.QConfig} {local} = RequireQConfig({step.QConfigLookup}, {name}, {Names.Literal(step.Layer)});");
         }
 
@@ -236,12 +252,12 @@ internal static class ObservedEmitter
 
         writer.Close();
         writer.Line();
-        writer.Line("/// <summary>The resolved qconfig of an op; a null one from a mapping (keep the op in float) is not supported yet: [NoQuantize] is.</summary>");
+        writer.Line("/// <summary>The resolved qconfig of an op that cannot run in float inside the int8 model (only conv, linear, conv-transpose and batch norm can).</summary>");
         writer.Line($"private static {Names.QConfig} RequireQConfig({Names.QConfig}? qconfig, string model, string layer) =>");
         using (writer.Indent())
         {
             writer.Line("qconfig ?? throw new global::System.NotSupportedException(");
-            writer.Line("    $\"{model}.{layer}: the QConfigMapping resolves a null qconfig for this op (keep it in float), which a mapping cannot do yet; mark the member [NoQuantize] to make it a float island, or give it a qconfig (or set the global one).\");");
+            writer.Line("    $\"{model}.{layer}: the QConfigMapping resolves a null qconfig for this op (keep it in float), which only conv, linear, conv-transpose and batch-norm ops support; give it a qconfig (or set the global one), or mark a single-op member [NoQuantize] to make it a float island.\");");
         }
     }
 
@@ -285,6 +301,7 @@ internal static class ObservedEmitter
                     case "ActivationDType": activation.Add("DType = " + property.Value); break;
                     case "ActivationScheme": activation.Add("Scheme = " + property.Value); break;
                     case "ActivationReduceRange": activation.Add("ReduceRange = " + property.Value); break;
+                    case "ActivationPercentile": activation.Add("ClipPercentile = " + property.Value); break;
                     case "WeightObserver": weight.Add("Kind = " + property.Value); break;
                     case "WeightDType": weight.Add("DType = " + property.Value); break;
                     case "WeightScheme": weight.Add("Scheme = " + property.Value); break;
@@ -323,7 +340,16 @@ internal static class ObservedEmitter
         writer.Line("/// </summary>");
         writer.Line("/// <param name=\"input\">A calibration batch.</param>");
         writer.Line("/// <returns>The float result, as the fused float model computes it.</returns>");
-        writer.Line($"public {Names.Tensor} forward({Names.Tensor} input)");
+        writer.Line($"public {Names.Tensor} forward({Names.Tensor} input) => this.forward(input, null);");
+        writer.Line();
+        writer.Line("/// <summary>");
+        writer.Line("/// As <c>forward(input)</c>, reporting each fused float op's output to <paramref name=\"tap\"/> under the same layer");
+        writer.Line("/// names as the int8 and reference taps (after its observer saw it); a tensor the tap returns replaces the output downstream.");
+        writer.Line("/// </summary>");
+        writer.Line("/// <param name=\"input\">A calibration batch.</param>");
+        writer.Line("/// <param name=\"tap\">Receives each layer's float output; the tensors it sees are disposed when forward returns (clone what you keep). Null for none.</param>");
+        writer.Line("/// <returns>The float result, as the fused float model computes it.</returns>");
+        writer.Line($"public {Names.Tensor} forward({Names.Tensor} input, {Names.FloatTap}? tap)");
         writer.Open();
         bool scoped = plan.Result != 0;
         if (scoped)
@@ -343,6 +369,8 @@ internal static class ObservedEmitter
 
             string input = V(step.Input);
             string observe = step.Observer >= 0 ? $"{Names.ObserveExtensions}.Observe(this.{plan.Observers[step.Observer].Property}, {Value(step.Output)});" : string.Empty;
+            string tapped = $"{Value(step.Output)} = tap?.OnLayer({Names.Literal(step.Layer)}, {Value(step.Output)}) ?? {Value(step.Output)};";
+            observe = step.Kind == StepKind.Select ? observe : observe.Length > 0 ? observe + "\n" + tapped : tapped;
             string? compute = step.Kind switch
             {
                 StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d => $"this.{step.FloatField}{Bang(step)}.forward({input})",
@@ -361,7 +389,11 @@ internal static class ObservedEmitter
             switch (step.Kind)
             {
                 case StepKind.Quantize:
-                    Guarded(writer, step, () => writer.Line($"{Names.ObserveExtensions}.Observe(this.{plan.Observers[step.Observer].Property}, {input});"));
+                    Guarded(writer, step, () =>
+                    {
+                        writer.Line($"{Names.ObserveExtensions}.Observe(this.{plan.Observers[step.Observer].Property}, {input});");
+                        writer.Line($"input = tap?.OnLayer({Names.Literal(step.Layer)}, input) ?? input;");
+                    });
                     break;
                 case StepKind.Identity:
                     writer.Comment("Identity (or Dropout, identity in eval): nothing to run.");
@@ -394,11 +426,7 @@ internal static class ObservedEmitter
         if (step.Guard.Length == 0)
         {
             writer.Line($"{type} {output} = {compute};");
-            if (after.Length > 0)
-            {
-                writer.Line(after);
-            }
-
+            Lines(writer, after);
             return;
         }
 
@@ -406,12 +434,22 @@ internal static class ObservedEmitter
         writer.Line($"if ({step.Guard})");
         writer.Open();
         writer.Line($"{output} = {compute};");
-        if (after.Length > 0)
+        Lines(writer, after);
+        writer.Close();
+    }
+
+    /// <summary>Writes each line of <paramref name="text"/> (none when it is empty).</summary>
+    private static void Lines(SourceWriter writer, string text)
+    {
+        if (text.Length == 0)
         {
-            writer.Line(after);
+            return;
         }
 
-        writer.Close();
+        foreach (string line in text.Split('\n'))
+        {
+            writer.Line(line);
+        }
     }
 
     private static void Guarded(SourceWriter writer, StepPlan step, System.Action body)
@@ -436,6 +474,23 @@ internal static class ObservedEmitter
     internal static IEnumerable<StepPlan> IslandSteps(ModelPlan plan) => plan.Steps.Where(s => s.Kind == StepKind.FloatIsland);
 
     internal static string Bang(StepPlan step) => step.Guard.Length > 0 ? "!" : string.Empty;
+
+    /// <summary>Whether a QConfigMapping may keep the op in float at Prepare (a null qconfig, PyTorch's None).</summary>
+    internal static bool CanFallBack(StepPlan step) =>
+        step.Kind is StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d
+        && step.QConfigLookup.Length > 0 && step.FloatField is not null && step.Observer >= 0;
+
+    /// <summary>Observed's bool field recording that the mapping kept the op in float ("_conv1_inFloat").</summary>
+    internal static string InFloatField(StepPlan step) => step.FloatField + "_inFloat";
+
+    /// <summary>Quantized's property holding the op when the mapping kept it in float ("conv1_float").</summary>
+    internal static string FallbackProperty(StepPlan step) => Names.Identifier(step.QuantizedProperty! + "_float");
+
+    /// <summary>Quantized's field holding such an op's int8 layer, null when it runs in float ("_conv1"; never a keyword).</summary>
+    internal static string Int8Field(StepPlan step) => "_" + step.QuantizedProperty!.TrimStart('@');
+
+    /// <summary>The ops a mapping may keep in float, in step order.</summary>
+    internal static IEnumerable<StepPlan> FallbackSteps(ModelPlan plan) => plan.Steps.Where(CanFallBack);
 
     private static void EmitConvert(SourceWriter writer, ModelPlan plan)
     {
@@ -481,6 +536,12 @@ internal static class ObservedEmitter
                 StepKind.FloatIsland => module,
                 _ => throw new System.InvalidOperationException($"{step.Kind} has no int8 module."),
             };
+            if (CanFallBack(step))
+            {
+                created = $"this.{InFloatField(step)} ? null : {created}";
+                created = step.Guard.Length > 0 ? $"({created})" : created;
+            }
+
             arguments.Add(step.Guard.Length > 0 ? $"{step.Guard} ? {created} : null" : created);
         }
 
@@ -489,6 +550,16 @@ internal static class ObservedEmitter
             // The float island's result is quantized again with its own output observer's qparams.
             string created = $"new {Names.QuantizeInput}({name}, {Names.Literal(step.Layer)}, {QParams(plan, step.Observer)})";
             arguments.Add(step.Guard.Length > 0 ? $"{step.Guard} ? {created} : null" : created);
+        }
+
+        foreach (StepPlan step in FallbackSteps(plan))
+        {
+            // Kept in float by the mapping: the fused float op, then quantize with its output observer's qparams.
+            string layer = Names.Literal(step.Layer);
+            string module = $"this.{step.FloatField}{Bang(step)}";
+            string created = $"new {Names.FloatFallback}({name}, {layer}, {module}.forward, {module}.ToString(), new {Names.QuantizeInput}({name}, {layer}, {QParams(plan, step.Observer)}))";
+            string when = step.Guard.Length > 0 ? $"{step.Guard} && this.{InFloatField(step)}" : $"this.{InFloatField(step)}";
+            arguments.Add($"{when} ? {created} : null");
         }
 
         arguments.AddRange(plan.Conditions.Select(c => "this." + c.Field));

@@ -20,8 +20,10 @@ internal static class QuantizedEmitter
         writer.Line("/// fused layer; its forward needs no libtorch except for the Tensor overload.");
         writer.Line("/// </summary>");
         writer.Line(Names.GeneratedCodeAttribute);
-        writer.Line(plan.HidesInherited ? "public new sealed class Quantized" : "public sealed class Quantized");
+        writer.Line((plan.HidesInherited ? "public new sealed class Quantized" : "public sealed class Quantized") + " : " + Names.QuantizedModel);
         writer.Open();
+        writer.Line($"private readonly {Names.Graphs}.ModelGraph _graph;");
+        writer.Line($"private readonly global::System.Collections.Generic.IReadOnlyList<{Names.QuantizedLayer}> _layers;");
 
         foreach (ConditionPlan condition in plan.Conditions)
         {
@@ -34,14 +36,35 @@ internal static class QuantizedEmitter
         }
 
         List<StepPlan> islands = ObservedEmitter.IslandSteps(plan).ToList();
-        string parameters = string.Join(", ", members.Select(s => $"{ModuleType(s, plan)}{Nullable(s)} {Names.Identifier(s.QuantizedProperty!)}")
+        List<StepPlan> fallbacks = ObservedEmitter.FallbackSteps(plan).ToList();
+        foreach (StepPlan step in fallbacks)
+        {
+            writer.Line($"private readonly {ModuleType(step, plan)}? {ObservedEmitter.Int8Field(step)};");
+        }
+
+        string parameters = string.Join(", ", members.Select(s => $"{ModuleType(s, plan)}{(ObservedEmitter.CanFallBack(s) ? "?" : Nullable(s))} {Names.Identifier(s.QuantizedProperty!)}")
             .Concat(islands.Select(s => $"{Names.QuantizeInput}{Nullable(s)} {Names.Identifier(s.IslandQuantizer)}"))
+            .Concat(fallbacks.Select(s => $"{Names.FloatFallback}? {ObservedEmitter.FallbackProperty(s)}"))
             .Concat(plan.Conditions.Select(c => "bool " + c.Field.TrimStart('_'))));
         writer.Line($"internal Quantized({parameters})");
         writer.Open();
         foreach (StepPlan step in members)
         {
             string identifier = Names.Identifier(step.QuantizedProperty!);
+            if (ObservedEmitter.CanFallBack(step))
+            {
+                // int8, or kept in float by the QConfigMapping: exactly one of the two (neither when a guard is off).
+                string fallback = ObservedEmitter.FallbackProperty(step);
+                writer.Line($"this.{ObservedEmitter.Int8Field(step)} = {identifier};");
+                writer.Line($"this.{fallback} = {fallback};");
+                if (step.Guard.Length == 0)
+                {
+                    writer.Line($"if ({identifier} is null && {fallback} is null) throw new {Names.ArgumentNullException}(nameof({identifier}));");
+                }
+
+                continue;
+            }
+
             writer.Line(step.Guard.Length > 0
                 ? $"this.{identifier} = {identifier};"
                 : $"this.{identifier} = {identifier} ?? throw new {Names.ArgumentNullException}(nameof({identifier}));");
@@ -60,12 +83,31 @@ internal static class QuantizedEmitter
             writer.Line($"this.{condition.Field} = {condition.Field.TrimStart('_')};");
         }
 
+        writer.Line("this._layers = this.CreateLayers();");
+        writer.Line("this._graph = this.CreateGraph();");
         writer.Close();
         foreach (StepPlan step in members)
         {
             writer.Line();
-            writer.Line($"/// <summary>{Describe(step)}{(step.Guard.Length > 0 ? " Null when the construction-time condition it runs under did not hold." : string.Empty)}</summary>");
-            writer.Line($"public {ModuleType(step, plan)}{Nullable(step)} {Names.Identifier(step.QuantizedProperty!)} {{ get; }}");
+            string identifier = Names.Identifier(step.QuantizedProperty!);
+            string absent = step.Guard.Length > 0 ? " Null when the construction-time condition it runs under did not hold." : string.Empty;
+            if (!ObservedEmitter.CanFallBack(step))
+            {
+                writer.Line($"/// <summary>{Describe(step)}{absent}</summary>");
+                writer.Line($"public {ModuleType(step, plan)}{Nullable(step)} {identifier} {{ get; }}");
+                continue;
+            }
+
+            string fallback = ObservedEmitter.FallbackProperty(step);
+            string inFloat = $"throw new global::System.InvalidOperationException({Names.Literal($"{plan.ClassName}.{step.Layer} runs in float: the QConfigMapping given to Prepare resolves a null qconfig for it. Its float op is {fallback}.")})";
+            writer.Line($"/// <summary>{Describe(step)}{absent}</summary>");
+            writer.Line($"/// <exception cref=\"global::System.InvalidOperationException\">The QConfigMapping kept the op in float (see <see cref=\"{fallback}\"/>).</exception>");
+            writer.Line(step.Guard.Length > 0
+                ? $"public {ModuleType(step, plan)}? {identifier} => this.{ObservedEmitter.Int8Field(step)} is null && this.{fallback} is not null ? {inFloat} : this.{ObservedEmitter.Int8Field(step)};"
+                : $"public {ModuleType(step, plan)} {identifier} => this.{ObservedEmitter.Int8Field(step)} ?? {inFloat};");
+            writer.Line();
+            writer.Line($"/// <summary>{step.Layer} when the QConfigMapping kept it in float (a null qconfig, PyTorch's None); otherwise null.</summary>");
+            writer.Line($"public {Names.FloatFallback}? {fallback} {{ get; }}");
         }
 
         foreach (StepPlan step in islands)
@@ -74,6 +116,8 @@ internal static class QuantizedEmitter
             writer.Line($"/// <summary>Quantizes the result of the float island {step.Member} with its output observer's qparams.{(step.Guard.Length > 0 ? " Null when the construction-time condition it runs under did not hold." : string.Empty)}</summary>");
             writer.Line($"public {Names.QuantizeInput}{Nullable(step)} {Names.Identifier(step.IslandQuantizer)} {{ get; }}");
         }
+
+        GraphEmitter.EmitMembers(writer, plan, members.Select(s => Names.Identifier(s.QuantizedProperty!)).Concat(islands.Select(s => Names.Identifier(s.IslandQuantizer))).Concat(fallbacks.Select(ObservedEmitter.FallbackProperty)).ToList());
 
         writer.Line();
         writer.Line("/// <summary>Float in, float out: quantizes the input, runs the int8 model and dequantizes its result.</summary>");
@@ -150,6 +194,10 @@ internal static class QuantizedEmitter
                 case StepKind.FloatIsland:
                     writer.Comment($"float island ([NoQuantize]): dequantize, run the user's float {step.Member}, quantize again.");
                     ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"FloatIsland({V(step.Input)}, {property}, this.{Names.Identifier(step.IslandQuantizer)}{ObservedEmitter.Bang(step)})", tap);
+                    break;
+                case var _ when ObservedEmitter.CanFallBack(step):
+                    string int8 = "this." + ObservedEmitter.Int8Field(step);
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{int8} is not null ? {int8}.Forward({V(step.Input)}) : this.{ObservedEmitter.FallbackProperty(step)}!.Forward({V(step.Input)})", tap);
                     break;
                 default:
                     ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({V(step.Input)})", tap);

@@ -11,6 +11,18 @@ namespace QuantGen.Generator.Emitting;
 /// </summary>
 internal static class ReferenceEmitter
 {
+    /// <summary>An op the mapping may keep in float: its float op with only the output fake-quantized when it did.</summary>
+    private static string OrFloat(StepPlan step, string output, string reference)
+    {
+        if (!ObservedEmitter.CanFallBack(step))
+        {
+            return reference;
+        }
+
+        string created = $"this.{ObservedEmitter.InFloatField(step)} ? new {Names.ReferenceFloatLayer}(this.{step.FloatField}{ObservedEmitter.Bang(step)}.forward, {output}) : {reference}";
+        return step.Guard.Length > 0 ? $"({created})" : created;
+    }
+
     /// <summary>The <c>ConvertReference()</c> method inside Observed.</summary>
     public static void EmitConvertReference(SourceWriter writer, ModelPlan plan)
     {
@@ -36,8 +48,8 @@ internal static class ReferenceEmitter
             string created = step.Kind switch
             {
                 StepKind.Quantize or StepKind.Add or StepKind.Cat => output,
-                StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d => $"this.{step.FloatField}{ObservedEmitter.Bang(step)}.ToReference({output}, this.{ObservedEmitter.WeightSpecField(step)})",
-                StepKind.BatchNorm2d => $"this.{step.FloatField}{ObservedEmitter.Bang(step)}.ToReference({output})",
+                StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d => OrFloat(step, output, $"this.{step.FloatField}{ObservedEmitter.Bang(step)}.ToReference({output}, this.{ObservedEmitter.WeightSpecField(step)})"),
+                StepKind.BatchNorm2d => OrFloat(step, output, $"this.{step.FloatField}{ObservedEmitter.Bang(step)}.ToReference({output})"),
                 _ => $"this.{step.ModuleField}{ObservedEmitter.Bang(step)}",
             };
             arguments.Add(step.Guard.Length > 0 && step.Kind != StepKind.Quantize ? $"{step.Guard} ? {created} : null" : created);

@@ -96,7 +96,9 @@ internal static class ReprEmitter
                     break;
                 case StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d:
                     parts.Add(Text(head));
-                    parts.Add($"this.{Names.Identifier(step.QuantizedProperty!)}");
+                    parts.Add(ObservedEmitter.CanFallBack(step)
+                        ? $"(object?)this.{ObservedEmitter.Int8Field(step)} ?? this.{ObservedEmitter.FallbackProperty(step)}"
+                        : $"this.{Names.Identifier(step.QuantizedProperty!)}");
                     parts.Add(Text("\n" + FusedAway(step)));
                     break;
                 case StepKind.Identity:

@@ -13,7 +13,7 @@ namespace QuantGen.Modules;
 /// PyTorch maps all three to the integer 0 instead; calibration refuses them outright, so they can only
 /// reach a converted model at inference.
 /// </remarks>
-public sealed class QuantizeInput
+public sealed class QuantizeInput : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name (e.g. "quant"), for error messages.</param>

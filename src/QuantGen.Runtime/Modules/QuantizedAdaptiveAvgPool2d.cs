@@ -8,7 +8,7 @@ namespace QuantGen.Modules;
 /// ceil((i+1)*H/out)); qparams pass through; rounding as PyTorch's channels-last quantized kernel —
 /// see <see cref="AdaptiveAvgPool2dScalar"/> and docs/numerics.md §5.
 /// </summary>
-public sealed class QuantizedAdaptiveAvgPool2d
+public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>

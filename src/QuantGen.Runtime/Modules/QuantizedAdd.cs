@@ -9,7 +9,7 @@ namespace QuantGen.Modules;
 /// dequantize both inputs in float32, add, ReLU, quantize with the output qparams — see
 /// <see cref="AddScalar"/> and docs/numerics.md §5. quint8 or qint8 activations.
 /// </summary>
-public sealed class QuantizedAdd
+public sealed class QuantizedAdd : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Op path (e.g. "layer1.0.add"), for error messages.</param>

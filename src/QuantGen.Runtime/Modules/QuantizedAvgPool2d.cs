@@ -10,7 +10,7 @@ namespace QuantGen.Modules;
 /// pass through; rounding as PyTorch's channels-last quantized avg_pool2d — see
 /// <see cref="AvgPool2dScalar"/> and docs/numerics.md §5.
 /// </summary>
-public sealed class QuantizedAvgPool2d
+public sealed class QuantizedAvgPool2d : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>

@@ -15,7 +15,7 @@ namespace QuantGen.Modules;
 /// with <c>inv_sigma_c = 1 / sqrt(var_c + eps)</c> — <see cref="FromStatistics"/> does. Not
 /// thread-safe: the fused factors for the last input scale are cached.
 /// </remarks>
-public sealed class QuantizedBatchNorm2d
+public sealed class QuantizedBatchNorm2d : IQuantizedLayer
 {
     private readonly float[] _scale;
     private readonly float[] _shift;

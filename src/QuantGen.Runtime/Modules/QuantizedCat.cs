@@ -8,7 +8,7 @@ namespace QuantGen.Modules;
 /// when they are equal, as FX's shared observer makes them) — see <see cref="RequantizeScalar"/>.
 /// Logical (NCHW) dimensions whatever the storage layout; quint8 or qint8.
 /// </summary>
-public sealed class QuantizedCat
+public sealed class QuantizedCat : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Op path (e.g. "cat"), for error messages.</param>

@@ -19,7 +19,7 @@ namespace QuantGen.Modules;
 /// buffer held by the instance (so steady-state inference does not allocate them again) and caches
 /// requantization factors. Give each thread its own model, or serialize calls.
 /// </remarks>
-public sealed class QuantizedConv2d
+public sealed class QuantizedConv2d : IQuantizedLayer
 {
     private readonly PackedConv2dWeights _packedWeights;
     private readonly KernelScratch _scratch = new();

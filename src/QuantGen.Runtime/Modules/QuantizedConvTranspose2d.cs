@@ -15,7 +15,7 @@ namespace QuantGen.Modules;
 /// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer and caches
 /// requantization factors. Give each thread its own model, or serialize calls.
 /// </remarks>
-public sealed class QuantizedConvTranspose2d
+public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 {
     private readonly sbyte[] _weightsOhwi;
     private readonly int[] _weightZeroPoints;

@@ -7,7 +7,7 @@ namespace QuantGen.Modules;
 /// <see cref="StartDim"/>..<see cref="EndDim"/> merge into one, in PyTorch's logical (NCHW) order
 /// whatever the storage layout; the result is contiguous and the qparams pass through.
 /// </summary>
-public sealed class QuantizedFlatten
+public sealed class QuantizedFlatten : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name, for error messages.</param>

@@ -19,7 +19,7 @@ namespace QuantGen.Modules;
 /// buffer held by the instance and caches requantization factors. Give each thread its own model, or
 /// serialize calls.
 /// </remarks>
-public sealed class QuantizedLinear
+public sealed class QuantizedLinear : IQuantizedLayer
 {
     private readonly PackedGemmWeights _packedWeights;
     private readonly KernelScratch _scratch = new();

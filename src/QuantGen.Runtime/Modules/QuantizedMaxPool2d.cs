@@ -9,7 +9,7 @@ namespace QuantGen.Modules;
 /// max over the window's positions inside the input (padding never wins; ceil_mode and dilation as
 /// PyTorch), qparams pass through — see <see cref="MaxPool2dScalar"/>.
 /// </summary>
-public sealed class QuantizedMaxPool2d
+public sealed class QuantizedMaxPool2d : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>

@@ -7,7 +7,7 @@ namespace QuantGen.Modules;
 /// ReLU on a quantized tensor (PyTorch's <c>nn.ReLU</c> applied to a quint8 or qint8 tensor):
 /// <c>max(q, zp)</c>, exact in the integers; shape, layout, dtype, scale and zero point pass through.
 /// </summary>
-public sealed class QuantizedReLU
+public sealed class QuantizedReLU : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name, for error messages.</param>

@@ -7,7 +7,7 @@ namespace QuantGen.Modules;
 /// storage layout; the result is contiguous and the qparams pass through. The target shape may hold
 /// one -1 (inferred from the element count).
 /// </summary>
-public sealed class QuantizedReshape
+public sealed class QuantizedReshape : IQuantizedLayer
 {
     private readonly int[] _shape;
 

@@ -8,7 +8,7 @@ namespace QuantGen.Modules;
 /// Nearest-neighbour upsampling on a quantized tensor (PyTorch's 'nearest' index rule); qparams pass
 /// through. Give either the output size or the scale factors — see <see cref="UpsampleNearest2dScalar"/>.
 /// </summary>
-public sealed class QuantizedUpsampleNearest2d
+public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
 {
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>

@@ -20,3 +20,16 @@ public interface IReferenceTap
     /// </summary>
     torch.Tensor? OnLayer(string layer, torch.Tensor output, QParams qparams);
 }
+
+/// <summary>
+/// Receives every fused float op's output from a generated Observed forward (the float model with the
+/// fusions applied, before quantization): the float side of layer reports and bias correction.
+/// </summary>
+public interface IFloatTap
+{
+    /// <summary>Called after the op at <paramref name="layer"/> produced <paramref name="output"/> (and its observer saw it).</summary>
+    /// <param name="layer">The layer name, the same as the int8 and reference taps use.</param>
+    /// <param name="output">The op's float output; disposed when forward returns, so clone what you keep.</param>
+    /// <returns>A tensor to use downstream instead of <paramref name="output"/>, or null to keep it.</returns>
+    torch.Tensor? OnLayer(string layer, torch.Tensor output);
+}

@@ -195,12 +195,61 @@ public class FloatIslandTests
     }
 
     [Fact]
-    public void AMappingThatNullsAQuantizedOpFailsAtPreparePointingToNoQuantize()
+    public void AMappingThatNullsAQuantizedOpKeepsItInFloatBetweenInt8Ops()
     {
+        // PyTorch's qconfig_mapping.set_module_name("conv3", None), decided at Prepare rather than in source.
+        torch.manual_seed(13);
         using var model = new IslandNet();
-        NotSupportedException error = Assert.Throws<NotSupportedException>(() => model.Prepare(IslandNet.DefaultQConfigMapping().SetModuleName("conv1", null)));
-        Assert.Contains("IslandNet.conv1", error.Message, StringComparison.Ordinal);
-        Assert.Contains("[NoQuantize]", error.Message, StringComparison.Ordinal);
+        model.eval();
+        using Tensor batch = torch.randn(2, 2, 5, 5);
+        using IslandNet.Observed observed = model.Prepare(IslandNet.DefaultQConfigMapping().SetModuleName("conv3", null));
+        using (torch.no_grad())
+        {
+            observed.forward(batch).Dispose();
+        }
+
+        IslandNet.Quantized int8 = observed.Convert();
+        QParams conv3Q = observed.conv3_activation.CalculateQParams();
+        Assert.NotNull(int8.conv3_float);
+        Assert.Null(int8.conv1_float);
+        InvalidOperationException error = Assert.Throws<InvalidOperationException>(() => int8.conv3);
+        Assert.Contains("IslandNet.conv3 runs in float", error.Message, StringComparison.Ordinal);
+        Assert.Equal(QuantGen.Graphs.GraphOp.FloatIsland, int8.Graph.Get("conv3").Op);
+        Assert.Equal(QuantGen.Graphs.GraphOp.Conv2d, int8.Graph.Get("conv1").Op);
+        Assert.Same(int8.conv3_float, int8.Layers[^1]);
+
+        float[] values = TensorInterop.ToArray(batch, out int[] shape);
+        var tap = new Recorder();
+        int8.forward(int8.quant.Forward(values, shape), tap);
+        QTensor input = tap.Outputs["conv2"], output = tap.Outputs["conv3"];
+
+        // Independent expectation: TorchSharp's conv2d with conv3's own float weights on the dequantized int8 input,
+        // then the contract's quantize with conv3's output observer.
+        int[] expected;
+        using (torch.no_grad())
+        {
+            float[] dequantized = input.IntRepr().Select(q => (float)(q - input.ZeroPoint) * input.Scale).ToArray();
+            using Tensor x = torch.tensor(dequantized, input.Shape.Select(d => (long)d).ToArray());
+            var conv3 = (TorchSharp.Modules.Conv2d)model.named_modules().Single(m => m.name == "conv3").module;
+            using Tensor y = nn.functional.conv2d(x, conv3.weight!, conv3.bias);
+            float inverse = 1.0f / conv3Q.Scale;
+            expected = y.data<float>().ToArray().Select(v => Math.Clamp((int)MathF.Round(v * inverse, MidpointRounding.ToEven) + conv3Q.ZeroPoint, 0, 255)).ToArray();
+        }
+
+        Assert.Equal(conv3Q.Scale, output.Scale);
+        Assert.Equal(expected, output.IntRepr());
+
+        // The observed model may be disposed: the int8 model owns the float op from Convert() on.
+        observed.Dispose();
+        Assert.Equal(output.IntRepr(), int8.forward(int8.quant.Forward(values, shape)).IntRepr());
+    }
+
+    [Fact]
+    public void AMappingThatNullsAnOpWithoutAFloatFormFailsAtPrepareNamingIt()
+    {
+        using var model = new QuantGen.Tests.Generator.Models.ResNet.SmallResNet();
+        NotSupportedException error = Assert.Throws<NotSupportedException>(() => model.Prepare(QuantGen.Tests.Generator.Models.ResNet.SmallResNet.DefaultQConfigMapping().SetModuleType("add", null)));
+        Assert.Contains("SmallResNet.layer1.0.add: the QConfigMapping resolves a null qconfig", error.Message, StringComparison.Ordinal);
     }
 
     /// <summary>Records each int8 layer's output.</summary>

@@ -68,7 +68,7 @@ public class GeneratedCodeCompilesTests
         Assert.Equal("QuantGen.Modules.QuantizeInput", Property(quantized, "quant").Type.ToDisplayString());
         Assert.Equal("QuantGen.Modules.QuantizedConv2d", Property(quantized, "conv1").Type.ToDisplayString());
         Assert.Equal("QuantGen.Modules.QuantizedConv2d", Property(quantized, "conv2").Type.ToDisplayString());
-        Assert.Equal(new[] { "conv1", "conv2", "quant" }, quantized.GetMembers().OfType<IPropertySymbol>().Select(p => p.Name).OrderBy(n => n, System.StringComparer.Ordinal));
+        Assert.Equal(new[] { "conv1", "conv2", "quant" }, LayerProperties(quantized).Select(p => p.Name).OrderBy(n => n, System.StringComparer.Ordinal));
 
         var forwards = quantized.GetMembers("forward").OfType<IMethodSymbol>()
             .Select(m => string.Join(", ", m.Parameters.Select(p => p.Type.ToDisplayString())))
@@ -92,7 +92,9 @@ public class GeneratedCodeCompilesTests
         // Each op's qconfig is resolved by its path and module type; its observer and weights use it.
         Assert.Contains("RequireQConfig(mapping.Resolve(\"quant\", \"QuantStub\"), \"M\", \"quant\");", source);
         Assert.Matches(@"this\.quant_activation = qconfig\d+\.Activation\.Create\(""M\.quant""\);", source);
-        Assert.Contains("RequireQConfig(mapping.Resolve(\"conv1\", \"Conv2d\"), \"M\", \"conv1\");", source);
+        // A conv may be kept in float by a null qconfig (PyTorch's None); the stub's quantize may not.
+        Assert.Contains("global::QuantGen.QConfig? resolved1 = mapping.Resolve(\"conv1\", \"Conv2d\");", source);
+        Assert.Contains("this._conv1_inFloat = resolved1 is null;", source);
         Assert.Contains("this._conv1.ValidateWeightSpec(this._conv1_weightSpec);", source);
     }
 
@@ -113,7 +115,7 @@ public class GeneratedCodeCompilesTests
         };
         Assert.Equal(
             expected.OrderBy(p => p.Key, System.StringComparer.Ordinal),
-            quantized.GetMembers().OfType<IPropertySymbol>().Select(p => KeyValuePair.Create(p.Name, p.Type.ToDisplayString())).OrderBy(p => p.Key, System.StringComparer.Ordinal));
+            LayerProperties(quantized).Select(p => KeyValuePair.Create(p.Name, p.Type.ToDisplayString())).OrderBy(p => p.Key, System.StringComparer.Ordinal));
 
         INamedTypeSymbol observed = Type(run, "Samples.Vision.Net+Observed");
         Assert.Equal(
@@ -139,7 +141,7 @@ public class GeneratedCodeCompilesTests
         INamedTypeSymbol quantized = Type(run, "Tiny+Quantized");
         Assert.Equal(
             new[] { "conv", "flat", "head", "input" },
-            quantized.GetMembers().OfType<IPropertySymbol>().Select(p => p.Name).OrderBy(n => n, System.StringComparer.Ordinal));
+            LayerProperties(quantized).Select(p => p.Name).OrderBy(n => n, System.StringComparer.Ordinal));
         Assert.Equal("QuantGen.Modules.QuantizeInput", Property(quantized, "input").Type.ToDisplayString());
         Assert.Equal(
             new[] { "conv_activation", "head_activation", "input_activation" },
@@ -161,7 +163,7 @@ public class GeneratedCodeCompilesTests
         INamedTypeSymbol quantized = Type(run, "Samples.Zoo`1+Mlp+Quantized");
         Assert.Equal(
             new[] { "act", "fixed", "flatten", "input", "input_2" },
-            quantized.GetMembers().OfType<IPropertySymbol>().Select(p => p.Name).OrderBy(n => n, System.StringComparer.Ordinal));
+            LayerProperties(quantized).Select(p => p.Name).OrderBy(n => n, System.StringComparer.Ordinal));
         Assert.Equal("QuantGen.Modules.QuantizeInput", Property(quantized, "input_2").Type.ToDisplayString());
         Assert.Equal("QuantGen.Modules.QuantizedLinear", Property(quantized, "input").Type.ToDisplayString());
         Assert.Equal("QuantGen.Modules.QuantizedReLU", Property(quantized, "act").Type.ToDisplayString());
@@ -169,7 +171,8 @@ public class GeneratedCodeCompilesTests
         string source = run.Sources.Values.Single();
         Assert.Contains("checked((int)this._flatten.start_dim)", source);
         Assert.Contains("FusedLinear.Create(\"Mlp\", \"fixed\", model.@fixed, relu: false)", source);
-        Assert.Contains("public global::QuantGen.Modules.QuantizedLinear @fixed { get; }", source);
+        Assert.Contains("public global::QuantGen.Modules.QuantizedLinear @fixed => this._fixed ?? throw", source);
+        Assert.Contains("public global::QuantGen.Modules.FloatFallback? fixed_float { get; }", source);
         Assert.Contains("new global::QuantGen.Modules.QuantizeInput(\"Mlp\", \"input\", q0)", source);
 
         // [Quantize(Backend = QuantBackend.Qnnpack)], the named form.
@@ -214,6 +217,11 @@ public class GeneratedCodeCompilesTests
 
     private static INamedTypeSymbol Type(GeneratorRun run, string metadataName) =>
         run.Output.GetTypeByMetadataName(metadataName) ?? throw new Xunit.Sdk.XunitException($"{metadataName} was not generated");
+
+    // The int8 layers of a Quantized type: its public properties typed by a QuantGen.Modules class (Graph and
+    // Layers, IQuantizedModel's members, are checked on their own).
+    private static System.Collections.Generic.IEnumerable<IPropertySymbol> LayerProperties(INamedTypeSymbol quantized) =>
+        quantized.GetMembers().OfType<IPropertySymbol>().Where(p => p.ExplicitInterfaceImplementations.Length == 0 && p.Type.ContainingNamespace.ToDisplayString() == "QuantGen.Modules" && p.Type.Name != "FloatFallback");
 
     private static IPropertySymbol Property(INamedTypeSymbol type, string name) =>
         type.GetMembers(name).OfType<IPropertySymbol>().Single();

@@ -128,12 +128,13 @@ public class QConfigMappingGenerationTests
     }
 
     [Fact]
-    public void ANullQConfigForAnOpIsRefusedAtPrepareNamingIt()
+    public void ANullQConfigForTheInputQuantizerIsRefusedAtPrepareNamingIt()
     {
+        // The model's entry quantizer cannot stay float (there would be no int8 region left to enter).
         using var model = new QConfigAttributeNet();
-        QConfigMapping mapping = QConfigAttributeNet.DefaultQConfigMapping().SetModuleName("stem", null);
+        QConfigMapping mapping = QConfigAttributeNet.DefaultQConfigMapping().SetGlobal(null);
 
         NotSupportedException error = Assert.Throws<NotSupportedException>(() => model.Prepare(mapping));
-        Assert.StartsWith("QConfigAttributeNet.stem:", error.Message);
+        Assert.StartsWith("QConfigAttributeNet.", error.Message);
     }
 }
