@@ -1,0 +1,683 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using QuantGen.Graphs;
+using QuantGen.Modules;
+using QuantGen.Onnx.Protobuf;
+using static QuantGen.Onnx.Writing.OnnxGraphBuilder;
+
+namespace QuantGen.Onnx.Writing;
+
+/// <summary>
+/// Writes one converted model's graph as ONNX: walks <see cref="ModelGraph.Nodes"/> in forward order
+/// and writes each node from its layer's state (weights, bias, qparams, options).
+/// </summary>
+/// <remarks>
+/// QDQ form: every QuantGen value is a uint8/int8 tensor produced by a QuantizeLinear with the
+/// writer's qparams; every reader gets its own DequantizeLinear (ONNX Runtime's QDQ selectors want a
+/// DequantizeLinear that feeds only the op it belongs to). A fused ReLU is written as ONNX Runtime's
+/// QDQ fusion expects: op → Relu → QuantizeLinear when the output zero point is the dtype's minimum
+/// (the QuantizeLinear's clamp makes the Relu redundant, so ORT folds it), otherwise op →
+/// QuantizeLinear → DequantizeLinear → Relu → QuantizeLinear, which keeps the op fusable and computes
+/// the same integers (rounding commutes with max(·, 0)).
+/// </remarks>
+internal sealed class ModelWriter
+{
+    private readonly ModelGraph _graph;
+    private readonly Dictionary<string, IQuantizedLayer> _layers;
+    private readonly QuantizeInput _input;
+    private readonly OnnxExportOptions _options;
+    private readonly OnnxGraphBuilder _builder = new();
+    private readonly Dictionary<string, Value> _values = new(StringComparer.Ordinal);
+
+    /// <param name="graph">The model's graph.</param>
+    /// <param name="layers">Its layers; each node's layer has the node's name.</param>
+    /// <param name="input">The layer that quantizes the float input (used when the layers do not list the Quantize node's).</param>
+    /// <param name="options">Validated options.</param>
+    public ModelWriter(ModelGraph graph, IReadOnlyList<IQuantizedLayer> layers, QuantizeInput input, OnnxExportOptions options)
+    {
+        _graph = graph;
+        _input = input;
+        _options = options;
+        _layers = new Dictionary<string, IQuantizedLayer>(StringComparer.Ordinal);
+        foreach (IQuantizedLayer layer in layers)
+        {
+            if (layer is null)
+            {
+                throw new ArgumentException($"{graph.Model}: the model's Layers list holds a null entry.", nameof(layers));
+            }
+
+            if (!_layers.TryAdd(layer.Layer, layer))
+            {
+                throw new ArgumentException($"{graph.Model}: two layers are named '{layer.Layer}'.", nameof(layers));
+            }
+        }
+    }
+
+    private bool Qdq => _options.Form == OnnxForm.Qdq;
+
+    private string Model => _graph.Model;
+
+    /// <summary>Writes the graph.</summary>
+    /// <exception cref="NotSupportedException">A float island or an op (or option of one) ONNX cannot express; the message names model and layer.</exception>
+    /// <exception cref="InvalidOperationException">The graph and the layers disagree (a node without its layer, a layer of the wrong type, a value read before it is written).</exception>
+    public GraphProto Write()
+    {
+        // A float island is refused before anything else: the rest of the graph may look fine.
+        if (_graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.FloatIsland) is { } island)
+        {
+            WriteNode(island, inputRank: 0);
+        }
+
+        // Reserved first, so no internal value can take the graph's input and output names.
+        _builder.UniqueValue(_options.InputName);
+        _builder.UniqueValue(_options.OutputName);
+        GraphProto graph = _builder.Graph;
+        graph.Name = Model;
+        graph.DocString = $"{Model}, QuantGen graph {_graph.Hash}, {(Qdq ? "QDQ" : "float")} form.";
+        (int rank, IReadOnlyList<object> inputDims) = InputType();
+        graph.Input.Add(ValueInfo(_options.InputName, TensorProto.Types.DataType.Float, inputDims));
+
+        foreach (GraphNode node in _graph.Nodes)
+        {
+            WriteNode(node, rank);
+        }
+
+        if (!_values.TryGetValue(_graph.Output, out Value? result))
+        {
+            throw new InvalidOperationException($"{Model}: the graph's output '{_graph.Output}' is written by no node.");
+        }
+
+        _ = Qdq
+            ? _builder.NodeWithOutput("DequantizeLinear", "output/DequantizeLinear", [result.Name, result.Scale!, result.ZeroPoint!], _options.OutputName)
+            : _builder.NodeWithOutput("Identity", "output/Identity", [result.Name], _options.OutputName);
+        graph.Output.Add(ValueInfo(_options.OutputName, TensorProto.Types.DataType.Float, dims: null));
+        return graph;
+    }
+
+    private void WriteNode(GraphNode node, int inputRank)
+    {
+        switch (node.Op)
+        {
+            case GraphOp.Quantize:
+                WriteQuantize(node, inputRank);
+                break;
+            case GraphOp.Conv2d:
+                WriteConv(node, Layer<QuantizedConv2d>(node));
+                break;
+            case GraphOp.ConvTranspose2d:
+                WriteConvTranspose(node, Layer<QuantizedConvTranspose2d>(node));
+                break;
+            case GraphOp.Linear:
+                WriteLinear(node, Layer<QuantizedLinear>(node));
+                break;
+            case GraphOp.BatchNorm2d:
+                WriteBatchNorm(node, Layer<QuantizedBatchNorm2d>(node));
+                break;
+            case GraphOp.ReLU:
+                Layer<QuantizedReLU>(node);
+                PassThrough(node, "Relu", [], []);
+                break;
+            case GraphOp.Add:
+                WriteAdd(node, Layer<QuantizedAdd>(node));
+                break;
+            case GraphOp.Cat:
+                WriteCat(node, Layer<QuantizedCat>(node));
+                break;
+            case GraphOp.MaxPool2d:
+                WriteMaxPool(node, Layer<QuantizedMaxPool2d>(node));
+                break;
+            case GraphOp.AvgPool2d:
+                WriteAvgPool(node, Layer<QuantizedAvgPool2d>(node));
+                break;
+            case GraphOp.AdaptiveAvgPool2d:
+                WriteAdaptiveAvgPool(node, Layer<QuantizedAdaptiveAvgPool2d>(node));
+                break;
+            case GraphOp.UpsampleNearest2d:
+                WriteUpsample(node, Layer<QuantizedUpsampleNearest2d>(node));
+                break;
+            case GraphOp.Flatten:
+                WriteFlatten(node, Layer<QuantizedFlatten>(node));
+                break;
+            case GraphOp.Reshape:
+                WriteReshape(node, Layer<QuantizedReshape>(node));
+                break;
+            case GraphOp.FloatIsland:
+                throw new NotSupportedException(
+                    $"{Model}.{node.Name}: a float island ([NoQuantize] {string.Join(", ", node.Members.Select(m => m.ModuleType))} at {node.Source}) " +
+                    "runs user code that ONNX export cannot see; quantize it, or export the model without it.");
+            default:
+                throw new NotSupportedException($"{Model}.{node.Name}: ONNX export does not know the op {node.Op}.");
+        }
+    }
+
+    private void WriteQuantize(GraphNode node, int rank)
+    {
+        if (node.Inputs.Count != 1 || node.Inputs[0] != _graph.Input)
+        {
+            throw new NotSupportedException($"{Model}.{node.Name}: only the model's entry can quantize a float value (this Quantize reads {string.Join(", ", node.Inputs)}, the input is '{_graph.Input}').");
+        }
+
+        QuantizeInput quantize = _layers.TryGetValue(node.Name, out IQuantizedLayer? layer)
+            ? layer as QuantizeInput ?? throw WrongLayer(node, typeof(QuantizeInput), layer)
+            : _input;
+        _values[node.Output] = Qdq
+            ? QuantizeTo(_options.InputName, quantize.QParams, node.Name, rank, reuse: null)
+            : new Value(_options.InputName, null, null, null, rank);
+    }
+
+    private void WriteConv(GraphNode node, QuantizedConv2d conv)
+    {
+        Value input = Input(node, 0, expectedRank: 4);
+        Conv2dOptions o = conv.Options;
+        string x = ReadFloat(input, node.Name);
+        string weight = WeightInput(node.Name, conv.Weight, axis: 0, transpose: false);
+        string? bias = BiasInput(node.Name, conv.Bias, input, WeightScalesPerOutputChannel(conv.Weight, o.OutChannels, o.OutChannels));
+        string y = _builder.Node("Conv", node.Name + "/Conv", bias is null ? [x, weight] : [x, weight, bias], node.Name + "/conv",
+            Ints("kernel_shape", o.KernelHeight, o.KernelWidth),
+            Ints("strides", o.StrideHeight, o.StrideWidth),
+            Ints("pads", o.PadHeight, o.PadWidth, o.PadHeight, o.PadWidth),
+            Ints("dilations", o.DilationHeight, o.DilationWidth),
+            Int("group", o.Groups));
+        WriteOutput(node, y, conv.OutputQParams, conv.FusedRelu, rank: 4);
+    }
+
+    private void WriteConvTranspose(GraphNode node, QuantizedConvTranspose2d conv)
+    {
+        Value input = Input(node, 0, expectedRank: 4);
+        ConvTranspose2dOptions o = conv.Options;
+        string x = ReadFloat(input, node.Name);
+
+        // ONNX's ConvTranspose weight is [C_in, C_out / group, kH, kW], PyTorch's layout: per-channel on axis 1.
+        string weight = WeightInput(node.Name, conv.Weight, axis: 1, transpose: false);
+        string? bias = BiasInput(node.Name, conv.Bias, input, WeightScalesPerOutputChannel(conv.Weight, o.OutChannels, o.OutChannels / o.Groups));
+        string y = _builder.Node("ConvTranspose", node.Name + "/ConvTranspose", bias is null ? [x, weight] : [x, weight, bias], node.Name + "/conv_transpose",
+            Ints("kernel_shape", o.KernelHeight, o.KernelWidth),
+            Ints("strides", o.StrideHeight, o.StrideWidth),
+            Ints("pads", o.PadHeight, o.PadWidth, o.PadHeight, o.PadWidth),
+            Ints("output_padding", o.OutputPadHeight, o.OutputPadWidth),
+            Ints("dilations", o.DilationHeight, o.DilationWidth),
+            Int("group", o.Groups));
+        WriteOutput(node, y, conv.OutputQParams, conv.FusedRelu, rank: 4);
+    }
+
+    private void WriteLinear(GraphNode node, QuantizedLinear linear)
+    {
+        Value input = Input(node, 0, expectedRank: null);
+        if (input.Rank < 2)
+        {
+            throw new NotSupportedException($"{Model}.{node.Name}: linear needs an input of rank 2 or more, this one has rank {input.Rank}.");
+        }
+
+        string x = ReadFloat(input, node.Name);
+        float[] weightScales = WeightScalesPerOutputChannel(linear.Weight, linear.OutFeatures, linear.OutFeatures);
+        string? bias = BiasInput(node.Name, linear.Bias, input, weightScales);
+        string y;
+        if (input.Rank == 2)
+        {
+            // Gemm with transB = 1 reads the weight as PyTorch stores it, [out, in]: its rows are the output
+            // columns, so per-channel scales stay on axis 0 — what ORT's QGemm takes as per-column B scales.
+            string weight = WeightInput(node.Name, linear.Weight, axis: 0, transpose: false);
+            y = _builder.Node("Gemm", node.Name + "/Gemm", bias is null ? [x, weight] : [x, weight, bias], node.Name + "/gemm",
+                Float("alpha", 1f), Float("beta", 1f), Int("transB", 1));
+        }
+        else
+        {
+            // Gemm is 2-D only: MatMul with the transposed weight [in, out] (per-channel on axis 1), then the bias.
+            string weight = WeightInput(node.Name, linear.Weight, axis: 0, transpose: true);
+            y = _builder.Node("MatMul", node.Name + "/MatMul", [x, weight], node.Name + "/matmul");
+            if (bias is not null)
+            {
+                y = _builder.Node("Add", node.Name + "/AddBias", [y, bias], node.Name + "/biased");
+            }
+        }
+
+        WriteOutput(node, y, linear.OutputQParams, linear.FusedRelu, input.Rank);
+    }
+
+    private void WriteBatchNorm(GraphNode node, QuantizedBatchNorm2d batchNorm)
+    {
+        Value input = Input(node, 0, expectedRank: 4);
+        string x = ReadFloat(input, node.Name);
+        int channels = batchNorm.Channels;
+
+        // The layer holds the folded per-channel scale and shift (y = x * scale + shift): written as a
+        // BatchNormalization with mean 0, variance 1 and epsilon 0, which computes exactly that.
+        string scale = _builder.Initializer(node.Name + ".scale", Float([channels], batchNorm.ChannelScale));
+        string shift = _builder.Initializer(node.Name + ".shift", Float([channels], batchNorm.ChannelShift));
+        string mean = _builder.Initializer(node.Name + ".mean", Float([channels], new float[channels]));
+        string variance = _builder.Initializer(node.Name + ".var", Float([channels], Enumerable.Repeat(1f, channels).ToArray()));
+        string y = _builder.Node("BatchNormalization", node.Name + "/BatchNormalization", [x, scale, shift, mean, variance], node.Name + "/batch_norm",
+            Float("epsilon", 0f));
+        WriteOutput(node, y, batchNorm.OutputQParams, batchNorm.Relu, rank: 4);
+    }
+
+    private void WriteAdd(GraphNode node, QuantizedAdd add)
+    {
+        if (node.Inputs.Count != 2)
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: add reads two values, the graph gives it {node.Inputs.Count}.");
+        }
+
+        Value a = Input(node, 0, expectedRank: null), b = Input(node, 1, expectedRank: null);
+        string y = _builder.Node("Add", node.Name + "/Add", [ReadFloat(a, node.Name), ReadFloat(b, node.Name)], node.Name + "/add");
+        WriteOutput(node, y, add.OutputQParams, add.Relu, Math.Max(a.Rank, b.Rank));
+    }
+
+    private void WriteCat(GraphNode node, QuantizedCat cat)
+    {
+        if (node.Inputs.Count == 0)
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: cat reads no value.");
+        }
+
+        Value[] inputs = node.Inputs.Select((_, i) => Input(node, i, expectedRank: null)).ToArray();
+        int rank = inputs[0].Rank;
+        if (cat.Dim < -rank || cat.Dim >= rank)
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: cat along dim {cat.Dim} of rank-{rank} inputs.");
+        }
+
+        string y = _builder.Node("Concat", node.Name + "/Concat", inputs.Select(v => ReadFloat(v, node.Name)), node.Name + "/concat",
+            Int("axis", cat.Dim));
+        WriteOutput(node, y, cat.OutputQParams, relu: false, rank);
+    }
+
+    private void WriteMaxPool(GraphNode node, QuantizedMaxPool2d pool)
+    {
+        Pool2dOptions o = pool.Options;
+        Input(node, 0, expectedRank: 4);
+        PassThrough(node, "MaxPool", [],
+        [
+            Ints("kernel_shape", o.KernelHeight, o.KernelWidth),
+            Ints("strides", o.EffectiveStrideHeight, o.EffectiveStrideWidth),
+            Ints("pads", o.PadHeight, o.PadWidth, o.PadHeight, o.PadWidth),
+            Ints("dilations", o.DilationHeight, o.DilationWidth),
+            Int("ceil_mode", o.CeilMode ? 1 : 0),
+        ]);
+    }
+
+    private void WriteAvgPool(GraphNode node, QuantizedAvgPool2d pool)
+    {
+        Pool2dOptions o = pool.Options;
+        if (o.DivisorOverride is int divisor)
+        {
+            throw new NotSupportedException($"{Model}.{node.Name}: avg_pool2d with divisor_override={divisor} has no ONNX AveragePool equivalent.");
+        }
+
+        Input(node, 0, expectedRank: 4);
+        PassThrough(node, "AveragePool", [],
+        [
+            Ints("kernel_shape", o.KernelHeight, o.KernelWidth),
+            Ints("strides", o.EffectiveStrideHeight, o.EffectiveStrideWidth),
+            Ints("pads", o.PadHeight, o.PadWidth, o.PadHeight, o.PadWidth),
+            Int("ceil_mode", o.CeilMode ? 1 : 0),
+            Int("count_include_pad", o.CountIncludePad ? 1 : 0),
+        ]);
+    }
+
+    private void WriteAdaptiveAvgPool(GraphNode node, QuantizedAdaptiveAvgPool2d pool)
+    {
+        if (pool.OutputHeight != 1 || pool.OutputWidth != 1)
+        {
+            throw new NotSupportedException(
+                $"{Model}.{node.Name}: adaptive_avg_pool2d to {pool.OutputHeight}x{pool.OutputWidth} has no ONNX operator; only output size (1, 1) exports (as GlobalAveragePool).");
+        }
+
+        Input(node, 0, expectedRank: 4);
+        PassThrough(node, "GlobalAveragePool", [], []);
+    }
+
+    private void WriteUpsample(GraphNode node, QuantizedUpsampleNearest2d upsample)
+    {
+        Value input = Input(node, 0, expectedRank: 4);
+
+        // PyTorch's 'nearest' reads source index floor(d * in / out): ONNX's asymmetric coordinates with floor.
+        AttributeProto[] attributes =
+        [
+            String("mode", "nearest"),
+            String("coordinate_transformation_mode", "asymmetric"),
+            String("nearest_mode", "floor"),
+        ];
+        if (upsample.ScaleHeight is double scaleHeight && upsample.ScaleWidth is double scaleWidth)
+        {
+            string scales = _builder.Initializer(node.Name + ".scales", Float([4], [1f, 1f, (float)scaleHeight, (float)scaleWidth]));
+            PassThrough(node, "Resize", ["", scales], attributes);
+            return;
+        }
+
+        long outHeight = upsample.OutputHeight!.Value, outWidth = upsample.OutputWidth!.Value;
+        if (_options.Opset >= 18)
+        {
+            string sizes = _builder.Initializer(node.Name + ".sizes", Int64([2], [outHeight, outWidth]));
+            PassThrough(node, "Resize", ["", "", sizes], [.. attributes, Ints("axes", 2, 3)]);
+            return;
+        }
+
+        // Before opset 18 sizes name every dimension: the input's N and C, then the fixed output size.
+        // Read from the quantized tensor so its DequantizeLinear keeps the Resize as its only reader.
+        string shape = _builder.Node("Shape", node.Name + "/Shape", [input.Name], node.Name + "/input_shape");
+        string starts = _builder.Initializer(node.Name + ".slice_starts", Int64([1], [0]));
+        string ends = _builder.Initializer(node.Name + ".slice_ends", Int64([1], [2]));
+        string batchChannels = _builder.Node("Slice", node.Name + "/Slice", [shape, starts, ends], node.Name + "/batch_channels");
+        string spatial = _builder.Initializer(node.Name + ".output_size", Int64([2], [outHeight, outWidth]));
+        string allSizes = _builder.Node("Concat", node.Name + "/ConcatSizes", [batchChannels, spatial], node.Name + "/sizes", Int("axis", 0));
+        PassThrough(node, "Resize", ["", "", allSizes], attributes);
+    }
+
+    private void WriteFlatten(GraphNode node, QuantizedFlatten flatten)
+    {
+        Value input = Input(node, 0, expectedRank: null);
+        int rank = input.Rank;
+        int start = flatten.StartDim < 0 ? flatten.StartDim + rank : flatten.StartDim;
+        int end = flatten.EndDim < 0 ? flatten.EndDim + rank : flatten.EndDim;
+        if (rank == 0 || start < 0 || end >= rank || start > end)
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: flatten(start_dim={flatten.StartDim}, end_dim={flatten.EndDim}) of a rank-{rank} value.");
+        }
+
+        if (start == end)
+        {
+            // torch.flatten over a single dimension returns the input unchanged.
+            _values[node.Output] = input;
+            return;
+        }
+
+        if (end != rank - 1)
+        {
+            throw new NotSupportedException(
+                $"{Model}.{node.Name}: flatten(start_dim={flatten.StartDim}, end_dim={flatten.EndDim}) keeps trailing dimensions whose sizes the exported graph does not know; only flattening through the last dimension exports.");
+        }
+
+        int outputRank = rank - (end - start);
+        if (start == 1)
+        {
+            // ONNX Flatten makes [d0 ... d(axis-1), rest] only for axis 1 the same as torch.flatten(x, 1).
+            PassThrough(node, "Flatten", [], [Int("axis", 1)], outputRank);
+            return;
+        }
+
+        // Reshape's 0 copies the input's dimension at the same index: the leading ones stay, -1 takes the rest.
+        long[] shape = [.. Enumerable.Repeat(0L, start), -1L];
+        string target = _builder.Initializer(node.Name + ".shape", Int64([shape.Length], shape));
+        PassThrough(node, "Reshape", [target], [], outputRank);
+    }
+
+    private void WriteReshape(GraphNode node, QuantizedReshape reshape)
+    {
+        Input(node, 0, expectedRank: null);
+        int[] shape = reshape.Shape;
+        if (Array.IndexOf(shape, 0) >= 0)
+        {
+            throw new NotSupportedException($"{Model}.{node.Name}: reshape to [{string.Join(", ", shape)}] has a zero-size dimension, which ONNX Reshape reads as 'copy the input's dimension'.");
+        }
+
+        string target = _builder.Initializer(node.Name + ".shape", Int64([shape.Length], shape.Select(d => (long)d).ToArray()));
+        PassThrough(node, "Reshape", [target], [], shape.Length);
+    }
+
+    /// <summary>An op whose output has its input's qparams (max pool, average pools, resize, flatten, reshape, relu).</summary>
+    private void PassThrough(GraphNode node, string opType, string[] extraInputs, AttributeProto[] attributes, int? outputRank = null)
+    {
+        Value input = Input(node, 0, expectedRank: null);
+        string y = _builder.Node(opType, node.Name + "/" + opType, [ReadFloat(input, node.Name), .. extraInputs], node.Name + "/" + opType.ToLowerInvariant(), attributes);
+        int rank = outputRank ?? input.Rank;
+        _values[node.Output] = Qdq
+            ? QuantizeTo(y, input.QParams!, node.Name, rank, reuse: input)
+            : new Value(y, null, null, null, rank);
+    }
+
+    /// <summary>Quantizes a float result with the layer's qparams (QDQ form) and records it as the node's output; applies a fused ReLU.</summary>
+    private void WriteOutput(GraphNode node, string y, QParams qparams, bool relu, int rank)
+    {
+        if (!Qdq)
+        {
+            if (relu)
+            {
+                y = _builder.Node("Relu", node.Name + "/Relu", [y], node.Name + "/relu");
+            }
+
+            _values[node.Output] = new Value(y, null, null, null, rank);
+            return;
+        }
+
+        if (relu)
+        {
+            if (qparams.ZeroPoint == qparams.DType.Min())
+            {
+                // The QuantizeLinear's clamp at the zero point already is the ReLU: ORT folds Relu → Q into the op.
+                y = _builder.Node("Relu", node.Name + "/Relu", [y], node.Name + "/relu");
+            }
+            else
+            {
+                // A ReLU above the dtype's minimum is not a clamp of the QuantizeLinear: quantize the op's output
+                // (ORT fuses op → Q), then DQ → Relu → Q in the same qparams, which is max(q, zp) exactly.
+                Value raw = QuantizeTo(y, qparams, node.Name + "/before_relu", rank, reuse: null);
+                y = _builder.Node("Relu", node.Name + "/Relu", [ReadFloat(raw, node.Name + "/Relu")], node.Name + "/relu");
+                _values[node.Output] = QuantizeTo(y, qparams, node.Name, rank, reuse: raw);
+                return;
+            }
+        }
+
+        _values[node.Output] = QuantizeTo(y, qparams, node.Name, rank, reuse: null);
+    }
+
+    /// <summary>A QuantizeLinear of <paramref name="floatName"/>; its scale and zero point are new initializers, or <paramref name="reuse"/>'s when given (same qparams).</summary>
+    private Value QuantizeTo(string floatName, QParams qparams, string layer, int rank, Value? reuse)
+    {
+        if (qparams.IsPerChannel)
+        {
+            throw new NotSupportedException($"{Model}.{layer}: activations with per-channel qparams ({qparams}) have no QuantizeLinear here.");
+        }
+
+        string scale, zeroPoint;
+        if (reuse is not null)
+        {
+            (scale, zeroPoint) = (reuse.Scale!, reuse.ZeroPoint!);
+        }
+        else
+        {
+            // The zero point's type is the quantized tensor's type: uint8 for quint8, int8 for qint8 (or uint8
+            // with the zero point + 128 when asked — the same values in the unsigned view).
+            scale = _builder.Initializer(layer + ".output_scale", Float([], [qparams.Scale]));
+            zeroPoint = _builder.Initializer(layer + ".output_zero_point", qparams.DType == QuantDType.QUInt8
+                ? UInt8([], [(byte)qparams.ZeroPoint])
+                : _options.ActivationsAsUInt8
+                    ? UInt8([], [(byte)(qparams.ZeroPoint + 128)])
+                    : Int8([], [(sbyte)qparams.ZeroPoint]));
+        }
+
+        string quantized = _builder.Node("QuantizeLinear", layer + "/QuantizeLinear", [floatName, scale, zeroPoint], layer);
+        return new Value(quantized, qparams, scale, zeroPoint, rank);
+    }
+
+    /// <summary>The float tensor a reader sees: a DequantizeLinear of its own (QDQ form) or the value itself (float form).</summary>
+    private string ReadFloat(Value value, string reader) => Qdq
+        ? _builder.Node("DequantizeLinear", reader + "/DequantizeLinear", [value.Name, value.Scale!, value.ZeroPoint!], value.Name + "/dequantized")
+        : value.Name;
+
+    /// <summary>
+    /// The weight as an op input: an int8 initializer behind a DequantizeLinear (per-channel along
+    /// <paramref name="axis"/>, or per-tensor) in QDQ form, the dequantized float values in float form.
+    /// <paramref name="transpose"/> swaps a 2-D weight's dimensions (the axis moves with them).
+    /// </summary>
+    private string WeightInput(string layer, QTensor weight, int axis, bool transpose)
+    {
+        QParams qparams = weight.QParams;
+        if (qparams.IsPerChannel && qparams.Axis != axis)
+        {
+            throw new NotSupportedException($"{Model}.{layer}: per-channel weights along axis {qparams.Axis}; ONNX's {(axis == 0 ? "Conv/Gemm" : "ConvTranspose")} needs them along axis {axis}.");
+        }
+
+        long[] dims = weight.Shape.Select(d => (long)d).ToArray();
+        int outputAxis = axis;
+        if (transpose)
+        {
+            dims = [dims[1], dims[0]];
+            outputAxis = 1 - axis;
+        }
+
+        if (!Qdq)
+        {
+            float[] values = weight.Dequantize();
+            return _builder.Initializer(layer + ".weight", Float(dims, transpose ? Transpose(values, weight.Dim(0), weight.Dim(1)) : values));
+        }
+
+        int[] ints = weight.IntRepr();
+        if (transpose)
+        {
+            ints = Transpose(ints, weight.Dim(0), weight.Dim(1));
+        }
+
+        string quantized = _builder.Initializer(layer + ".weight_quantized", Int8(dims, ints.Select(v => (sbyte)v).ToArray()));
+        string scale, zeroPoint;
+        if (qparams.IsPerChannel)
+        {
+            scale = _builder.Initializer(layer + ".weight_scale", Float([qparams.Scales.Length], qparams.Scales));
+            zeroPoint = _builder.Initializer(layer + ".weight_zero_point", Int8([qparams.ZeroPoints.Length], qparams.ZeroPoints.Select(z => (sbyte)z).ToArray()));
+            return _builder.Node("DequantizeLinear", layer + "/weight/DequantizeLinear", [quantized, scale, zeroPoint], layer + ".weight", Int("axis", outputAxis));
+        }
+
+        scale = _builder.Initializer(layer + ".weight_scale", Float([], [qparams.Scale]));
+        zeroPoint = _builder.Initializer(layer + ".weight_zero_point", Int8([], [(sbyte)qparams.ZeroPoint]));
+        return _builder.Node("DequantizeLinear", layer + "/weight/DequantizeLinear", [quantized, scale, zeroPoint], layer + ".weight");
+    }
+
+    /// <summary>
+    /// The bias as an op input, or null without one. QDQ form: int32 quantized with scale
+    /// <c>input_scale · weight_scale_c</c> behind a DequantizeLinear (axis 0) — the form ORT turns into
+    /// QLinearConv/QGemm's int32 bias — rounded as the Qnnpack preset does
+    /// (<c>rne(bias_c · (1 / (sx · sw_c)))</c>, docs/numerics.md §4). Float form: the float bias.
+    /// </summary>
+    private string? BiasInput(string layer, float[]? bias, Value input, float[] weightScales)
+    {
+        if (bias is null)
+        {
+            return null;
+        }
+
+        if (!Qdq)
+        {
+            return _builder.Initializer(layer + ".bias", Float([bias.Length], bias));
+        }
+
+        float inputScale = input.QParams!.Scale;
+        var scales = new float[bias.Length];
+        var quantized = new int[bias.Length];
+        for (int c = 0; c < bias.Length; c++)
+        {
+            scales[c] = inputScale * weightScales[c];
+            double rounded = Math.Round(bias[c] * (1.0f / scales[c]), MidpointRounding.ToEven);
+            quantized[c] = (int)Math.Clamp(rounded, int.MinValue, int.MaxValue);
+        }
+
+        string values = _builder.Initializer(layer + ".bias_quantized", Int32([bias.Length], quantized));
+        string scale = _builder.Initializer(layer + ".bias_scale", Float([bias.Length], scales));
+        string zeroPoint = _builder.Initializer(layer + ".bias_zero_point", Int32([bias.Length], new int[bias.Length]));
+        return _builder.Node("DequantizeLinear", layer + "/bias/DequantizeLinear", [values, scale, zeroPoint], layer + ".bias", Int("axis", 0));
+    }
+
+    /// <summary>
+    /// The weight scale each output channel's accumulator is multiplied by: per-tensor repeated, or
+    /// per-channel where entry <c>c % perGroup</c> serves output channel c (conv: perGroup = out
+    /// channels; transposed conv: out channels / groups, its weights repeat per group).
+    /// </summary>
+    private static float[] WeightScalesPerOutputChannel(QTensor weight, int outChannels, int perGroup)
+    {
+        QParams qparams = weight.QParams;
+        var scales = new float[outChannels];
+        for (int c = 0; c < outChannels; c++)
+        {
+            scales[c] = qparams.IsPerChannel ? qparams.Scales[c % perGroup] : qparams.Scale;
+        }
+
+        return scales;
+    }
+
+    private Value Input(GraphNode node, int index, int? expectedRank)
+    {
+        if (index >= node.Inputs.Count)
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: the graph gives the {node.Op} node {node.Inputs.Count} inputs, it reads input {index}.");
+        }
+
+        string name = node.Inputs[index];
+        if (!_values.TryGetValue(name, out Value? value))
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: reads '{name}', which no earlier node writes.");
+        }
+
+        if (expectedRank is int rank && value.Rank != rank)
+        {
+            throw new NotSupportedException($"{Model}.{node.Name}: {node.Op} expects a rank-{rank} input, '{name}' has rank {value.Rank}.");
+        }
+
+        return value;
+    }
+
+    private T Layer<T>(GraphNode node)
+        where T : class, IQuantizedLayer
+    {
+        if (!_layers.TryGetValue(node.Name, out IQuantizedLayer? layer))
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: the graph has this {node.Op} node but the model has no layer of that name (the layers are {string.Join(", ", _layers.Keys)}).");
+        }
+
+        return layer as T ?? throw WrongLayer(node, typeof(T), layer);
+    }
+
+    private InvalidOperationException WrongLayer(GraphNode node, Type expected, IQuantizedLayer actual) =>
+        new($"{Model}.{node.Name}: a {node.Op} node needs a {expected.Name} layer, the model's is a {actual.GetType().Name}.");
+
+    /// <summary>The input's rank and dimensions: the options' shape, or symbolic sizes around the channel count of the first layer that reads it.</summary>
+    private (int Rank, IReadOnlyList<object> Dims) InputType()
+    {
+        if (_options.InputShape is { } shape)
+        {
+            var dims = shape.Select(d => (object)d).ToList();
+            if (_options.DynamicBatch)
+            {
+                dims[0] = "batch";
+            }
+
+            return (shape.Length, dims);
+        }
+
+        object batch = "batch";
+        GraphNode? quantize = _graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.Quantize);
+        GraphNode? reader = quantize is null ? null : _graph.Readers(quantize.Output).FirstOrDefault();
+        IQuantizedLayer? layer = reader is null ? null : Layer<IQuantizedLayer>(reader);
+        return layer switch
+        {
+            QuantizedConv2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
+            QuantizedConvTranspose2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
+            QuantizedBatchNorm2d batchNorm => (4, [batch, batchNorm.Channels, "height", "width"]),
+            QuantizedMaxPool2d or QuantizedAvgPool2d or QuantizedAdaptiveAvgPool2d or QuantizedUpsampleNearest2d =>
+                (4, [batch, "channels", "height", "width"]),
+            QuantizedLinear linear => (2, [batch, linear.InFeatures]),
+            _ => throw new NotSupportedException(
+                $"{Model}: the input's rank cannot be told from its first reader ({reader?.Name ?? "none"}, {reader?.Op.ToString() ?? "-"}); give OnnxExportOptions.InputShape."),
+        };
+    }
+
+    private static T[] Transpose<T>(T[] values, int rows, int columns)
+    {
+        var result = new T[values.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < columns; c++)
+            {
+                result[(c * rows) + r] = values[(r * columns) + c];
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// One QuantGen value in the ONNX graph: in QDQ form the quantized tensor and the names of its scale
+    /// and zero point initializers; in float form the float tensor (no qparams).
+    /// </summary>
+    private sealed record Value(string Name, QParams? QParams, string? Scale, string? ZeroPoint, int Rank);
+}

@@ -1,0 +1,115 @@
+using System;
+using System.Collections.Generic;
+using QuantGen.Graphs;
+using QuantGen.Modules;
+using QuantGen.Onnx;
+using QuantGen.Reports;
+
+namespace QuantGen.Tests.Onnx;
+
+/// <summary>What ONNX export refuses, and that each refusal names the model and the layer.</summary>
+public sealed class OnnxExportErrorTests
+{
+    private const string Model = "Refused";
+    private static readonly QParams U8 = QParams.PerTensor(0.02f, 64, QuantDType.QUInt8);
+
+    [Fact]
+    public void FloatIslandIsNotSupported()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizeInput(Model, "island", U8), GraphOp.FloatIsland);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        Assert.Contains("Refused.island", error.Message);
+        Assert.Contains("float island", error.Message);
+    }
+
+    [Fact]
+    public void AdaptiveAvgPoolToMoreThanOneCellIsNotSupported()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedAdaptiveAvgPool2d(Model, "pool", 2, 3), GraphOp.AdaptiveAvgPool2d);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        Assert.Contains("Refused.pool", error.Message);
+        Assert.Contains("2x3", error.Message);
+    }
+
+    [Fact]
+    public void AvgPoolWithDivisorOverrideIsNotSupported()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedAvgPool2d(Model, "pool", Pool2dOptions.Square(2, divisorOverride: 3)), GraphOp.AvgPool2d);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        Assert.Contains("Refused.pool", error.Message);
+        Assert.Contains("divisor_override=3", error.Message);
+    }
+
+    [Fact]
+    public void FlattenThatKeepsTrailingDimensionsIsNotSupported()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedFlatten(Model, "flatten", 1, 2), GraphOp.Flatten);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model, new OnnxExportOptions { InputShape = [1, 2, 3, 4] }));
+        Assert.Contains("Refused.flatten", error.Message);
+    }
+
+    [Fact]
+    public void InputRankThatCannotBeToldNeedsTheInputShape()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedReLU(Model, "relu"), GraphOp.ReLU);
+        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        Assert.Contains("InputShape", error.Message);
+        Assert.NotEmpty(OnnxExporter.Export(model, new OnnxExportOptions { InputShape = [1, 4] }));
+    }
+
+    [Theory]
+    [InlineData(12)]
+    [InlineData(22)]
+    public void OpsetOutsideTheWrittenRangeIsRejected(int opset)
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedReLU(Model, "relu"), GraphOp.ReLU);
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => OnnxExporter.Export(model, new OnnxExportOptions { Opset = opset, InputShape = [1, 4] }));
+        Assert.Contains("13..21", error.Message);
+    }
+
+    [Fact]
+    public void ANodeWithoutItsLayerNamesBoth()
+    {
+        var model = new MismatchedModel();
+        var error = Assert.Throws<InvalidOperationException>(() => OnnxExporter.Export(model));
+        Assert.Contains("Refused.conv", error.Message);
+        Assert.Contains("no layer of that name", error.Message);
+    }
+
+    [Fact]
+    public void ALayerOfTheWrongTypeNamesBoth()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedReLU(Model, "conv"), GraphOp.Conv2d);
+        var error = Assert.Throws<InvalidOperationException>(() => OnnxExporter.Export(model, new OnnxExportOptions { InputShape = [1, 4, 2, 2] }));
+        Assert.Contains("Refused.conv", error.Message);
+        Assert.Contains("QuantizedConv2d", error.Message);
+        Assert.Contains("QuantizedReLU", error.Message);
+    }
+
+    /// <summary>A graph with a conv node whose layer list lacks the conv.</summary>
+    private sealed class MismatchedModel : IQuantizedModel
+    {
+        public ModelGraph Graph { get; } = new(Model, "h", "input", "t1",
+        [
+            new GraphNode("quant", GraphOp.Quantize, ["input"], "t0", [], "M.cs(1)"),
+            new GraphNode("conv", GraphOp.Conv2d, ["t0"], "t1", [], "M.cs(2)"),
+        ]);
+
+        public QuantizeInput Input { get; } = new(Model, "quant", U8);
+
+        public IReadOnlyList<IQuantizedLayer> Layers => [Input];
+
+        public QTensor forward(QTensor input) => throw new NotImplementedException();
+
+        public QTensor forward(QTensor input, IQuantizedTap? tap) => throw new NotImplementedException();
+
+        public float[] forward(ReadOnlySpan<float> input, int[] shape, out int[] outputShape) => throw new NotImplementedException();
+    }
+}

@@ -1,0 +1,184 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+using QuantGen.Onnx.Protobuf;
+using Xunit.Abstractions;
+
+namespace QuantGen.Tests.Onnx;
+
+/// <summary>One ONNX Runtime run: the output and the op types of the model ORT optimized it into.</summary>
+/// <param name="Output">The output values, row-major.</param>
+/// <param name="Shape">The output's shape.</param>
+/// <param name="OptimizedOps">Every node of ORT's optimized model as <c>op_type</c> (default domain) or <c>domain:op_type</c>.</param>
+internal sealed record OrtResult(float[] Output, int[] Shape, IReadOnlyList<string> OptimizedOps)
+{
+    /// <summary>How many optimized nodes have this (possibly domain-prefixed) op type.</summary>
+    public int Count(string op) => OptimizedOps.Count(o => o == op);
+
+    /// <summary>The optimized op types with their counts, for test output.</summary>
+    public string Summary() => string.Join(", ", OptimizedOps.GroupBy(o => o).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}×{g.Count()}"));
+}
+
+/// <summary>Runs exported models in ONNX Runtime and compares their outputs with QuantGen's in quantization steps.</summary>
+internal static class OnnxTestSupport
+{
+    /// <summary>
+    /// Runs <paramref name="model"/> on one input in ONNX Runtime (CPU, one thread, default session
+    /// settings otherwise — int8 activations fuse without <c>session.qdqisint8allowed</c>), with the optimized
+    /// model written to a temporary file and parsed back with QuantGen.Onnx's protobuf classes.
+    /// Extended optimizations are the level that applies the QDQ → QLinear* fusions without the
+    /// machine-specific NCHWc layout rewrite, so the optimized model shows which int8 kernels run.
+    /// </summary>
+    /// <param name="model">The ONNX model's bytes.</param>
+    /// <param name="input">The input, row-major.</param>
+    /// <param name="shape">The input's shape.</param>
+    /// <param name="int8Activations">
+    /// Sets <c>session.qdqisint8allowed</c>. ORT on x86 fuses a QDQ group with int8 activations only
+    /// where it can turn them into uint8 itself (a QuantizeLinear read by one DequantizeLinear); a value
+    /// read by several ops stays int8, and its readers stay float unless this is set.
+    /// </param>
+    public static OrtResult Run(byte[] model, float[] input, int[] shape, bool int8Activations = false)
+    {
+        string optimizedPath = Path.Combine(Path.GetTempPath(), $"quantgen-onnx-{Guid.NewGuid():N}.onnx");
+        try
+        {
+            using var options = new SessionOptions
+            {
+                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                OptimizedModelFilePath = optimizedPath,
+                IntraOpNumThreads = 1,
+                InterOpNumThreads = 1,
+            };
+            if (int8Activations)
+            {
+                options.AddSessionConfigEntry("session.qdqisint8allowed", "1");
+            }
+            using var session = new InferenceSession(model, options);
+            string inputName = session.InputMetadata.Keys.Single();
+            var tensor = new DenseTensor<float>(input, shape);
+            using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = session.Run([NamedOnnxValue.CreateFromTensor(inputName, tensor)]);
+            Tensor<float> output = results.Single().AsTensor<float>();
+            float[] values = output.ToArray();
+            int[] outputShape = output.Dimensions.ToArray();
+
+            ModelProto optimized = ModelProto.Parser.ParseFrom(File.ReadAllBytes(optimizedPath));
+            string[] ops = optimized.Graph.Node.Select(n => string.IsNullOrEmpty(n.Domain) || n.Domain == "ai.onnx" ? n.OpType : n.Domain + ":" + n.OpType).ToArray();
+            return new OrtResult(values, outputShape, ops);
+        }
+        finally
+        {
+            File.Delete(optimizedPath);
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="model"/> in ONNX Runtime with every named layer's output exposed: each layer's
+    /// QuantizeLinear output (the exporter names it after the layer) gets one more DequantizeLinear that
+    /// is a graph output. Extra readers of a QuantizeLinear leave ORT's fusions of the ops around it intact.
+    /// </summary>
+    /// <returns>Each layer's dequantized output, row-major, by layer name.</returns>
+    public static Dictionary<string, float[]> RunLayers(byte[] model, IEnumerable<string> layers, float[] input, int[] shape, bool int8Activations = false)
+    {
+        ModelProto proto = ModelProto.Parser.ParseFrom(model);
+        GraphProto graph = proto.Graph;
+        var taps = new List<string>();
+        foreach (string layer in layers)
+        {
+            NodeProto? quantize = graph.Node.FirstOrDefault(n => n.OpType == "QuantizeLinear" && n.Output[0] == layer);
+            if (quantize is null)
+            {
+                continue;
+            }
+
+            var dequantize = new NodeProto { OpType = "DequantizeLinear", Name = layer + "/tap" };
+            dequantize.Input.AddRange([layer, quantize.Input[1], quantize.Input[2]]);
+            dequantize.Output.Add(layer + "/tap");
+            graph.Node.Add(dequantize);
+            graph.Output.Add(new ValueInfoProto { Name = layer + "/tap", Type = new TypeProto { TensorType = new TypeProto.Types.Tensor { ElemType = (int)TensorProto.Types.DataType.Float } } });
+            taps.Add(layer);
+        }
+
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED, IntraOpNumThreads = 1, InterOpNumThreads = 1 };
+        if (int8Activations)
+        {
+            options.AddSessionConfigEntry("session.qdqisint8allowed", "1");
+        }
+
+        using var session = new InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(proto), options);
+        using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = session.Run([NamedOnnxValue.CreateFromTensor(session.InputMetadata.Keys.Single(), new DenseTensor<float>(input, shape))]);
+        return taps.ToDictionary(t => t, t => results.Single(r => r.Name == t + "/tap").AsTensor<float>().ToArray());
+    }
+
+    /// <summary>
+    /// The difference of two dequantized outputs in steps of <paramref name="qparams"/>: both are
+    /// <c>(q - zp) · scale</c> in float32, so the difference divided by the scale is an integer.
+    /// </summary>
+    public static (int Exact, int MaxSteps) Steps(float[] expected, float[] actual, QParams qparams)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        int exact = 0, worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+        {
+            int steps = (int)Math.Abs(Math.Round((actual[i] - (double)expected[i]) / qparams.Scale));
+            exact += steps == 0 ? 1 : 0;
+            worst = Math.Max(worst, steps);
+        }
+
+        return (exact, worst);
+    }
+
+    /// <summary>
+    /// Asserts ORT's output is within one quantization step of QuantGen's everywhere (their requantization
+    /// arithmetic differs — float vs int32 bias, multiply vs divide — so ties can land one step apart),
+    /// prints the share exactly equal, and returns it.
+    /// </summary>
+    public static double AssertWithinOneStep(ITestOutputHelper output, string what, float[] quantGen, OrtResult ort, QParams outputQParams, int[] expectedShape)
+    {
+        Assert.Equal(expectedShape, ort.Shape);
+        (int exact, int worst) = Steps(quantGen, ort.Output, outputQParams);
+        double share = quantGen.Length == 0 ? 1 : (double)exact / quantGen.Length;
+        output.WriteLine($"{what}: ORT vs QuantGen int8: {exact}/{quantGen.Length} exact ({share:P3}), max {worst} step(s); ORT ran {ort.Summary()}");
+        Assert.True(worst <= 1, $"{what}: an ORT output is {worst} steps from QuantGen's");
+        return share;
+    }
+
+    /// <summary>Uniform floats in [low, high), fixed by <paramref name="random"/>.</summary>
+    public static float[] Uniform(Random random, int count, float low, float high) =>
+        Enumerable.Range(0, count).Select(_ => low + ((high - low) * (float)random.NextDouble())).ToArray();
+
+    /// <summary>Values that are exactly representable in <paramref name="qparams"/> (<c>(q - zp) · scale</c>), so any quantize lands on q whatever its rounding.</summary>
+    public static float[] OnGrid(Random random, int count, QParams qparams) =>
+        Enumerable.Range(0, count).Select(_ => (random.Next(qparams.DType.Min(), qparams.DType.Max() + 1) - qparams.ZeroPoint) * qparams.Scale).ToArray();
+
+    /// <summary>A qint8 weight of random integers in [-127, 127] with the given per-channel (axis) or per-tensor scales.</summary>
+    public static QTensor Weight(Random random, int[] shape, float[] scales, int axis)
+    {
+        int count = shape.Aggregate(1, (a, b) => a * b);
+        byte[] storage = Enumerable.Range(0, count).Select(_ => unchecked((byte)(sbyte)random.Next(-127, 128))).ToArray();
+        QParams qparams = axis < 0
+            ? QParams.PerTensor(scales[0], 0, QuantDType.QInt8)
+            : QParams.PerChannel(scales, new int[scales.Length], axis, QuantDType.QInt8);
+        return new QTensor(shape, qparams, storage, MemoryFormat.Contiguous);
+    }
+
+    /// <summary>Affine qparams covering [min, max] (the contract's formula, zero always representable), in quint8 or qint8.</summary>
+    public static QParams Affine(float min, float max, QuantDType dtype)
+    {
+        min = Math.Min(min, 0f);
+        max = Math.Max(max, 0f);
+        int qmin = dtype.Min(), qmax = dtype.Max();
+        float scale = Math.Max((max - min) / (qmax - qmin), 1e-6f);
+        int zeroPoint = Math.Clamp(qmin - (int)MathF.Round(min / scale, MidpointRounding.ToEven), qmin, qmax);
+        return QParams.PerTensor(scale, zeroPoint, dtype);
+    }
+
+    /// <summary>The range of a dequantized tensor's values.</summary>
+    public static (float Min, float Max) Range(QTensor tensor)
+    {
+        float[] values = tensor.Dequantize();
+        return (values.Min(), values.Max());
+    }
+}
