@@ -1,5 +1,7 @@
 // QuickStart: seed 000's eager-mode post-training static quantization, step by step, in C#.
 // Model: QuantStub -> conv1 -> relu -> conv2 -> DeQuantStub (M.cs). Run: dotnet run --project examples/QuickStart
+// With --report <dir> it also writes the layer report (report.json, report.html), the graphs (graph*.dot and .svg)
+// and prints the report table and one explained output value: dotnet run --project examples/QuickStart -- --report out/
 using System;
 using System.Linq;
 using QuantGen;
@@ -8,7 +10,10 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 // The seed only picks the random weights and input; pass another as the first argument to try it.
-int seed = args.Length > 0 ? int.Parse(args[0], System.Globalization.CultureInfo.InvariantCulture) : 8;
+int reportOption = Array.IndexOf(args, "--report");
+string? reportDirectory = reportOption < 0 ? null : reportOption + 1 < args.Length ? args[reportOption + 1] : "out";
+string[] positional = args.Where((a, i) => reportOption < 0 || (i != reportOption && i != reportOption + 1)).ToArray();
+int seed = positional.Length > 0 ? int.Parse(positional[0], System.Globalization.CultureInfo.InvariantCulture) : 8;
 torch.manual_seed(seed);
 using var model = new M();
 model.eval();
@@ -77,7 +82,49 @@ Section("Scale and zero point of every quantization point");
 Console.WriteLine($"quant:  scale={int8.quant.Scale:R}, zero_point={int8.quant.ZeroPoint}");
 Console.WriteLine($"conv1:  scale={int8.conv1.Scale:R}, zero_point={int8.conv1.ZeroPoint}, weight scales=[{string.Join(", ", int8.conv1.Weight.QParams.Scales.Select(s => s.ToString("R")))}]");
 Console.WriteLine($"conv2:  scale={int8.conv2.Scale:R}, zero_point={int8.conv2.ZeroPoint}, weight scales=[{string.Join(", ", int8.conv2.Weight.QParams.Scales.Select(s => s.ToString("R")))}]");
+if (reportDirectory is not null)
+{
+    WriteReports(reportDirectory, model, observed, int8, input);
+}
+
 return agree ? 0 : 1;
+
+// --report: the accuracy report, one explained value and the graph drawings (docs/reports.md).
+static void WriteReports(string directory, M model, M.Observed observed, M.Quantized int8, Tensor calibration)
+{
+    System.IO.Directory.CreateDirectory(directory);
+    QuantGen.Reports.IFloatModel floatModel = QuantGen.Reports.FloatModel.FromModule(model, int8.Graph, observed.forward);
+    Tensor[] inputs = [calibration, .. Enumerable.Range(0, 3).Select(_ => torch.randn(1, 1, 2, 3))];
+    var report = QuantGen.Reports.QuantReport.Compare(floatModel, int8, inputs);
+    Section("Layer report (int8 vs fused float)");
+    QuantGen.Reports.ReportTable.Write(report);
+    report.WriteJson(System.IO.Path.Combine(directory, "report.json"));
+    QuantGen.Reports.ReportHtml.Write(report, System.IO.Path.Combine(directory, "report.html"));
+
+    Section("Explain conv1[0, 0, 0, 0]");
+    Console.WriteLine(QuantGen.Reports.QuantExplain.Explain(int8, floatModel, calibration, "conv1", [0, 0, 0, 0]));
+
+    Section("Graphs");
+    foreach ((QuantGen.Reports.GraphView view, string name) in new[] { (QuantGen.Reports.GraphView.Float, "graph-float"), (QuantGen.Reports.GraphView.Fused, "graph-fused"), (QuantGen.Reports.GraphView.Quantized, "graph") })
+    {
+        string dot = QuantGen.Reports.GraphDrawing.ToDot(int8, view);
+        System.IO.File.WriteAllText(System.IO.Path.Combine(directory, name + ".dot"), dot);
+        try
+        {
+            System.IO.File.WriteAllText(System.IO.Path.Combine(directory, name + ".svg"), QuantGen.Reports.GraphDrawing.ToSvg(dot));
+        }
+        catch (QuantGen.Reports.GraphvizNotFoundException missing)
+        {
+            Console.WriteLine(missing.Message);
+        }
+    }
+
+    Console.WriteLine($"Wrote report.json, report.html, graph-float/graph-fused/graph .dot (and .svg where Graphviz is installed) to {System.IO.Path.GetFullPath(directory)}.");
+    foreach (Tensor extra in inputs.Skip(1))
+    {
+        extra.Dispose();
+    }
+}
 
 static string Describe(torch.nn.Module module) => module switch
 {

@@ -1,0 +1,321 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using QuantGen.Graphs;
+using QuantGen.Modules;
+using TorchSharp;
+
+namespace QuantGen.Reports;
+
+/// <summary>
+/// A layer-by-layer accuracy report of an int8 model against its fused float model (seed 002's tool, generated):
+/// per quantized layer the layer error, the accumulated error and the weight error as cosine similarity and
+/// SQNR, and the activation range chosen with the share of float values it clips.
+/// </summary>
+/// <remarks>
+/// Make one with <see cref="Compare(IFloatModel, IQuantizedModel, IEnumerable{torch.Tensor}, ReportOptions?)"/>;
+/// show it with <see cref="ReportTable"/> (terminal), <see cref="ToJson"/> and <see cref="ReportHtml"/>.
+/// </remarks>
+public sealed class QuantReport
+{
+    private static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private QuantReport(string model, string graphHash, int batches, IReadOnlyList<LayerReport> layers)
+    {
+        Model = model;
+        GraphHash = graphHash;
+        Batches = batches;
+        Layers = layers;
+    }
+
+    /// <summary>The model class's name.</summary>
+    public string Model { get; }
+
+    /// <summary>The generated graph's identity (<c>M.Quantized.GraphHash</c>).</summary>
+    public string GraphHash { get; }
+
+    /// <summary>How many input batches were compared.</summary>
+    public int Batches { get; }
+
+    /// <summary>One row per quantized layer, in forward order.</summary>
+    public IReadOnlyList<LayerReport> Layers { get; }
+
+    /// <summary>The layers marked worst: the lowest SQNR of the layer error (see <see cref="ReportOptions.WorstLayers"/>), worst first.</summary>
+    [JsonIgnore]
+    public IReadOnlyList<LayerReport> Worst => Layers.Where(l => l.IsWorst).OrderBy(l => l.RankingSqnr).ToList();
+
+    /// <summary>A layer's row.</summary>
+    /// <param name="layer">The layer name.</param>
+    /// <returns>The row.</returns>
+    /// <exception cref="ArgumentException">No such layer (the message lists the layers).</exception>
+    public LayerReport this[string layer] =>
+        Layers.FirstOrDefault(l => l.Layer == layer)
+        ?? throw new ArgumentException($"{Model}: the report has no layer named '{layer}'; the layers are {string.Join(", ", Layers.Select(l => l.Layer))}.", nameof(layer));
+
+    /// <summary>
+    /// Runs the fused float model and the int8 model side by side on every input batch and measures each
+    /// quantized layer.
+    /// </summary>
+    /// <param name="floatModel">The float side: <see cref="FloatModel.FromModule"/> over the calibrated <c>M.Observed</c>.</param>
+    /// <param name="int8">The converted model (<c>M.Quantized</c>).</param>
+    /// <param name="inputs">Float input batches (not disposed here). Observed forwards feed their observers: use data you are happy to calibrate with, or compare after <c>Convert()</c>.</param>
+    /// <param name="options">Histogram bins and how many worst layers to mark; null for the defaults.</param>
+    /// <returns>The report.</returns>
+    /// <exception cref="ArgumentException">
+    /// The input set is empty; the two models are different architectures (model names, layer names, or
+    /// output shapes differ); or a float weight's shape is not the int8 weight's. The message names the model
+    /// and layer and what was expected.
+    /// </exception>
+    public static QuantReport Compare(IFloatModel floatModel, IQuantizedModel int8, IEnumerable<torch.Tensor> inputs, ReportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(floatModel);
+        ArgumentNullException.ThrowIfNull(int8);
+        ArgumentNullException.ThrowIfNull(inputs);
+        options ??= new ReportOptions();
+        ModelGraph graph = int8.Graph;
+        if (floatModel.Model != graph.Model)
+        {
+            throw new ArgumentException($"QuantReport: cannot compare different models: the float model is {floatModel.Model}, the int8 model {graph.Model} (graph {graph.Hash}).", nameof(floatModel));
+        }
+
+        Dictionary<string, IQuantizedLayer> layers = LayersByName(int8);
+        var states = graph.Nodes.Select(n => new LayerState(n)).ToArray();
+        int batches = 0;
+        foreach (torch.Tensor input in inputs)
+        {
+            ArgumentNullException.ThrowIfNull(input, nameof(inputs));
+            batches++;
+            RunBatch(floatModel, int8, graph, layers, states, input, options);
+        }
+
+        if (batches == 0)
+        {
+            throw new ArgumentException($"{graph.Model}: the input set is empty; QuantReport.Compare needs at least one float input batch.", nameof(inputs));
+        }
+
+        var rows = new List<LayerReport>(states.Length);
+        foreach (LayerState state in states)
+        {
+            ErrorFigure? weightError = WeightError(graph.Model, state.Node, layers[state.Node.Name], floatModel);
+            rows.Add(state.ToReport(weightError));
+        }
+
+        var worst = rows.Select((row, i) => (row, i)).OrderBy(p => p.row.RankingSqnr).ThenBy(p => p.i).Take(options.WorstLayers).Select(p => p.i).ToHashSet();
+        rows = rows.Select((row, i) => worst.Contains(i) ? row with { IsWorst = true } : row).ToList();
+        return new QuantReport(graph.Model, graph.Hash, batches, rows);
+    }
+
+    /// <summary>
+    /// As <see cref="Compare(IFloatModel, IQuantizedModel, IEnumerable{torch.Tensor}, ReportOptions?)"/> with the float side
+    /// made by <see cref="FloatModel.FromModule"/>: <c>QuantReport.Compare(model, observed.forward, int8, batches)</c>.
+    /// </summary>
+    /// <param name="model">The user's float model (the one <c>Prepare()</c> was called on).</param>
+    /// <param name="observedForward">The calibrated observed model's tapped forward, <c>observed.forward</c>.</param>
+    /// <param name="int8">The converted model.</param>
+    /// <param name="inputs">Float input batches.</param>
+    /// <param name="options">Null for the defaults.</param>
+    /// <returns>The report.</returns>
+    public static QuantReport Compare(torch.nn.Module model, Func<torch.Tensor, IFloatTap?, torch.Tensor> observedForward, IQuantizedModel int8, IEnumerable<torch.Tensor> inputs, ReportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(int8);
+        return Compare(FloatModel.FromModule(model, int8.Graph, observedForward), int8, inputs, options);
+    }
+
+    /// <summary>The report as indented JSON (camelCase; an exact match's SQNR is the string <c>"Infinity"</c>).</summary>
+    /// <returns>The JSON text.</returns>
+    public string ToJson() => JsonSerializer.Serialize(this, JsonOptions);
+
+    /// <summary>Writes <see cref="ToJson"/> to a file.</summary>
+    /// <param name="path">The file to create or overwrite.</param>
+    public void WriteJson(string path) => System.IO.File.WriteAllText(path, ToJson());
+
+    /// <summary>The figures as a plain fixed-width text table (the terminal table without colours).</summary>
+    /// <returns>The table.</returns>
+    public override string ToString() => ReportTable.ToPlainText(this);
+
+    private static Dictionary<string, IQuantizedLayer> LayersByName(IQuantizedModel int8)
+    {
+        var byName = new Dictionary<string, IQuantizedLayer>(StringComparer.Ordinal);
+        foreach (IQuantizedLayer layer in int8.Layers)
+        {
+            byName[layer.Layer] = layer;
+        }
+
+        foreach (GraphNode node in int8.Graph.Nodes)
+        {
+            if (!byName.ContainsKey(node.Name))
+            {
+                throw new InvalidOperationException($"{int8.Graph.Model}: the graph has a node {node.Name} but the model has no layer of that name; the layers are {string.Join(", ", byName.Keys)}.");
+            }
+        }
+
+        return byName;
+    }
+
+    private static void RunBatch(IFloatModel floatModel, IQuantizedModel int8, ModelGraph graph, Dictionary<string, IQuantizedLayer> layers, LayerState[] states, torch.Tensor input, ReportOptions options)
+    {
+        var floatTap = new FloatRecorder();
+        using (torch.NewDisposeScope())
+        using (torch.no_grad())
+        {
+            floatModel.Forward(input, floatTap).Dispose();
+        }
+
+        float[] inputValues = TensorInterop.ToArray(input, out int[] inputShape);
+        var int8Tap = new Int8Recorder();
+        int8.forward(int8.Input.Forward(inputValues, inputShape), int8Tap);
+        CheckSameLayers(graph, floatTap.Outputs.Keys, int8Tap.Outputs.Keys);
+
+        // Values by graph value name: the float model's and the int8 model's tensor at each point.
+        var floatValues = new Dictionary<string, (float[] Values, int[] Shape)>(StringComparer.Ordinal) { [graph.Input] = (inputValues, inputShape) };
+        var int8Values = new Dictionary<string, QTensor>(StringComparer.Ordinal);
+        foreach (GraphNode node in graph.Nodes)
+        {
+            floatValues[node.Output] = floatTap.Outputs[node.Name];
+            int8Values[node.Output] = int8Tap.Outputs[node.Name];
+        }
+
+        foreach (LayerState state in states)
+        {
+            GraphNode node = state.Node;
+            (float[] reference, int[] shape) = floatValues[node.Output];
+            QTensor actual = int8Values[node.Output];
+            if (!shape.AsSpan().SequenceEqual(actual.Shape))
+            {
+                throw new ArgumentException($"{graph.Model}.{node.Name}: the float model's output is {ReportText.Shape(shape)} but the int8 model's is {ReportText.Shape(actual.Shape)}; the two are not the same architecture.");
+            }
+
+            QTensor? alone = LayerRunner.RunAlone(node, layers[node.Name], floatValues, int8Values);
+            state.Add(reference, actual, alone, options.HistogramBins);
+        }
+    }
+
+    private static void CheckSameLayers(ModelGraph graph, IEnumerable<string> floatLayers, IEnumerable<string> int8Layers)
+    {
+        var expected = graph.Nodes.Select(n => n.Name).ToHashSet(StringComparer.Ordinal);
+        var floatSet = floatLayers.ToHashSet(StringComparer.Ordinal);
+        var int8Set = int8Layers.ToHashSet(StringComparer.Ordinal);
+        if (floatSet.SetEquals(expected) && int8Set.IsSupersetOf(expected))
+        {
+            return;
+        }
+
+        string onlyInt8 = string.Join(", ", expected.Except(floatSet));
+        string onlyFloat = string.Join(", ", floatSet.Except(expected));
+        throw new ArgumentException(
+            $"{graph.Model}: the float model and the int8 model are not the same architecture: " +
+            $"layers the int8 graph has but the float model did not report: [{onlyInt8}]; layers the float model reported that the int8 graph lacks: [{onlyFloat}].");
+    }
+
+    private static ErrorFigure? WeightError(string model, GraphNode node, IQuantizedLayer layer, IFloatModel floatModel)
+    {
+        QTensor? int8Weight = layer switch
+        {
+            QuantizedConv2d conv => conv.Weight,
+            QuantizedLinear linear => linear.Weight,
+            QuantizedConvTranspose2d convTranspose => convTranspose.Weight,
+            _ => null,
+        };
+        if (int8Weight is null)
+        {
+            return null;
+        }
+
+        FloatWeight? floatWeight = floatModel.Weight(node.Name);
+        if (floatWeight is null)
+        {
+            return null;
+        }
+
+        if (!floatWeight.Shape.AsSpan().SequenceEqual(int8Weight.Shape) || floatWeight.Values.Length != int8Weight.Count)
+        {
+            throw new ArgumentException($"{model}.{node.Name}: the float weight is {ReportText.Shape(floatWeight.Shape)} ({floatWeight.Values.Length} values) but the int8 weight is {ReportText.Shape(int8Weight.Shape)}; the two are not the same architecture.");
+        }
+
+        return ErrorFigure.Of(floatWeight.Values, int8Weight.Dequantize());
+    }
+
+    /// <summary>Per-layer running sums across batches.</summary>
+    private sealed class LayerState(GraphNode node)
+    {
+        private readonly ErrorSums _accumulated = new();
+        private ErrorSums? _alone;
+        private ValueHistogram? _histogram;
+        private QParams? _qparams;
+        private float _min, _max, _floatMin = float.PositiveInfinity, _floatMax = float.NegativeInfinity;
+        private long _values, _clipped;
+
+        public GraphNode Node { get; } = node;
+
+        public void Add(float[] reference, QTensor actual, QTensor? alone, int bins)
+        {
+            _accumulated.Add(reference, actual.Dequantize());
+            if (alone is not null)
+            {
+                (_alone ??= new ErrorSums()).Add(reference, alone.Dequantize());
+            }
+
+            if (_qparams is null)
+            {
+                _qparams = actual.QParams;
+                int zeroPoint = _qparams.ZeroPoint;
+                _min = (float)(_qparams.DType.Min() - zeroPoint) * _qparams.Scale;
+                _max = (float)(_qparams.DType.Max() - zeroPoint) * _qparams.Scale;
+                _histogram = new ValueHistogram(_min, _max, bins);
+            }
+
+            foreach (float value in reference)
+            {
+                _clipped += value < _min || value > _max ? 1 : 0;
+                _floatMin = Math.Min(_floatMin, value);
+                _floatMax = Math.Max(_floatMax, value);
+            }
+
+            _values += reference.Length;
+            _histogram!.Add(reference);
+        }
+
+        public LayerReport ToReport(ErrorFigure? weightError)
+        {
+            QParams q = _qparams!;
+            var range = new ActivationRange(q.DType.ToTorchString(), q.Scale, q.ZeroPoint, _min, _max, _floatMin, _floatMax, _values, _clipped, _histogram!);
+            return new LayerReport(Node.Name, Node.Op, Node.Source, Node.Members.Select(m => m.Path).ToList(), _alone?.Figure, _accumulated.Figure, weightError, range);
+        }
+    }
+
+    private sealed class FloatRecorder : IFloatTap
+    {
+        public Dictionary<string, (float[] Values, int[] Shape)> Outputs { get; } = new(StringComparer.Ordinal);
+
+        public torch.Tensor? OnLayer(string layer, torch.Tensor output)
+        {
+            Outputs[layer] = (TensorInterop.ToArray(output, out int[] shape), shape);
+            return null;
+        }
+    }
+
+    private sealed class Int8Recorder : IQuantizedTap
+    {
+        public Dictionary<string, QTensor> Outputs { get; } = new(StringComparer.Ordinal);
+
+        // A copy: the int8 forward may reuse a layer's buffer for a later layer.
+        public void OnLayer(string layer, QTensor output) => Outputs[layer] = new QTensor(output.Shape, output.QParams, (byte[])output.Storage.Clone(), output.Format);
+    }
+}
+
+/// <summary>Options of <see cref="QuantReport.Compare(IFloatModel, IQuantizedModel, IEnumerable{torch.Tensor}, ReportOptions?)"/>.</summary>
+public sealed record ReportOptions
+{
+    /// <summary>Bins of each activation's histogram (even).</summary>
+    public int HistogramBins { get; init; } = 128;
+
+    /// <summary>How many layers with the lowest layer-error SQNR to mark as worst.</summary>
+    public int WorstLayers { get; init; } = 3;
+}
