@@ -14,5 +14,14 @@ namespace QuantGen.Observers
 
         /// <summary>2048-bin histogram with an L2-error search for the clipping range (<c>HistogramObserver</c>).</summary>
         Histogram,
+
+        /// <summary>Clips at a percentile of |x|, or of each tail for mixed-sign affine data (<c>PercentileObserver</c>; QuantGen's, not PyTorch's).</summary>
+        Percentile,
+
+        /// <summary>TensorRT's entropy calibration: the threshold minimising the KL divergence of the quantized histogram (<c>EntropyObserver</c>).</summary>
+        Entropy,
+
+        /// <summary>The clipping range minimising the expected quantization MSE on the histogram (<c>MseObserver</c>).</summary>
+        Mse,
     }
 }

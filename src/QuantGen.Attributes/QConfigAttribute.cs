@@ -54,6 +54,12 @@ namespace QuantGen
         /// <summary>Halve the activation range (7-bit activations), as the x86/fbgemm preset does.</summary>
         public bool ActivationReduceRange { get; set; }
 
+        /// <summary>
+        /// The percentile a <see cref="ObserverKind.Percentile"/> activation observer clips at, in (0, 100]
+        /// (<c>ObserverSpec.ClipPercentile</c>; 99.99 when not set).
+        /// </summary>
+        public double ActivationPercentile { get; set; }
+
         /// <summary>Weight observer algorithm.</summary>
         public ObserverKind WeightObserver { get; set; }
 

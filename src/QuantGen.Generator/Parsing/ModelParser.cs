@@ -358,7 +358,7 @@ internal static class ModelParser
         return specs.ToEquatableArray();
     }
 
-    /// <summary>A bool, int or enum attribute argument as C# (an enum by member name when it has one).</summary>
+    /// <summary>A bool, int, double, float or enum attribute argument as C# (an enum by member name when it has one).</summary>
     private static string? ConstantText(TypedConstant constant)
     {
         if (constant.Value is bool flag)
@@ -380,7 +380,16 @@ internal static class ModelParser
             return $"(({typeName})({System.Convert.ToString(constant.Value, System.Globalization.CultureInfo.InvariantCulture)}))";
         }
 
-        return constant.Value is int number ? number.ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
+        // Doubles and floats (ActivationPercentile) as round-trippable, culture-invariant literals.
+        return constant.Value switch
+        {
+            int number => number.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            double real => double.IsNaN(real) ? "double.NaN" : double.IsInfinity(real) ? (real > 0 ? "double.PositiveInfinity" : "double.NegativeInfinity")
+                : real.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "d",
+            float single => float.IsNaN(single) ? "float.NaN" : float.IsInfinity(single) ? (single > 0 ? "float.PositiveInfinity" : "float.NegativeInfinity")
+                : single.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "f",
+            _ => null,
+        };
     }
 
     private static bool ReadAutoFuse(AttributeData attribute)

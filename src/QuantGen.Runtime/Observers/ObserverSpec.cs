@@ -35,6 +35,27 @@ public sealed record ObserverSpec(
     public static ObserverSpec Histogram(QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null, int bins = 2048) =>
         new(ObserverKind.Histogram, dtype, scheme, reduceRange, quantMin, quantMax, Bins: bins);
 
+    /// <summary>
+    /// Percentile of <see cref="ObserverKind.Percentile"/> observers, in (0, 100]: at most (100 − p)% of the values
+    /// may be clipped (per tail for mixed-sign affine data). Ignored by the other kinds.
+    /// </summary>
+    public double ClipPercentile { get; init; } = 99.99;
+
+    /// <summary>
+    /// A <see cref="PercentileObserver"/>: clips at the <paramref name="percentile"/>-th percentile of |x| (symmetric
+    /// schemes, one-sided data) or of each tail (mixed-sign affine data), on a <paramref name="bins"/>-bin histogram.
+    /// </summary>
+    public static ObserverSpec Percentile(double percentile = 99.99, QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null, int bins = 2048) =>
+        new(ObserverKind.Percentile, dtype, scheme, reduceRange, quantMin, quantMax, Bins: bins) { ClipPercentile = percentile };
+
+    /// <summary>An <see cref="EntropyObserver"/>: TensorRT's KL-divergence threshold search on a <paramref name="bins"/>-bin histogram.</summary>
+    public static ObserverSpec Entropy(QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null, int bins = 2048) =>
+        new(ObserverKind.Entropy, dtype, scheme, reduceRange, quantMin, quantMax, Bins: bins);
+
+    /// <summary>An <see cref="MseObserver"/>: the clipping range minimising the expected quantization MSE on a <paramref name="bins"/>-bin histogram.</summary>
+    public static ObserverSpec Mse(QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null, int bins = 2048) =>
+        new(ObserverKind.Mse, dtype, scheme, reduceRange, quantMin, quantMax, Bins: bins);
+
     /// <summary>Whether the spec is consistent (per-channel scheme only with the per-channel observer, ...).</summary>
     public void Validate()
     {
@@ -47,6 +68,16 @@ public sealed record ObserverSpec(
         if (Kind == ObserverKind.Histogram && Bins < 1)
         {
             throw new ArgumentException($"{this}: bins must be positive.");
+        }
+
+        if ((Kind is ObserverKind.Percentile or ObserverKind.Entropy or ObserverKind.Mse) && Bins < 2)
+        {
+            throw new ArgumentException($"{this}: bins must be at least 2.");
+        }
+
+        if (Kind == ObserverKind.Percentile && !(ClipPercentile > 0.0 && ClipPercentile <= 100.0))
+        {
+            throw new ArgumentException($"{this}: the percentile must be in (0, 100], got {ClipPercentile.ToString("R", CultureInfo.InvariantCulture)}.");
         }
 
         if (Kind == ObserverKind.MovingAverageMinMax && !(AveragingConstant > 0f && AveragingConstant <= 1f))
@@ -67,6 +98,9 @@ public sealed record ObserverSpec(
             ObserverKind.MovingAverageMinMax => new MovingAverageMinMaxObserver(this, layer),
             ObserverKind.PerChannelMinMax => new PerChannelMinMaxObserver(this, layer),
             ObserverKind.Histogram => new HistogramObserver(this, layer),
+            ObserverKind.Percentile => new PercentileObserver(this, layer),
+            ObserverKind.Entropy => new EntropyObserver(this, layer),
+            ObserverKind.Mse => new MseObserver(this, layer),
             _ => throw new ArgumentOutOfRangeException(nameof(Kind), Kind, "Unknown observer kind."),
         };
     }
@@ -93,7 +127,12 @@ public sealed record ObserverSpec(
             text.Append(", averaging_constant=").Append(AveragingConstant.ToString("R", CultureInfo.InvariantCulture));
         }
 
-        if (Kind == ObserverKind.Histogram)
+        if (Kind == ObserverKind.Percentile)
+        {
+            text.Append(", percentile=").Append(ClipPercentile.ToString("R", CultureInfo.InvariantCulture));
+        }
+
+        if (Kind is ObserverKind.Histogram or ObserverKind.Percentile or ObserverKind.Entropy or ObserverKind.Mse)
         {
             text.Append(", bins=").Append(Bins);
         }
