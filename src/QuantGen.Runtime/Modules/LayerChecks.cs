@@ -1,4 +1,5 @@
 using System;
+using QuantGen.Buffers;
 using QuantGen.Kernels.Scalar;
 
 namespace QuantGen.Modules;
@@ -106,23 +107,55 @@ internal static class LayerChecks
     }
 
     /// <summary>
-    /// <paramref name="tensor"/>'s values in <paramref name="format"/> order, in the kernels'
-    /// <see cref="UInt8View"/> (qint8 shifted by 128). Read-only: for a quint8 tensor already in that
-    /// format this is its own storage.
+    /// <paramref name="tensor"/>'s elements in <paramref name="format"/> order in the kernels'
+    /// <see cref="UInt8View"/>, without allocating in steady state: a quint8 tensor already in that format
+    /// is read in place; otherwise the elements are converted into <paramref name="scratch"/> (grown when
+    /// too small and kept by the caller for the next call).
     /// </summary>
-    public static byte[] ViewOf(QTensor tensor, MemoryFormat format)
+    public static ReadOnlySpan<byte> InputView(QTensor tensor, MemoryFormat format, ref byte[] scratch)
     {
-        QTensor laidOut = tensor.WithFormat(format);
-        return UInt8View.Of(laidOut.Storage, tensor.DType);
+        bool flip = UInt8View.Offset(tensor.DType) != 0;
+        if (!flip && (tensor.Format == format || tensor.Rank != 4))
+        {
+            return tensor.StorageBytes;
+        }
+
+        if (scratch.Length < tensor.Count)
+        {
+            scratch = new byte[tensor.Count];
+        }
+
+        Span<byte> view = scratch.AsSpan(0, tensor.Count);
+        tensor.CopyTo(view, tensor.Rank == 4 ? format : tensor.Format, flip);
+        return view;
+    }
+
+    /// <summary>The output tensor of a layer: a view over <paramref name="slot"/>'s buffer, or a new tensor when <paramref name="slot"/> is null.</summary>
+    public static QTensor Output(BufferSlot? slot, ReadOnlySpan<int> shape, QParams qparams, MemoryFormat format) =>
+        slot is null ? QTensor.Allocate(shape, qparams, format) : slot.Tensor(shape, qparams, format);
+
+    /// <summary>
+    /// Throws when a layer that reads its input while writing its output (not element for element) was
+    /// given an output slot that holds the input — a buffer plan that reuses a slot too early.
+    /// </summary>
+    public static void NotAliased(string name, QTensor output, QTensor input, string parameterName)
+    {
+        if (ReferenceEquals(output.Storage, input.Storage) && output.Count != 0)
+        {
+            throw new ArgumentException($"{name}: the output slot holds the input tensor {TorchText.Shape(input.ShapeSpan)}; this op cannot write over its own input (the buffer plan must give the output another slot).", parameterName);
+        }
+    }
+
+    /// <summary>Turns an output written in the <see cref="UInt8View"/> into its dtype's storage (flipping the top bit in place for qint8).</summary>
+    public static void FinishOutput(QTensor output)
+    {
+        if (UInt8View.Offset(output.DType) != 0)
+        {
+            Span<byte> bytes = output.StorageBytes;
+            UInt8View.Convert(bytes, bytes, QuantDType.QInt8);
+        }
     }
 
     /// <summary>The zero point of per-tensor <paramref name="qparams"/> in the <see cref="UInt8View"/>.</summary>
     public static int ViewZeroPoint(QParams qparams) => qparams.ZeroPoint + UInt8View.Offset(qparams.DType);
-
-    /// <summary>Wraps a kernel's output, given in the <see cref="UInt8View"/>, as a tensor of <paramref name="qparams"/>' dtype (flipping <paramref name="view"/> in place for qint8).</summary>
-    public static QTensor FromView(int[] shape, QParams qparams, byte[] view, MemoryFormat format)
-    {
-        UInt8View.Convert(view, view, qparams.DType);
-        return new QTensor(shape, qparams, view, format);
-    }
 }

@@ -55,7 +55,14 @@ public sealed class QuantizeInput : IQuantizedLayer
     /// result is stored channels-last (what the conv kernels read), any other rank contiguous.
     /// </summary>
     /// <exception cref="ArgumentException">The shape has a negative dimension or does not match the number of values.</exception>
-    public QTensor Forward(ReadOnlySpan<float> values, int[] shape)
+    public QTensor Forward(ReadOnlySpan<float> values, int[] shape) => Forward(values, shape, null);
+
+    /// <summary>
+    /// As <see cref="Forward(ReadOnlySpan{float}, int[])"/>, writing the result into
+    /// <paramref name="output"/>'s buffer (a steady-state call then allocates nothing); null allocates a new tensor.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shape has a negative dimension or does not match the number of values.</exception>
+    public QTensor Forward(ReadOnlySpan<float> values, int[] shape, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(shape);
         long count = 1;
@@ -74,8 +81,12 @@ public sealed class QuantizeInput : IQuantizedLayer
             throw new ArgumentException($"{Model}.{Layer}: shape {TorchText.Shape(shape)} holds {count} values, got {values.Length}.", nameof(shape));
         }
 
+        // The model's first step: let the kernel threads wake while the input is quantized.
+        Kernels.KernelThreads.Prewake();
         MemoryFormat format = shape.Length == 4 ? MemoryFormat.ChannelsLast : MemoryFormat.Contiguous;
-        return QTensor.Quantize(values, (int[])shape.Clone(), QParams, format);
+        QTensor result = LayerChecks.Output(output, shape, QParams, format);
+        result.QuantizeFrom(values);
+        return result;
     }
 
     /// <summary>PyTorch's repr: <c>Quantize(scale=tensor([0.0011]), zero_point=tensor([0]), dtype=torch.quint8)</c>.</summary>

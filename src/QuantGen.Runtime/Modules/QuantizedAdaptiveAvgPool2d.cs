@@ -10,6 +10,9 @@ namespace QuantGen.Modules;
 /// </summary>
 public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
 {
+    private readonly string _name;
+    private byte[] _inputScratch = [];
+
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
     /// <param name="outputHeight">OH, positive.</param>
@@ -26,6 +29,7 @@ public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
 
         Model = model;
         Layer = layer;
+        _name = $"{model}.{layer}";
         OutputHeight = outputHeight;
         OutputWidth = outputWidth;
     }
@@ -44,25 +48,33 @@ public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
 
     /// <summary>x: [N, C, H, W], quint8 or qint8, any layout; returns channels-last [N, C, OH, OW] with x's qparams.</summary>
     /// <exception cref="ArgumentException">Wrong rank, an empty channel or spatial dimension, or per-channel qparams.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, writing into <paramref name="output"/>'s buffer (a steady-state
+    /// call then allocates nothing); null allocates a new tensor.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong rank, an empty channel or spatial dimension, per-channel qparams, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
-        string name = $"{Model}.{Layer}";
-        LayerChecks.PerTensorInput(name, input, nameof(input));
+        LayerChecks.PerTensorInput(_name, input, nameof(input));
         if (input.Rank != 4 || input.Dim(1) < 1 || input.Dim(2) < 1 || input.Dim(3) < 1)
         {
-            throw new ArgumentException($"{name}: expected input [N, C, H, W] (rank 4, C, H and W positive), got {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{_name}: expected input [N, C, H, W] (rank 4, C, H and W positive), got {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
         int batch = input.Dim(0), channels = input.Dim(1);
-        int[] outputShape = [batch, channels, OutputHeight, OutputWidth];
-        var output = new byte[checked(batch * channels * OutputHeight * OutputWidth)];
+        ReadOnlySpan<int> outputShape = [batch, channels, OutputHeight, OutputWidth];
+        QTensor result = LayerChecks.Output(output, outputShape, input.QParams, MemoryFormat.ChannelsLast);
+        LayerChecks.NotAliased(_name, result, input, nameof(output));
         int zeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         AdaptiveAvgPool2dScalar.Apply(
             batch, channels, input.Dim(2), input.Dim(3), OutputHeight, OutputWidth,
-            LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast), input.Scale, zeroPoint,
-            output, input.Scale, zeroPoint);
-        return LayerChecks.FromView(outputShape, input.QParams, output, MemoryFormat.ChannelsLast);
+            LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), input.Scale, zeroPoint,
+            result.StorageBytes, input.Scale, zeroPoint);
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>PyTorch's repr: <c>AdaptiveAvgPool2d(output_size=(1, 1))</c>.</summary>

@@ -1,5 +1,6 @@
 using System;
 using System.Text;
+using QuantGen.Kernels;
 using QuantGen.Kernels.Scalar;
 
 namespace QuantGen.Modules;
@@ -11,6 +12,10 @@ namespace QuantGen.Modules;
 /// </summary>
 public sealed class QuantizedAdd : IQuantizedLayer
 {
+    private readonly string _name;
+    private byte[] _scratchA = [];
+    private byte[] _scratchB = [];
+
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Op path (e.g. "layer1.0.add"), for error messages.</param>
     /// <param name="outputQParams">Per-tensor output scale and zero point (its dtype is the inputs' and the output's).</param>
@@ -24,6 +29,7 @@ public sealed class QuantizedAdd : IQuantizedLayer
         LayerChecks.ActivationQParams($"{model}.{layer}", "output", outputQParams, nameof(outputQParams));
         Model = model;
         Layer = layer;
+        _name = $"{model}.{layer}";
         OutputQParams = outputQParams;
         Relu = relu;
     }
@@ -48,16 +54,24 @@ public sealed class QuantizedAdd : IQuantizedLayer
 
     /// <summary>a and b: same logical shape and dtype (any qparams); the result takes a's layout.</summary>
     /// <exception cref="ArgumentException">Shapes or dtypes differ, the dtype is not the output's, or an input is per-channel.</exception>
-    public QTensor Forward(QTensor a, QTensor b)
+    public QTensor Forward(QTensor a, QTensor b) => Forward(a, b, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor, QTensor)"/>, writing the result into <paramref name="output"/>'s
+    /// buffer (a steady-state call then allocates nothing); null allocates a new tensor. The slot may
+    /// hold a or b (the add is element for element), so a buffer plan can add in place.
+    /// </summary>
+    /// <exception cref="ArgumentException">Shapes or dtypes differ, the dtype is not the output's, or an input is per-channel.</exception>
+    public QTensor Forward(QTensor a, QTensor b, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(a);
         ArgumentNullException.ThrowIfNull(b);
-        string name = $"{Model}.{Layer}";
+        string name = _name;
         LayerChecks.PerTensorInput(name, a, nameof(a));
         LayerChecks.PerTensorInput(name, b, nameof(b));
-        if (!a.Shape.AsSpan().SequenceEqual(b.Shape))
+        if (!a.ShapeSpan.SequenceEqual(b.ShapeSpan))
         {
-            throw new ArgumentException($"{name}: inputs differ in shape: {TorchText.Shape(a.Shape)} vs {TorchText.Shape(b.Shape)}.");
+            throw new ArgumentException($"{name}: inputs differ in shape: {TorchText.Shape(a.ShapeSpan)} vs {TorchText.Shape(b.ShapeSpan)}.");
         }
 
         if (a.DType != b.DType)
@@ -67,19 +81,21 @@ public sealed class QuantizedAdd : IQuantizedLayer
 
         if (a.DType != OutputQParams.DType)
         {
-            throw new ArgumentException($"{name}: expected {OutputQParams.DType.ToTorchString()} inputs (the output's dtype), got {a.DType.ToTorchString()} {TorchText.Shape(a.Shape)}.");
+            throw new ArgumentException($"{name}: expected {OutputQParams.DType.ToTorchString()} inputs (the output's dtype), got {a.DType.ToTorchString()} {TorchText.Shape(a.ShapeSpan)}.");
         }
 
-        // Both in a's layout, so the kernel pairs elements by storage offset.
+        // Both in a's layout, so the kernel pairs elements by storage offset. An input converted into its
+        // scratch is a copy, so the output may then share the other input's storage element for element.
         MemoryFormat format = a.Format;
-        byte[] viewA = LayerChecks.ViewOf(a, format);
-        byte[] viewB = LayerChecks.ViewOf(b, format);
-        var output = new byte[a.Count];
-        AddScalar.Apply(
+        ReadOnlySpan<byte> viewA = LayerChecks.InputView(a, format, ref _scratchA);
+        ReadOnlySpan<byte> viewB = LayerChecks.InputView(b, format, ref _scratchB);
+        QTensor result = LayerChecks.Output(output, a.ShapeSpan, OutputQParams, format);
+        AddKernel.Apply(
             viewA, a.Scale, LayerChecks.ViewZeroPoint(a.QParams),
             viewB, b.Scale, LayerChecks.ViewZeroPoint(b.QParams),
-            output, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), Relu);
-        return LayerChecks.FromView(a.Shape, OutputQParams, output, format);
+            result.StorageBytes, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), Relu);
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>Like FX's printout of the op: <c>quantized.add(scale=0.1, zero_point=3)</c> / <c>quantized.add_relu(...)</c>.</summary>

@@ -12,6 +12,9 @@ namespace QuantGen.Modules;
 /// </summary>
 public sealed class QuantizedAvgPool2d : IQuantizedLayer
 {
+    private readonly string _name;
+    private byte[] _inputScratch = [];
+
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
     /// <param name="options">Kernel, stride (0 = kernel), padding, ceil_mode, count_include_pad, divisor_override; dilation must be 1.</param>
@@ -23,6 +26,7 @@ public sealed class QuantizedAvgPool2d : IQuantizedLayer
         options.Validate($"{model}.{layer}", average: true);
         Model = model;
         Layer = layer;
+        _name = $"{model}.{layer}";
         Options = options;
     }
 
@@ -37,20 +41,28 @@ public sealed class QuantizedAvgPool2d : IQuantizedLayer
 
     /// <summary>x: [N, C, H, W], quint8 or qint8, any layout; returns channels-last [N, C, OH, OW] with x's qparams.</summary>
     /// <exception cref="ArgumentException">Wrong rank, per-channel qparams, or an input too small for one window.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, writing into <paramref name="output"/>'s buffer (a steady-state
+    /// call then allocates nothing); null allocates a new tensor.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong rank, per-channel qparams, an input too small for one window, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
-        string name = $"{Model}.{Layer}";
-        LayerChecks.PerTensorInput(name, input, nameof(input));
-        Pool2dGeometry geometry = Options.GeometryFor(name, input);
-        int[] outputShape = [geometry.Batch, geometry.Channels, geometry.OutHeight, geometry.OutWidth];
-        var output = new byte[checked(geometry.Batch * geometry.Channels * geometry.OutHeight * geometry.OutWidth)];
+        LayerChecks.PerTensorInput(_name, input, nameof(input));
+        Pool2dGeometry geometry = Options.GeometryFor(_name, input);
+        ReadOnlySpan<int> outputShape = [geometry.Batch, geometry.Channels, geometry.OutHeight, geometry.OutWidth];
+        QTensor result = LayerChecks.Output(output, outputShape, input.QParams, MemoryFormat.ChannelsLast);
+        LayerChecks.NotAliased(_name, result, input, nameof(output));
         int zeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         AvgPool2dScalar.Apply(
             geometry, Options.CountIncludePad, Options.DivisorOverride,
-            LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast), input.Scale, zeroPoint,
-            output, input.Scale, zeroPoint);
-        return LayerChecks.FromView(outputShape, input.QParams, output, MemoryFormat.ChannelsLast);
+            LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), input.Scale, zeroPoint,
+            result.StorageBytes, input.Scale, zeroPoint);
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>PyTorch's repr: <c>AvgPool2d(kernel_size=2, stride=2, padding=0)</c>, plus the non-default flags.</summary>

@@ -22,6 +22,8 @@ public sealed class QuantizedBatchNorm2d : IQuantizedLayer
     private float _cachedInputScale = float.NaN;
     private float[] _alpha = [];
     private float[] _beta = [];
+    private byte[] _inputScratch = [];
+    private readonly string _name;
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
@@ -58,6 +60,7 @@ public sealed class QuantizedBatchNorm2d : IQuantizedLayer
         LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
         Model = model;
         Layer = layer;
+        _name = name;
         _scale = (float[])scale.Clone();
         _shift = (float[])shift.Clone();
         OutputQParams = outputQParams;
@@ -122,19 +125,27 @@ public sealed class QuantizedBatchNorm2d : IQuantizedLayer
 
     /// <summary>x: [N, C, H, W] of the output's dtype, any layout; returns channels-last [N, C, H, W] with <see cref="OutputQParams"/>.</summary>
     /// <exception cref="ArgumentException">Wrong rank, channel count or dtype, or per-channel qparams.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, writing into <paramref name="output"/>'s buffer (a steady-state
+    /// call then allocates nothing); null allocates a new tensor. The slot may hold the input (the op is
+    /// element for element).
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong rank, channel count or dtype, or per-channel qparams.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
-        string name = $"{Model}.{Layer}";
+        string name = _name;
         LayerChecks.PerTensorInput(name, input, nameof(input));
         if (input.Rank != 4 || input.Dim(1) != Channels)
         {
-            throw new ArgumentException($"{name}: expected input [N, {Channels}, H, W] (rank 4, {Channels} channels), got {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{name}: expected input [N, {Channels}, H, W] (rank 4, {Channels} channels), got {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
         if (input.DType != OutputQParams.DType)
         {
-            throw new ArgumentException($"{name}: expected a {OutputQParams.DType.ToTorchString()} input (the output's dtype), got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{name}: expected a {OutputQParams.DType.ToTorchString()} input (the output's dtype), got {input.DType.ToTorchString()} {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
         if (!input.Scale.Equals(_cachedInputScale))
@@ -146,11 +157,13 @@ public sealed class QuantizedBatchNorm2d : IQuantizedLayer
         }
 
         int rows = input.Count / Channels;
-        var output = new byte[input.Count];
+        ReadOnlySpan<byte> view = LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch);
+        QTensor result = LayerChecks.Output(output, input.ShapeSpan, OutputQParams, MemoryFormat.ChannelsLast);
         BatchNorm2dScalar.Apply(
-            rows, Channels, LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast), LayerChecks.ViewZeroPoint(input.QParams),
-            _alpha, _beta, output, LayerChecks.ViewZeroPoint(OutputQParams), Relu);
-        return LayerChecks.FromView(input.Shape, OutputQParams, output, MemoryFormat.ChannelsLast);
+            rows, Channels, view, LayerChecks.ViewZeroPoint(input.QParams),
+            _alpha, _beta, result.StorageBytes, LayerChecks.ViewZeroPoint(OutputQParams), Relu);
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>PyTorch's repr: <c>QuantizedBatchNorm2d(16, eps=..., ...)</c> shortened to what is known here: <c>QuantizedBatchNorm2d(16, scale=0.1, zero_point=3)</c>.</summary>

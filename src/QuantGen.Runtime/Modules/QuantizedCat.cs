@@ -10,6 +10,9 @@ namespace QuantGen.Modules;
 /// </summary>
 public sealed class QuantizedCat : IQuantizedLayer
 {
+    private readonly string _name;
+    private byte[][] _inputScratch = [];
+
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Op path (e.g. "cat"), for error messages.</param>
     /// <param name="dim">Dimension to concatenate along; negative counts from the end.</param>
@@ -23,6 +26,7 @@ public sealed class QuantizedCat : IQuantizedLayer
         LayerChecks.ActivationQParams($"{model}.{layer}", "output", outputQParams, nameof(outputQParams));
         Model = model;
         Layer = layer;
+        _name = $"{model}.{layer}";
         Dim = dim;
         OutputQParams = outputQParams;
     }
@@ -50,7 +54,23 @@ public sealed class QuantizedCat : IQuantizedLayer
     public QTensor Forward(params QTensor[] inputs)
     {
         ArgumentNullException.ThrowIfNull(inputs);
-        string name = $"{Model}.{Layer}";
+        return Forward(inputs.AsSpan(), null);
+    }
+
+    /// <summary>Two inputs into <paramref name="output"/>'s buffer (null: a new tensor), as <see cref="Forward(ReadOnlySpan{QTensor}, Buffers.BufferSlot?)"/>.</summary>
+    /// <exception cref="ArgumentException">As the other overloads, or an output slot that holds an input.</exception>
+    public QTensor Forward(QTensor a, QTensor b, Buffers.BufferSlot? output) => Forward([a, b], output);
+
+    /// <summary>
+    /// Concatenates <paramref name="inputs"/> along <see cref="Dim"/> into <paramref name="output"/>'s
+    /// buffer (a steady-state call then allocates nothing; pass the inputs as a collection expression,
+    /// <c>cat.Forward([t1, t2, t3], slot)</c>, which lives on the stack); null allocates a new tensor.
+    /// The result takes the first input's layout.
+    /// </summary>
+    /// <exception cref="ArgumentException">No inputs, ranks or other dimensions differ, <see cref="Dim"/> is out of range, a dtype is not the output's, or an output slot that holds an input.</exception>
+    public QTensor Forward(ReadOnlySpan<QTensor> inputs, Buffers.BufferSlot? output)
+    {
+        string name = _name;
         if (inputs.Length == 0)
         {
             throw new ArgumentException($"{name}: cat needs at least one input.", nameof(inputs));
@@ -66,11 +86,11 @@ public sealed class QuantizedCat : IQuantizedLayer
             LayerChecks.PerTensorInput(name, inputs[i], nameof(inputs));
             if (inputs[i].DType != OutputQParams.DType)
             {
-                throw new ArgumentException($"{name}: expected {OutputQParams.DType.ToTorchString()} inputs (the output's dtype), input {i} is {inputs[i].DType.ToTorchString()} {TorchText.Shape(inputs[i].Shape)}.", nameof(inputs));
+                throw new ArgumentException($"{name}: expected {OutputQParams.DType.ToTorchString()} inputs (the output's dtype), input {i} is {inputs[i].DType.ToTorchString()} {TorchText.Shape(inputs[i].ShapeSpan)}.", nameof(inputs));
             }
         }
 
-        int[] first = inputs[0].Shape;
+        ReadOnlySpan<int> first = inputs[0].ShapeSpan;
         int rank = first.Length;
         int dim = Dim < 0 ? Dim + rank : Dim;
         if (rank == 0 || dim < 0 || dim >= rank)
@@ -78,11 +98,12 @@ public sealed class QuantizedCat : IQuantizedLayer
             throw new ArgumentException($"{name}: dim {Dim} is out of range for rank-{rank} inputs (shape {TorchText.Shape(first)}).", nameof(inputs));
         }
 
-        int[] outputShape = (int[])first.Clone();
+        Span<int> outputShape = rank <= 8 ? stackalloc int[rank] : new int[rank];
+        first.CopyTo(outputShape);
         outputShape[dim] = 0;
         foreach (QTensor input in inputs)
         {
-            int[] shape = input.Shape;
+            ReadOnlySpan<int> shape = input.ShapeSpan;
             bool sameOutsideDim = shape.Length == rank;
             for (int d = 0; sameOutsideDim && d < rank; d++)
             {
@@ -97,39 +118,69 @@ public sealed class QuantizedCat : IQuantizedLayer
             outputShape[dim] = checked(outputShape[dim] + shape[dim]);
         }
 
+        MemoryFormat format = inputs[0].Format;
+        QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, format);
+        foreach (QTensor input in inputs)
+        {
+            LayerChecks.NotAliased(name, result, input, nameof(output));
+        }
+
+        // Assemble in the output's storage order: every input is read in that layout, and the cat
+        // dimension is located among the storage dimensions ([N, H, W, C] for channels-last, C being
+        // logical dimension 1). Input i then fills a block of each outer row.
+        int storageDim = format == MemoryFormat.ChannelsLast ? dim switch { 0 => 0, 1 => 3, 2 => 1, _ => 2 } : dim;
+        Span<int> storageShape = rank <= 8 ? stackalloc int[rank] : new int[rank];
+        if (format == MemoryFormat.ChannelsLast)
+        {
+            storageShape[0] = outputShape[0];
+            storageShape[1] = outputShape[2];
+            storageShape[2] = outputShape[3];
+            storageShape[3] = outputShape[1];
+        }
+        else
+        {
+            outputShape.CopyTo(storageShape);
+        }
+
         int outer = 1, inner = 1;
-        for (int d = 0; d < dim; d++)
+        for (int d = 0; d < storageDim; d++)
         {
-            outer *= first[d];
+            outer *= storageShape[d];
         }
 
-        for (int d = dim + 1; d < rank; d++)
+        for (int d = storageDim + 1; d < rank; d++)
         {
-            inner *= first[d];
+            inner *= storageShape[d];
         }
 
-        // Row-major (logical) assembly: input i fills rows [offset_i, offset_i + size_i) of dim in every outer block.
-        var output = new byte[checked(outer * outputShape[dim] * inner)];
+        if (_inputScratch.Length < inputs.Length)
+        {
+            Array.Resize(ref _inputScratch, inputs.Length);
+        }
+
+        Span<byte> assembled = result.StorageBytes;
         int outputRowLength = outputShape[dim] * inner;
         int outputZeroPoint = LayerChecks.ViewZeroPoint(OutputQParams);
         int offset = 0;
-        foreach (QTensor input in inputs)
+        for (int i = 0; i < inputs.Length; i++)
         {
+            QTensor input = inputs[i];
             int blockLength = input.Dim(dim) * inner;
-            byte[] view = LayerChecks.ViewOf(input, MemoryFormat.Contiguous);
+            _inputScratch[i] ??= [];
+            ReadOnlySpan<byte> view = LayerChecks.InputView(input, format, ref _inputScratch[i]);
             int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
             for (int o = 0; o < outer; o++)
             {
                 RequantizeScalar.Apply(
-                    view.AsSpan(o * blockLength, blockLength), input.Scale, inputZeroPoint,
-                    output.AsSpan((o * outputRowLength) + (offset * inner), blockLength), OutputQParams.Scale, outputZeroPoint);
+                    view.Slice(o * blockLength, blockLength), input.Scale, inputZeroPoint,
+                    assembled.Slice((o * outputRowLength) + (offset * inner), blockLength), OutputQParams.Scale, outputZeroPoint);
             }
 
             offset += input.Dim(dim);
         }
 
-        QTensor rowMajor = LayerChecks.FromView(outputShape, OutputQParams, output, MemoryFormat.Contiguous);
-        return inputs[0].Format == MemoryFormat.ChannelsLast ? rowMajor.WithFormat(MemoryFormat.ChannelsLast) : rowMajor;
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>Like FX's printout of the op: <c>quantized.cat(dim=1, scale=0.1, zero_point=3)</c>.</summary>

@@ -23,13 +23,16 @@ public sealed class QuantizedConv2d : IQuantizedLayer
 {
     private readonly PackedConv2dWeights _packedWeights;
     private readonly KernelScratch _scratch = new();
+    private readonly string _name;
     private readonly int[] _weightZeroPoints;
     private readonly float[] _weightScales;
-    private readonly float[]? _bias;
-    private readonly RequantizeParams _calibratedRequantize;
+    // Not readonly: SetBias (bias correction) replaces them.
+    private float[]? _bias;
+    private RequantizeParams _calibratedRequantize;
     private float _otherInputScale = float.NaN;
     private RequantizeParams? _otherRequantize;
     private int[] _accumulators = [];
+    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
@@ -83,6 +86,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
 
         Model = model;
         Layer = layer;
+        _name = name;
         Options = options;
         Weight = weight;
         InputQParams = inputQParams;
@@ -110,6 +114,20 @@ public sealed class QuantizedConv2d : IQuantizedLayer
 
     /// <summary>Float bias per output channel, or null.</summary>
     public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+
+    /// <summary>
+    /// Replaces the float bias (bias correction, <c>QuantGen.Calibration.BiasCorrection</c>) and recomputes the
+    /// requantization factors that hold it; weights and qparams are unchanged.
+    /// </summary>
+    /// <param name="bias">One finite value per output channel (copied), or null for no bias.</param>
+    /// <exception cref="ArgumentException">A wrong length or a non-finite value (the message names the layer).</exception>
+    public void SetBias(float[]? bias)
+    {
+        _bias = LayerChecks.Bias($"{Model}.{Layer}", bias, Options.OutChannels);
+        _calibratedRequantize = CreateRequantize(InputQParams.Scale);
+        _otherRequantize = null;
+        _otherInputScale = float.NaN;
+    }
 
     /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
     public QParams InputQParams { get; }
@@ -139,26 +157,37 @@ public sealed class QuantizedConv2d : IQuantizedLayer
     /// PyTorch does.
     /// </summary>
     /// <exception cref="ArgumentException">Wrong dtype, rank, channel count, or a spatial size smaller than the kernel's reach.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, writing the result into <paramref name="output"/>'s buffer (a
+    /// steady-state call then allocates nothing); null allocates a new tensor. The work is split over
+    /// <see cref="KernelThreads.MaxDegreeOfParallelism"/> threads, with the same result for any count.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong dtype, rank, channel count or spatial size, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
         ValidateInput(input);
         Conv2dOptions o = Options;
-        int[] shape = input.Shape;
+        int batch = input.Dim(0);
         var geometry = new Conv2dGeometry(
-            shape[0], o.InChannels, shape[2], shape[3], o.OutChannels, o.KernelHeight, o.KernelWidth,
+            batch, o.InChannels, input.Dim(2), input.Dim(3), o.OutChannels, o.KernelHeight, o.KernelWidth,
             o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.Groups);
-        int[] outputShape = [shape[0], o.OutChannels, geometry.OutHeight, geometry.OutWidth];
-        int accumulatorCount = checked(shape[0] * o.OutChannels * geometry.OutHeight * geometry.OutWidth);
+        int outHeight = geometry.OutHeight, outWidth = geometry.OutWidth;
+        ReadOnlySpan<int> outputShape = [batch, o.OutChannels, outHeight, outWidth];
+        int accumulatorCount = checked(batch * o.OutChannels * outHeight * outWidth);
+        QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, MemoryFormat.ChannelsLast);
         if (accumulatorCount == 0)
         {
-            return new QTensor(outputShape, OutputQParams, MemoryFormat.ChannelsLast);
+            return result;
         }
 
-        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast);
+        LayerChecks.NotAliased(_name, result, input, nameof(output));
+        ReadOnlySpan<byte> inputView = LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch);
         int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         RequantizeParams requantize = RequantizeFor(input.Scale);
-        var outputView = new byte[accumulatorCount];
+        Span<byte> outputView = result.StorageBytes;
         if (NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
             // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
@@ -177,7 +206,8 @@ public sealed class QuantizedConv2d : IQuantizedLayer
             Conv2dKernel.Run(geometry, inputView, inputZeroPoint, _packedWeights, requantize, outputView, _scratch);
         }
 
-        return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.ChannelsLast);
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>
@@ -239,18 +269,17 @@ public sealed class QuantizedConv2d : IQuantizedLayer
 
     private void ValidateInput(QTensor input)
     {
-        string name = $"{Model}.{Layer}";
         if (input.DType != InputQParams.DType)
         {
-            throw new ArgumentException($"{name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{_name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
         if (input.QParams.IsPerChannel)
         {
-            throw new ArgumentException($"{name}: expected an input with per-tensor qparams, got {input.QParams}.", nameof(input));
+            throw new ArgumentException($"{_name}: expected an input with per-tensor qparams, got {input.QParams}.", nameof(input));
         }
 
-        ValidateSpatialInput(name, Options, input.Shape);
+        ValidateSpatialInput(_name, Options, input.ShapeSpan);
     }
 
     /// <summary>

@@ -25,6 +25,8 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
     private float _otherInputScale = float.NaN;
     private RequantizeParams? _otherRequantize;
     private int[] _accumulators = [];
+    private byte[] _inputScratch = [];
+    private readonly string _name;
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name, for error messages.</param>
@@ -59,6 +61,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 
         Model = model;
         Layer = layer;
+        _name = name;
         Options = options;
         Weight = weight;
         InputQParams = inputQParams;
@@ -109,20 +112,27 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
     /// the calibrated one is requantized with factors computed for its actual scale, as PyTorch does.
     /// </summary>
     /// <exception cref="ArgumentException">Wrong dtype, rank or channel count, per-channel input qparams, or an empty output.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, writing into <paramref name="output"/>'s buffer (a steady-state
+    /// call then allocates nothing); null allocates a new tensor.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong dtype, rank or channel count, per-channel input qparams, an empty output, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
-        string name = $"{Model}.{Layer}";
+        string name = _name;
         ConvTranspose2dOptions o = Options;
         if (input.DType != InputQParams.DType)
         {
-            throw new ArgumentException($"{name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
         LayerChecks.PerTensorInput(name, input, nameof(input));
         if (input.Rank != 4 || input.Dim(1) != o.InChannels || input.Dim(2) < 1 || input.Dim(3) < 1)
         {
-            throw new ArgumentException($"{name}: expected input [N, {o.InChannels}, H, W] (rank 4, {o.InChannels} channels), got {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{name}: expected input [N, {o.InChannels}, H, W] (rank 4, {o.InChannels} channels), got {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
         var geometry = new ConvTranspose2dGeometry(
@@ -131,26 +141,28 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
             o.DilationHeight, o.DilationWidth, o.Groups);
         if (geometry.OutHeight < 1 || geometry.OutWidth < 1)
         {
-            throw new ArgumentException($"{name}: input {TorchText.Shape(input.Shape)} gives an empty output {geometry.OutHeight}x{geometry.OutWidth} (padding={TorchText.Pair(o.PadHeight, o.PadWidth)} is too large).", nameof(input));
+            throw new ArgumentException($"{name}: input {TorchText.Shape(input.ShapeSpan)} gives an empty output {geometry.OutHeight}x{geometry.OutWidth} (padding={TorchText.Pair(o.PadHeight, o.PadWidth)} is too large).", nameof(input));
         }
 
-        int[] outputShape = [geometry.Batch, o.OutChannels, geometry.OutHeight, geometry.OutWidth];
+        ReadOnlySpan<int> outputShape = [geometry.Batch, o.OutChannels, geometry.OutHeight, geometry.OutWidth];
         int count = checked(geometry.Batch * o.OutChannels * geometry.OutHeight * geometry.OutWidth);
+        QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, MemoryFormat.ChannelsLast);
         if (count == 0)
         {
-            return new QTensor(outputShape, OutputQParams, MemoryFormat.ChannelsLast);
+            return result;
         }
 
+        LayerChecks.NotAliased(name, result, input, nameof(output));
         if (_accumulators.Length < count)
         {
             _accumulators = new int[count];
         }
 
         Span<int> accumulators = _accumulators.AsSpan(0, count);
-        ConvTranspose2dScalar.Accumulate(geometry, LayerChecks.ViewOf(input, MemoryFormat.ChannelsLast), LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
-        var outputView = new byte[count];
-        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, outputView);
-        return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.ChannelsLast);
+        ConvTranspose2dScalar.Accumulate(geometry, LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
+        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, result.StorageBytes);
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>

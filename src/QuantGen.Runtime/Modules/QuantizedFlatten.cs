@@ -9,6 +9,8 @@ namespace QuantGen.Modules;
 /// </summary>
 public sealed class QuantizedFlatten : IQuantizedLayer
 {
+    private readonly string _name;
+
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name, for error messages.</param>
     /// <param name="startDim">First dimension to flatten; negative counts from the end (as in PyTorch).</param>
@@ -19,6 +21,7 @@ public sealed class QuantizedFlatten : IQuantizedLayer
         ArgumentException.ThrowIfNullOrEmpty(layer);
         Model = model;
         Layer = layer;
+        _name = $"{model}.{layer}";
         StartDim = startDim;
         EndDim = endDim;
     }
@@ -39,10 +42,18 @@ public sealed class QuantizedFlatten : IQuantizedLayer
     /// <exception cref="ArgumentException">A dimension is out of range, or start comes after end.</exception>
     public int[] OutputShape(ReadOnlySpan<int> shape)
     {
+        var output = new int[Math.Max(shape.Length, 1)];
+        return output[..OutputShape(shape, output)];
+    }
+
+    /// <summary>Writes the flattened shape into <paramref name="output"/> (at least max(rank, 1) long); returns its rank.</summary>
+    private int OutputShape(ReadOnlySpan<int> shape, Span<int> output)
+    {
         int rank = shape.Length;
         if (rank == 0)
         {
-            return [1];
+            output[0] = 1;
+            return 1;
         }
 
         int start = StartDim < 0 ? StartDim + rank : StartDim;
@@ -57,7 +68,6 @@ public sealed class QuantizedFlatten : IQuantizedLayer
             throw new ArgumentException($"{Model}.{Layer}: flatten start_dim={StartDim} comes after end_dim={EndDim} for the rank-{rank} input {TorchText.Shape(shape)}.");
         }
 
-        var output = new int[rank - (end - start)];
         shape[..start].CopyTo(output);
         int merged = 1;
         for (int d = start; d <= end; d++)
@@ -66,13 +76,20 @@ public sealed class QuantizedFlatten : IQuantizedLayer
         }
 
         output[start] = merged;
-        shape[(end + 1)..].CopyTo(output.AsSpan(start + 1));
-        return output;
+        shape[(end + 1)..].CopyTo(output[(start + 1)..]);
+        return rank - (end - start);
     }
 
     /// <summary>The flattened tensor: a new contiguous tensor in logical order, same qparams.</summary>
     /// <exception cref="ArgumentException">A dimension is out of range, or the input has per-channel qparams.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, copying into <paramref name="output"/>'s buffer (a steady-state
+    /// call then allocates nothing); null allocates a new tensor. Never a view of the input's storage.
+    /// </summary>
+    /// <exception cref="ArgumentException">A dimension is out of range, the input has per-channel qparams, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
         if (input.QParams.IsPerChannel)
@@ -81,13 +98,13 @@ public sealed class QuantizedFlatten : IQuantizedLayer
             throw new ArgumentException($"{Model}.{Layer}: expected an input with per-tensor qparams, got {input.QParams}.", nameof(input));
         }
 
-        int[] outputShape = OutputShape(input.Shape);
-        QTensor rowMajor = input.WithFormat(MemoryFormat.Contiguous);
-
-        // WithFormat returns the input itself when it is already contiguous; copy then, so the result
-        // never aliases the caller's tensor.
-        byte[] storage = ReferenceEquals(rowMajor, input) ? (byte[])input.Storage.Clone() : rowMajor.Storage;
-        return new QTensor(outputShape, input.QParams, storage, MemoryFormat.Contiguous);
+        ReadOnlySpan<int> shape = input.ShapeSpan;
+        Span<int> outputShape = shape.Length <= 8 ? stackalloc int[Math.Max(shape.Length, 1)] : new int[shape.Length];
+        outputShape = outputShape[..OutputShape(shape, outputShape)];
+        QTensor result = LayerChecks.Output(output, outputShape, input.QParams, MemoryFormat.Contiguous);
+        LayerChecks.NotAliased(_name, result, input, nameof(output));
+        input.CopyTo(result.StorageBytes, MemoryFormat.Contiguous, flipTopBit: false);
+        return result;
     }
 
     /// <summary>PyTorch's repr: <c>Flatten(start_dim=1, end_dim=-1)</c>.</summary>

@@ -23,13 +23,16 @@ public sealed class QuantizedLinear : IQuantizedLayer
 {
     private readonly PackedGemmWeights _packedWeights;
     private readonly KernelScratch _scratch = new();
+    private readonly string _name;
     private readonly int[] _weightZeroPoints;
     private readonly float[] _weightScales;
-    private readonly float[]? _bias;
-    private readonly RequantizeParams _calibratedRequantize;
+    // Not readonly: SetBias (bias correction) replaces them.
+    private float[]? _bias;
+    private RequantizeParams _calibratedRequantize;
     private float _otherInputScale = float.NaN;
     private RequantizeParams? _otherRequantize;
     private int[] _accumulators = [];
+    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
@@ -87,6 +90,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
 
         Model = model;
         Layer = layer;
+        _name = name;
         InFeatures = inFeatures;
         OutFeatures = outFeatures;
         Weight = weight;
@@ -119,6 +123,20 @@ public sealed class QuantizedLinear : IQuantizedLayer
     /// <summary>Float bias per output feature, or null.</summary>
     public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
 
+    /// <summary>
+    /// Replaces the float bias (bias correction, <c>QuantGen.Calibration.BiasCorrection</c>) and recomputes the
+    /// requantization factors that hold it; weights and qparams are unchanged.
+    /// </summary>
+    /// <param name="bias">One finite value per output channel (copied), or null for no bias.</param>
+    /// <exception cref="ArgumentException">A wrong length or a non-finite value (the message names the layer).</exception>
+    public void SetBias(float[]? bias)
+    {
+        _bias = LayerChecks.Bias($"{Model}.{Layer}", bias, OutFeatures);
+        _calibratedRequantize = CreateRequantize(InputQParams.Scale);
+        _otherRequantize = null;
+        _otherInputScale = float.NaN;
+    }
+
     /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
     public QParams InputQParams { get; }
 
@@ -146,27 +164,36 @@ public sealed class QuantizedLinear : IQuantizedLayer
     /// requantized with factors computed for its actual scale, as PyTorch does.
     /// </summary>
     /// <exception cref="ArgumentException">Wrong dtype, rank or feature count.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, writing the result into <paramref name="output"/>'s buffer (a
+    /// steady-state call then allocates nothing); null allocates a new tensor. The work is split over
+    /// <see cref="KernelThreads.MaxDegreeOfParallelism"/> threads, with the same result for any count.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong dtype, rank or feature count, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
-        string name = $"{Model}.{Layer}";
-        int[] shape = input.Shape;
+        ReadOnlySpan<int> shape = input.ShapeSpan;
         if (input.DType != InputQParams.DType)
         {
-            throw new ArgumentException($"{name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(shape)}.", nameof(input));
+            throw new ArgumentException($"{_name}: expected a {InputQParams.DType.ToTorchString()} input, got {input.DType.ToTorchString()} {TorchText.Shape(shape)}.", nameof(input));
         }
 
         if (input.QParams.IsPerChannel)
         {
-            throw new ArgumentException($"{name}: expected an input with per-tensor qparams, got {input.QParams}.", nameof(input));
+            throw new ArgumentException($"{_name}: expected an input with per-tensor qparams, got {input.QParams}.", nameof(input));
         }
 
         if (shape.Length < 2 || shape[^1] != InFeatures)
         {
-            throw new ArgumentException($"{name}: expected input [N, {InFeatures}] (rank 2 or more, last dimension {InFeatures}), got {TorchText.Shape(shape)}.", nameof(input));
+            throw new ArgumentException($"{_name}: expected input [N, {InFeatures}] (rank 2 or more, last dimension {InFeatures}), got {TorchText.Shape(shape)}.", nameof(input));
         }
 
-        int[] outputShape = (int[])shape.Clone();
+        // The output shape is the input's with the last dimension replaced; ranks above 8 are rare enough to allocate.
+        Span<int> outputShape = shape.Length <= 8 ? stackalloc int[shape.Length] : new int[shape.Length];
+        shape.CopyTo(outputShape);
         outputShape[^1] = OutFeatures;
         int count = 1;
         foreach (int size in outputShape)
@@ -174,16 +201,18 @@ public sealed class QuantizedLinear : IQuantizedLayer
             count = checked(count * size);
         }
 
+        QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, MemoryFormat.Contiguous);
         if (count == 0)
         {
-            return new QTensor(outputShape, OutputQParams, MemoryFormat.Contiguous);
+            return result;
         }
 
+        LayerChecks.NotAliased(_name, result, input, nameof(output));
         int rows = count / OutFeatures;
-        byte[] inputView = LayerChecks.ViewOf(input, MemoryFormat.Contiguous);
+        ReadOnlySpan<byte> inputView = LayerChecks.InputView(input, MemoryFormat.Contiguous, ref _inputScratch);
         int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         RequantizeParams requantize = RequantizeFor(input.Scale);
-        var outputView = new byte[count];
+        Span<byte> outputView = result.StorageBytes;
         if (QuantizedConv2d.NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
             // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
@@ -202,7 +231,8 @@ public sealed class QuantizedLinear : IQuantizedLayer
             LinearKernel.Run(rows, inputView, inputZeroPoint, _packedWeights, requantize, outputView, _scratch);
         }
 
-        return LayerChecks.FromView(outputShape, OutputQParams, outputView, MemoryFormat.Contiguous);
+        LayerChecks.FinishOutput(result);
+        return result;
     }
 
     /// <summary>

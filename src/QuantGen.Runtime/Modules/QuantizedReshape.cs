@@ -10,6 +10,7 @@ namespace QuantGen.Modules;
 public sealed class QuantizedReshape : IQuantizedLayer
 {
     private readonly int[] _shape;
+    private readonly string _name;
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
@@ -39,6 +40,7 @@ public sealed class QuantizedReshape : IQuantizedLayer
 
         Model = model;
         Layer = layer;
+        _name = name;
         _shape = (int[])shape.Clone();
     }
 
@@ -55,6 +57,34 @@ public sealed class QuantizedReshape : IQuantizedLayer
     /// <exception cref="ArgumentException">The sizes do not multiply to <paramref name="count"/>, or the -1 is ambiguous (other sizes multiply to 0).</exception>
     public int[] OutputShape(int count)
     {
+        var result = new int[_shape.Length];
+        OutputShape(count, result);
+        return result;
+    }
+
+    /// <summary>The reshaped tensor: a new contiguous tensor in logical order, same qparams and dtype.</summary>
+    /// <exception cref="ArgumentException">The shape does not fit the input's element count, or the input has per-channel qparams.</exception>
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, copying into <paramref name="output"/>'s buffer (a steady-state
+    /// call then allocates nothing); null allocates a new tensor. Never a view of the input's storage.
+    /// </summary>
+    /// <exception cref="ArgumentException">The shape does not fit the input's element count, the input has per-channel qparams, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        LayerChecks.PerTensorInput(_name, input, nameof(input));
+        Span<int> outputShape = _shape.Length <= 8 ? stackalloc int[_shape.Length] : new int[_shape.Length];
+        OutputShape(input.Count, outputShape);
+        QTensor result = LayerChecks.Output(output, outputShape, input.QParams, MemoryFormat.Contiguous);
+        LayerChecks.NotAliased(_name, result, input, nameof(output));
+        input.CopyTo(result.StorageBytes, MemoryFormat.Contiguous, flipTopBit: false);
+        return result;
+    }
+
+    private void OutputShape(int count, Span<int> result)
+    {
         long known = 1;
         int inferredAt = -1;
         for (int d = 0; d < _shape.Length; d++)
@@ -69,7 +99,7 @@ public sealed class QuantizedReshape : IQuantizedLayer
             }
         }
 
-        var result = (int[])_shape.Clone();
+        _shape.CopyTo(result);
         if (inferredAt >= 0)
         {
             if (known == 0 || count % known != 0)
@@ -83,22 +113,6 @@ public sealed class QuantizedReshape : IQuantizedLayer
         {
             throw new ArgumentException($"{Model}.{Layer}: shape '{TorchText.Shape(_shape)}' is invalid for input of size {count}.");
         }
-
-        return result;
-    }
-
-    /// <summary>The reshaped tensor: a new contiguous tensor in logical order, same qparams and dtype.</summary>
-    /// <exception cref="ArgumentException">The shape does not fit the input's element count, or the input has per-channel qparams.</exception>
-    public QTensor Forward(QTensor input)
-    {
-        ArgumentNullException.ThrowIfNull(input);
-        LayerChecks.PerTensorInput($"{Model}.{Layer}", input, nameof(input));
-        int[] outputShape = OutputShape(input.Count);
-        QTensor rowMajor = input.WithFormat(MemoryFormat.Contiguous);
-
-        // WithFormat returns the input itself when already contiguous: copy then, so the result never aliases it.
-        byte[] storage = ReferenceEquals(rowMajor, input) ? (byte[])input.Storage.Clone() : rowMajor.Storage;
-        return new QTensor(outputShape, input.QParams, storage, MemoryFormat.Contiguous);
     }
 
     /// <summary>Like FX's printout of the op: <c>reshape([1, -1])</c>.</summary>

@@ -10,6 +10,9 @@ namespace QuantGen.Modules;
 /// </summary>
 public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
 {
+    private readonly string _name;
+    private byte[] _inputScratch = [];
+
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
     /// <param name="outputHeight">Output height (with <paramref name="outputWidth"/>), or null when scale factors are given.</param>
@@ -41,6 +44,7 @@ public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
 
         Model = model;
         Layer = layer;
+        _name = name;
         OutputHeight = outputHeight;
         OutputWidth = outputWidth;
         ScaleHeight = scaleHeight;
@@ -67,14 +71,21 @@ public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
 
     /// <summary>x: [N, C, H, W], quint8 or qint8, any layout; returns channels-last [N, C, OH, OW] with x's qparams.</summary>
     /// <exception cref="ArgumentException">Wrong rank, an empty dimension, per-channel qparams, or scale factors that give an empty output.</exception>
-    public QTensor Forward(QTensor input)
+    public QTensor Forward(QTensor input) => Forward(input, null);
+
+    /// <summary>
+    /// As <see cref="Forward(QTensor)"/>, writing into <paramref name="output"/>'s buffer (a steady-state
+    /// call then allocates nothing); null allocates a new tensor.
+    /// </summary>
+    /// <exception cref="ArgumentException">Wrong rank, an empty dimension, per-channel qparams, scale factors that give an empty output, or an output slot that holds the input.</exception>
+    public QTensor Forward(QTensor input, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(input);
-        string name = $"{Model}.{Layer}";
+        string name = _name;
         LayerChecks.PerTensorInput(name, input, nameof(input));
         if (input.Rank != 4 || input.Dim(1) < 1 || input.Dim(2) < 1 || input.Dim(3) < 1)
         {
-            throw new ArgumentException($"{name}: expected input [N, C, H, W] (rank 4, C, H and W positive), got {TorchText.Shape(input.Shape)}.", nameof(input));
+            throw new ArgumentException($"{name}: expected input [N, C, H, W] (rank 4, C, H and W positive), got {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
         int batch = input.Dim(0), channels = input.Dim(1), inHeight = input.Dim(2), inWidth = input.Dim(3);
@@ -82,18 +93,31 @@ public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
         int outWidth = OutputWidth ?? UpsampleNearest2dScalar.OutputSize(inWidth, ScaleWidth!.Value);
         if (outHeight < 1 || outWidth < 1)
         {
-            throw new ArgumentException($"{name}: input {TorchText.Shape(input.Shape)} with scale factors ({Text(ScaleHeight)}, {Text(ScaleWidth)}) gives an empty output {outHeight}x{outWidth}.", nameof(input));
+            throw new ArgumentException($"{name}: input {TorchText.Shape(input.ShapeSpan)} with scale factors ({Text(ScaleHeight)}, {Text(ScaleWidth)}) gives an empty output {outHeight}x{outWidth}.", nameof(input));
         }
 
         float heightScale = UpsampleNearest2dScalar.SourceScale(inHeight, outHeight, ScaleHeight);
         float widthScale = UpsampleNearest2dScalar.SourceScale(inWidth, outWidth, ScaleWidth);
-        int[] outputShape = [batch, channels, outHeight, outWidth];
-        var output = new byte[checked(batch * channels * outHeight * outWidth)];
+        ReadOnlySpan<int> outputShape = [batch, channels, outHeight, outWidth];
+        QTensor result = LayerChecks.Output(output, outputShape, input.QParams, MemoryFormat.ChannelsLast);
+        LayerChecks.NotAliased(name, result, input, nameof(output));
 
-        // A copy of bytes: the storage itself serves, whatever the dtype.
-        QTensor nhwc = input.WithFormat(MemoryFormat.ChannelsLast);
-        UpsampleNearest2dScalar.Apply(batch, channels, inHeight, inWidth, outHeight, outWidth, heightScale, widthScale, nhwc.Storage, output);
-        return new QTensor(outputShape, input.QParams, output, MemoryFormat.ChannelsLast);
+        // A copy of bytes: the storage itself serves, whatever the dtype (read channels-last without flipping).
+        ReadOnlySpan<byte> nhwc = input.Format == MemoryFormat.ChannelsLast ? input.StorageBytes : ChannelsLastCopy(input);
+        UpsampleNearest2dScalar.Apply(batch, channels, inHeight, inWidth, outHeight, outWidth, heightScale, widthScale, nhwc, result.StorageBytes);
+        return result;
+    }
+
+    private ReadOnlySpan<byte> ChannelsLastCopy(QTensor input)
+    {
+        if (_inputScratch.Length < input.Count)
+        {
+            _inputScratch = new byte[input.Count];
+        }
+
+        Span<byte> copy = _inputScratch.AsSpan(0, input.Count);
+        input.CopyTo(copy, MemoryFormat.ChannelsLast, flipTopBit: false);
+        return copy;
     }
 
     /// <summary>PyTorch's repr: <c>Upsample(scale_factor=2.0, mode='nearest')</c> or <c>Upsample(size=(4, 6), mode='nearest')</c>.</summary>

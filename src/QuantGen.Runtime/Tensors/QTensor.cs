@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using QuantGen.Kernels;
 using QuantGen.Kernels.Scalar;
 
 namespace QuantGen;
@@ -23,13 +24,20 @@ public enum MemoryFormat
 /// <remarks>
 /// Everything that takes or returns element order (<see cref="Quantize"/>, <see cref="IntRepr"/>,
 /// <see cref="Dequantize()"/>, <see cref="IntAt"/>) speaks the LOGICAL row-major order, whatever the
-/// storage <see cref="Format"/>; only <see cref="Storage"/>, <see cref="AsUInt8"/> and
+/// storage <see cref="Format"/>; only <see cref="Storage"/>, <see cref="StorageBytes"/>, <see cref="AsUInt8"/> and
 /// <see cref="AsInt8"/> expose the storage order.
+/// <para>
+/// A tensor handed out by a <see cref="Buffers.BufferSlot"/> is a view over the slot's reusable buffer:
+/// its <see cref="Storage"/> array may be longer than <see cref="Count"/> (the elements are its first
+/// <see cref="Count"/> bytes), and its values are valid until the slot is written again.
+/// </para>
 /// </remarks>
 public sealed class QTensor
 {
     private readonly int[] _shape;
-    private readonly byte[] _storage;
+
+    // Not readonly: a BufferSlot re-points the views it owns at its new buffer when it grows.
+    private byte[] _storage;
 
     /// <summary>A zero-point-filled tensor (each channel's own zero point for per-channel parameters).</summary>
     public QTensor(int[] shape, QParams qparams, MemoryFormat format = MemoryFormat.Contiguous)
@@ -72,8 +80,31 @@ public sealed class QTensor
         }
     }
 
-    /// <summary>Logical shape (NCHW for 4-D), PyTorch's order. A copy: use <see cref="Rank"/> and <see cref="Dim"/> to read it without allocating.</summary>
+    /// <summary>
+    /// A view of <paramref name="count"/> elements at the start of <paramref name="storage"/> (which may be
+    /// longer), taking ownership of <paramref name="shape"/>; validated like the public constructors.
+    /// </summary>
+    internal QTensor(int[] shape, QParams qparams, byte[] storage, int count, MemoryFormat format)
+    {
+        Count = ValidateShape(shape);
+        ValidateQParams(shape, qparams);
+        ValidateFormat(shape, format);
+        if (Count != count || storage.Length < count)
+        {
+            throw new ArgumentException($"QTensor: shape {FormatShape(shape)} has {Count} elements; a view of {count} over {storage.Length} bytes does not fit it.", nameof(storage));
+        }
+
+        _shape = shape;
+        QParams = qparams;
+        Format = format;
+        _storage = storage;
+    }
+
+    /// <summary>Logical shape (NCHW for 4-D), PyTorch's order. A copy: use <see cref="Rank"/>, <see cref="Dim"/> or <see cref="ShapeSpan"/> to read it without allocating.</summary>
     public int[] Shape => (int[])_shape.Clone();
+
+    /// <summary>The logical shape without a copy (read-only).</summary>
+    public ReadOnlySpan<int> ShapeSpan => _shape;
 
     /// <summary>Number of dimensions.</summary>
     public int Rank => _shape.Length;
@@ -87,8 +118,16 @@ public sealed class QTensor
     /// <summary>Storage layout.</summary>
     public MemoryFormat Format { get; }
 
-    /// <summary>Raw 8-bit storage in <see cref="Format"/> order.</summary>
+    /// <summary>
+    /// The backing array, raw 8-bit values in <see cref="Format"/> order. The elements are its first
+    /// <see cref="Count"/> bytes: the array is exactly <see cref="Count"/> long for a tensor made with a
+    /// constructor, and may be longer for a view handed out by a <see cref="Buffers.BufferSlot"/>. Prefer
+    /// <see cref="StorageBytes"/>, <see cref="AsUInt8"/> or <see cref="AsInt8"/>, which are exactly the elements.
+    /// </summary>
     public byte[] Storage => _storage;
+
+    /// <summary>The raw 8-bit elements in <see cref="Format"/> order (exactly <see cref="Count"/> bytes; qint8 as two's complement).</summary>
+    public Span<byte> StorageBytes => _storage.AsSpan(0, Count);
 
     /// <summary>Per-tensor scale.</summary>
     public float Scale => QParams.Scale;
@@ -119,7 +158,7 @@ public sealed class QTensor
             throw new InvalidOperationException($"QTensor: AsUInt8() needs a torch.quint8 tensor, this one is {DType.ToTorchString()} (use AsInt8()).");
         }
 
-        return _storage;
+        return _storage.AsSpan(0, Count);
     }
 
     /// <summary>Storage as signed bytes (qint8).</summary>
@@ -130,7 +169,7 @@ public sealed class QTensor
             throw new InvalidOperationException($"QTensor: AsInt8() needs a torch.qint8 tensor, this one is {DType.ToTorchString()} (use AsUInt8()).");
         }
 
-        return MemoryMarshal.Cast<byte, sbyte>(_storage.AsSpan());
+        return MemoryMarshal.Cast<byte, sbyte>(_storage.AsSpan(0, Count));
     }
 
     /// <summary>The integer values in logical row-major order (PyTorch's <c>int_repr()</c>, flattened).</summary>
@@ -203,42 +242,156 @@ public sealed class QTensor
         }
 
         ValidateFormat(_shape, format);
-        var converted = new QTensor(_shape, QParams, new byte[Count], format);
-        for (int i = 0; i < Count; i++)
-        {
-            converted._storage[converted.StorageOffsetOfLogical(i)] = _storage[StorageOffsetOfLogical(i)];
-        }
-
-        return converted;
+        var storage = new byte[Count];
+        CopyTo(storage, format, flipTopBit: false);
+        return new QTensor((int[])_shape.Clone(), QParams, storage, Count, format);
     }
 
     /// <summary>Quantizes float values given in logical row-major order into the requested layout.</summary>
     /// <remarks>Per element: <c>clamp(round_half_even(x * (1f / scale)) + zp, dtype_min, dtype_max)</c> with its channel's scale and zero point; non-finite values as <see cref="QuantizeScalar"/> documents.</remarks>
     public static QTensor Quantize(ReadOnlySpan<float> values, int[] shape, QParams qparams, MemoryFormat format = MemoryFormat.Contiguous)
     {
-        var tensor = new QTensor(shape, qparams, format);
-        if (values.Length != tensor.Count)
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(qparams);
+        QTensor tensor = Allocate(shape, qparams, format);
+        tensor.QuantizeFrom(values);
+        return tensor;
+    }
+
+    /// <summary>A tensor over a new, uninitialised (zero) array, taking a copy of <paramref name="shape"/>.</summary>
+    internal static QTensor Allocate(ReadOnlySpan<int> shape, QParams qparams, MemoryFormat format)
+    {
+        int[] owned = shape.ToArray();
+        int count = ValidateShape(owned);
+        return new QTensor(owned, qparams, new byte[count], count, format);
+    }
+
+    /// <summary>Re-points a view at a slot's new (larger) buffer; only <see cref="Buffers.BufferSlot"/> calls it.</summary>
+    internal void Rebind(byte[] storage) => _storage = storage;
+
+    /// <summary>
+    /// Writes the elements into <paramref name="destination"/> (<see cref="Count"/> bytes) in
+    /// <paramref name="format"/> order, flipping every top bit when <paramref name="flipTopBit"/> (the
+    /// qint8 ↔ unsigned-view move).
+    /// </summary>
+    internal void CopyTo(Span<byte> destination, MemoryFormat format, bool flipTopBit)
+    {
+        if (destination.Length != Count)
         {
-            throw new ArgumentException($"QTensor.Quantize: {values.Length} values for shape {FormatShape(shape)} ({tensor.Count} elements).", nameof(values));
+            throw new ArgumentException($"QTensor: destination has {destination.Length} bytes, the tensor {Count} elements.", nameof(destination));
         }
 
-        (int channelStride, int channels) = ChannelLayout(shape, qparams);
-        var inverseScales = new float[qparams.Scales.Length];
-        for (int c = 0; c < inverseScales.Length; c++)
+        ValidateFormat(_shape, format);
+        ReadOnlySpan<byte> source = StorageBytes;
+        byte flip = flipTopBit ? (byte)0x80 : (byte)0;
+        if (format == Format)
         {
-            inverseScales[c] = 1.0f / qparams.Scales[c];
+            if (flipTopBit)
+            {
+                UInt8View.Convert(source, destination, QuantDType.QInt8);
+            }
+            else
+            {
+                source.CopyTo(destination);
+            }
+
+            return;
         }
 
-        int quantMin = qparams.DType.Min(), quantMax = qparams.DType.Max();
-        int[] zeroPoints = qparams.ZeroPoints;
+        // NCHW <-> NHWC: one plane (n, c) of H·W values against a stride-C column of the pixels.
+        int batch = _shape[0], channels = _shape[1], pixels = _shape[2] * _shape[3];
+        bool toChannelsLast = format == MemoryFormat.ChannelsLast;
+        for (int n = 0; n < batch; n++)
+        {
+            int imageStart = n * channels * pixels;
+            for (int c = 0; c < channels; c++)
+            {
+                int plane = imageStart + (c * pixels);
+                int column = imageStart + c;
+                for (int p = 0; p < pixels; p++)
+                {
+                    if (toChannelsLast)
+                    {
+                        destination[column + (p * channels)] = (byte)(source[plane + p] ^ flip);
+                    }
+                    else
+                    {
+                        destination[plane + p] = (byte)(source[column + (p * channels)] ^ flip);
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>Quantizes <paramref name="values"/> (logical row-major order) into this tensor's storage, as <see cref="Quantize"/>.</summary>
+    internal void QuantizeFrom(ReadOnlySpan<float> values)
+    {
+        if (values.Length != Count)
+        {
+            throw new ArgumentException($"QTensor.Quantize: {values.Length} values for shape {FormatShape(_shape)} ({Count} elements).", nameof(values));
+        }
+
+        Span<byte> storage = StorageBytes;
+        if (!QParams.IsPerChannel)
+        {
+            // In the unsigned view (qint8 + 128, zero point + 128) the quantization gives exactly the
+            // shifted value, so one kernel serves both dtypes; the top bit is flipped back for qint8.
+            int offset = UInt8View.Offset(DType);
+            float inverseScale = 1.0f / QParams.Scale;
+            int viewZeroPoint = QParams.ZeroPoint + offset;
+            if (Format == MemoryFormat.Contiguous)
+            {
+                QuantizeKernel.ToView(values, storage, inverseScale, viewZeroPoint);
+            }
+            else
+            {
+                QuantizePlanesToChannelsLast(values, storage, inverseScale, viewZeroPoint);
+            }
+
+            if (offset != 0)
+            {
+                UInt8View.Convert(storage, storage, QuantDType.QInt8);
+            }
+
+            return;
+        }
+
+        (int channelStride, int channels) = ChannelLayout(_shape, QParams);
+        int quantMin = DType.Min(), quantMax = DType.Max();
+        float[] scales = QParams.Scales;
+        int[] zeroPoints = QParams.ZeroPoints;
         for (int i = 0; i < values.Length; i++)
         {
             int channel = (i / channelStride) % channels;
-            int q = QuantizeScalar.QuantizeValue(values[i], inverseScales[channel], zeroPoints[channel], quantMin, quantMax);
-            tensor._storage[tensor.StorageOffsetOfLogical(i)] = unchecked((byte)q);
+            int q = QuantizeScalar.QuantizeValue(values[i], 1.0f / scales[channel], zeroPoints[channel], quantMin, quantMax);
+            _storage[StorageOffsetOfLogical(i)] = unchecked((byte)q);
         }
+    }
 
-        return tensor;
+    // NCHW floats -> NHWC bytes: each plane quantized a chunk at a time on the stack, then scattered with stride C.
+    private void QuantizePlanesToChannelsLast(ReadOnlySpan<float> values, Span<byte> storage, float inverseScale, int viewZeroPoint)
+    {
+        int batch = _shape[0], channels = _shape[1], pixels = _shape[2] * _shape[3];
+        Span<byte> chunk = stackalloc byte[512];
+        for (int n = 0; n < batch; n++)
+        {
+            int imageStart = n * channels * pixels;
+            for (int c = 0; c < channels; c++)
+            {
+                int plane = imageStart + (c * pixels);
+                for (int p0 = 0; p0 < pixels; p0 += chunk.Length)
+                {
+                    int length = Math.Min(chunk.Length, pixels - p0);
+                    Span<byte> quantized = chunk[..length];
+                    QuantizeKernel.ToView(values.Slice(plane + p0, length), quantized, inverseScale, viewZeroPoint);
+                    int target = imageStart + c + (p0 * channels);
+                    for (int p = 0; p < length; p++, target += channels)
+                    {
+                        storage[target] = quantized[p];
+                    }
+                }
+            }
+        }
     }
 
     /// <summary>PyTorch-like printing of the dequantized values, shape and qparams.</summary>
@@ -303,7 +456,7 @@ public sealed class QTensor
     }
 
     /// <summary>Formats a shape for messages: <c>[1, 3, 224, 224]</c>.</summary>
-    internal static string FormatShape(int[] shape) => "[" + string.Join(", ", shape) + "]";
+    internal static string FormatShape(ReadOnlySpan<int> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
 
     private int Read(int storageOffset) => DType == QuantDType.QInt8
         ? unchecked((sbyte)_storage[storageOffset])
@@ -354,7 +507,16 @@ public sealed class QTensor
         return (Math.Max(stride, 1), shape[qparams.Axis]);
     }
 
-    private static int ValidateShape(int[] shape)
+    /// <summary>Checks shape, qparams and format as the constructors do; returns the element count.</summary>
+    internal static int ValidateView(ReadOnlySpan<int> shape, QParams qparams, MemoryFormat format)
+    {
+        int count = ValidateShape(shape);
+        ValidateQParams(shape, qparams);
+        ValidateFormat(shape, format);
+        return count;
+    }
+
+    internal static int ValidateShape(ReadOnlySpan<int> shape)
     {
         long count = 1;
         foreach (int size in shape)
@@ -374,7 +536,7 @@ public sealed class QTensor
         return (int)count;
     }
 
-    private static void ValidateQParams(int[] shape, QParams qparams)
+    private static void ValidateQParams(ReadOnlySpan<int> shape, QParams qparams)
     {
         if (qparams.DType is not (QuantDType.QUInt8 or QuantDType.QInt8))
         {
@@ -406,7 +568,7 @@ public sealed class QTensor
         }
     }
 
-    private static void ValidateFormat(int[] shape, MemoryFormat format)
+    private static void ValidateFormat(ReadOnlySpan<int> shape, MemoryFormat format)
     {
         if (format is not (MemoryFormat.Contiguous or MemoryFormat.ChannelsLast))
         {

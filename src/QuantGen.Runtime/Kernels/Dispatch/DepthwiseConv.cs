@@ -15,31 +15,75 @@ internal static unsafe class DepthwiseConv
 {
     public static void Run(in Conv2dGeometry g, byte* input, int zx, PackedConv2dWeights weights, int* accumulatorsOut, byte* bytesOut, RequantizeParams? requantize, KernelScratch scratch)
     {
-        int channels = g.InChannels;
-        int vectorBits = weights.Config.VectorBits;
-        int[] rowArray = scratch.Accumulators(channels);
         RequantizeParams? rq = requantize;
         fixed (int* taps = weights.DepthwiseTapArray)
-        fixed (int* row = rowArray)
         fixed (float* biasTerms = rq is null ? default : rq.BiasTerms)
         fixed (float* multipliers = rq is null ? default : rq.Multipliers)
         fixed (int* quantizedBias = rq is null ? default : rq.QuantizedBias)
         {
-            RequantizeView view = rq is null ? default : new RequantizeView(rq, biasTerms, multipliers, quantizedBias);
-            int outHeight = g.OutHeight, outWidth = g.OutWidth;
-            nint pixel = 0;
-            for (int n = 0; n < g.Batch; n++)
+            // One task per block of output rows (n, oh); every pixel's arithmetic is the same on any thread.
+            int outputRows = g.Batch * g.OutHeight;
+            int degree = KernelThreads.MaxDegreeOfParallelism;
+            int rowsPerTask = degree == 1 ? outputRows : Math.Max(1, outputRows / (4 * degree));
+            var plan = new DepthwisePlan
             {
-                for (int oh = 0; oh < outHeight; oh++)
+                Geometry = g,
+                Input = input,
+                Zx = zx,
+                Taps = taps,
+                VectorBits = weights.Config.VectorBits,
+                AccumulatorsOut = accumulatorsOut,
+                BytesOut = bytesOut,
+                Requantize = rq is not null,
+                View = rq is null ? default : new RequantizeView(rq, biasTerms, multipliers, quantizedBias),
+                RowsPerTask = rowsPerTask,
+            };
+            int taskCount = (outputRows + rowsPerTask - 1) / rowsPerTask;
+            if (degree == 1 || taskCount <= 1)
+            {
+                for (int task = 0; task < taskCount; task++)
                 {
-                    for (int ow = 0; ow < outWidth; ow++, pixel++)
+                    RunTask(plan, task, scratch);
+                }
+
+                return;
+            }
+
+            DepthwiseJob job = scratch.DepthwiseJob;
+            job.Plan = plan;
+            try
+            {
+                WorkerPool.Shared.Run(job, taskCount, degree, scratch);
+            }
+            finally
+            {
+                job.Plan = default;
+            }
+        }
+    }
+
+    internal static void RunTask(in DepthwisePlan plan, int task, KernelScratch scratch)
+    {
+        Conv2dGeometry g = plan.Geometry;
+        int channels = g.InChannels;
+        int outHeight = g.OutHeight, outWidth = g.OutWidth;
+        int outputRows = g.Batch * outHeight;
+        int firstRow = task * plan.RowsPerTask;
+        int endRow = Math.Min(outputRows, firstRow + plan.RowsPerTask);
+        int[] rowArray = scratch.Accumulators(channels);
+        fixed (int* row = rowArray)
+        {
+            for (int outputRow = firstRow; outputRow < endRow; outputRow++)
+            {
+                int n = outputRow / outHeight, oh = outputRow % outHeight;
+                nint pixel = (nint)outputRow * outWidth;
+                for (int ow = 0; ow < outWidth; ow++, pixel++)
+                {
+                    int* destination = plan.Requantize ? row : plan.AccumulatorsOut + (pixel * channels);
+                    Pixel(g, plan.Input, plan.Zx, plan.Taps, n, oh, ow, destination, plan.VectorBits);
+                    if (plan.Requantize)
                     {
-                        int* destination = rq is null ? accumulatorsOut + (pixel * channels) : row;
-                        Pixel(g, input, zx, taps, n, oh, ow, destination, vectorBits);
-                        if (rq is not null)
-                        {
-                            RequantizeVector.Row(row, channels, 0, view, bytesOut + (pixel * channels), vectorBits);
-                        }
+                        RequantizeVector.Row(row, channels, 0, plan.View, plan.BytesOut + (pixel * channels), plan.VectorBits);
                     }
                 }
             }
@@ -158,4 +202,29 @@ internal static unsafe class DepthwiseConv
         Vector128<ushort> words = Vector128.WidenLower(Vector128.CreateScalar(Unsafe.ReadUnaligned<uint>(p)).AsByte());
         return Vector128.WidenLower(words).AsInt32();
     }
+}
+
+/// <summary>Everything a depthwise task needs; pointers are pinned by the caller for the whole call.</summary>
+internal unsafe struct DepthwisePlan
+{
+    public Conv2dGeometry Geometry;
+    public byte* Input;
+    public int Zx;
+    public int* Taps;
+    public int VectorBits;
+    public int* AccumulatorsOut;
+    public byte* BytesOut;
+    public bool Requantize;
+    public RequantizeView View;
+    public int RowsPerTask;
+}
+
+/// <summary>The reusable work item of one caller's depthwise regions.</summary>
+internal sealed class DepthwiseJob : IParallelWork
+{
+    public DepthwisePlan Plan;
+
+    public void Run(int task, int worker, KernelScratch scratch) => DepthwiseConv.RunTask(Plan, task, scratch);
+
+    public void Reserve(KernelScratch scratch) => scratch.Accumulators(Plan.Geometry.InChannels);
 }

@@ -36,42 +36,42 @@ internal readonly unsafe struct RowSource
 }
 
 /// <summary>
-/// Drives a config's micro-kernel over a (grouped) GEMM: for each group and block of weight panels that
-/// fits in L2, each tile of MR rows is gathered once (im2col with the input zero point at padding
+/// Drives a config's micro-kernel over a (grouped) GEMM. The work is cut into tasks — one group × a block
+/// of weight panels that fits in L2 × a block of row tiles — run by <see cref="KernelThreads"/>' pool.
+/// Inside a task each tile of MR rows is gathered once (im2col with the input zero point at padding
 /// positions, so the compensation stays exact; widened to uint16 for the vpmaddwd kernels), then every
 /// panel of the block runs the micro-kernel into an int32 tile and the epilogue applies
-/// <c>acc = tile − (zx − offset)·Σw − zw·(Σx − K·zx)</c> (int32, wrapping) and writes int32 or requantized uint8.
+/// <c>acc = tile − (zx − offset)·Σw − zw·(Σx − K·zx)</c> (int32, wrapping) and writes int32 or requantized
+/// uint8. Every output element's arithmetic is the same whichever task (and thread) computes it.
 /// </summary>
 internal static unsafe class GemmDriver
 {
     /// <summary>Packed weights per L2 block (bytes); half of Zen 5's 1 MiB L2, leaving room for rows and outputs.</summary>
     private const int PanelBlockBytes = 512 * 1024;
 
+    /// <summary>Row tiles per task at most (48 rows with MR = 6): small enough to balance two or more threads on 7×7 maps.</summary>
+    private const int MaxRowTilesPerTask = 8;
+
     public static void Run(PackedGemmWeights weights, in RowSource source, int m, int zx, int* accumulatorsOut, byte* bytesOut, RequantizeParams? requantize, int ldc, KernelScratch scratch)
     {
-        GemmConfig config = weights.Config;
-        int mr = config.MR, nr = config.NR;
-        int k = weights.K;
-        int kQuadStride = PackedGemmWeights.RoundUp(k, 4);
-        int kPairStride = PackedGemmWeights.RoundUp(k, 2);
-        int panelLength = weights.PanelLength;
-        int elementBytes = config.Layout == PackedLayout.Int16Pairs ? 2 : 1;
-        int panelsPerBlock = Math.Max(1, PanelBlockBytes / (panelLength * elementBytes));
-        int outPerGroup = weights.OutPerGroup;
-        bool needRowSums = weights.HasWeightZeroPoints;
-        int offset = config.ActivationOffset;
-        int vectorBits = config.VectorBits;
+        if (m <= 0)
+        {
+            return;
+        }
 
-        byte[] rowArray = scratch.Rows(mr * kQuadStride);
-        ushort[] wideArray = config.WidenedActivations ? scratch.WideRows(mr * kPairStride) : [];
-        int[] tileArray = scratch.Tile(mr * nr);
-        int[] rowSumArray = scratch.RowSums(mr);
+        GemmConfig config = weights.Config;
         RequantizeParams? rq = requantize;
 
-        fixed (byte* rowBuffer = rowArray)
-        fixed (ushort* wideBuffer = wideArray)
-        fixed (int* tile = tileArray)
-        fixed (int* rowSums = rowSumArray)
+        // (zx − offset)·Σw per output channel: constant for the call, so computed once (int32, wrapping).
+        int[] compensationArray = scratch.Compensation(weights.OutChannels);
+        int inputTerm = zx - config.ActivationOffset;
+        ReadOnlySpan<int> columnSumSpan = weights.ColumnSums;
+        for (int c = 0; c < columnSumSpan.Length; c++)
+        {
+            compensationArray[c] = unchecked(inputTerm * columnSumSpan[c]);
+        }
+
+        fixed (int* compensation = compensationArray)
         fixed (sbyte* quads = weights.QuadArray)
         fixed (short* pairs = weights.PairArray)
         fixed (int* columnSums = weights.ColumnSumArray)
@@ -80,69 +80,304 @@ internal static unsafe class GemmDriver
         fixed (float* multipliers = rq is null ? default : rq.Multipliers)
         fixed (int* quantizedBias = rq is null ? default : rq.QuantizedBias)
         {
-            RequantizeView view = rq is null ? default : new RequantizeView(rq, biasTerms, multipliers, quantizedBias);
-            for (int group = 0; group < weights.Groups; group++)
+            int elementBytes = config.Layout == PackedLayout.Int16Pairs ? 2 : 1;
+            int panelsPerBlock = Math.Max(1, PanelBlockBytes / (weights.PanelLength * elementBytes));
+            int panelChunk = Math.Min(weights.PanelsPerGroup, panelsPerBlock);
+            int tiles = (m + config.MR - 1) / config.MR;
+            int rowChunks = (tiles + MaxRowTilesPerTask - 1) / MaxRowTilesPerTask;
+            int degree = KernelThreads.MaxDegreeOfParallelism;
+            int panelChunks = (weights.PanelsPerGroup + panelChunk - 1) / panelChunk;
+            if (degree > 1 && (long)weights.Groups * panelChunks * rowChunks < 2L * degree)
             {
-                for (int firstPanel = 0; firstPanel < weights.PanelsPerGroup; firstPanel += panelsPerBlock)
+                // Few rows (deep layers, linear): split the panels too, so every thread gets work and
+                // reads only its share of the weights.
+                int wanted = (int)Math.Min(weights.PanelsPerGroup, (2L * degree + (weights.Groups * rowChunks) - 1) / (weights.Groups * rowChunks));
+                panelChunk = (weights.PanelsPerGroup + wanted - 1) / wanted;
+                panelChunks = (weights.PanelsPerGroup + panelChunk - 1) / panelChunk;
+            }
+
+            // AVX-VNNI convolutions whose taps are whole quads read the input through row pointers
+            // (IGEMM) instead of copying im2col rows; the Σx row sums that nonzero weight zero points
+            // need come from the gathered rows, so those keep gathering.
+            bool indirect = !source.Direct && config.Isa == KernelIsa.AvxVnni && !config.ScalarEmulation &&
+                !weights.HasWeightZeroPoints && source.Geometry.InChannelsPerGroup % 4 == 0;
+            var plan = new GemmPlan
+            {
+                Indirect = indirect,
+                Weights = weights,
+                Config = config,
+                Source = source,
+                M = m,
+                Zx = zx,
+                Ldc = ldc,
+                AccumulatorsOut = accumulatorsOut,
+                BytesOut = bytesOut,
+                Requantize = rq is not null,
+                View = rq is null ? default : new RequantizeView(rq, biasTerms, multipliers, quantizedBias),
+                Quads = quads,
+                Pairs = pairs,
+                ColumnSums = columnSums,
+                Compensation = compensation,
+                WeightZeroPoints = weightZeroPoints,
+                PanelChunk = panelChunk,
+                PanelChunks = panelChunks,
+                RowTilesPerTask = (tiles + rowChunks - 1) / Math.Max(rowChunks, 1),
+                RowChunks = rowChunks,
+            };
+            int taskCount = weights.Groups * panelChunks * rowChunks;
+            if (degree == 1 || taskCount == 1)
+            {
+                for (int task = 0; task < taskCount; task++)
                 {
-                    int endPanel = Math.Min(weights.PanelsPerGroup, firstPanel + panelsPerBlock);
-                    for (int m0 = 0; m0 < m; m0 += mr)
+                    RunTask(plan, task, scratch);
+                }
+
+                return;
+            }
+
+            GemmJob job = scratch.GemmJob;
+            job.Plan = plan;
+            try
+            {
+                WorkerPool.Shared.Run(job, taskCount, degree, scratch);
+            }
+            finally
+            {
+                job.Plan = default;
+            }
+        }
+    }
+
+    /// <summary>Grows <paramref name="scratch"/> to everything <see cref="RunTask"/> asks of it for this plan.</summary>
+    internal static void Reserve(in GemmPlan plan, KernelScratch scratch)
+    {
+        GemmConfig config = plan.Config;
+        int k = plan.Weights.K;
+        scratch.Rows(config.MR * PackedGemmWeights.RoundUp(k, 4));
+        if (config.WidenedActivations)
+        {
+            scratch.WideRows(config.MR * PackedGemmWeights.RoundUp(k, 2));
+        }
+
+        scratch.Tile(config.MR * config.NR);
+        scratch.RowSums(config.MR);
+        if (plan.Indirect)
+        {
+            Conv2dGeometry g = plan.Source.Geometry;
+            scratch.Pointers(g.KernelHeight * g.KernelWidth * GemmAvxVnni.MR);
+            scratch.PadRow(g.InChannelsPerGroup);
+        }
+    }
+
+    /// <summary>One task: group × panel block × row-tile block.</summary>
+    internal static void RunTask(in GemmPlan plan, int task, KernelScratch scratch)
+    {
+        GemmConfig config = plan.Config;
+        PackedGemmWeights weights = plan.Weights;
+        int mr = config.MR, nr = config.NR;
+        int k = weights.K;
+        int kQuadStride = PackedGemmWeights.RoundUp(k, 4);
+        int kPairStride = PackedGemmWeights.RoundUp(k, 2);
+        int outPerGroup = weights.OutPerGroup;
+        bool needRowSums = weights.HasWeightZeroPoints;
+        int zx = plan.Zx;
+        int vectorBits = config.VectorBits;
+        bool tileEpilogue = plan.Requantize && !needRowSums && vectorBits == 256;
+
+        int rowChunk = task % plan.RowChunks;
+        int rest = task / plan.RowChunks;
+        int panelChunkIndex = rest % plan.PanelChunks;
+        int group = rest / plan.PanelChunks;
+        int firstPanel = panelChunkIndex * plan.PanelChunk;
+        int endPanel = Math.Min(weights.PanelsPerGroup, firstPanel + plan.PanelChunk);
+        int firstRow = rowChunk * plan.RowTilesPerTask * mr;
+        int endRow = Math.Min(plan.M, firstRow + (plan.RowTilesPerTask * mr));
+
+        byte[] rowArray = scratch.Rows(mr * kQuadStride);
+        ushort[] wideArray = config.WidenedActivations ? scratch.WideRows(mr * kPairStride) : [];
+        int[] tileArray = scratch.Tile(mr * nr);
+        int[] rowSumArray = scratch.RowSums(mr);
+        RowSource source = plan.Source;
+        if (plan.Indirect)
+        {
+            RunIndirectTask(plan, group, firstPanel, endPanel, firstRow, endRow, scratch);
+            return;
+        }
+
+        fixed (byte* rowBuffer = rowArray)
+        fixed (ushort* wideBuffer = wideArray)
+        fixed (int* tile = tileArray)
+        fixed (int* rowSums = rowSumArray)
+        {
+            for (int m0 = firstRow; m0 < endRow; m0 += mr)
+            {
+                int rows = Math.Min(mr, endRow - m0);
+                byte* a;
+                nint lda;
+                int kernelK = k;
+                if (source.Direct)
+                {
+                    a = source.Input + ((nint)m0 * source.Lda);
+                    lda = source.Lda;
+                }
+                else
+                {
+                    GatherIm2colRows(source.Input, source.Geometry, group, m0, rows, zx, rowBuffer, kQuadStride);
+                    a = rowBuffer;
+                    lda = kQuadStride;
+
+                    // Gathered rows are zero-filled up to the quad stride and the padded weights are zero,
+                    // so the kernel may run whole quads (no byte-wise tail); the products added are 0.
+                    kernelK = kQuadStride;
+                }
+
+                if (needRowSums)
+                {
+                    for (int r = 0; r < rows; r++)
                     {
-                        int rows = Math.Min(mr, m - m0);
-                        byte* a;
-                        nint lda;
-                        if (source.Direct)
+                        rowSums[r] = RowSum(a + (r * lda), k);
+                    }
+                }
+
+                if (config.WidenedActivations)
+                {
+                    for (int r = 0; r < rows; r++)
+                    {
+                        Widen(a + (r * lda), k, wideBuffer + (r * kPairStride), kPairStride);
+                    }
+                }
+
+                for (int panel = firstPanel; panel < endPanel; panel++)
+                {
+                    int panelOffset = weights.PanelOffset(group, panel);
+                    RunMicroKernel(config, a, lda, wideBuffer, kPairStride, rows, kernelK, plan.Quads + panelOffset, plan.Pairs + panelOffset, tile);
+                    int columns = Math.Min(nr, outPerGroup - (panel * nr));
+                    int channel = (group * outPerGroup) + (panel * nr);
+                    if (tileEpilogue)
+                    {
+                        RequantizeVector.Tile256(tile, nr, rows, columns, plan.Compensation + channel, channel, plan.View, plan.BytesOut + ((nint)m0 * plan.Ldc) + channel, plan.Ldc);
+                        continue;
+                    }
+
+                    for (int r = 0; r < rows; r++)
+                    {
+                        int* t = tile + (r * nr);
+                        int rowCorrection = needRowSums ? unchecked(rowSums[r] - (k * zx)) : 0;
+                        Compensate(t, columns, plan.Compensation + channel, plan.WeightZeroPoints + channel, rowCorrection, needRowSums);
+                        nint outputIndex = ((nint)(m0 + r) * plan.Ldc) + channel;
+                        if (!plan.Requantize)
                         {
-                            a = source.Input + ((nint)m0 * source.Lda);
-                            lda = source.Lda;
+                            Unsafe.CopyBlockUnaligned(plan.AccumulatorsOut + outputIndex, t, (uint)columns * sizeof(int));
                         }
                         else
                         {
-                            GatherIm2colRows(source.Input, source.Geometry, group, m0, rows, zx, rowBuffer, kQuadStride);
-                            a = rowBuffer;
-                            lda = kQuadStride;
-                        }
-
-                        if (needRowSums)
-                        {
-                            for (int r = 0; r < rows; r++)
-                            {
-                                rowSums[r] = RowSum(a + (r * lda), k);
-                            }
-                        }
-
-                        if (config.WidenedActivations)
-                        {
-                            for (int r = 0; r < rows; r++)
-                            {
-                                Widen(a + (r * lda), k, wideBuffer + (r * kPairStride), kPairStride);
-                            }
-                        }
-
-                        for (int panel = firstPanel; panel < endPanel; panel++)
-                        {
-                            int panelOffset = weights.PanelOffset(group, panel);
-                            RunMicroKernel(config, a, lda, wideBuffer, kPairStride, rows, k, quads + panelOffset, pairs + panelOffset, tile);
-                            int columns = Math.Min(nr, outPerGroup - (panel * nr));
-                            int channel = (group * outPerGroup) + (panel * nr);
-                            for (int r = 0; r < rows; r++)
-                            {
-                                int* t = tile + (r * nr);
-                                int rowCorrection = needRowSums ? unchecked(rowSums[r] - (k * zx)) : 0;
-                                Compensate(t, columns, columnSums + channel, weightZeroPoints + channel, zx - offset, rowCorrection, needRowSums);
-                                nint outputIndex = ((nint)(m0 + r) * ldc) + channel;
-                                if (rq is null)
-                                {
-                                    Unsafe.CopyBlockUnaligned(accumulatorsOut + outputIndex, t, (uint)columns * sizeof(int));
-                                }
-                                else
-                                {
-                                    RequantizeVector.Row(t, columns, channel, view, bytesOut + outputIndex, vectorBits);
-                                }
-                            }
+                            RequantizeVector.Row(t, columns, channel, plan.View, plan.BytesOut + outputIndex, vectorBits);
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A task on the indirect path (<see cref="GemmAvxVnni.Kernel6x16Indirect"/>): per tile of 6 output
+    /// pixels, one pointer per (tap, row) to the tap's input channels, or to a row of zero points when
+    /// the tap falls in the padding — the same values the gathered im2col rows hold, so the same sums.
+    /// </summary>
+    private static void RunIndirectTask(in GemmPlan plan, int group, int firstPanel, int endPanel, int firstRow, int endRow, KernelScratch scratch)
+    {
+        const int Mr = GemmAvxVnni.MR;
+        const int Nr = GemmAvxVnni.NR;
+        PackedGemmWeights weights = plan.Weights;
+        Conv2dGeometry g = plan.Source.Geometry;
+        int inPerGroup = g.InChannelsPerGroup;
+        int segments = g.KernelHeight * g.KernelWidth;
+
+        int outPerGroup = weights.OutPerGroup;
+        nint[] pointerArray = scratch.Pointers(g.KernelHeight * g.KernelWidth * Mr);
+        byte[] padArray = scratch.PadRow(inPerGroup);
+        Array.Fill(padArray, (byte)plan.Zx, 0, inPerGroup);
+        int[] tileArray = scratch.Tile(Mr * Nr);
+        fixed (nint* pointers = pointerArray)
+        fixed (byte* pad = padArray)
+        fixed (int* tile = tileArray)
+        {
+            for (int m0 = firstRow; m0 < endRow; m0 += Mr)
+            {
+                int rows = Math.Min(Mr, endRow - m0);
+                BuildIndirection(plan.Source.Input, g, group, m0, rows, pad, (byte**)pointers);
+
+                for (int panel = firstPanel; panel < endPanel; panel++)
+                {
+                    GemmAvxVnni.Kernel6x16Indirect((byte**)pointers, segments, inPerGroup, plan.Quads + weights.PanelOffset(group, panel), tile);
+                    int columns = Math.Min(Nr, outPerGroup - (panel * Nr));
+                    int channel = (group * outPerGroup) + (panel * Nr);
+                    byte* output = plan.BytesOut + ((nint)m0 * plan.Ldc) + channel;
+                    if (plan.Requantize)
+                    {
+                        RequantizeVector.Tile256(tile, Nr, rows, columns, plan.Compensation + channel, channel, plan.View, output, plan.Ldc);
+                        continue;
+                    }
+
+                    for (int r = 0; r < rows; r++)
+                    {
+                        int* t = tile + (r * Nr);
+                        Compensate(t, columns, plan.Compensation + channel, plan.WeightZeroPoints + channel, 0, withZeroPoints: false);
+                        Unsafe.CopyBlockUnaligned(plan.AccumulatorsOut + ((nint)(m0 + r) * plan.Ldc) + channel, t, (uint)columns * sizeof(int));
+                    }
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Pointers <c>[tap][6]</c> for output pixels m0..m0+rows of one group: tap (kh, kw) of pixel (n, oh, ow)
+    /// points at input (n, ih, iw) channel group·Cg, or at <paramref name="pad"/> (Cg zero points) outside
+    /// the input. Rows past <paramref name="rows"/> repeat the last valid row.
+    /// </summary>
+    private static void BuildIndirection(byte* input, in Conv2dGeometry g, int group, int m0, int rows, byte* pad, byte** pointers)
+    {
+        const int Mr = GemmAvxVnni.MR;
+        int channels = g.InChannels;
+        int inHeight = g.InHeight, inWidth = g.InWidth, outHeight = g.OutHeight, outWidth = g.OutWidth;
+        int kernelHeight = g.KernelHeight, kernelWidth = g.KernelWidth;
+        byte* groupInput = input + (group * g.InChannelsPerGroup);
+        int ow = m0 % outWidth;
+        int oh = (m0 / outWidth) % outHeight;
+        int n = m0 / outWidth / outHeight;
+        for (int r = 0; r < rows; r++)
+        {
+            if (r > 0 && ++ow == outWidth)
+            {
+                ow = 0;
+                if (++oh == outHeight)
+                {
+                    oh = 0;
+                    n++;
+                }
+            }
+
+            int firstColumn = (ow * g.StrideWidth) - g.PadWidth;
+            byte** tap = pointers + r;
+            for (int kh = 0; kh < kernelHeight; kh++)
+            {
+                int ih = (oh * g.StrideHeight) - g.PadHeight + (kh * g.DilationHeight);
+                bool rowInside = (uint)ih < (uint)inHeight;
+                byte* inputRow = groupInput + ((((nint)n * inHeight) + ih) * inWidth * channels);
+                for (int kw = 0; kw < kernelWidth; kw++, tap += Mr)
+                {
+                    int iw = firstColumn + (kw * g.DilationWidth);
+                    *tap = rowInside && (uint)iw < (uint)inWidth ? inputRow + ((nint)iw * channels) : pad;
+                }
+            }
+        }
+
+        int segments = kernelHeight * kernelWidth;
+        for (int r = rows; r < Mr; r++)
+        {
+            for (int s = 0; s < segments; s++)
+            {
+                pointers[(s * Mr) + r] = pointers[(s * Mr) + rows - 1];
             }
         }
     }
@@ -183,18 +418,17 @@ internal static unsafe class GemmDriver
         }
     }
 
-    /// <summary>t[j] = t[j] − inputTerm·Σw[j] − zw[j]·rowCorrection (int32, wrapping: the identity holds modulo 2^32).</summary>
+    /// <summary>t[j] = t[j] − compensation[j] − zw[j]·rowCorrection, compensation[j] = (zx − offset)·Σw[j] (int32, wrapping: the identity holds modulo 2^32).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Compensate(int* t, int columns, int* columnSums, int* weightZeroPoints, int inputTerm, int rowCorrection, bool withZeroPoints)
+    private static void Compensate(int* t, int columns, int* compensation, int* weightZeroPoints, int rowCorrection, bool withZeroPoints)
     {
         int j = 0;
         if (Vector256.IsHardwareAccelerated)
         {
-            Vector256<int> input = Vector256.Create(inputTerm);
             Vector256<int> row = Vector256.Create(rowCorrection);
             for (; j + 8 <= columns; j += 8)
             {
-                Vector256<int> value = Vector256.Load(t + j) - (input * Vector256.Load(columnSums + j));
+                Vector256<int> value = Vector256.Load(t + j) - Vector256.Load(compensation + j);
                 if (withZeroPoints)
                 {
                     value -= Vector256.Load(weightZeroPoints + j) * row;
@@ -206,7 +440,7 @@ internal static unsafe class GemmDriver
 
         for (; j < columns; j++)
         {
-            int value = unchecked(t[j] - (inputTerm * columnSums[j]));
+            int value = unchecked(t[j] - compensation[j]);
             if (withZeroPoints)
             {
                 value = unchecked(value - (weightZeroPoints[j] * rowCorrection));
@@ -253,6 +487,33 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
+    /// Copies <paramref name="length"/> bytes; short runs (the 7×7 stem's 21-byte rows) with two
+    /// overlapping vector moves instead of a call to memmove. Reads and writes only [0, length).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Copy(byte* destination, byte* source, int length)
+    {
+        if (length >= 16 && length <= 32)
+        {
+            Vector128<byte> head = Vector128.Load(source);
+            Vector128<byte> tail = Vector128.Load(source + length - 16);
+            head.Store(destination);
+            tail.Store(destination + length - 16);
+        }
+        else if (length >= 8 && length < 16)
+        {
+            ulong head = Unsafe.ReadUnaligned<ulong>(source);
+            ulong tail = Unsafe.ReadUnaligned<ulong>(source + length - 8);
+            Unsafe.WriteUnaligned(destination, head);
+            Unsafe.WriteUnaligned(destination + length - 8, tail);
+        }
+        else
+        {
+            Unsafe.CopyBlockUnaligned(destination, source, (uint)length);
+        }
+    }
+
+    /// <summary>
     /// im2col rows m0..m0+rows of one group: row m = output pixel (n, oh, ow), k = (kh·KW + kw)·Cg + ic,
     /// padding positions = zx, zero-filled past K up to <paramref name="stride"/>.
     /// </summary>
@@ -265,13 +526,22 @@ internal static unsafe class GemmDriver
         int k = kernelHeight * kernelWidth * inPerGroup;
         bool wholePixels = g.Groups == 1 && dilationWidth == 1;
         byte pad = (byte)zx;
+        int ow = m0 % outWidth;
+        int oh = (m0 / outWidth) % outHeight;
+        int n = m0 / outWidth / outHeight;
         for (int r = 0; r < rows; r++)
         {
-            int pixel = m0 + r;
-            int ow = pixel % outWidth;
-            int rest = pixel / outWidth;
-            int oh = rest % outHeight;
-            int n = rest / outHeight;
+            if (r > 0 && ++ow == outWidth)
+            {
+                // Next output pixel without dividing: row-major (n, oh, ow).
+                ow = 0;
+                if (++oh == outHeight)
+                {
+                    oh = 0;
+                    n++;
+                }
+            }
+
             byte* destination = buffer + ((nint)r * stride);
             int firstColumn = (ow * g.StrideWidth) - g.PadWidth;
             for (int kh = 0; kh < kernelHeight; kh++)
@@ -288,7 +558,7 @@ internal static unsafe class GemmDriver
                 if (wholePixels && firstColumn >= 0 && firstColumn + kernelWidth <= inWidth)
                 {
                     // All KW pixels in range and contiguous: one copy of KW·C bytes.
-                    Unsafe.CopyBlockUnaligned(destination, inputRow + ((nint)firstColumn * channels), (uint)(kernelWidth * channels));
+                    Copy(destination, inputRow + ((nint)firstColumn * channels), kernelWidth * channels);
                     destination += kernelWidth * channels;
                     continue;
                 }
@@ -302,17 +572,52 @@ internal static unsafe class GemmDriver
                     }
                     else
                     {
-                        Unsafe.CopyBlockUnaligned(destination, inputRow + ((nint)iw * channels), (uint)inPerGroup);
+                        Copy(destination, inputRow + ((nint)iw * channels), inPerGroup);
                     }
 
                     destination += inPerGroup;
                 }
             }
 
-            if (stride > k)
+            for (int i = k; i < stride; i++)
             {
-                Unsafe.InitBlockUnaligned(destination, 0, (uint)(stride - k));
+                *destination++ = 0; // at most 3 bytes up to the quad stride
             }
         }
     }
+}
+
+/// <summary>Everything a GEMM task needs; pointers are pinned by the caller for the whole call.</summary>
+internal unsafe struct GemmPlan
+{
+    public PackedGemmWeights Weights;
+    public GemmConfig Config;
+    public RowSource Source;
+    public int M;
+    public int Zx;
+    public int Ldc;
+    public int* AccumulatorsOut;
+    public byte* BytesOut;
+    public bool Requantize;
+    public RequantizeView View;
+    public sbyte* Quads;
+    public short* Pairs;
+    public int* ColumnSums;
+    public int* Compensation;
+    public bool Indirect;
+    public int* WeightZeroPoints;
+    public int PanelChunk;
+    public int PanelChunks;
+    public int RowTilesPerTask;
+    public int RowChunks;
+}
+
+/// <summary>The reusable work item of one caller's GEMM regions (one per <see cref="KernelScratch"/>, so a call allocates nothing).</summary>
+internal sealed class GemmJob : IParallelWork
+{
+    public GemmPlan Plan;
+
+    public void Run(int task, int worker, KernelScratch scratch) => GemmDriver.RunTask(Plan, task, scratch);
+
+    public void Reserve(KernelScratch scratch) => GemmDriver.Reserve(Plan, scratch);
 }

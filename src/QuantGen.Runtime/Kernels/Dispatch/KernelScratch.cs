@@ -6,7 +6,8 @@ namespace QuantGen.Kernels;
 /// Reusable working memory for the int8 kernels (im2col rows of one tile, widened rows, the int32 tile,
 /// row sums, one output row of accumulators, and for the scalar path a whole accumulator block). Arrays
 /// grow on first use and are then reused, so a steady-state call allocates nothing. Not thread-safe:
-/// one instance per layer (or per thread).
+/// one instance per layer (or per thread). The calling thread of a kernel uses the scratch it passes;
+/// the worker threads of <see cref="KernelThreads"/> each use their own.
 /// </summary>
 public sealed class KernelScratch
 {
@@ -15,9 +16,14 @@ public sealed class KernelScratch
     private int[] _tile = [];
     private int[] _rowSums = [];
     private int[] _accumulators = [];
+    private int[] _compensation = [];
+    private nint[] _pointers = [];
+    private byte[] _padRow = [];
+    private GemmJob? _gemmJob;
+    private DepthwiseJob? _depthwiseJob;
 
     /// <summary>Bytes currently held (for tests and reports).</summary>
-    public long Bytes => _rows.Length + (2L * _wideRows.Length) + (4L * (_tile.Length + _rowSums.Length + _accumulators.Length));
+    public long Bytes => _rows.Length + (2L * _wideRows.Length) + (4L * (_tile.Length + _rowSums.Length + _accumulators.Length + _compensation.Length)) + (8L * _pointers.Length) + _padRow.Length;
 
     internal byte[] Rows(int length) => Grow(ref _rows, length);
 
@@ -28,6 +34,18 @@ public sealed class KernelScratch
     internal int[] RowSums(int length) => Grow(ref _rowSums, length);
 
     internal int[] Accumulators(int length) => Grow(ref _accumulators, length);
+
+    internal int[] Compensation(int length) => Grow(ref _compensation, length);
+
+    internal nint[] Pointers(int length) => Grow(ref _pointers, length);
+
+    internal byte[] PadRow(int length) => Grow(ref _padRow, length);
+
+    /// <summary>The reusable work item for this caller's parallel GEMMs (created once).</summary>
+    internal GemmJob GemmJob => _gemmJob ??= new GemmJob();
+
+    /// <summary>The reusable work item for this caller's parallel depthwise convolutions (created once).</summary>
+    internal DepthwiseJob DepthwiseJob => _depthwiseJob ??= new DepthwiseJob();
 
     private static T[] Grow<T>(ref T[] array, int length)
     {

@@ -9,7 +9,10 @@ namespace QuantGen.Kernels;
 /// each lane (int32→float conversion rounds to nearest even as <c>cvtsi2ss</c>/<c>vcvtdq2ps</c> do, one
 /// multiply and one add each rounded on its own — no FMA; <c>Vector*.Round</c> rounds half to even;
 /// ReLU as <c>max(v, +0)</c>, whose −0 → +0 cannot change <c>round(v + zy)</c>; the clamp happens in
-/// float on integral values, so the float→int conversion is exact). Channel tails use the scalar functions.
+/// float on integral values, so the float→int conversion is exact). The <c>*Native</c> min, max and
+/// conversion (one instruction each: <c>vmaxps</c>, <c>vminps</c>, <c>vcvttps2dq</c>) differ from the
+/// portable ones only for NaN, the sign of zero and out-of-range values, none of which reaches them
+/// here (finite factors, clamped integral values). Channel tails use the scalar functions.
 /// </summary>
 public static unsafe class RequantizeVector
 {
@@ -72,6 +75,75 @@ public static unsafe class RequantizeVector
         }
     }
 
+    /// <summary>
+    /// The GEMM epilogue for one micro-tile, 256-bit: <c>acc = tile[r][j] − compensation[j]</c> (int32,
+    /// wrapping, as the driver's compensation), then the same requantization as <see cref="Row"/>, for
+    /// <paramref name="rows"/> rows of <paramref name="columns"/> channels starting at <paramref name="channel"/>.
+    /// Whole groups of 8 columns run vectorised with the per-channel factors held in registers across the
+    /// rows; the remaining columns use the scalar functions.
+    /// </summary>
+    internal static void Tile256(int* tile, int tileStride, int rows, int columns, int* compensation, int channel, in RequantizeView view, byte* output, nint outputStride)
+    {
+        int full = columns & ~7;
+        if (view.Qnnpack)
+        {
+            int zy = view.OutputZeroPoint;
+            Vector256<float> lower = Vector256.Create((float)((view.Relu ? zy : 0) - zy));
+            Vector256<float> upper = Vector256.Create((float)(255 - zy));
+            Vector256<int> zeroPoint = Vector256.Create(zy);
+            for (int j = 0; j < full; j += 8)
+            {
+                Vector256<int> offsets = Vector256.Load(view.QuantizedBias + channel + j) - Vector256.Load(compensation + j);
+                Vector256<float> multiplier = Vector256.Load(view.Multipliers + channel + j);
+                for (int r = 0; r < rows; r++)
+                {
+                    // (t − comp) + bq: int32 addition is associative modulo 2^32, so this is acc + bq exactly.
+                    Vector256<int> biased = Vector256.Load(tile + (r * tileStride) + j) + offsets;
+                    Vector256<float> value = Vector256.ConvertToSingle(biased) * multiplier;
+                    Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(Vector256.Round(value), lower), upper);
+                    StoreBytes(Vector256.ConvertToInt32Native(clamped) + zeroPoint, output + (r * outputStride) + j);
+                }
+            }
+        }
+        else
+        {
+            Vector256<float> zeroPoint = Vector256.Create((float)view.OutputZeroPoint);
+            Vector256<float> upper = Vector256.Create(255f);
+            bool relu = view.Relu;
+            for (int j = 0; j < full; j += 8)
+            {
+                Vector256<int> comp = Vector256.Load(compensation + j);
+                Vector256<float> biasTerm = Vector256.Load(view.BiasTerms + channel + j);
+                Vector256<float> multiplier = Vector256.Load(view.Multipliers + channel + j);
+                for (int r = 0; r < rows; r++)
+                {
+                    Vector256<int> accumulator = Vector256.Load(tile + (r * tileStride) + j) - comp;
+                    Vector256<float> value = (Vector256.ConvertToSingle(accumulator) + biasTerm) * multiplier;
+                    if (relu)
+                    {
+                        value = Vector256.MaxNative(value, Vector256<float>.Zero);
+                    }
+
+                    Vector256<float> rounded = Vector256.Round(value + zeroPoint);
+                    Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(rounded, Vector256<float>.Zero), upper);
+                    StoreBytes(Vector256.ConvertToInt32Native(clamped), output + (r * outputStride) + j);
+                }
+            }
+        }
+
+        for (int j = full; j < columns; j++)
+        {
+            int c = channel + j;
+            for (int r = 0; r < rows; r++)
+            {
+                int accumulator = unchecked(tile[(r * tileStride) + j] - compensation[j]);
+                output[(r * outputStride) + j] = view.Qnnpack
+                    ? Requantize.Qnnpack(accumulator, view.QuantizedBias[c], view.Multipliers[c], view.OutputZeroPoint, view.Relu)
+                    : Requantize.X86WithBiasTerm(accumulator, view.BiasTerms[c], view.Multipliers[c], view.OutputZeroPoint, view.Relu);
+            }
+        }
+    }
+
     private static int X86Vector256(int* acc, int count, int channelOffset, in RequantizeView view, byte* dst)
     {
         Vector256<float> zeroPoint = Vector256.Create((float)view.OutputZeroPoint);
@@ -86,13 +158,13 @@ public static unsafe class RequantizeVector
             Vector256<float> value = sum * Vector256.Load(view.Multipliers + c);
             if (relu)
             {
-                value = Vector256.Max(value, Vector256<float>.Zero);
+                value = Vector256.MaxNative(value, Vector256<float>.Zero);
             }
 
             Vector256<float> shifted = value + zeroPoint;
             Vector256<float> rounded = Vector256.Round(shifted);
-            Vector256<float> clamped = Vector256.Min(Vector256.Max(rounded, Vector256<float>.Zero), upper);
-            StoreBytes(Vector256.ConvertToInt32(clamped), dst + j);
+            Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(rounded, Vector256<float>.Zero), upper);
+            StoreBytes(Vector256.ConvertToInt32Native(clamped), dst + j);
         }
 
         return j;
@@ -111,8 +183,8 @@ public static unsafe class RequantizeVector
             Vector256<int> biased = Vector256.Load(acc + j) + Vector256.Load(view.QuantizedBias + c);
             Vector256<float> value = Vector256.ConvertToSingle(biased) * Vector256.Load(view.Multipliers + c);
             Vector256<float> rounded = Vector256.Round(value);
-            Vector256<float> clamped = Vector256.Min(Vector256.Max(rounded, lower), upper);
-            StoreBytes(Vector256.ConvertToInt32(clamped) + zeroPoint, dst + j);
+            Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(rounded, lower), upper);
+            StoreBytes(Vector256.ConvertToInt32Native(clamped) + zeroPoint, dst + j);
         }
 
         return j;
@@ -132,13 +204,13 @@ public static unsafe class RequantizeVector
             Vector128<float> value = sum * Vector128.Load(view.Multipliers + c);
             if (relu)
             {
-                value = Vector128.Max(value, Vector128<float>.Zero);
+                value = Vector128.MaxNative(value, Vector128<float>.Zero);
             }
 
             Vector128<float> shifted = value + zeroPoint;
             Vector128<float> rounded = Vector128.Round(shifted);
-            Vector128<float> clamped = Vector128.Min(Vector128.Max(rounded, Vector128<float>.Zero), upper);
-            StoreBytes(Vector128.ConvertToInt32(clamped), dst + j);
+            Vector128<float> clamped = Vector128.MinNative(Vector128.MaxNative(rounded, Vector128<float>.Zero), upper);
+            StoreBytes(Vector128.ConvertToInt32Native(clamped), dst + j);
         }
 
         return j;
@@ -157,8 +229,8 @@ public static unsafe class RequantizeVector
             Vector128<int> biased = Vector128.Load(acc + j) + Vector128.Load(view.QuantizedBias + c);
             Vector128<float> value = Vector128.ConvertToSingle(biased) * Vector128.Load(view.Multipliers + c);
             Vector128<float> rounded = Vector128.Round(value);
-            Vector128<float> clamped = Vector128.Min(Vector128.Max(rounded, lower), upper);
-            StoreBytes(Vector128.ConvertToInt32(clamped) + zeroPoint, dst + j);
+            Vector128<float> clamped = Vector128.MinNative(Vector128.MaxNative(rounded, lower), upper);
+            StoreBytes(Vector128.ConvertToInt32Native(clamped) + zeroPoint, dst + j);
         }
 
         return j;
@@ -166,12 +238,7 @@ public static unsafe class RequantizeVector
 
     /// <summary>Eight int32 lanes known to be in 0..255 → eight bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void StoreBytes(Vector256<int> values, byte* dst)
-    {
-        Vector128<short> words = Vector128.Narrow(values.GetLower(), values.GetUpper());
-        Vector128<byte> bytes = Vector128.Narrow(words.AsUInt16(), words.AsUInt16());
-        Unsafe.WriteUnaligned(dst, bytes.AsUInt64().ToScalar());
-    }
+    private static void StoreBytes(Vector256<int> values, byte* dst) => VectorBytes.Store8(values, dst);
 
     /// <summary>Four int32 lanes known to be in 0..255 → four bytes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

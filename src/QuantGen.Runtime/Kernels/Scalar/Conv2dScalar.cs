@@ -26,10 +26,10 @@ public static class Conv2dScalar
         int outHeight = geometry.OutHeight, outWidth = geometry.OutWidth;
         int inPerGroup = geometry.InChannelsPerGroup, outPerGroup = geometry.OutChannelsPerGroup;
 
-        CheckLength("input (NHWC)", inputNhwc.Length, (long)batch * inHeight * inWidth * inChannels, $"{batch}x{inHeight}x{inWidth}x{inChannels}");
-        CheckLength("weights (OHWI)", weightsOhwi.Length, (long)outChannels * kernelHeight * kernelWidth * inPerGroup, $"{outChannels}x{kernelHeight}x{kernelWidth}x{inPerGroup}");
+        CheckLength("input (NHWC)", inputNhwc.Length, (long)batch * inHeight * inWidth * inChannels, [batch, inHeight, inWidth, inChannels]);
+        CheckLength("weights (OHWI)", weightsOhwi.Length, (long)outChannels * kernelHeight * kernelWidth * inPerGroup, [outChannels, kernelHeight, kernelWidth, inPerGroup]);
         CheckLength("weight zero points", weightZeroPoints.Length, outChannels, "one per output channel");
-        CheckLength("accumulators (NHWC)", accumulatorsNhwc.Length, (long)batch * outHeight * outWidth * outChannels, $"{batch}x{outHeight}x{outWidth}x{outChannels}");
+        CheckLength("accumulators (NHWC)", accumulatorsNhwc.Length, (long)batch * outHeight * outWidth * outChannels, [batch, outHeight, outWidth, outChannels]);
 
         for (int n = 0; n < batch; n++)
         {
@@ -82,6 +82,15 @@ public static class Conv2dScalar
         if (actual != expected)
         {
             throw new ArgumentException($"Conv2d: {what} has {actual} elements, expected {expected} ({layout}).");
+        }
+    }
+
+    // The layout text is formatted only on failure, so a steady-state call allocates nothing.
+    private static void CheckLength(string what, int actual, long expected, ReadOnlySpan<int> layout)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"Conv2d: {what} has {actual} elements, expected {expected} ({string.Join("x", layout.ToArray())}).");
         }
     }
 }

@@ -21,10 +21,10 @@ public static class LinearScalar
             throw new ArgumentException($"Linear: batch ({batch}) must be non-negative and in ({inFeatures}) / out ({outFeatures}) features positive.");
         }
 
-        CheckLength("input", input.Length, (long)batch * inFeatures, $"{batch}x{inFeatures}");
-        CheckLength("weights", weights.Length, (long)outFeatures * inFeatures, $"{outFeatures}x{inFeatures}");
+        CheckLength("input", input.Length, (long)batch * inFeatures, [batch, inFeatures]);
+        CheckLength("weights", weights.Length, (long)outFeatures * inFeatures, [outFeatures, inFeatures]);
         CheckLength("weight zero points", weightZeroPoints.Length, outFeatures, "one per output feature");
-        CheckLength("accumulators", accumulators.Length, (long)batch * outFeatures, $"{batch}x{outFeatures}");
+        CheckLength("accumulators", accumulators.Length, (long)batch * outFeatures, [batch, outFeatures]);
 
         for (int n = 0; n < batch; n++)
         {
@@ -49,6 +49,15 @@ public static class LinearScalar
         if (actual != expected)
         {
             throw new ArgumentException($"Linear: {what} has {actual} elements, expected {expected} ({layout}).");
+        }
+    }
+
+    // The layout text is formatted only on failure, so a steady-state call allocates nothing.
+    private static void CheckLength(string what, int actual, long expected, ReadOnlySpan<int> layout)
+    {
+        if (actual != expected)
+        {
+            throw new ArgumentException($"Linear: {what} has {actual} elements, expected {expected} ({string.Join("x", layout.ToArray())}).");
         }
     }
 }

@@ -109,6 +109,69 @@ public static unsafe class GemmAvxVnni
         c51.Store(tile + 88);
     }
 
+    /// <summary>
+    /// The indirect form (XNNPACK's IGEMM): the K dimension is <paramref name="segments"/> runs of
+    /// <paramref name="segmentLength"/> bytes (a multiple of 4), and run s of row r starts at
+    /// <c>rows[s·6 + r]</c> — a convolution tap read straight from the NHWC input, or a row of input
+    /// zero points for padding — so nothing is copied. tile[r][j] = Σ_s Σ_i rows[s·6+r][i] · w[s·L + i][j],
+    /// summed in the same order as <see cref="Kernel6x16"/> over the gathered rows, and exact.
+    /// </summary>
+    /// <param name="rows">Run pointers, <c>[segments][6]</c> (rows past the valid ones repeat a valid row's).</param>
+    /// <param name="segments">Runs per row (the kernel's taps).</param>
+    /// <param name="segmentLength">Bytes per run, a multiple of 4.</param>
+    /// <param name="w">The panel: <c>[segments · segmentLength / 4][16][4]</c> sbyte.</param>
+    /// <param name="tile">int32 output, <c>[6][16]</c>.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel6x16Indirect(byte** rows, int segments, int segmentLength, sbyte* w, int* tile)
+    {
+        Vector256<int> c00 = Vector256<int>.Zero, c01 = Vector256<int>.Zero;
+        Vector256<int> c10 = Vector256<int>.Zero, c11 = Vector256<int>.Zero;
+        Vector256<int> c20 = Vector256<int>.Zero, c21 = Vector256<int>.Zero;
+        Vector256<int> c30 = Vector256<int>.Zero, c31 = Vector256<int>.Zero;
+        Vector256<int> c40 = Vector256<int>.Zero, c41 = Vector256<int>.Zero;
+        Vector256<int> c50 = Vector256<int>.Zero, c51 = Vector256<int>.Zero;
+        for (int s = 0; s < segments; s++, rows += 6)
+        {
+            byte* a0 = rows[0], a1 = rows[1], a2 = rows[2], a3 = rows[3], a4 = rows[4], a5 = rows[5];
+            for (nint offset = 0; offset < segmentLength; offset += 4, w += 64)
+            {
+                Vector256<sbyte> w0 = Vector256.Load(w);
+                Vector256<sbyte> w1 = Vector256.Load(w + 32);
+                Vector256<byte> x = Vector256.Create(Unsafe.ReadUnaligned<int>(a0 + offset)).AsByte();
+                c00 = AvxVnni.MultiplyWideningAndAdd(c00, x, w0);
+                c01 = AvxVnni.MultiplyWideningAndAdd(c01, x, w1);
+                x = Vector256.Create(Unsafe.ReadUnaligned<int>(a1 + offset)).AsByte();
+                c10 = AvxVnni.MultiplyWideningAndAdd(c10, x, w0);
+                c11 = AvxVnni.MultiplyWideningAndAdd(c11, x, w1);
+                x = Vector256.Create(Unsafe.ReadUnaligned<int>(a2 + offset)).AsByte();
+                c20 = AvxVnni.MultiplyWideningAndAdd(c20, x, w0);
+                c21 = AvxVnni.MultiplyWideningAndAdd(c21, x, w1);
+                x = Vector256.Create(Unsafe.ReadUnaligned<int>(a3 + offset)).AsByte();
+                c30 = AvxVnni.MultiplyWideningAndAdd(c30, x, w0);
+                c31 = AvxVnni.MultiplyWideningAndAdd(c31, x, w1);
+                x = Vector256.Create(Unsafe.ReadUnaligned<int>(a4 + offset)).AsByte();
+                c40 = AvxVnni.MultiplyWideningAndAdd(c40, x, w0);
+                c41 = AvxVnni.MultiplyWideningAndAdd(c41, x, w1);
+                x = Vector256.Create(Unsafe.ReadUnaligned<int>(a5 + offset)).AsByte();
+                c50 = AvxVnni.MultiplyWideningAndAdd(c50, x, w0);
+                c51 = AvxVnni.MultiplyWideningAndAdd(c51, x, w1);
+            }
+        }
+
+        c00.Store(tile);
+        c01.Store(tile + 8);
+        c10.Store(tile + 16);
+        c11.Store(tile + 24);
+        c20.Store(tile + 32);
+        c21.Store(tile + 40);
+        c30.Store(tile + 48);
+        c31.Store(tile + 56);
+        c40.Store(tile + 64);
+        c41.Store(tile + 72);
+        c50.Store(tile + 80);
+        c51.Store(tile + 88);
+    }
+
     /// <summary>The last 1..3 bytes of a row as a little-endian quad, zero above.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static int TailQuad(byte* p, int count)

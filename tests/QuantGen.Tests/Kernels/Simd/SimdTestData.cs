@@ -136,5 +136,13 @@ internal static class SimdTestData
         yield return ("7x7 stride2 pad3 C3->64 (stem)", new Conv2dGeometry(1, 3, 23, 21, 64, 7, 7, 2, 2, 3, 3));
         yield return ("7x7 stride2 pad3 C3->17 N2", new Conv2dGeometry(2, 3, 15, 15, 17, 7, 7, 2, 2, 3, 3));
         yield return ("3x3 pad1 C64->64 (ResNet block)", new Conv2dGeometry(1, 64, 8, 8, 64, 3, 3, 1, 1, 1, 1));
+
+        // Input channels per group a multiple of 4: the AVX-VNNI path reads taps through row pointers (IGEMM).
+        yield return ("indirect 3x3 stride2 pad1 C8->20 N2", new Conv2dGeometry(2, 8, 9, 7, 20, 3, 3, 2, 2, 1, 1));
+        yield return ("indirect 3x3 dilation2 pad2 C4->17", new Conv2dGeometry(1, 4, 7, 8, 17, 3, 3, 1, 1, 2, 2, 2, 2));
+        yield return ("indirect 3x3 pad1 groups2 C8->34", new Conv2dGeometry(1, 8, 5, 6, 34, 3, 3, 1, 1, 1, 1, 1, 1, 2));
+        yield return ("indirect 1x1 stride2 C16->33", new Conv2dGeometry(1, 16, 9, 9, 33, 1, 1, 2, 2));
+        yield return ("indirect 5x5 pad2 C12->16 N3", new Conv2dGeometry(3, 12, 5, 4, 16, 5, 5, 1, 1, 2, 2));
+        yield return ("indirect 1x1 pad1 C4->5 (padding-only border pixels)", new Conv2dGeometry(1, 4, 3, 3, 5, 1, 1, 1, 1, 1, 1));
     }
 }
