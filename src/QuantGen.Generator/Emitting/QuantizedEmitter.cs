@@ -24,6 +24,11 @@ internal static class QuantizedEmitter
         writer.Open();
         writer.Line($"private readonly {Names.Graphs}.ModelGraph _graph;");
         writer.Line($"private readonly global::System.Collections.Generic.IReadOnlyList<{Names.QuantizedLayer}> _layers;");
+        BufferPlanner.BufferPlan buffers = BufferPlanner.Plan(plan);
+        if (buffers.Count > 0)
+        {
+            writer.Line($"private readonly {Names.ActivationBuffers} _buffers = new {Names.ActivationBuffers}({buffers.Count});");
+        }
 
         foreach (ConditionPlan condition in plan.Conditions)
         {
@@ -138,19 +143,25 @@ internal static class QuantizedEmitter
         writer.Line("/// <returns>The dequantized result in logical row-major order.</returns>");
         writer.Line($"public float[] forward(global::System.ReadOnlySpan<float> input, int[] shape, out int[] outputShape)");
         writer.Open();
-        writer.Line($"{Names.QTensor} quantized = this.{Names.Identifier(entry.QuantizedProperty!)}.Forward(input, shape);");
+        int entrySlot = buffers.Slots[plan.Steps.ToList().IndexOf(entry)];
+        writer.Line(entrySlot >= 0
+            ? $"{Names.QTensor} quantized = this.{Names.Identifier(entry.QuantizedProperty!)}.Forward(input, shape, this._buffers[{entrySlot}]);"
+            : $"{Names.QTensor} quantized = this.{Names.Identifier(entry.QuantizedProperty!)}.Forward(input, shape);");
         writer.Line($"{Names.QTensor} result = this.forward(quantized);");
         writer.Line("outputShape = result.Shape;");
         writer.Line("return result.Dequantize();");
         writer.Close();
 
         writer.Line();
-        writer.Line("/// <summary>The quantized region: int8 in, int8 out.</summary>");
+        writer.Line("/// <summary>The quantized region: int8 in, int8 out. Not for concurrent calls on one instance (its activation buffers are reused).</summary>");
         writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{Names.Identifier(entry.QuantizedProperty!)}</c>.</param>");
         writer.Line("/// <returns>The region's int8 result.</returns>");
         writer.Line($"public {Names.QTensor} forward({Names.QTensor} input) => this.forward(input, null);");
         writer.Line();
-        writer.Line("/// <summary>The quantized region, reporting every op's int8 output to <paramref name=\"tap\"/>.</summary>");
+        writer.Line("/// <summary>");
+        writer.Line("/// The quantized region, reporting every op's int8 output to <paramref name=\"tap\"/>. Without a tap the ops write into the");
+        writer.Line("/// planned activation buffers (a steady-state call allocates only its result); with one, every output is a new tensor the tap may keep.");
+        writer.Line("/// </summary>");
         writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{Names.Identifier(entry.QuantizedProperty!)}</c>.</param>");
         writer.Line("/// <param name=\"tap\">Receives each layer's output under the same layer names as the Reference taps; null for none.</param>");
         writer.Line("/// <returns>The region's int8 result.</returns>");
@@ -161,10 +172,18 @@ internal static class QuantizedEmitter
         writer.Line($"throw new {Names.ArgumentNullException}(nameof(input));");
         writer.Close();
         writer.Line();
+        if (buffers.Count > 0)
+        {
+            writer.Comment($"Buffer plan: {buffers.Count} activation slots shared by values whose lifetimes do not overlap.");
+            writer.Line($"{Names.ActivationBuffers}? buffers = tap is null ? this._buffers : null;");
+        }
+
         var guarded = ObservedEmitter.GuardedValues(plan);
         string V(int value) => ObservedEmitter.Value(value) + (guarded.Contains(value) ? "!" : string.Empty);
-        foreach (StepPlan step in plan.Steps)
+        for (int index = 0; index < plan.Steps.Count; index++)
         {
+            StepPlan step = plan.Steps[index];
+            string slot = buffers.Slots[index] >= 0 ? $", buffers?[{buffers.Slots[index]}]" : string.Empty;
             foreach (string comment in step.Comments)
             {
                 writer.Comment(comment);
@@ -188,8 +207,12 @@ internal static class QuantizedEmitter
                 case StepKind.Select:
                     ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{step.Member} ? {V(step.Inputs[0])} : {V(step.Inputs[1])}", string.Empty);
                     break;
+                case StepKind.Cat when step.Inputs.Count != 2 && slot.Length > 0:
+                    // A collection expression: the inputs go to the span overload without an array.
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward([{string.Join(", ", step.Inputs.Select(V))}]{slot})", tap);
+                    break;
                 case StepKind.Add or StepKind.Cat:
-                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({string.Join(", ", step.Inputs.Select(V))})", tap);
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({string.Join(", ", step.Inputs.Select(V))}{slot})", tap);
                     break;
                 case StepKind.FloatIsland:
                     writer.Comment($"float island ([NoQuantize]): dequantize, run the user's float {step.Member}, quantize again.");
@@ -197,10 +220,10 @@ internal static class QuantizedEmitter
                     break;
                 case var _ when ObservedEmitter.CanFallBack(step):
                     string int8 = "this." + ObservedEmitter.Int8Field(step);
-                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{int8} is not null ? {int8}.Forward({V(step.Input)}) : this.{ObservedEmitter.FallbackProperty(step)}!.Forward({V(step.Input)})", tap);
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{int8} is not null ? {int8}.Forward({V(step.Input)}{slot}) : this.{ObservedEmitter.FallbackProperty(step)}!.Forward({V(step.Input)})", tap);
                     break;
                 default:
-                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({V(step.Input)})", tap);
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({V(step.Input)}{slot})", tap);
                     break;
             }
         }
