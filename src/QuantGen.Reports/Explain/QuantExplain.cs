@@ -170,7 +170,7 @@ public static class QuantExplain
         public Dictionary<string, QTensor> Outputs { get; } = new(StringComparer.Ordinal);
 
         // A copy: the int8 forward may reuse a layer's buffer for a later layer.
-        public void OnLayer(string layer, QTensor output) => Outputs[layer] = new QTensor(output.Shape, output.QParams, (byte[])output.Storage.Clone(), output.Format);
+        public void OnLayer(string layer, QTensor output) => Outputs[layer] = new QTensor(output.Shape, output.QParams, output.StorageBytes.ToArray(), output.Format);
     }
 
     private sealed class OneLayerFloatTap(string layer) : IFloatTap

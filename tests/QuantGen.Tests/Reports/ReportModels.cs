@@ -148,6 +148,6 @@ internal sealed record Calibrated<TModel, TObserved, TQuantized>(TModel Model, T
         public Dictionary<string, QTensor> Outputs { get; } = new();
 
         public void OnLayer(string layer, QTensor output) =>
-            Outputs[layer] = new QTensor(output.Shape, output.QParams, (byte[])output.Storage.Clone(), output.Format);
+            Outputs[layer] = new QTensor(output.Shape, output.QParams, output.StorageBytes.ToArray(), output.Format);
     }
 }
