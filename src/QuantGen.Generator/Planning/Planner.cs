@@ -305,9 +305,10 @@ internal static partial class QuantizationPlanner
                 {
                     Report(DiagnosticDescriptors.NoQuantizeUnsupported, location, _spec.Name, path, NoQuantizeProblem(member.Kind));
                 }
+                // A [NoQuantize] sub-module or Sequential is not inlined: its whole call is one float island.
                 switch (member.Kind)
                 {
-                    case ModuleKind.SubModel:
+                    case ModuleKind.SubModel when !island:
                     {
                         if (depth >= MaxDepth || stack.Contains(member.SubModelType!) || !_all.TryGetValue(member.SubModelType!, out ModelSpec? child) || child.Forward is null)
                         {
@@ -323,7 +324,7 @@ internal static partial class QuantizationPlanner
                         continue;
                     }
 
-                    case ModuleKind.Sequential:
+                    case ModuleKind.Sequential when !island:
                     {
                         if (member.ChildrenProblem is not null)
                         {
@@ -1182,13 +1183,12 @@ internal static partial class QuantizationPlanner
         {
             ModuleKind.Conv2d, ModuleKind.Linear, ModuleKind.ConvTranspose2d, ModuleKind.BatchNorm2d, ModuleKind.ReLU, ModuleKind.Flatten,
             ModuleKind.MaxPool2d, ModuleKind.AvgPool2d, ModuleKind.AdaptiveAvgPool2d, ModuleKind.Upsample,
+            ModuleKind.SubModel, ModuleKind.Sequential,
         };
 
         /// <summary>Why a [NoQuantize] member of <paramref name="kind"/> cannot be a float island (QG0021).</summary>
         private static string NoQuantizeProblem(ModuleKind kind) => kind switch
         {
-            ModuleKind.SubModel => "it is a [Quantize] sub-module; put [NoQuantize] on the members inside it instead",
-            ModuleKind.Sequential => "it is a Sequential; only single module calls can be float islands",
             ModuleKind.QuantStub or ModuleKind.DeQuantStub => "QuantStub and DeQuantStub mark the quantized region, they run no op",
             ModuleKind.Identity or ModuleKind.Dropout => "Identity and Dropout run nothing in eval, so there is nothing to keep in float",
             _ => "its module type is not supported",

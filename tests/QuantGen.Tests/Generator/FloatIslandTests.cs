@@ -245,6 +245,43 @@ public class FloatIslandTests
     }
 
     [Fact]
+    public void NoQuantizeOnAWholeSubModuleRunsItInFloatAsOneIsland()
+    {
+        torch.manual_seed(17);
+        using var model = new IslandBlockNet();
+        model.eval();
+        using Tensor batch = torch.randn(2, 2, 6, 6);
+        using IslandBlockNet.Observed observed = model.Prepare();
+        using (torch.no_grad())
+        {
+            observed.forward(batch).Dispose();
+        }
+
+        IslandBlockNet.Quantized int8 = observed.Convert();
+        QParams islandQ = observed.block_activation.CalculateQParams();
+        Assert.Equal(["input", "stem", "block", "head"], int8.Graph.Nodes.Select(n => n.Name));
+        Assert.Equal(QuantGen.Graphs.GraphOp.FloatIsland, int8.Graph.Get("block").Op);
+
+        float[] values = TensorInterop.ToArray(batch, out int[] shape);
+        var tap = new Recorder();
+        int8.forward(int8.input.Forward(values, shape), tap);
+        QTensor input = tap.Outputs["stem"], output = tap.Outputs["block"];
+
+        // Independent expectation: the user's block in float (TorchSharp) on the dequantized stem output, then quantize.
+        int[] expected;
+        using (torch.no_grad())
+        {
+            float[] dequantized = input.IntRepr().Select(q => (float)(q - input.ZeroPoint) * input.Scale).ToArray();
+            using Tensor x = torch.tensor(dequantized, input.Shape.Select(d => (long)d).ToArray());
+            using Tensor y = model.Block().forward(x);
+            float inverse = 1.0f / islandQ.Scale;
+            expected = y.data<float>().ToArray().Select(v => Math.Clamp((int)MathF.Round(v * inverse, MidpointRounding.ToEven) + islandQ.ZeroPoint, 0, 255)).ToArray();
+        }
+
+        Assert.Equal(expected, output.IntRepr());
+    }
+
+    [Fact]
     public void AMappingThatNullsAnOpWithoutAFloatFormFailsAtPrepareNamingIt()
     {
         using var model = new QuantGen.Tests.Generator.Models.ResNet.SmallResNet();
