@@ -4,6 +4,8 @@
 // Needs Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist).
 // Run: dotnet run -c Release --project examples/FashionMnist [-- --epochs 2 --train-limit N --test-limit N
 //      --calibration 1000 --batch-size 256 --max-drop 0.3 --fallback-method Histogram --data DIR --cache DIR --onednn --ranges]
+// With --report DIR it writes only the layer report of the default (X86, histogram) int8 model instead of the
+// table: report.json, report.html, graph*.dot/.svg, and prints the report table and one explained value.
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
@@ -29,6 +31,7 @@ string? dataDirectory = StringOption("--data", null!);
 string? cacheDirectory = StringOption("--cache", null!);
 bool reduceRange = !args.Contains("--onednn");
 bool printRanges = args.Contains("--ranges");
+string? reportDirectory = args.Contains("--report") ? StringOption("--report", "out") : null;
 
 var total = Stopwatch.StartNew();
 FashionMnistData data;
@@ -59,6 +62,11 @@ double floatTest = FashionCnnQuantization.Accuracy(model, test);
 double floatValidation = FashionCnnQuantization.Accuracy(model, validation);
 Console.WriteLine($"fp32 top-1: {floatTest:F2}% on the test images, {floatValidation:F2}% on the validation images.");
 Console.WriteLine();
+if (reportDirectory is not null)
+{
+    WriteReport(reportDirectory, model, calibration, test);
+    return 0;
+}
 
 var rows = new List<(string Method, string Correction, double Accuracy)>();
 FashionCnn.Quantized? anyInt8 = null;
@@ -135,6 +143,50 @@ catch (NotSupportedException notYet)
 Console.WriteLine();
 Console.WriteLine($"Done in {total.Elapsed.TotalSeconds:F0} s.");
 return 0;
+
+// --report: the accuracy report of the default int8 model, one explained value and the graph drawings (docs/reports.md).
+static void WriteReport(string directory, FashionCnn model, FashionMnistSplit calibration, FashionMnistSplit test)
+{
+    Directory.CreateDirectory(directory);
+    using FashionCnn.Observed observed = model.Prepare();
+    List<Tensor> batches = FashionCnnQuantization.Batches(calibration);
+    using (torch.no_grad())
+    {
+        foreach (Tensor batch in batches)
+        {
+            observed.forward(batch).Dispose();
+        }
+    }
+
+    FashionCnn.Quantized int8 = observed.Convert();
+    using Tensor images = test.Images(0, Math.Min(64, test.Count));
+    QuantGen.Reports.IFloatModel floatModel = QuantGen.Reports.FloatModel.FromModule(model, int8.Graph, observed.forward);
+    var report = QuantGen.Reports.QuantReport.Compare(floatModel, int8, [images]);
+    QuantGen.Reports.ReportTable.Write(report);
+    report.WriteJson(Path.Combine(directory, "report.json"));
+    QuantGen.Reports.ReportHtml.Write(report, Path.Combine(directory, "report.html"));
+    Console.WriteLine();
+    Console.WriteLine(QuantGen.Reports.QuantExplain.Explain(int8, floatModel, images, "fc2", [0, 0]));
+    foreach ((QuantGen.Reports.GraphView view, string name) in new[] { (QuantGen.Reports.GraphView.Float, "graph-float"), (QuantGen.Reports.GraphView.Fused, "graph-fused"), (QuantGen.Reports.GraphView.Quantized, "graph") })
+    {
+        string dot = QuantGen.Reports.GraphDrawing.ToDot(int8, view);
+        File.WriteAllText(Path.Combine(directory, name + ".dot"), dot);
+        try
+        {
+            File.WriteAllText(Path.Combine(directory, name + ".svg"), QuantGen.Reports.GraphDrawing.ToSvg(dot));
+        }
+        catch (QuantGen.Reports.GraphvizNotFoundException missing)
+        {
+            Console.WriteLine(missing.Message);
+        }
+    }
+
+    Console.WriteLine($"Wrote report.json, report.html, graph-float/graph-fused/graph .dot (and .svg) to {Path.GetFullPath(directory)}.");
+    foreach (Tensor batch in batches)
+    {
+        batch.Dispose();
+    }
+}
 
 // --ranges: each activation observer's chosen range (clipping methods report their search) and qparams.
 void PrintRanges(CalibrationMethod method)
