@@ -54,7 +54,7 @@ internal static class ObservedEmitter
         writer.Line($"/// {plan.ClassName} prepared for calibration: the fused float model with observers (PyTorch's prepared model).");
         writer.Line("/// </summary>");
         writer.Line(Names.GeneratedCodeAttribute);
-        writer.Line($"public {hide}sealed class Observed : global::System.IDisposable");
+        writer.Line($"public {hide}sealed class Observed : global::System.IDisposable, {Names.ObservedModel}");
         writer.Open();
 
         writer.Line($"private readonly {model} _model;");
@@ -122,6 +122,8 @@ internal static class ObservedEmitter
         EmitConvert(writer, plan);
         writer.Line();
         ReferenceEmitter.EmitConvertReference(writer, plan);
+        writer.Line();
+        writer.Line($"global::TorchSharp.torch.nn.Module {Names.ObservedModel}.Model => this._model;");
         writer.Line();
         writer.Line("/// <summary>Releases the fused float modules' tensors.</summary>");
         writer.Line("public void Dispose()");

@@ -75,6 +75,28 @@ public sealed class QuantReport
     /// </exception>
     public static QuantReport Compare(IFloatModel floatModel, IQuantizedModel int8, IEnumerable<torch.Tensor> inputs, ReportOptions? options = null)
     {
+        return CompareCore(floatModel, int8, inputs, options);
+    }
+
+    /// <summary>
+    /// The one-call form: <c>QuantReport.Compare(observed, int8, inputs)</c> with the calibrated <c>M.Observed</c>
+    /// and its converted <c>M.Quantized</c>; the float side is the observed model's fused float forward.
+    /// </summary>
+    /// <param name="observed">The calibrated observed model.</param>
+    /// <param name="int8">The model <c>observed.Convert()</c> returned.</param>
+    /// <param name="inputs">Float input batches (not disposed here); they also feed the observers.</param>
+    /// <param name="options">Histogram bins and how many worst layers to mark; null for the defaults.</param>
+    /// <returns>The report.</returns>
+    /// <exception cref="ArgumentException">As the general form: empty inputs, different models (the message names them).</exception>
+    public static QuantReport Compare(IObservedModel observed, IQuantizedModel int8, IEnumerable<torch.Tensor> inputs, ReportOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(observed);
+        ArgumentNullException.ThrowIfNull(int8);
+        return CompareCore(FloatModel.FromModule(observed.Model, int8.Graph, observed.forward), int8, inputs, options);
+    }
+
+    private static QuantReport CompareCore(IFloatModel floatModel, IQuantizedModel int8, IEnumerable<torch.Tensor> inputs, ReportOptions? options)
+    {
         ArgumentNullException.ThrowIfNull(floatModel);
         ArgumentNullException.ThrowIfNull(int8);
         ArgumentNullException.ThrowIfNull(inputs);

@@ -238,6 +238,14 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
     }
 
     [Fact]
+    public void TheObservedModelOverloadGivesTheSameReport()
+    {
+        // The generated Observed is an IObservedModel: QuantReport.Compare(observed, int8, inputs) in one call.
+        QuantReport again = QuantReport.Compare(_resnet.Observed, _resnet.Int8, _inputs);
+        Assert.Equal(Compare().ToJson(), again.ToJson());
+    }
+
+    [Fact]
     public void AnEmptyInputSetIsRefused()
     {
         var error = Assert.Throws<ArgumentException>(() => QuantReport.Compare(_resnet.FloatSide, _resnet.Int8, Array.Empty<Tensor>()));
