@@ -35,6 +35,15 @@ internal static class SourceFileEmitter
 
         writer.Line($"partial class {plan.ClassName}{plan.TypeParameters}");
         writer.Open();
+        foreach (string member in plan.ConditionMembers)
+        {
+            // A parent that inlines this class decides the same branch at its Prepare; the field itself is private.
+            writer.Line($"/// <summary>The value of <c>{member}</c>, which forward branches on; read by models that inline this one.</summary>");
+            writer.Line("[global::System.ComponentModel.EditorBrowsable(global::System.ComponentModel.EditorBrowsableState.Never)]");
+            writer.Line($"public bool {QuantizationPlanner.ConditionAccessor(member)} => this.{Names.Identifier(member)};");
+            writer.Line();
+        }
+
         ObservedEmitter.Emit(writer, plan);
         writer.Line();
         QuantizedEmitter.Emit(writer, plan);

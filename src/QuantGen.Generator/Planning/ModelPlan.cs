@@ -24,6 +24,7 @@ namespace QuantGen.Generator.Planning;
 /// <param name="NeedsModuleIndex">Whether Prepare builds a ModuleLookup index (inlined sub-modules).</param>
 /// <param name="QConfigs">The class's [QConfig] attributes, for DefaultQConfigMapping().</param>
 /// <param name="FunctionNames">PyTorch names of the functional ops forward uses ("add", "cat"), known to QConfigMapping.Validate.</param>
+/// <param name="ConditionMembers">Bool fields the class's own forward branches on, exposed for parents that inline it.</param>
 internal sealed record ModelPlan(
     string ClassName,
     string TypeParameters,
@@ -40,7 +41,8 @@ internal sealed record ModelPlan(
     EquatableArray<ModuleFieldPlan> Modules = default,
     bool NeedsModuleIndex = false,
     EquatableArray<QConfigSpec> QConfigs = default,
-    EquatableArray<string> FunctionNames = default);
+    EquatableArray<string> FunctionNames = default,
+    EquatableArray<string> ConditionMembers = default);
 
 /// <summary>An activation observer (PyTorch's <c>activation_post_process</c>).</summary>
 /// <param name="Property">Property of Observed ("conv1_activation").</param>

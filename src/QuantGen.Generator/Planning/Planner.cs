@@ -46,6 +46,9 @@ internal static partial class QuantizationPlanner
         public List<Node> Fused = new();
     }
 
+    /// <summary>The property a [Quantize] class's generated code declares to expose a bool field its forward branches on.</summary>
+    internal static string ConditionAccessor(string member) => "QuantGenCondition_" + member.TrimStart('@');
+
     private sealed class Planner
     {
         private readonly ModelSpec _spec;
@@ -53,6 +56,9 @@ internal static partial class QuantizationPlanner
         private readonly Dictionary<string, MemberSpec> _members;
         private readonly List<Node> _nodes = new();
         private readonly List<ConditionPlan> _conditions = new();
+
+        // Bool fields of this class that its own forward branches on: exposed to parents that inline it.
+        private readonly List<string> _conditionMembers = new();
         private readonly Dictionary<string, int> _fxNames = new();
         private readonly Dictionary<string, int> _calledModules = new();
         private readonly HashSet<string> _validGroups = new();
@@ -225,7 +231,7 @@ internal static partial class QuantizationPlanner
         /// Adds the nodes of <paramref name="spec"/>'s forward, run on global value <paramref name="input"/>,
         /// with member paths under <paramref name="prefix"/>; returns the global value it returns.
         /// </summary>
-        private int Expand(ModelSpec spec, string prefix, int input, List<(int, bool)> guard, LocationInfo? callSite, int depth, HashSet<string> stack)
+        private int Expand(ModelSpec spec, string prefix, int input, List<(int, bool)> guard, LocationInfo? callSite, int depth, HashSet<string> stack, string typeName = "")
         {
             ForwardSpec forward = spec.Forward!;
             var members = ByName(spec);
@@ -237,7 +243,7 @@ internal static partial class QuantizationPlanner
             var conditions = new int[forward.Conditions.Count];
             for (int c = 0; c < forward.Conditions.Count; c++)
             {
-                conditions[c] = AddCondition(spec, prefix, forward.Conditions[c], forward.FileName, inlined, callSite);
+                conditions[c] = AddCondition(spec, prefix, forward.Conditions[c], forward.FileName, inlined, callSite, typeName);
             }
 
             for (int i = 0; i < forward.Calls.Count; i++)
@@ -319,7 +325,7 @@ internal static partial class QuantizationPlanner
                         }
 
                         stack.Add(member.SubModelType!);
-                        values[i + 1] = Expand(child, path + ".", inputs[0], nodeGuard, location, depth + 1, stack);
+                        values[i + 1] = Expand(child, path + ".", inputs[0], nodeGuard, location, depth + 1, stack, member.TypeName);
                         stack.Remove(member.SubModelType!);
                         continue;
                     }
@@ -346,7 +352,7 @@ internal static partial class QuantizationPlanner
                                 }
 
                                 stack.Add(sequentialChild.SubModelType!);
-                                current = Expand(child, childPath + ".", current, nodeGuard, location, depth + 1, stack);
+                                current = Expand(child, childPath + ".", current, nodeGuard, location, depth + 1, stack, sequentialChild.TypeName);
                                 stack.Remove(sequentialChild.SubModelType!);
                                 continue;
                             }
@@ -451,7 +457,7 @@ internal static partial class QuantizationPlanner
             ? "; a Sequential inside a Sequential is not inlined, make it a [Quantize] class"
             : "; if it is your own module class, mark it [Quantize] (and partial) so QuantGen inlines its forward";
 
-        private int AddCondition(ModelSpec spec, string prefix, ConditionSpec condition, string file, string inlined, LocationInfo? callSite)
+        private int AddCondition(ModelSpec spec, string prefix, ConditionSpec condition, string file, string inlined, LocationInfo? callSite, string typeName)
         {
             string expression;
             bool topLevel = prefix.Length == 0;
@@ -480,10 +486,15 @@ internal static partial class QuantizationPlanner
                     if (topLevel)
                     {
                         expression = "model." + Names.Identifier(condition.Member);
+                        _conditionMembers.Add(condition.Member);
+                    }
+                    else if (typeName.Length > 0)
+                    {
+                        // A private field of another class: read through the accessor that class's own generated code has.
+                        expression = $"{Lookup(typeName, prefix.TrimEnd('.'))}.{ConditionAccessor(condition.Member)}";
                     }
                     else
                     {
-                        // A private field of another class is out of reach of this class's generated code.
                         Report(DiagnosticDescriptors.DataDependentControlFlow, callSite, condition.Text, spec.Name, $"the bool field '{condition.Member}' of the inlined sub-module '{prefix.TrimEnd('.')}' cannot be read from {_spec.Name}; test a module member for null instead");
                         expression = "false";
                     }
@@ -1104,7 +1115,8 @@ internal static partial class QuantizationPlanner
                 modules.ToEquatableArray(),
                 _needsIndex,
                 _spec.QConfigs,
-                _nodes.Where(n => n.FunctionName.Length > 0).Select(n => n.FunctionName).Distinct().OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray());
+                _nodes.Where(n => n.FunctionName.Length > 0).Select(n => n.FunctionName).Distinct().OrderBy(n => n, System.StringComparer.Ordinal).ToEquatableArray(),
+                _conditionMembers.Distinct().ToEquatableArray());
         }
 
         /// <summary>

@@ -126,6 +126,29 @@ public sealed class ModelGraphTests
         Assert.NotEqual(ResNet18.Quantized.GraphHash, BasicBlock.Quantized.GraphHash);
     }
 
+    [Fact]
+    public void ABoolFieldOfAnInlinedSubModuleDecidesItsBranchPerInstance()
+    {
+        // FlagBlock's forward runs its pool only when its readonly bool says so; the parent inlines two of them.
+        torch.manual_seed(9);
+        using var model = new QuantGen.Tests.Generator.Models.FlagBlockNet();
+        model.eval();
+        using var observed = model.Prepare();
+        using (torch.no_grad())
+        {
+            using Tensor batch = torch.randn(1, 2, 8, 8);
+            observed.forward(batch).Dispose();
+        }
+
+        var int8 = observed.Convert();
+        Assert.Equal(["input", "stem", "first.conv", "first.pool", "second.conv"], int8.Graph.Nodes.Select(n => n.Name));
+        var random = new Random(9);
+        float[] image = Enumerable.Range(0, 2 * 8 * 8).Select(_ => (float)random.NextDouble()).ToArray();
+        float[] result = int8.forward(image, [1, 2, 8, 8], out int[] shape);
+        Assert.Equal([1, 3, 4, 4], shape);
+        Assert.Equal(48, result.Length);
+    }
+
     private sealed class FloatNames(List<string> names) : IFloatTap
     {
         public Tensor? OnLayer(string layer, Tensor output)
