@@ -255,25 +255,9 @@ internal static class QuantizedEmitter
 
     private static string Nullable(StepPlan step) => step.Guard.Length > 0 ? "?" : string.Empty;
 
-    private static string ModuleType(StepPlan step, ModelPlan plan) => step.Kind switch
-    {
-        StepKind.FloatIsland => plan.Modules.First(m => m.Field == step.ModuleField).Type,
-        StepKind.Quantize => Names.QuantizeInput,
-        StepKind.Conv2d => Names.QuantizedConv2d,
-        StepKind.Linear => Names.QuantizedLinear,
-        StepKind.ReLU or StepKind.FunctionalRelu => Names.QuantizedReLU,
-        StepKind.Flatten or StepKind.FunctionalFlatten => Names.QuantizedFlatten,
-        StepKind.ConvTranspose2d => Names.QuantizedConvTranspose2d,
-        StepKind.BatchNorm2d => Names.QuantizedBatchNorm2d,
-        StepKind.Reshape => Names.QuantizedReshape,
-        StepKind.Add => Names.QuantizedAdd,
-        StepKind.Cat => Names.QuantizedCat,
-        StepKind.MaxPool2d or StepKind.FunctionalMaxPool2d => Names.QuantizedMaxPool2d,
-        StepKind.AvgPool2d => Names.QuantizedAvgPool2d,
-        StepKind.AdaptiveAvgPool2d => Names.QuantizedAdaptiveAvgPool2d,
-        StepKind.Upsample => Names.QuantizedUpsampleNearest2d,
-        _ => throw new System.InvalidOperationException($"{step.Kind} has no int8 module."),
-    };
+    /// <summary>The type of a step's Quantized property: the int8 layer class, or a float island's user module.</summary>
+    private static string ModuleType(StepPlan step, ModelPlan plan) =>
+        step.Kind == StepKind.FloatIsland ? plan.Modules.First(m => m.Field == step.ModuleField).Type : GraphEmitter.LayerType(step);
 
     private static string Describe(StepPlan step) => step.Kind switch
     {
