@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.InteropServices;
 using TorchSharp;
 
 namespace QuantGen.Observers;
@@ -17,9 +18,17 @@ public static class TensorObserverExtensions
         }
 
         using var cpu = tensor.detach().cpu().contiguous();
-        float[] values = cpu.data<float>().ToArray();
         int[] shape = Array.ConvertAll(cpu.shape, d => checked((int)d));
-        observer.Observe(values, shape);
+        observer.Observe(ContiguousValues(cpu), shape);
         return tensor;
     }
+
+    /// <summary>
+    /// The values of a contiguous float32 CPU tensor, read in place through <c>Tensor.bytes</c> (a view of its
+    /// storage): copying them out with <c>data&lt;float&gt;().ToArray()</c> cost 7–24 ns per element here, several
+    /// times what the histogram observer itself spends, and made calibration much slower than the float forward.
+    /// The span is valid while <paramref name="contiguous"/> is alive and unchanged.
+    /// </summary>
+    private static ReadOnlySpan<float> ContiguousValues(torch.Tensor contiguous) =>
+        contiguous.numel() == 0 ? ReadOnlySpan<float>.Empty : MemoryMarshal.Cast<byte, float>(contiguous.bytes);
 }
