@@ -1,0 +1,213 @@
+using System;
+using System.IO;
+using FashionMnist;
+using QuantGen.Onnx;
+using ResNet18Example;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QuantGen.Bench;
+
+/// <summary>The two models of the side-by-side table.</summary>
+public enum BenchModel
+{
+    /// <summary>torchvision's ResNet-18 (examples/ResNet18), input 1×3×224×224.</summary>
+    ResNet18,
+
+    /// <summary>The Fashion-MNIST CNN (examples/FashionMnist), input 1×1×28×28.</summary>
+    FashionCnn,
+}
+
+/// <summary>
+/// One model ready for every peer: the TorchSharp float module (eval), the converted int8 model, its ONNX exports
+/// (QDQ with the int8 model's own qparams, and the float form) and one fixed input. The .qgen and .onnx files live
+/// in <see cref="BenchModels.WorkDirectory"/>, so a second process (the scalar reference, BenchmarkDotNet's
+/// benchmark processes) loads exactly the same int8 model instead of calibrating again.
+/// </summary>
+public sealed class PreparedModel : IDisposable
+{
+    internal PreparedModel(BenchModel model, nn.Module<Tensor, Tensor> floatModel, IQuantizedModel int8, int[] inputShape, float[] input, string qgenPath, string qdqOnnxPath, string floatOnnxPath)
+    {
+        Model = model;
+        FloatModel = floatModel;
+        Int8 = int8;
+        InputShape = inputShape;
+        Input = input;
+        QGenPath = qgenPath;
+        QdqOnnxPath = qdqOnnxPath;
+        FloatOnnxPath = floatOnnxPath;
+    }
+
+    /// <summary>Which model.</summary>
+    public BenchModel Model { get; }
+
+    /// <summary>The TorchSharp float model, in eval mode.</summary>
+    public nn.Module<Tensor, Tensor> FloatModel { get; }
+
+    /// <summary>The converted int8 model (packed for the kernels this process dispatches to).</summary>
+    public IQuantizedModel Int8 { get; }
+
+    /// <summary>Logical NCHW input shape, batch 1.</summary>
+    public int[] InputShape { get; }
+
+    /// <summary>The input every peer is given (standard normal values, fixed seed).</summary>
+    public float[] Input { get; }
+
+    /// <summary>The saved int8 model.</summary>
+    public string QGenPath { get; }
+
+    /// <summary>The QDQ ONNX export (same qparams as <see cref="Int8"/>).</summary>
+    public string QdqOnnxPath { get; }
+
+    /// <summary>The float ONNX export (dequantized weights, no Q/DQ).</summary>
+    public string FloatOnnxPath { get; }
+
+    /// <summary>Display name.</summary>
+    public string Name => Model == BenchModel.ResNet18 ? "ResNet-18 1×3×224×224" : "FashionCnn 1×1×28×28";
+
+    /// <inheritdoc/>
+    public void Dispose() => FloatModel.Dispose();
+}
+
+/// <summary>Builds (or reloads) the benchmark models with fixed seeds.</summary>
+public static class BenchModels
+{
+    /// <summary>The environment variable naming the folder for .qgen/.onnx files (default: a folder under the temp directory).</summary>
+    public const string WorkDirectoryVariable = "QUANTGEN_BENCH_DIR";
+
+    private const int Seed = 0;
+
+    /// <summary>Where the saved models are kept (created on demand).</summary>
+    public static string WorkDirectory
+    {
+        get
+        {
+            string? configured = Environment.GetEnvironmentVariable(WorkDirectoryVariable);
+            string directory = string.IsNullOrEmpty(configured) ? Path.Combine(Path.GetTempPath(), "quantgen-bench") : configured;
+            Directory.CreateDirectory(directory);
+            return directory;
+        }
+    }
+
+    /// <summary>The input shape of a model (batch 1).</summary>
+    public static int[] InputShape(BenchModel model) => model == BenchModel.ResNet18 ? [1, 3, 224, 224] : [1, 1, 28, 28];
+
+    /// <summary>
+    /// The model with the fixed seed's weights. With <paramref name="reuseSaved"/>, an int8 model and ONNX files
+    /// already in <see cref="WorkDirectory"/> for the same graph are loaded instead of calibrating again.
+    /// </summary>
+    public static PreparedModel Prepare(BenchModel model, bool reuseSaved, TextWriter? log = null)
+    {
+        TorchRunner.DisableNnpack();
+        torch.manual_seed(Seed);
+        int[] shape = InputShape(model);
+        float[] input = NormalValues(shape, Seed + 1);
+        string directory = WorkDirectory;
+        string stem = model == BenchModel.ResNet18 ? $"resnet18-{ResNet18.Quantized.GraphHash}" : $"fashioncnn-{FashionCnn.Quantized.GraphHash}";
+        string qgen = Path.Combine(directory, stem + ".qgen");
+        string qdq = Path.Combine(directory, stem + ".qdq.onnx");
+        string fp32 = Path.Combine(directory, stem + ".fp32.onnx");
+
+        if (model == BenchModel.ResNet18)
+        {
+            var floatModel = new ResNet18();
+            Randomize.BatchNormStatistics(floatModel, Seed);
+            floatModel.eval();
+            IQuantizedModel int8 = reuseSaved && AllExist(qgen, qdq, fp32)
+                ? ResNet18.Quantized.Load(qgen)
+                : Calibrate(floatModel, shape, batches: 4, log);
+            Finish(int8, shape, qgen, qdq, fp32, reuseSaved);
+            return new PreparedModel(model, floatModel, int8, shape, input, qgen, qdq, fp32);
+        }
+        else
+        {
+            // Untrained weights (the timing does not depend on them); BatchNorm statistics randomised as for
+            // ResNet-18 so the folded weights are not trivial; calibrated on batches of the same normal inputs.
+            var floatModel = new FashionCnn();
+            Randomize.BatchNormStatistics(floatModel, Seed);
+            floatModel.eval();
+            IQuantizedModel int8 = reuseSaved && AllExist(qgen, qdq, fp32)
+                ? FashionCnn.Quantized.Load(qgen)
+                : Calibrate(floatModel, [16, 1, 28, 28], batches: 8, log);
+            Finish(int8, shape, qgen, qdq, fp32, reuseSaved);
+            return new PreparedModel(model, floatModel, int8, shape, input, qgen, qdq, fp32);
+        }
+    }
+
+    /// <summary>Standard normal values (Box–Muller on a seeded <see cref="Random"/>).</summary>
+    public static float[] NormalValues(int[] shape, int seed)
+    {
+        int count = 1;
+        foreach (int d in shape)
+        {
+            count *= d;
+        }
+
+        var random = new Random(seed);
+        var values = new float[count];
+        for (int i = 0; i < count; i += 2)
+        {
+            double u1 = 1.0 - random.NextDouble(), u2 = random.NextDouble();
+            double r = Math.Sqrt(-2.0 * Math.Log(u1));
+            values[i] = (float)(r * Math.Cos(2 * Math.PI * u2));
+            if (i + 1 < count)
+            {
+                values[i + 1] = (float)(r * Math.Sin(2 * Math.PI * u2));
+            }
+        }
+
+        return values;
+    }
+
+    private static IQuantizedModel Calibrate(ResNet18 model, int[] shape, int batches, TextWriter? log)
+    {
+        using ResNet18.Observed observed = model.Prepare();
+        RunCalibration(observed.forward, shape, batches);
+        log?.WriteLine($"  ResNet-18 calibrated on {batches} batches of {string.Join('x', shape)} (default X86 qconfig, HistogramObserver).");
+        return observed.Convert();
+    }
+
+    private static IQuantizedModel Calibrate(FashionCnn model, int[] shape, int batches, TextWriter? log)
+    {
+        using FashionCnn.Observed observed = model.Prepare();
+        RunCalibration(observed.forward, shape, batches);
+        log?.WriteLine($"  FashionCnn calibrated on {batches} batches of {string.Join('x', shape)} (default X86 qconfig, HistogramObserver).");
+        return observed.Convert();
+    }
+
+    private static void RunCalibration(Func<Tensor, Tensor> forward, int[] shape, int batches)
+    {
+        long[] dims = Array.ConvertAll(shape, d => (long)d);
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < batches; i++)
+        {
+            using Tensor batch = torch.randn(dims);
+            forward(batch).Dispose();
+        }
+    }
+
+    private static void Finish(IQuantizedModel int8, int[] shape, string qgen, string qdq, string fp32, bool reuseSaved)
+    {
+        if (reuseSaved && AllExist(qgen, qdq, fp32))
+        {
+            return;
+        }
+
+        // Fixed batch 1 in both exports: ORT may specialise on it, as QuantGen's buffers do.
+        OnnxExporter.Export(int8, qdq, new OnnxExportOptions { InputShape = shape, DynamicBatch = false });
+        OnnxExporter.Export(int8, fp32, new OnnxExportOptions { InputShape = shape, DynamicBatch = false, Form = OnnxForm.Float });
+        switch (int8)
+        {
+            case ResNet18.Quantized resnet:
+                resnet.Save(qgen);
+                break;
+            case FashionCnn.Quantized fashion:
+                fashion.Save(qgen);
+                break;
+            default:
+                throw new InvalidOperationException($"Unknown model type {int8.GetType()}.");
+        }
+    }
+
+    private static bool AllExist(params string[] paths) => Array.TrueForAll(paths, File.Exists);
+}
