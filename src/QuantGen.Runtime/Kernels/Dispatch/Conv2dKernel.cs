@@ -7,8 +7,10 @@ namespace QuantGen.Kernels;
 /// <summary>
 /// int8 convolution on NHWC through the packed kernels: 1×1 stride-1 unpadded ungrouped convolutions
 /// as a direct GEMM over <c>[N·H·W, C]</c>; depthwise (groups == in == out channels) by its own kernel;
-/// everything else (k×k, any stride, padding, dilation, groups, the 7×7/2 C=3 stem) as a GEMM over
-/// im2col rows gathered one tile at a time into <see cref="KernelScratch"/>. The weights' config picks
+/// inputs with few channels on AVX-VNNI (a one-channel image, the 7×7/2 C=3 stem) as runs of whole kernel
+/// rows read from a zero-point-padded copy (<see cref="PackedConv2dWeights.RowRuns"/>); everything else
+/// (k×k, any stride, padding, dilation, groups) as a GEMM over im2col rows, read through per-tap pointers
+/// or gathered one tile at a time into <see cref="KernelScratch"/>. The weights' config picks
 /// the micro-kernel; <see cref="GemmConfig.Scalar"/> runs <see cref="Conv2dScalar"/>. Results equal the
 /// scalar reference bit for bit.
 /// </summary>
@@ -83,8 +85,56 @@ public static unsafe class Conv2dKernel
         }
 
         int m = geometry.Batch * geometry.OutHeight * geometry.OutWidth;
+        if (weights.RowRuns is not null && geometry.DilationWidth == 1 && !IsDirectGemm(geometry))
+        {
+            int runLength = weights.RowRunLength;
+            byte[] padded = scratch.PaddedInput(PaddedInputLength(geometry, runLength));
+            fixed (byte* copy = padded)
+            {
+                PadInput(geometry, input, zx, copy, runLength);
+                GemmDriver.Run(weights.RowRuns, RowSource.RowRuns(copy, geometry, runLength), m, zx, accumulators, bytes, requantize, geometry.OutChannels, scratch);
+            }
+
+            return;
+        }
+
         RowSource source = IsDirectGemm(geometry) ? RowSource.Rows(input, geometry.InChannels) : RowSource.Im2col(input, geometry);
         GemmDriver.Run(weights.Gemm, source, m, zx, accumulators, bytes, requantize, geometry.OutChannels, scratch);
+    }
+
+    private static int PaddedInputLength(in Conv2dGeometry g, int runLength) =>
+        checked((g.Batch * (g.InHeight + (2 * g.PadHeight)) * (g.InWidth + (2 * g.PadWidth)) * g.InChannels) + runLength);
+
+    /// <summary>
+    /// The NHWC input with PadH/PadW pixels of zero points around each image, followed by
+    /// <paramref name="runLength"/> bytes of zero points: a run that starts at the last pixel a
+    /// convolution reads may read up to 3 bytes past it (they meet zero weights, but must be memory).
+    /// </summary>
+    internal static void PadInput(in Conv2dGeometry g, byte* input, int zx, byte* padded, int runLength)
+    {
+        int channels = g.InChannels;
+        int paddedHeight = g.InHeight + (2 * g.PadHeight), paddedWidth = g.InWidth + (2 * g.PadWidth);
+        int rowBytes = paddedWidth * channels, border = g.PadWidth * channels, inputRowBytes = g.InWidth * channels;
+        byte pad = (byte)zx;
+        byte* destination = padded;
+        for (int n = 0; n < g.Batch; n++)
+        {
+            for (int y = 0; y < paddedHeight; y++, destination += rowBytes)
+            {
+                int iy = y - g.PadHeight;
+                if ((uint)iy >= (uint)g.InHeight)
+                {
+                    new Span<byte>(destination, rowBytes).Fill(pad);
+                    continue;
+                }
+
+                new Span<byte>(destination, border).Fill(pad);
+                new ReadOnlySpan<byte>(input + ((((nint)n * g.InHeight) + iy) * inputRowBytes), inputRowBytes).CopyTo(new Span<byte>(destination + border, inputRowBytes));
+                new Span<byte>(destination + border + inputRowBytes, border).Fill(pad);
+            }
+        }
+
+        new Span<byte>(destination, runLength).Fill(pad);
     }
 
     private static void Validate(in Conv2dGeometry geometry, ReadOnlySpan<byte> input, int zx, PackedConv2dWeights weights, int outputLength, KernelScratch scratch)

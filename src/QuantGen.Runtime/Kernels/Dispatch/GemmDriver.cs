@@ -8,31 +8,57 @@ using QuantGen.Kernels.X86;
 namespace QuantGen.Kernels;
 
 /// <summary>Where the GEMM's activation rows come from.</summary>
+internal enum RowSourceKind
+{
+    /// <summary>Row m is <c>Input + m·Lda</c> (linear, 1×1 stride-1 convolution).</summary>
+    Rows,
+
+    /// <summary>im2col rows of a convolution, gathered per tile or read through per-tap pointers.</summary>
+    Im2col,
+
+    /// <summary>
+    /// A convolution on a zero-point-padded input copy with <see cref="PackedConv2dWeights.RowRuns"/>
+    /// weights: row m is KH runs of <see cref="RowSource.RunLength"/> bytes, one per kernel row.
+    /// </summary>
+    RowRuns,
+}
+
+/// <summary>Where the GEMM's activation rows come from.</summary>
 internal readonly unsafe struct RowSource
 {
-    private RowSource(byte* input, int lda, bool direct, Conv2dGeometry geometry)
+    private RowSource(RowSourceKind kind, byte* input, int lda, Conv2dGeometry geometry, int runLength)
     {
+        Kind = kind;
         Input = input;
         Lda = lda;
-        Direct = direct;
         Geometry = geometry;
+        RunLength = runLength;
     }
 
-    /// <summary>Input base.</summary>
+    /// <summary>What <see cref="Input"/> holds.</summary>
+    public RowSourceKind Kind { get; }
+
+    /// <summary>Input base (for <see cref="RowSourceKind.RowRuns"/>, the padded copy).</summary>
     public byte* Input { get; }
 
     /// <summary>Row stride of a direct source.</summary>
     public int Lda { get; }
 
     /// <summary>True when row m is simply <c>Input + m·Lda</c> (linear, 1×1 stride-1 convolution).</summary>
-    public bool Direct { get; }
+    public bool Direct => Kind == RowSourceKind.Rows;
 
-    /// <summary>The convolution whose im2col rows are gathered (when not direct).</summary>
+    /// <summary>The convolution whose rows are read (when not direct).</summary>
     public Conv2dGeometry Geometry { get; }
 
-    public static RowSource Rows(byte* input, int lda) => new(input, lda, true, default);
+    /// <summary>Bytes per kernel-row run (<see cref="RowSourceKind.RowRuns"/> only).</summary>
+    public int RunLength { get; }
 
-    public static RowSource Im2col(byte* input, in Conv2dGeometry geometry) => new(input, 0, false, geometry);
+    public static RowSource Rows(byte* input, int lda) => new(RowSourceKind.Rows, input, lda, default, 0);
+
+    public static RowSource Im2col(byte* input, in Conv2dGeometry geometry) => new(RowSourceKind.Im2col, input, 0, geometry, 0);
+
+    /// <summary>Rows of <paramref name="geometry"/> read as runs from <paramref name="paddedInput"/> (see <see cref="Conv2dKernel.PadInput"/>).</summary>
+    public static RowSource RowRuns(byte* paddedInput, in Conv2dGeometry geometry, int runLength) => new(RowSourceKind.RowRuns, paddedInput, 0, geometry, runLength);
 }
 
 /// <summary>
@@ -48,6 +74,9 @@ internal static unsafe class GemmDriver
 {
     /// <summary>Packed weights per L2 block (bytes); half of Zen 5's 1 MiB L2, leaving room for rows and outputs.</summary>
     private const int PanelBlockBytes = 512 * 1024;
+
+    /// <summary>Multiply-adds below which a GEMM runs on the calling thread alone (~1 µs of kernel time, about what waking a helper costs).</summary>
+    internal const long MinMultiplyAddsPerThread = 256 * 1024;
 
     /// <summary>Row tiles per task at most (48 rows with MR = 6): small enough to balance two or more threads on 7×7 maps.</summary>
     private const int MaxRowTilesPerTask = 8;
@@ -85,7 +114,10 @@ internal static unsafe class GemmDriver
             int panelChunk = Math.Min(weights.PanelsPerGroup, panelsPerBlock);
             int tiles = (m + config.MR - 1) / config.MR;
             int rowChunks = (tiles + MaxRowTilesPerTask - 1) / MaxRowTilesPerTask;
-            int degree = KernelThreads.MaxDegreeOfParallelism;
+            // A small GEMM (a one-channel first convolution, a linear layer at batch 1) finishes before a
+            // helper thread would have woken: only give each thread a worthwhile share of multiply-adds.
+            long multiplyAdds = (long)m * weights.OutChannels * weights.K;
+            int degree = (int)Math.Clamp(multiplyAdds / MinMultiplyAddsPerThread, 1, KernelThreads.MaxDegreeOfParallelism);
             int panelChunks = (weights.PanelsPerGroup + panelChunk - 1) / panelChunk;
             if (degree > 1 && (long)weights.Groups * panelChunks * rowChunks < 2L * degree)
             {
@@ -99,8 +131,8 @@ internal static unsafe class GemmDriver
             // AVX-VNNI convolutions whose taps are whole quads read the input through row pointers
             // (IGEMM) instead of copying im2col rows; the Σx row sums that nonzero weight zero points
             // need come from the gathered rows, so those keep gathering.
-            bool indirect = !source.Direct && config.Isa == KernelIsa.AvxVnni && !config.ScalarEmulation &&
-                !weights.HasWeightZeroPoints && source.Geometry.InChannelsPerGroup % 4 == 0;
+            bool indirect = source.Kind == RowSourceKind.RowRuns || (source.Kind == RowSourceKind.Im2col && config.Isa == KernelIsa.AvxVnni &&
+                !config.ScalarEmulation && !weights.HasWeightZeroPoints && source.Geometry.InChannelsPerGroup % 4 == 0);
             var plan = new GemmPlan
             {
                 Indirect = indirect,
@@ -204,6 +236,7 @@ internal static unsafe class GemmDriver
             return;
         }
 
+        OutputPixel pixel = source.Direct ? default : OutputPixel.At(firstRow, source.Geometry);
         fixed (byte* rowBuffer = rowArray)
         fixed (ushort* wideBuffer = wideArray)
         fixed (int* tile = tileArray)
@@ -222,7 +255,7 @@ internal static unsafe class GemmDriver
                 }
                 else
                 {
-                    GatherIm2colRows(source.Input, source.Geometry, group, m0, rows, zx, rowBuffer, kQuadStride);
+                    GatherIm2colRows(source.Input, source.Geometry, group, ref pixel, rows, zx, rowBuffer, kQuadStride);
                     a = rowBuffer;
                     lda = kQuadStride;
 
@@ -290,14 +323,21 @@ internal static unsafe class GemmDriver
         const int Nr = GemmAvxVnni.NR;
         PackedGemmWeights weights = plan.Weights;
         Conv2dGeometry g = plan.Source.Geometry;
+        bool rowRuns = plan.Source.Kind == RowSourceKind.RowRuns;
         int inPerGroup = g.InChannelsPerGroup;
-        int segments = g.KernelHeight * g.KernelWidth;
+        int segments = rowRuns ? g.KernelHeight : g.KernelHeight * g.KernelWidth;
+        int segmentLength = rowRuns ? plan.Source.RunLength : inPerGroup;
 
         int outPerGroup = weights.OutPerGroup;
         nint[] pointerArray = scratch.Pointers(g.KernelHeight * g.KernelWidth * Mr);
         byte[] padArray = scratch.PadRow(inPerGroup);
-        Array.Fill(padArray, (byte)plan.Zx, 0, inPerGroup);
+        if (!rowRuns)
+        {
+            Array.Fill(padArray, (byte)plan.Zx, 0, inPerGroup);
+        }
+
         int[] tileArray = scratch.Tile(Mr * Nr);
+        OutputPixel pixel = OutputPixel.At(firstRow, g);
         fixed (nint* pointers = pointerArray)
         fixed (byte* pad = padArray)
         fixed (int* tile = tileArray)
@@ -305,11 +345,18 @@ internal static unsafe class GemmDriver
             for (int m0 = firstRow; m0 < endRow; m0 += Mr)
             {
                 int rows = Math.Min(Mr, endRow - m0);
-                BuildIndirection(plan.Source.Input, g, group, m0, rows, pad, (byte**)pointers);
+                if (rowRuns)
+                {
+                    BuildRunPointers(plan.Source.Input, g, ref pixel, rows, (byte**)pointers);
+                }
+                else
+                {
+                    BuildIndirection(plan.Source.Input, g, group, ref pixel, rows, pad, (byte**)pointers);
+                }
 
                 for (int panel = firstPanel; panel < endPanel; panel++)
                 {
-                    GemmAvxVnni.Kernel6x16Indirect((byte**)pointers, segments, inPerGroup, plan.Quads + weights.PanelOffset(group, panel), tile);
+                    GemmAvxVnni.Kernel6x16Indirect((byte**)pointers, segments, segmentLength, plan.Quads + weights.PanelOffset(group, panel), tile);
                     int columns = Math.Min(Nr, outPerGroup - (panel * Nr));
                     int channel = (group * outPerGroup) + (panel * Nr);
                     byte* output = plan.BytesOut + ((nint)m0 * plan.Ldc) + channel;
@@ -331,34 +378,42 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// Pointers <c>[tap][6]</c> for output pixels m0..m0+rows of one group: tap (kh, kw) of pixel (n, oh, ow)
+    /// Pointers <c>[tap][6]</c> for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/> (advanced past them) of one group: tap (kh, kw) of pixel (n, oh, ow)
     /// points at input (n, ih, iw) channel group·Cg, or at <paramref name="pad"/> (Cg zero points) outside
     /// the input. Rows past <paramref name="rows"/> repeat the last valid row.
     /// </summary>
-    private static void BuildIndirection(byte* input, in Conv2dGeometry g, int group, int m0, int rows, byte* pad, byte** pointers)
+    private static void BuildIndirection(byte* input, in Conv2dGeometry g, int group, ref OutputPixel pixel, int rows, byte* pad, byte** pointers)
     {
         const int Mr = GemmAvxVnni.MR;
         int channels = g.InChannels;
-        int inHeight = g.InHeight, inWidth = g.InWidth, outHeight = g.OutHeight, outWidth = g.OutWidth;
+        int inHeight = g.InHeight, inWidth = g.InWidth;
         int kernelHeight = g.KernelHeight, kernelWidth = g.KernelWidth;
-        byte* groupInput = input + (group * g.InChannelsPerGroup);
-        int ow = m0 % outWidth;
-        int oh = (m0 / outWidth) % outHeight;
-        int n = m0 / outWidth / outHeight;
-        for (int r = 0; r < rows; r++)
+        byte* groupInput = input + (group * pixel.InPerGroup);
+        int lastTapRow = (kernelHeight - 1) * g.DilationHeight, lastTapColumn = (kernelWidth - 1) * g.DilationWidth;
+        nint tapRowStride = (nint)g.DilationHeight * inWidth * channels, tapColumnStride = (nint)g.DilationWidth * channels;
+        for (int r = 0; r < rows; r++, pixel.Next())
         {
-            if (r > 0 && ++ow == outWidth)
-            {
-                ow = 0;
-                if (++oh == outHeight)
-                {
-                    oh = 0;
-                    n++;
-                }
-            }
+            int n = pixel.N, oh = pixel.Oh, ow = pixel.Ow;
 
             int firstColumn = (ow * g.StrideWidth) - g.PadWidth;
+            int firstRow = (oh * g.StrideHeight) - g.PadHeight;
             byte** tap = pointers + r;
+            if (firstRow >= 0 && firstRow + lastTapRow < inHeight && firstColumn >= 0 && firstColumn + lastTapColumn < inWidth)
+            {
+                // Every tap inside the input (all but the border pixels): fixed offsets from the first tap, no tests.
+                byte* origin = groupInput + ((((((nint)n * inHeight) + firstRow) * inWidth) + firstColumn) * channels);
+                for (int kh = 0; kh < kernelHeight; kh++, origin += tapRowStride)
+                {
+                    byte* position = origin;
+                    for (int kw = 0; kw < kernelWidth; kw++, tap += Mr, position += tapColumnStride)
+                    {
+                        *tap = position;
+                    }
+                }
+
+                continue;
+            }
+
             for (int kh = 0; kh < kernelHeight; kh++)
             {
                 int ih = (oh * g.StrideHeight) - g.PadHeight + (kh * g.DilationHeight);
@@ -378,6 +433,35 @@ internal static unsafe class GemmDriver
             for (int s = 0; s < segments; s++)
             {
                 pointers[(s * Mr) + r] = pointers[(s * Mr) + rows - 1];
+            }
+        }
+    }
+
+    /// <summary>
+    /// Pointers <c>[kh][6]</c> for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/> (advanced past them) on the padded copy (<see cref="Conv2dKernel.PadInput"/>):
+    /// kernel row kh of pixel (n, oh, ow) starts at padded pixel (n, oh·SH + kh·DH, ow·SW). Every run lies
+    /// inside the copy, so there are no tests. Rows past <paramref name="rows"/> repeat the last valid row.
+    /// </summary>
+    private static void BuildRunPointers(byte* padded, in Conv2dGeometry g, ref OutputPixel pixel, int rows, byte** pointers)
+    {
+        const int Mr = GemmAvxVnni.MR;
+        int channels = g.InChannels, kernelHeight = g.KernelHeight;
+        int paddedHeight = g.InHeight + (2 * g.PadHeight), paddedWidth = g.InWidth + (2 * g.PadWidth);
+        nint kernelRowStride = (nint)g.DilationHeight * paddedWidth * channels;
+        for (int r = 0; r < rows; r++, pixel.Next())
+        {
+            byte* run = padded + ((((((nint)pixel.N * paddedHeight) + (pixel.Oh * g.StrideHeight)) * paddedWidth) + (pixel.Ow * g.StrideWidth)) * channels);
+            for (int kh = 0; kh < kernelHeight; kh++, run += kernelRowStride)
+            {
+                pointers[(kh * Mr) + r] = run;
+            }
+        }
+
+        for (int r = rows; r < Mr; r++)
+        {
+            for (int kh = 0; kh < kernelHeight; kh++)
+            {
+                pointers[(kh * Mr) + r] = pointers[(kh * Mr) + rows - 1];
             }
         }
     }
@@ -402,7 +486,15 @@ internal static unsafe class GemmDriver
         switch (config.Isa)
         {
             case KernelIsa.AvxVnni:
-                GemmAvxVnni.Kernel6x16(a, lda, rows, k, quads, tile);
+                if (rows == 1)
+                {
+                    GemmAvxVnni.Kernel1x16(a, k, quads, tile);
+                }
+                else
+                {
+                    GemmAvxVnni.Kernel6x16(a, lda, rows, k, quads, tile);
+                }
+
                 break;
             case KernelIsa.Avx512BW:
                 GemmAvx512BW.Kernel8x32(wide, wideStride, rows, wideStride / 2, pairs, tile);
@@ -487,8 +579,8 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// Copies <paramref name="length"/> bytes; short runs (the 7×7 stem's 21-byte rows) with two
-    /// overlapping vector moves instead of a call to memmove. Reads and writes only [0, length).
+    /// Copies <paramref name="length"/> bytes; short runs (the 7×7 stem's 21-byte rows, a one-channel
+    /// input's 3-byte tap rows) with overlapping moves or a byte loop instead of a call to memmove. Reads and writes only [0, length).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Copy(byte* destination, byte* source, int length)
@@ -507,6 +599,21 @@ internal static unsafe class GemmDriver
             Unsafe.WriteUnaligned(destination, head);
             Unsafe.WriteUnaligned(destination + length - 8, tail);
         }
+        else if (length >= 4 && length < 8)
+        {
+            uint head = Unsafe.ReadUnaligned<uint>(source);
+            uint tail = Unsafe.ReadUnaligned<uint>(source + length - 4);
+            Unsafe.WriteUnaligned(destination, head);
+            Unsafe.WriteUnaligned(destination + length - 4, tail);
+        }
+        else if (length < 4)
+        {
+            // 1–3 bytes (a 3×3 tap row of a one-channel input): a call to memmove would cost more than the copy.
+            for (int i = 0; i < length; i++)
+            {
+                destination[i] = source[i];
+            }
+        }
         else
         {
             Unsafe.CopyBlockUnaligned(destination, source, (uint)length);
@@ -514,33 +621,21 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// im2col rows m0..m0+rows of one group: row m = output pixel (n, oh, ow), k = (kh·KW + kw)·Cg + ic,
+    /// im2col rows for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/> (advanced past them) of one group: row m = output pixel (n, oh, ow), k = (kh·KW + kw)·Cg + ic,
     /// padding positions = zx, zero-filled past K up to <paramref name="stride"/>.
     /// </summary>
-    private static void GatherIm2colRows(byte* input, in Conv2dGeometry g, int group, int m0, int rows, int zx, byte* buffer, int stride)
+    private static void GatherIm2colRows(byte* input, in Conv2dGeometry g, int group, ref OutputPixel pixel, int rows, int zx, byte* buffer, int stride)
     {
-        int channels = g.InChannels, inPerGroup = g.InChannelsPerGroup;
-        int inHeight = g.InHeight, inWidth = g.InWidth, outHeight = g.OutHeight, outWidth = g.OutWidth;
+        int channels = g.InChannels, inPerGroup = pixel.InPerGroup;
+        int inHeight = g.InHeight, inWidth = g.InWidth;
         int kernelHeight = g.KernelHeight, kernelWidth = g.KernelWidth;
         int dilationWidth = g.DilationWidth;
         int k = kernelHeight * kernelWidth * inPerGroup;
         bool wholePixels = g.Groups == 1 && dilationWidth == 1;
         byte pad = (byte)zx;
-        int ow = m0 % outWidth;
-        int oh = (m0 / outWidth) % outHeight;
-        int n = m0 / outWidth / outHeight;
-        for (int r = 0; r < rows; r++)
+        for (int r = 0; r < rows; r++, pixel.Next())
         {
-            if (r > 0 && ++ow == outWidth)
-            {
-                // Next output pixel without dividing: row-major (n, oh, ow).
-                ow = 0;
-                if (++oh == outHeight)
-                {
-                    oh = 0;
-                    n++;
-                }
-            }
+            int n = pixel.N, oh = pixel.Oh, ow = pixel.Ow;
 
             byte* destination = buffer + ((nint)r * stride);
             int firstColumn = (ow * g.StrideWidth) - g.PadWidth;
@@ -582,6 +677,43 @@ internal static unsafe class GemmDriver
             for (int i = k; i < stride; i++)
             {
                 *destination++ = 0; // at most 3 bytes up to the quad stride
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The output pixel (n, oh, ow) of GEMM row m, advanced one row at a time, with the sizes the per-tile
+/// builders need. Computed once per task: <see cref="Conv2dGeometry"/>'s OutHeight, OutWidth and
+/// InChannelsPerGroup are divisions, and the builders used to pay four to six of them per tile, more than
+/// a small tile's products cost.
+/// </summary>
+internal struct OutputPixel
+{
+    public int N;
+    public int Oh;
+    public int Ow;
+    public int OutHeight;
+    public int OutWidth;
+    public int InPerGroup;
+
+    public static OutputPixel At(int m, in Conv2dGeometry g)
+    {
+        int outHeight = g.OutHeight, outWidth = g.OutWidth;
+        return new OutputPixel { N = m / outWidth / outHeight, Oh = (m / outWidth) % outHeight, Ow = m % outWidth, OutHeight = outHeight, OutWidth = outWidth, InPerGroup = g.InChannelsPerGroup };
+    }
+
+    /// <summary>The next pixel in row-major (n, oh, ow) order.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Next()
+    {
+        if (++Ow == OutWidth)
+        {
+            Ow = 0;
+            if (++Oh == OutHeight)
+            {
+                Oh = 0;
+                N++;
             }
         }
     }

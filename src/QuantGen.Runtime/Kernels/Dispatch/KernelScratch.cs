@@ -19,11 +19,12 @@ public sealed class KernelScratch
     private int[] _compensation = [];
     private nint[] _pointers = [];
     private byte[] _padRow = [];
+    private byte[] _paddedInput = [];
     private GemmJob? _gemmJob;
     private DepthwiseJob? _depthwiseJob;
 
     /// <summary>Bytes currently held (for tests and reports).</summary>
-    public long Bytes => _rows.Length + (2L * _wideRows.Length) + (4L * (_tile.Length + _rowSums.Length + _accumulators.Length + _compensation.Length)) + (8L * _pointers.Length) + _padRow.Length;
+    public long Bytes => _rows.Length + (2L * _wideRows.Length) + (4L * (_tile.Length + _rowSums.Length + _accumulators.Length + _compensation.Length)) + (8L * _pointers.Length) + _padRow.Length + _paddedInput.Length;
 
     internal byte[] Rows(int length) => Grow(ref _rows, length);
 
@@ -40,6 +41,8 @@ public sealed class KernelScratch
     internal nint[] Pointers(int length) => Grow(ref _pointers, length);
 
     internal byte[] PadRow(int length) => Grow(ref _padRow, length);
+
+    internal byte[] PaddedInput(int length) => Grow(ref _paddedInput, length);
 
     /// <summary>The reusable work item for this caller's parallel GEMMs (created once).</summary>
     internal GemmJob GemmJob => _gemmJob ??= new GemmJob();

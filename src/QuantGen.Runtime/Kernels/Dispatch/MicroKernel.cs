@@ -67,7 +67,15 @@ public static unsafe class MicroKernel
             switch (config.Isa)
             {
                 case KernelIsa.AvxVnni:
-                    GemmAvxVnni.Kernel6x16(pa, lda, rows, k, quads, pt);
+                    if (rows == 1)
+                    {
+                        GemmAvxVnni.Kernel1x16(pa, k, quads, pt);
+                    }
+                    else
+                    {
+                        GemmAvxVnni.Kernel6x16(pa, lda, rows, k, quads, pt);
+                    }
+
                     break;
                 case KernelIsa.Avx512BW:
                     GemmAvx512BW.Kernel8x32(pw, wideStride, rows, wideStride / 2, pairs, pt);

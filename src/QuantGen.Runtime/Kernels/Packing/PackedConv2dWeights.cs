@@ -11,9 +11,10 @@ public sealed class PackedConv2dWeights
 {
     private readonly int[] _depthwiseTaps;
 
-    private PackedConv2dWeights(PackedGemmWeights gemm, int outChannels, int inChannels, int kernelHeight, int kernelWidth, int groups, int[] depthwiseTaps)
+    private PackedConv2dWeights(PackedGemmWeights gemm, PackedGemmWeights? rowRuns, int outChannels, int inChannels, int kernelHeight, int kernelWidth, int groups, int[] depthwiseTaps)
     {
         Gemm = gemm;
+        RowRuns = rowRuns;
         OutChannels = outChannels;
         InChannels = inChannels;
         KernelHeight = kernelHeight;
@@ -27,6 +28,20 @@ public sealed class PackedConv2dWeights
 
     /// <summary>The GEMM panels (one GEMM per group; K = KH·KW·InC/groups).</summary>
     public PackedGemmWeights Gemm { get; }
+
+    /// <summary>
+    /// For inputs with few channels (a one-channel image, the RGB stem): the same weights with each kernel
+    /// row's KW·InC values followed by zeros up to <see cref="RowRunLength"/> (a multiple of 4), so
+    /// K = KH·RowRunLength. The AVX-VNNI kernel then reads every kernel row of an output pixel as one
+    /// run of whole quads straight from a zero-point-padded copy of the input — no im2col copy and no
+    /// byte-wise tail; the bytes past a run meet zero weights. Null where the plain panels are used: other
+    /// ISAs, weight zero points (their Σx row sums need the gathered rows), groups, input channels a
+    /// multiple of 4 (the tap-indirect path is better), or padding that would add over a third more products.
+    /// </summary>
+    public PackedGemmWeights? RowRuns { get; }
+
+    /// <summary>Bytes per kernel row in <see cref="RowRuns"/>: KW·InC rounded up to a multiple of 4 (0 without).</summary>
+    public int RowRunLength => RowRuns is null ? 0 : RowRuns.K / KernelHeight;
 
     /// <summary>Output channels.</summary>
     public int OutChannels { get; }
@@ -84,6 +99,29 @@ public sealed class PackedConv2dWeights
             }
         }
 
-        return new PackedConv2dWeights(gemm, outChannels, inChannels, kernelHeight, kernelWidth, groups, taps);
+        PackedGemmWeights? rowRuns = PackRowRuns(config, gemm, weightsOhwi, weightZeroPoints, outChannels, inChannels, kernelHeight, kernelWidth, groups);
+        return new PackedConv2dWeights(gemm, rowRuns, outChannels, inChannels, kernelHeight, kernelWidth, groups, taps);
+    }
+
+    /// <summary>The <see cref="RowRuns"/> packing where it applies, else null.</summary>
+    private static PackedGemmWeights? PackRowRuns(GemmConfig config, PackedGemmWeights gemm, ReadOnlySpan<sbyte> weightsOhwi, ReadOnlySpan<int> weightZeroPoints, int outChannels, int inChannels, int kernelHeight, int kernelWidth, int groups)
+    {
+        int run = kernelWidth * inChannels;
+        int runLength = PackedGemmWeights.RoundUp(run, 4);
+        if (config.Isa != KernelIsa.AvxVnni || config.ScalarEmulation || groups != 1 || inChannels % 4 == 0 || gemm.HasWeightZeroPoints || 3 * runLength > 4 * run)
+        {
+            return null;
+        }
+
+        var rows = new sbyte[outChannels * kernelHeight * runLength];
+        for (int oc = 0; oc < outChannels; oc++)
+        {
+            for (int kh = 0; kh < kernelHeight; kh++)
+            {
+                weightsOhwi.Slice(((oc * kernelHeight) + kh) * run, run).CopyTo(rows.AsSpan(((oc * kernelHeight) + kh) * runLength, run));
+            }
+        }
+
+        return PackedGemmWeights.Pack(config, rows, weightZeroPoints, 1, outChannels, kernelHeight * runLength);
     }
 }

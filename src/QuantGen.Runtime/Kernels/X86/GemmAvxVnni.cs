@@ -110,6 +110,61 @@ public static unsafe class GemmAvxVnni
     }
 
     /// <summary>
+    /// One row × 16 output channels (a linear layer at batch 1, a GEMM's last row): <see cref="Kernel6x16"/>
+    /// would repeat the row six times, and one accumulator pair would wait on vpdpbusd's latency every
+    /// quad. Here consecutive quads go to four independent accumulator pairs that are summed at the end;
+    /// int32 addition wraps, so the order does not change a bit of the result.
+    /// </summary>
+    /// <param name="a">The row, uint8; exactly K bytes are read.</param>
+    /// <param name="k">K (unpadded).</param>
+    /// <param name="w">The panel: <c>[ceil(K/4)][16][4]</c> sbyte.</param>
+    /// <param name="tile">int32 output; row 0 (16 values) is written.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel1x16(byte* a, int k, sbyte* w, int* tile)
+    {
+        Vector256<int> p0 = Vector256<int>.Zero, p1 = Vector256<int>.Zero;
+        Vector256<int> q0 = Vector256<int>.Zero, q1 = Vector256<int>.Zero;
+        Vector256<int> r0 = Vector256<int>.Zero, r1 = Vector256<int>.Zero;
+        Vector256<int> s0 = Vector256<int>.Zero, s1 = Vector256<int>.Zero;
+        int blocks = k >> 2;
+        int b = 0;
+        nint offset = 0;
+        for (; b + 4 <= blocks; b += 4, offset += 16, w += 256)
+        {
+            Vector256<byte> x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset)).AsByte();
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, x, Vector256.Load(w));
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, x, Vector256.Load(w + 32));
+            x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset + 4)).AsByte();
+            q0 = AvxVnni.MultiplyWideningAndAdd(q0, x, Vector256.Load(w + 64));
+            q1 = AvxVnni.MultiplyWideningAndAdd(q1, x, Vector256.Load(w + 96));
+            x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset + 8)).AsByte();
+            r0 = AvxVnni.MultiplyWideningAndAdd(r0, x, Vector256.Load(w + 128));
+            r1 = AvxVnni.MultiplyWideningAndAdd(r1, x, Vector256.Load(w + 160));
+            x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset + 12)).AsByte();
+            s0 = AvxVnni.MultiplyWideningAndAdd(s0, x, Vector256.Load(w + 192));
+            s1 = AvxVnni.MultiplyWideningAndAdd(s1, x, Vector256.Load(w + 224));
+        }
+
+        for (; b < blocks; b++, offset += 4, w += 64)
+        {
+            Vector256<byte> x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset)).AsByte();
+            p0 = AvxVnni.MultiplyWideningAndAdd(p0, x, Vector256.Load(w));
+            p1 = AvxVnni.MultiplyWideningAndAdd(p1, x, Vector256.Load(w + 32));
+        }
+
+        int tail = k & 3;
+        if (tail != 0)
+        {
+            Vector256<byte> x = Vector256.Create(TailQuad(a + offset, tail)).AsByte();
+            q0 = AvxVnni.MultiplyWideningAndAdd(q0, x, Vector256.Load(w));
+            q1 = AvxVnni.MultiplyWideningAndAdd(q1, x, Vector256.Load(w + 32));
+        }
+
+        ((p0 + q0) + (r0 + s0)).Store(tile);
+        ((p1 + q1) + (r1 + s1)).Store(tile + 8);
+    }
+
+    /// <summary>
     /// The indirect form (XNNPACK's IGEMM): the K dimension is <paramref name="segments"/> runs of
     /// <paramref name="segmentLength"/> bytes (a multiple of 4), and run s of row r starts at
     /// <c>rows[s·6 + r]</c> — a convolution tap read straight from the NHWC input, or a row of input

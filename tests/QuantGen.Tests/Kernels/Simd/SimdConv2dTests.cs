@@ -106,6 +106,32 @@ public class SimdConv2dTests(ITestOutputHelper output)
     // the reference config is left out here; the packed paths must allocate nothing.
     public static IEnumerable<object[]> ConfigCases() => ConfigNames.Where(name => name != "Scalar").Select(name => new object[] { name });
 
+    [Theory]
+    [InlineData(1, 3, 3, 0, true)]   // one-channel 3×3: runs of 3 bytes padded to 4
+    [InlineData(3, 7, 7, 0, true)]   // the RGB stem: runs of 21 bytes padded to 24
+    [InlineData(2, 2, 2, 0, true)]   // runs already whole quads
+    [InlineData(1, 3, 3, 1, false)]  // weight zero points need the gathered rows' sums
+    [InlineData(4, 3, 3, 0, false)]  // channels a multiple of 4: per-tap pointers instead
+    [InlineData(1, 1, 1, 0, false)]  // a 1-byte run padded to 4 would quadruple the products
+    [InlineData(5, 1, 1, 0, false)]  // 5 → 8 adds more than a third
+    public void FewChannelConvolutionsPackRowRunsOnlyWhereTheyPay(int inChannels, int kernelHeight, int kernelWidth, int weightZeroPoint, bool expected)
+    {
+        const int outChannels = 5;
+        var weights = new sbyte[outChannels * kernelHeight * kernelWidth * inChannels];
+        int[] zw = Enumerable.Repeat(weightZeroPoint, outChannels).ToArray();
+        PackedConv2dWeights vnni = PackedConv2dWeights.Pack(weights, zw, outChannels, inChannels, kernelHeight, kernelWidth, 1, GemmConfig.AvxVnni);
+        Assert.Equal(expected, vnni.RowRuns is not null);
+        if (expected)
+        {
+            int run = kernelWidth * inChannels;
+            Assert.Equal((run + 3) / 4 * 4, vnni.RowRunLength);
+            Assert.Equal(kernelHeight * vnni.RowRunLength, vnni.RowRuns!.K);
+        }
+
+        // Other kernels keep their own layouts.
+        Assert.Null(PackedConv2dWeights.Pack(weights, zw, outChannels, inChannels, kernelHeight, kernelWidth, 1, GemmConfig.Avx2).RowRuns);
+    }
+
     [Fact]
     public void MismatchedGeometryIsRejected()
     {

@@ -144,5 +144,13 @@ internal static class SimdTestData
         yield return ("indirect 1x1 stride2 C16->33", new Conv2dGeometry(1, 16, 9, 9, 33, 1, 1, 2, 2));
         yield return ("indirect 5x5 pad2 C12->16 N3", new Conv2dGeometry(3, 12, 5, 4, 16, 5, 5, 1, 1, 2, 2));
         yield return ("indirect 1x1 pad1 C4->5 (padding-only border pixels)", new Conv2dGeometry(1, 4, 3, 3, 5, 1, 1, 1, 1, 1, 1));
+
+        // Few input channels: the AVX-VNNI path reads whole kernel rows from a zero-point-padded copy (row runs).
+        yield return ("row runs 3x3 pad1 C1->16 (FashionCnn conv1)", new Conv2dGeometry(1, 1, 28, 28, 16, 3, 3, 1, 1, 1, 1));
+        yield return ("row runs 3x3 stride2 pad(0,2) C2->9 N2", new Conv2dGeometry(2, 2, 7, 6, 9, 3, 3, 2, 2, 0, 2));
+        yield return ("row runs 5x3 dilation(2,1) pad(2,1) C3->17 N3", new Conv2dGeometry(3, 3, 9, 5, 17, 5, 3, 1, 1, 2, 1, 2, 1));
+        yield return ("row runs 2x2 C2->5 (runs already whole quads)", new Conv2dGeometry(1, 2, 4, 5, 5, 2, 2));
+        yield return ("row runs refused: 3x3 dilation(1,2) pad1 C1->7", new Conv2dGeometry(1, 1, 6, 7, 7, 3, 3, 1, 1, 1, 1, 1, 2));
+        yield return ("row runs refused: 1x1 stride2 C1->3 (padding would quadruple K)", new Conv2dGeometry(1, 1, 5, 5, 3, 1, 1, 2, 2));
     }
 }
