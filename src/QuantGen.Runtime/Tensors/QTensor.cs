@@ -298,25 +298,36 @@ public sealed class QTensor
             return;
         }
 
-        // NCHW <-> NHWC: one plane (n, c) of H·W values against a stride-C column of the pixels.
+        // NCHW <-> NHWC: one plane (n, c) of H·W values against a stride-C column of the pixels. Sizes were
+        // checked above (Count, the format's rank), so the loops index without bounds checks: this transpose
+        // runs on every flatten of a convolution's output.
         int batch = _shape[0], channels = _shape[1], pixels = _shape[2] * _shape[3];
-        bool toChannelsLast = format == MemoryFormat.ChannelsLast;
-        for (int n = 0; n < batch; n++)
+        unsafe
         {
-            int imageStart = n * channels * pixels;
-            for (int c = 0; c < channels; c++)
+            fixed (byte* from = source)
+            fixed (byte* to = destination)
             {
-                int plane = imageStart + (c * pixels);
-                int column = imageStart + c;
-                for (int p = 0; p < pixels; p++)
+                for (int n = 0; n < batch; n++)
                 {
-                    if (toChannelsLast)
+                    nint imageStart = (nint)n * channels * pixels;
+                    for (int c = 0; c < channels; c++)
                     {
-                        destination[column + (p * channels)] = (byte)(source[plane + p] ^ flip);
-                    }
-                    else
-                    {
-                        destination[plane + p] = (byte)(source[column + (p * channels)] ^ flip);
+                        byte* plane = (format == MemoryFormat.ChannelsLast ? from : to) + imageStart + ((nint)c * pixels);
+                        byte* column = (format == MemoryFormat.ChannelsLast ? to : from) + imageStart + c;
+                        if (format == MemoryFormat.ChannelsLast)
+                        {
+                            for (int p = 0; p < pixels; p++, column += channels)
+                            {
+                                *column = (byte)(plane[p] ^ flip);
+                            }
+                        }
+                        else
+                        {
+                            for (int p = 0; p < pixels; p++, column += channels)
+                            {
+                                plane[p] = (byte)(*column ^ flip);
+                            }
+                        }
                     }
                 }
             }

@@ -109,9 +109,8 @@ public static unsafe class AddKernel
                     sum = Vector256.MaxNative(sum, Vector256<float>.Zero);
                 }
 
-                Vector256<float> rounded = Vector256.Round(sum * inverse);
-                Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(rounded, lower), upper);
-                VectorBytes.Store8(Vector256.ConvertToInt32Native(clamped) + zy, p.Output + i);
+                Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(sum * inverse, lower), upper);
+                VectorBytes.Store8(VectorBytes.RoundClampedToInt32(clamped) + zy, p.Output + i);
             }
         }
         else if (p.VectorBits == 128)

@@ -100,16 +100,18 @@ public static unsafe class RequantizeVector
                     // (t − comp) + bq: int32 addition is associative modulo 2^32, so this is acc + bq exactly.
                     Vector256<int> biased = Vector256.Load(tile + (r * tileStride) + j) + offsets;
                     Vector256<float> value = Vector256.ConvertToSingle(biased) * multiplier;
-                    Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(Vector256.Round(value), lower), upper);
-                    StoreBytes(Vector256.ConvertToInt32Native(clamped) + zeroPoint, output + (r * outputStride) + j);
+                    Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(value, lower), upper);
+                    StoreBytes(VectorBytes.RoundClampedToInt32(clamped) + zeroPoint, output + (r * outputStride) + j);
                 }
             }
         }
         else
         {
+            // ReLU joins the clamp: max(v, 0) + zy equals max(v + zy, zy) in float (rounding is monotonic and
+            // zy is exact), and clamping to integer bounds before rounding equals clamping after.
             Vector256<float> zeroPoint = Vector256.Create((float)view.OutputZeroPoint);
+            Vector256<float> lower = view.Relu ? zeroPoint : Vector256<float>.Zero;
             Vector256<float> upper = Vector256.Create(255f);
-            bool relu = view.Relu;
             for (int j = 0; j < full; j += 8)
             {
                 Vector256<int> comp = Vector256.Load(compensation + j);
@@ -118,15 +120,9 @@ public static unsafe class RequantizeVector
                 for (int r = 0; r < rows; r++)
                 {
                     Vector256<int> accumulator = Vector256.Load(tile + (r * tileStride) + j) - comp;
-                    Vector256<float> value = (Vector256.ConvertToSingle(accumulator) + biasTerm) * multiplier;
-                    if (relu)
-                    {
-                        value = Vector256.MaxNative(value, Vector256<float>.Zero);
-                    }
-
-                    Vector256<float> rounded = Vector256.Round(value + zeroPoint);
-                    Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(rounded, Vector256<float>.Zero), upper);
-                    StoreBytes(Vector256.ConvertToInt32Native(clamped), output + (r * outputStride) + j);
+                    Vector256<float> value = ((Vector256.ConvertToSingle(accumulator) + biasTerm) * multiplier) + zeroPoint;
+                    Vector256<float> clamped = Vector256.MinNative(Vector256.MaxNative(value, lower), upper);
+                    StoreBytes(VectorBytes.RoundClampedToInt32(clamped), output + (r * outputStride) + j);
                 }
             }
         }

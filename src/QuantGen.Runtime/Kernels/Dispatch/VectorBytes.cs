@@ -59,6 +59,17 @@ internal static unsafe class VectorBytes
         Unsafe.WriteUnaligned(destination, bytes.AsUInt32().ToScalar());
     }
 
+    /// <summary>
+    /// Round half to even and convert, for values already clamped to an int32-safe range with integer
+    /// bounds (clamping before or after rounding is then the same): one <c>vcvtps2dq</c>, which rounds
+    /// by MXCSR — round to nearest even, .NET's setting — instead of <c>vroundps</c> + <c>vcvttps2dq</c>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> RoundClampedToInt32(Vector256<float> clamped) =>
+        System.Runtime.Intrinsics.X86.Avx.IsSupported
+            ? System.Runtime.Intrinsics.X86.Avx.ConvertToVector256Int32(clamped)
+            : Vector256.ConvertToInt32Native(Vector256.Round(clamped));
+
     /// <summary>The vector width the element-wise kernels use by default: the dispatched config's (0 = the scalar references).</summary>
     public static int DefaultBits
     {

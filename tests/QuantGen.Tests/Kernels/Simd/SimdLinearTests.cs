@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using QuantGen.Kernels;
 using QuantGen.Kernels.Packing;
 using QuantGen.Kernels.Scalar;
@@ -95,4 +96,55 @@ public class SimdLinearTests(ITestOutputHelper output)
             Assert.All(actual, value => Assert.Equal(-18833280, value));
         }
     }
+
+    [Theory]
+    [MemberData(nameof(ConfigCases))]
+    public void RequantizedTilesRoundTiesToEvenAndClampLikeTheScalarReference(string configName)
+    {
+        // K = 1, x = 0..255 (one per row), weights ±1 and ±127: with sx = sw = 1, sy = 2 the multiplier is 0.5,
+        // so every odd accumulator of the ±1 channels is an exact tie, and the ±127 channels run into both clamps.
+        // This reaches the driver's tile epilogue (all rows, 6 at a time, and the 1-row kernel's tiles).
+        GemmConfig config = Config(configName);
+        if (SkipUnlessSupported(config, output))
+        {
+            return;
+        }
+
+        const int outFeatures = 19;
+        var input = new byte[256];
+        for (int x = 0; x < input.Length; x++)
+        {
+            input[x] = (byte)x;
+        }
+
+        var weights = new sbyte[outFeatures];
+        for (int c = 0; c < outFeatures; c++)
+        {
+            weights[c] = (sbyte)((c % 2 == 0 ? 1 : -1) * (c % 3 == 0 ? 127 : 1));
+        }
+
+        PackedGemmWeights packed = LinearKernel.Pack(weights, new int[outFeatures], outFeatures, 1, config);
+        var accumulators = new int[input.Length * outFeatures];
+        LinearScalar.Accumulate(input.Length, 1, outFeatures, input, 0, weights, new int[outFeatures], accumulators);
+        foreach (QuantBackend backend in new[] { QuantBackend.X86, QuantBackend.Qnnpack })
+        {
+            foreach (bool relu in new[] { false, true })
+            {
+                var scales = new float[outFeatures];
+                Array.Fill(scales, 1f);
+                RequantizeParams rq = RequantizeParams.Create(backend, 1f, scales, 2f, 100, null, relu);
+                var expected = new byte[accumulators.Length];
+                QuantGen.Kernels.Requantize.RequantizeInt32ToUInt8(accumulators, rq, expected);
+                Assert.Contains(expected, value => value == 0 || value == 255);
+                foreach (int batch in new[] { 256, 1, 7 })
+                {
+                    var actual = new byte[batch * outFeatures];
+                    LinearKernel.Run(batch, input.AsSpan(0, batch), 0, packed, rq, actual, new KernelScratch());
+                    SimdConv2dTests.AssertEqual(expected[..actual.Length], actual, $"{config.Name} {backend} relu {relu} batch {batch}");
+                }
+            }
+        }
+    }
+
+    public static IEnumerable<object[]> ConfigCases() => ConfigNames.Select(name => new object[] { name });
 }
