@@ -49,7 +49,7 @@ public sealed record GemmShape(string Layer, Conv2dGeometry Geometry)
 /// (symmetric, zero point 0, as the X86 preset packs them) and requantization to uint8 with fused ReLU, as the
 /// model's convolutions run: <see cref="LinearKernel.Run"/> is the plain GEMM over M rows of K bytes (the
 /// GemmDriver with direct rows); <see cref="Conv2dKernel.Run"/> is the convolution itself (implicit GEMM over
-/// row pointers for 3×3, gathered im2col tiles for the 3-channel stem).
+/// row pointers for 3×3, kernel-row runs from a padded copy for the 3-channel stem).
 /// </summary>
 public sealed class GemmCase
 {

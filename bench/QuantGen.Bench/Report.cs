@@ -139,7 +139,7 @@ public static class Report
         s.AppendLine();
         string peaks = string.Join(", ", r.PeakGops.OrderBy(p => p.Key).Select(p => Invariant($"{p.Value:F1} GOPS on {p.Key} thread{(p.Key > 1 ? "s" : string.Empty)}")));
         s.AppendLine($"Peak (12 independent `AvxVnni.MultiplyWideningAndAdd` chains on registers, 2·32 ops per instruction): {peaks}.");
-        s.AppendLine("GEMM = `LinearKernel.Run` over M rows of K bytes (the GemmDriver on direct rows); conv = `Conv2dKernel.Run` on the real geometry (IGEMM row pointers for 3×3, gathered im2col tiles for the 3-channel stem). Both requantize to uint8 with fused ReLU; GOPS = 2·M·N·K / median time.");
+        s.AppendLine("GEMM = `LinearKernel.Run` over M rows of K bytes (the GemmDriver on direct rows); conv = `Conv2dKernel.Run` on the real geometry (IGEMM row pointers for 3×3; for the 3-channel stem, whole 7-pixel kernel rows, 21 bytes padded to 24, read from a zero-point-padded copy of the input). Both requantize to uint8 with fused ReLU; GOPS = 2·M·N·K / median time.");
         s.AppendLine();
         var header = new StringBuilder("| layer | M×N×K |");
         var rule = new StringBuilder("|---|---|");
