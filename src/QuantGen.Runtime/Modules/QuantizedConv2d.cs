@@ -313,20 +313,24 @@ public sealed class QuantizedConv2d : IQuantizedLayer
     /// <summary>Logical [OC, IC/g, KH, KW] → OHWI, the order the packing (and Conv2dScalar) reads.</summary>
     private static sbyte[] PackOhwi(QTensor weight, int outChannels, int inPerGroup, int kernelHeight, int kernelWidth)
     {
-        int[] logical = weight.IntRepr();
+        sbyte[] logical = weight.Int8Logical();
+        if (kernelHeight == 1 && kernelWidth == 1)
+        {
+            return logical; // [OC, IC, 1, 1] is already OHWI
+        }
+
+        // Written in order (oc, tap, ic); each tap reads its input channels at a stride of KH·KW.
         var packed = new sbyte[logical.Length];
+        int area = kernelHeight * kernelWidth;
+        int target = 0;
         for (int oc = 0; oc < outChannels; oc++)
         {
-            for (int ic = 0; ic < inPerGroup; ic++)
+            ReadOnlySpan<sbyte> filter = logical.AsSpan(oc * inPerGroup * area, inPerGroup * area);
+            for (int tap = 0; tap < area; tap++)
             {
-                for (int kh = 0; kh < kernelHeight; kh++)
+                for (int ic = 0, source = tap; ic < inPerGroup; ic++, source += area)
                 {
-                    for (int kw = 0; kw < kernelWidth; kw++)
-                    {
-                        int source = (((((oc * inPerGroup) + ic) * kernelHeight) + kh) * kernelWidth) + kw;
-                        int target = (((((oc * kernelHeight) + kh) * kernelWidth) + kw) * inPerGroup) + ic;
-                        packed[target] = (sbyte)logical[source];
-                    }
+                    packed[target++] = filter[source];
                 }
             }
         }

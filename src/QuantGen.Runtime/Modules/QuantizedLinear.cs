@@ -100,7 +100,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
         Backend = backend;
         GemmConfig config = kernelConfig ?? KernelDispatch.Config;
         config.EnsureSupported();
-        sbyte[] weights = Array.ConvertAll(weight.IntRepr(), q => (sbyte)q);
+        sbyte[] weights = weight.Int8Logical();
         _packedWeights = LinearKernel.Pack(weights, _weightZeroPoints, outFeatures, inFeatures, config);
         _calibratedRequantize = CreateRequantize(inputQParams.Scale);
     }

@@ -176,9 +176,58 @@ public sealed class QTensor
     public int[] IntRepr()
     {
         var result = new int[Count];
+        if (Format == MemoryFormat.Contiguous)
+        {
+            // Storage order is logical order: widen in one pass (a model load reads every weight this way).
+            ReadOnlySpan<byte> storage = StorageBytes;
+            if (DType == QuantDType.QInt8)
+            {
+                ReadOnlySpan<sbyte> signed = MemoryMarshal.Cast<byte, sbyte>(storage);
+                for (int i = 0; i < signed.Length; i++)
+                {
+                    result[i] = signed[i];
+                }
+            }
+            else
+            {
+                for (int i = 0; i < storage.Length; i++)
+                {
+                    result[i] = storage[i];
+                }
+            }
+
+            return result;
+        }
+
         for (int i = 0; i < result.Length; i++)
         {
             result[i] = Read(StorageOffsetOfLogical(i));
+        }
+
+        return result;
+    }
+
+    /// <summary>
+    /// The qint8 values in logical row-major order as a new array (weights on their way to packing): a
+    /// straight copy of contiguous storage, without <see cref="IntRepr"/>'s int32 detour.
+    /// </summary>
+    internal sbyte[] Int8Logical()
+    {
+        if (DType != QuantDType.QInt8)
+        {
+            throw new InvalidOperationException($"QTensor: Int8Logical() needs a torch.qint8 tensor, this one is {DType.ToTorchString()}.");
+        }
+
+        var result = new sbyte[Count];
+        if (Format == MemoryFormat.Contiguous)
+        {
+            MemoryMarshal.Cast<byte, sbyte>(StorageBytes).CopyTo(result);
+            return result;
+        }
+
+        for (int i = 0; i < result.Length; i++)
+        {
+            result[i] = unchecked((sbyte)_storage[StorageOffsetOfLogical(i)]);
         }
 
         return result;

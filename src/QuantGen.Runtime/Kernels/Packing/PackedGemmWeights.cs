@@ -1,4 +1,5 @@
 using System;
+using System.Runtime.InteropServices;
 
 namespace QuantGen.Kernels.Packing;
 
@@ -176,6 +177,7 @@ public sealed class PackedGemmWeights
             for (int p = 0; p < panels; p++)
             {
                 Span<sbyte> panel = packed.Slice(((g * panels) + p) * panelLength, panelLength);
+                Span<int> panelQuads = MemoryMarshal.Cast<sbyte, int>(panel);
                 for (int j = 0; j < nr; j++)
                 {
                     int n = (p * nr) + j;
@@ -184,8 +186,16 @@ public sealed class PackedGemmWeights
                         break; // zero channels (arrays start zeroed)
                     }
 
+                    // Whole quads move as one int32 each (a model load packs every weight this way).
                     ReadOnlySpan<sbyte> row = weights.Slice(((g * outPerGroup) + n) * k, k);
-                    for (int i = 0; i < k; i++)
+                    ReadOnlySpan<byte> rowBytes = MemoryMarshal.AsBytes(row);
+                    int quads = k >> 2;
+                    for (int q = 0; q < quads; q++)
+                    {
+                        panelQuads[(q * nr) + j] = MemoryMarshal.Read<int>(rowBytes.Slice(q << 2));
+                    }
+
+                    for (int i = quads << 2; i < k; i++)
                     {
                         panel[((((i >> 2) * nr) + j) << 2) + (i & 3)] = row[i];
                     }
