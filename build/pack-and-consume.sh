@@ -26,7 +26,7 @@ rm -rf "$feed"
 mkdir -p "$feed"
 
 echo "== pack (Release) into $feed"
-for project in QuantGen.Attributes QuantGen.Runtime QuantGen.Generator; do
+for project in QuantGen.Attributes QuantGen.Runtime QuantGen.Generator QuantGen.Onnx QuantGen.Reports; do
   dotnet pack "src/$project" -c Release -o "$feed" -tl:off -v:m -nologo
 done
 version=$(dotnet msbuild src/QuantGen.Runtime -getProperty:PackageVersion)
@@ -43,10 +43,18 @@ has() { local list; list=$(entries "$1"); grep -qxF "$2" <<<"$list" || fail "$(b
 mentions() { local text; text=$(nuspec "$1"); grep -qF "$2" <<<"$text" || fail "$(basename "$1")'s nuspec lacks: $2"; }
 # lacks PACKAGE REGEX WHY: neither an entry nor the nuspec matches.
 lacks() { local text; text="$(entries "$1")"$'\n'"$(nuspec "$1")"; if grep -qE "$2" <<<"$text"; then fail "$(basename "$1"): $3"; fi; }
+# central ID: the version Directory.Packages.props gives that package (what a package's dependency must say).
+central() { sed -n "s/.*<PackageVersion Include=\"${1//./\\.}\" Version=\"\([^\"]*\)\".*/\1/p" Directory.Packages.props; }
+# depends PACKAGE ID: the nuspec has a dependency on ID at the version Directory.Packages.props gives it.
+depends() {
+  local v; v=$(central "$2")
+  if [ -z "$v" ]; then fail "Directory.Packages.props has no <PackageVersion> for $2"; return; fi
+  mentions "$1" "<dependency id=\"$2\" version=\"$v\""
+}
 
 echo
 echo "== package contents"
-for id in QuantGen QuantGen.Runtime QuantGen.Attributes; do
+for id in QuantGen QuantGen.Runtime QuantGen.Attributes QuantGen.Onnx QuantGen.Reports; do
   package="$feed/$id.$version.nupkg"
   if [ ! -f "$package" ]; then
     fail "$package was not produced"
@@ -67,6 +75,8 @@ done
 quantgen="$feed/QuantGen.$version.nupkg"
 runtime="$feed/QuantGen.Runtime.$version.nupkg"
 attributes="$feed/QuantGen.Attributes.$version.nupkg"
+onnx="$feed/QuantGen.Onnx.$version.nupkg"
+reports="$feed/QuantGen.Reports.$version.nupkg"
 if [ -f "$quantgen" ]; then
   has "$quantgen" analyzers/dotnet/cs/QuantGen.Generator.dll
   # The generator is a compiler plug-in, never a reference of user code, and Roslyn is the compiler's own.
@@ -82,6 +92,23 @@ if [ -f "$runtime" ]; then
 fi
 if [ -f "$attributes" ]; then
   has "$attributes" lib/netstandard2.0/QuantGen.Attributes.dll
+fi
+if [ -f "$onnx" ]; then
+  has "$onnx" lib/net10.0/QuantGen.Onnx.dll
+  # The assembly holds code generated from onnx.proto (derived from ONNX's Apache-2.0 onnx.proto3).
+  has "$onnx" THIRD-PARTY-NOTICES.txt
+  mentions "$onnx" "<dependency id=\"QuantGen.Runtime\" version=\"$version\""
+  depends "$onnx" Google.Protobuf
+  # Grpc.Tools only runs protoc at build time (PrivateAssets=all); as a dependency it would land in every app.
+  lacks "$onnx" 'Grpc\.Tools' "depends on Grpc.Tools (build-time only)"
+fi
+if [ -f "$reports" ]; then
+  has "$reports" lib/net10.0/QuantGen.Reports.dll
+  # QuantGen.Reports.csproj sets GenerateDocumentationFile: the IDE's tooltips come from this file.
+  has "$reports" lib/net10.0/QuantGen.Reports.xml
+  mentions "$reports" "<dependency id=\"QuantGen.Runtime\" version=\"$version\""
+  depends "$reports" Spectre.Console
+  depends "$reports" ScottPlot
 fi
 if [ "$failures" -ne 0 ]; then
   echo "package layout: $failures problem(s)" >&2
@@ -107,7 +134,7 @@ rm -rf "$work/packages/quantgen" "$work/packages"/quantgen.*
 dotnet restore samples/PackageConsumer --packages "$work/packages" -p:QuantGenVersion="$version" -tl:off -v:m
 dotnet build samples/PackageConsumer --no-restore -c Release -o "$work/bin" -p:QuantGenVersion="$version" -tl:off -v:m -nologo
 # What was restored, and from where: the QuantGen packages of this run, nothing else.
-for id in quantgen quantgen.runtime quantgen.attributes; do
+for id in quantgen quantgen.runtime quantgen.attributes quantgen.onnx quantgen.reports; do
   [ -f "$work/packages/$id/$version/$id.$version.nupkg" ] || { echo "CONSUME: $id $version was not restored from $feed" >&2; exit 1; }
 done
 dotnet "$work/bin/PackageConsumer.dll"
