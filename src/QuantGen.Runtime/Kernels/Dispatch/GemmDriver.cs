@@ -466,8 +466,9 @@ internal static unsafe class GemmDriver
         }
     }
 
+    /// <summary>The one place a config's micro-kernel is chosen (the driver's tasks and <see cref="MicroKernel.RunTile"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RunMicroKernel(GemmConfig config, byte* a, nint lda, ushort* wide, int wideStride, int rows, int k, sbyte* quads, short* pairs, int* tile)
+    internal static void RunMicroKernel(GemmConfig config, byte* a, nint lda, ushort* wide, int wideStride, int rows, int k, sbyte* quads, short* pairs, int* tile)
     {
         if (config.ScalarEmulation)
         {

@@ -1,7 +1,5 @@
 using System;
-using QuantGen.Kernels.Arm;
 using QuantGen.Kernels.Packing;
-using QuantGen.Kernels.X86;
 
 namespace QuantGen.Kernels;
 
@@ -50,45 +48,7 @@ public static unsafe class MicroKernel
         fixed (short* pairs = weights.PairArray)
         fixed (int* pt = tile)
         {
-            if (config.ScalarEmulation)
-            {
-                if (config.Layout == PackedLayout.Int8Quads)
-                {
-                    PackedGemmScalar.Int8Quads(pa, lda, rows, k, quads, config.MR, config.NR, config.ActivationOffset, pt);
-                }
-                else
-                {
-                    PackedGemmScalar.Int16Pairs(pw, wideStride, rows, wideStride / 2, pairs, config.MR, config.NR, pt);
-                }
-
-                return;
-            }
-
-            switch (config.Isa)
-            {
-                case KernelIsa.AvxVnni:
-                    if (rows == 1)
-                    {
-                        GemmAvxVnni.Kernel1x16(pa, k, quads, pt);
-                    }
-                    else
-                    {
-                        GemmAvxVnni.Kernel6x16(pa, lda, rows, k, quads, pt);
-                    }
-
-                    break;
-                case KernelIsa.Avx512BW:
-                    GemmAvx512BW.Kernel8x32(pw, wideStride, rows, wideStride / 2, pairs, pt);
-                    break;
-                case KernelIsa.Avx2:
-                    GemmAvx2.Kernel6x16(pw, wideStride, rows, wideStride / 2, pairs, pt);
-                    break;
-                case KernelIsa.NeonDot:
-                    GemmNeonDot.Kernel4x16(pa, lda, rows, k, quads, pt);
-                    break;
-                default:
-                    throw new ArgumentException($"MicroKernel: no micro-kernel for {config}.", nameof(config));
-            }
+            GemmDriver.RunMicroKernel(config, pa, lda, pw, wideStride, rows, k, quads, pairs, pt);
         }
     }
 }
