@@ -25,12 +25,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
     private readonly KernelScratch _scratch = new();
     private readonly string _name;
     private readonly int[] _weightZeroPoints;
-    private readonly float[] _weightScales;
-    // Not readonly: SetBias (bias correction) replaces them.
-    private float[]? _bias;
-    private RequantizeParams _calibratedRequantize;
-    private float _otherInputScale = float.NaN;
-    private RequantizeParams? _otherRequantize;
+    private readonly LayerRequantization _requantization;
     private int[] _accumulators = [];
     private byte[] _inputScratch = [];
 
@@ -79,8 +74,8 @@ public sealed class QuantizedConv2d : IQuantizedLayer
             throw new ArgumentException($"{name}: expected weight {TorchText.Shape(expectedShape)} ([out_channels, in_channels / groups, kH, kW]), got {TorchText.Shape(weight.Shape)}.", nameof(weight));
         }
 
-        (_weightScales, _weightZeroPoints) = LayerChecks.WeightQParamsPerOutputChannel(name, weight, outChannels);
-        _bias = LayerChecks.Bias(name, bias, outChannels);
+        (float[] weightScales, _weightZeroPoints) = LayerChecks.WeightQParamsPerOutputChannel(name, weight, outChannels);
+        float[]? checkedBias = LayerChecks.Bias(name, bias, outChannels);
         LayerChecks.ActivationQParams(name, "input", inputQParams, nameof(inputQParams));
         LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
 
@@ -97,7 +92,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         config.EnsureSupported();
         sbyte[] weightsOhwi = PackOhwi(weight, outChannels, inPerGroup, options.KernelHeight, options.KernelWidth);
         _packedWeights = PackedConv2dWeights.Pack(weightsOhwi, _weightZeroPoints, outChannels, options.InChannels, options.KernelHeight, options.KernelWidth, options.Groups, config);
-        _calibratedRequantize = CreateRequantize(inputQParams.Scale);
+        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>
@@ -113,7 +108,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
     public QTensor Weight { get; }
 
     /// <summary>Float bias per output channel, or null.</summary>
-    public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+    public float[]? Bias => _requantization.Bias is null ? null : (float[])_requantization.Bias.Clone();
 
     /// <summary>
     /// Replaces the float bias (bias correction, <c>QuantGen.Calibration.BiasCorrection</c>) and recomputes the
@@ -123,10 +118,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
     /// <exception cref="ArgumentException">A wrong length or a non-finite value (the message names the layer).</exception>
     public void SetBias(float[]? bias)
     {
-        _bias = LayerChecks.Bias($"{Model}.{Layer}", bias, Options.OutChannels);
-        _calibratedRequantize = CreateRequantize(InputQParams.Scale);
-        _otherRequantize = null;
-        _otherInputScale = float.NaN;
+        _requantization.SetBias(LayerChecks.Bias($"{Model}.{Layer}", bias, Options.OutChannels));
     }
 
     /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
@@ -186,7 +178,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         LayerChecks.NotAliased(_name, result, input, nameof(output));
         ReadOnlySpan<byte> inputView = LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch);
         int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
-        RequantizeParams requantize = RequantizeFor(input.Scale);
+        RequantizeParams requantize = _requantization.For(input.Scale);
         Span<byte> outputView = result.StorageBytes;
         if (NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
@@ -223,7 +215,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
             .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth))
             .Append(", scale=").Append(TorchText.PythonFloat(Scale))
             .Append(", zero_point=").Append(ZeroPoint);
-        TorchText.AppendConvOptions(text, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, 0, 0, o.Groups, _bias is not null);
+        TorchText.AppendConvOptions(text, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, 0, 0, o.Groups, _requantization.Bias is not null);
 
         return text.Append(')').ToString();
     }
@@ -288,27 +280,6 @@ public sealed class QuantizedConv2d : IQuantizedLayer
     /// </summary>
     internal static bool NeedsDTypeRequantize(QuantBackend backend, QuantDType outputDType) =>
         backend == QuantBackend.X86 && UInt8View.Offset(outputDType) != 0;
-
-    private RequantizeParams RequantizeFor(float inputScale)
-    {
-        if (inputScale.Equals(InputQParams.Scale))
-        {
-            return _calibratedRequantize;
-        }
-
-        // PyTorch requantizes with the actual input's scale; keep the last such set of factors.
-        if (_otherRequantize is null || !inputScale.Equals(_otherInputScale))
-        {
-            _otherRequantize = CreateRequantize(inputScale);
-            _otherInputScale = inputScale;
-        }
-
-        return _otherRequantize;
-    }
-
-    // The factors carry the output zero point in the kernels' unsigned view (RequantizeToDType).
-    private RequantizeParams CreateRequantize(float inputScale) =>
-        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), _bias, FusedRelu);
 
     /// <summary>Logical [OC, IC/g, KH, KW] → OHWI, the order the packing (and Conv2dScalar) reads.</summary>
     private static sbyte[] PackOhwi(QTensor weight, int outChannels, int inPerGroup, int kernelHeight, int kernelWidth)

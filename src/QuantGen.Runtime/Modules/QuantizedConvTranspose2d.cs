@@ -19,11 +19,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 {
     private readonly sbyte[] _weightsOhwi;
     private readonly int[] _weightZeroPoints;
-    private readonly float[] _weightScales;
-    private readonly float[]? _bias;
-    private readonly RequantizeParams _calibratedRequantize;
-    private float _otherInputScale = float.NaN;
-    private RequantizeParams? _otherRequantize;
+    private readonly LayerRequantization _requantization;
     private int[] _accumulators = [];
     private byte[] _inputScratch = [];
     private readonly string _name;
@@ -54,8 +50,8 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
             throw new ArgumentException($"{name}: expected weight {TorchText.Shape(expectedShape)} ([in_channels, out_channels / groups, kH, kW]), got {TorchText.Shape(weight.Shape)}.", nameof(weight));
         }
 
-        (_weightScales, _weightZeroPoints) = WeightQParamsPerOutputChannel(name, weight, options.OutChannels, outPerGroup);
-        _bias = LayerChecks.Bias(name, bias, options.OutChannels);
+        (float[] weightScales, _weightZeroPoints) = WeightQParamsPerOutputChannel(name, weight, options.OutChannels, outPerGroup);
+        float[]? checkedBias = LayerChecks.Bias(name, bias, options.OutChannels);
         LayerChecks.ActivationQParams(name, "input", inputQParams, nameof(inputQParams));
         LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
 
@@ -69,7 +65,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         FusedRelu = fusedRelu;
         Backend = backend;
         _weightsOhwi = ConvTranspose2dScalar.Pack(weight.IntRepr(), options.InChannels, options.OutChannels, options.KernelHeight, options.KernelWidth, options.Groups);
-        _calibratedRequantize = CreateRequantize(inputQParams.Scale);
+        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>
@@ -85,7 +81,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
     public QTensor Weight { get; }
 
     /// <summary>Float bias per output channel, or null.</summary>
-    public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+    public float[]? Bias => _requantization.Bias is null ? null : (float[])_requantization.Bias.Clone();
 
     /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
     public QParams InputQParams { get; }
@@ -160,7 +156,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 
         Span<int> accumulators = _accumulators.AsSpan(0, count);
         ConvTranspose2dScalar.Accumulate(geometry, LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
-        RequantizeToDType.Apply(accumulators, RequantizeFor(input.Scale), OutputQParams.DType, result.StorageBytes);
+        RequantizeToDType.Apply(accumulators, _requantization.For(input.Scale), OutputQParams.DType, result.StorageBytes);
         LayerChecks.FinishOutput(result);
         return result;
     }
@@ -178,7 +174,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
             .Append(", stride=").Append(TorchText.Pair(o.StrideHeight, o.StrideWidth))
             .Append(", scale=").Append(TorchText.PythonFloat(Scale))
             .Append(", zero_point=").Append(ZeroPoint);
-        TorchText.AppendConvOptions(text, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.OutputPadHeight, o.OutputPadWidth, o.Groups, _bias is not null);
+        TorchText.AppendConvOptions(text, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.OutputPadHeight, o.OutputPadWidth, o.Groups, _requantization.Bias is not null);
 
         return text.Append(')').ToString();
     }
@@ -242,25 +238,4 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 
         return (scales, zeroPoints);
     }
-
-    private RequantizeParams RequantizeFor(float inputScale)
-    {
-        if (inputScale.Equals(InputQParams.Scale))
-        {
-            return _calibratedRequantize;
-        }
-
-        // PyTorch requantizes with the actual input's scale; keep the last such set of factors.
-        if (_otherRequantize is null || !inputScale.Equals(_otherInputScale))
-        {
-            _otherRequantize = CreateRequantize(inputScale);
-            _otherInputScale = inputScale;
-        }
-
-        return _otherRequantize;
-    }
-
-    // The factors carry the output zero point in the kernels' unsigned view (RequantizeToDType).
-    private RequantizeParams CreateRequantize(float inputScale) =>
-        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), _bias, FusedRelu);
 }

@@ -25,12 +25,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
     private readonly KernelScratch _scratch = new();
     private readonly string _name;
     private readonly int[] _weightZeroPoints;
-    private readonly float[] _weightScales;
-    // Not readonly: SetBias (bias correction) replaces them.
-    private float[]? _bias;
-    private RequantizeParams _calibratedRequantize;
-    private float _otherInputScale = float.NaN;
-    private RequantizeParams? _otherRequantize;
+    private readonly LayerRequantization _requantization;
     private int[] _accumulators = [];
     private byte[] _inputScratch = [];
 
@@ -83,8 +78,8 @@ public sealed class QuantizedLinear : IQuantizedLayer
             throw new ArgumentException($"{name}: expected weight {TorchText.Shape(expectedShape)} ([out_features, in_features]), got {TorchText.Shape(weight.Shape)}.", nameof(weight));
         }
 
-        (_weightScales, _weightZeroPoints) = LayerChecks.WeightQParamsPerOutputChannel(name, weight, outFeatures);
-        _bias = LayerChecks.Bias(name, bias, outFeatures);
+        (float[] weightScales, _weightZeroPoints) = LayerChecks.WeightQParamsPerOutputChannel(name, weight, outFeatures);
+        float[]? checkedBias = LayerChecks.Bias(name, bias, outFeatures);
         LayerChecks.ActivationQParams(name, "input", inputQParams, nameof(inputQParams));
         LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
 
@@ -102,7 +97,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
         config.EnsureSupported();
         sbyte[] weights = weight.Int8Logical();
         _packedWeights = LinearKernel.Pack(weights, _weightZeroPoints, outFeatures, inFeatures, config);
-        _calibratedRequantize = CreateRequantize(inputQParams.Scale);
+        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>
@@ -121,7 +116,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
     public QTensor Weight { get; }
 
     /// <summary>Float bias per output feature, or null.</summary>
-    public float[]? Bias => _bias is null ? null : (float[])_bias.Clone();
+    public float[]? Bias => _requantization.Bias is null ? null : (float[])_requantization.Bias.Clone();
 
     /// <summary>
     /// Replaces the float bias (bias correction, <c>QuantGen.Calibration.BiasCorrection</c>) and recomputes the
@@ -131,10 +126,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
     /// <exception cref="ArgumentException">A wrong length or a non-finite value (the message names the layer).</exception>
     public void SetBias(float[]? bias)
     {
-        _bias = LayerChecks.Bias($"{Model}.{Layer}", bias, OutFeatures);
-        _calibratedRequantize = CreateRequantize(InputQParams.Scale);
-        _otherRequantize = null;
-        _otherInputScale = float.NaN;
+        _requantization.SetBias(LayerChecks.Bias($"{Model}.{Layer}", bias, OutFeatures));
     }
 
     /// <summary>The input qparams seen at calibration; requantization factors are precomputed for them.</summary>
@@ -211,7 +203,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
         int rows = count / OutFeatures;
         ReadOnlySpan<byte> inputView = LayerChecks.InputView(input, MemoryFormat.Contiguous, ref _inputScratch);
         int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
-        RequantizeParams requantize = RequantizeFor(input.Scale);
+        RequantizeParams requantize = _requantization.For(input.Scale);
         Span<byte> outputView = result.StorageBytes;
         if (QuantizedConv2d.NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
@@ -249,25 +241,4 @@ public sealed class QuantizedLinear : IQuantizedLayer
             .Append(", qscheme=").Append((Weight.QParams.IsPerChannel ? QScheme.PerChannelAffine : QScheme.PerTensorAffine).ToTorchString());
         return text.Append(')').ToString();
     }
-
-    private RequantizeParams RequantizeFor(float inputScale)
-    {
-        if (inputScale.Equals(InputQParams.Scale))
-        {
-            return _calibratedRequantize;
-        }
-
-        // PyTorch requantizes with the actual input's scale; keep the last such set of factors.
-        if (_otherRequantize is null || !inputScale.Equals(_otherInputScale))
-        {
-            _otherRequantize = CreateRequantize(inputScale);
-            _otherInputScale = inputScale;
-        }
-
-        return _otherRequantize;
-    }
-
-    // The factors carry the output zero point in the kernels' unsigned view (RequantizeToDType).
-    private RequantizeParams CreateRequantize(float inputScale) =>
-        RequantizeParams.Create(Backend, inputScale, _weightScales, OutputQParams.Scale, LayerChecks.ViewZeroPoint(OutputQParams), _bias, FusedRelu);
 }
