@@ -378,9 +378,10 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// Pointers <c>[tap][6]</c> for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/> (advanced past them) of one group: tap (kh, kw) of pixel (n, oh, ow)
-    /// points at input (n, ih, iw) channel group·Cg, or at <paramref name="pad"/> (Cg zero points) outside
-    /// the input. Rows past <paramref name="rows"/> repeat the last valid row.
+    /// Pointers <c>[tap][6]</c> for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/>
+    /// (advanced past them) of one group: tap (kh, kw) of pixel (n, oh, ow) points at input (n, ih, iw)
+    /// channel group·Cg, or at <paramref name="pad"/> (Cg zero points) outside the input. Rows past
+    /// <paramref name="rows"/> repeat the last valid row.
     /// </summary>
     private static void BuildIndirection(byte* input, in Conv2dGeometry g, int group, ref OutputPixel pixel, int rows, byte* pad, byte** pointers)
     {
@@ -394,7 +395,6 @@ internal static unsafe class GemmDriver
         for (int r = 0; r < rows; r++, pixel.Next())
         {
             int n = pixel.N, oh = pixel.Oh, ow = pixel.Ow;
-
             int firstColumn = (ow * g.StrideWidth) - g.PadWidth;
             int firstRow = (oh * g.StrideHeight) - g.PadHeight;
             byte** tap = pointers + r;
@@ -438,9 +438,10 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// Pointers <c>[kh][6]</c> for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/> (advanced past them) on the padded copy (<see cref="Conv2dKernel.PadInput"/>):
-    /// kernel row kh of pixel (n, oh, ow) starts at padded pixel (n, oh·SH + kh·DH, ow·SW). Every run lies
-    /// inside the copy, so there are no tests. Rows past <paramref name="rows"/> repeat the last valid row.
+    /// Pointers <c>[kh][6]</c> for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/>
+    /// (advanced past them) on the padded copy (<see cref="Conv2dKernel.PadInput"/>): kernel row kh of pixel
+    /// (n, oh, ow) starts at padded pixel (n, oh·SH + kh·DH, ow·SW). Every run lies inside the copy, so there
+    /// are no tests. Rows past <paramref name="rows"/> repeat the last valid row.
     /// </summary>
     private static void BuildRunPointers(byte* padded, in Conv2dGeometry g, ref OutputPixel pixel, int rows, byte** pointers)
     {
@@ -581,7 +582,8 @@ internal static unsafe class GemmDriver
 
     /// <summary>
     /// Copies <paramref name="length"/> bytes; short runs (the 7×7 stem's 21-byte rows, a one-channel
-    /// input's 3-byte tap rows) with overlapping moves or a byte loop instead of a call to memmove. Reads and writes only [0, length).
+    /// input's 3-byte tap rows) with overlapping moves or a byte loop instead of a call to memmove. Reads
+    /// and writes only [0, length).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Copy(byte* destination, byte* source, int length)
@@ -622,8 +624,9 @@ internal static unsafe class GemmDriver
     }
 
     /// <summary>
-    /// im2col rows for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/> (advanced past them) of one group: row m = output pixel (n, oh, ow), k = (kh·KW + kw)·Cg + ic,
-    /// padding positions = zx, zero-filled past K up to <paramref name="stride"/>.
+    /// im2col rows for the next <paramref name="rows"/> output pixels from <paramref name="pixel"/> (advanced
+    /// past them) of one group: row m = output pixel (n, oh, ow), k = (kh·KW + kw)·Cg + ic, padding
+    /// positions = zx, zero-filled past K up to <paramref name="stride"/>.
     /// </summary>
     private static void GatherIm2colRows(byte* input, in Conv2dGeometry g, int group, ref OutputPixel pixel, int rows, int zx, byte* buffer, int stride)
     {
