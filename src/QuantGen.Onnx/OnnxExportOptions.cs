@@ -17,6 +17,17 @@ public enum OnnxForm
     /// the int8 one does), float biases, no QuantizeLinear/DequantizeLinear. The fp32 peer in benchmarks.
     /// </summary>
     Float,
+
+    /// <summary>
+    /// The int8 graph written with quantized operators, as ONNX Runtime's quantizer writes with
+    /// <c>QuantFormat.QOperator</c>: QuantizeLinear on the input, QLinearConv, com.microsoft QGemm,
+    /// QLinearAdd, QLinearConcat, QLinearAveragePool and QLinearGlobalAveragePool, MaxPool, Resize, Flatten
+    /// and Reshape on the integers, DequantizeLinear on the output; ops without a quantized operator in
+    /// ORT (ConvTranspose, a standalone BatchNormalization) stay DequantizeLinear → float op →
+    /// QuantizeLinear. For runtimes that take ORT's quantized operators but do not fuse QDQ graphs; every
+    /// activation is in the input's type (uint8 for a quint8 input or with <see cref="OnnxExportOptions.ActivationsAsUInt8"/>).
+    /// </summary>
+    QOperator,
 }
 
 /// <summary>Choices for <see cref="OnnxExporter"/>.</summary>
@@ -31,7 +42,7 @@ public sealed record OnnxExportOptions
     /// <summary>The ai.onnx opset to import, <see cref="MinOpset"/>..<see cref="MaxOpset"/>; 21 by default.</summary>
     public int Opset { get; init; } = 21;
 
-    /// <summary>QDQ (default) or float.</summary>
+    /// <summary>QDQ (default), QOperator or float.</summary>
     public OnnxForm Form { get; init; } = OnnxForm.Qdq;
 
     /// <summary>
@@ -50,7 +61,8 @@ public sealed record OnnxExportOptions
     /// itself where it can. With it ORT on x86 fuses every QDQ group with its u8s8 kernels, including a
     /// value read by several ops, which otherwise stays int8 and keeps its readers in float unless the
     /// session sets <c>session.qdqisint8allowed</c>. False by default: TensorRT takes int8 activations
-    /// with zero point 0 only.
+    /// with zero point 0 only. In <see cref="OnnxForm.QOperator"/> form every activation is then uint8
+    /// (else each is in the model input's type).
     /// </summary>
     public bool ActivationsAsUInt8 { get; init; }
 

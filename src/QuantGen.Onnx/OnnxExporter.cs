@@ -12,7 +12,8 @@ namespace QuantGen.Onnx;
 /// QuantizeLinear on the float input, then for each int8 op DequantizeLinear → float op → QuantizeLinear
 /// with the layer's qparams, int8 weights (per-channel where the layer has them) and int32 biases — the
 /// form ONNX Runtime fuses into QLinearConv, QGemm, QLinearAdd, QLinearConcat, QLinearAveragePool ...
-/// and TensorRT consumes. See docs/onnx-export.md.
+/// and TensorRT consumes — or, with <see cref="OnnxForm.QOperator"/>, those quantized operators written
+/// directly. See docs/onnx-export.md.
 /// </summary>
 public static class OnnxExporter
 {
@@ -54,7 +55,8 @@ public static class OnnxExporter
         options ??= new OnnxExportOptions();
         options.Validate();
         var graph = model.Graph ?? throw new ArgumentException("The model has no graph.", nameof(model));
-        GraphProto graphProto = new ModelWriter(graph, model.Layers, model.Input, options).Write();
+        var writer = new ModelWriter(graph, model.Layers, model.Input, options);
+        GraphProto graphProto = writer.Write();
 
         var proto = new ModelProto
         {
@@ -65,6 +67,12 @@ public static class OnnxExporter
             Graph = graphProto,
         };
         proto.OpsetImport.Add(new OperatorSetIdProto { Domain = string.Empty, Version = options.Opset });
+        foreach (string domain in writer.Domains)
+        {
+            // com.microsoft (QGemm, QLinearAdd, QLinearConcat, QLinearAveragePool ...): ORT's contrib ops are version 1.
+            proto.OpsetImport.Add(new OperatorSetIdProto { Domain = domain, Version = 1 });
+        }
+
         proto.MetadataProps.Add(new StringStringEntryProto { Key = "quantgen.model", Value = graph.Model });
         proto.MetadataProps.Add(new StringStringEntryProto { Key = "quantgen.graph_hash", Value = graph.Hash });
         proto.MetadataProps.Add(new StringStringEntryProto { Key = "quantgen.form", Value = options.Form.ToString() });

@@ -21,6 +21,12 @@ namespace QuantGen.Onnx.Writing;
 /// (the QuantizeLinear's clamp makes the Relu redundant, so ORT folds it), otherwise op →
 /// QuantizeLinear → DequantizeLinear → Relu → QuantizeLinear, which keeps the op fusable and computes
 /// the same integers (rounding commutes with max(·, 0)).
+/// <para>
+/// QOperator form: the same quantized values, each op written as the
+/// quantized operator that reads and writes them (QLinearConv, QGemm, QLinearAdd ...); ops without
+/// one keep the QDQ form's DequantizeLinear → float op → QuantizeLinear. Float form: the same graph on
+/// float tensors.
+/// </para>
 /// </remarks>
 internal sealed class ModelWriter
 {
@@ -30,6 +36,7 @@ internal sealed class ModelWriter
     private readonly OnnxExportOptions _options;
     private readonly OnnxGraphBuilder _builder = new();
     private readonly Dictionary<string, Value> _values = new(StringComparer.Ordinal);
+    private readonly bool _activationsAsUInt8InQOperator;
 
     /// <param name="graph">The model's graph.</param>
     /// <param name="layers">Its layers; each node's layer has the node's name.</param>
@@ -40,6 +47,10 @@ internal sealed class ModelWriter
         _graph = graph;
         _input = input;
         _options = options;
+
+        // ORT's quantized operators compute in one activation type: the QOperator form writes every value
+        // in the input's (uint8 when asked), a qint8 value as uint8 with its zero point + 128 or the reverse.
+        _activationsAsUInt8InQOperator = options.ActivationsAsUInt8 || input.QParams.DType == QuantDType.QUInt8;
         _layers = new Dictionary<string, IQuantizedLayer>(StringComparer.Ordinal);
         foreach (IQuantizedLayer layer in layers)
         {
@@ -56,6 +67,14 @@ internal sealed class ModelWriter
     }
 
     private bool Qdq => _options.Form == OnnxForm.Qdq;
+
+    private bool QOperator => _options.Form == OnnxForm.QOperator;
+
+    /// <summary>Values are quantized tensors with qparams (QDQ and QOperator forms), not float ones.</summary>
+    private bool Quantized => _options.Form != OnnxForm.Float;
+
+    /// <summary>The graph's operator domains besides ai.onnx (com.microsoft when a contrib op is written): the model imports each.</summary>
+    public IReadOnlyCollection<string> Domains => _builder.Domains;
 
     private string Model => _graph.Model;
 
@@ -75,7 +94,7 @@ internal sealed class ModelWriter
         _builder.UniqueValue(_options.OutputName);
         GraphProto graph = _builder.Graph;
         graph.Name = Model;
-        graph.DocString = $"{Model}, QuantGen graph {_graph.Hash}, {(Qdq ? "QDQ" : "float")} form.";
+        graph.DocString = $"{Model}, QuantGen graph {_graph.Hash}, {(Qdq ? "QDQ" : QOperator ? "QOperator" : "float")} form.";
         (int rank, IReadOnlyList<object> inputDims) = InputType();
         graph.Input.Add(ValueInfo(_options.InputName, TensorProto.Types.DataType.Float, inputDims));
 
@@ -89,8 +108,8 @@ internal sealed class ModelWriter
             throw new InvalidOperationException($"{Model}: the graph's output '{_graph.Output}' is written by no node.");
         }
 
-        _ = Qdq
-            ? _builder.NodeWithOutput("DequantizeLinear", "output/DequantizeLinear", [result.Name, result.Scale!, result.ZeroPoint!], _options.OutputName)
+        _ = Quantized
+            ? _builder.NodeWithOutput("DequantizeLinear", "output/DequantizeLinear", result.Operands, _options.OutputName)
             : _builder.NodeWithOutput("Identity", "output/Identity", [result.Name], _options.OutputName);
         graph.Output.Add(ValueInfo(_options.OutputName, TensorProto.Types.DataType.Float, dims: null));
         return graph;
@@ -117,7 +136,7 @@ internal sealed class ModelWriter
                 break;
             case GraphOp.ReLU:
                 Layer<QuantizedReLU>(node);
-                PassThrough(node, "Relu", [], []);
+                WriteRelu(node);
                 break;
             case GraphOp.Add:
                 WriteAdd(node, Layer<QuantizedAdd>(node));
@@ -162,7 +181,7 @@ internal sealed class ModelWriter
         QuantizeInput quantize = _layers.TryGetValue(node.Name, out IQuantizedLayer? layer)
             ? layer as QuantizeInput ?? throw WrongLayer(node, typeof(QuantizeInput), layer)
             : _input;
-        _values[node.Output] = Qdq
+        _values[node.Output] = Quantized
             ? QuantizeTo(_options.InputName, quantize.QParams, node.Name, rank, reuse: null)
             : new Value(_options.InputName, null, null, null, rank);
     }
@@ -171,15 +190,25 @@ internal sealed class ModelWriter
     {
         Value input = Input(node, 0, expectedRank: 4);
         Conv2dOptions o = conv.Options;
-        string x = ReadFloat(input, node.Name);
-        string weight = WeightInput(node.Name, conv.Weight, axis: 0, transpose: false);
-        string? bias = BiasInput(node.Name, conv.Bias, input, WeightScalesPerOutputChannel(conv.Weight, o.OutChannels, o.OutChannels));
-        string y = _builder.Node("Conv", node.Name + "/Conv", bias is null ? [x, weight] : [x, weight, bias], node.Name + "/conv",
+        float[] weightScales = WeightScalesPerOutputChannel(conv.Weight, o.OutChannels, o.OutChannels);
+        AttributeProto[] attributes =
+        [
             Ints("kernel_shape", o.KernelHeight, o.KernelWidth),
             Ints("strides", o.StrideHeight, o.StrideWidth),
             Ints("pads", o.PadHeight, o.PadWidth, o.PadHeight, o.PadWidth),
             Ints("dilations", o.DilationHeight, o.DilationWidth),
-            Int("group", o.Groups));
+            Int("group", o.Groups),
+        ];
+        if (QOperator)
+        {
+            WriteQLinearConv(node, input, conv, weightScales, attributes);
+            return;
+        }
+
+        string x = ReadFloat(input, node.Name);
+        string weight = WeightInput(node.Name, conv.Weight, axis: 0, transpose: false);
+        string? bias = BiasInput(node.Name, conv.Bias, input, weightScales);
+        string y = _builder.Node("Conv", node.Name + "/Conv", bias is null ? [x, weight] : [x, weight, bias], node.Name + "/conv", attributes);
         WriteOutput(node, y, conv.OutputQParams, conv.FusedRelu, rank: 4);
     }
 
@@ -210,8 +239,14 @@ internal sealed class ModelWriter
             throw new NotSupportedException($"{Model}.{node.Name}: linear needs an input of rank 2 or more, this one has rank {input.Rank}.");
         }
 
-        string x = ReadFloat(input, node.Name);
         float[] weightScales = WeightScalesPerOutputChannel(linear.Weight, linear.OutFeatures, linear.OutFeatures);
+        if (QOperator)
+        {
+            WriteQGemm(node, input, linear, weightScales);
+            return;
+        }
+
+        string x = ReadFloat(input, node.Name);
         string? bias = BiasInput(node.Name, linear.Bias, input, weightScales);
         string y;
         if (input.Rank == 2)
@@ -261,8 +296,16 @@ internal sealed class ModelWriter
         }
 
         Value a = Input(node, 0, expectedRank: null), b = Input(node, 1, expectedRank: null);
+        int rank = Math.Max(a.Rank, b.Rank);
+        if (QOperator)
+        {
+            _values[node.Output] = QuantizedOp(node.Name, "QLinearAdd", contrib: true, add.OutputQParams, add.Relu, rank, node.Name,
+                (scale, zeroPoint) => [.. a.Operands, .. b.Operands, scale, zeroPoint]);
+            return;
+        }
+
         string y = _builder.Node("Add", node.Name + "/Add", [ReadFloat(a, node.Name), ReadFloat(b, node.Name)], node.Name + "/add");
-        WriteOutput(node, y, add.OutputQParams, add.Relu, Math.Max(a.Rank, b.Rank));
+        WriteOutput(node, y, add.OutputQParams, add.Relu, rank);
     }
 
     private void WriteCat(GraphNode node, QuantizedCat cat)
@@ -277,6 +320,13 @@ internal sealed class ModelWriter
         if (cat.Dim < -rank || cat.Dim >= rank)
         {
             throw new InvalidOperationException($"{Model}.{node.Name}: cat along dim {cat.Dim} of rank-{rank} inputs.");
+        }
+
+        if (QOperator)
+        {
+            _values[node.Output] = QuantizedOp(node.Name, "QLinearConcat", contrib: true, cat.OutputQParams, relu: false, rank, node.Name,
+                (scale, zeroPoint) => [scale, zeroPoint, .. inputs.SelectMany(v => v.Operands)], Int("axis", cat.Dim));
+            return;
         }
 
         string y = _builder.Node("Concat", node.Name + "/Concat", inputs.Select(v => ReadFloat(v, node.Name)), node.Name + "/concat",
@@ -314,7 +364,7 @@ internal sealed class ModelWriter
             Ints("pads", o.PadHeight, o.PadWidth, o.PadHeight, o.PadWidth),
             Int("ceil_mode", o.CeilMode ? 1 : 0),
             Int("count_include_pad", o.CountIncludePad ? 1 : 0),
-        ]);
+        ], qlinearOp: "QLinearAveragePool");
     }
 
     private void WriteAdaptiveAvgPool(GraphNode node, QuantizedAdaptiveAvgPool2d pool)
@@ -326,7 +376,7 @@ internal sealed class ModelWriter
         }
 
         Input(node, 0, expectedRank: 4);
-        PassThrough(node, "GlobalAveragePool", [], []);
+        PassThrough(node, "GlobalAveragePool", [], [], qlinearOp: "QLinearGlobalAveragePool");
     }
 
     private void WriteUpsample(GraphNode node, QuantizedUpsampleNearest2d upsample)
@@ -357,12 +407,7 @@ internal sealed class ModelWriter
 
         // Before opset 18 sizes name every dimension: the input's N and C, then the fixed output size.
         // Read from the quantized tensor so its DequantizeLinear keeps the Resize as its only reader.
-        string shape = _builder.Node("Shape", node.Name + "/Shape", [input.Name], node.Name + "/input_shape");
-        string starts = _builder.Initializer(node.Name + ".slice_starts", Int64([1], [0]));
-        string ends = _builder.Initializer(node.Name + ".slice_ends", Int64([1], [2]));
-        string batchChannels = _builder.Node("Slice", node.Name + "/Slice", [shape, starts, ends], node.Name + "/batch_channels");
-        string spatial = _builder.Initializer(node.Name + ".output_size", Int64([2], [outHeight, outWidth]));
-        string allSizes = _builder.Node("Concat", node.Name + "/ConcatSizes", [batchChannels, spatial], node.Name + "/sizes", Int("axis", 0));
+        string allSizes = ShapeWithTail(input.Name, node.Name, end: 2, [outHeight, outWidth]);
         PassThrough(node, "Resize", ["", "", allSizes], attributes);
     }
 
@@ -417,138 +462,252 @@ internal sealed class ModelWriter
         PassThrough(node, "Reshape", [target], [], shape.Length);
     }
 
-    /// <summary>An op whose output has its input's qparams (max pool, average pools, resize, flatten, reshape, relu).</summary>
-    private void PassThrough(GraphNode node, string opType, string[] extraInputs, AttributeProto[] attributes, int? outputRank = null)
+    /// <summary>
+    /// An op whose output has its input's qparams (max pool, average pools, resize, flatten, reshape, relu).
+    /// QOperator form: the op on the integers themselves, or <paramref name="qlinearOp"/> (com.microsoft)
+    /// given the input's qparams for its input and its output.
+    /// </summary>
+    private void PassThrough(GraphNode node, string opType, string[] extraInputs, AttributeProto[] attributes, int? outputRank = null, string? qlinearOp = null)
     {
         Value input = Input(node, 0, expectedRank: null);
-        string y = _builder.Node(opType, node.Name + "/" + opType, [ReadFloat(input, node.Name), .. extraInputs], node.Name + "/" + opType.ToLowerInvariant(), attributes);
         int rank = outputRank ?? input.Rank;
-        _values[node.Output] = Qdq
+        if (QOperator)
+        {
+            string quantized = qlinearOp is null
+                ? _builder.Node(opType, node.Name + "/" + opType, [input.Name, .. extraInputs], node.Name, attributes)
+                : _builder.ContribNode(qlinearOp, node.Name + "/" + qlinearOp, [.. input.Operands, input.Scale!, input.ZeroPoint!], node.Name, attributes);
+            _values[node.Output] = input with { Name = quantized, Rank = rank };
+            return;
+        }
+
+        string y = _builder.Node(opType, node.Name + "/" + opType, [ReadFloat(input, node.Name), .. extraInputs], node.Name + "/" + opType.ToLowerInvariant(), attributes);
+        _values[node.Output] = Quantized
             ? QuantizeTo(y, input.QParams!, node.Name, rank, reuse: input)
             : new Value(y, null, null, null, rank);
     }
 
-    /// <summary>Quantizes a float result with the layer's qparams (QDQ form) and records it as the node's output; applies a fused ReLU.</summary>
+    /// <summary>A standalone ReLU: max(q, zero point) on the integers in QOperator form (<see cref="ClampAtZeroPoint"/>), a float Relu otherwise.</summary>
+    private void WriteRelu(GraphNode node)
+    {
+        if (QOperator)
+        {
+            _values[node.Output] = ClampAtZeroPoint(Input(node, 0, expectedRank: null), node.Name);
+            return;
+        }
+
+        PassThrough(node, "Relu", [], []);
+    }
+
+    // The QOperator form's own ops: each reads quantized tensors with their qparams and writes the layer's
+    // output quantized, as ONNX Runtime's quantizer writes with QuantFormat.QOperator — the kernels ORT
+    // fuses the QDQ form into, written directly. Ops without a quantized operator in ORT (ConvTranspose,
+    // BatchNormalization) take the QDQ form's path, DequantizeLinear → float op → QuantizeLinear; ops whose
+    // output has the input's qparams and that ONNX defines on 8-bit integers (MaxPool, Resize, Flatten,
+    // Reshape) run on the integers directly (PassThrough).
+
+    /// <summary>
+    /// QLinearConv: int8 weights (per-channel scales and zero points along axis 0, which ORT 1.31 takes even
+    /// where the zero points differ), int32 bias at <c>sx · sw_c</c>.
+    /// </summary>
+    private void WriteQLinearConv(GraphNode node, Value input, QuantizedConv2d conv, float[] weightScales, AttributeProto[] attributes)
+    {
+        string[] weight = WriteQuantizedWeight(node.Name, conv.Weight, axis: 0, transpose: false).Operands;
+        string[] bias = conv.Bias is { } b ? [WriteInt32Bias(node.Name, b, input, weightScales, out _)] : [];
+        _values[node.Output] = QuantizedOp(node.Name, "QLinearConv", contrib: false, conv.OutputQParams, conv.FusedRelu, rank: 4, node.Name,
+            (scale, zeroPoint) => [.. input.Operands, .. weight, scale, zeroPoint, .. bias],
+            attributes);
+    }
+
+    /// <summary>
+    /// com.microsoft QGemm (<c>transB = 1</c>, the weight as PyTorch stores it, per-column scales) with the
+    /// int32 bias — what ORT makes of the QDQ form's Gemm. QLinearMatMul has no bias input, so a rank > 2
+    /// input is flattened to 2-D around the QGemm (<c>[-1, in]</c>, then its own leading dimensions and
+    /// <c>out</c>): the same arithmetic for every linear.
+    /// </summary>
+    private void WriteQGemm(GraphNode node, Value input, QuantizedLinear linear, float[] weightScales)
+    {
+        Value rows = input;
+        if (input.Rank > 2)
+        {
+            string flat = _builder.Initializer(node.Name + ".rows_shape", Int64([2], [-1, linear.InFeatures]));
+            rows = input with { Name = _builder.Node("Reshape", node.Name + "/ReshapeRows", [input.Name, flat], node.Name + "/rows"), Rank = 2 };
+        }
+
+        string[] weight = WriteQuantizedWeight(node.Name, linear.Weight, axis: 0, transpose: false).Operands;
+        string bias = linear.Bias is { } b ? WriteInt32Bias(node.Name, b, rows, weightScales, out _) : string.Empty;
+        Value y = QuantizedOp(node.Name, "QGemm", contrib: true, linear.OutputQParams, linear.FusedRelu, rank: 2, input.Rank > 2 ? node.Name + "/gemm" : node.Name,
+            (scale, zeroPoint) => [.. rows.Operands, .. weight, bias, scale, zeroPoint],
+            Float("alpha", 1f), Int("transB", 1));
+        if (input.Rank > 2)
+        {
+            string shape = ShapeWithTail(input.Name, node.Name, end: -1, [linear.OutFeatures]);
+            y = y with { Name = _builder.Node("Reshape", node.Name + "/Reshape", [y.Name, shape], node.Name), Rank = input.Rank };
+        }
+
+        _values[node.Output] = y;
+    }
+
+    /// <summary>
+    /// A quantized operator writing <paramref name="output"/> in <paramref name="qparams"/>: <paramref name="inputs"/>
+    /// places the output's scale and zero point initializers among its operands. A fused ReLU is the output's own
+    /// saturation when the zero point is the dtype's minimum, and <see cref="ClampAtZeroPoint"/> otherwise.
+    /// </summary>
+    private Value QuantizedOp(string layer, string opType, bool contrib, QParams qparams, bool relu, int rank, string output, Func<string, string, string[]> inputs, params AttributeProto[] attributes)
+    {
+        (string scale, string zeroPoint) = ActivationQParams(qparams, layer);
+        bool clamp = relu && !ReluIsSaturation(qparams);
+        string name = clamp ? output + "/before_relu" : output;
+        string[] operands = inputs(scale, zeroPoint);
+        string quantized = contrib
+            ? _builder.ContribNode(opType, layer + "/" + opType, operands, name, attributes)
+            : _builder.Node(opType, layer + "/" + opType, operands, name, attributes);
+        var value = new Value(quantized, qparams, scale, zeroPoint, rank);
+        return clamp ? ClampAtZeroPoint(value, output) : value;
+    }
+
+    /// <summary>
+    /// ReLU on a quantized tensor: <c>Clip(q, min = zero point)</c> on the integers, which is
+    /// <c>max(q, zp)</c> — exactly quantize(max(x, 0)), as rounding commutes with max(·, 0).
+    /// </summary>
+    private Value ClampAtZeroPoint(Value value, string output) =>
+        value with { Name = _builder.Node("Clip", output + "/Clip", [value.Name, value.ZeroPoint!], output) };
+
+    /// <summary>
+    /// Quantizes a float result with the layer's qparams (QDQ form, and QOperator's ops that stay in float)
+    /// and records it as the node's output; applies a fused ReLU.
+    /// </summary>
     private void WriteOutput(GraphNode node, string y, QParams qparams, bool relu, int rank)
     {
-        if (!Qdq)
+        if (relu && Qdq && !ReluIsSaturation(qparams))
         {
-            if (relu)
-            {
-                y = _builder.Node("Relu", node.Name + "/Relu", [y], node.Name + "/relu");
-            }
-
-            _values[node.Output] = new Value(y, null, null, null, rank);
+            // A ReLU above the dtype's minimum is not a clamp of the QuantizeLinear: quantize the op's output
+            // (ORT fuses op → Q), then DQ → Relu → Q in the same qparams, which is max(q, zp) exactly.
+            Value raw = QuantizeTo(y, qparams, node.Name + "/before_relu", rank, reuse: null);
+            y = _builder.Node("Relu", node.Name + "/Relu", [ReadFloat(raw, node.Name + "/Relu")], node.Name + "/relu");
+            _values[node.Output] = QuantizeTo(y, qparams, node.Name, rank, reuse: raw);
             return;
         }
 
         if (relu)
         {
-            if (qparams.ZeroPoint == qparams.DType.Min())
-            {
-                // The QuantizeLinear's clamp at the zero point already is the ReLU: ORT folds Relu → Q into the op.
-                y = _builder.Node("Relu", node.Name + "/Relu", [y], node.Name + "/relu");
-            }
-            else
-            {
-                // A ReLU above the dtype's minimum is not a clamp of the QuantizeLinear: quantize the op's output
-                // (ORT fuses op → Q), then DQ → Relu → Q in the same qparams, which is max(q, zp) exactly.
-                Value raw = QuantizeTo(y, qparams, node.Name + "/before_relu", rank, reuse: null);
-                y = _builder.Node("Relu", node.Name + "/Relu", [ReadFloat(raw, node.Name + "/Relu")], node.Name + "/relu");
-                _values[node.Output] = QuantizeTo(y, qparams, node.Name, rank, reuse: raw);
-                return;
-            }
+            // Float form; a float op of the QOperator form (no fusion to keep); or the QuantizeLinear's clamp at
+            // the zero point already is the ReLU, and ORT folds Relu → Q into the op.
+            y = _builder.Node("Relu", node.Name + "/Relu", [y], node.Name + "/relu");
         }
 
-        _values[node.Output] = QuantizeTo(y, qparams, node.Name, rank, reuse: null);
+        _values[node.Output] = Quantized
+            ? QuantizeTo(y, qparams, node.Name, rank, reuse: null)
+            : new Value(y, null, null, null, rank);
     }
+
+    /// <summary>Whether max(·, 0) before quantizing is the quantization's own clamp: the zero point is the dtype's minimum.</summary>
+    private static bool ReluIsSaturation(QParams qparams) => qparams.ZeroPoint == qparams.DType.Min();
 
     /// <summary>A QuantizeLinear of <paramref name="floatName"/>; its scale and zero point are new initializers, or <paramref name="reuse"/>'s when given (same qparams).</summary>
     private Value QuantizeTo(string floatName, QParams qparams, string layer, int rank, Value? reuse)
     {
-        if (qparams.IsPerChannel)
-        {
-            throw new NotSupportedException($"{Model}.{layer}: activations with per-channel qparams ({qparams}) have no QuantizeLinear here.");
-        }
-
-        string scale, zeroPoint;
-        if (reuse is not null)
-        {
-            (scale, zeroPoint) = (reuse.Scale!, reuse.ZeroPoint!);
-        }
-        else
-        {
-            // The zero point's type is the quantized tensor's type: uint8 for quint8, int8 for qint8 (or uint8
-            // with the zero point + 128 when asked — the same values in the unsigned view).
-            scale = _builder.Initializer(layer + ".output_scale", Float([], [qparams.Scale]));
-            zeroPoint = _builder.Initializer(layer + ".output_zero_point", qparams.DType == QuantDType.QUInt8
-                ? UInt8([], [(byte)qparams.ZeroPoint])
-                : _options.ActivationsAsUInt8
-                    ? UInt8([], [(byte)(qparams.ZeroPoint + 128)])
-                    : Int8([], [(sbyte)qparams.ZeroPoint]));
-        }
-
+        (string scale, string zeroPoint) = reuse is null ? ActivationQParams(qparams, layer) : (reuse.Scale!, reuse.ZeroPoint!);
         string quantized = _builder.Node("QuantizeLinear", layer + "/QuantizeLinear", [floatName, scale, zeroPoint], layer);
         return new Value(quantized, qparams, scale, zeroPoint, rank);
     }
 
-    /// <summary>The float tensor a reader sees: a DequantizeLinear of its own (QDQ form) or the value itself (float form).</summary>
-    private string ReadFloat(Value value, string reader) => Qdq
-        ? _builder.Node("DequantizeLinear", reader + "/DequantizeLinear", [value.Name, value.Scale!, value.ZeroPoint!], value.Name + "/dequantized")
+    /// <summary>
+    /// A per-tensor activation's scale and zero point as initializers. The zero point's type is the quantized
+    /// tensor's: uint8 for quint8, int8 for qint8, or the other one with the zero point moved by 128 (the same
+    /// values in the other view) — qint8 as uint8 when <see cref="OnnxExportOptions.ActivationsAsUInt8"/> is
+    /// set, and in QOperator form every value in the input's type (<see cref="WrittenAsUInt8"/>).
+    /// </summary>
+    private (string Scale, string ZeroPoint) ActivationQParams(QParams qparams, string layer)
+    {
+        if (qparams.IsPerChannel)
+        {
+            throw new NotSupportedException($"{Model}.{layer}: activations with per-channel qparams ({qparams}) have no QuantizeLinear or QLinear operator here: they take one scale per tensor.");
+        }
+
+        int shift = qparams.DType == QuantDType.QUInt8 ? 0 : 128;
+        string scale = _builder.Initializer(layer + ".output_scale", Float([], [qparams.Scale]));
+        string zeroPoint = _builder.Initializer(layer + ".output_zero_point", WrittenAsUInt8(qparams)
+            ? UInt8([], [(byte)(qparams.ZeroPoint + shift)])
+            : Int8([], [(sbyte)(qparams.ZeroPoint + shift - 128)]));
+        return (scale, zeroPoint);
+    }
+
+    /// <summary>Whether a value of these qparams is written as uint8 (else int8); see <see cref="ActivationQParams"/>.</summary>
+    private bool WrittenAsUInt8(QParams qparams) => QOperator
+        ? _activationsAsUInt8InQOperator
+        : qparams.DType == QuantDType.QUInt8 || _options.ActivationsAsUInt8;
+
+    /// <summary>The float tensor a reader sees: a DequantizeLinear of its own (QDQ form, and QOperator's float ops) or the value itself (float form).</summary>
+    private string ReadFloat(Value value, string reader) => Quantized
+        ? _builder.Node("DequantizeLinear", reader + "/DequantizeLinear", value.Operands, value.Name + "/dequantized")
         : value.Name;
 
     /// <summary>
     /// The weight as an op input: an int8 initializer behind a DequantizeLinear (per-channel along
-    /// <paramref name="axis"/>, or per-tensor) in QDQ form, the dequantized float values in float form.
+    /// <paramref name="axis"/>, or per-tensor) in QDQ form and for QOperator's float ops, the dequantized
+    /// float values in float form.
     /// <paramref name="transpose"/> swaps a 2-D weight's dimensions (the axis moves with them).
     /// </summary>
     private string WeightInput(string layer, QTensor weight, int axis, bool transpose)
     {
-        QParams qparams = weight.QParams;
-        if (qparams.IsPerChannel && qparams.Axis != axis)
+        if (!Quantized)
         {
-            throw new NotSupportedException($"{Model}.{layer}: per-channel weights along axis {qparams.Axis}; ONNX's {(axis == 0 ? "Conv/Gemm" : "ConvTranspose")} needs them along axis {axis}.");
-        }
-
-        long[] dims = weight.Shape.Select(d => (long)d).ToArray();
-        int outputAxis = axis;
-        if (transpose)
-        {
-            dims = [dims[1], dims[0]];
-            outputAxis = 1 - axis;
-        }
-
-        if (!Qdq)
-        {
+            CheckWeightAxis(layer, weight, axis);
             float[] values = weight.Dequantize();
-            return _builder.Initializer(layer + ".weight", Float(dims, transpose ? Transpose(values, weight.Dim(0), weight.Dim(1)) : values));
+            return _builder.Initializer(layer + ".weight", Float(WeightDims(weight, transpose), transpose ? Transpose(values, weight.Dim(0), weight.Dim(1)) : values));
         }
 
+        QuantizedWeight w = WriteQuantizedWeight(layer, weight, axis, transpose);
+        return w.Axis is int outputAxis
+            ? _builder.Node("DequantizeLinear", layer + "/weight/DequantizeLinear", w.Operands, layer + ".weight", Int("axis", outputAxis))
+            : _builder.Node("DequantizeLinear", layer + "/weight/DequantizeLinear", w.Operands, layer + ".weight");
+    }
+
+    /// <summary>
+    /// The weight's int8 integers, scales and zero points as initializers (per-channel along
+    /// <paramref name="axis"/>, or scalars): what a DequantizeLinear (QDQ) or a QLinearConv/QGemm reads.
+    /// </summary>
+    private QuantizedWeight WriteQuantizedWeight(string layer, QTensor weight, int axis, bool transpose)
+    {
+        CheckWeightAxis(layer, weight, axis);
+        QParams qparams = weight.QParams;
         int[] ints = weight.IntRepr();
         if (transpose)
         {
             ints = Transpose(ints, weight.Dim(0), weight.Dim(1));
         }
 
-        string quantized = _builder.Initializer(layer + ".weight_quantized", Int8(dims, ints.Select(v => (sbyte)v).ToArray()));
-        string scale, zeroPoint;
+        string quantized = _builder.Initializer(layer + ".weight_quantized", Int8(WeightDims(weight, transpose), ints.Select(v => (sbyte)v).ToArray()));
         if (qparams.IsPerChannel)
         {
-            scale = _builder.Initializer(layer + ".weight_scale", Float([qparams.Scales.Length], qparams.Scales));
-            zeroPoint = _builder.Initializer(layer + ".weight_zero_point", Int8([qparams.ZeroPoints.Length], qparams.ZeroPoints.Select(z => (sbyte)z).ToArray()));
-            return _builder.Node("DequantizeLinear", layer + "/weight/DequantizeLinear", [quantized, scale, zeroPoint], layer + ".weight", Int("axis", outputAxis));
+            string scales = _builder.Initializer(layer + ".weight_scale", Float([qparams.Scales.Length], qparams.Scales));
+            string zeroPoints = _builder.Initializer(layer + ".weight_zero_point", Int8([qparams.ZeroPoints.Length], qparams.ZeroPoints.Select(z => (sbyte)z).ToArray()));
+            return new QuantizedWeight([quantized, scales, zeroPoints], transpose ? 1 - axis : axis);
         }
 
-        scale = _builder.Initializer(layer + ".weight_scale", Float([], [qparams.Scale]));
-        zeroPoint = _builder.Initializer(layer + ".weight_zero_point", Int8([], [(sbyte)qparams.ZeroPoint]));
-        return _builder.Node("DequantizeLinear", layer + "/weight/DequantizeLinear", [quantized, scale, zeroPoint], layer + ".weight");
+        string scale = _builder.Initializer(layer + ".weight_scale", Float([], [qparams.Scale]));
+        string zeroPoint = _builder.Initializer(layer + ".weight_zero_point", Int8([], [(sbyte)qparams.ZeroPoint]));
+        return new QuantizedWeight([quantized, scale, zeroPoint], null);
+    }
+
+    private void CheckWeightAxis(string layer, QTensor weight, int axis)
+    {
+        if (weight.QParams.IsPerChannel && weight.QParams.Axis != axis)
+        {
+            throw new NotSupportedException($"{Model}.{layer}: per-channel weights along axis {weight.QParams.Axis}; ONNX's {(axis == 0 ? "Conv/Gemm" : "ConvTranspose")} needs them along axis {axis}.");
+        }
+    }
+
+    private static long[] WeightDims(QTensor weight, bool transpose)
+    {
+        long[] dims = weight.Shape.Select(d => (long)d).ToArray();
+        return transpose ? [dims[1], dims[0]] : dims;
     }
 
     /// <summary>
-    /// The bias as an op input, or null without one. QDQ form: int32 quantized with scale
-    /// <c>input_scale · weight_scale_c</c> behind a DequantizeLinear (axis 0) — the form ORT turns into
-    /// QLinearConv/QGemm's int32 bias — rounded as the Qnnpack preset does
-    /// (<c>rne(bias_c · (1 / (sx · sw_c)))</c>, docs/numerics.md §4). Float form: the float bias.
+    /// The bias as an op input, or null without one. QDQ form: the int32 bias (<see cref="WriteInt32Bias"/>)
+    /// behind a DequantizeLinear (axis 0) — the form ORT turns into QLinearConv/QGemm's int32 bias. Float
+    /// form: the float bias.
     /// </summary>
     private string? BiasInput(string layer, float[]? bias, Value input, float[] weightScales)
     {
@@ -557,13 +716,26 @@ internal sealed class ModelWriter
             return null;
         }
 
-        if (!Qdq)
+        if (!Quantized)
         {
             return _builder.Initializer(layer + ".bias", Float([bias.Length], bias));
         }
 
+        string values = WriteInt32Bias(layer, bias, input, weightScales, out float[] scales);
+        string scale = _builder.Initializer(layer + ".bias_scale", Float([bias.Length], scales));
+        string zeroPoint = _builder.Initializer(layer + ".bias_zero_point", Int32([bias.Length], new int[bias.Length]));
+        return _builder.Node("DequantizeLinear", layer + "/bias/DequantizeLinear", [values, scale, zeroPoint], layer + ".bias", Int("axis", 0));
+    }
+
+    /// <summary>
+    /// The bias as an int32 initializer, quantized with scale <c>input_scale · weight_scale_c</c>
+    /// (<paramref name="scales"/>) and rounded as the Qnnpack preset does
+    /// (<c>rne(bias_c · (1 / (sx · sw_c)))</c>, docs/numerics.md §4).
+    /// </summary>
+    private string WriteInt32Bias(string layer, float[] bias, Value input, float[] weightScales, out float[] scales)
+    {
         float inputScale = input.QParams!.Scale;
-        var scales = new float[bias.Length];
+        scales = new float[bias.Length];
         var quantized = new int[bias.Length];
         for (int c = 0; c < bias.Length; c++)
         {
@@ -572,10 +744,7 @@ internal sealed class ModelWriter
             quantized[c] = (int)Math.Clamp(rounded, int.MinValue, int.MaxValue);
         }
 
-        string values = _builder.Initializer(layer + ".bias_quantized", Int32([bias.Length], quantized));
-        string scale = _builder.Initializer(layer + ".bias_scale", Float([bias.Length], scales));
-        string zeroPoint = _builder.Initializer(layer + ".bias_zero_point", Int32([bias.Length], new int[bias.Length]));
-        return _builder.Node("DequantizeLinear", layer + "/bias/DequantizeLinear", [values, scale, zeroPoint], layer + ".bias", Int("axis", 0));
+        return _builder.Initializer(layer + ".bias_quantized", Int32([bias.Length], quantized));
     }
 
     /// <summary>
@@ -661,6 +830,20 @@ internal sealed class ModelWriter
         };
     }
 
+    /// <summary>
+    /// A 1-D int64 shape: the first dimensions of <paramref name="tensor"/>, up to <paramref name="end"/>
+    /// (a Slice index, negative from the back), then <paramref name="tail"/> — sizes the graph knows only in part.
+    /// </summary>
+    private string ShapeWithTail(string tensor, string layer, long end, long[] tail)
+    {
+        string shape = _builder.Node("Shape", layer + "/Shape", [tensor], layer + "/input_shape");
+        string starts = _builder.Initializer(layer + ".slice_starts", Int64([1], [0]));
+        string ends = _builder.Initializer(layer + ".slice_ends", Int64([1], [end]));
+        string leading = _builder.Node("Slice", layer + "/Slice", [shape, starts, ends], layer + "/leading_dims");
+        string trailing = _builder.Initializer(layer + ".trailing_dims", Int64([tail.Length], tail));
+        return _builder.Node("Concat", layer + "/ConcatSizes", [leading, trailing], layer + "/sizes", Int("axis", 0));
+    }
+
     private static T[] Transpose<T>(T[] values, int rows, int columns)
     {
         var result = new T[values.Length];
@@ -676,8 +859,15 @@ internal sealed class ModelWriter
     }
 
     /// <summary>
-    /// One QuantGen value in the ONNX graph: in QDQ form the quantized tensor and the names of its scale
-    /// and zero point initializers; in float form the float tensor (no qparams).
+    /// One QuantGen value in the ONNX graph: in QDQ and QOperator form the quantized tensor and the names of
+    /// its scale and zero point initializers; in float form the float tensor (no qparams).
     /// </summary>
-    private sealed record Value(string Name, QParams? QParams, string? Scale, string? ZeroPoint, int Rank);
+    private sealed record Value(string Name, QParams? QParams, string? Scale, string? ZeroPoint, int Rank)
+    {
+        /// <summary>The tensor, its scale and its zero point: how DequantizeLinear and the QLinear operators read a quantized operand.</summary>
+        public string[] Operands => [Name, Scale!, ZeroPoint!];
+    }
+
+    /// <summary>A weight's int8 initializer, scale and zero point (<see cref="Operands"/>), and the per-channel axis in the written layout (null per-tensor).</summary>
+    private sealed record QuantizedWeight(string[] Operands, int? Axis);
 }

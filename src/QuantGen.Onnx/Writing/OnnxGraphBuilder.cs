@@ -15,9 +15,16 @@ internal sealed class OnnxGraphBuilder
 {
     private readonly HashSet<string> _valueNames = new(StringComparer.Ordinal);
     private readonly HashSet<string> _nodeNames = new(StringComparer.Ordinal);
+    private readonly SortedSet<string> _domains = new(StringComparer.Ordinal);
+
+    /// <summary>ONNX Runtime's contrib operator domain (QLinearAdd, QGemm, QLinearConcat ...), opset version 1.</summary>
+    public const string MicrosoftDomain = "com.microsoft";
 
     /// <summary>The graph being built.</summary>
     public GraphProto Graph { get; } = new();
+
+    /// <summary>The operator domains other than ai.onnx that the graph's nodes use: the model must import each.</summary>
+    public IReadOnlyCollection<string> Domains => _domains;
 
     /// <summary>Reserves <paramref name="name"/> as a value name, or <c>name_1</c>, <c>name_2</c> ... when taken.</summary>
     public string UniqueValue(string name) => Reserve(_valueNames, name);
@@ -32,9 +39,19 @@ internal sealed class OnnxGraphBuilder
         NodeWithOutput(opType, name, inputs, UniqueValue(output), attributes);
 
     /// <summary>As <see cref="Node"/>, writing to <paramref name="outputName"/> exactly: a name the caller reserved with <see cref="UniqueValue"/>.</summary>
-    public string NodeWithOutput(string opType, string name, IEnumerable<string> inputs, string outputName, params AttributeProto[] attributes)
+    public string NodeWithOutput(string opType, string name, IEnumerable<string> inputs, string outputName, params AttributeProto[] attributes) =>
+        Add(string.Empty, opType, name, inputs, outputName, attributes);
+
+    /// <summary>As <see cref="Node"/>, for an operator of ONNX Runtime's <see cref="MicrosoftDomain"/> (recorded in <see cref="Domains"/>).</summary>
+    public string ContribNode(string opType, string name, IEnumerable<string> inputs, string output, params AttributeProto[] attributes)
     {
-        var node = new NodeProto { OpType = opType, Name = Reserve(_nodeNames, name) };
+        _domains.Add(MicrosoftDomain);
+        return Add(MicrosoftDomain, opType, name, inputs, UniqueValue(output), attributes);
+    }
+
+    private string Add(string domain, string opType, string name, IEnumerable<string> inputs, string outputName, AttributeProto[] attributes)
+    {
+        var node = new NodeProto { Domain = domain, OpType = opType, Name = Reserve(_nodeNames, name) };
         node.Input.AddRange(inputs);
         node.Output.Add(outputName);
         node.Attribute.AddRange(attributes);

@@ -7,8 +7,8 @@ using QuantGen.Reports;
 
 namespace QuantGen.Tests.Onnx;
 
-/// <summary>What ONNX export refuses, and that each refusal names the model and the layer.</summary>
-public sealed class OnnxExportErrorTests
+/// <summary>What ONNX export refuses, and that each refusal names the model and the layer, in each int8 form (<see cref="Qdq"/>, <see cref="QOperator"/>).</summary>
+public abstract class OnnxExportErrorTests(OnnxForm form)
 {
     private const string Model = "Refused";
     private static readonly QParams U8 = QParams.PerTensor(0.02f, 64, QuantDType.QUInt8);
@@ -18,7 +18,7 @@ public sealed class OnnxExportErrorTests
     {
         var model = new HandBuiltModel(Model, U8);
         model.Add(new QuantizeInput(Model, "island", U8), GraphOp.FloatIsland);
-        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        var error = Assert.Throws<NotSupportedException>(() => Export(model));
         Assert.Contains("Refused.island", error.Message);
         Assert.Contains("float island", error.Message);
     }
@@ -28,7 +28,7 @@ public sealed class OnnxExportErrorTests
     {
         var model = new HandBuiltModel(Model, U8);
         model.Add(new QuantizedAdaptiveAvgPool2d(Model, "pool", 2, 3), GraphOp.AdaptiveAvgPool2d);
-        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        var error = Assert.Throws<NotSupportedException>(() => Export(model));
         Assert.Contains("Refused.pool", error.Message);
         Assert.Contains("2x3", error.Message);
     }
@@ -38,7 +38,7 @@ public sealed class OnnxExportErrorTests
     {
         var model = new HandBuiltModel(Model, U8);
         model.Add(new QuantizedAvgPool2d(Model, "pool", Pool2dOptions.Square(2, divisorOverride: 3)), GraphOp.AvgPool2d);
-        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        var error = Assert.Throws<NotSupportedException>(() => Export(model));
         Assert.Contains("Refused.pool", error.Message);
         Assert.Contains("divisor_override=3", error.Message);
     }
@@ -48,8 +48,28 @@ public sealed class OnnxExportErrorTests
     {
         var model = new HandBuiltModel(Model, U8);
         model.Add(new QuantizedFlatten(Model, "flatten", 1, 2), GraphOp.Flatten);
-        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model, new OnnxExportOptions { InputShape = [1, 2, 3, 4] }));
+        var error = Assert.Throws<NotSupportedException>(() => Export(model, new OnnxExportOptions { InputShape = [1, 2, 3, 4] }));
         Assert.Contains("Refused.flatten", error.Message);
+    }
+
+    [Fact]
+    public void ReshapeWithAZeroSizeDimensionIsNotSupported()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedReshape(Model, "view", [0, 4]), GraphOp.Reshape);
+        var error = Assert.Throws<NotSupportedException>(() => Export(model, new OnnxExportOptions { InputShape = [2, 4] }));
+        Assert.Contains("Refused.view", error.Message);
+        Assert.Contains("zero-size", error.Message);
+    }
+
+    [Fact]
+    public void LinearOnARank1InputIsNotSupported()
+    {
+        var model = new HandBuiltModel(Model, U8);
+        model.Add(new QuantizedLinear(Model, "fc", 4, 2, OnnxTestSupport.Weight(new Random(1), [2, 4], [0.01f], -1), null, U8, U8, false, QuantBackend.X86), GraphOp.Linear);
+        var error = Assert.Throws<NotSupportedException>(() => Export(model, new OnnxExportOptions { InputShape = [4] }));
+        Assert.Contains("Refused.fc", error.Message);
+        Assert.Contains("rank 1", error.Message);
     }
 
     [Fact]
@@ -57,9 +77,9 @@ public sealed class OnnxExportErrorTests
     {
         var model = new HandBuiltModel(Model, U8);
         model.Add(new QuantizedReLU(Model, "relu"), GraphOp.ReLU);
-        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(model));
+        var error = Assert.Throws<NotSupportedException>(() => Export(model));
         Assert.Contains("InputShape", error.Message);
-        Assert.NotEmpty(OnnxExporter.Export(model, new OnnxExportOptions { InputShape = [1, 4] }));
+        Assert.NotEmpty(Export(model, new OnnxExportOptions { InputShape = [1, 4] }));
     }
 
     [Theory]
@@ -69,7 +89,7 @@ public sealed class OnnxExportErrorTests
     {
         var model = new HandBuiltModel(Model, U8);
         model.Add(new QuantizedReLU(Model, "relu"), GraphOp.ReLU);
-        var error = Assert.Throws<ArgumentOutOfRangeException>(() => OnnxExporter.Export(model, new OnnxExportOptions { Opset = opset, InputShape = [1, 4] }));
+        var error = Assert.Throws<ArgumentOutOfRangeException>(() => Export(model, new OnnxExportOptions { Opset = opset, InputShape = [1, 4] }));
         Assert.Contains("13..21", error.Message);
     }
 
@@ -77,7 +97,7 @@ public sealed class OnnxExportErrorTests
     public void ANodeWithoutItsLayerNamesBoth()
     {
         var model = new MismatchedModel();
-        var error = Assert.Throws<InvalidOperationException>(() => OnnxExporter.Export(model));
+        var error = Assert.Throws<InvalidOperationException>(() => Export(model));
         Assert.Contains("Refused.conv", error.Message);
         Assert.Contains("no layer of that name", error.Message);
     }
@@ -87,11 +107,20 @@ public sealed class OnnxExportErrorTests
     {
         var model = new HandBuiltModel(Model, U8);
         model.Add(new QuantizedReLU(Model, "conv"), GraphOp.Conv2d);
-        var error = Assert.Throws<InvalidOperationException>(() => OnnxExporter.Export(model, new OnnxExportOptions { InputShape = [1, 4, 2, 2] }));
+        var error = Assert.Throws<InvalidOperationException>(() => Export(model, new OnnxExportOptions { InputShape = [1, 4, 2, 2] }));
         Assert.Contains("Refused.conv", error.Message);
         Assert.Contains("QuantizedConv2d", error.Message);
         Assert.Contains("QuantizedReLU", error.Message);
     }
+
+    private byte[] Export(IQuantizedModel model, OnnxExportOptions? options = null) =>
+        OnnxExporter.Export(model, (options ?? new OnnxExportOptions()) with { Form = form });
+
+    /// <summary>The QDQ form's refusals.</summary>
+    public sealed class Qdq() : OnnxExportErrorTests(OnnxForm.Qdq);
+
+    /// <summary>The QOperator form's refusals: the same, with the same messages.</summary>
+    public sealed class QOperator() : OnnxExportErrorTests(OnnxForm.QOperator);
 
     /// <summary>A graph with a conv node whose layer list lacks the conv.</summary>
     private sealed class MismatchedModel : IQuantizedModel

@@ -27,8 +27,12 @@ namespace QuantGen.Tests.Onnx;
 /// Conv or Gemm);</item>
 /// <item>the float form close to QuantGen's Reference (QDQ) forward.</item>
 /// </list>
+/// Every test runs in both int8 forms (<see cref="Qdq"/>, <see cref="QOperator"/>): the QOperator form
+/// writes the kernels ORT fuses the QDQ form into, so the same bounds hold for the same reasons, and
+/// its saved model (before ORT optimizes it) is checked to dequantize only into ops without a quantized
+/// operator.
 /// </summary>
-public sealed class OnnxModelExportTests(ITestOutputHelper output)
+public abstract class OnnxModelExportTests(ITestOutputHelper output, OnnxForm form)
 {
     [Fact]
     public void QuickStartM()
@@ -148,7 +152,7 @@ public sealed class OnnxModelExportTests(ITestOutputHelper output)
         model.eval();
         using Generator.Models.IslandNet.Observed observed = model.Prepare();
         Calibrate(observed.forward, [1, 2, 5, 5], batches: 1);
-        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(observed.Convert()));
+        var error = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(observed.Convert(), new OnnxExportOptions { Form = form }));
         Assert.Contains("IslandNet.conv2", error.Message);
         Assert.Contains("float island", error.Message);
     }
@@ -189,17 +193,29 @@ public sealed class OnnxModelExportTests(ITestOutputHelper output)
         return last;
     }
 
-    /// <summary>Exports the QDQ form, runs it in ORT and asserts its output is within <paramref name="maxSteps"/> of QuantGen's int8 forward.</summary>
+    /// <summary>
+    /// Exports the class's form, runs it in ORT and asserts its output is within <paramref name="maxSteps"/> of
+    /// QuantGen's int8 forward. A QOperator model must also dequantize only into ops without a quantized
+    /// operator, and give exactly ORT's output of the QDQ form (whose groups ORT fuses into the same kernels).
+    /// </summary>
     private OrtResult CheckEndToEnd(string name, IQuantizedModel int8, float[] image, int[] shape, int maxSteps, bool int8Activations = false, OnnxExportOptions? options = null)
     {
         var clock = Stopwatch.StartNew();
+        options ??= new OnnxExportOptions();
         QTensor result = int8.forward(int8.Input.Forward(image, shape));
-        byte[] onnx = OnnxExporter.Export(int8, options);
+        byte[] onnx = OnnxExporter.Export(int8, options with { Form = form });
         OrtResult ort = Run(onnx, image, shape, int8Activations);
         Assert.Equal(result.Shape, ort.Shape);
         (int exact, int worst) = Steps(result.Dequantize(), ort.Output, result.QParams);
-        output.WriteLine($"{name}: end to end {exact}/{ort.Output.Length} exact ({100.0 * exact / ort.Output.Length:F2}%), max {worst} step(s); {onnx.Length} bytes; ORT ran {ort.Summary()} ({clock.ElapsedMilliseconds} ms)");
+        output.WriteLine($"{form} {name}: end to end {exact}/{ort.Output.Length} exact ({100.0 * exact / ort.Output.Length:F2}%), max {worst} step(s); {onnx.Length} bytes; ORT ran {ort.Summary()} ({clock.ElapsedMilliseconds} ms)");
         Assert.True(worst <= maxSteps, $"{name}: ORT's output is {worst} steps from QuantGen's (allowed {maxSteps})");
+        if (form == OnnxForm.QOperator)
+        {
+            output.WriteLine($"  saved QOperator model: {AssertQuantizedOperators(onnx)}");
+            OrtResult qdq = Run(OnnxExporter.Export(int8, options with { Form = OnnxForm.Qdq }), image, shape, int8Activations);
+            Assert.Equal(qdq.Output, ort.Output);
+        }
+
         return ort;
     }
 
@@ -228,7 +244,7 @@ public sealed class OnnxModelExportTests(ITestOutputHelper output)
             QTensor x = values[node.Inputs[0]], expected = values[node.Output];
             var single = new HandBuiltModel(int8.Graph.Model, x.QParams);
             single.Add(layers[node.Name], node.Op);
-            OrtResult ort = Run(OnnxExporter.Export(single, new OnnxExportOptions { InputShape = x.Shape }), x.Dequantize(), x.Shape, int8Activations);
+            OrtResult ort = Run(OnnxExporter.Export(single, new OnnxExportOptions { InputShape = x.Shape, Form = form }), x.Dequantize(), x.Shape, int8Activations);
             Assert.Equal(expected.Shape, ort.Shape);
             (int exact, int worst) = Steps(expected.Dequantize(), ort.Output, expected.QParams);
             output.WriteLine($"  {node.Name} ({node.Op}) alone: {exact}/{ort.Output.Length} exact ({100.0 * exact / ort.Output.Length:F3}%), max {worst}");
@@ -238,17 +254,22 @@ public sealed class OnnxModelExportTests(ITestOutputHelper output)
             checkedOps++;
         }
 
-        output.WriteLine($"{name}: {checkedOps} ops in isolation, {exactTotal}/{total} outputs exact ({100.0 * exactTotal / total:F3}%), none more than one step off ({clock.ElapsedMilliseconds} ms)");
+        output.WriteLine($"{form} {name}: {checkedOps} ops in isolation, {exactTotal}/{total} outputs exact ({100.0 * exactTotal / total:F3}%), none more than one step off ({clock.ElapsedMilliseconds} ms)");
     }
 
     /// <summary>
     /// The float form in ORT against QuantGen's Reference forward on the same (calibration) input. Both use
     /// the dequantized weights; the Reference also rounds every activation to its layer's grid (and clamps
     /// it to the calibrated range), so they differ by the accumulated rounding — held to a mean below two
-    /// output steps.
+    /// output steps. The float form does not depend on the int8 form under test: it is checked once, with the QDQ tests.
     /// </summary>
     private void CheckFloatForm(string name, IQuantizedModel int8, Func<Tensor, Tensor> reference, float[] image, int[] shape)
     {
+        if (form != OnnxForm.Qdq)
+        {
+            return;
+        }
+
         var clock = Stopwatch.StartNew();
         QTensor result = int8.forward(int8.Input.Forward(image, shape));
         OrtResult ort = Run(OnnxExporter.Export(int8, new OnnxExportOptions { Form = OnnxForm.Float }), image, shape);
@@ -269,6 +290,18 @@ public sealed class OnnxModelExportTests(ITestOutputHelper output)
         output.WriteLine($"{name}: float form vs Reference: mean |diff| {meanSteps:F3} output steps, max {maxSteps:F2}; ORT ran {ort.Summary()} ({clock.ElapsedMilliseconds} ms)");
         Assert.True(meanSteps < 2, $"{name}: the float form is {meanSteps:F3} steps from the Reference on average");
     }
+
+    /// <summary>The QDQ form's model tests (and the float form's).</summary>
+    /// <remarks>
+    /// One collection with <see cref="QOperator"/>: the fixtures seed TorchSharp's global generator
+    /// (<c>torch.manual_seed</c>), so the two classes run one after the other to build the same models.
+    /// </remarks>
+    [Collection(nameof(OnnxModelExportTests))]
+    public sealed class Qdq(ITestOutputHelper output) : OnnxModelExportTests(output, OnnxForm.Qdq);
+
+    /// <summary>The QOperator form's model tests.</summary>
+    [Collection(nameof(OnnxModelExportTests))]
+    public sealed class QOperator(ITestOutputHelper output) : OnnxModelExportTests(output, OnnxForm.QOperator);
 
     private sealed class CollectingTap : IQuantizedTap
     {

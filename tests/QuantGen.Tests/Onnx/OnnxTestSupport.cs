@@ -40,14 +40,15 @@ internal static class OnnxTestSupport
     /// where it can turn them into uint8 itself (a QuantizeLinear read by one DequantizeLinear); a value
     /// read by several ops stays int8, and its readers stay float unless this is set.
     /// </param>
-    public static OrtResult Run(byte[] model, float[] input, int[] shape, bool int8Activations = false)
+    /// <param name="optimizations">The session's optimization level; <c>ORT_DISABLE_ALL</c> runs the model as written (no QDQ fusion).</param>
+    public static OrtResult Run(byte[] model, float[] input, int[] shape, bool int8Activations = false, GraphOptimizationLevel optimizations = GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
     {
         string optimizedPath = Path.Combine(Path.GetTempPath(), $"quantgen-onnx-{Guid.NewGuid():N}.onnx");
         try
         {
             using var options = new SessionOptions
             {
-                GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+                GraphOptimizationLevel = optimizations,
                 OptimizedModelFilePath = optimizedPath,
                 IntraOpNumThreads = 1,
                 InterOpNumThreads = 1,
@@ -110,6 +111,38 @@ internal static class OnnxTestSupport
         using var session = new InferenceSession(Google.Protobuf.MessageExtensions.ToByteArray(proto), options);
         using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = session.Run([NamedOnnxValue.CreateFromTensor(session.InputMetadata.Keys.Single(), new DenseTensor<float>(input, shape))]);
         return taps.ToDictionary(t => t, t => results.Single(r => r.Name == t + "/tap").AsTensor<float>().ToArray());
+    }
+
+    /// <summary>The ops that ORT 1.31's CPU provider has no quantized operator for: the QOperator form writes them DequantizeLinear → float op → QuantizeLinear.</summary>
+    public static readonly string[] FloatFallbackOps = ["ConvTranspose", "BatchNormalization"];
+
+    /// <summary>
+    /// Checks a saved QOperator model, before ORT optimizes it: every DequantizeLinear feeds only ops of
+    /// <see cref="FloatFallbackOps"/> or is the graph's output (no DequantizeLinear → Conv, Gemm, Add ... pair),
+    /// and no float conv, gemm, matmul, add or average pool is left. Returns the op types with their counts
+    /// (<c>domain:op_type</c> outside ai.onnx), for test output.
+    /// </summary>
+    public static string AssertQuantizedOperators(byte[] model)
+    {
+        GraphProto graph = ModelProto.Parser.ParseFrom(model).Graph;
+        string[] outputs = graph.Output.Select(o => o.Name).ToArray();
+        foreach (NodeProto dequantize in graph.Node.Where(n => n.OpType == "DequantizeLinear"))
+        {
+            string value = dequantize.Output[0];
+            string[] readers = graph.Node.Where(n => n.Input.Contains(value)).Select(n => n.OpType).ToArray();
+            Assert.True(
+                outputs.Contains(value) || (readers.Length > 0 && readers.All(FloatFallbackOps.Contains)),
+                $"{dequantize.Name} dequantizes into {string.Join(", ", readers)}, which have quantized operators");
+        }
+
+        // (Concat is not listed: an int64 Concat builds shapes, and a Concat of activations would read DequantizeLinear outputs.)
+        string[] ops = graph.Node.Select(n => string.IsNullOrEmpty(n.Domain) ? n.OpType : n.Domain + ":" + n.OpType).ToArray();
+        foreach (string floatOp in new[] { "Conv", "Gemm", "MatMul", "Add", "AveragePool", "GlobalAveragePool" })
+        {
+            Assert.DoesNotContain(floatOp, ops);
+        }
+
+        return string.Join(", ", ops.GroupBy(o => o).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key}×{g.Count()}"));
     }
 
     /// <summary>
