@@ -75,9 +75,6 @@ internal static unsafe class GemmDriver
     /// <summary>Packed weights per L2 block (bytes); half of Zen 5's 1 MiB L2, leaving room for rows and outputs.</summary>
     private const int PanelBlockBytes = 512 * 1024;
 
-    /// <summary>Multiply-adds below which a GEMM runs on the calling thread alone (~1 µs of kernel time, about what waking a helper costs).</summary>
-    internal const long MinMultiplyAddsPerThread = 256 * 1024;
-
     /// <summary>Row tiles per task at most (48 rows with MR = 6): small enough to balance two or more threads on 7×7 maps.</summary>
     private const int MaxRowTilesPerTask = 8;
 
@@ -117,7 +114,7 @@ internal static unsafe class GemmDriver
             // A small GEMM (a one-channel first convolution, a linear layer at batch 1) finishes before a
             // helper thread would have woken: only give each thread a worthwhile share of multiply-adds.
             long multiplyAdds = (long)m * weights.OutChannels * weights.K;
-            int degree = (int)Math.Clamp(multiplyAdds / MinMultiplyAddsPerThread, 1, KernelThreads.MaxDegreeOfParallelism);
+            int degree = (int)Math.Clamp(multiplyAdds / KernelThreads.MinMultiplyAddsPerThread, 1, KernelThreads.MaxDegreeOfParallelism);
             int panelChunks = (weights.PanelsPerGroup + panelChunk - 1) / panelChunk;
             if (degree > 1 && (long)weights.Groups * panelChunks * rowChunks < 2L * degree)
             {

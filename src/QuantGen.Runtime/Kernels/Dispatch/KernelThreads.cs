@@ -48,6 +48,14 @@ public static class KernelThreads
     /// <exception cref="InvalidOperationException"><c>QUANTGEN_THREADS</c> is set but is not a positive integer.</exception>
     public static int DefaultDegreeOfParallelism => s_defaultDegree;
 
+    /// <summary>
+    /// A GEMM or convolution gets one thread per this many multiply-adds, up to
+    /// <see cref="MaxDegreeOfParallelism"/>: below it (about a microsecond of kernel time, what waking a
+    /// helper costs) a call runs on the calling thread alone. FashionCnn's 0.1 M-multiply-add layers were
+    /// slower on 2 threads than on 1 before this.
+    /// </summary>
+    public const long MinMultiplyAddsPerThread = 256 * 1024;
+
     /// <summary>Threads an int8 kernel call may use, the calling thread included (≥ 1).</summary>
     /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
     public static int MaxDegreeOfParallelism

@@ -51,7 +51,43 @@ public class ThreadedKernelTests(ITestOutputHelper output)
         yield return ("7x7 stride2 pad3 C3->64 N2 33x35 (stem)", new Conv2dGeometry(2, 3, 33, 35, 64, 7, 7, 2, 2, 3, 3));
         yield return ("1x1 C96->130 N3 9x7", new Conv2dGeometry(3, 96, 9, 7, 130, 1, 1));
         yield return ("depthwise 3x3 pad1 C67 N2 19x23", new Conv2dGeometry(2, 67, 19, 23, 67, 3, 3, 1, 1, 1, 1, 1, 1, 67));
+
+        // Odd shapes large enough that 3 threads really split them (small GEMMs stay on the calling thread:
+        // KernelThreads.MinMultiplyAddsPerThread), one per path: strided, grouped, dilated per-tap pointers,
+        // gathered rows (3 × 4 ... rows stay unaligned), and few-channel row runs with a batch.
+        yield return ("3x3 stride2 pad1 C63->65 N2 31x29 (threaded)", new Conv2dGeometry(2, 63, 31, 29, 65, 3, 3, 2, 2, 1, 1));
+        yield return ("5x3 stride(2,1) pad(2,1) groups2 C6->34 41x37 (threaded)", new Conv2dGeometry(1, 6, 41, 37, 34, 5, 3, 2, 1, 2, 1, 1, 1, 2));
+        yield return ("3x3 dilation2 pad2 C4->17 37x41 (threaded)", new Conv2dGeometry(1, 4, 37, 41, 17, 3, 3, 1, 1, 2, 2, 2, 2));
+        yield return ("3x3 pad1 C5->19 31x33 (threaded)", new Conv2dGeometry(1, 5, 31, 33, 19, 3, 3, 1, 1, 1, 1));
+        yield return ("row runs 3x3 pad1 C1->16 N3 56x56 (threaded)", new Conv2dGeometry(3, 1, 56, 56, 16, 3, 3, 1, 1, 1, 1));
     }
+
+    [Fact]
+    public void TheThreadedShapesAreLargeEnoughToSplit()
+    {
+        // Guards the shapes above and below against the threshold: were they smaller, 2 and 3 "threads" would
+        // run on one and the bit-identity tests would compare a result with itself.
+        foreach ((string name, Conv2dGeometry g) in ThreadedConvShapes().Where(shape => shape.Name.EndsWith("(threaded)", StringComparison.Ordinal)))
+        {
+            long multiplyAdds = (long)g.Batch * g.OutHeight * g.OutWidth * g.OutChannels * g.KernelHeight * g.KernelWidth * (g.InChannels / g.Groups);
+            Assert.True(multiplyAdds >= 3 * KernelThreads.MinMultiplyAddsPerThread, $"{name}: {multiplyAdds} multiply-adds");
+        }
+
+        foreach (object[] linear in LinearCases())
+        {
+            long multiplyAdds = (long)(int)linear[0] * (int)linear[1] * (int)linear[2];
+            Assert.True(multiplyAdds >= 3 * KernelThreads.MinMultiplyAddsPerThread, $"linear {string.Join('x', linear)}: {multiplyAdds} multiply-adds");
+        }
+
+        Conv2dGeometry r = ShortRegionsShape;
+        long shortRegion = (long)r.OutHeight * r.OutWidth * r.OutChannels * r.KernelHeight * r.KernelWidth * r.InChannels;
+        Assert.True(shortRegion >= 3 * KernelThreads.MinMultiplyAddsPerThread, $"short regions: {shortRegion} multiply-adds");
+    }
+
+    /// <summary>Batch × in × out: one row (the 1-row kernel, panels split), odd sizes, a K with a tail quad.</summary>
+    public static IEnumerable<object[]> LinearCases() => [[1, 800, 1000], [37, 129, 193], [2, 4099, 100]];
+
+    private static readonly Conv2dGeometry ShortRegionsShape = new(1, 8, 16, 18, 40, 3, 3, 1, 1, 1, 1);
 
     public static IEnumerable<object[]> ConvCases() => ThreadedConvShapes().Select((shape, index) => new object[] { index, shape.Name });
 
@@ -89,9 +125,7 @@ public class ThreadedKernelTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(1, 300, 1000)]
-    [InlineData(37, 129, 65)]
-    [InlineData(2, 512, 10)]
+    [MemberData(nameof(LinearCases))]
     public void LinearIsBitIdenticalOnOneTwoAndThreeThreads(int batch, int inFeatures, int outFeatures)
     {
         GemmConfig config = KernelDispatch.Config;
@@ -138,7 +172,7 @@ public class ThreadedKernelTests(ITestOutputHelper output)
     [Fact]
     public void ManyShortRegionsInARowStayCorrect()
     {
-        var g = new Conv2dGeometry(1, 8, 6, 7, 40, 3, 3, 1, 1, 1, 1);
+        Conv2dGeometry g = ShortRegionsShape;
         var random = new Random(6);
         byte[] input = Activations(random, g.InHeight * g.InWidth * g.InChannels);
         sbyte[] weights = Weights(random, g.OutChannels * 9 * g.InChannels);
