@@ -38,7 +38,7 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
 
         IncrementalValuesProvider<PlanResult> plans = parsed
             .Combine(specs)
-            .Select(static (pair, _) => QuantizationPlanner.Plan(pair.Left, pair.Right))
+            .Select(static (pair, _) => FormChooser.Choose(pair.Left, QuantizationPlanner.Plan(pair.Left, pair.Right)))
             .WithTrackingName(TrackingNames.Plan);
 
         IncrementalValuesProvider<EquatableArray<DiagnosticInfo>> diagnostics = plans
@@ -67,6 +67,44 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
             {
                 output.ReportDiagnostic(Guard.InternalError(plan.ClassName, null, exception).ToDiagnostic());
+            }
+        });
+
+        // The bound form of [Quantize] classes whose forward only the running model can settle.
+        IncrementalValuesProvider<BoundModelSpec> boundModels = plans
+            .Select(static (result, _) => result.Bound!)
+            .Where(static bound => bound is not null)
+            .WithTrackingName(TrackingNames.EmitBound);
+        context.RegisterSourceOutput(boundModels, static (output, bound) =>
+        {
+            try
+            {
+                output.AddSource(bound.HintName, SourceText.From(BoundModelEmitter.Emit(bound), System.Text.Encoding.UTF8));
+            }
+            catch (System.Exception exception) when (exception is not System.OperationCanceledException)
+            {
+                output.ReportDiagnostic(Guard.InternalError(bound.Name, null, exception).ToDiagnostic());
+            }
+        });
+
+        // Every module class's forward, captured so Prepare can inline it wherever a model holds one (FX traces
+        // through a user's submodules the same way); a class that cannot be captured is recorded as such.
+        IncrementalValuesProvider<CaptureSpec> captures = context.SyntaxProvider
+            .CreateSyntaxProvider(
+                predicate: static (node, _) => ModuleClassCapture.MayBeModule(node),
+                transform: ModuleClassCapture.Capture)
+            .Where(static spec => spec is not null)
+            .Select(static (spec, _) => spec!)
+            .WithTrackingName(TrackingNames.Capture);
+        context.RegisterSourceOutput(captures, static (output, capture) =>
+        {
+            try
+            {
+                output.AddSource(capture.HintName, SourceText.From(CaptureEmitter.Emit(capture), System.Text.Encoding.UTF8));
+            }
+            catch (System.Exception exception) when (exception is not System.OperationCanceledException)
+            {
+                output.ReportDiagnostic(Guard.InternalError(capture.TypeReference, null, exception).ToDiagnostic());
             }
         });
     }

@@ -20,4 +20,10 @@ public static class TrackingNames
 
     /// <summary>The plans that are free of errors: the input of the source output.</summary>
     public const string Emit = "QuantGen.Emit";
+
+    /// <summary>The [Quantize] classes that get the bound form (forward captured, bound at Prepare).</summary>
+    public const string EmitBound = "QuantGen.EmitBound";
+
+    /// <summary>Every module class's captured forward, registered for binding at Prepare.</summary>
+    public const string Capture = "QuantGen.Capture";
 }

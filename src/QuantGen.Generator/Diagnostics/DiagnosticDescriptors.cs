@@ -145,6 +145,18 @@ internal static class DiagnosticDescriptors
         "'{0}.{1}' cannot be a float island: {2}",
         DiagnosticSeverity.Error);
 
+    public static readonly DiagnosticDescriptor BoundAtPrepare = Create(
+        "QG0022",
+        "Forward captured and bound at Prepare",
+        "'{0}' is captured from source and bound to the running model at Prepare(), because {1}",
+        DiagnosticSeverity.Info);
+
+    public static readonly DiagnosticDescriptor RunsInFloat = Create(
+        "QG0023",
+        "Op runs in float",
+        "'{0}' in {1} runs in float in the int8 model: {2}",
+        DiagnosticSeverity.Warning);
+
     public static readonly DiagnosticDescriptor InternalError = Create(
         "QG9999",
         "QuantGen internal error",

@@ -131,6 +131,27 @@ internal static class ModelParser
             forward = ForwardParser.Parse(forwardSyntax, ModelFor(forwardSyntax.SyntaxTree), type, members, diagnostics, cancellationToken);
         }
 
+        // The bound form, used when only the running model can settle what the generated form needs to know
+        // (QuantGen.Generator.QuantizeGenerator decides which one a class gets).
+        BoundModelSpec? bound = null;
+        EquatableArray<DiagnosticInfo> boundDiagnostics = default;
+        if (forwardSyntax is not null && type.TypeParameters.Length == 0)
+        {
+            CaptureResult capture = CaptureParser.Capture(type, forwardSyntax, ModelFor(forwardSyntax.SyntaxTree), cancellationToken);
+            if (capture.Spec is { } captured)
+            {
+                bound = new BoundModelSpec(
+                    name,
+                    type.ContainingNamespace is { IsGlobalNamespace: false } boundNamespace ? boundNamespace.ToDisplayString() : null,
+                    containingTypes.ToEquatableArray(),
+                    backend ?? "X86",
+                    ReadAutoFuse(quantize),
+                    captured,
+                    captured.RegistrationName + ".Model.g.cs");
+                boundDiagnostics = capture.Diagnostics;
+            }
+        }
+
         var spec = new ModelSpec(
             name,
             TypeParameterList(type),
@@ -145,7 +166,7 @@ internal static class ModelParser
             KnownTypes.MetadataName(type),
             ReadAutoFuse(quantize),
             ReadQConfigs(type));
-        return new ParseResult(spec, diagnostics.ToEquatableArray());
+        return new ParseResult(spec, diagnostics.ToEquatableArray(), bound, boundDiagnostics);
     }
 
     /// <summary>
@@ -160,7 +181,7 @@ internal static class ModelParser
         return first is null || (first.SyntaxTree == declaration.SyntaxTree && declaration.Span.Contains(first.Span));
     }
 
-    private static bool DerivesFromTensorModule(INamedTypeSymbol type)
+    internal static bool DerivesFromTensorModule(INamedTypeSymbol type)
     {
         for (INamedTypeSymbol? current = type.BaseType; current is not null; current = current.BaseType)
         {
@@ -632,7 +653,7 @@ internal static class ModelParser
     }
 
     /// <summary>The declaration of <c>Tensor forward(Tensor)</c> that has a body, if any.</summary>
-    private static MethodDeclarationSyntax? FindForward(INamedTypeSymbol type, CancellationToken cancellationToken)
+    internal static MethodDeclarationSyntax? FindForward(INamedTypeSymbol type, CancellationToken cancellationToken)
     {
         foreach (IMethodSymbol method in type.GetMembers("forward").OfType<IMethodSymbol>())
         {

@@ -204,4 +204,4 @@ internal sealed record ForwardCall(
 }
 
 /// <summary>The parse step's output: the spec (null when the class cannot be modelled) and its diagnostics.</summary>
-internal sealed record ParseResult(ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);
+internal sealed record ParseResult(ModelSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics, BoundModelSpec? Bound = null, EquatableArray<DiagnosticInfo> BoundDiagnostics = default);

@@ -186,4 +186,4 @@ internal sealed record StepPlan(
     string IslandQuantizer = "");
 
 /// <summary>The plan step's output: a plan when the model has no errors, and every diagnostic so far.</summary>
-internal sealed record PlanResult(ModelPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics);
+internal sealed record PlanResult(ModelPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics, BoundModelSpec? Bound = null);

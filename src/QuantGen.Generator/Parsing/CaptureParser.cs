@@ -1,0 +1,1041 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Threading;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.CSharp.Syntax;
+using Microsoft.CodeAnalysis.Operations;
+using QuantGen.Generator.Diagnostics;
+
+namespace QuantGen.Generator.Parsing;
+
+/// <summary>
+/// Captures a module class's <c>forward</c> as a graph of calls without needing any member's concrete type
+/// (PyTorch FX's graph, read from source instead of traced): module calls on members, loops over container
+/// members, the functions QuantGen has int8 ops for, and every other tensor expression as a float node whose
+/// C# the generator re-emits. What only the running model knows (which module a member holds, what a
+/// Sequential contains) is decided at Prepare by QuantGen.Binding.ModelBinder. Every statement it cannot
+/// capture is reported, all in one pass.
+/// </summary>
+internal sealed class CaptureParser
+{
+    private const int Unknown = -1;
+    private const int MaxNesting = 256;
+    private const int MaxNodes = 4096;
+
+    private readonly SemanticModel _semanticModel;
+    private readonly INamedTypeSymbol _type;
+    private readonly string _fileName;
+    private readonly List<DiagnosticInfo> _diagnostics = new();
+    private readonly CancellationToken _cancellationToken;
+    private readonly List<CapturedNodeSpec> _nodes = new();
+    private readonly Dictionary<string, int> _variables = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<int>> _lists = new(StringComparer.Ordinal);
+    private readonly HashSet<SyntaxNode> _reported = new();
+    private readonly List<CapturedConditionSpec> _conditions = new();
+    private readonly List<(int Condition, bool Negated, int Value)> _earlyReturns = new();
+    private int _condition = -1;
+    private bool _negated;
+    private bool _failed;
+    private string? _firstProblem;
+
+    private CaptureParser(SemanticModel semanticModel, INamedTypeSymbol type, string fileName, CancellationToken cancellationToken)
+    {
+        _semanticModel = semanticModel;
+        _type = type;
+        _fileName = fileName;
+        _cancellationToken = cancellationToken;
+    }
+
+    /// <summary>Captures <paramref name="type"/>'s forward (a <c>forward(Tensor)</c> returning Tensor).</summary>
+    public static CaptureResult Capture(INamedTypeSymbol type, MethodDeclarationSyntax forward, SemanticModel semanticModel, CancellationToken cancellationToken)
+    {
+        string fileName = FileName(forward.SyntaxTree.FilePath);
+        var parser = new CaptureParser(semanticModel, type, fileName, cancellationToken);
+        int result = parser.Trace(forward);
+        string? notCaptured = parser._failed ? parser._firstProblem ?? "forward could not be captured" : null;
+        if (!IsReachable(type))
+        {
+            notCaptured ??= "the class is private or protected, so generated code cannot name it";
+        }
+
+        string typeReference = type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
+        string registration = "QuantGenCaptured_" + Sanitize(KnownTypes.MetadataName(type));
+        var spec = new CaptureSpec(
+            typeReference,
+            type.ContainingNamespace is { IsGlobalNamespace: false } ns ? ns.ToDisplayString() : null,
+            registration,
+            registration + ".g.cs",
+            Usings(forward.SyntaxTree, forward),
+            fileName,
+            notCaptured is null ? parser._nodes.ToEquatableArray() : EquatableArray<CapturedNodeSpec>.Empty,
+            notCaptured is null ? result : 0,
+            parser._conditions.ToEquatableArray(),
+            NoQuantizeMembers(type),
+            notCaptured);
+        return new CaptureResult(spec, parser._diagnostics.ToEquatableArray());
+    }
+
+    /// <summary>True for a class generated code in its namespace can name (no private/protected nesting, no type parameters).</summary>
+    private static bool IsReachable(INamedTypeSymbol type)
+    {
+        for (INamedTypeSymbol? current = type; current is not null; current = current.ContainingType)
+        {
+            if (current.IsGenericType || current.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
+            {
+                return false;
+            }
+        }
+
+        return !type.IsAbstract && !type.IsFileLocal;
+    }
+
+    private static EquatableArray<string> NoQuantizeMembers(INamedTypeSymbol type) =>
+        type.GetMembers()
+            .Where(m => m is IFieldSymbol or IPropertySymbol && m.GetAttributes().Any(a => a.AttributeClass is { } c && KnownTypes.MetadataName(c) == KnownTypes.NoQuantizeAttribute))
+            .Select(m => m.Name)
+            .ToEquatableArray();
+
+    private static EquatableArray<string> Usings(SyntaxTree tree, SyntaxNode node)
+    {
+        var usings = new List<string>();
+        if (tree.GetRoot() is CompilationUnitSyntax unit)
+        {
+            usings.AddRange(unit.Usings.Where(u => u.GlobalKeyword.IsKind(SyntaxKind.None)).Select(u => u.ToString().Trim()));
+        }
+
+        foreach (BaseNamespaceDeclarationSyntax ns in node.Ancestors().OfType<BaseNamespaceDeclarationSyntax>().Reverse())
+        {
+            usings.AddRange(ns.Usings.Select(u => u.ToString().Trim()));
+        }
+
+        return usings.Distinct(StringComparer.Ordinal).ToEquatableArray();
+    }
+
+    private int Trace(MethodDeclarationSyntax forward)
+    {
+        ParameterSyntax? parameter = forward.ParameterList.Parameters.FirstOrDefault();
+        if (parameter is null)
+        {
+            Fail(forward.Identifier, forward, "forward takes no tensor");
+            return Unknown;
+        }
+
+        _variables[parameter.Identifier.ValueText] = 0;
+        if (forward.ExpressionBody is { } arrow)
+        {
+            return Value(arrow.Expression, arrow.Expression, arrow.Expression);
+        }
+
+        if (forward.Body is not { } body)
+        {
+            Fail(forward.Identifier, forward, "forward has no body");
+            return Unknown;
+        }
+
+        int returned = Unknown;
+        bool hasReturn = false;
+        Statements(body.Statements, ref hasReturn, ref returned);
+        if (!hasReturn)
+        {
+            Fail(forward.Identifier, forward, "it never returns a value outside an if; end forward with a return");
+            return Unknown;
+        }
+
+        // An early 'return a;' inside a construction-time if: the result is chosen by that condition at Prepare.
+        for (int i = _earlyReturns.Count - 1; i >= 0 && returned != Unknown; i--)
+        {
+            (int condition, bool negated, int value) = _earlyReturns[i];
+            int[] inputs = negated ? new[] { returned, value } : new[] { value, returned };
+            returned = AddNode("Select", inputs, default, null, forward, forward.Identifier.ValueText, member: "", conditionOverride: condition);
+        }
+
+        return returned;
+    }
+
+    private void Statements(IEnumerable<StatementSyntax> statements, ref bool hasReturn, ref int returned)
+    {
+        foreach (StatementSyntax statement in statements)
+        {
+            _cancellationToken.ThrowIfCancellationRequested();
+            if (hasReturn)
+            {
+                Fail(statement, "it comes after the return");
+                continue;
+            }
+
+            Statement(statement, ref hasReturn, ref returned);
+        }
+    }
+
+    private void Statement(StatementSyntax statement, ref bool hasReturn, ref int returned)
+    {
+        switch (statement)
+        {
+            case EmptyStatementSyntax:
+                return;
+
+            case BlockSyntax block:
+                Statements(block.Statements, ref hasReturn, ref returned);
+                return;
+
+            case UsingStatementSyntax { Statement: { } inner }:
+                // using (var scope = torch.NewDisposeScope()) { ... } / using (torch.no_grad()) { ... }
+                Statements(new[] { inner }, ref hasReturn, ref returned);
+                return;
+
+            case LocalDeclarationStatementSyntax local:
+                Local(local);
+                return;
+
+            case ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax assignment }:
+                Assignment(statement, assignment);
+                return;
+
+            case ExpressionStatementSyntax { Expression: InvocationExpressionSyntax invocation }:
+                InvocationStatement(statement, invocation);
+                return;
+
+            case IfStatementSyntax ifStatement:
+                If(ifStatement, ref hasReturn, ref returned);
+                return;
+
+            case ForEachStatementSyntax forEach:
+                ForEach(forEach);
+                return;
+
+            case ForStatementSyntax forStatement:
+                For(forStatement);
+                return;
+
+            case ReturnStatementSyntax { Expression: { } expression } returnStatement:
+                if (_condition >= 0)
+                {
+                    int value = Value(expression, statement, expression);
+                    if (_earlyReturns.Count > 0)
+                    {
+                        Fail(statement, "only one return inside an if is captured; assign a variable in the ifs and return it once");
+                    }
+
+                    _earlyReturns.Add((_condition, _negated, value));
+                    return;
+                }
+
+                returned = Value(expression, statement, expression);
+                hasReturn = true;
+                return;
+
+            case WhileStatementSyntax or DoStatementSyntax:
+                Fail(statement, "while/do loops depend on data; loop over a ModuleList or Sequential member with foreach instead", dataDependent: true);
+                return;
+
+            default:
+                Fail(statement, "this kind of statement is not captured");
+                return;
+        }
+    }
+
+    private void Local(LocalDeclarationStatementSyntax local)
+    {
+        foreach (VariableDeclaratorSyntax variable in local.Declaration.Variables)
+        {
+            string name = variable.Identifier.ValueText;
+            ITypeSymbol? type = (_semanticModel.GetDeclaredSymbol(variable, _cancellationToken) as ILocalSymbol)?.Type;
+            if (KnownTypes.IsTensor(type))
+            {
+                if (variable.Initializer is { } initializer)
+                {
+                    _variables[name] = Value(initializer.Value, local, initializer.Value);
+                }
+                else
+                {
+                    _variables[name] = Unknown;
+                }
+            }
+            else if (IsTensorCollection(type))
+            {
+                var values = new List<int>();
+                if (variable.Initializer is { } initializer && Elements(initializer.Value) is { } elements)
+                {
+                    foreach (ExpressionSyntax element in elements)
+                    {
+                        values.Add(Value(element, local, element));
+                    }
+                }
+
+                _lists[name] = values;
+            }
+
+            // Anything else (a dispose scope, a no_grad guard, an int) is not a tensor: it is left to the
+            // float expressions that may read it, which say so if they cannot.
+        }
+    }
+
+    private void Assignment(StatementSyntax statement, AssignmentExpressionSyntax assignment)
+    {
+        if (assignment.Left is not IdentifierNameSyntax target || !_variables.ContainsKey(target.Identifier.ValueText))
+        {
+            if (assignment.Left is IdentifierNameSyntax listTarget && _lists.ContainsKey(listTarget.Identifier.ValueText) && Elements(assignment.Right) is { } elements)
+            {
+                _lists[listTarget.Identifier.ValueText] = elements.Select(e => Value(e, statement, e)).ToList();
+                return;
+            }
+
+            Fail(statement, "only forward's parameter and local tensor variables can be assigned");
+            return;
+        }
+
+        string name = target.Identifier.ValueText;
+        switch (assignment.Kind())
+        {
+            case SyntaxKind.SimpleAssignmentExpression:
+                _variables[name] = Value(assignment.Right, statement, assignment.Right);
+                return;
+            case SyntaxKind.AddAssignmentExpression when IsTensor(assignment.Right):
+            {
+                int left = _variables[name];
+                int right = Value(assignment.Right, statement, assignment.Right);
+                _variables[name] = left == Unknown || right == Unknown ? Unknown : AddNode("Add", new[] { left, right }, default, null, statement, OneLine(statement));
+                return;
+            }
+
+            case SyntaxKind.AddAssignmentExpression or SyntaxKind.SubtractAssignmentExpression or SyntaxKind.MultiplyAssignmentExpression or SyntaxKind.DivideAssignmentExpression:
+            {
+                string op = assignment.OperatorToken.ValueText.TrimEnd('=');
+                _variables[name] = FloatNode(assignment.Right, statement, prefix: (_variables[name], op));
+                return;
+            }
+
+            default:
+                Fail(statement, $"'{assignment.OperatorToken.ValueText}' on a tensor is not captured");
+                return;
+        }
+    }
+
+    private void InvocationStatement(StatementSyntax statement, InvocationExpressionSyntax invocation)
+    {
+        if (invocation.Expression is MemberAccessExpressionSyntax { Expression: IdentifierNameSyntax receiver, Name: var method })
+        {
+            string name = receiver.Identifier.ValueText;
+            if (_lists.TryGetValue(name, out List<int>? list) && method.Identifier.ValueText == "Add" && invocation.ArgumentList.Arguments.Count == 1)
+            {
+                ExpressionSyntax element = invocation.ArgumentList.Arguments[0].Expression;
+                list.Add(Value(element, statement, element));
+                return;
+            }
+
+            if (_variables.ContainsKey(name) && method.Identifier.ValueText.EndsWith("_", StringComparison.Ordinal))
+            {
+                // x.add_(y); x.relu_(); ...: in place, so the variable now holds the result.
+                _variables[name] = Value(invocation, statement, invocation);
+                return;
+            }
+
+            if (_variables.ContainsKey(name) && method.Identifier.ValueText is "Dispose" or "print")
+            {
+                return;
+            }
+        }
+
+        Fail(statement, "its result is not assigned to a variable or returned");
+    }
+
+    /// <summary><c>foreach (var layer in member) x = layer.forward(x);</c>: a Loop node over the member's children.</summary>
+    private void ForEach(ForEachStatementSyntax forEach)
+    {
+        string? container = ModuleMember(forEach.Expression);
+        if (container is null)
+        {
+            Fail(forEach, $"a foreach in forward is captured when it runs over a module member (a ModuleList or Sequential), not over '{OneLine(forEach.Expression)}'", dataDependent: true);
+            return;
+        }
+
+        if (SingleStatement(forEach.Statement) is ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax assignment } body
+            && assignment.IsKind(SyntaxKind.SimpleAssignmentExpression)
+            && assignment.Left is IdentifierNameSyntax target
+            && _variables.ContainsKey(target.Identifier.ValueText)
+            && Unparenthesize(assignment.Right) is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call", Expression: IdentifierNameSyntax loopVariable } } call
+            && loopVariable.Identifier.ValueText == forEach.Identifier.ValueText
+            && call.ArgumentList.Arguments.Count == 1
+            && Unparenthesize(call.ArgumentList.Arguments[0].Expression) is IdentifierNameSyntax argument
+            && argument.Identifier.ValueText == target.Identifier.ValueText)
+        {
+            int input = _variables[target.Identifier.ValueText];
+            _variables[target.Identifier.ValueText] = input == Unknown ? Unknown : AddNode("Loop", new[] { input }, default, null, body, OneLine(forEach.WithStatement(SyntaxFactory.EmptyStatement())).TrimEnd(';') + " " + OneLine(body), member: container);
+            return;
+        }
+
+        Fail(forEach, $"a loop over {container} is captured in the form 'foreach (var m in {container}) x = m.forward(x);'");
+    }
+
+    /// <summary><c>for (int i = 0; i &lt; member.Count; i++) x = member[i].forward(x);</c>: a Loop node.</summary>
+    private void For(ForStatementSyntax forStatement)
+    {
+        if (forStatement.Declaration?.Variables.Count == 1
+            && forStatement.Declaration.Variables[0] is { Initializer.Value: LiteralExpressionSyntax zero } index
+            && zero.Token.Value is 0
+            && forStatement.Condition is BinaryExpressionSyntax { RawKind: (int)SyntaxKind.LessThanExpression, Left: IdentifierNameSyntax i, Right: var bound }
+            && i.Identifier.ValueText == index.Identifier.ValueText
+            && SingleStatement(forStatement.Statement) is ExpressionStatementSyntax { Expression: AssignmentExpressionSyntax assignment } body
+            && assignment.IsKind(SyntaxKind.SimpleAssignmentExpression)
+            && assignment.Left is IdentifierNameSyntax target
+            && _variables.ContainsKey(target.Identifier.ValueText)
+            && Unparenthesize(assignment.Right) is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call", Expression: ElementAccessExpressionSyntax element } } call
+            && element.ArgumentList.Arguments.Count == 1
+            && element.ArgumentList.Arguments[0].Expression is IdentifierNameSyntax subscript
+            && subscript.Identifier.ValueText == index.Identifier.ValueText
+            && ModuleMember(element.Expression) is { } container
+            && bound is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Count" or "Length" } or InvocationExpressionSyntax
+            && OneLine(bound).StartsWith(OneLine(element.Expression), StringComparison.Ordinal)
+            && call.ArgumentList.Arguments.Count == 1
+            && Unparenthesize(call.ArgumentList.Arguments[0].Expression) is IdentifierNameSyntax argument
+            && argument.Identifier.ValueText == target.Identifier.ValueText)
+        {
+            int input = _variables[target.Identifier.ValueText];
+            _variables[target.Identifier.ValueText] = input == Unknown ? Unknown : AddNode("Loop", new[] { input }, default, null, body, OneLine(body), member: container);
+            return;
+        }
+
+        Fail(forStatement, "a for loop is captured in the form 'for (int i = 0; i < member.Count; i++) x = member[i].forward(x);' over a ModuleList or Sequential member", dataDependent: true);
+    }
+
+    private static StatementSyntax SingleStatement(StatementSyntax statement) =>
+        statement is BlockSyntax { Statements.Count: 1 } block ? block.Statements[0] : statement;
+
+    private void If(IfStatementSyntax statement, ref bool hasReturn, ref int returned)
+    {
+        if (_condition >= 0)
+        {
+            Fail(statement, "nested construction-time ifs are not captured; combine the conditions");
+            return;
+        }
+
+        CapturedConditionSpec? condition = Condition(statement.Condition, out bool negate);
+        if (condition is null)
+        {
+            Fail(statement, $"the condition '{OneLine(statement.Condition)}' depends on data, not only on how the module was built (a member null check, a readonly bool field, a constant)", dataDependent: true);
+            return;
+        }
+
+        int index = _conditions.IndexOf(condition);
+        if (index < 0)
+        {
+            _conditions.Add(condition);
+            index = _conditions.Count - 1;
+        }
+
+        var before = new Dictionary<string, int>(_variables, StringComparer.Ordinal);
+        _condition = index;
+        _negated = negate;
+        bool branchReturned = false;
+        int unused = Unknown;
+        Statement(statement.Statement, ref branchReturned, ref unused);
+        var afterThen = new Dictionary<string, int>(_variables, StringComparer.Ordinal);
+        foreach (KeyValuePair<string, int> saved in before)
+        {
+            _variables[saved.Key] = saved.Value;
+        }
+
+        if (statement.Else is { } elseClause)
+        {
+            _negated = !negate;
+            Statement(elseClause.Statement, ref branchReturned, ref unused);
+        }
+
+        var afterElse = new Dictionary<string, int>(_variables, StringComparer.Ordinal);
+        _condition = -1;
+        _negated = false;
+        foreach (KeyValuePair<string, int> entry in before)
+        {
+            int whenTrue = afterThen[entry.Key], whenFalse = afterElse[entry.Key];
+            if (negate)
+            {
+                (whenTrue, whenFalse) = (whenFalse, whenTrue);
+            }
+
+            _variables[entry.Key] = whenTrue == whenFalse || whenTrue == Unknown || whenFalse == Unknown
+                ? (whenTrue == Unknown || whenFalse == Unknown ? Unknown : whenTrue)
+                : AddNode("Select", new[] { whenTrue, whenFalse }, default, null, statement, OneLine(statement.Condition), member: "", conditionOverride: index);
+        }
+
+        // Variables first declared inside a branch do not outlive it.
+        foreach (string name in _variables.Keys.Where(k => !before.ContainsKey(k)).ToList())
+        {
+            _variables.Remove(name);
+        }
+    }
+
+    private CapturedConditionSpec? Condition(ExpressionSyntax expression, out bool negate)
+    {
+        negate = false;
+        while (true)
+        {
+            if (expression is ParenthesizedExpressionSyntax parenthesized)
+            {
+                expression = parenthesized.Expression;
+            }
+            else if (expression is PrefixUnaryExpressionSyntax prefix && prefix.IsKind(SyntaxKind.LogicalNotExpression))
+            {
+                negate = !negate;
+                expression = prefix.Operand;
+            }
+            else
+            {
+                break;
+            }
+        }
+
+        string text = OneLine(expression);
+        Optional<object?> constant = _semanticModel.GetConstantValue(expression, _cancellationToken);
+        if (constant.HasValue && constant.Value is bool value)
+        {
+            return new CapturedConditionSpec("Constant", string.Empty, value, text);
+        }
+
+        switch (expression)
+        {
+            case IsPatternExpressionSyntax { Pattern: ConstantPatternSyntax { Expression: LiteralExpressionSyntax literal } } pattern
+                when literal.IsKind(SyntaxKind.NullLiteralExpression) && InstanceMember(pattern.Expression) is { } member:
+                return new CapturedConditionSpec("MemberIsNull", member, false, text);
+            case IsPatternExpressionSyntax { Pattern: UnaryPatternSyntax { Pattern: ConstantPatternSyntax { Expression: LiteralExpressionSyntax literal } } } pattern
+                when literal.IsKind(SyntaxKind.NullLiteralExpression) && InstanceMember(pattern.Expression) is { } member:
+                return new CapturedConditionSpec("MemberIsNotNull", member, false, text);
+            case BinaryExpressionSyntax binary when binary.IsKind(SyntaxKind.EqualsExpression) || binary.IsKind(SyntaxKind.NotEqualsExpression):
+            {
+                ExpressionSyntax? other = binary.Right.IsKind(SyntaxKind.NullLiteralExpression) ? binary.Left : binary.Left.IsKind(SyntaxKind.NullLiteralExpression) ? binary.Right : null;
+                if (other is not null && InstanceMember(other) is { } member)
+                {
+                    return new CapturedConditionSpec(binary.IsKind(SyntaxKind.EqualsExpression) ? "MemberIsNull" : "MemberIsNotNull", member, false, text);
+                }
+
+                return null;
+            }
+
+            case IdentifierNameSyntax or MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax }:
+            {
+                ISymbol? symbol = _semanticModel.GetSymbolInfo(expression, _cancellationToken).Symbol;
+                bool constructionTime = symbol switch
+                {
+                    IFieldSymbol field => field.IsReadOnly || field.IsConst,
+                    IPropertySymbol property => property.SetMethod is null || property.SetMethod.IsInitOnly,
+                    _ => false,
+                };
+                if (constructionTime && symbol is not null && !symbol.IsStatic
+                    && symbol is IFieldSymbol { Type.SpecialType: SpecialType.System_Boolean } or IPropertySymbol { Type.SpecialType: SpecialType.System_Boolean })
+                {
+                    return new CapturedConditionSpec("BoolMember", symbol.Name, false, text);
+                }
+
+                return null;
+            }
+
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>The value an expression evaluates to, adding nodes for what it computes.</summary>
+    private int Value(ExpressionSyntax expression, SyntaxNode statement, ExpressionSyntax wholeValue, int depth = 0)
+    {
+        if (depth > MaxNesting || _nodes.Count > MaxNodes)
+        {
+            Fail(statement, depth > MaxNesting ? $"calls are nested more than {MaxNesting} deep" : $"forward has more than {MaxNodes} operations");
+            return Unknown;
+        }
+
+        expression = Unparenthesize(expression);
+        string Described(SyntaxNode node) => node == Unparenthesize(wholeValue) ? OneLine(statement) : OneLine(node);
+        switch (expression)
+        {
+            case IdentifierNameSyntax identifier when _variables.TryGetValue(identifier.Identifier.ValueText, out int value):
+                if (value == Unknown)
+                {
+                    Fail(statement, $"'{identifier.Identifier.ValueText}' has no captured value here (declared without one, or assigned in a statement that was not captured)");
+                }
+
+                return value;
+
+            case PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.SuppressNullableWarningExpression } suppressed:
+                return Value(suppressed.Operand, statement, wholeValue, depth + 1);
+
+            case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } invocation
+                when ModuleMember(access.Expression) is { } member:
+            {
+                if (invocation.ArgumentList.Arguments.Count != 1)
+                {
+                    Fail(statement, $"'{member}.{access.Name.Identifier.ValueText}' is captured with exactly one tensor argument");
+                    return Unknown;
+                }
+
+                int input = Value(invocation.ArgumentList.Arguments[0].Expression, statement, wholeValue, depth + 1);
+                return input == Unknown ? Unknown : AddNode("Call", new[] { input }, default, null, invocation, Described(invocation), member: member);
+            }
+
+            case InvocationExpressionSyntax invocation when Known(invocation, statement, wholeValue, depth) is { } known:
+                return known;
+
+            case BinaryExpressionSyntax binary when binary.IsKind(SyntaxKind.AddExpression) && IsTensor(binary.Left) && IsTensor(binary.Right):
+            {
+                int left = Value(binary.Left, statement, wholeValue, depth + 1);
+                int right = Value(binary.Right, statement, wholeValue, depth + 1);
+                return left == Unknown || right == Unknown ? Unknown : AddNode("Add", new[] { left, right }, default, null, binary, Described(binary));
+            }
+
+            default:
+                if (!IsTensor(expression))
+                {
+                    Fail(statement, $"'{OneLine(expression)}' is not a tensor this forward computes");
+                    return Unknown;
+                }
+
+                return FloatNode(expression, statement, prefix: null, depth);
+        }
+    }
+
+    /// <summary>
+    /// Functions with an int8 op or no effect: add, relu, cat, flatten, view/reshape, MoveToOuterDisposeScope,
+    /// contiguous. Null when the call is something else (it then becomes a float node).
+    /// </summary>
+    private int? Known(InvocationExpressionSyntax invocation, SyntaxNode statement, ExpressionSyntax wholeValue, int depth)
+    {
+        if (_semanticModel.GetOperation(invocation, _cancellationToken) is not IInvocationOperation operation)
+        {
+            return null;
+        }
+
+        IMethodSymbol method = operation.TargetMethod;
+        string container = KnownTypes.MetadataName(method.ContainingType);
+        bool instance = container == KnownTypes.Tensor && !method.IsStatic;
+        string text = invocation == Unparenthesize(wholeValue) ? OneLine(statement) : OneLine(invocation);
+        IOperation? ArgumentAt(int index) => operation.Arguments.FirstOrDefault(a => a.Parameter?.Ordinal == index)?.Value;
+        int TensorOf(IOperation? value) => value?.Syntax is ExpressionSyntax syntax ? Value(syntax, statement, wholeValue, depth + 1) : Unknown;
+        int Node(string op, int[] inputs, int[]? ints = null) =>
+            inputs.Any(i => i == Unknown) ? Unknown : AddNode(op, inputs, ints?.ToEquatableArray() ?? default, null, invocation, text);
+
+        switch (container, method.Name)
+        {
+            case (KnownTypes.Tensor, "MoveToOuterDisposeScope" or "contiguous" or "DetachFromDisposeScope") when instance:
+                return Node("Identity", new[] { TensorOf(operation.Instance) });
+
+            case (KnownTypes.Tensor, "add" or "add_") when instance && method.Parameters.Length == 1 && KnownTypes.IsTensor(method.Parameters[0].Type):
+                return Node("Add", new[] { TensorOf(operation.Instance), TensorOf(ArgumentAt(0)) });
+            case ("TorchSharp.torch", "add") when method.Parameters.Length == 2 && method.Parameters.All(p => KnownTypes.IsTensor(p.Type)):
+                return Node("Add", new[] { TensorOf(ArgumentAt(0)), TensorOf(ArgumentAt(1)) });
+
+            case (KnownTypes.Tensor, "relu" or "relu_") when instance:
+                return Node("Relu", new[] { TensorOf(operation.Instance) });
+            case ("TorchSharp.torch+nn+functional", "relu" or "relu_"):
+            case ("TorchSharp.torch", "relu" or "relu_"):
+                return Node("Relu", new[] { TensorOf(ArgumentAt(0)) });
+
+            case ("TorchSharp.torch", "cat" or "concat" or "concatenate"):
+            {
+                IOperation? list = Unwrap(ArgumentAt(0));
+                int? dim = ArgumentAt(1) is null ? 0 : Constant(ArgumentAt(1));
+                List<int>? values = list switch
+                {
+                    IArrayCreationOperation { Initializer: { } initializer } => initializer.ElementValues.Select(TensorOf).ToList(),
+                    ICollectionExpressionOperation collection => collection.Elements.Select(TensorOf).ToList(),
+                    ILocalReferenceOperation local when _lists.TryGetValue(local.Local.Name, out List<int>? tracked) => tracked.ToList(),
+                    _ => null,
+                };
+                if (values is null || dim is null)
+                {
+                    return null;
+                }
+
+                return Node("Cat", values.ToArray(), new[] { dim.Value });
+            }
+
+            case ("TorchSharp.torch", "flatten") when method.Parameters.Length == 3:
+            case (KnownTypes.Tensor, "flatten") when instance && method.Parameters.Length == 2 && method.Parameters[0].Type.SpecialType == SpecialType.System_Int64:
+            {
+                int offset = instance ? 0 : 1;
+                int? start = Constant(ArgumentAt(offset)), end = Constant(ArgumentAt(offset + 1));
+                if (start is null || end is null)
+                {
+                    return null;
+                }
+
+                return Node("Flatten", new[] { instance ? TensorOf(operation.Instance) : TensorOf(ArgumentAt(0)) }, new[] { start.Value, end.Value });
+            }
+
+            case (KnownTypes.Tensor, "view" or "reshape") when instance && method.Parameters.Length == 1:
+            {
+                IOperation? sizes = Unwrap(ArgumentAt(0));
+                if (Constants(sizes) is { } shape)
+                {
+                    return Node("Reshape", new[] { TensorOf(operation.Instance) }, shape.ToArray());
+                }
+
+                // x.view(x.shape[0], -1) / x.view(x.size(0), -1): flatten from dim 1, whatever the batch.
+                if (Elements(sizes) is { Count: 2 } pair && Constant(pair[1]) == -1 && IsBatchSize(pair[0], operation.Instance))
+                {
+                    return Node("Flatten", new[] { TensorOf(operation.Instance) }, new[] { 1, -1 });
+                }
+
+                return null;
+            }
+
+            default:
+                return null;
+        }
+    }
+
+    /// <summary><c>x.shape[0]</c>, <c>x.size(0)</c> or <c>x.size()[0]</c> of the same variable as <paramref name="receiver"/>.</summary>
+    private static bool IsBatchSize(IOperation element, IOperation? receiver)
+    {
+        string? receiverName = (Unwrap(receiver) as ILocalReferenceOperation)?.Local.Name ?? (Unwrap(receiver) as IParameterReferenceOperation)?.Parameter.Name;
+        if (receiverName is null)
+        {
+            return false;
+        }
+
+        string text = OneLine(Unwrap(element)!.Syntax);
+        return text == receiverName + ".shape[0]" || text == receiverName + ".size(0)" || text == receiverName + ".size()[0]";
+    }
+
+    private static List<IOperation>? Elements(IOperation? operation) => operation switch
+    {
+        IArrayCreationOperation { Initializer: { } initializer } => initializer.ElementValues.ToList(),
+        ICollectionExpressionOperation collection => collection.Elements.ToList(),
+        _ => null,
+    };
+
+    /// <summary>Elements of a collection initializer / array creation / collection expression in syntax.</summary>
+    private static List<ExpressionSyntax>? Elements(ExpressionSyntax expression) => Unparenthesize(expression) switch
+    {
+        ImplicitArrayCreationExpressionSyntax array => array.Initializer.Expressions.ToList(),
+        ArrayCreationExpressionSyntax { Initializer: { } initializer } => initializer.Expressions.ToList(),
+        BaseObjectCreationExpressionSyntax { Initializer: { } initializer } => initializer.Expressions.ToList(),
+        BaseObjectCreationExpressionSyntax => new List<ExpressionSyntax>(),
+        CollectionExpressionSyntax collection => collection.Elements.OfType<ExpressionElementSyntax>().Select(e => e.Expression).ToList(),
+        InitializerExpressionSyntax initializer => initializer.Expressions.ToList(),
+        _ => null,
+    };
+
+    /// <summary>
+    /// A tensor expression with no int8 op: the generator re-emits it as <c>static v =&gt; ...</c> with each
+    /// tensor variable it reads replaced by <c>v[k]</c> (module calls inside it are captured first).
+    /// </summary>
+    private int FloatNode(ExpressionSyntax expression, SyntaxNode statement, (int Value, string Operator)? prefix, int depth = 0)
+    {
+        var inputs = new List<int>();
+        if (prefix is { } p)
+        {
+            if (p.Value == Unknown)
+            {
+                return Unknown;
+            }
+
+            inputs.Add(p.Value);
+        }
+
+        var replacements = new Dictionary<SyntaxNode, SyntaxNode>();
+        int Slot(int value)
+        {
+            int slot = inputs.IndexOf(value);
+            if (slot < 0)
+            {
+                inputs.Add(value);
+                slot = inputs.Count - 1;
+            }
+
+            return slot;
+        }
+
+        ExpressionSyntax SlotSyntax(int value) => SyntaxFactory.ParseExpression($"v[{Slot(value)}]");
+
+        bool ok = true;
+        foreach (SyntaxNode node in expression.DescendantNodesAndSelf(n => !replacements.Keys.Any(r => r.Contains(n) && r != n)))
+        {
+            if (replacements.Keys.Any(r => r.Span.Contains(node.Span) && r != node))
+            {
+                continue;
+            }
+
+            switch (node)
+            {
+                case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } call
+                    when ModuleMember(access.Expression) is not null:
+                {
+                    int value = Value(call, statement, call, depth + 1);
+                    if (value == Unknown)
+                    {
+                        return Unknown;
+                    }
+
+                    replacements[call] = SlotSyntax(value);
+                    break;
+                }
+
+                case IdentifierNameSyntax identifier when node.Parent is not NameColonSyntax && (node.Parent is not MemberAccessExpressionSyntax { Name: var name } || name != node):
+                {
+                    ISymbol? symbol = _semanticModel.GetSymbolInfo(identifier, _cancellationToken).Symbol;
+                    if (symbol is ILocalSymbol or IParameterSymbol)
+                    {
+                        if (_variables.TryGetValue(identifier.Identifier.ValueText, out int value) && value != Unknown)
+                        {
+                            replacements[identifier] = SlotSyntax(value);
+                        }
+                        else if (symbol is ILocalSymbol { IsConst: true } constLocal && constLocal.HasConstantValue)
+                        {
+                            replacements[identifier] = SyntaxFactory.ParseExpression(Literal(constLocal.ConstantValue));
+                        }
+                        else
+                        {
+                            Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads '{identifier.Identifier.ValueText}', which is not a tensor computed in forward; compute it in the constructor and store it in a readonly field, or use a constant");
+                            ok = false;
+                        }
+                    }
+                    else if (symbol is { IsStatic: false } && symbol is IFieldSymbol or IPropertySymbol or IMethodSymbol or IEventSymbol)
+                    {
+                        Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the member '{identifier.Identifier.ValueText}' of {_type.Name}; only tensors computed in forward, constants and static members can be read there");
+                        ok = false;
+                    }
+                    else if (symbol is { IsStatic: true, DeclaredAccessibility: Accessibility.Private or Accessibility.Protected } && SymbolEqualityComparer.Default.Equals(symbol.ContainingType?.OriginalDefinition, _type.OriginalDefinition))
+                    {
+                        Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the private static member '{identifier.Identifier.ValueText}'; make it internal");
+                        ok = false;
+                    }
+
+                    break;
+                }
+
+                case ThisExpressionSyntax or BaseExpressionSyntax:
+                    Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the module itself; only tensors computed in forward, constants and static members can be read there");
+                    ok = false;
+                    break;
+            }
+        }
+
+        if (!ok)
+        {
+            return Unknown;
+        }
+
+        ExpressionSyntax rewritten = replacements.Count == 0 ? expression : expression.ReplaceNodes(replacements.Keys, (original, _) => replacements[original]);
+        string body = OneLine(rewritten);
+        if (prefix is { } prefixed)
+        {
+            body = $"v[0] {prefixed.Operator} ({body})";
+        }
+
+        string text = OneLine(statement is ExpressionStatementSyntax or LocalDeclarationStatementSyntax or ReturnStatementSyntax ? statement : expression);
+        _diagnostics.Add(DiagnosticInfo.Create(
+            DiagnosticDescriptors.RunsInFloat,
+            LocationInfo.From(expression),
+            Shorten(OneLine(expression)),
+            _type.Name,
+            "QuantGen has no int8 op for this expression, so it runs between dequantize and quantize"));
+        return AddNode("Float", inputs.ToArray(), default, body, expression, text);
+    }
+
+    private static string Literal(object? value) => value switch
+    {
+        null => "null",
+        bool b => b ? "true" : "false",
+        float f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "f",
+        double d => d.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "d",
+        long l => l.ToString(System.Globalization.CultureInfo.InvariantCulture) + "L",
+        string s => SymbolDisplay.FormatLiteral(s, quote: true),
+        IFormattable formattable => formattable.ToString(null, System.Globalization.CultureInfo.InvariantCulture),
+        _ => value.ToString() ?? "null",
+    };
+
+    private int AddNode(string op, int[] inputs, EquatableArray<int> ints, string? floatBody, SyntaxNode node, string text, string member = "", int conditionOverride = -2)
+    {
+        bool select = conditionOverride != -2;
+        _nodes.Add(new CapturedNodeSpec(
+            op,
+            inputs.ToEquatableArray(),
+            member,
+            ints,
+            floatBody,
+            select ? conditionOverride : _condition,
+            !select && _negated,
+            LineOf(node),
+            Shorten(text)));
+        return _nodes.Count;
+    }
+
+    private bool IsTensor(ExpressionSyntax expression) =>
+        KnownTypes.IsTensor(_semanticModel.GetTypeInfo(expression, _cancellationToken).Type);
+
+    private static bool IsTensorCollection(ITypeSymbol? type) =>
+        type is IArrayTypeSymbol { ElementType: var element } ? KnownTypes.IsTensor(element)
+        : type is INamedTypeSymbol { IsGenericType: true, TypeArguments.Length: 1 } named
+            && named.OriginalDefinition.ToDisplayString() is "System.Collections.Generic.List<T>"
+            && KnownTypes.IsTensor(named.TypeArguments[0]);
+
+    /// <summary>The name of the instance module member a receiver denotes (<c>conv1</c>, <c>this.conv1</c>), of any module type.</summary>
+    private string? ModuleMember(ExpressionSyntax receiver)
+    {
+        receiver = Unparenthesize(receiver);
+        while (receiver is PostfixUnaryExpressionSyntax postfix && postfix.IsKind(SyntaxKind.SuppressNullableWarningExpression))
+        {
+            receiver = Unparenthesize(postfix.Operand);
+        }
+
+        if (receiver is not (IdentifierNameSyntax or MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax }))
+        {
+            return null;
+        }
+
+        ISymbol? symbol = _semanticModel.GetSymbolInfo(receiver, _cancellationToken).Symbol;
+        ITypeSymbol? type = symbol switch
+        {
+            IFieldSymbol field => field.Type,
+            IPropertySymbol property => property.Type,
+            _ => null,
+        };
+        return type is not null && !symbol!.IsStatic && KnownTypes.IsModule(type) ? symbol.Name : null;
+    }
+
+    /// <summary>An instance field or property of the class named by a receiver (for conditions).</summary>
+    private string? InstanceMember(ExpressionSyntax receiver)
+    {
+        receiver = Unparenthesize(receiver);
+        if (receiver is not (IdentifierNameSyntax or MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax }))
+        {
+            return null;
+        }
+
+        ISymbol? symbol = _semanticModel.GetSymbolInfo(receiver, _cancellationToken).Symbol;
+        return symbol is IFieldSymbol or IPropertySymbol && !symbol.IsStatic ? symbol.Name : null;
+    }
+
+    private static ExpressionSyntax Unparenthesize(ExpressionSyntax expression)
+    {
+        while (expression is ParenthesizedExpressionSyntax parenthesized)
+        {
+            expression = parenthesized.Expression;
+        }
+
+        return expression;
+    }
+
+    private static IOperation? Unwrap(IOperation? operation)
+    {
+        while (operation is IConversionOperation or IParenthesizedOperation)
+        {
+            operation = operation is IConversionOperation conversion ? conversion.Operand : ((IParenthesizedOperation)operation).Operand;
+        }
+
+        return operation;
+    }
+
+    private static int? Constant(IOperation? operation)
+    {
+        operation = Unwrap(operation);
+        if (operation is IUnaryOperation { OperatorKind: UnaryOperatorKind.Minus } negation && Constant(negation.Operand) is int negated)
+        {
+            return -negated;
+        }
+
+        return operation?.ConstantValue is { HasValue: true, Value: { } value } && value is int or long or short or sbyte or byte
+            ? (int?)System.Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+    }
+
+    private static List<int>? Constants(IOperation? operation)
+    {
+        operation = Unwrap(operation);
+        List<IOperation>? elements = Elements(operation);
+        if (elements is null)
+        {
+            return Constant(operation) is int single ? new List<int> { single } : null;
+        }
+
+        var values = new List<int>();
+        foreach (IOperation element in elements)
+        {
+            if (Constant(element) is not int value)
+            {
+                return null;
+            }
+
+            values.Add(value);
+        }
+
+        return values;
+    }
+
+    private void Fail(SyntaxNode statement, string reason, bool dataDependent = false) => Fail(statement, statement, reason, dataDependent);
+
+    private void Fail(SyntaxNodeOrToken where, SyntaxNode statement, string reason, bool dataDependent = false)
+    {
+        _failed = true;
+        string text = statement is MethodDeclarationSyntax method ? method.Identifier.ValueText : OneLine(statement);
+        _firstProblem ??= $"{_fileName}({LineOf(statement)}): '{Shorten(text)}': {reason}";
+        if (!_reported.Add(statement))
+        {
+            return;
+        }
+
+        _diagnostics.Add(DiagnosticInfo.Create(
+            dataDependent ? DiagnosticDescriptors.DataDependentControlFlow : DiagnosticDescriptors.UnsupportedForwardStatement,
+            LocationInfo.From(where.GetLocation()),
+            Shorten(statement is IfStatementSyntax ifStatement ? OneLine(ifStatement.Condition) : text),
+            _type.Name,
+            reason));
+    }
+
+    private static int LineOf(SyntaxNode node) =>
+        node.SyntaxTree.GetLineSpan(node.Span).StartLinePosition.Line + 1;
+
+    private static string OneLine(SyntaxNode node) => ForwardParser.OneLine(node);
+
+    private static string Shorten(string text) => text.Length <= 160 ? text : text.Substring(0, 157) + "...";
+
+    private static string Sanitize(string name)
+    {
+        var text = new System.Text.StringBuilder(name.Length);
+        foreach (char c in name)
+        {
+            text.Append(char.IsLetterOrDigit(c) ? c : '_');
+        }
+
+        return text.ToString();
+    }
+
+    private static string FileName(string path)
+    {
+        int slash = path.LastIndexOfAny(new[] { '/', '\\' });
+        return slash < 0 ? path : path.Substring(slash + 1);
+    }
+}
+
+/// <summary>The capture pipeline's transform: every module class with a <c>forward(Tensor)</c> of its own.</summary>
+internal static class ModuleClassCapture
+{
+    /// <summary>Cheap syntax filter: a class that declares a method named forward.</summary>
+    public static bool MayBeModule(SyntaxNode node) =>
+        node is ClassDeclarationSyntax { BaseList: not null } declaration
+        && declaration.Members.Any(m => m is MethodDeclarationSyntax { Identifier.ValueText: "forward" });
+
+    /// <summary>The class's capture, or null when it is not a Module&lt;Tensor, Tensor&gt; with a forward body here.</summary>
+    public static CaptureSpec? Capture(GeneratorSyntaxContext context, CancellationToken cancellationToken)
+    {
+        if (context.SemanticModel.GetDeclaredSymbol(context.Node, cancellationToken) is not INamedTypeSymbol type
+            || type.TypeParameters.Length > 0
+            || !ModelParser.DerivesFromTensorModule(type)
+            || ModelParser.FindForward(type, cancellationToken) is not { } forward
+            || !context.Node.Span.Contains(forward.Span)
+            || forward.SyntaxTree != context.Node.SyntaxTree)
+        {
+            return null;
+        }
+
+        try
+        {
+            return CaptureParser.Capture(type, forward, context.SemanticModel, cancellationToken).Spec;
+        }
+        catch (Exception exception) when (exception is not OperationCanceledException)
+        {
+            // The generator never throws: a class it cannot capture runs in float as a whole.
+            return null;
+        }
+    }
+}

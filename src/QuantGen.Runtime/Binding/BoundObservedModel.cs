@@ -1,0 +1,502 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Text;
+using QuantGen.Modules;
+using QuantGen.Observers;
+using QuantGen.Reports;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace QuantGen.Binding;
+
+/// <summary>
+/// PyTorch's prepared model for a model bound at <c>Prepare()</c>: the bound graph in float with its fusions
+/// applied and an observer at every quantization point. Run calibration batches through <see cref="forward(Tensor)"/>,
+/// then convert. The generated <c>M.Observed</c> of a model captured this way derives from it.
+/// </summary>
+public abstract class BoundObservedModel : IObservedModel
+{
+    private readonly nn.Module _model;
+    private readonly BoundGraph _graph;
+    private readonly OpPlan[] _plans;
+    private readonly Observer?[] _observers;
+    private readonly List<IDisposable> _owned = new();
+
+    /// <summary>Binds and plans (generated code calls this from <c>Prepare()</c>).</summary>
+    /// <param name="model">The float model, in eval mode.</param>
+    /// <param name="modelName">Its class name.</param>
+    /// <param name="forward">Its captured forward.</param>
+    /// <param name="mapping">Which qconfig each op gets; a null qconfig keeps an op in float.</param>
+    /// <param name="autoFuse">Apply FX's fusion patterns.</param>
+    protected BoundObservedModel(nn.Module model, string modelName, CapturedForward forward, QConfigMapping mapping, bool autoFuse = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(mapping);
+        ModelName = modelName;
+        _model = model;
+        QConfigMapping = mapping;
+        QConfig = mapping.Global ?? QConfig.For(QuantBackend.X86);
+        _graph = ModelBinder.Bind(model, modelName, forward, autoFuse);
+
+        IReadOnlyDictionary<string, nn.Module> modules = ModuleLookup.Index(model);
+        var knownTypes = new HashSet<string>(modules.Values.Select(m => m.GetType().Name), StringComparer.Ordinal) { "add", "cat", "relu", "flatten", "reshape" };
+        var knownPaths = new HashSet<string>(modules.Keys.Where(k => k.Length > 0), StringComparer.Ordinal);
+        knownPaths.UnionWith(_graph.Ops.Select(o => o.Name));
+        mapping.Validate(modelName, knownPaths, knownTypes);
+
+        _plans = new OpPlan[_graph.Ops.Count];
+        var int8Values = new bool[_graph.ValueCount];
+        _observers = new Observer?[_graph.ValueCount];
+        for (int i = 0; i < _plans.Length; i++)
+        {
+            BoundOp op = _graph.Ops[i];
+            _plans[i] = Plan(op, int8Values);
+            if (_plans[i].Int8)
+            {
+                int8Values[op.Output] = true;
+                if (_plans[i].OwnObserver)
+                {
+                    _observers[op.Output] = _plans[i].QConfig!.Activation.Create($"{modelName}.{op.Name}");
+                }
+
+                foreach (int input in op.Inputs)
+                {
+                    if (!int8Values[input] && _observers[input] is null)
+                    {
+                        _observers[input] = QConfig.Activation.Create($"{modelName}.{InputName(input)}");
+                    }
+                }
+            }
+        }
+
+        // The model input is always observed, so the int8 model can take a QTensor input.
+        _observers[0] ??= QConfig.Activation.Create($"{modelName}.input");
+    }
+
+    /// <summary>The model's class name.</summary>
+    public string ModelName { get; }
+
+    /// <summary>The global qconfig of the mapping (else the X86 preset): its backend is the arithmetic Convert uses.</summary>
+    public QConfig QConfig { get; }
+
+    /// <summary>The mapping each op's qconfig was resolved from.</summary>
+    public QConfigMapping QConfigMapping { get; }
+
+    /// <summary>The bound graph: every op in forward order with the modules it was bound to.</summary>
+    public BoundGraph Graph => _graph;
+
+    /// <summary>Every activation observer, in forward order (the model input first).</summary>
+    public IReadOnlyList<Observer> Observers => _observers.Where(o => o is not null).Select(o => o!).ToArray();
+
+    nn.Module IObservedModel.Model => _model;
+
+    /// <summary>The ops that stay in float in the converted model, each with why.</summary>
+    public IReadOnlyList<(string Layer, string Type, string Reason, string Source)> FloatOps =>
+        _plans.Where(p => !p.Int8).Select(p => (p.Op.Name, p.Op.TypeName, p.FloatReason ?? "", p.Op.Source)).ToArray();
+
+    /// <summary>What Prepare made of the model: ops in int8 and in float (with why), fusions, observers.</summary>
+    /// <returns>A few lines per op kind, for people.</returns>
+    public string Summary()
+    {
+        var text = new StringBuilder();
+        int int8 = _plans.Count(p => p.Int8);
+        text.Append($"{ModelName}: {_plans.Length} ops after fusion, {int8} in int8, {_plans.Length - int8} in float; {Observers.Count} activation observers.\n");
+        foreach (IGrouping<string, OpPlan> group in _plans.Where(p => p.Int8).GroupBy(p => Describe(p.Op)))
+        {
+            text.Append($"  int8  {group.Count(),4} x {group.Key}\n");
+        }
+
+        foreach (IGrouping<(string, string), OpPlan> group in _plans.Where(p => !p.Int8).GroupBy(p => (p.Op.TypeName, p.FloatReason ?? "")))
+        {
+            string first = group.First().Op.Name;
+            text.Append($"  float {group.Count(),4} x {group.Key.Item1}: {group.Key.Item2} (first: {first}, {group.First().Op.Source})\n");
+        }
+
+        return text.ToString().TrimEnd('\n');
+    }
+
+    private static string Describe(BoundOp op) =>
+        op.TypeName + (op.FusedBatchNorm is null ? "" : "+BatchNorm2d") + (op.FusedRelu is null ? "" : "+ReLU");
+
+    /// <summary>Runs the fused float model, recording every quantization point.</summary>
+    /// <param name="input">A calibration batch.</param>
+    /// <returns>The float result, as the fused float model computes it.</returns>
+    public Tensor forward(Tensor input) => forward(input, null);
+
+    /// <summary>As <see cref="forward(Tensor)"/>, reporting each op's float output to <paramref name="tap"/>.</summary>
+    /// <param name="input">A calibration batch.</param>
+    /// <param name="tap">Receives each layer's float output (a tensor it returns replaces the output downstream); null for none.</param>
+    /// <returns>The float result.</returns>
+    public Tensor forward(Tensor input, IFloatTap? tap)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        using var scope = torch.NewDisposeScope();
+        var values = new Tensor?[_graph.ValueCount];
+        values[0] = input;
+        _observers[0]?.Observe(input);
+        foreach (OpPlan plan in _plans)
+        {
+            BoundOp op = plan.Op;
+            var inputs = new Tensor[op.Inputs.Length];
+            for (int k = 0; k < inputs.Length; k++)
+            {
+                inputs[k] = values[op.Inputs[k]]!;
+            }
+
+            Tensor output;
+            try
+            {
+                output = plan.Float(inputs);
+            }
+            catch (Exception e) when (e is not QuantGenBindingException)
+            {
+                throw new QuantGenBindingException($"{ModelName}.{op.Name} ({op.Source}, '{op.Text}'): the float op failed on inputs of shape {string.Join(" and ", inputs.Select(t => "[" + string.Join(", ", t.shape) + "]"))}: {e.Message}", e);
+            }
+
+            if (_observers[op.Output] is { } observer)
+            {
+                observer.Observe(output);
+            }
+
+            output = tap?.OnLayer(op.Name, output) ?? output;
+            values[op.Output] = output;
+        }
+
+        return values[_graph.Result]!.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>PyTorch's <c>convert()</c> on the bound graph (the generated <c>Convert()</c> wraps it).</summary>
+    /// <returns>The converted steps the int8 model runs.</returns>
+    /// <exception cref="InvalidOperationException">An observer has seen no calibration data.</exception>
+    protected BoundQuantizedPlan ConvertBound()
+    {
+        var qparams = new QParams?[_graph.ValueCount];
+        var quantizers = new QuantizeInput?[_graph.ValueCount];
+        for (int v = 0; v < _observers.Length; v++)
+        {
+            if (_observers[v] is { } observer)
+            {
+                if (!observer.HasObserved)
+                {
+                    throw new InvalidOperationException($"{ModelName}: Convert() before calibration: the observer at {observer.Layer} has seen no data. Run calibration batches through forward first.");
+                }
+
+                qparams[v] = observer.CalculateQParams();
+            }
+        }
+
+        var steps = new BoundStep[_plans.Length];
+        var int8Values = new bool[_graph.ValueCount];
+        for (int i = 0; i < _plans.Length; i++)
+        {
+            OpPlan plan = _plans[i];
+            BoundOp op = plan.Op;
+            if (!plan.Int8)
+            {
+                steps[i] = new BoundStep(op, null, plan.Float, plan.FloatReason ?? "");
+                continue;
+            }
+
+            foreach (int input in op.Inputs)
+            {
+                if (!int8Values[input])
+                {
+                    quantizers[input] ??= new QuantizeInput(ModelName, InputName(input), qparams[input]!);
+                }
+            }
+
+            QParams In(int k) => qparams[op.Inputs[k]]!;
+            QParams Own() => qparams[op.Output]!;
+            string layer = op.Name;
+            IQuantizedLayer built;
+            Func<QTensor[], QTensor> run;
+            switch (op.Kind)
+            {
+                case BoundKind.Conv2d:
+                {
+                    QuantizedConv2d conv = ((FusedConv2d)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
+                    (built, run) = (conv, a => conv.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.Linear:
+                {
+                    QuantizedLinear linear = ((FusedLinear)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
+                    (built, run) = (linear, a => linear.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.BatchNorm2d:
+                {
+                    QuantizedBatchNorm2d bn = ((FusedBatchNorm2d)plan.Fused!).Convert(In(0), Own());
+                    (built, run) = (bn, a => bn.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.Add:
+                {
+                    var add = new QuantizedAdd(ModelName, layer, Own(), op.FusedRelu is not null);
+                    (built, run) = (add, a => add.Forward(a[0], a[1]));
+                    break;
+                }
+
+                case BoundKind.Cat:
+                {
+                    var cat = new QuantizedCat(ModelName, layer, op.Ints[0], Own());
+                    (built, run) = (cat, a => cat.Forward(a));
+                    break;
+                }
+
+                case BoundKind.ReLU:
+                {
+                    var relu = new QuantizedReLU(ModelName, layer);
+                    (built, run) = (relu, a => relu.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.MaxPool2d:
+                {
+                    var pool = new QuantizedMaxPool2d(ModelName, layer, MaxPoolOptions((MaxPool2d)op.Module!));
+                    (built, run) = (pool, a => pool.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.AvgPool2d:
+                {
+                    var pool = new QuantizedAvgPool2d(ModelName, layer, AvgPoolOptions((AvgPool2d)op.Module!));
+                    (built, run) = (pool, a => pool.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.AdaptiveAvgPool2d:
+                {
+                    var module = (AdaptiveAvgPool2d)op.Module!;
+                    var pool = new QuantizedAdaptiveAvgPool2d(ModelName, layer, OutputSize(module, 0), OutputSize(module, 1));
+                    (built, run) = (pool, a => pool.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.Flatten:
+                {
+                    var flatten = new QuantizedFlatten(ModelName, layer, op.Ints[0], op.Ints[1]);
+                    (built, run) = (flatten, a => flatten.Forward(a[0]));
+                    break;
+                }
+
+                case BoundKind.Reshape:
+                {
+                    var reshape = new QuantizedReshape(ModelName, layer, op.Ints);
+                    (built, run) = (reshape, a => reshape.Forward(a[0]));
+                    break;
+                }
+
+                default:
+                    throw new InvalidOperationException($"{ModelName}.{layer}: no int8 op for {op.Kind}.");
+            }
+
+            int8Values[op.Output] = true;
+            if (!plan.OwnObserver)
+            {
+                // ReLU, pools, flatten, reshape: the output keeps the input's qparams (PyTorch's shared observer).
+                qparams[op.Output] = In(0);
+            }
+
+            steps[i] = new BoundStep(op, built, run, null);
+        }
+
+        return new BoundQuantizedPlan(ModelName, _graph, steps, quantizers, new QuantizeInput(ModelName, "input", qparams[0]!));
+    }
+
+    /// <summary>Releases the fused float modules that no float op of a converted model still uses.</summary>
+    public void Dispose()
+    {
+        foreach (IDisposable owned in _owned)
+        {
+            owned.Dispose();
+        }
+
+        _owned.Clear();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>The prepared model, one op per line with its observer.</summary>
+    /// <returns>The ops in forward order.</returns>
+    public override string ToString()
+    {
+        var text = new StringBuilder($"{ModelName}(\n");
+        foreach (OpPlan plan in _plans)
+        {
+            text.Append($"  ({plan.Op.Name}): {Describe(plan.Op)}{(plan.Int8 ? "" : " [float: " + plan.FloatReason + "]")}");
+            if (_observers[plan.Op.Output] is { } observer)
+            {
+                text.Append($"\n    (activation_post_process): {observer.Spec}");
+            }
+
+            text.Append('\n');
+        }
+
+        return text.Append(')').ToString();
+    }
+
+    private string InputName(int value)
+    {
+        if (value == 0)
+        {
+            return "input";
+        }
+
+        BoundOp? writer = _graph.Ops.FirstOrDefault(o => o.Output == value);
+        return writer is null ? $"value{value}" : writer.Name;
+    }
+
+    /// <summary>Decides int8 or float for one op and builds its float form.</summary>
+    private OpPlan Plan(BoundOp op, bool[] int8Values)
+    {
+        bool anyInt8Input = op.Inputs.Any(v => int8Values[v]);
+        QConfig? qconfig = op.IsFloat ? null : QConfigMapping.Resolve(op.Members[0].Path, op.TypeName);
+        Func<Tensor[], Tensor> plain = PlainFloat(op);
+        if (op.IsFloat)
+        {
+            return new OpPlan(op, false, false, null, null, plain, op.FloatReason);
+        }
+
+        if (qconfig is null)
+        {
+            return new OpPlan(op, false, false, null, null, plain, "its qconfig is None");
+        }
+
+        qconfig.Validate();
+        switch (op.Kind)
+        {
+            case BoundKind.Conv2d:
+                try
+                {
+                    FusedConv2d fused = FusedConv2d.Create(ModelName, op.Name, (Conv2d)op.Module!, (BatchNorm2d?)op.FusedBatchNorm?.Module, op.FusedRelu is not null);
+                    fused.ValidateWeightSpec(qconfig.Weight);
+                    _owned.Add(fused);
+                    return new OpPlan(op, true, true, qconfig, fused, a => fused.forward(a[0]), null);
+                }
+                catch (NotSupportedException e)
+                {
+                    return new OpPlan(op, false, false, null, null, plain, e.Message);
+                }
+
+            case BoundKind.Linear:
+                try
+                {
+                    FusedLinear fused = FusedLinear.Create(ModelName, op.Name, (Linear)op.Module!, op.FusedRelu is not null);
+                    fused.ValidateWeightSpec(qconfig.Weight);
+                    _owned.Add(fused);
+                    return new OpPlan(op, true, true, qconfig, fused, a => fused.forward(a[0]), null);
+                }
+                catch (NotSupportedException e)
+                {
+                    return new OpPlan(op, false, false, null, null, plain, e.Message);
+                }
+
+            case BoundKind.BatchNorm2d:
+                try
+                {
+                    FusedBatchNorm2d fused = FusedBatchNorm2d.Create(ModelName, op.Name, (BatchNorm2d)op.Module!, op.FusedRelu is not null);
+                    _owned.Add(fused);
+                    return new OpPlan(op, true, true, qconfig, fused, a => fused.forward(a[0]), null);
+                }
+                catch (NotSupportedException e)
+                {
+                    return new OpPlan(op, false, false, null, null, plain, e.Message);
+                }
+
+            case BoundKind.Add or BoundKind.Cat:
+                return anyInt8Input
+                    ? new OpPlan(op, true, true, qconfig, null, plain, null)
+                    : new OpPlan(op, false, false, null, null, plain, "its inputs are float");
+
+            default:
+                // ReLU, pools, flatten, reshape: int8 exactly when the input is (they share its qparams).
+                return anyInt8Input
+                    ? new OpPlan(op, true, false, qconfig, null, plain, null)
+                    : new OpPlan(op, false, false, null, null, plain, "its input is float");
+        }
+    }
+
+    /// <summary>The op in plain float (TorchSharp), fusions included: what runs when the op stays float.</summary>
+    private static Func<Tensor[], Tensor> PlainFloat(BoundOp op)
+    {
+        Func<Tensor, Tensor> Relu(Func<Tensor, Tensor> f) => op.FusedRelu is null ? f : x => nn.functional.relu(f(x));
+        switch (op.Kind)
+        {
+            case BoundKind.Conv2d:
+            {
+                var conv = (nn.Module<Tensor, Tensor>)op.Module!;
+                var bn = (nn.Module<Tensor, Tensor>?)op.FusedBatchNorm?.Module;
+                Func<Tensor, Tensor> f = Relu(bn is null ? conv.forward : x => bn.forward(conv.forward(x)));
+                return a => f(a[0]);
+            }
+
+            case BoundKind.Add:
+                return op.FusedRelu is null ? a => a[0] + a[1] : a => nn.functional.relu(a[0] + a[1]);
+            case BoundKind.Cat:
+            {
+                long dim = op.Ints[0];
+                return a => torch.cat(a, dim);
+            }
+
+            case BoundKind.ReLU:
+                return a => nn.functional.relu(a[0]);
+            case BoundKind.Flatten:
+            {
+                long start = op.Ints[0], end = op.Ints[1];
+                return a => a[0].flatten(start, end);
+            }
+
+            case BoundKind.Reshape:
+            {
+                long[] shape = op.Ints.Select(i => (long)i).ToArray();
+                return a => a[0].reshape(shape);
+            }
+
+            case BoundKind.FloatFunction:
+                return op.Function!;
+            default:
+            {
+                var module = (nn.Module<Tensor, Tensor>)op.Module!;
+                Func<Tensor, Tensor> f = Relu(module.forward);
+                return a => f(a[0]);
+            }
+        }
+    }
+
+    private static int At(long[]? values, int axis, int fallback) =>
+        values is null || values.Length == 0 ? fallback : checked((int)values[values.Length == 1 ? 0 : axis]);
+
+    private static Pool2dOptions MaxPoolOptions(MaxPool2d pool) => new(
+        At(pool.kernel_size, 0, 1), At(pool.kernel_size, 1, 1),
+        At(pool.stride, 0, At(pool.kernel_size, 0, 1)), At(pool.stride, 1, At(pool.kernel_size, 1, 1)),
+        At(pool.padding, 0, 0), At(pool.padding, 1, 0),
+        At(pool.dilation, 0, 1), At(pool.dilation, 1, 1),
+        CeilMode: pool.ceil_mode);
+
+    private static Pool2dOptions AvgPoolOptions(AvgPool2d pool) => new(
+        At(pool.kernel_size, 0, 1), At(pool.kernel_size, 1, 1),
+        At(pool.stride, 0, At(pool.kernel_size, 0, 1)), At(pool.stride, 1, At(pool.kernel_size, 1, 1)),
+        At(pool.padding, 0, 0), At(pool.padding, 1, 0),
+        CeilMode: pool.ceil_mode, CountIncludePad: pool.count_include_pad);
+
+    private static int OutputSize(AdaptiveAvgPool2d pool, int axis) =>
+        checked((int)pool.output_size[pool.output_size.Length == 1 ? 0 : axis]);
+
+    /// <summary>One op's plan: int8 or float, its qconfig, its fused float module and float form.</summary>
+    private sealed record OpPlan(BoundOp Op, bool Int8, bool OwnObserver, QConfig? QConfig, object? Fused, Func<Tensor[], Tensor> Float, string? FloatReason);
+}
+
+/// <summary>A model's forward could not be bound or run in float at Prepare; the message names model, layer and source line.</summary>
+public sealed class QuantGenBindingException : InvalidOperationException
+{
+    /// <summary>Creates the exception.</summary>
+    public QuantGenBindingException(string message, Exception? inner = null)
+        : base(message, inner)
+    {
+    }
+}

@@ -1,0 +1,364 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Reflection;
+using QuantGen.Graphs;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace QuantGen.Binding;
+
+/// <summary>
+/// Binds a captured forward to a running model, as PyTorch FX binds <c>call_module</c> nodes: each module call
+/// is resolved to the module the instance holds (its runtime type decides the op), containers are unrolled
+/// from the instance (Sequential in order, recursively; a loop over a ModuleList or Sequential once per child),
+/// captured user modules are inlined, construction-time conditions are decided, and fusions are applied.
+/// </summary>
+public static class ModelBinder
+{
+    /// <summary>How deeply modules may nest; deeper (or a module that contains itself) is refused.</summary>
+    public const int MaxDepth = 64;
+
+    /// <summary>Binds <paramref name="forward"/> to <paramref name="model"/> and fuses what the graph allows.</summary>
+    /// <param name="model">The running model.</param>
+    /// <param name="modelName">Its name, for layer names in messages.</param>
+    /// <param name="forward">The model class's captured forward.</param>
+    /// <param name="autoFuse">Fuse conv-bn(-relu), conv-relu, linear-relu, bn-relu and add-relu.</param>
+    /// <returns>The bound graph.</returns>
+    /// <exception cref="InvalidOperationException">A call cannot be bound (the message names model, path, type and what was expected).</exception>
+    public static BoundGraph Bind(nn.Module model, string modelName, CapturedForward forward, bool autoFuse = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(forward);
+        var binder = new Binder(modelName);
+        int result = binder.Inline(model, forward, string.Empty, 0, 0);
+        BoundOp[] ops = binder.Ops.ToArray();
+        if (autoFuse)
+        {
+            ops = Fuse(ops, result);
+        }
+
+        return new BoundGraph(modelName, ops, binder.ValueCount, result);
+    }
+
+    private sealed class Binder(string modelName)
+    {
+        private readonly Dictionary<string, int> _names = new(StringComparer.Ordinal);
+
+        public List<BoundOp> Ops { get; } = new();
+
+        public int ValueCount { get; private set; } = 1;
+
+        /// <summary>Inlines a captured forward of <paramref name="module"/> at <paramref name="path"/>; returns its result value.</summary>
+        public int Inline(nn.Module module, CapturedForward forward, string path, int input, int depth)
+        {
+            var values = new int[forward.Nodes.Count + 1];
+            values[0] = input;
+            bool[] conditions = forward.Conditions.Select(c => Decide(module, c, path)).ToArray();
+            for (int i = 0; i < forward.Nodes.Count; i++)
+            {
+                CapturedNode node = forward.Nodes[i];
+                if (node.Op != CapturedOp.Select && node.Condition >= 0 && conditions[node.Condition] == node.Negated)
+                {
+                    values[i + 1] = -1;
+                    continue;
+                }
+
+                int[] inputs = node.Inputs.Select(v => values[v]).ToArray();
+                if (node.Op != CapturedOp.Select && inputs.Any(v => v < 0))
+                {
+                    throw new InvalidOperationException($"{Where(path, node)}: reads a value its construction-time condition did not compute ('{node.Text}').");
+                }
+
+                values[i + 1] = node.Op switch
+                {
+                    CapturedOp.Call => CallMember(module, forward, node, path, inputs[0], depth),
+                    CapturedOp.Loop => Loop(module, node, path, inputs[0], depth),
+                    CapturedOp.Select => conditions[node.Condition] ? inputs[0] : inputs[1],
+                    CapturedOp.Identity => inputs[0],
+                    CapturedOp.Add => Add(BoundKind.Add, Scoped(path, "add"), inputs, node, "add"),
+                    CapturedOp.Relu => Add(BoundKind.ReLU, Scoped(path, "relu"), inputs, node, "relu"),
+                    CapturedOp.Cat => Add(BoundKind.Cat, Scoped(path, "cat"), inputs, node, "cat", node.Ints),
+                    CapturedOp.Flatten => Add(BoundKind.Flatten, Scoped(path, "flatten"), inputs, node, "flatten", node.Ints),
+                    CapturedOp.Reshape => Add(BoundKind.Reshape, Scoped(path, "reshape"), inputs, node, "reshape", node.Ints),
+                    CapturedOp.Float => AddFloatFunction(path, inputs, node),
+                    _ => throw new InvalidOperationException($"{Where(path, node)}: unknown captured op {node.Op}."),
+                };
+            }
+
+            int result = values[forward.Result];
+            if (result < 0)
+            {
+                throw new InvalidOperationException($"{modelName}{(path.Length == 0 ? "" : "." + path)}: forward returns a value its construction-time conditions did not compute.");
+            }
+
+            return result;
+        }
+
+        private int CallMember(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int input, int depth)
+        {
+            object? value = MemberValue(owner, node.Member);
+            if (value is not nn.Module child)
+            {
+                throw new InvalidOperationException(value is null
+                    ? $"{Where(path, node)}: '{node.Text}' calls {node.Member}, which is null in this instance; guard the call with 'if ({node.Member} is not null)' or assign a module in the constructor."
+                    : $"{Where(path, node)}: {node.Member} holds a {value.GetType().Name}, not a TorchSharp module.");
+            }
+
+            string childPath = Join(path, ChildName(owner, child, node.Member));
+            if (forward.NoQuantize.Contains(node.Member))
+            {
+                return AddFloatModule(child, childPath, input, node, "[NoQuantize]");
+            }
+
+            return BindModule(child, childPath, input, node, depth + 1);
+        }
+
+        private int Loop(nn.Module owner, CapturedNode node, string path, int input, int depth)
+        {
+            object? value = MemberValue(owner, node.Member);
+            if (value is not nn.Module container)
+            {
+                throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' loops over {node.Member}, which is {(value is null ? "null" : "a " + value.GetType().Name)}; expected a ModuleList or Sequential of modules.");
+            }
+
+            string containerPath = Join(path, ChildName(owner, container, node.Member));
+            foreach ((string name, nn.Module child) in container.named_children())
+            {
+                input = BindModule(child, Join(containerPath, name), input, node, depth + 1);
+            }
+
+            return input;
+        }
+
+        /// <summary>Binds one module call by the module's runtime type.</summary>
+        private int BindModule(nn.Module module, string path, int input, CapturedNode node, int depth)
+        {
+            if (depth > MaxDepth)
+            {
+                throw new InvalidOperationException($"{modelName}.{path}: modules nest more than {MaxDepth} deep (does a module contain itself?).");
+            }
+
+            if (CapturedModules.Find(module.GetType()) is { } captured)
+            {
+                return Inline(module, captured, path, input, depth);
+            }
+
+            switch (module)
+            {
+                case Sequential sequential:
+                    foreach ((string name, nn.Module child) in sequential.named_children())
+                    {
+                        input = BindModule(child, Join(path, name), input, node, depth + 1);
+                    }
+
+                    return input;
+                case Identity or Dropout or Dropout2d or Dropout1d or AlphaDropout or FeatureAlphaDropout:
+                    // Identity in eval, as PyTorch's convert treats dropout.
+                    return input;
+                case Conv2d:
+                    return AddModule(BoundKind.Conv2d, module, path, input, node, "Conv2d");
+                case Linear:
+                    return AddModule(BoundKind.Linear, module, path, input, node, "Linear");
+                case BatchNorm2d:
+                    return AddModule(BoundKind.BatchNorm2d, module, path, input, node, "BatchNorm2d");
+                case ReLU:
+                    return AddModule(BoundKind.ReLU, module, path, input, node, "ReLU");
+                case MaxPool2d:
+                    return AddModule(BoundKind.MaxPool2d, module, path, input, node, "MaxPool2d");
+                case AvgPool2d:
+                    return AddModule(BoundKind.AvgPool2d, module, path, input, node, "AvgPool2d");
+                case AdaptiveAvgPool2d:
+                    return AddModule(BoundKind.AdaptiveAvgPool2d, module, path, input, node, "AdaptiveAvgPool2d");
+                case Flatten flatten:
+                {
+                    int op = AddModule(BoundKind.Flatten, module, path, input, node, "Flatten");
+                    Ops[^1] = WithInts(Ops[^1], new[] { checked((int)flatten.start_dim), checked((int)flatten.end_dim) });
+                    return op;
+                }
+
+                default:
+                    string reason = CapturedModules.WhyNotCaptured(module.GetType()) is { } why
+                        ? $"its forward could not be captured ({why})"
+                        : module is nn.Module<Tensor, Tensor>
+                            ? $"QuantGen has no int8 op for {module.GetType().Name}"
+                            : $"{module.GetType().Name} is not a nn.Module<Tensor, Tensor>";
+                    if (module is not nn.Module<Tensor, Tensor>)
+                    {
+                        throw new InvalidOperationException($"{modelName}.{path}: '{node.Text}' ({node.Source}) calls a {module.GetType().Name} with one tensor, but it does not take one tensor (expected a nn.Module<Tensor, Tensor>).");
+                    }
+
+                    return AddFloatModule(module, path, input, node, reason);
+            }
+        }
+
+        private static BoundOp WithInts(BoundOp op, int[] ints)
+        {
+            var copy = new BoundOp(op.Kind, op.Name, op.Inputs, op.Output, op.Source, op.Text) { Module = op.Module, Ints = ints, TypeName = op.TypeName };
+            copy.Members.AddRange(op.Members);
+            return copy;
+        }
+
+        private int AddModule(BoundKind kind, nn.Module module, string path, int input, CapturedNode node, string typeName)
+        {
+            string name = Unique(path);
+            var op = new BoundOp(kind, name, new[] { input }, ValueCount++, node.Source, node.Text) { Module = module, TypeName = typeName };
+            op.Members.Add(new GraphMember(path, typeName, node.Source));
+            Ops.Add(op);
+            return op.Output;
+        }
+
+        private int AddFloatModule(nn.Module module, string path, int input, CapturedNode node, string reason)
+        {
+            string typeName = module.GetType().Name;
+            string name = Unique(path);
+            var op = new BoundOp(BoundKind.FloatModule, name, new[] { input }, ValueCount++, node.Source, node.Text) { Module = module, TypeName = typeName, FloatReason = reason };
+            op.Members.Add(new GraphMember(path, typeName, node.Source));
+            Ops.Add(op);
+            return op.Output;
+        }
+
+        private int Add(BoundKind kind, string name, int[] inputs, CapturedNode node, string typeName, int[]? ints = null)
+        {
+            name = Unique(name);
+            var op = new BoundOp(kind, name, inputs, ValueCount++, node.Source, node.Text) { TypeName = typeName, Ints = ints ?? Array.Empty<int>() };
+            op.Members.Add(new GraphMember(name, typeName, node.Source));
+            Ops.Add(op);
+            return op.Output;
+        }
+
+        private int AddFloatFunction(string path, int[] inputs, CapturedNode node)
+        {
+            string name = Unique(Scoped(path, "float"));
+            var op = new BoundOp(BoundKind.FloatFunction, name, inputs, ValueCount++, node.Source, node.Text)
+            {
+                Function = node.Float ?? throw new InvalidOperationException($"{Where(path, node)}: a float node has no function."),
+                TypeName = "function",
+                FloatReason = $"no int8 op for '{node.Text}'",
+            };
+            op.Members.Add(new GraphMember(name, "function", node.Source));
+            Ops.Add(op);
+            return op.Output;
+        }
+
+        /// <summary>A layer name not used yet: a module called twice (a shared ReLU) gets "relu", "relu_1", ...</summary>
+        private string Unique(string name)
+        {
+            if (_names.TryGetValue(name, out int count))
+            {
+                _names[name] = count + 1;
+                return Unique(name + "_" + count.ToString(CultureInfo.InvariantCulture));
+            }
+
+            _names[name] = 1;
+            return name;
+        }
+
+        private bool Decide(nn.Module module, CapturedCondition condition, string path) => condition.Kind switch
+        {
+            CapturedConditionKind.Constant => condition.Constant,
+            CapturedConditionKind.MemberIsNull => MemberValue(module, condition.Member) is null,
+            CapturedConditionKind.MemberIsNotNull => MemberValue(module, condition.Member) is not null,
+            CapturedConditionKind.BoolMember => MemberValue(module, condition.Member) is bool value
+                ? value
+                : throw new InvalidOperationException($"{modelName}{(path.Length == 0 ? "" : "." + path)}: the condition '{condition.Text}' reads {condition.Member}, which is not a bool member of {module.GetType().Name}."),
+            _ => throw new InvalidOperationException($"unknown condition kind {condition.Kind}"),
+        };
+
+        private string Where(string path, CapturedNode node) =>
+            $"{modelName}{(path.Length == 0 ? "" : "." + path)} ({node.Source})";
+
+        private static string Scoped(string path, string name) => Join(path, name);
+
+        private static string Join(string path, string name) => path.Length == 0 ? name : path + "." + name;
+    }
+
+    /// <summary>The name the module is registered under in its owner (PyTorch's path element), else the member's name.</summary>
+    private static string ChildName(nn.Module owner, nn.Module child, string member)
+    {
+        foreach ((string name, nn.Module registered) in owner.named_children())
+        {
+            if (ReferenceEquals(registered, child))
+            {
+                return name;
+            }
+        }
+
+        return member;
+    }
+
+    /// <summary>A field or property of <paramref name="owner"/> (any accessibility, declared on its class or a base).</summary>
+    internal static object? MemberValue(object owner, string member)
+    {
+        const BindingFlags flags = BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly;
+        for (Type? type = owner.GetType(); type is not null; type = type.BaseType)
+        {
+            if (type.GetField(member, flags) is { } field)
+            {
+                return field.GetValue(owner);
+            }
+
+            if (type.GetProperty(member, flags) is { GetMethod: not null } property && property.GetIndexParameters().Length == 0)
+            {
+                return property.GetValue(owner);
+            }
+        }
+
+        throw new InvalidOperationException($"{owner.GetType().Name} has no field or property '{member}'.");
+    }
+
+    /// <summary>
+    /// FX's fusion patterns on the bound graph: Conv2d→BatchNorm2d(→ReLU), Conv2d→ReLU, Linear→ReLU,
+    /// BatchNorm2d→ReLU, add→ReLU — where each intermediate value has exactly one reader and is not the result.
+    /// </summary>
+    private static BoundOp[] Fuse(BoundOp[] ops, int result)
+    {
+        var readers = new Dictionary<int, List<BoundOp>>();
+        foreach (BoundOp op in ops)
+        {
+            foreach (int input in op.Inputs)
+            {
+                if (!readers.TryGetValue(input, out List<BoundOp>? list))
+                {
+                    readers[input] = list = new List<BoundOp>();
+                }
+
+                list.Add(op);
+            }
+        }
+
+        BoundOp? SoleReader(BoundOp op, BoundKind kind) =>
+            op.Output != result && readers.TryGetValue(op.Output, out List<BoundOp>? list) && list.Count == 1 && list[0].Kind == kind && list[0].Inputs.Length == 1
+                ? list[0]
+                : null;
+
+        var absorbed = new HashSet<BoundOp>();
+        foreach (BoundOp op in ops)
+        {
+            if (absorbed.Contains(op))
+            {
+                continue;
+            }
+
+            if (op.Kind == BoundKind.Conv2d && SoleReader(op, BoundKind.BatchNorm2d) is { } bn)
+            {
+                op.FusedBatchNorm = (bn.Name, bn.Module!);
+                op.Members.AddRange(bn.Members);
+                op.Output = bn.Output;
+                absorbed.Add(bn);
+            }
+
+            if (op.Kind is BoundKind.Conv2d or BoundKind.Linear or BoundKind.BatchNorm2d or BoundKind.Add && SoleReader(op, BoundKind.ReLU) is { } relu)
+            {
+                op.FusedRelu = relu.Name;
+                op.Members.AddRange(relu.Members);
+                op.Output = relu.Output;
+                absorbed.Add(relu);
+            }
+        }
+
+        return ops.Where(o => !absorbed.Contains(o)).ToArray();
+    }
+}
