@@ -140,9 +140,12 @@ public class DiagnosticTests
             [Quantize]
             public partial class Bad : Module<Tensor, Tensor>
             {
+                // With QuantStub (eager mode) the class keeps the generated form, which needs [Quantize] members;
+                // without stubs the same model is bound at Prepare and Plain is captured and inlined.
+                private readonly QuantStub quant = new();
                 private readonly Plain plain = new();
                 public Bad() : base(nameof(Bad)) => RegisterComponents();
-                public override Tensor forward(Tensor x) => plain.forward(x); //<-
+                public override Tensor forward(Tensor x) => plain.forward(quant.forward(x)); //<-
             }
             """)),
         ["QG0006 result discarded"] = ("QG0006", Samples.Model(
@@ -233,7 +236,7 @@ public class DiagnosticTests
     };
 
     /// <summary>Rules that are not errors; FusionDiagnosticTests covers them.</summary>
-    private static readonly string[] NonErrorRules = { "QG0018", "QG0019" };
+    private static readonly string[] NonErrorRules = { "QG0018", "QG0019", "QG0022", "QG0023" }; // QG0022/QG0023: Binding/CaptureDiagnosticTests
 
     public static TheoryData<string> BadSampleNames() => new(BadSamples.Keys);
 

@@ -1,0 +1,159 @@
+using System.Collections.Generic;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace QuantGen.Tests.Binding;
+
+// Models written the way TorchSharp users write them (general-typed members, blocks from helpers and loops,
+// dispose scopes, modules QuantGen has no int8 op for), compiled through the generator like a user's.
+
+/// <summary>A plain (not [Quantize]) residual block: its forward is captured and inlined at Prepare.</summary>
+public class ResidualBlock : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> conv1;
+    private readonly Module<Tensor, Tensor> bn1;
+    private readonly Module<Tensor, Tensor> conv2;
+    private readonly Module<Tensor, Tensor> bn2;
+    private readonly Module<Tensor, Tensor>? shortcut;
+
+    public ResidualBlock(long inChannels, long outChannels, long stride)
+        : base(nameof(ResidualBlock))
+    {
+        conv1 = Conv2d(inChannels, outChannels, 3, stride: stride, padding: 1, bias: false);
+        bn1 = BatchNorm2d(outChannels);
+        conv2 = Conv2d(outChannels, outChannels, 3, padding: 1, bias: false);
+        bn2 = BatchNorm2d(outChannels);
+        if (stride != 1 || inChannels != outChannels)
+        {
+            shortcut = Sequential(Conv2d(inChannels, outChannels, 1, stride: stride, bias: false), BatchNorm2d(outChannels));
+        }
+
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        var y = functional.relu(bn1.forward(conv1.forward(x)));
+        y = bn2.forward(conv2.forward(y));
+        if (shortcut is null)
+        {
+            return y.add_(x).relu_().MoveToOuterDisposeScope();
+        }
+
+        return y.add_(shortcut.forward(x)).relu_().MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// Every idiom at once: members typed Module&lt;Tensor, Tensor&gt;, a Sequential filled from a list in a helper,
+/// a ModuleList looped over in forward, a LeakyReLU and a user module with no int8 op (float), permute and
+/// scalar arithmetic (float), torch.cat of a List&lt;Tensor&gt;, view(x.shape[0], -1).
+/// </summary>
+[Quantize]
+public partial class IdiomNet : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> stem;
+    private readonly Module<Tensor, Tensor> blocks;
+    private readonly ModuleList<Module<Tensor, Tensor>> heads = new();
+    private readonly Module<Tensor, Tensor> act;
+    private readonly Module<Tensor, Tensor> branchA;
+    private readonly Module<Tensor, Tensor> branchB;
+    private readonly Module<Tensor, Tensor> pool;
+    private readonly Module<Tensor, Tensor> fc;
+
+    public IdiomNet(long classes = 10)
+        : base(nameof(IdiomNet))
+    {
+        stem = Sequential(("conv-1", Conv2d(3, 8, 3, padding: 1)), ("bn-1", BatchNorm2d(8)), ("relu", ReLU()));
+        blocks = MakeBlocks(8, new long[] { 8, 16 });
+        for (int i = 0; i < 2; i++)
+        {
+            heads.Add(Sequential(Conv2d(16, 16, 1), BatchNorm2d(16), ReLU()));
+        }
+
+        act = LeakyReLU(0.1);
+        branchA = Conv2d(16, 8, 1);
+        branchB = Conv2d(16, 8, 3, padding: 1);
+        pool = AdaptiveAvgPool2d(2);
+        fc = Linear(16 * 2 * 2, classes);
+        RegisterComponents();
+    }
+
+    private static Module<Tensor, Tensor> MakeBlocks(long inChannels, long[] widths)
+    {
+        var layers = new List<(string, Module<Tensor, Tensor>)>();
+        for (int i = 0; i < widths.Length; i++)
+        {
+            layers.Add(($"block{i}", new ResidualBlock(inChannels, widths[i], i == 0 ? 1 : 2)));
+            inChannels = widths[i];
+        }
+
+        return Sequential(layers);
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        using var scope = torch.NewDisposeScope();
+        x = stem.forward(x);
+        x = blocks.forward(x);
+        foreach (var head in heads)
+        {
+            x = head.forward(x);
+        }
+
+        x = act.forward(x);
+        var outputs = new List<Tensor>();
+        outputs.Add(branchA.forward(x));
+        outputs.Add(branchB.forward(x));
+        x = torch.cat(outputs, 1);
+        x = x.permute(0, 1, 3, 2) * 0.5f;
+        x = pool.forward(x);
+        x = x.view(x.shape[0], -1);
+        return fc.forward(x).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>Regression: a Sequential created empty and filled with append(...) in the constructor.</summary>
+[Quantize]
+public partial class AppendNet : Module<Tensor, Tensor>
+{
+    private readonly Sequential features = Sequential();
+    private readonly Module<Tensor, Tensor> classifier;
+
+    public AppendNet()
+        : base(nameof(AppendNet))
+    {
+        features.append(Conv2d(3, 8, 3, padding: 1));
+        features.append(ReLU());
+        features.append("pool-1", MaxPool2d(2));
+        features.append(Conv2d(8, 8, 3, padding: 1));
+        classifier = Sequential(Flatten(), Linear(8 * 4 * 4, 5));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => classifier.forward(features.forward(x));
+}
+
+/// <summary>A member the forward calls although the constructor may leave it null (no guard).</summary>
+[Quantize]
+public partial class UnguardedNet : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> conv = Conv2d(3, 4, 1);
+    private readonly Module<Tensor, Tensor>? extra;
+
+    public UnguardedNet(bool withExtra)
+        : base(nameof(UnguardedNet))
+    {
+        if (withExtra)
+        {
+            extra = Conv2d(4, 4, 1);
+        }
+
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => extra!.forward(conv.forward(x));
+}
