@@ -39,6 +39,7 @@ internal static class Names
     public const string FloatTap = "global::QuantGen.Reports.IFloatTap";
     public const string FloatFallback = "global::QuantGen.Modules.FloatFallback";
     public const string ActivationBuffers = "global::QuantGen.Buffers.ActivationBuffers";
+    public const string ActivationBufferPool = "global::QuantGen.Buffers.ActivationBufferPool";
     public const string ReferenceFloatLayer = "global::QuantGen.Modules.ReferenceFloatLayer";
     public const string QuantizedModel = "global::QuantGen.IQuantizedModel";
     public const string ObservedModel = "global::QuantGen.IObservedModel";

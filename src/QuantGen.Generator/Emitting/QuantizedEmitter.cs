@@ -27,7 +27,8 @@ internal static class QuantizedEmitter
         BufferPlanner.BufferPlan buffers = BufferPlanner.Plan(plan);
         if (buffers.Count > 0)
         {
-            writer.Line($"private readonly {Names.ActivationBuffers} _buffers = new {Names.ActivationBuffers}({buffers.Count});");
+            // A pool, not one set: every call rents its own activation buffers, so concurrent calls never share one.
+            writer.Line($"private readonly {Names.ActivationBufferPool} _buffers = new {Names.ActivationBufferPool}({buffers.Count});");
         }
 
         foreach (ConditionPlan condition in plan.Conditions)
@@ -125,7 +126,7 @@ internal static class QuantizedEmitter
         GraphEmitter.EmitMembers(writer, plan, members.Select(s => Names.Identifier(s.QuantizedProperty!)).Concat(islands.Select(s => Names.Identifier(s.IslandQuantizer))).Concat(fallbacks.Select(ObservedEmitter.FallbackProperty)).ToList());
 
         writer.Line();
-        writer.Line("/// <summary>Float in, float out: quantizes the input, runs the int8 model and dequantizes its result.</summary>");
+        writer.Line($"/// <summary>Float in, float out: quantizes the input, runs the int8 model and dequantizes its result. {ConcurrencyDoc}</summary>");
         writer.Line("/// <param name=\"input\">A float32 tensor of the shape the float model takes.</param>");
         writer.Line("/// <returns>A new float32 tensor.</returns>");
         writer.Line($"public {Names.Tensor} forward({Names.Tensor} input)");
@@ -135,8 +136,9 @@ internal static class QuantizedEmitter
         writer.Line($"return {Names.TensorInterop}.FromArray(output, outputShape);");
         writer.Close();
 
+        string entryProperty = Names.Identifier(entry.QuantizedProperty!);
         writer.Line();
-        writer.Line("/// <summary>Float in, float out without TorchSharp: values in logical row-major (NCHW) order.</summary>");
+        writer.Line($"/// <summary>Float in, float out without TorchSharp: values in logical row-major (NCHW) order. {ConcurrencyDoc}</summary>");
         writer.Line("/// <param name=\"input\">The input values.</param>");
         writer.Line("/// <param name=\"shape\">The input's logical shape.</param>");
         writer.Line("/// <param name=\"outputShape\">The result's logical shape.</param>");
@@ -144,25 +146,47 @@ internal static class QuantizedEmitter
         writer.Line($"public float[] forward(global::System.ReadOnlySpan<float> input, int[] shape, out int[] outputShape)");
         writer.Open();
         int entrySlot = buffers.Slots[plan.Steps.ToList().IndexOf(entry)];
-        writer.Line(entrySlot >= 0
-            ? $"{Names.QTensor} quantized = this.{Names.Identifier(entry.QuantizedProperty!)}.Forward(input, shape, this._buffers[{entrySlot}]);"
-            : $"{Names.QTensor} quantized = this.{Names.Identifier(entry.QuantizedProperty!)}.Forward(input, shape);");
-        writer.Line($"{Names.QTensor} result = this.forward(quantized);");
-        writer.Line("outputShape = result.Shape;");
-        writer.Line("return result.Dequantize();");
+        if (buffers.Count > 0)
+        {
+            // The quantized input lives in the same rented set as the region's values (the plan gave it a slot).
+            writer.Comment("This call's own activation buffers (rented from the pool, returned when it ends): concurrent calls never share one.");
+            writer.Line($"{Names.ActivationBuffers} buffers = this._buffers.Rent();");
+            writer.Line("try");
+            writer.Open();
+            writer.Line(entrySlot >= 0
+                ? $"{Names.QTensor} quantized = this.{entryProperty}.Forward(input, shape, buffers[{entrySlot}]);"
+                : $"{Names.QTensor} quantized = this.{entryProperty}.Forward(input, shape);");
+            writer.Line($"{Names.QTensor} result = this.RunRegion(quantized, buffers, null);");
+            writer.Line("outputShape = result.Shape;");
+            writer.Line("return result.Dequantize();");
+            writer.Close();
+            writer.Line("finally");
+            writer.Open();
+            writer.Line("this._buffers.Return(buffers);");
+            writer.Close();
+        }
+        else
+        {
+            writer.Line($"{Names.QTensor} quantized = this.{entryProperty}.Forward(input, shape);");
+            writer.Line($"{Names.QTensor} result = this.RunRegion(quantized, null, null);");
+            writer.Line("outputShape = result.Shape;");
+            writer.Line("return result.Dequantize();");
+        }
+
         writer.Close();
 
         writer.Line();
-        writer.Line("/// <summary>The quantized region: int8 in, int8 out. Not for concurrent calls on one instance (its activation buffers are reused).</summary>");
-        writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{Names.Identifier(entry.QuantizedProperty!)}</c>.</param>");
+        writer.Line($"/// <summary>The quantized region: int8 in, int8 out. {ConcurrencyDoc}</summary>");
+        writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{entryProperty}</c>.</param>");
         writer.Line("/// <returns>The region's int8 result.</returns>");
         writer.Line($"public {Names.QTensor} forward({Names.QTensor} input) => this.forward(input, null);");
         writer.Line();
         writer.Line("/// <summary>");
         writer.Line("/// The quantized region, reporting every op's int8 output to <paramref name=\"tap\"/>. Without a tap the ops write into the");
         writer.Line("/// planned activation buffers (a steady-state call allocates only its result); with one, every output is a new tensor the tap may keep.");
+        writer.Line($"/// {ConcurrencyDoc}");
         writer.Line("/// </summary>");
-        writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{Names.Identifier(entry.QuantizedProperty!)}</c>.</param>");
+        writer.Line($"/// <param name=\"input\">The region's input, quantized with the qparams of <c>{entryProperty}</c>.</param>");
         writer.Line("/// <param name=\"tap\">Receives each layer's output under the same layer names as the Reference taps; null for none.</param>");
         writer.Line("/// <returns>The region's int8 result.</returns>");
         writer.Line($"public {Names.QTensor} forward({Names.QTensor} input, {Names.QuantizedTap}? tap)");
@@ -174,8 +198,37 @@ internal static class QuantizedEmitter
         writer.Line();
         if (buffers.Count > 0)
         {
+            writer.Line("if (tap is not null)");
+            writer.Open();
+            writer.Comment("With a tap every op writes a new tensor (the tap may keep it): no activation buffers.");
+            writer.Line("return this.RunRegion(input, null, tap);");
+            writer.Close();
+            writer.Line();
+            writer.Comment("This call's own activation buffers (rented from the pool, returned when it ends): concurrent calls never share one.");
+            writer.Line($"{Names.ActivationBuffers} buffers = this._buffers.Rent();");
+            writer.Line("try");
+            writer.Open();
+            writer.Line("return this.RunRegion(input, buffers, null);");
+            writer.Close();
+            writer.Line("finally");
+            writer.Open();
+            writer.Line("this._buffers.Return(buffers);");
+            writer.Close();
+        }
+        else
+        {
+            writer.Line("return this.RunRegion(input, null, tap);");
+        }
+
+        writer.Close();
+
+        writer.Line();
+        writer.Line("/// <summary>The quantized region's ops in forward order, writing into <paramref name=\"buffers\"/> (a set this call alone uses) or, when null, into new tensors.</summary>");
+        writer.Line($"private {Names.QTensor} RunRegion({Names.QTensor} input, {Names.ActivationBuffers}? buffers, {Names.QuantizedTap}? tap)");
+        writer.Open();
+        if (buffers.Count > 0)
+        {
             writer.Comment($"Buffer plan: {buffers.Count} activation slots shared by values whose lifetimes do not overlap.");
-            writer.Line($"{Names.ActivationBuffers}? buffers = tap is null ? this._buffers : null;");
         }
 
         var guarded = ObservedEmitter.GuardedValues(plan);
@@ -252,6 +305,10 @@ internal static class QuantizedEmitter
         ReprEmitter.EmitQuantized(writer, plan);
         writer.Close();
     }
+
+    /// <summary>The thread-safety guarantee every int8 forward overload documents.</summary>
+    private const string ConcurrencyDoc =
+        "Safe to call from many threads at once on one instance: each call uses its own activation buffers and working memory, and gives the same result as a call on its own.";
 
     private static string Nullable(StepPlan step) => step.Guard.Length > 0 ? "?" : string.Empty;
 

@@ -3,12 +3,12 @@ using System;
 namespace QuantGen.Buffers;
 
 /// <summary>
-/// The activation memory of one model instance: a fixed number of reusable <see cref="BufferSlot"/>s. The
+/// The activation memory of one forward call: a fixed number of reusable <see cref="BufferSlot"/>s. The
 /// generator assigns every intermediate tensor of <c>forward</c> a slot from the tensors' lifetimes (two
 /// tensors share a slot only when the first is dead before the second is written), and each layer call
 /// writes its output into its slot, so a steady-state forward allocates nothing.
 /// </summary>
-/// <remarks>Not thread-safe, like the layers: one instance per model instance (or per thread).</remarks>
+/// <remarks>Not thread-safe: one forward call uses a set at a time (a generated model rents one per call from its <see cref="ActivationBufferPool"/>).</remarks>
 public sealed class ActivationBuffers
 {
     private readonly BufferSlot[] _slots;

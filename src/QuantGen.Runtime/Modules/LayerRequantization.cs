@@ -1,3 +1,4 @@
+using System.Threading;
 using QuantGen.Kernels;
 
 namespace QuantGen.Modules;
@@ -9,6 +10,12 @@ namespace QuantGen.Modules;
 /// than a small layer's kernel. The factors carry the output zero point in the kernels' unsigned view
 /// (<see cref="Kernels.Scalar.RequantizeToDType"/> handles X86 with qint8 outputs).
 /// </summary>
+/// <remarks>
+/// <see cref="For"/> may be called from many threads at once: each cache entry is one immutable object
+/// (the scale together with its factors) read and replaced as a single reference, so a caller never pairs
+/// one scale with another's factors. <see cref="SetBias"/> is a configuration step, not for use while a
+/// forward runs.
+/// </remarks>
 internal sealed class LayerRequantization
 {
     private readonly QuantBackend _backend;
@@ -17,8 +24,7 @@ internal sealed class LayerRequantization
     private readonly QParams _output;
     private readonly bool _relu;
     private RequantizeParams _calibrated;
-    private float _otherInputScale = float.NaN;
-    private RequantizeParams? _other;
+    private ScaleFactors? _other;
 
     /// <param name="backend">The bias/requantization arithmetic.</param>
     /// <param name="calibratedInputScale">The input scale seen at calibration.</param>
@@ -44,9 +50,8 @@ internal sealed class LayerRequantization
     public void SetBias(float[]? bias)
     {
         Bias = bias;
-        _calibrated = Create(_calibratedInputScale);
-        _other = null;
-        _otherInputScale = float.NaN;
+        Volatile.Write(ref _calibrated, Create(_calibratedInputScale));
+        Volatile.Write(ref _other, null);
     }
 
     /// <summary>The factors for an input of <paramref name="inputScale"/>.</summary>
@@ -54,18 +59,28 @@ internal sealed class LayerRequantization
     {
         if (inputScale.Equals(_calibratedInputScale))
         {
-            return _calibrated;
+            return Volatile.Read(ref _calibrated);
         }
 
-        if (_other is null || !inputScale.Equals(_otherInputScale))
+        ScaleFactors? other = Volatile.Read(ref _other);
+        if (other is null || !inputScale.Equals(other.InputScale))
         {
-            _other = Create(inputScale);
-            _otherInputScale = inputScale;
+            // Two threads with different scales may replace each other's entry; each still uses its own.
+            other = new ScaleFactors(inputScale, Create(inputScale));
+            Volatile.Write(ref _other, other);
         }
 
-        return _other;
+        return other.Factors;
     }
 
     private RequantizeParams Create(float inputScale) =>
         RequantizeParams.Create(_backend, inputScale, _weightScales, _output.Scale, LayerChecks.ViewZeroPoint(_output), Bias, _relu);
+
+    /// <summary>The factors for one input scale other than the calibrated one.</summary>
+    private sealed class ScaleFactors(float inputScale, RequantizeParams factors)
+    {
+        public float InputScale { get; } = inputScale;
+
+        public RequantizeParams Factors { get; } = factors;
+    }
 }

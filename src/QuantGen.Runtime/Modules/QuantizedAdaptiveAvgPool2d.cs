@@ -11,7 +11,6 @@ namespace QuantGen.Modules;
 public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
 {
     private readonly string _name;
-    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
@@ -71,7 +70,7 @@ public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
         int zeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         AdaptiveAvgPool2dScalar.Apply(
             batch, channels, input.Dim(2), input.Dim(3), OutputHeight, OutputWidth,
-            LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), input.Scale, zeroPoint,
+            LayerScratch.Current.InputView(0, input, MemoryFormat.ChannelsLast), input.Scale, zeroPoint,
             result.StorageBytes, input.Scale, zeroPoint);
         LayerChecks.FinishOutput(result);
         return result;

@@ -13,8 +13,6 @@ namespace QuantGen.Modules;
 public sealed class QuantizedAdd : IQuantizedLayer
 {
     private readonly string _name;
-    private byte[] _scratchA = [];
-    private byte[] _scratchB = [];
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Op path (e.g. "layer1.0.add"), for error messages.</param>
@@ -87,8 +85,9 @@ public sealed class QuantizedAdd : IQuantizedLayer
         // Both in a's layout, so the kernel pairs elements by storage offset. An input converted into its
         // scratch is a copy, so the output may then share the other input's storage element for element.
         MemoryFormat format = a.Format;
-        ReadOnlySpan<byte> viewA = LayerChecks.InputView(a, format, ref _scratchA);
-        ReadOnlySpan<byte> viewB = LayerChecks.InputView(b, format, ref _scratchB);
+        LayerScratch scratch = LayerScratch.Current;
+        ReadOnlySpan<byte> viewA = scratch.InputView(0, a, format);
+        ReadOnlySpan<byte> viewB = scratch.InputView(1, b, format);
         QTensor result = LayerChecks.Output(output, a.ShapeSpan, OutputQParams, format);
         AddKernel.Apply(
             viewA, a.Scale, LayerChecks.ViewZeroPoint(a.QParams),

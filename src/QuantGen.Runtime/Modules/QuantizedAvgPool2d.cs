@@ -13,7 +13,6 @@ namespace QuantGen.Modules;
 public sealed class QuantizedAvgPool2d : IQuantizedLayer
 {
     private readonly string _name;
-    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
@@ -59,7 +58,7 @@ public sealed class QuantizedAvgPool2d : IQuantizedLayer
         int zeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         AvgPool2dScalar.Apply(
             geometry, Options.CountIncludePad, Options.DivisorOverride,
-            LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), input.Scale, zeroPoint,
+            LayerScratch.Current.InputView(0, input, MemoryFormat.ChannelsLast), input.Scale, zeroPoint,
             result.StorageBytes, input.Scale, zeroPoint);
         LayerChecks.FinishOutput(result);
         return result;

@@ -1,5 +1,6 @@
 using System;
 using System.Text;
+using System.Threading;
 using QuantGen.Kernels.Scalar;
 
 namespace QuantGen.Modules;
@@ -12,17 +13,17 @@ namespace QuantGen.Modules;
 /// <remarks>
 /// <c>scale_c</c> and <c>shift_c</c> must be computed in PyTorch's float32 order to reproduce it
 /// exactly: <c>scale_c = inv_sigma_c * gamma_c</c>, <c>shift_c = beta_c - (mean_c * inv_sigma_c) * gamma_c</c>
-/// with <c>inv_sigma_c = 1 / sqrt(var_c + eps)</c> — <see cref="FromStatistics"/> does. Not
-/// thread-safe: the fused factors for the last input scale are cached.
+/// with <c>inv_sigma_c = 1 / sqrt(var_c + eps)</c> — <see cref="FromStatistics"/> does.
+/// <see cref="Forward(QTensor, Buffers.BufferSlot?)"/> may run on many threads at once: the fused factors for the
+/// last input scale are cached as one immutable object, and the working memory is per thread.
 /// </remarks>
 public sealed class QuantizedBatchNorm2d : IQuantizedLayer
 {
     private readonly float[] _scale;
     private readonly float[] _shift;
-    private float _cachedInputScale = float.NaN;
-    private float[] _alpha = [];
-    private float[] _beta = [];
-    private byte[] _inputScratch = [];
+    // The fused factors for the last input scale, as one immutable object: concurrent calls read a
+    // consistent (scale, alpha, beta) triple, and one that swaps it in only replaces equal values.
+    private FusedFactors? _factors;
     private readonly string _name;
 
     /// <param name="model">Model name, for error messages.</param>
@@ -148,20 +149,22 @@ public sealed class QuantizedBatchNorm2d : IQuantizedLayer
             throw new ArgumentException($"{name}: expected a {OutputQParams.DType.ToTorchString()} input (the output's dtype), got {input.DType.ToTorchString()} {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
         }
 
-        if (!input.Scale.Equals(_cachedInputScale))
+        FusedFactors? factors = Volatile.Read(ref _factors);
+        if (factors is null || !input.Scale.Equals(factors.InputScale))
         {
             var alpha = new float[Channels];
             var beta = new float[Channels];
             BatchNorm2dScalar.FusedParams(_scale, _shift, input.Scale, OutputQParams.Scale, alpha, beta);
-            (_alpha, _beta, _cachedInputScale) = (alpha, beta, input.Scale);
+            factors = new FusedFactors(input.Scale, alpha, beta);
+            Volatile.Write(ref _factors, factors);
         }
 
         int rows = input.Count / Channels;
-        ReadOnlySpan<byte> view = LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch);
+        ReadOnlySpan<byte> view = LayerScratch.Current.InputView(0, input, MemoryFormat.ChannelsLast);
         QTensor result = LayerChecks.Output(output, input.ShapeSpan, OutputQParams, MemoryFormat.ChannelsLast);
         BatchNorm2dScalar.Apply(
             rows, Channels, view, LayerChecks.ViewZeroPoint(input.QParams),
-            _alpha, _beta, result.StorageBytes, LayerChecks.ViewZeroPoint(OutputQParams), Relu);
+            factors.Alpha, factors.Beta, result.StorageBytes, LayerChecks.ViewZeroPoint(OutputQParams), Relu);
         LayerChecks.FinishOutput(result);
         return result;
     }
@@ -173,4 +176,14 @@ public sealed class QuantizedBatchNorm2d : IQuantizedLayer
             .Append(", scale=").Append(TorchText.PythonFloat(Scale))
             .Append(", zero_point=").Append(ZeroPoint)
             .Append(')').ToString();
+
+    /// <summary>alpha and beta computed for one input scale (never changed once made).</summary>
+    private sealed class FusedFactors(float inputScale, float[] alpha, float[] beta)
+    {
+        public float InputScale { get; } = inputScale;
+
+        public float[] Alpha { get; } = alpha;
+
+        public float[] Beta { get; } = beta;
+    }
 }

@@ -11,7 +11,6 @@ namespace QuantGen.Modules;
 public sealed class QuantizedCat : IQuantizedLayer
 {
     private readonly string _name;
-    private byte[][] _inputScratch = [];
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Op path (e.g. "cat"), for error messages.</param>
@@ -153,12 +152,8 @@ public sealed class QuantizedCat : IQuantizedLayer
             inner *= storageShape[d];
         }
 
-        if (_inputScratch.Length < inputs.Length)
-        {
-            Array.Resize(ref _inputScratch, inputs.Length);
-        }
-
         Span<byte> assembled = result.StorageBytes;
+        LayerScratch scratch = LayerScratch.Current;
         int outputRowLength = outputShape[dim] * inner;
         int outputZeroPoint = LayerChecks.ViewZeroPoint(OutputQParams);
         int offset = 0;
@@ -166,8 +161,7 @@ public sealed class QuantizedCat : IQuantizedLayer
         {
             QTensor input = inputs[i];
             int blockLength = input.Dim(dim) * inner;
-            _inputScratch[i] ??= [];
-            ReadOnlySpan<byte> view = LayerChecks.InputView(input, format, ref _inputScratch[i]);
+            ReadOnlySpan<byte> view = scratch.InputView(i, input, format);
             int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
             for (int o = 0; o < outer; o++)
             {

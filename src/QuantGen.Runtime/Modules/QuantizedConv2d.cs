@@ -15,19 +15,17 @@ namespace QuantGen.Modules;
 /// <remarks>
 /// The weights are packed once, at construction, for the kernel <see cref="KernelDispatch"/> picks
 /// (<c>QUANTGEN_ISA=scalar</c> keeps the scalar reference); every kernel is bit-identical to it.
-/// Not thread-safe: <see cref="Forward"/> reuses the kernels' working memory and an int32 accumulator
-/// buffer held by the instance (so steady-state inference does not allocate them again) and caches
-/// requantization factors. Give each thread its own model, or serialize calls.
+/// <see cref="Forward(QTensor, Buffers.BufferSlot?)"/> may run on many threads at once: its working memory
+/// (the kernels' scratch, int32 accumulators) is the calling thread's (<see cref="LayerScratch"/>, grown once
+/// per thread, so steady-state inference does not allocate it again), and the cached requantization factors
+/// are immutable objects.
 /// </remarks>
 public sealed class QuantizedConv2d : IQuantizedLayer
 {
     private readonly PackedConv2dWeights _packedWeights;
-    private readonly KernelScratch _scratch = new();
     private readonly string _name;
     private readonly int[] _weightZeroPoints;
     private readonly LayerRequantization _requantization;
-    private int[] _accumulators = [];
-    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
@@ -176,7 +174,8 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         }
 
         LayerChecks.NotAliased(_name, result, input, nameof(output));
-        ReadOnlySpan<byte> inputView = LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch);
+        LayerScratch scratch = LayerScratch.Current;
+        ReadOnlySpan<byte> inputView = scratch.InputView(0, input, MemoryFormat.ChannelsLast);
         int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         RequantizeParams requantize = _requantization.For(input.Scale);
         Span<byte> outputView = result.StorageBytes;
@@ -184,18 +183,13 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         {
             // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
             // kernel only accumulates and the real zero point is applied by the scalar requantization.
-            if (_accumulators.Length < accumulatorCount)
-            {
-                _accumulators = new int[accumulatorCount];
-            }
-
-            Span<int> accumulators = _accumulators.AsSpan(0, accumulatorCount);
-            Conv2dKernel.Accumulate(geometry, inputView, inputZeroPoint, _packedWeights, accumulators, _scratch);
+            Span<int> accumulators = scratch.Accumulators(accumulatorCount);
+            Conv2dKernel.Accumulate(geometry, inputView, inputZeroPoint, _packedWeights, accumulators, scratch.Kernel);
             RequantizeToDType.Apply(accumulators, requantize, OutputQParams.DType, outputView);
         }
         else
         {
-            Conv2dKernel.Run(geometry, inputView, inputZeroPoint, _packedWeights, requantize, outputView, _scratch);
+            Conv2dKernel.Run(geometry, inputView, inputZeroPoint, _packedWeights, requantize, outputView, scratch.Kernel);
         }
 
         LayerChecks.FinishOutput(result);

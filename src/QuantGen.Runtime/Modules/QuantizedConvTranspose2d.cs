@@ -12,16 +12,15 @@ namespace QuantGen.Modules;
 /// <see cref="Backend"/> (<see cref="Requantize"/>), clamped to the output dtype's full range.
 /// </summary>
 /// <remarks>
-/// Not thread-safe: <see cref="Forward"/> reuses an int32 accumulator buffer and caches
-/// requantization factors. Give each thread its own model, or serialize calls.
+/// <see cref="Forward(QTensor, Buffers.BufferSlot?)"/> may run on many threads at once: its int32 accumulators
+/// are the calling thread's (<see cref="LayerScratch"/>, grown once per thread) and the cached requantization
+/// factors are immutable objects.
 /// </remarks>
 public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 {
     private readonly sbyte[] _weightsOhwi;
     private readonly int[] _weightZeroPoints;
     private readonly LayerRequantization _requantization;
-    private int[] _accumulators = [];
-    private byte[] _inputScratch = [];
     private readonly string _name;
 
     /// <param name="model">Model name, for error messages.</param>
@@ -149,13 +148,9 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         }
 
         LayerChecks.NotAliased(name, result, input, nameof(output));
-        if (_accumulators.Length < count)
-        {
-            _accumulators = new int[count];
-        }
-
-        Span<int> accumulators = _accumulators.AsSpan(0, count);
-        ConvTranspose2dScalar.Accumulate(geometry, LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
+        LayerScratch scratch = LayerScratch.Current;
+        Span<int> accumulators = scratch.Accumulators(count);
+        ConvTranspose2dScalar.Accumulate(geometry, scratch.InputView(0, input, MemoryFormat.ChannelsLast), LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
         RequantizeToDType.Apply(accumulators, _requantization.For(input.Scale), OutputQParams.DType, result.StorageBytes);
         LayerChecks.FinishOutput(result);
         return result;

@@ -15,19 +15,17 @@ namespace QuantGen.Modules;
 /// <remarks>
 /// The weights are packed once, at construction, for the kernel <see cref="KernelDispatch"/> picks
 /// (<c>QUANTGEN_ISA=scalar</c> keeps the scalar reference); every kernel is bit-identical to it.
-/// Not thread-safe: <see cref="Forward"/> reuses the kernels' working memory and an int32 accumulator
-/// buffer held by the instance and caches requantization factors. Give each thread its own model, or
-/// serialize calls.
+/// <see cref="Forward(QTensor, Buffers.BufferSlot?)"/> may run on many threads at once: its working memory
+/// (the kernels' scratch, int32 accumulators) is the calling thread's (<see cref="LayerScratch"/>, grown once
+/// per thread, so steady-state inference does not allocate it again), and the cached requantization factors
+/// are immutable objects.
 /// </remarks>
 public sealed class QuantizedLinear : IQuantizedLayer
 {
     private readonly PackedGemmWeights _packedWeights;
-    private readonly KernelScratch _scratch = new();
     private readonly string _name;
     private readonly int[] _weightZeroPoints;
     private readonly LayerRequantization _requantization;
-    private int[] _accumulators = [];
-    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
@@ -201,7 +199,8 @@ public sealed class QuantizedLinear : IQuantizedLayer
 
         LayerChecks.NotAliased(_name, result, input, nameof(output));
         int rows = count / OutFeatures;
-        ReadOnlySpan<byte> inputView = LayerChecks.InputView(input, MemoryFormat.Contiguous, ref _inputScratch);
+        LayerScratch scratch = LayerScratch.Current;
+        ReadOnlySpan<byte> inputView = scratch.InputView(0, input, MemoryFormat.Contiguous);
         int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
         RequantizeParams requantize = _requantization.For(input.Scale);
         Span<byte> outputView = result.StorageBytes;
@@ -209,18 +208,13 @@ public sealed class QuantizedLinear : IQuantizedLayer
         {
             // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
             // kernel only accumulates and the real zero point is applied by the scalar requantization.
-            if (_accumulators.Length < count)
-            {
-                _accumulators = new int[count];
-            }
-
-            Span<int> accumulators = _accumulators.AsSpan(0, count);
-            LinearKernel.Accumulate(rows, inputView, inputZeroPoint, _packedWeights, accumulators, _scratch);
+            Span<int> accumulators = scratch.Accumulators(count);
+            LinearKernel.Accumulate(rows, inputView, inputZeroPoint, _packedWeights, accumulators, scratch.Kernel);
             RequantizeToDType.Apply(accumulators, requantize, OutputQParams.DType, outputView);
         }
         else
         {
-            LinearKernel.Run(rows, inputView, inputZeroPoint, _packedWeights, requantize, outputView, _scratch);
+            LinearKernel.Run(rows, inputView, inputZeroPoint, _packedWeights, requantize, outputView, scratch.Kernel);
         }
 
         LayerChecks.FinishOutput(result);

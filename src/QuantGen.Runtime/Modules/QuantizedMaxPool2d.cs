@@ -13,7 +13,6 @@ namespace QuantGen.Modules;
 public sealed class QuantizedMaxPool2d : IQuantizedLayer
 {
     private readonly string _name;
-    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
@@ -56,7 +55,7 @@ public sealed class QuantizedMaxPool2d : IQuantizedLayer
         ReadOnlySpan<int> outputShape = [geometry.Batch, geometry.Channels, geometry.OutHeight, geometry.OutWidth];
         QTensor result = LayerChecks.Output(output, outputShape, input.QParams, MemoryFormat.ChannelsLast);
         LayerChecks.NotAliased(_name, result, input, nameof(output));
-        MaxPool2dKernel.Apply(geometry, LayerChecks.InputView(input, MemoryFormat.ChannelsLast, ref _inputScratch), result.StorageBytes);
+        MaxPool2dKernel.Apply(geometry, LayerScratch.Current.InputView(0, input, MemoryFormat.ChannelsLast), result.StorageBytes);
         LayerChecks.FinishOutput(result);
         return result;
     }

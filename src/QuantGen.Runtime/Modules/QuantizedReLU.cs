@@ -10,7 +10,6 @@ namespace QuantGen.Modules;
 /// </summary>
 public sealed class QuantizedReLU : IQuantizedLayer
 {
-    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name, for error messages.</param>
@@ -47,7 +46,7 @@ public sealed class QuantizedReLU : IQuantizedLayer
 
         // In the unsigned view (qint8 shifted by 128) the order of values is kept, so max(q, zp) there is
         // max(q, zp) here. Element for element, so the output may be the input's own storage.
-        ReadOnlySpan<byte> view = LayerChecks.InputView(input, input.Format, ref _inputScratch);
+        ReadOnlySpan<byte> view = LayerScratch.Current.InputView(0, input, input.Format);
         QTensor result = LayerChecks.Output(output, input.ShapeSpan, input.QParams, input.Format);
         ReluKernel.Apply(view, result.StorageBytes, LayerChecks.ViewZeroPoint(input.QParams));
         LayerChecks.FinishOutput(result);

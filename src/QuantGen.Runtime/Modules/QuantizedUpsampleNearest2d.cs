@@ -11,7 +11,6 @@ namespace QuantGen.Modules;
 public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
 {
     private readonly string _name;
-    private byte[] _inputScratch = [];
 
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member or op path, for error messages.</param>
@@ -108,14 +107,9 @@ public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
         return result;
     }
 
-    private ReadOnlySpan<byte> ChannelsLastCopy(QTensor input)
+    private static ReadOnlySpan<byte> ChannelsLastCopy(QTensor input)
     {
-        if (_inputScratch.Length < input.Count)
-        {
-            _inputScratch = new byte[input.Count];
-        }
-
-        Span<byte> copy = _inputScratch.AsSpan(0, input.Count);
+        Span<byte> copy = LayerScratch.Current.Bytes(0, input.Count);
         input.CopyTo(copy, MemoryFormat.ChannelsLast, flipTopBit: false);
         return copy;
     }
