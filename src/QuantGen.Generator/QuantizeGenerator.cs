@@ -80,6 +80,7 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             try
             {
                 output.AddSource(bound.HintName, SourceText.From(BoundModelEmitter.Emit(bound), System.Text.Encoding.UTF8));
+                output.AddSource(bound.Capture.HintName, SourceText.From(CaptureEmitter.Emit(bound.Capture), System.Text.Encoding.UTF8));
             }
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
             {

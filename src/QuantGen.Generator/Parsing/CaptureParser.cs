@@ -37,6 +37,9 @@ internal sealed class CaptureParser
     private readonly List<(int Condition, bool Negated, int Value)> _earlyReturns = new();
     private int _condition = -1;
     private bool _negated;
+
+    /// <summary>After 'if (c) return a;', the rest of forward runs only when c is false: (condition, negated) or (-1, _).</summary>
+    private (int Condition, bool Negated) _afterReturn = (-1, false);
     private bool _failed;
     private string? _firstProblem;
 
@@ -405,9 +408,11 @@ internal sealed class CaptureParser
 
     private void If(IfStatementSyntax statement, ref bool hasReturn, ref int returned)
     {
-        if (_condition >= 0)
+        if (_condition >= 0 || _afterReturn.Condition >= 0)
         {
-            Fail(statement, "nested construction-time ifs are not captured; combine the conditions");
+            Fail(statement, _condition >= 0
+                ? "nested construction-time ifs are not captured; combine the conditions"
+                : "an if after an early return is not captured; assign a variable in each branch and return it once");
             return;
         }
 
@@ -446,6 +451,12 @@ internal sealed class CaptureParser
         var afterElse = new Dictionary<string, int>(_variables, StringComparer.Ordinal);
         _condition = -1;
         _negated = false;
+        if (_earlyReturns.Count > 0 && _earlyReturns[_earlyReturns.Count - 1].Condition == index)
+        {
+            // The statements after 'if (c) return a;' run only on the other branch.
+            _afterReturn = (index, !_earlyReturns[_earlyReturns.Count - 1].Negated);
+        }
+
         foreach (KeyValuePair<string, int> entry in before)
         {
             int whenTrue = afterThen[entry.Key], whenFalse = afterElse[entry.Key];
@@ -853,8 +864,8 @@ internal sealed class CaptureParser
             member,
             ints,
             floatBody,
-            select ? conditionOverride : _condition,
-            !select && _negated,
+            select ? conditionOverride : _condition >= 0 ? _condition : _afterReturn.Condition,
+            !select && (_condition >= 0 ? _negated : _afterReturn.Negated),
             LineOf(node),
             Shorten(text)));
         return _nodes.Count;
@@ -1020,6 +1031,7 @@ internal static class ModuleClassCapture
     {
         if (context.SemanticModel.GetDeclaredSymbol(context.Node, cancellationToken) is not INamedTypeSymbol type
             || type.TypeParameters.Length > 0
+            || KnownTypes.IsQuantizeClass(type)
             || !ModelParser.DerivesFromTensorModule(type)
             || ModelParser.FindForward(type, cancellationToken) is not { } forward
             || !context.Node.Span.Contains(forward.Span)
