@@ -27,7 +27,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
     private static readonly QParams U8Input = QParams.PerTensor(0.02f, 64, QuantDType.QUInt8);
     private static readonly QParams S8Input = QParams.PerTensor(0.02f, 0, QuantDType.QInt8);
 
-    [Fact]
+    [SkippableFact]
     public void QuantizeLinearMatchesQuantizeInput()
     {
         // Off-grid input: this is the one place the two quantizations are compared on arbitrary floats.
@@ -43,7 +43,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.True(exact >= input.Length - 2, $"{input.Length - exact} inputs quantized differently");
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(QuantBackend.X86, true, false, 1, 1, 1, 1)]
     [InlineData(QuantBackend.X86, true, true, 1, 2, 1, 1)]
     [InlineData(QuantBackend.X86, false, true, 2, 1, 0, 2)]
@@ -77,7 +77,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         }
     }
 
-    [Fact]
+    [SkippableFact]
     public void Qint8ConvWithReluAboveTheMinimumKeepsTheConvFusable()
     {
         // Symmetric qint8 activations: the fused ReLU's output zero point is 0, not -128, so the QuantizeLinear
@@ -101,7 +101,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.DoesNotContain("Conv", ort.OptimizedOps);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(1, true)]
     [InlineData(2, false)]
     public void ConvTranspose2dPerChannelOnAxis1(int groups, bool relu)
@@ -126,7 +126,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.Equal(1, ort.Count("ConvTranspose"));
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(QuantBackend.X86, true, true)]
     [InlineData(QuantBackend.Qnnpack, false, false)]
     public void LinearFusesToQGemm(QuantBackend backend, bool perChannel, bool relu)
@@ -152,7 +152,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         }
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(GraphOp.Conv2d)]
     [InlineData(GraphOp.Linear)]
     public void PerChannelWeightZeroPointsThatDiffer(GraphOp op)
@@ -177,7 +177,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.Equal(1, ort.Count(op == GraphOp.Conv2d ? "QLinearConv" : "com.microsoft:QGemm"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void LinearOnRank3Input()
     {
         var random = new Random(41);
@@ -197,7 +197,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.DoesNotContain("MatMul", ort.OptimizedOps);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(false)]
     [InlineData(true)]
     public void StandaloneBatchNorm(bool relu)
@@ -216,7 +216,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         WithinOneStep($"batch_norm relu={relu}", quantGen, ort, outputQParams, shape);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(false)]
     [InlineData(true)]
     public void AddFusesToQLinearAdd(bool relu)
@@ -240,7 +240,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.DoesNotContain("Add", ort.OptimizedOps);
     }
 
-    [Fact]
+    [SkippableFact]
     public void CatFusesToQLinearConcat()
     {
         var random = new Random(70);
@@ -258,7 +258,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.DoesNotContain("Concat", ort.OptimizedOps);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(3, 2, 1, 1, false)]
     [InlineData(2, 2, 0, 1, true)]
     [InlineData(3, 2, 1, 2, true)]
@@ -275,7 +275,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.Equal(["QuantizeLinear", "MaxPool", "DequantizeLinear"], ort.OptimizedOps);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(3, 2, 1, false, true)]
     [InlineData(2, 2, 0, false, true)]
     [InlineData(3, 2, 1, true, false)]
@@ -291,7 +291,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.Equal(1, ort.Count("com.microsoft:QLinearAveragePool"));
     }
 
-    [Fact]
+    [SkippableFact]
     public void AdaptiveAvgPoolToOneByOneFusesToQLinearGlobalAveragePool()
     {
         var model = new HandBuiltModel(Model, U8Input);
@@ -304,7 +304,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.Equal(1, ort.Count("com.microsoft:QLinearGlobalAveragePool"));
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(21, null, null, 2.0, 2.0)]
     [InlineData(13, null, null, 2.0, 3.0)]
     [InlineData(21, 7, 9, null, null)]
@@ -324,7 +324,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.DoesNotContain("DequantizeLinear", ort.OptimizedOps.Take(ort.OptimizedOps.Count - 1));
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(GraphOp.Flatten)]
     [InlineData(GraphOp.Reshape)]
     [InlineData(GraphOp.ReLU)]
@@ -346,7 +346,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
         Assert.Equal(1.0, share);
     }
 
-    [Theory]
+    [SkippableTheory]
     [InlineData(0, -1)]
     [InlineData(2, 3)]
     [InlineData(1, 1)]
@@ -397,7 +397,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
     /// <summary>The QOperator form's layer tests, and what only it does.</summary>
     public sealed class QOperator(ITestOutputHelper output) : OnnxLayerExportTests(output, OnnxForm.QOperator)
     {
-        [Fact]
+        [SkippableFact]
         public void ActivationsOfTheOtherTypeAreWrittenInTheInputsType()
         {
             // quint8 input, a conv writing qint8, a conv reading it: ORT's QLinearConv computes in one type, so
@@ -416,7 +416,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
             Assert.Equal(2, ort.Count("QLinearConv"));
         }
 
-        [Theory]
+        [SkippableTheory]
         [InlineData(13)]
         [InlineData(21)]
         public void RunsItsInt8KernelsWithGraphOptimizationsOff(int opset)
@@ -447,7 +447,7 @@ public abstract class OnnxLayerExportTests(ITestOutputHelper output, OnnxForm fo
     /// <summary>The float form (the same in both int8 forms' classes, so tested once).</summary>
     public sealed class FloatForm(ITestOutputHelper output)
     {
-        [Theory]
+        [SkippableTheory]
         [InlineData(GraphOp.Conv2d)]
         [InlineData(GraphOp.ConvTranspose2d)]
         [InlineData(GraphOp.Linear)]

@@ -4,6 +4,9 @@ using System.IO;
 using System.Linq;
 using Microsoft.ML.OnnxRuntime;
 using Microsoft.ML.OnnxRuntime.Tensors;
+using QuantGen.Graphs;
+using QuantGen.Modules;
+using QuantGen.Onnx;
 using QuantGen.Onnx.Protobuf;
 using Xunit.Abstractions;
 
@@ -42,6 +45,43 @@ internal static class OnnxTestSupport
     /// </param>
     /// <param name="optimizations">The session's optimization level; <c>ORT_DISABLE_ALL</c> runs the model as written (no QDQ fusion).</param>
     public static OrtResult Run(byte[] model, float[] input, int[] shape, bool int8Activations = false, GraphOptimizationLevel optimizations = GraphOptimizationLevel.ORT_ENABLE_EXTENDED)
+    {
+        Skip.If(OrtInt8ConvDefect.Value is not null, OrtInt8ConvDefect.Value);
+        return RunCore(model, input, shape, int8Activations, optimizations);
+    }
+
+    /// <summary>
+    /// Whether ONNX Runtime's int8 conv (QLinearConv, MLAS) agrees with ONNX Runtime's own float execution of the
+    /// same QDQ model (DequantizeLinear → Conv → QuantizeLinear) on this CPU: null when it does, else what differs.
+    /// ORT is the peer these tests compare QuantGen with; where its int8 kernels disagree with ORT itself by many
+    /// steps (seen on an AMD EPYC with AVX-512 VNNI, ORT 1.31.1), it cannot be the oracle, and the agreement tests
+    /// are reported as skipped with this reason instead of failing on ORT's defect.
+    /// </summary>
+    private static readonly Lazy<string?> OrtInt8ConvDefect = new(() =>
+    {
+        var random = new Random(1);
+        QParams inputQParams = QParams.PerTensor(0.02f, 64, QuantDType.QUInt8);
+        QParams outputQParams = QParams.PerTensor(0.03f, 100, QuantDType.QUInt8);
+        var conv = new QuantizedConv2d("OrtProbe", "conv", new Conv2dOptions(4, 4, 3, 3, PadHeight: 1, PadWidth: 1), Weight(random, [4, 4, 3, 3], Uniform(random, 4, 0.003f, 0.01f), 0), null, inputQParams, outputQParams, false, QuantBackend.X86);
+        var model = new HandBuiltModel("OrtProbe", inputQParams);
+        model.Add(conv, GraphOp.Conv2d);
+        byte[] onnx = OnnxExporter.Export(model, new OnnxExportOptions());
+        float[] input = OnGrid(random, 4 * 64, inputQParams);
+        int[] shape = [1, 4, 8, 8];
+        OrtResult asWritten = RunCore(onnx, input, shape, false, GraphOptimizationLevel.ORT_DISABLE_ALL);
+        OrtResult fused = RunCore(onnx, input, shape, false, GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
+        int steps = 0;
+        for (int i = 0; i < asWritten.Output.Length; i++)
+        {
+            steps = Math.Max(steps, (int)MathF.Round(MathF.Abs(asWritten.Output[i] - fused.Output[i]) / outputQParams.Scale));
+        }
+
+        return steps <= 1
+            ? null
+            : $"ONNX Runtime's int8 QLinearConv is {steps} steps from ONNX Runtime's own float execution of the same QDQ model on this CPU, so ORT cannot serve as the reference here (QuantGen's kernels are checked against the scalar reference and hand-derived integers elsewhere).";
+    });
+
+    private static OrtResult RunCore(byte[] model, float[] input, int[] shape, bool int8Activations, GraphOptimizationLevel optimizations)
     {
         string optimizedPath = Path.Combine(Path.GetTempPath(), $"quantgen-onnx-{Guid.NewGuid():N}.onnx");
         try
