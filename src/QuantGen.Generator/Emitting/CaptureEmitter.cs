@@ -93,6 +93,11 @@ internal static class CaptureEmitter
             text += $", Ints: new int[] {{ {string.Join(", ", node.Ints.Select(Int))} }}";
         }
 
+        if (node.Floats.Count > 0)
+        {
+            text += $", Floats: new float[] {{ {string.Join(", ", node.Floats)} }}";
+        }
+
         if (node.Float is not null)
         {
             text += $", Float: static (global::TorchSharp.torch.Tensor[] v) => {node.Float}";

@@ -621,8 +621,8 @@ internal sealed class CaptureParser
         string text = invocation == Unparenthesize(wholeValue) ? OneLine(statement) : OneLine(invocation);
         IOperation? ArgumentAt(int index) => operation.Arguments.FirstOrDefault(a => a.Parameter?.Ordinal == index)?.Value;
         int TensorOf(IOperation? value) => value?.Syntax is ExpressionSyntax syntax ? Value(syntax, statement, wholeValue, depth + 1) : Unknown;
-        int Node(string op, int[] inputs, int[]? ints = null) =>
-            inputs.Any(i => i == Unknown) ? Unknown : AddNode(op, inputs, ints?.ToEquatableArray() ?? default, null, invocation, text);
+        int Node(string op, int[] inputs, int[]? ints = null, float[]? floats = null) =>
+            inputs.Any(i => i == Unknown) ? Unknown : AddNode(op, inputs, ints?.ToEquatableArray() ?? default, null, invocation, text, floats: floats);
 
         switch (container, method.Name)
         {
@@ -639,6 +639,32 @@ internal sealed class CaptureParser
             case ("TorchSharp.torch+nn+functional", "relu" or "relu_"):
             case ("TorchSharp.torch", "relu" or "relu_"):
                 return Node("Relu", new[] { TensorOf(ArgumentAt(0)) });
+
+            case ("TorchSharp.torch+nn+functional", "relu6"):
+                return Node("Hardtanh", new[] { TensorOf(ArgumentAt(0)) }, floats: new[] { 0f, 6f });
+            case ("TorchSharp.torch+nn+functional", "hardtanh"):
+            case (KnownTypes.Tensor, "clamp" or "clamp_" or "clip") when instance:
+            {
+                int offset = instance ? 0 : 1;
+                float? low = FloatConstant(ArgumentAt(offset)), high = FloatConstant(ArgumentAt(offset + 1));
+                if (low is null || high is null || low > high)
+                {
+                    return null;
+                }
+
+                return Node("Hardtanh", new[] { instance ? TensorOf(operation.Instance) : TensorOf(ArgumentAt(0)) }, floats: new[] { low.Value, high.Value });
+            }
+
+            case ("TorchSharp.torch+nn+functional", "adaptive_avg_pool2d"):
+            {
+                List<int>? size = Constants(Unwrap(ArgumentAt(1)));
+                if (size is not { Count: 1 or 2 } || size.Any(s => s <= 0))
+                {
+                    return null;
+                }
+
+                return Node("AdaptiveAvgPool2d", new[] { TensorOf(ArgumentAt(0)) }, new[] { size[0], size[size.Count - 1] });
+            }
 
             case ("TorchSharp.torch", "cat" or "concat" or "concatenate"):
             {
@@ -855,7 +881,7 @@ internal sealed class CaptureParser
         _ => value.ToString() ?? "null",
     };
 
-    private int AddNode(string op, int[] inputs, EquatableArray<int> ints, string? floatBody, SyntaxNode node, string text, string member = "", int conditionOverride = -2)
+    private int AddNode(string op, int[] inputs, EquatableArray<int> ints, string? floatBody, SyntaxNode node, string text, string member = "", int conditionOverride = -2, float[]? floats = null)
     {
         bool select = conditionOverride != -2;
         _nodes.Add(new CapturedNodeSpec(
@@ -867,7 +893,8 @@ internal sealed class CaptureParser
             select ? conditionOverride : _condition >= 0 ? _condition : _afterReturn.Condition,
             !select && (_condition >= 0 ? _negated : _afterReturn.Negated),
             LineOf(node),
-            Shorten(text)));
+            Shorten(text),
+            floats?.Select(f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "f").ToEquatableArray() ?? default));
         return _nodes.Count;
     }
 
@@ -947,6 +974,20 @@ internal sealed class CaptureParser
 
         return operation?.ConstantValue is { HasValue: true, Value: { } value } && value is int or long or short or sbyte or byte
             ? (int?)System.Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture)
+            : null;
+    }
+
+    /// <summary>A numeric constant as float32 (a double constant is rounded to float as the float op would use it), or null.</summary>
+    private static float? FloatConstant(IOperation? operation)
+    {
+        operation = Unwrap(operation);
+        if (operation is IUnaryOperation { OperatorKind: UnaryOperatorKind.Minus } negation && FloatConstant(negation.Operand) is float negated)
+        {
+            return -negated;
+        }
+
+        return operation?.ConstantValue is { HasValue: true, Value: { } value } && value is int or long or float or double
+            ? (float?)System.Convert.ToSingle(value, System.Globalization.CultureInfo.InvariantCulture)
             : null;
     }
 

@@ -12,6 +12,7 @@ namespace QuantGen.Generator.Parsing;
 /// <param name="Negated">The node runs when the condition is false.</param>
 /// <param name="Line">1-based source line.</param>
 /// <param name="Text">The statement or expression as written, on one line.</param>
+/// <param name="Floats">Constant float arguments as round-trippable C# literals ("6f").</param>
 internal sealed record CapturedNodeSpec(
     string Op,
     EquatableArray<int> Inputs,
@@ -21,7 +22,8 @@ internal sealed record CapturedNodeSpec(
     int Condition,
     bool Negated,
     int Line,
-    string Text);
+    string Text,
+    EquatableArray<string> Floats = default);
 
 /// <summary>A construction-time condition (QuantGen.Binding.CapturedCondition).</summary>
 /// <param name="Kind">The CapturedConditionKind member name.</param>

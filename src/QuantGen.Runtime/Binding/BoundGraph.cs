@@ -22,6 +22,9 @@ public enum BoundKind
     /// <summary>ReLU (module or function) that nothing absorbed.</summary>
     ReLU,
 
+    /// <summary>Hardtanh / ReLU6 (module or function): a clamp in the integers with the input's qparams.</summary>
+    Hardtanh,
+
     /// <summary>MaxPool2d module.</summary>
     MaxPool2d,
 
@@ -93,6 +96,9 @@ public sealed class BoundOp
     /// <summary>Constant arguments (Cat's dim, Flatten's dims, Reshape's shape).</summary>
     public int[] Ints { get; internal init; } = Array.Empty<int>();
 
+    /// <summary>Constant float arguments (Hardtanh's min_val and max_val).</summary>
+    public float[] Floats { get; internal init; } = Array.Empty<float>();
+
     /// <summary>The float expression of a <see cref="BoundKind.FloatFunction"/>.</summary>
     public Func<Tensor[], Tensor>? Function { get; internal init; }
 
@@ -163,6 +169,7 @@ public sealed class BoundGraph
             Mix(op.FusedBatchNorm?.Path ?? "");
             Mix(op.FusedRelu ?? "");
             Mix(string.Join(",", op.Ints));
+            Mix(string.Join(",", op.Floats.Select(f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture))));
         }
 
         Mix(Result.ToString(System.Globalization.CultureInfo.InvariantCulture));

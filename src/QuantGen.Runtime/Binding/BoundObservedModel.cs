@@ -256,6 +256,13 @@ public abstract class BoundObservedModel : IObservedModel
                     break;
                 }
 
+                case BoundKind.Hardtanh:
+                {
+                    var clamp = new QuantizedHardtanh(ModelName, layer, op.Floats[0], op.Floats[1]);
+                    (built, run) = (clamp, a => clamp.Forward(a[0]));
+                    break;
+                }
+
                 case BoundKind.MaxPool2d:
                 {
                     var pool = new QuantizedMaxPool2d(ModelName, layer, MaxPoolOptions((MaxPool2d)op.Module!));
@@ -272,8 +279,8 @@ public abstract class BoundObservedModel : IObservedModel
 
                 case BoundKind.AdaptiveAvgPool2d:
                 {
-                    var module = (AdaptiveAvgPool2d)op.Module!;
-                    var pool = new QuantizedAdaptiveAvgPool2d(ModelName, layer, OutputSize(module, 0), OutputSize(module, 1));
+                    (int height, int width) = op.Module is AdaptiveAvgPool2d module ? (OutputSize(module, 0), OutputSize(module, 1)) : (op.Ints[0], op.Ints[1]);
+                    var pool = new QuantizedAdaptiveAvgPool2d(ModelName, layer, height, width);
                     (built, run) = (pool, a => pool.Forward(a[0]));
                     break;
                 }
@@ -445,6 +452,18 @@ public abstract class BoundObservedModel : IObservedModel
 
             case BoundKind.ReLU:
                 return a => nn.functional.relu(a[0]);
+            case BoundKind.Hardtanh when op.Module is null:
+            {
+                double min = op.Floats[0], max = op.Floats[1];
+                return a => nn.functional.hardtanh(a[0], min, max);
+            }
+
+            case BoundKind.AdaptiveAvgPool2d when op.Module is null:
+            {
+                long[] size = { op.Ints[0], op.Ints[1] };
+                return a => nn.functional.adaptive_avg_pool2d(a[0], size);
+            }
+
             case BoundKind.Flatten:
             {
                 long start = op.Ints[0], end = op.Ints[1];

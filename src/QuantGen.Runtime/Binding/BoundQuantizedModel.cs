@@ -249,6 +249,7 @@ public abstract class BoundQuantizedModel : IQuantizedModel
                 BoundKind.Linear => GraphOp.Linear,
                 BoundKind.BatchNorm2d => GraphOp.BatchNorm2d,
                 BoundKind.ReLU => GraphOp.ReLU,
+                BoundKind.Hardtanh => GraphOp.Hardtanh,
                 BoundKind.Add => GraphOp.Add,
                 BoundKind.Cat => GraphOp.Cat,
                 BoundKind.MaxPool2d => GraphOp.MaxPool2d,

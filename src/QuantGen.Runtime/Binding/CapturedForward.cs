@@ -33,6 +33,12 @@ public enum CapturedOp
     /// <summary>Returns its input: <c>MoveToOuterDisposeScope()</c>, <c>contiguous()</c>, <c>detach()</c>.</summary>
     Identity,
 
+    /// <summary><c>functional.relu6</c>, <c>functional.hardtanh</c>, <c>clamp</c> with constant bounds; Floats = [min, max].</summary>
+    Hardtanh,
+
+    /// <summary><c>functional.adaptive_avg_pool2d(x, size)</c> with a constant size; Ints = [height, width].</summary>
+    AdaptiveAvgPool2d,
+
     /// <summary>Any other tensor expression: runs in float through the delegate the generator wrote from the source.</summary>
     Float,
 
@@ -73,6 +79,7 @@ public sealed record CapturedCondition(CapturedConditionKind Kind, string Member
 /// <param name="Negated">The node runs when the condition is false.</param>
 /// <param name="Source">"File.cs(12)": where the user wrote it.</param>
 /// <param name="Text">The statement or expression as written.</param>
+/// <param name="Floats">Constant float arguments (Hardtanh's bounds).</param>
 public sealed record CapturedNode(
     CapturedOp Op,
     int[] Inputs,
@@ -82,7 +89,8 @@ public sealed record CapturedNode(
     int Condition = -1,
     bool Negated = false,
     string Source = "",
-    string Text = "");
+    string Text = "",
+    float[]? Floats = null);
 
 /// <summary>
 /// A module class's <c>forward</c> as the generator captured it from source: a graph of calls whose module

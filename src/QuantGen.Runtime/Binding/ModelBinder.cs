@@ -83,6 +83,8 @@ public static class ModelBinder
                     CapturedOp.Cat => Add(BoundKind.Cat, Scoped(path, "cat"), inputs, node, "cat", node.Ints),
                     CapturedOp.Flatten => Add(BoundKind.Flatten, Scoped(path, "flatten"), inputs, node, "flatten", node.Ints),
                     CapturedOp.Reshape => Add(BoundKind.Reshape, Scoped(path, "reshape"), inputs, node, "reshape", node.Ints),
+                    CapturedOp.Hardtanh => Add(BoundKind.Hardtanh, Scoped(path, "hardtanh"), inputs, node, "hardtanh", floats: node.Floats),
+                    CapturedOp.AdaptiveAvgPool2d => Add(BoundKind.AdaptiveAvgPool2d, Scoped(path, "adaptive_avg_pool2d"), inputs, node, "adaptive_avg_pool2d", node.Ints),
                     CapturedOp.Float => AddFloatFunction(path, inputs, node),
                     _ => throw new InvalidOperationException($"{Where(path, node)}: unknown captured op {node.Op}."),
                 };
@@ -166,6 +168,10 @@ public static class ModelBinder
                     return AddModule(BoundKind.BatchNorm2d, module, path, input, node, "BatchNorm2d");
                 case ReLU:
                     return AddModule(BoundKind.ReLU, module, path, input, node, "ReLU");
+                case ReLU6:
+                    return AddModule(BoundKind.Hardtanh, module, path, input, node, "ReLU6", new[] { 0f, 6f });
+                case Hardtanh hardtanh:
+                    return AddModule(BoundKind.Hardtanh, module, path, input, node, "Hardtanh", new[] { (float)hardtanh.min_val, (float)hardtanh.max_val });
                 case MaxPool2d:
                     return AddModule(BoundKind.MaxPool2d, module, path, input, node, "MaxPool2d");
                 case AvgPool2d:
@@ -196,15 +202,15 @@ public static class ModelBinder
 
         private static BoundOp WithInts(BoundOp op, int[] ints)
         {
-            var copy = new BoundOp(op.Kind, op.Name, op.Inputs, op.Output, op.Source, op.Text) { Module = op.Module, Ints = ints, TypeName = op.TypeName };
+            var copy = new BoundOp(op.Kind, op.Name, op.Inputs, op.Output, op.Source, op.Text) { Module = op.Module, Ints = ints, Floats = op.Floats, TypeName = op.TypeName };
             copy.Members.AddRange(op.Members);
             return copy;
         }
 
-        private int AddModule(BoundKind kind, nn.Module module, string path, int input, CapturedNode node, string typeName)
+        private int AddModule(BoundKind kind, nn.Module module, string path, int input, CapturedNode node, string typeName, float[]? floats = null)
         {
             string name = Unique(path);
-            var op = new BoundOp(kind, name, new[] { input }, ValueCount++, node.Source, node.Text) { Module = module, TypeName = typeName };
+            var op = new BoundOp(kind, name, new[] { input }, ValueCount++, node.Source, node.Text) { Module = module, TypeName = typeName, Floats = floats ?? Array.Empty<float>() };
             op.Members.Add(new GraphMember(path, typeName, node.Source));
             Ops.Add(op);
             return op.Output;
@@ -220,10 +226,10 @@ public static class ModelBinder
             return op.Output;
         }
 
-        private int Add(BoundKind kind, string name, int[] inputs, CapturedNode node, string typeName, int[]? ints = null)
+        private int Add(BoundKind kind, string name, int[] inputs, CapturedNode node, string typeName, int[]? ints = null, float[]? floats = null)
         {
             name = Unique(name);
-            var op = new BoundOp(kind, name, inputs, ValueCount++, node.Source, node.Text) { TypeName = typeName, Ints = ints ?? Array.Empty<int>() };
+            var op = new BoundOp(kind, name, inputs, ValueCount++, node.Source, node.Text) { TypeName = typeName, Ints = ints ?? Array.Empty<int>(), Floats = floats ?? Array.Empty<float>() };
             op.Members.Add(new GraphMember(name, typeName, node.Source));
             Ops.Add(op);
             return op.Output;

@@ -51,6 +51,9 @@ public enum GraphOp
 
     /// <summary>A <c>[NoQuantize]</c> member run in float between a dequantize and a quantize.</summary>
     FloatIsland,
+
+    /// <summary>Hardtanh / ReLU6 on int8 data: a clamp with the input's qparams.</summary>
+    Hardtanh,
 }
 
 /// <summary>A member of the user's model folded into one node (e.g. <c>conv1</c>, <c>bn1</c> and <c>relu</c> of a fused conv).</summary>

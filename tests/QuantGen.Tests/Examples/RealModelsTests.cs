@@ -61,14 +61,17 @@ public sealed class RealModelsTests
     }
 
     [Fact]
-    public void MobileNetV2_keeps_ReLU6_in_float_and_the_rest_in_int8()
+    public void MobileNetV2_runs_every_op_in_int8_ReLU6_as_an_integer_clamp()
     {
         torch.manual_seed(0);
         using var model = new MobileNetV2(numClasses: 10, widthMult: 0.35);
         double sqnr = Quantize(model, () => model.Prepare(), o => new Int8(o.Convert().forward), out MobileNetV2.Observed observed);
         using (observed)
         {
-            Assert.All(observed.FloatOps.Where(f => f.Type != "function" && f.Type != "flatten"), f => Assert.Equal("ReLU6", f.Type));
+            // ReLU6 after every expand and depthwise conv and after the last 1x1: 1 + 1 + 16 x 2 + 1.
+            Assert.Empty(observed.FloatOps);
+            Assert.Equal(35, observed.Graph.Ops.Count(o => o.Kind == BoundKind.Hardtanh && o.TypeName == "ReLU6"));
+            Assert.Contains(observed.Graph.Ops, o => o.Kind == BoundKind.AdaptiveAvgPool2d && o.Module is null);
             Assert.Contains(observed.Graph.Ops, o => o.Kind == BoundKind.Conv2d && ((TorchSharp.Modules.Conv2d)o.Module!).groups > 1);
             Assert.True(sqnr >= 25, $"MobileNetV2 int8 vs float SQNR {sqnr:F1} dB");
         }

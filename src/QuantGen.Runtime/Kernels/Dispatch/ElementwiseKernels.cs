@@ -475,3 +475,50 @@ internal static class ElementwiseWidth
         _ => throw new ArgumentOutOfRangeException(nameof(vectorBits), vectorBits, "Vector width must be 0 (scalar), 128 or 256 (or -1 for the dispatched width)."),
     };
 }
+
+/// <summary>Quantized clamp vectorised: <c>min(max(q, low), high)</c> on bytes, as <see cref="ClampScalar"/>.</summary>
+public static unsafe class ClampKernel
+{
+    /// <summary>As <see cref="ClampScalar.Apply"/>; <paramref name="output"/> may be <paramref name="input"/>.</summary>
+    /// <param name="input">Values in the unsigned view.</param>
+    /// <param name="output">Results, same length.</param>
+    /// <param name="low">Lower bound in the view.</param>
+    /// <param name="high">Upper bound in the view.</param>
+    /// <param name="vectorBits">256 or 128; 0 runs the scalar reference; −1 (default) the dispatched width.</param>
+    public static void Apply(ReadOnlySpan<byte> input, Span<byte> output, byte low, byte high, int vectorBits = -1)
+    {
+        vectorBits = ElementwiseWidth.Resolve(vectorBits);
+        if (vectorBits == 0 || input.Length != output.Length || low > high)
+        {
+            ClampScalar.Apply(input, output, low, high);
+            return;
+        }
+
+        int length = input.Length;
+        fixed (byte* source = input)
+        fixed (byte* destination = output)
+        {
+            int i = 0;
+            if (vectorBits == 256)
+            {
+                Vector256<byte> lows = Vector256.Create(low), highs = Vector256.Create(high);
+                for (; i + 32 <= length; i += 32)
+                {
+                    Vector256.Min(Vector256.Max(Vector256.Load(source + i), lows), highs).Store(destination + i);
+                }
+            }
+
+            Vector128<byte> lows128 = Vector128.Create(low), highs128 = Vector128.Create(high);
+            for (; i + 16 <= length; i += 16)
+            {
+                Vector128.Min(Vector128.Max(Vector128.Load(source + i), lows128), highs128).Store(destination + i);
+            }
+
+            for (; i < length; i++)
+            {
+                byte q = source[i];
+                destination[i] = q < low ? low : q > high ? high : q;
+            }
+        }
+    }
+}
