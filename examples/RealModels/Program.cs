@@ -17,6 +17,7 @@ using TorchSharp;
 using static TorchSharp.torch;
 
 const int EvalImages = 4;
+const int LatencyRuns = 9;
 string[] modelNames = { "resnet50", "mobilenetv2", "vgg16" };
 
 var chosen = new List<string>();
@@ -205,12 +206,35 @@ void Calibrate(Func<Tensor, Tensor> observedForward, int size)
         string margins = string.Join(", ", result.FloatMargins.Select(m => m.ToString("F1", CultureInfo.InvariantCulture)));
         Console.WriteLine($"Float vs int8 logits on {EvalImages} random images: {result}");
         Console.WriteLine($"  top-1 float [{string.Join(", ", result.FloatTop1)}], int8 [{string.Join(", ", result.Int8Top1)}]; float top-1/top-2 gap in int8 RMS errors: [{margins}]");
-        Console.WriteLine($"  latency, one forward of {EvalImages}x3x{size}x{size}: float (TorchSharp) {floatMs:F0} ms, int8 (QuantGen) {int8Ms:F0} ms (first call, includes warm-up)");
+        Console.WriteLine($"  first forward of {EvalImages}x3x{size}x{size} (includes warm-up): float (TorchSharp) {floatMs:F0} ms, int8 (QuantGen) {int8Ms:F0} ms");
+        using Tensor one = images[0..1];
+        double floatMedian = MedianMs(() => model.forward(one).Dispose());
+        double int8Median = MedianMs(() => int8Forward(one).Dispose());
+        Console.WriteLine($"  batch-1 latency, median of {LatencyRuns} after warm-up, {KernelThreadsText()}: float (TorchSharp) {floatMedian:F2} ms, int8 (QuantGen) {int8Median:F2} ms ({floatMedian / int8Median:F2}x)");
         string? failure = result.Failure(allowNearTies: allowNearTies);
         Console.WriteLine(failure is null ? $"{title}: PASS" : $"{title}: FAIL: {failure}");
         return (title, result, failure);
     }
 }
+
+static double MedianMs(Action forward)
+{
+    using var noGrad = torch.no_grad();
+    forward();
+    forward();
+    var times = new double[LatencyRuns];
+    for (int i = 0; i < times.Length; i++)
+    {
+        var clock = Stopwatch.StartNew();
+        forward();
+        times[i] = clock.Elapsed.TotalMilliseconds;
+    }
+
+    Array.Sort(times);
+    return times[times.Length / 2];
+}
+
+static string KernelThreadsText() => $"{Environment.ProcessorCount} cores";
 
 static void Usage(System.IO.TextWriter to)
 {
