@@ -211,69 +211,69 @@ public abstract class BoundObservedModel : IObservedModel
             QParams Own() => qparams[op.Output]!;
             string layer = op.Name;
             IQuantizedLayer built;
-            Func<QTensor[], QTensor> run;
+            Func<QTensor[], Buffers.BufferSlot?, QTensor> run;
             switch (op.Kind)
             {
                 case BoundKind.Conv2d:
                 {
                     QuantizedConv2d conv = ((FusedConv2d)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
-                    (built, run) = (conv, a => conv.Forward(a[0]));
+                    (built, run) = (conv, (a, slot) => conv.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.Linear:
                 {
                     QuantizedLinear linear = ((FusedLinear)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
-                    (built, run) = (linear, a => linear.Forward(a[0]));
+                    (built, run) = (linear, (a, slot) => linear.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.BatchNorm2d:
                 {
                     QuantizedBatchNorm2d bn = ((FusedBatchNorm2d)plan.Fused!).Convert(In(0), Own());
-                    (built, run) = (bn, a => bn.Forward(a[0]));
+                    (built, run) = (bn, (a, slot) => bn.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.Add:
                 {
                     var add = new QuantizedAdd(ModelName, layer, Own(), op.FusedRelu is not null);
-                    (built, run) = (add, a => add.Forward(a[0], a[1]));
+                    (built, run) = (add, (a, slot) => add.Forward(a[0], a[1], slot));
                     break;
                 }
 
                 case BoundKind.Cat:
                 {
                     var cat = new QuantizedCat(ModelName, layer, op.Ints[0], Own());
-                    (built, run) = (cat, a => cat.Forward(a));
+                    (built, run) = (cat, (a, slot) => cat.Forward(a, slot));
                     break;
                 }
 
                 case BoundKind.ReLU:
                 {
                     var relu = new QuantizedReLU(ModelName, layer);
-                    (built, run) = (relu, a => relu.Forward(a[0]));
+                    (built, run) = (relu, (a, slot) => relu.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.Hardtanh:
                 {
                     var clamp = new QuantizedHardtanh(ModelName, layer, op.Floats[0], op.Floats[1]);
-                    (built, run) = (clamp, a => clamp.Forward(a[0]));
+                    (built, run) = (clamp, (a, slot) => clamp.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.MaxPool2d:
                 {
                     var pool = new QuantizedMaxPool2d(ModelName, layer, MaxPoolOptions((MaxPool2d)op.Module!));
-                    (built, run) = (pool, a => pool.Forward(a[0]));
+                    (built, run) = (pool, (a, slot) => pool.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.AvgPool2d:
                 {
                     var pool = new QuantizedAvgPool2d(ModelName, layer, AvgPoolOptions((AvgPool2d)op.Module!));
-                    (built, run) = (pool, a => pool.Forward(a[0]));
+                    (built, run) = (pool, (a, slot) => pool.Forward(a[0], slot));
                     break;
                 }
 
@@ -281,21 +281,21 @@ public abstract class BoundObservedModel : IObservedModel
                 {
                     (int height, int width) = op.Module is AdaptiveAvgPool2d module ? (OutputSize(module, 0), OutputSize(module, 1)) : (op.Ints[0], op.Ints[1]);
                     var pool = new QuantizedAdaptiveAvgPool2d(ModelName, layer, height, width);
-                    (built, run) = (pool, a => pool.Forward(a[0]));
+                    (built, run) = (pool, (a, slot) => pool.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.Flatten:
                 {
                     var flatten = new QuantizedFlatten(ModelName, layer, op.Ints[0], op.Ints[1]);
-                    (built, run) = (flatten, a => flatten.Forward(a[0]));
+                    (built, run) = (flatten, (a, slot) => flatten.Forward(a[0], slot));
                     break;
                 }
 
                 case BoundKind.Reshape:
                 {
                     var reshape = new QuantizedReshape(ModelName, layer, op.Ints);
-                    (built, run) = (reshape, a => reshape.Forward(a[0]));
+                    (built, run) = (reshape, (a, slot) => reshape.Forward(a[0], slot));
                     break;
                 }
 

@@ -16,9 +16,9 @@ namespace QuantGen.Binding;
 /// <param name="Int8">Runs the int8 layer on int8 inputs.</param>
 /// <param name="Float">Runs the float op (TorchSharp) on float inputs.</param>
 /// <param name="FloatReason">Why the op is float.</param>
-public sealed record BoundStep(BoundOp Op, IQuantizedLayer? Layer, Func<QTensor[], QTensor>? Int8, Func<Tensor[], Tensor>? Float, string? FloatReason)
+public sealed record BoundStep(BoundOp Op, IQuantizedLayer? Layer, Func<QTensor[], Buffers.BufferSlot?, QTensor>? Int8, Func<Tensor[], Tensor>? Float, string? FloatReason)
 {
-    internal BoundStep(BoundOp op, IQuantizedLayer layer, Func<QTensor[], QTensor> int8, string? floatReason)
+    internal BoundStep(BoundOp op, IQuantizedLayer layer, Func<QTensor[], Buffers.BufferSlot?, QTensor> int8, string? floatReason)
         : this(op, layer, int8, null, floatReason)
     {
     }
@@ -66,6 +66,11 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     private readonly IQuantizedLayer[] _layers;
     private readonly bool _hasFloatOps;
 
+    // The buffer plan: the activation slot each int8 value is written into (-1: a new tensor), chosen once so
+    // values whose lifetimes do not overlap share memory; one set of slots is rented per call.
+    private readonly int[] _slotOfValue;
+    private readonly Buffers.ActivationBufferPool? _buffers;
+
     /// <summary>Wraps a converted plan (generated code calls this from <c>Convert()</c>).</summary>
     /// <param name="plan">What <see cref="BoundObservedModel"/> converted.</param>
     protected BoundQuantizedModel(BoundQuantizedPlan plan)
@@ -76,6 +81,72 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         layers.AddRange(plan.Steps.Select(s => s.Layer).OfType<IQuantizedLayer>());
         _layers = layers.ToArray();
         _graph = CreateGraph(plan);
+        (_slotOfValue, int slots) = PlanSlots(plan);
+        _buffers = slots == 0 ? null : new Buffers.ActivationBufferPool(slots);
+    }
+
+    /// <summary>How many activation slots the buffer plan uses.</summary>
+    public int ActivationSlots => _buffers?.SlotCount ?? 0;
+
+    /// <summary>
+    /// Greedy interval assignment in step order: an int8 step's output takes a free slot (never one its inputs
+    /// hold), and a value's slot is freed after its last reader. The result and float values get no slot: the
+    /// result leaves the call, and float ops allocate through TorchSharp anyway.
+    /// </summary>
+    private static (int[] SlotOfValue, int Count) PlanSlots(BoundQuantizedPlan plan)
+    {
+        int values = plan.Graph.ValueCount, result = plan.Graph.Result;
+        var lastRead = new int[values];
+        Array.Fill(lastRead, -1);
+        for (int i = 0; i < plan.Steps.Length; i++)
+        {
+            foreach (int input in plan.Steps[i].Op.Inputs)
+            {
+                lastRead[input] = i;
+            }
+        }
+
+        var slotOf = new int[values];
+        Array.Fill(slotOf, -1);
+        var free = new SortedSet<int>();
+        int count = 0;
+        int Take()
+        {
+            if (free.Count > 0)
+            {
+                int slot = free.Min;
+                free.Remove(slot);
+                return slot;
+            }
+
+            return count++;
+        }
+
+        // The model input, when it is quantized on entry, lives until its last reader.
+        if (result != 0 && lastRead[0] >= 0)
+        {
+            slotOf[0] = Take();
+        }
+
+        for (int i = 0; i < plan.Steps.Length; i++)
+        {
+            BoundStep step = plan.Steps[i];
+            int output = step.Op.Output;
+            if (step.Int8 is not null && output != result && lastRead[output] > i)
+            {
+                slotOf[output] = Take();
+            }
+
+            foreach (int input in step.Op.Inputs)
+            {
+                if (lastRead[input] == i && slotOf[input] >= 0 && input != output)
+                {
+                    free.Add(slotOf[input]);
+                }
+            }
+        }
+
+        return (slotOf, count);
     }
 
     /// <summary>The int8 graph: ops in forward order, float ops as float islands, the members each op stands for.</summary>
@@ -135,9 +206,21 @@ public abstract class BoundQuantizedModel : IQuantizedModel
             return q.Dequantize();
         }
 
-        QTensor result = forward(_plan.Input.Forward(input, shape));
-        outputShape = result.Shape;
-        return result.Dequantize();
+        Buffers.ActivationBuffers? buffers = _buffers?.Rent();
+        try
+        {
+            QTensor quantized = _plan.Input.Forward(input, shape, buffers is not null && _slotOfValue[0] >= 0 ? buffers[_slotOfValue[0]] : null);
+            (QTensor? q, Tensor? _) = Run(quantized, null, null, buffers);
+            outputShape = q!.Shape;
+            return q.Dequantize();
+        }
+        finally
+        {
+            if (buffers is not null)
+            {
+                _buffers!.Return(buffers);
+            }
+        }
     }
 
     /// <summary>Int8 in, int8 out: the input quantized with <see cref="Input"/>'s qparams. Safe to call from many threads at once.</summary>
@@ -173,9 +256,27 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         return QTensor.Quantize(values, shape, _plan.Quantizers[_plan.Graph.Result]?.QParams ?? _plan.Input.QParams);
     }
 
-    /// <summary>Runs the steps; values are per call (thread-safe). Either input may be given.</summary>
+    /// <summary>Runs the steps with a rented set of activation slots (none with a tap: it may keep every output).</summary>
     private (QTensor? Q, Tensor? F) Run(QTensor? qInput, Tensor? fInput, IQuantizedTap? tap)
     {
+        Buffers.ActivationBuffers? buffers = tap is null ? _buffers?.Rent() : null;
+        try
+        {
+            return Run(qInput, fInput, tap, buffers);
+        }
+        finally
+        {
+            if (buffers is not null)
+            {
+                _buffers!.Return(buffers);
+            }
+        }
+    }
+
+    /// <summary>Runs the steps; values are per call (thread-safe). Either input may be given.</summary>
+    private (QTensor? Q, Tensor? F) Run(QTensor? qInput, Tensor? fInput, IQuantizedTap? tap, Buffers.ActivationBuffers? buffers)
+    {
+        Buffers.BufferSlot? SlotOf(int value) => buffers is not null && _slotOfValue[value] >= 0 ? buffers[_slotOfValue[value]] : null;
         int count = _plan.Graph.ValueCount;
         var q = new QTensor?[count];
         var f = new Tensor?[count];
@@ -194,13 +295,13 @@ public abstract class BoundQuantizedModel : IQuantizedModel
                     {
                         QuantizeInput quantizer = v == 0 ? _plan.Input : _plan.Quantizers[v]!;
                         float[] values = TensorInterop.ToArray(f[v]!, out int[] shape);
-                        q[v] = quantizer.Forward(values, shape);
+                        q[v] = quantizer.Forward(values, shape, v == 0 ? SlotOf(0) : null);
                     }
 
                     arguments[k] = q[v]!;
                 }
 
-                q[step.Op.Output] = int8(arguments);
+                q[step.Op.Output] = int8(arguments, SlotOf(step.Op.Output));
                 tap?.OnLayer(step.Op.Name, q[step.Op.Output]!);
             }
             else

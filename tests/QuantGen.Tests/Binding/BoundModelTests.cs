@@ -193,6 +193,34 @@ public sealed class BoundModelTests
         }
     }
 
+    private sealed class CollectingTap : QuantGen.Reports.IQuantizedTap
+    {
+        public int Layers { get; private set; }
+
+        public void OnLayer(string layer, QTensor output) => Layers++;
+    }
+
+    [Fact]
+    public void The_buffer_plan_shares_slots_and_changes_no_bit()
+    {
+        (IdiomNet _, IdiomNet.Observed observed) = CalibratedIdiomNet();
+        using (observed)
+        {
+            IdiomNet.Quantized int8 = observed.Convert();
+            int int8Values = observed.Graph.Ops.Count - observed.FloatOps.Count;
+            Assert.InRange(int8.ActivationSlots, 1, int8Values - 1);
+
+            QTensor input = int8.Input.Forward(torch.randn(1, 3, 16, 16).data<float>().ToArray(), [1, 3, 16, 16]);
+            var tap = new CollectingTap();
+            int[] withSlots = int8.forward(input).IntRepr();
+            int[] again = int8.forward(input).IntRepr();
+            int[] withoutSlots = int8.forward(input, tap).IntRepr();   // a tap gets new tensors, no slots
+            Assert.Equal(withoutSlots, withSlots);
+            Assert.Equal(withSlots, again);
+            Assert.True(tap.Layers > 0);
+        }
+    }
+
     [Fact]
     public void A_null_member_called_without_a_guard_is_an_error_at_Prepare_naming_model_path_and_line()
     {
