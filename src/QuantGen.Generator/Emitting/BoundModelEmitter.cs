@@ -111,6 +111,18 @@ internal static class BoundModelEmitter
 
         writer.Open();
         writer.Close();
+        writer.Line();
+        writer.Line("/// <summary>Reads an int8 model saved by <c>Save</c>: its bound graph and layers; needs no model instance and no TorchSharp.</summary>");
+        writer.Line("/// <param name=\"path\">A <c>.qgen</c> file.</param>");
+        writer.Line("/// <returns>The int8 model.</returns>");
+        writer.Line("/// <exception cref=\"global::QuantGen.Serialization.QGenFormatException\">The file is corrupted, truncated, of another model, or saved before this model's code changed (the message says which).</exception>");
+        writer.Line($"public static Quantized Load(string path) => new Quantized(LoadPlan(path, \"{spec.Name}\", {RegistrationReference(spec)}.Forward));");
+        writer.Line();
+        writer.Line("/// <summary>Reads an int8 model saved by <c>Save</c> from a stream.</summary>");
+        writer.Line("/// <param name=\"stream\">A readable stream holding a <c>.qgen</c> file.</param>");
+        writer.Line("/// <returns>The int8 model.</returns>");
+        writer.Line("/// <exception cref=\"global::QuantGen.Serialization.QGenFormatException\">The file is corrupted, truncated, of another model, or saved before this model's code changed.</exception>");
+        writer.Line($"public static Quantized Load(global::System.IO.Stream stream) => new Quantized(LoadPlan(stream, \"{spec.Name}\", {RegistrationReference(spec)}.Forward));");
         writer.Close();
         writer.Close();
         for (; open > 0; open--)

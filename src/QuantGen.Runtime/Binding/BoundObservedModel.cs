@@ -23,6 +23,7 @@ public abstract class BoundObservedModel : IObservedModel
     private readonly OpPlan[] _plans;
     private readonly Observer?[] _observers;
     private readonly List<IDisposable> _owned = new();
+    private readonly string _captureHash;
 
     /// <summary>Binds and plans (generated code calls this from <c>Prepare()</c>).</summary>
     /// <param name="model">The float model, in eval mode.</param>
@@ -39,6 +40,7 @@ public abstract class BoundObservedModel : IObservedModel
         QConfigMapping = mapping;
         QConfig = mapping.Global ?? QConfig.For(QuantBackend.X86);
         _graph = ModelBinder.Bind(model, modelName, forward, autoFuse);
+        _captureHash = forward.Hash;
 
         IReadOnlyDictionary<string, nn.Module> modules = ModuleLookup.Index(model);
         var knownTypes = new HashSet<string>(modules.Values.Select(m => m.GetType().Name), StringComparer.Ordinal) { "add", "cat", "relu", "flatten", "reshape" };
@@ -211,69 +213,68 @@ public abstract class BoundObservedModel : IObservedModel
             QParams Own() => qparams[op.Output]!;
             string layer = op.Name;
             IQuantizedLayer built;
-            Func<QTensor[], Buffers.BufferSlot?, QTensor> run;
             switch (op.Kind)
             {
                 case BoundKind.Conv2d:
                 {
                     QuantizedConv2d conv = ((FusedConv2d)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
-                    (built, run) = (conv, (a, slot) => conv.Forward(a[0], slot));
+                    built = conv;
                     break;
                 }
 
                 case BoundKind.Linear:
                 {
                     QuantizedLinear linear = ((FusedLinear)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
-                    (built, run) = (linear, (a, slot) => linear.Forward(a[0], slot));
+                    built = linear;
                     break;
                 }
 
                 case BoundKind.BatchNorm2d:
                 {
                     QuantizedBatchNorm2d bn = ((FusedBatchNorm2d)plan.Fused!).Convert(In(0), Own());
-                    (built, run) = (bn, (a, slot) => bn.Forward(a[0], slot));
+                    built = bn;
                     break;
                 }
 
                 case BoundKind.Add:
                 {
                     var add = new QuantizedAdd(ModelName, layer, Own(), op.FusedRelu is not null);
-                    (built, run) = (add, (a, slot) => add.Forward(a[0], a[1], slot));
+                    built = add;
                     break;
                 }
 
                 case BoundKind.Cat:
                 {
                     var cat = new QuantizedCat(ModelName, layer, op.Ints[0], Own());
-                    (built, run) = (cat, (a, slot) => cat.Forward(a, slot));
+                    built = cat;
                     break;
                 }
 
                 case BoundKind.ReLU:
                 {
                     var relu = new QuantizedReLU(ModelName, layer);
-                    (built, run) = (relu, (a, slot) => relu.Forward(a[0], slot));
+                    built = relu;
                     break;
                 }
 
                 case BoundKind.Hardtanh:
                 {
                     var clamp = new QuantizedHardtanh(ModelName, layer, op.Floats[0], op.Floats[1]);
-                    (built, run) = (clamp, (a, slot) => clamp.Forward(a[0], slot));
+                    built = clamp;
                     break;
                 }
 
                 case BoundKind.MaxPool2d:
                 {
                     var pool = new QuantizedMaxPool2d(ModelName, layer, MaxPoolOptions((MaxPool2d)op.Module!));
-                    (built, run) = (pool, (a, slot) => pool.Forward(a[0], slot));
+                    built = pool;
                     break;
                 }
 
                 case BoundKind.AvgPool2d:
                 {
                     var pool = new QuantizedAvgPool2d(ModelName, layer, AvgPoolOptions((AvgPool2d)op.Module!));
-                    (built, run) = (pool, (a, slot) => pool.Forward(a[0], slot));
+                    built = pool;
                     break;
                 }
 
@@ -281,21 +282,21 @@ public abstract class BoundObservedModel : IObservedModel
                 {
                     (int height, int width) = op.Module is AdaptiveAvgPool2d module ? (OutputSize(module, 0), OutputSize(module, 1)) : (op.Ints[0], op.Ints[1]);
                     var pool = new QuantizedAdaptiveAvgPool2d(ModelName, layer, height, width);
-                    (built, run) = (pool, (a, slot) => pool.Forward(a[0], slot));
+                    built = pool;
                     break;
                 }
 
                 case BoundKind.Flatten:
                 {
                     var flatten = new QuantizedFlatten(ModelName, layer, op.Ints[0], op.Ints[1]);
-                    (built, run) = (flatten, (a, slot) => flatten.Forward(a[0], slot));
+                    built = flatten;
                     break;
                 }
 
                 case BoundKind.Reshape:
                 {
                     var reshape = new QuantizedReshape(ModelName, layer, op.Ints);
-                    (built, run) = (reshape, (a, slot) => reshape.Forward(a[0], slot));
+                    built = reshape;
                     break;
                 }
 
@@ -310,10 +311,10 @@ public abstract class BoundObservedModel : IObservedModel
                 qparams[op.Output] = In(0);
             }
 
-            steps[i] = new BoundStep(op, built, run, null);
+            steps[i] = new BoundStep(op, built, BoundQuantizedPlan.Runner(built), null);
         }
 
-        return new BoundQuantizedPlan(ModelName, _graph, steps, quantizers, new QuantizeInput(ModelName, "input", qparams[0]!));
+        return new BoundQuantizedPlan(ModelName, _graph, steps, quantizers, new QuantizeInput(ModelName, "input", qparams[0]!), _captureHash);
     }
 
     /// <summary>Releases the fused float modules that no float op of a converted model still uses.</summary>

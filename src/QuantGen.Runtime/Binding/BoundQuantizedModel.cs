@@ -5,6 +5,8 @@ using System.Linq;
 using QuantGen.Graphs;
 using QuantGen.Modules;
 using QuantGen.Reports;
+using QuantGen.Serialization;
+using System.IO;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,8 +34,9 @@ public sealed record BoundStep(BoundOp Op, IQuantizedLayer? Layer, Func<QTensor[
 /// <summary>What <c>Convert()</c> made of a bound model: its steps and the quantizers of float values int8 ops read.</summary>
 public sealed class BoundQuantizedPlan
 {
-    internal BoundQuantizedPlan(string model, BoundGraph graph, BoundStep[] steps, QuantizeInput?[] quantizers, QuantizeInput input)
+    internal BoundQuantizedPlan(string model, BoundGraph graph, BoundStep[] steps, QuantizeInput?[] quantizers, QuantizeInput input, string captureHash)
     {
+        CaptureHash = captureHash;
         Model = model;
         Graph = graph;
         Steps = steps;
@@ -50,6 +53,110 @@ public sealed class BoundQuantizedPlan
     internal QuantizeInput?[] Quantizers { get; }
 
     internal QuantizeInput Input { get; }
+
+    internal string CaptureHash { get; }
+
+    /// <summary>The function an int8 layer of a bound step runs (one place for Convert and Load).</summary>
+    internal static Func<QTensor[], Buffers.BufferSlot?, QTensor> Runner(IQuantizedLayer layer) => layer switch
+    {
+        QuantizedConv2d conv => (a, slot) => conv.Forward(a[0], slot),
+        QuantizedLinear linear => (a, slot) => linear.Forward(a[0], slot),
+        QuantizedBatchNorm2d bn => (a, slot) => bn.Forward(a[0], slot),
+        QuantizedAdd add => (a, slot) => add.Forward(a[0], a[1], slot),
+        QuantizedCat cat => (a, slot) => cat.Forward(a, slot),
+        QuantizedReLU relu => (a, slot) => relu.Forward(a[0], slot),
+        QuantizedHardtanh clamp => (a, slot) => clamp.Forward(a[0], slot),
+        QuantizedMaxPool2d pool => (a, slot) => pool.Forward(a[0], slot),
+        QuantizedAvgPool2d pool => (a, slot) => pool.Forward(a[0], slot),
+        QuantizedAdaptiveAvgPool2d pool => (a, slot) => pool.Forward(a[0], slot),
+        QuantizedFlatten flatten => (a, slot) => flatten.Forward(a[0], slot),
+        QuantizedReshape reshape => (a, slot) => reshape.Forward(a[0], slot),
+        _ => throw new NotSupportedException($"{layer.Model}.{layer.Layer}: a {layer.GetType().Name} is not a step of a bound model."),
+    };
+
+    private static readonly (GraphOp Op, BoundKind Kind, QGenLayerKind Record)[] OpKinds =
+    {
+        (GraphOp.Conv2d, BoundKind.Conv2d, QGenLayerKind.Conv2d),
+        (GraphOp.Linear, BoundKind.Linear, QGenLayerKind.Linear),
+        (GraphOp.BatchNorm2d, BoundKind.BatchNorm2d, QGenLayerKind.BatchNorm2d),
+        (GraphOp.ReLU, BoundKind.ReLU, QGenLayerKind.ReLU),
+        (GraphOp.Hardtanh, BoundKind.Hardtanh, QGenLayerKind.Hardtanh),
+        (GraphOp.Add, BoundKind.Add, QGenLayerKind.Add),
+        (GraphOp.Cat, BoundKind.Cat, QGenLayerKind.Cat),
+        (GraphOp.MaxPool2d, BoundKind.MaxPool2d, QGenLayerKind.MaxPool2d),
+        (GraphOp.AvgPool2d, BoundKind.AvgPool2d, QGenLayerKind.AvgPool2d),
+        (GraphOp.AdaptiveAvgPool2d, BoundKind.AdaptiveAvgPool2d, QGenLayerKind.AdaptiveAvgPool2d),
+        (GraphOp.Flatten, BoundKind.Flatten, QGenLayerKind.Flatten),
+        (GraphOp.Reshape, BoundKind.Reshape, QGenLayerKind.Reshape),
+    };
+
+    internal static GraphOp GraphOpOf(BoundKind kind) => Array.Find(OpKinds, k => k.Kind == kind).Op;
+
+    /// <summary>The file's form: the graph record, the input quantizer, then every int8 layer in step order.</summary>
+    internal IQuantizedModel FileView()
+    {
+        BoundStep[] floats = Array.FindAll(Steps, s => s.Int8 is null);
+        if (floats.Length > 0)
+        {
+            throw new NotSupportedException(
+                $"{Model}: {floats.Length} op(s) run in float ({string.Join(", ", Array.ConvertAll(floats, s => $"{s.Op.Name}: {s.FloatReason}"))}), and a .qgen file holds int8 layers only; give them an int8 op or run the model in-process.");
+        }
+
+        var steps = new List<BoundTopologyStep>(Steps.Length);
+        var layers = new List<IQuantizedLayer>(Steps.Length + 2);
+        foreach (BoundStep step in Steps)
+        {
+            steps.Add(new BoundTopologyStep(step.Op.Name, GraphOpOf(step.Op.Kind), step.Op.Inputs, step.Op.Output));
+            layers.Add(step.Layer!);
+        }
+
+        var topology = new BoundTopology(Model, Graph.ValueCount, Graph.Result, steps);
+        layers.Insert(0, Input);
+        layers.Insert(0, topology);
+        return new SavedForm(new ModelGraph(Model, CaptureHash, "input", "result", Array.Empty<GraphNode>()), layers);
+    }
+
+    /// <summary>Reads a bound model's file: the graph record is checked, then each layer is read as the kind its step needs.</summary>
+    internal static BoundQuantizedPlan Read(QGenReader reader, string model, string captureHash)
+    {
+        var topology = (BoundTopology)reader.ReadNext("graph", QGenLayerKind.BoundGraph);
+        var input = (QuantizeInput)reader.ReadNext("input", QGenLayerKind.Quantize);
+        var ops = new List<BoundOp>(topology.Steps.Count);
+        var steps = new BoundStep[topology.Steps.Count];
+        for (int i = 0; i < steps.Length; i++)
+        {
+            BoundTopologyStep saved = topology.Steps[i];
+            int kind = Array.FindIndex(OpKinds, k => k.Op == saved.Op);
+            if (kind < 0)
+            {
+                throw new QGenFormatException(reader.FileName, QGenFormatError.InvalidLayer, $"{reader.FileName}: step '{saved.Name}' is a {saved.Op}, which a bound model does not run.");
+            }
+
+            IQuantizedLayer layer = reader.ReadNext(saved.Name, OpKinds[kind].Record);
+            var op = new BoundOp(OpKinds[kind].Kind, saved.Name, saved.Inputs, saved.Output, "", saved.Name) { TypeName = OpKinds[kind].Kind.ToString() };
+            op.Members.Add(new GraphMember(saved.Name, op.TypeName, ""));
+            ops.Add(op);
+            steps[i] = new BoundStep(op, layer, Runner(layer), null);
+        }
+
+        var graph = new BoundGraph(model, ops, topology.ValueCount, topology.Result);
+        return new BoundQuantizedPlan(model, graph, steps, new QuantizeInput?[topology.ValueCount], input, captureHash);
+    }
+
+    private sealed class SavedForm(ModelGraph graph, IReadOnlyList<IQuantizedLayer> layers) : IQuantizedModel
+    {
+        public ModelGraph Graph => graph;
+
+        public IReadOnlyList<IQuantizedLayer> Layers => layers;
+
+        public QuantizeInput Input => (QuantizeInput)layers[1];
+
+        public QTensor forward(QTensor input) => throw new NotSupportedException("the saved form of a bound model only describes its file.");
+
+        public QTensor forward(QTensor input, IQuantizedTap? tap) => throw new NotSupportedException("the saved form of a bound model only describes its file.");
+
+        public float[] forward(ReadOnlySpan<float> input, int[] shape, out int[] outputShape) => throw new NotSupportedException("the saved form of a bound model only describes its file.");
+    }
 }
 
 /// <summary>
@@ -165,11 +272,43 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     /// <summary>The identity of what was bound: op kinds, names, fusions and edges.</summary>
     public string BoundGraphHash => _plan.Graph.Hash();
 
-    /// <summary>Not yet available for a model bound at Prepare.</summary>
+    /// <summary>
+    /// Writes the int8 model to a <c>.qgen</c> file: its bound graph (ops and edges) and every layer, so the generated
+    /// <c>Load</c> rebuilds it with no model instance and no TorchSharp (docs/model-file.md).
+    /// </summary>
+    /// <param name="path">The file to create or overwrite.</param>
+    /// <exception cref="NotSupportedException">An op runs in float (the file holds int8 layers only); the message lists them.</exception>
+    public void Save(string path) => QGenFile.Save(path, _plan.FileView());
+
+    /// <summary>Writes the int8 model in the <c>.qgen</c> format to a stream.</summary>
+    /// <param name="stream">A writable stream.</param>
+    /// <exception cref="NotSupportedException">An op runs in float; the message lists them.</exception>
+    public void Save(Stream stream) => QGenFile.Save(stream, _plan.FileView());
+
+    /// <summary>Reads what <see cref="Save(string)"/> wrote (generated <c>Load</c> calls this).</summary>
     /// <param name="path">The file.</param>
-    /// <exception cref="NotSupportedException">Always, for now: the .qgen format stores generated graphs only.</exception>
-    public void Save(string path) => throw new NotSupportedException(
-        $"{_plan.Model}: Save is not available yet for a model bound at Prepare (a general-typed member, a container built in code or a float op made the generator capture it); the .qgen format stores models whose graph the generator planned. Run it in-process, or export it with the float model instead.");
+    /// <param name="model">The model class's name.</param>
+    /// <param name="forward">The class's captured forward: a file saved from other code is refused.</param>
+    /// <returns>The converted plan.</returns>
+    /// <exception cref="QGenFormatException">The file is corrupted, truncated, of another model or of another version of its code.</exception>
+    protected static BoundQuantizedPlan LoadPlan(string path, string model, CapturedForward forward)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        using QGenReader reader = QGenFile.OpenRead(path, model, forward.Hash);
+        return BoundQuantizedPlan.Read(reader, model, forward.Hash);
+    }
+
+    /// <summary>As <see cref="LoadPlan(string, string, CapturedForward)"/>, from a stream.</summary>
+    /// <param name="stream">A readable stream holding a <c>.qgen</c> file.</param>
+    /// <param name="model">The model class's name.</param>
+    /// <param name="forward">The class's captured forward.</param>
+    /// <returns>The converted plan.</returns>
+    protected static BoundQuantizedPlan LoadPlan(Stream stream, string model, CapturedForward forward)
+    {
+        ArgumentNullException.ThrowIfNull(forward);
+        using QGenReader reader = QGenFile.OpenRead(stream, model, forward.Hash);
+        return BoundQuantizedPlan.Read(reader, model, forward.Hash);
+    }
 
     /// <summary>Float in, float out. Safe to call from many threads at once.</summary>
     /// <param name="input">A float32 tensor of the shape the float model takes.</param>
@@ -344,22 +483,7 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         };
         foreach (BoundStep step in plan.Steps)
         {
-            GraphOp op = step.Int8 is null ? GraphOp.FloatIsland : step.Op.Kind switch
-            {
-                BoundKind.Conv2d => GraphOp.Conv2d,
-                BoundKind.Linear => GraphOp.Linear,
-                BoundKind.BatchNorm2d => GraphOp.BatchNorm2d,
-                BoundKind.ReLU => GraphOp.ReLU,
-                BoundKind.Hardtanh => GraphOp.Hardtanh,
-                BoundKind.Add => GraphOp.Add,
-                BoundKind.Cat => GraphOp.Cat,
-                BoundKind.MaxPool2d => GraphOp.MaxPool2d,
-                BoundKind.AvgPool2d => GraphOp.AvgPool2d,
-                BoundKind.AdaptiveAvgPool2d => GraphOp.AdaptiveAvgPool2d,
-                BoundKind.Flatten => GraphOp.Flatten,
-                BoundKind.Reshape => GraphOp.Reshape,
-                _ => GraphOp.FloatIsland,
-            };
+            GraphOp op = step.Int8 is null ? GraphOp.FloatIsland : BoundQuantizedPlan.GraphOpOf(step.Op.Kind);
             nodes.Add(new GraphNode(step.Op.Name, op, step.Op.Inputs.Select(v => v == 0 ? "q_input" : Value(v)).ToArray(), Value(step.Op.Output), step.Op.Members.ToArray(), step.Op.Source));
         }
 

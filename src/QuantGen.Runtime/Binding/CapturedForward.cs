@@ -132,6 +132,49 @@ public sealed class CapturedForward
 
     /// <summary>Members marked [NoQuantize].</summary>
     public IReadOnlyList<string> NoQuantize { get; }
+
+    /// <summary>
+    /// A stable identity of the captured forward (ops, edges, members, constants, conditions): a <c>.qgen</c> file
+    /// records it, so a file saved before the model's code changed is refused.
+    /// </summary>
+    public string Hash => _hash ??= ComputeHash();
+
+    private string? _hash;
+
+    private string ComputeHash()
+    {
+        // FNV-1a over a canonical text: stable across processes, unlike string.GetHashCode.
+        ulong hash = 14695981039346656037UL;
+        void Mix(string text)
+        {
+            foreach (char c in text)
+            {
+                hash = (hash ^ c) * 1099511628211UL;
+            }
+
+            hash = (hash ^ '|') * 1099511628211UL;
+        }
+
+        Mix(ModuleType.FullName ?? ModuleType.Name);
+        foreach (CapturedNode node in Nodes)
+        {
+            Mix(node.Op.ToString());
+            Mix(string.Join(",", node.Inputs));
+            Mix(node.Member);
+            Mix(string.Join(",", node.Ints ?? Array.Empty<int>()));
+            Mix(string.Join(",", node.Floats ?? Array.Empty<float>()));
+            Mix(node.Text);
+            Mix(node.Condition + (node.Negated ? "!" : ""));
+        }
+
+        foreach (CapturedCondition condition in Conditions)
+        {
+            Mix(condition.Kind + condition.Member + condition.Constant);
+        }
+
+        Mix(Result.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return "bound-" + hash.ToString("x16", System.Globalization.CultureInfo.InvariantCulture);
+    }
 }
 
 /// <summary>

@@ -28,6 +28,8 @@ internal static class LayerCodecs
         QuantizedUpsampleNearest2d => QGenLayerKind.UpsampleNearest2d,
         QuantizedFlatten => QGenLayerKind.Flatten,
         QuantizedReshape => QGenLayerKind.Reshape,
+        QuantizedHardtanh => QGenLayerKind.Hardtanh,
+        Binding.BoundTopology => QGenLayerKind.BoundGraph,
         _ => null,
     };
 
@@ -47,6 +49,8 @@ internal static class LayerCodecs
         : type == typeof(QuantizedUpsampleNearest2d) ? QGenLayerKind.UpsampleNearest2d
         : type == typeof(QuantizedFlatten) ? QGenLayerKind.Flatten
         : type == typeof(QuantizedReshape) ? QGenLayerKind.Reshape
+        : type == typeof(QuantizedHardtanh) ? QGenLayerKind.Hardtanh
+        : type == typeof(Binding.BoundTopology) ? QGenLayerKind.BoundGraph
         : null;
 
     /// <summary>Writes a layer's payload (its kind comes from <see cref="KindOf(IQuantizedLayer)"/>).</summary>
@@ -114,6 +118,12 @@ internal static class LayerCodecs
                 writer.U8((byte)shape.Length);
                 writer.Ints(shape);
                 break;
+            case QuantizedHardtanh hardtanh:
+                writer.Floats([hardtanh.MinValue, hardtanh.MaxValue]);
+                break;
+            case Binding.BoundTopology topology:
+                topology.Write(writer);
+                break;
             default:
                 throw new NotSupportedException($"{layer.Model}: layer '{layer.Layer}' is a {layer.GetType().FullName}, which has no .qgen codec.");
         }
@@ -150,6 +160,8 @@ internal static class LayerCodecs
                     ReadOptionalDouble(ref reader, "height scale factor"), ReadOptionalDouble(ref reader, "width scale factor")),
                 QGenLayerKind.Flatten => new QuantizedFlatten(model, name, reader.I32("start_dim"), reader.I32("end_dim")),
                 QGenLayerKind.Reshape => new QuantizedReshape(model, name, ReadShape(ref reader, "the target shape", allowInferred: true)),
+                QGenLayerKind.Hardtanh => ReadHardtanh(ref reader, model, name),
+                QGenLayerKind.BoundGraph => Binding.BoundTopology.Read(ref reader, model, name),
                 _ => throw reader.Fail(QGenFormatError.Malformed, $"kind {info.Kind} has no codec", start),
             };
         }
@@ -165,6 +177,12 @@ internal static class LayerCodecs
         }
 
         return layer;
+    }
+
+    private static QuantizedHardtanh ReadHardtanh(ref ByteReader reader, string model, string name)
+    {
+        float[] bounds = reader.Floats(2, "min_val and max_val");
+        return new QuantizedHardtanh(model, name, bounds[0], bounds[1]);
     }
 
     // Conv, transposed conv and linear share their tail: weight, bias, input and output qparams, fused ReLU, backend.

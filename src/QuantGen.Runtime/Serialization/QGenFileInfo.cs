@@ -51,6 +51,12 @@ public enum QGenLayerKind : ushort
 
     /// <summary><see cref="Modules.QuantizedReshape"/>.</summary>
     Reshape = 14,
+
+    /// <summary><see cref="Modules.QuantizedHardtanh"/> (ReLU6, Hardtanh).</summary>
+    Hardtanh = 15,
+
+    /// <summary><see cref="Binding.BoundTopology"/>: the ops and edges of a model bound at Prepare (first record of its file).</summary>
+    BoundGraph = 16,
 }
 
 /// <summary>One layer record of a <c>.qgen</c> file, as its framing describes it (the payload is not decoded).</summary>

@@ -87,10 +87,18 @@ public sealed class QGenReader : IDisposable
 
     private T? ReadNext<T>(string layer, bool optional) where T : class, IQuantizedLayer
     {
-        ArgumentException.ThrowIfNullOrEmpty(layer);
-        QGenImage image = _image ?? throw new ObjectDisposedException(nameof(QGenReader), $"{FileName}: the reader is disposed.");
         QGenLayerKind expected = LayerCodecs.KindOf(typeof(T))
             ?? throw new NotSupportedException($"{Model}: layer '{layer}': {typeof(T).FullName} is not a layer class a .qgen file holds.");
+        return (T?)ReadNext(layer, expected, typeof(T).Name, optional);
+    }
+
+    /// <summary>Reads the next record, which must be <paramref name="layer"/> of kind <paramref name="expected"/> (a model bound at Prepare reads its kinds from its graph record).</summary>
+    internal IQuantizedLayer ReadNext(string layer, QGenLayerKind expected) => ReadNext(layer, expected, expected.ToString(), optional: false)!;
+
+    private IQuantizedLayer? ReadNext(string layer, QGenLayerKind expected, string expectedType, bool optional)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        QGenImage image = _image ?? throw new ObjectDisposedException(nameof(QGenReader), $"{FileName}: the reader is disposed.");
         try
         {
             if (_next >= _layers.Length)
@@ -116,10 +124,10 @@ public sealed class QGenReader : IDisposable
 
             if (record.Kind != expected)
             {
-                throw Mismatch($"layer '{layer}' is a {record.Kind} record, but model {Model} expects a {expected} ({typeof(T).Name})");
+                throw Mismatch($"layer '{layer}' is a {record.Kind} record, but model {Model} expects a {expected} ({expectedType})");
             }
 
-            var result = (T)LayerCodecs.Read(image, record);
+            IQuantizedLayer result = LayerCodecs.Read(image, record);
             _next++;
             return result;
         }
