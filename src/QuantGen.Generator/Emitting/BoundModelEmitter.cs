@@ -133,6 +133,5 @@ internal static class BoundModelEmitter
         return writer.ToString();
     }
 
-    private static string RegistrationReference(BoundModelSpec spec) =>
-        spec.Capture.Namespace is null ? $"global::{spec.Capture.RegistrationName}" : $"global::{spec.Capture.Namespace}.{spec.Capture.RegistrationName}";
+    private static string RegistrationReference(BoundModelSpec spec) => spec.Capture.RegistrationReference;
 }

@@ -32,6 +32,12 @@ internal static class CaptureEmitter
             writer.Open();
         }
 
+        foreach (ContainingTypeSpec host in spec.Hosts)
+        {
+            writer.Line($"partial {host.Keyword} {host.Name}");
+            writer.Open();
+        }
+
         writer.Line("[global::System.CodeDom.Compiler.GeneratedCode(\"QuantGen.Generator\", \"1.0.0.0\")]");
         writer.Line($"internal static class {spec.RegistrationName}");
         writer.Open();
@@ -71,6 +77,11 @@ internal static class CaptureEmitter
         }
 
         writer.Close();
+        foreach (ContainingTypeSpec _ in spec.Hosts)
+        {
+            writer.Close();
+        }
+
         if (spec.Namespace is not null)
         {
             writer.Close();

@@ -58,9 +58,16 @@ internal sealed class CaptureParser
         var parser = new CaptureParser(semanticModel, type, fileName, cancellationToken);
         int result = parser.Trace(forward);
         string? notCaptured = parser._failed ? parser._firstProblem ?? "forward could not be captured" : null;
+        List<ContainingTypeSpec>? hosts = null;
         if (!IsReachable(type))
         {
-            notCaptured ??= "the class is private or protected, so generated code cannot name it";
+            // A private block nested in the model (ResNet's BasicBlock): the registration goes inside the types
+            // around it when they are partial, the only place generated code can name the class.
+            hosts = Hosts(type, cancellationToken);
+            if (hosts is null)
+            {
+                return new CaptureResult(null, parser._diagnostics.ToEquatableArray());
+            }
         }
 
         string typeReference = type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat);
@@ -76,8 +83,43 @@ internal sealed class CaptureParser
             notCaptured is null ? result : 0,
             parser._conditions.ToEquatableArray(),
             NoQuantizeMembers(type),
-            notCaptured);
+            notCaptured,
+            hosts?.ToEquatableArray() ?? default);
         return new CaptureResult(spec, parser._diagnostics.ToEquatableArray());
+    }
+
+    /// <summary>
+    /// The partial, non-generic types around a nested class, outermost first, when a registration nested in the
+    /// innermost one can be reached from the module (none of them private); else null.
+    /// </summary>
+    private static List<ContainingTypeSpec>? Hosts(INamedTypeSymbol type, CancellationToken cancellationToken)
+    {
+        if (type.IsGenericType || type.IsAbstract || type.ContainingType is null)
+        {
+            return null;
+        }
+
+        var hosts = new List<ContainingTypeSpec>();
+        for (INamedTypeSymbol? outer = type.ContainingType; outer is not null; outer = outer.ContainingType)
+        {
+            if (outer.IsGenericType || outer.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
+            {
+                return null;
+            }
+
+            TypeDeclarationSyntax? part = outer.DeclaringSyntaxReferences
+                .Select(r => r.GetSyntax(cancellationToken))
+                .OfType<TypeDeclarationSyntax>()
+                .FirstOrDefault();
+            if (part is null || !part.Modifiers.Any(SyntaxKind.PartialKeyword) || outer.TypeKind is not (TypeKind.Class or TypeKind.Struct))
+            {
+                return null;
+            }
+
+            hosts.Insert(0, new ContainingTypeSpec(ModelParser.TypeKeyword(part), outer.Name));
+        }
+
+        return hosts;
     }
 
     /// <summary>True for a class generated code in its namespace can name (no private/protected nesting, no type parameters).</summary>
@@ -512,7 +554,8 @@ internal sealed class CaptureParser
             case IsPatternExpressionSyntax { Pattern: UnaryPatternSyntax { Pattern: ConstantPatternSyntax { Expression: LiteralExpressionSyntax literal } } } pattern
                 when literal.IsKind(SyntaxKind.NullLiteralExpression) && InstanceMember(pattern.Expression) is { } member:
                 return new CapturedConditionSpec("MemberIsNotNull", member, false, text);
-            case BinaryExpressionSyntax binary when binary.IsKind(SyntaxKind.EqualsExpression) || binary.IsKind(SyntaxKind.NotEqualsExpression):
+            case BinaryExpressionSyntax binary when (binary.IsKind(SyntaxKind.EqualsExpression) || binary.IsKind(SyntaxKind.NotEqualsExpression))
+                && (binary.Right.IsKind(SyntaxKind.NullLiteralExpression) || binary.Left.IsKind(SyntaxKind.NullLiteralExpression)):
             {
                 ExpressionSyntax? other = binary.Right.IsKind(SyntaxKind.NullLiteralExpression) ? binary.Left : binary.Left.IsKind(SyntaxKind.NullLiteralExpression) ? binary.Right : null;
                 if (other is not null && InstanceMember(other) is { } member)
@@ -523,17 +566,26 @@ internal sealed class CaptureParser
                 return null;
             }
 
+            case BinaryExpressionSyntax binary when (binary.IsKind(SyntaxKind.EqualsExpression) || binary.IsKind(SyntaxKind.NotEqualsExpression))
+                && (binary.Right.IsKind(SyntaxKind.FalseLiteralExpression) || binary.Right.IsKind(SyntaxKind.TrueLiteralExpression)):
+            {
+                // if (training == false): the bool member, negated as written.
+                CapturedConditionSpec? inner = Condition(binary.Left, out bool innerNegated);
+                if (inner is null || inner.Kind != "BoolMember")
+                {
+                    return null;
+                }
+
+                negate = innerNegated ^ (binary.IsKind(SyntaxKind.EqualsExpression) == binary.Right.IsKind(SyntaxKind.FalseLiteralExpression));
+                return inner with { Text = text };
+            }
+
             case IdentifierNameSyntax or MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax }:
             {
+                // Any bool field or property of the module (readonly or not, inherited ones such as TorchSharp's
+                // 'training' too) is read once, at Prepare, on the instance: what FX's tracing would see then.
                 ISymbol? symbol = _semanticModel.GetSymbolInfo(expression, _cancellationToken).Symbol;
-                bool constructionTime = symbol switch
-                {
-                    IFieldSymbol field => field.IsReadOnly || field.IsConst,
-                    IPropertySymbol property => property.SetMethod is null || property.SetMethod.IsInitOnly,
-                    _ => false,
-                };
-                if (constructionTime && symbol is not null && !symbol.IsStatic
-                    && symbol is IFieldSymbol { Type.SpecialType: SpecialType.System_Boolean } or IPropertySymbol { Type.SpecialType: SpecialType.System_Boolean })
+                if (symbol is { IsStatic: false } && symbol is IFieldSymbol { Type.SpecialType: SpecialType.System_Boolean } or IPropertySymbol { Type.SpecialType: SpecialType.System_Boolean, IsIndexer: false })
                 {
                     return new CapturedConditionSpec("BoolMember", symbol.Name, false, text);
                 }
@@ -675,6 +727,9 @@ internal sealed class CaptureParser
                     IArrayCreationOperation { Initializer: { } initializer } => initializer.ElementValues.Select(TensorOf).ToList(),
                     ICollectionExpressionOperation collection => collection.Elements.Select(TensorOf).ToList(),
                     ILocalReferenceOperation local when _lists.TryGetValue(local.Local.Name, out List<int>? tracked) => tracked.ToList(),
+                    // new List<Tensor> { a, b }: each element is an Add(...) invocation.
+                    IObjectCreationOperation { Initializer: { } initializer } when initializer.Initializers.All(i => i is IInvocationOperation { Arguments.Length: 1 }) =>
+                        initializer.Initializers.Cast<IInvocationOperation>().Select(i => TensorOf(i.Arguments[0].Value)).ToList(),
                     _ => null,
                 };
                 if (values is null || dim is null)
@@ -710,6 +765,13 @@ internal sealed class CaptureParser
                 if (Elements(sizes) is { Count: 2 } pair && Constant(pair[1]) == -1 && IsBatchSize(pair[0], operation.Instance))
                 {
                     return Node("Flatten", new[] { TensorOf(operation.Instance) }, new[] { 1, -1 });
+                }
+
+                // x.view(new long[] { x.shape[0], 256 * 2 * 2 }): the batch then constants is reshape(-1, ...).
+                if (Elements(sizes) is { Count: >= 2 } batchFirst && IsBatchSize(batchFirst[0], operation.Instance)
+                    && batchFirst.Skip(1).Select(Constant).ToList() is var rest && rest.All(r => r is > 0))
+                {
+                    return Node("Reshape", new[] { TensorOf(operation.Instance) }, new[] { -1 }.Concat(rest.Select(r => r!.Value)).ToArray());
                 }
 
                 return null;

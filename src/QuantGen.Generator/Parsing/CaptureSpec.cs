@@ -1,3 +1,4 @@
+using System.Linq;
 using QuantGen.Generator.Diagnostics;
 
 namespace QuantGen.Generator.Parsing;
@@ -47,6 +48,10 @@ internal sealed record CapturedConditionSpec(string Kind, string Member, bool Co
 /// <param name="Conditions">Construction-time conditions.</param>
 /// <param name="NoQuantize">Members marked [NoQuantize].</param>
 /// <param name="NotCaptured">Why the forward could not be captured (the class then runs in float as a whole), or null.</param>
+/// <param name="Hosts">
+/// For a private or protected nested class: the partial types around it, outermost first, inside which the
+/// registration is written (only there can generated code name the class); empty for a class its namespace can name.
+/// </param>
 internal sealed record CaptureSpec(
     string TypeReference,
     string? Namespace,
@@ -58,7 +63,13 @@ internal sealed record CaptureSpec(
     int Result,
     EquatableArray<CapturedConditionSpec> Conditions,
     EquatableArray<string> NoQuantize,
-    string? NotCaptured);
+    string? NotCaptured,
+    EquatableArray<ContainingTypeSpec> Hosts = default)
+{
+    /// <summary>The registration class as C# names it from anywhere in the assembly.</summary>
+    public string RegistrationReference =>
+        "global::" + string.Join(".", new[] { Namespace }.Concat(Hosts.Select(h => h.Name)).Append(RegistrationName).Where(p => !string.IsNullOrEmpty(p)));
+}
 
 /// <summary>The capture of one class and what it found wrong (reported only for [Quantize] classes).</summary>
 internal sealed record CaptureResult(CaptureSpec? Spec, EquatableArray<DiagnosticInfo> Diagnostics);

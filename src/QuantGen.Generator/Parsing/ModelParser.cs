@@ -675,7 +675,7 @@ internal static class ModelParser
         return null;
     }
 
-    private static string TypeKeyword(TypeDeclarationSyntax declaration) => declaration switch
+    internal static string TypeKeyword(TypeDeclarationSyntax declaration) => declaration switch
     {
         RecordDeclarationSyntax record when record.ClassOrStructKeyword.IsKind(SyntaxKind.StructKeyword) => "record struct",
         RecordDeclarationSyntax => "record",

@@ -16,6 +16,9 @@ public enum BoundKind
     /// <summary>Linear, with a following ReLU fused.</summary>
     Linear,
 
+    /// <summary>ConvTranspose2d, with a following BatchNorm2d folded and a ReLU fused.</summary>
+    ConvTranspose2d,
+
     /// <summary>A BatchNorm2d no conv absorbed, with a following ReLU fused.</summary>
     BatchNorm2d,
 

@@ -222,6 +222,10 @@ public abstract class BoundObservedModel : IObservedModel
                     break;
                 }
 
+                case BoundKind.ConvTranspose2d:
+                    built = ((FusedConvTranspose2d)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
+                    break;
+
                 case BoundKind.Linear:
                 {
                     QuantizedLinear linear = ((FusedLinear)plan.Fused!).Convert(In(0), Own(), plan.QConfig!.Weight, QConfig.Backend);
@@ -391,6 +395,19 @@ public abstract class BoundObservedModel : IObservedModel
                     return new OpPlan(op, false, false, null, null, plain, e.Message);
                 }
 
+            case BoundKind.ConvTranspose2d:
+                try
+                {
+                    FusedConvTranspose2d fused = FusedConvTranspose2d.Create(ModelName, op.Name, (ConvTranspose2d)op.Module!, (BatchNorm2d?)op.FusedBatchNorm?.Module, op.FusedRelu is not null);
+                    fused.ValidateWeightSpec(qconfig.Weight);
+                    _owned.Add(fused);
+                    return new OpPlan(op, true, true, qconfig, fused, a => fused.forward(a[0]), null);
+                }
+                catch (NotSupportedException e)
+                {
+                    return new OpPlan(op, false, false, null, null, plain, e.Message);
+                }
+
             case BoundKind.Linear:
                 try
                 {
@@ -435,7 +452,7 @@ public abstract class BoundObservedModel : IObservedModel
         Func<Tensor, Tensor> Relu(Func<Tensor, Tensor> f) => op.FusedRelu is null ? f : x => nn.functional.relu(f(x));
         switch (op.Kind)
         {
-            case BoundKind.Conv2d:
+            case BoundKind.Conv2d or BoundKind.ConvTranspose2d:
             {
                 var conv = (nn.Module<Tensor, Tensor>)op.Module!;
                 var bn = (nn.Module<Tensor, Tensor>?)op.FusedBatchNorm?.Module;

@@ -60,6 +60,7 @@ public sealed class BoundQuantizedPlan
     internal static Func<QTensor[], Buffers.BufferSlot?, QTensor> Runner(IQuantizedLayer layer) => layer switch
     {
         QuantizedConv2d conv => (a, slot) => conv.Forward(a[0], slot),
+        QuantizedConvTranspose2d deconv => (a, slot) => deconv.Forward(a[0], slot),
         QuantizedLinear linear => (a, slot) => linear.Forward(a[0], slot),
         QuantizedBatchNorm2d bn => (a, slot) => bn.Forward(a[0], slot),
         QuantizedAdd add => (a, slot) => add.Forward(a[0], a[1], slot),
@@ -78,6 +79,7 @@ public sealed class BoundQuantizedPlan
     {
         (GraphOp.Conv2d, BoundKind.Conv2d, QGenLayerKind.Conv2d),
         (GraphOp.Linear, BoundKind.Linear, QGenLayerKind.Linear),
+        (GraphOp.ConvTranspose2d, BoundKind.ConvTranspose2d, QGenLayerKind.ConvTranspose2d),
         (GraphOp.BatchNorm2d, BoundKind.BatchNorm2d, QGenLayerKind.BatchNorm2d),
         (GraphOp.ReLU, BoundKind.ReLU, QGenLayerKind.ReLU),
         (GraphOp.Hardtanh, BoundKind.Hardtanh, QGenLayerKind.Hardtanh),

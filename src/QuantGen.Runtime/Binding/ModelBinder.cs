@@ -164,6 +164,8 @@ public static class ModelBinder
                     return AddModule(BoundKind.Conv2d, module, path, input, node, "Conv2d");
                 case Linear:
                     return AddModule(BoundKind.Linear, module, path, input, node, "Linear");
+                case ConvTranspose2d:
+                    return AddModule(BoundKind.ConvTranspose2d, module, path, input, node, "ConvTranspose2d");
                 case BatchNorm2d:
                     return AddModule(BoundKind.BatchNorm2d, module, path, input, node, "BatchNorm2d");
                 case ReLU:
@@ -348,7 +350,7 @@ public static class ModelBinder
                 continue;
             }
 
-            if (op.Kind == BoundKind.Conv2d && SoleReader(op, BoundKind.BatchNorm2d) is { } bn)
+            if (op.Kind is BoundKind.Conv2d or BoundKind.ConvTranspose2d && SoleReader(op, BoundKind.BatchNorm2d) is { } bn)
             {
                 op.FusedBatchNorm = (bn.Name, bn.Module!);
                 op.Members.AddRange(bn.Members);
@@ -356,7 +358,7 @@ public static class ModelBinder
                 absorbed.Add(bn);
             }
 
-            if (op.Kind is BoundKind.Conv2d or BoundKind.Linear or BoundKind.BatchNorm2d or BoundKind.Add && SoleReader(op, BoundKind.ReLU) is { } relu)
+            if (op.Kind is BoundKind.Conv2d or BoundKind.ConvTranspose2d or BoundKind.Linear or BoundKind.BatchNorm2d or BoundKind.Add && SoleReader(op, BoundKind.ReLU) is { } relu)
             {
                 op.FusedRelu = relu.Name;
                 op.Members.AddRange(relu.Members);

@@ -130,6 +130,40 @@ public sealed class BoundModelTests
         }
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Patterns_from_public_models_bind_to_int8(bool useDown)
+    {
+        torch.manual_seed(17);
+        using var model = new SurveyPatternsNet(useDown);
+        RandomizeBatchNorm(model, 17);
+        model.eval();
+        using SurveyPatternsNet.Observed observed = model.Prepare();
+        BoundOp[] ops = observed.Graph.Ops.ToArray();
+
+        // The private nested Block is captured (registered inside its partial container) and inlined.
+        Assert.Contains(ops, o => o.Name == "encoder.conv" && o.Kind == BoundKind.Conv2d && o.FusedBatchNorm is not null && o.FusedRelu is not null);
+        // The plain bool field decides the branch at Prepare; ConvTranspose2d folds its BatchNorm and ReLU.
+        Assert.Equal(useDown, ops.Any(o => o.Name == "up" && o.Kind == BoundKind.ConvTranspose2d && o.FusedBatchNorm is not null && o.FusedRelu is not null));
+        Assert.Contains(ops, o => o.Kind == BoundKind.Cat && o.Inputs.Length == 2);
+        Assert.Contains(ops, o => o.Kind == BoundKind.Reshape && o.Ints.SequenceEqual(new[] { -1, 256 }));
+        // eval(): 'training == false' holds, so the head's ReLU is part of the graph (fused into the Linear).
+        Assert.Contains(ops, o => o.Name == "head" && o.FusedRelu is not null);
+        Assert.Empty(observed.FloatOps);
+
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < 3; i++)
+        {
+            observed.forward(torch.randn(2, 3, 8, 8)).Dispose();
+        }
+
+        SurveyPatternsNet.Quantized int8 = observed.Convert();
+        using Tensor x = torch.randn(3, 3, 8, 8);
+        double sqnr = SqnrDb(model.forward(x), int8.forward(x));
+        Assert.True(sqnr >= 25, $"int8 vs float SQNR {sqnr:F1} dB");
+    }
+
     [Fact]
     public void A_Sequential_filled_with_append_in_the_constructor_is_part_of_forward()
     {

@@ -160,3 +160,71 @@ public partial class UnguardedNet : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor x) => extra!.forward(conv.forward(x));
 }
+
+/// <summary>
+/// Patterns from public TorchSharp models: a private nested block class (TorchSharpExamples' ResNet), a plain bool
+/// field set in the constructor and 'training == false' as conditions, torch.cat of a collection initializer and
+/// ConvTranspose2d + BatchNorm2d (a UNet decoder), view(new long[] { x.shape[0], K }) (AlexNet).
+/// </summary>
+[Quantize]
+public partial class SurveyPatternsNet : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> encoder;
+    private readonly Module<Tensor, Tensor> down;
+    private readonly Module<Tensor, Tensor> up;
+    private readonly Module<Tensor, Tensor> upBn;
+    private readonly Module<Tensor, Tensor> fuse;
+    private readonly Module<Tensor, Tensor> head;
+    private bool useDown;
+
+    public SurveyPatternsNet(bool useDown)
+        : base(nameof(SurveyPatternsNet))
+    {
+        this.useDown = useDown;
+        encoder = new Block(3, 8);
+        down = Conv2d(8, 8, 3, stride: 2, padding: 1);
+        up = ConvTranspose2d(8, 8, 2, stride: 2);
+        upBn = BatchNorm2d(8);
+        fuse = Conv2d(16, 4, 1);
+        head = Linear(4 * 8 * 8, 5);
+        RegisterComponents();
+    }
+
+    private class Block : Module<Tensor, Tensor>
+    {
+        private readonly Module<Tensor, Tensor> conv;
+        private readonly Module<Tensor, Tensor> bn;
+
+        public Block(long inChannels, long outChannels)
+            : base(nameof(Block))
+        {
+            conv = Conv2d(inChannels, outChannels, 3, padding: 1);
+            bn = BatchNorm2d(outChannels);
+            RegisterComponents();
+        }
+
+        public override Tensor forward(Tensor x) => functional.relu(bn.forward(conv.forward(x)));
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var skip = encoder.forward(x);
+        var y = skip;
+        if (useDown)
+        {
+            y = down.forward(y);
+            y = functional.relu(upBn.forward(up.forward(y)));
+        }
+
+        y = torch.cat(new List<Tensor> { y, skip }, 1);
+        y = fuse.forward(y);
+        y = y.view(new long[] { y.shape[0], 4 * 8 * 8 });
+        y = head.forward(y);
+        if (training == false)
+        {
+            y = functional.relu(y);
+        }
+
+        return y;
+    }
+}
