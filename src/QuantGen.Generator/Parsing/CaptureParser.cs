@@ -632,6 +632,17 @@ internal sealed class CaptureParser
                 }
 
                 int input = Value(invocation.ArgumentList.Arguments[0].Expression, statement, wholeValue, depth + 1);
+                if (NoInt8Op(access.Expression) is { } floatType)
+                {
+                    // The declared type already says it: tell the user at the line, not only in Summary().
+                    _diagnostics.Add(DiagnosticInfo.Create(
+                        DiagnosticDescriptors.RunsInFloat,
+                        LocationInfo.From(invocation),
+                        Shorten(OneLine(invocation)),
+                        _type.Name,
+                        $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
+                }
+
                 return input == Unknown ? Unknown : AddNode("Call", new[] { input }, default, null, invocation, Described(invocation), member: member);
             }
 
@@ -991,6 +1002,37 @@ internal sealed class CaptureParser
             _ => null,
         };
         return type is not null && !symbol!.IsStatic && KnownTypes.IsModule(type) ? symbol.Name : null;
+    }
+
+    /// <summary>TorchSharp module types the binder runs in int8 (or unrolls, or drops in eval).</summary>
+    private static readonly HashSet<string> BoundInt8Types = new(StringComparer.Ordinal)
+    {
+        "Conv2d", "ConvTranspose2d", "BatchNorm2d", "Linear", "ReLU", "ReLU6", "Hardtanh", "MaxPool2d", "AvgPool2d",
+        "AdaptiveAvgPool2d", "Flatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "FeatureAlphaDropout",
+        "Sequential", "ModuleList", "ModuleDict",
+    };
+
+    /// <summary>The name of a member's declared TorchSharp module type when the binder has no int8 op for it, else null.</summary>
+    private string? NoInt8Op(ExpressionSyntax receiver)
+    {
+        receiver = Unparenthesize(receiver);
+        while (receiver is PostfixUnaryExpressionSyntax postfix && postfix.IsKind(SyntaxKind.SuppressNullableWarningExpression))
+        {
+            receiver = Unparenthesize(postfix.Operand);
+        }
+
+        ITypeSymbol? type = _semanticModel.GetSymbolInfo(receiver, _cancellationToken).Symbol switch
+        {
+            IFieldSymbol field => field.Type,
+            IPropertySymbol property => property.Type,
+            _ => null,
+        };
+        return type is INamedTypeSymbol named
+            && named.ContainingNamespace?.ToDisplayString() == "TorchSharp.Modules"
+            && !BoundInt8Types.Contains(named.Name)
+            && !named.IsAbstract
+            ? named.Name
+            : null;
     }
 
     /// <summary>An instance field or property of the class named by a receiver (for conditions).</summary>

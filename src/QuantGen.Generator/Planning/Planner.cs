@@ -453,9 +453,13 @@ internal static partial class QuantizationPlanner
                 && SupportedFusions.Any(s => s.SequenceEqual(fuse.Members.Select(m => members[m].Kind)));
         }
 
+        // QG0007 fires only on classes that keep the generated form (QuantStub/DeQuantStub, [Fuse] or [QConfig]);
+        // without those the class is bound at Prepare, where any module is taken (see docs/architecture.md).
+        private const string BoundFormHint = "; without QuantStub/DeQuantStub, [Fuse] and [QConfig] on the class, QuantGen binds it at Prepare instead, where any module is taken (your own module classes are inlined, modules without an int8 op run in float)";
+
         private static string UnsupportedHint(ModuleKind kind) => kind == ModuleKind.Sequential
-            ? "; a Sequential inside a Sequential is not inlined, make it a [Quantize] class"
-            : "; if it is your own module class, mark it [Quantize] (and partial) so QuantGen inlines its forward";
+            ? "; a Sequential inside a Sequential is not inlined in this form: make it a [Quantize] class" + BoundFormHint
+            : "; if it is your own module class, mark it [Quantize] (and partial) so QuantGen inlines its forward" + BoundFormHint;
 
         private int AddCondition(ModelSpec spec, string prefix, ConditionSpec condition, string file, string inlined, LocationInfo? callSite, string typeName)
         {

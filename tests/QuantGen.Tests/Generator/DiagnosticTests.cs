@@ -293,7 +293,7 @@ public class DiagnosticTests
         Diagnostic diagnostic = GeneratorHarness.Run(source).GeneratorDiagnostics.Single(d => d.Id == "QG0007");
 
         Assert.Equal(
-            "'Bad.gate' is a 'TorchSharp.Modules.Sigmoid', which QuantGen cannot quantize; supported module types are TorchSharp.Modules.Conv2d, ConvTranspose2d, BatchNorm2d, BatchNorm1d (after a Linear), ReLU, Linear, Identity, Dropout, Flatten, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Sequential, [Quantize] classes and QuantGen.Modules.QuantStub/DeQuantStub; if it is your own module class, mark it [Quantize] (and partial) so QuantGen inlines its forward",
+            "'Bad.gate' is a 'TorchSharp.Modules.Sigmoid', which QuantGen cannot quantize; supported module types are TorchSharp.Modules.Conv2d, ConvTranspose2d, BatchNorm2d, BatchNorm1d (after a Linear), ReLU, Linear, Identity, Dropout, Flatten, MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, Upsample, Sequential, [Quantize] classes and QuantGen.Modules.QuantStub/DeQuantStub; if it is your own module class, mark it [Quantize] (and partial) so QuantGen inlines its forward; without QuantStub/DeQuantStub, [Fuse] and [QConfig] on the class, QuantGen binds it at Prepare instead, where any module is taken (your own module classes are inlined, modules without an int8 op run in float)",
             diagnostic.GetMessage(System.Globalization.CultureInfo.InvariantCulture));
     }
 
