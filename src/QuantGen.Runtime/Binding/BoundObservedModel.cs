@@ -55,7 +55,13 @@ public abstract class BoundObservedModel : IObservedModel
         {
             BoundOp op = _graph.Ops[i];
             _plans[i] = Plan(op, int8Values);
-            if (_plans[i].Int8)
+            if (!_plans[i].Int8)
+            {
+                // A float op's output is observed too: an int8 op after it needs its qparams, and so do the layer
+                // report and forward(QTensor) when the model ends in float.
+                _observers[op.Output] ??= QConfig.Activation.Create($"{modelName}.{op.Name}");
+            }
+            else
             {
                 int8Values[op.Output] = true;
                 if (_plans[i].OwnObserver)
@@ -136,8 +142,8 @@ public abstract class BoundObservedModel : IObservedModel
         ArgumentNullException.ThrowIfNull(input);
         using var scope = torch.NewDisposeScope();
         var values = new Tensor?[_graph.ValueCount];
-        values[0] = input;
         _observers[0]?.Observe(input);
+        values[0] = tap?.OnLayer("input", input) ?? input;
         foreach (OpPlan plan in _plans)
         {
             BoundOp op = plan.Op;
@@ -198,6 +204,7 @@ public abstract class BoundObservedModel : IObservedModel
             if (!plan.Int8)
             {
                 steps[i] = new BoundStep(op, null, plan.Float, plan.FloatReason ?? "");
+                quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
                 continue;
             }
 

@@ -186,8 +186,9 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     {
         _plan = plan ?? throw new ArgumentNullException(nameof(plan));
         _hasFloatOps = plan.Steps.Any(s => s.Int8 is null);
+        // A float op is represented by the quantizer of its result, as a float island of the generated form is.
         var layers = new List<IQuantizedLayer> { plan.Input };
-        layers.AddRange(plan.Steps.Select(s => s.Layer).OfType<IQuantizedLayer>());
+        layers.AddRange(plan.Steps.Select(s => s.Layer ?? plan.Quantizers[s.Op.Output]).OfType<IQuantizedLayer>());
         _layers = layers.ToArray();
         _graph = CreateGraph(plan);
         (_slotOfValue, int slots) = PlanSlots(plan);
@@ -423,6 +424,11 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         var f = new Tensor?[count];
         q[0] = qInput;
         f[0] = fInput;
+        if (tap is not null && qInput is not null)
+        {
+            tap.OnLayer("input", qInput);
+        }
+
         foreach (BoundStep step in _plan.Steps)
         {
             int[] inputs = step.Op.Inputs;
@@ -456,6 +462,13 @@ public abstract class BoundQuantizedModel : IQuantizedModel
                 }
 
                 f[step.Op.Output] = step.Float!(arguments);
+                if (tap is not null)
+                {
+                    // A float op reports its result as the int8 model hands it on: quantized with its observer's qparams.
+                    float[] values = TensorInterop.ToArray(f[step.Op.Output]!, out int[] shape);
+                    q[step.Op.Output] = _plan.Quantizers[step.Op.Output]!.Forward(values, shape);
+                    tap.OnLayer(step.Op.Name, q[step.Op.Output]!);
+                }
             }
         }
 

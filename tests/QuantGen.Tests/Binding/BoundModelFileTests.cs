@@ -14,6 +14,7 @@ namespace QuantGen.Tests.Binding;
 /// A model bound at Prepare saves its bound graph and layers to a .qgen file, and the generated Load rebuilds the same
 /// int8 model with no model instance; a forged graph record is refused before any kernel runs.
 /// </summary>
+[Collection(QuantGen.Tests.Binding.SeededTorchCollection.Name)]
 public sealed class BoundModelFileTests
 {
     private static AppendNet.Quantized Converted(int seed)

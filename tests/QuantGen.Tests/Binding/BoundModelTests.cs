@@ -14,6 +14,7 @@ namespace QuantGen.Tests.Binding;
 /// compile time is bound at Prepare (containers unrolled, user modules inlined, float fallback), and the int8
 /// model agrees with the float model it came from (TorchSharp, an independent computation).
 /// </summary>
+[Collection(QuantGen.Tests.Binding.SeededTorchCollection.Name)]
 public sealed class BoundModelTests
 {
     private static void RandomizeBatchNorm(nn.Module model, int seed)

@@ -10,6 +10,7 @@ namespace QuantGen.Tests.Examples;
 /// examples/RealModels at thin widths and a small input: ResNet-50, MobileNetV2 and VGG-16-BN as TorchSharp users
 /// write them quantize with only [Quantize] + partial, and the int8 logits track TorchSharp's float logits.
 /// </summary>
+[Collection(QuantGen.Tests.Binding.SeededTorchCollection.Name)]
 public sealed class RealModelsTests
 {
     private const int Size = 64;
