@@ -138,6 +138,9 @@ internal sealed class ModelWriter
                 Layer<QuantizedReLU>(node);
                 WriteRelu(node);
                 break;
+            case GraphOp.Hardtanh:
+                WriteHardtanh(node, Layer<QuantizedHardtanh>(node));
+                break;
             case GraphOp.Add:
                 WriteAdd(node, Layer<QuantizedAdd>(node));
                 break;
@@ -496,6 +499,30 @@ internal sealed class ModelWriter
         }
 
         PassThrough(node, "Relu", [], []);
+    }
+
+    /// <summary>
+    /// Hardtanh / ReLU6: Clip on the integers at the quantized bounds in QOperator form (exactly what the int8 op
+    /// computes), a float Clip between DequantizeLinear and QuantizeLinear in the same qparams otherwise.
+    /// </summary>
+    private void WriteHardtanh(GraphNode node, QuantizedHardtanh clamp)
+    {
+        if (QOperator)
+        {
+            Value input = Input(node, 0, expectedRank: null);
+            (int low, int high) = clamp.Bounds(input.QParams!);
+            TensorProto Bound(int q) => input.QParams!.DType == QuantDType.QInt8
+                ? OnnxGraphBuilder.Int8([], [(sbyte)q])
+                : OnnxGraphBuilder.UInt8([], [(byte)q]);
+            string lowName = _builder.Initializer(node.Name + "/min", Bound(low));
+            string highName = _builder.Initializer(node.Name + "/max", Bound(high));
+            _values[node.Output] = input with { Name = _builder.Node("Clip", node.Name + "/Clip", [input.Name, lowName, highName], node.Name) };
+            return;
+        }
+
+        string min = _builder.Initializer(node.Name + "/min_val", OnnxGraphBuilder.Float([], [clamp.MinValue]));
+        string max = _builder.Initializer(node.Name + "/max_val", OnnxGraphBuilder.Float([], [clamp.MaxValue]));
+        PassThrough(node, "Clip", [min, max], []);
     }
 
     // The QOperator form's own ops: each reads quantized tensors with their qparams and writes the layer's

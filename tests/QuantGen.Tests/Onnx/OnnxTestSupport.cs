@@ -81,6 +81,13 @@ internal static class OnnxTestSupport
             : $"ONNX Runtime's int8 QLinearConv is {steps} steps from ONNX Runtime's own float execution of the same QDQ model on this CPU, so ORT cannot serve as the reference here (QuantGen's kernels are checked against the scalar reference and hand-derived integers elsewhere).";
     });
 
+    /// <summary>
+    /// Runs a QDQ model as written (ORT_DISABLE_ALL): DequantizeLinear → float op → QuantizeLinear with ORT's float
+    /// kernels, the QDQ reference semantics, which do not go through the int8 kernels <see cref="OrtInt8ConvDefect"/> checks.
+    /// </summary>
+    public static OrtResult RunQdqAsWritten(byte[] model, float[] input, int[] shape) =>
+        RunCore(model, input, shape, false, GraphOptimizationLevel.ORT_DISABLE_ALL);
+
     private static OrtResult RunCore(byte[] model, float[] input, int[] shape, bool int8Activations, GraphOptimizationLevel optimizations)
     {
         string optimizedPath = Path.Combine(Path.GetTempPath(), $"quantgen-onnx-{Guid.NewGuid():N}.onnx");
