@@ -23,6 +23,7 @@ public interface IQuantizedLayer
 /// What every generated <c>M.Quantized</c> offers to tools that work on any model: its graph, its
 /// layers in forward order and the int8 forward. Exporters, the model file and reports use this.
 /// </summary>
+/// <remarks>A generated model's forwards are safe to call from many threads at once on one instance.</remarks>
 public interface IQuantizedModel
 {
     /// <summary>This instance's graph: optional layers (a construction-time <c>if</c>) that are absent are left out.</summary>

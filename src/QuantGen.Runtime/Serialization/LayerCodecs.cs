@@ -165,7 +165,9 @@ internal static class LayerCodecs
                 _ => throw reader.Fail(QGenFormatError.Malformed, $"kind {info.Kind} has no codec", start),
             };
         }
-        catch (Exception ex) when (ex is ArgumentException or InvalidOperationException or OverflowException)
+        // A bad QUANTGEN_ISA surfaces here (packing the weights asks which kernel runs), but it is the machine's
+        // setting, not the file: it goes to the caller as it is, not as a corrupt layer.
+        catch (Exception ex) when (ex is ArgumentException or OverflowException or (InvalidOperationException and not QuantGenConfigurationException))
         {
             throw new QGenFormatException(image.FileName, QGenFormatError.InvalidLayer,
                 $"{image.FileName}: layer '{name}' ({info.Kind} record at byte {start}): the stored values do not make a valid layer: {ex.Message}", ex);

@@ -3,12 +3,16 @@ using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Linq;
 using System.Threading;
+using QuantGen.Buffers;
+using QuantGen.Kernels;
+using QuantGen.Modules;
 using QuantGen.Tests.Generator.Models.Detection;
 using QuantGen.Tests.Generator.Models.Fashion;
 using ResNet18Example;
 using TorchSharp;
 using Xunit.Abstractions;
 using static TorchSharp.torch;
+using LayerCall = QuantGen.Tests.Modules.SlotForwardTests.LayerCall;
 
 namespace QuantGen.Tests.Modules;
 
@@ -115,6 +119,145 @@ public sealed class ConcurrentForwardTests(ITestOutputHelper output)
         output.WriteLine($"{modelName}: {calls} concurrent calls on {ThreadCount} threads in {clock.Elapsed.TotalSeconds:F2} s, {failures.Count} failures");
         Assert.True(failures.IsEmpty, $"{modelName}: {failures.Count} concurrent calls differed from the single-threaded result or threw; first:\n{string.Join("\n", failures.Take(5))}");
         Assert.Equal(ThreadCount * callsPerThread, calls);
+    }
+
+    /// <summary>
+    /// Every int8 layer, each one instance shared by 8 threads that call all of them in different orders (so different
+    /// layers run on one thread's working memory in turn and the same layer on several threads at once), into a
+    /// thread's own slot or allocating: every result equals the single-threaded one. Conv, linear and batch norm are also
+    /// fed inputs whose scale differs from the calibrated one, alternating between two such scales across threads, which
+    /// is what their cached requantization factors must survive.
+    /// </summary>
+    [Fact]
+    public void EveryLayerSharedByEightThreadsGivesTheSingleThreadedResult()
+    {
+        var random = new Random(1);
+        var layers = SlotForwardTests.Layers(random).ToList();
+        QParams u8 = QParams.PerTensor(0.05f, 7, QuantDType.QUInt8), u8Out = QParams.PerTensor(0.09f, 131, QuantDType.QUInt8);
+        QuantizedConv2d conv = SlotForwardTests.Conv(random, "conv", new Conv2dOptions(8, 24, 3, 3, 1, 1, 1, 1), u8, u8Out, relu: true);
+        QuantizedLinear linear = SlotForwardTests.Linear(random, "fc", 40, 70, u8, u8Out);
+        var bn = new QuantizedBatchNorm2d("M", "bn", ContractReference.RandomFloats(random, 8, 0.5f, 1.5f), ContractReference.RandomFloats(random, 8, -1f, 1f), u8Out, relu: false);
+        foreach (float scale in new[] { 0.061f, 0.073f })
+        {
+            QTensor image = OpTestSupport.RandomTensor(random, [1, 8, 13, 11], QParams.PerTensor(scale, 7, QuantDType.QUInt8));
+            QTensor features = OpTestSupport.RandomTensor(random, [3, 40], QParams.PerTensor(scale, 7, QuantDType.QUInt8), MemoryFormat.Contiguous);
+            QTensor normalized = OpTestSupport.RandomTensor(random, [1, 8, 13, 11], QParams.PerTensor(scale, 131, QuantDType.QUInt8));
+            layers.Add(($"Conv2d, input scale {scale}", slot => conv.Forward(image, slot)));
+            layers.Add(($"Linear, input scale {scale}", slot => linear.Forward(features, slot)));
+            layers.Add(($"BatchNorm2d, input scale {scale}", slot => bn.Forward(normalized, slot)));
+        }
+
+        int[][] expected = layers.Select(layer => layer.Call(null).IntRepr()).ToArray();
+        const int Rounds = 12;
+        var failures = new ConcurrentQueue<string>();
+        using var start = new Barrier(ThreadCount);
+        var threads = Enumerable.Range(0, ThreadCount).Select(thread => new Thread(() =>
+        {
+            try
+            {
+                var slots = layers.Select(_ => new BufferSlot()).ToArray();
+                start.SignalAndWait();
+                for (int round = 0; round < Rounds && failures.Count < 20; round++)
+                {
+                    for (int step = 0; step < layers.Count; step++)
+                    {
+                        // Thread t walks the layers at stride t + 1 (odd strides give every thread another order).
+                        int index = ((thread * 3) + (step * ((2 * thread) + 1))) % layers.Count;
+                        (string name, LayerCall call) = layers[index];
+                        QTensor result = call((round + thread) % 2 == 0 ? slots[index] : null);
+                        if (Compare(name, expected[index], result.IntRepr()) is string failure)
+                        {
+                            failures.Enqueue($"thread {thread}, round {round}: {failure}");
+                        }
+                    }
+                }
+            }
+            catch (Exception exception)
+            {
+                failures.Enqueue($"thread {thread}: {exception.GetType().Name}: {exception.Message}\n{exception.StackTrace}");
+            }
+        })
+        { IsBackground = true }).ToArray();
+        foreach (Thread thread in threads)
+        {
+            thread.Start();
+        }
+
+        foreach (Thread thread in threads)
+        {
+            Assert.True(thread.Join(TimeSpan.FromMinutes(2)), "a layer thread did not finish in 2 minutes");
+        }
+
+        output.WriteLine($"{layers.Count} layers x {Rounds} rounds on {ThreadCount} threads, {failures.Count} failures");
+        Assert.True(failures.IsEmpty, $"{failures.Count} concurrent layer calls differed from the single-threaded result or threw; first:\n{string.Join("\n", failures.Take(5))}");
+    }
+
+    /// <summary>
+    /// Concurrency keeps the allocation goal: once every thread has run a few calls (each concurrent call has had a
+    /// buffer set of its own, and each thread its working memory), a <c>forward(QTensor)</c> made while the other
+    /// threads are also calling allocates only its result.
+    /// </summary>
+    [Fact]
+    public void ConcurrentSteadyStateForwardsAllocateOnlyTheirResult()
+    {
+        const int Threads = 4, WarmUp = 20, Measured = 40;
+        SharedModel model = Build("ResNet18");
+        QTensor input = model.Int8.Input.Forward(Enumerable.Range(0, 3 * 32 * 32).Select(i => (float)Math.Sin(i)).ToArray(), model.InputShape);
+        long[][] allocations = new long[Threads][];
+        using var start = new Barrier(Threads);
+        using var warm = new Barrier(Threads);
+        var failures = new ConcurrentQueue<Exception>();
+        var threads = Enumerable.Range(0, Threads).Select(thread => new Thread(() =>
+        {
+            try
+            {
+                start.SignalAndWait();
+                for (int i = 0; i < WarmUp; i++)
+                {
+                    model.Int8.forward(input);
+                }
+
+                // Measured calls start together, so they overlap with the other threads' calls.
+                warm.SignalAndWait();
+                var bytes = new long[Measured];
+                for (int i = 0; i < Measured; i++)
+                {
+                    long before = GC.GetAllocatedBytesForCurrentThread();
+                    model.Int8.forward(input);
+                    bytes[i] = GC.GetAllocatedBytesForCurrentThread() - before;
+                }
+
+                allocations[thread] = bytes;
+            }
+            catch (Exception exception)
+            {
+                failures.Enqueue(exception);
+            }
+        })
+        { IsBackground = true }).ToArray();
+        long workersBefore = KernelThreads.WorkerAllocatedBytes;
+        foreach (Thread thread in threads)
+        {
+            thread.Start();
+        }
+
+        foreach (Thread thread in threads)
+        {
+            Assert.True(thread.Join(TimeSpan.FromMinutes(2)), "a forward thread did not finish in 2 minutes");
+        }
+
+        Assert.Empty(failures);
+        for (int t = 0; t < Threads; t++)
+        {
+            // The result: a QTensor, its shape array and 10 bytes of storage, a few hundred bytes; one activation of
+            // ResNet-18 at 32x32 is 16 KiB or more, so a call that rented a new buffer set or grew scratch shows.
+            long[] sorted = allocations[t].Order().ToArray();
+            output.WriteLine($"thread {t}: median {sorted[Measured / 2]} bytes, max {sorted[^1]} bytes per call");
+            Assert.True(sorted[Measured / 2] < 1024, $"thread {t}: a steady-state concurrent forward allocated a median {sorted[Measured / 2]} bytes");
+            Assert.True(allocations[t].Count(b => b >= 1024) <= 1, $"thread {t}: {allocations[t].Count(b => b >= 1024)} of {Measured} steady-state concurrent forwards allocated 1 KiB or more");
+        }
+
+        Assert.Equal(0, KernelThreads.WorkerAllocatedBytes - workersBefore);
     }
 
     private static string? CompareFloat(SharedModel model, Expected want)

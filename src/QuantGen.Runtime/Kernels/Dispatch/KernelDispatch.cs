@@ -17,10 +17,12 @@ public static class KernelDispatch
     /// <summary>The environment variable that forces a path.</summary>
     public const string OverrideVariable = "QUANTGEN_ISA";
 
-    private static readonly Lazy<KernelIsa> s_isa = new(() => Select(Environment.GetEnvironmentVariable(OverrideVariable)));
+    // PublicationOnly: only a good value is kept, so a bad QUANTGEN_ISA throws its own exception on every use
+    // (not one cached exception object, whose stack trace would point at the first caller).
+    private static readonly Lazy<KernelIsa> s_isa = new(() => Select(Environment.GetEnvironmentVariable(OverrideVariable)), System.Threading.LazyThreadSafetyMode.PublicationOnly);
 
     /// <summary>The path every kernel entry point uses by default (probed once; throws if the override names an unsupported ISA).</summary>
-    /// <exception cref="InvalidOperationException">QUANTGEN_ISA names an unknown or unsupported ISA.</exception>
+    /// <exception cref="QuantGenConfigurationException">QUANTGEN_ISA names an unknown or unsupported ISA.</exception>
     public static KernelIsa Isa => s_isa.Value;
 
     /// <summary>The GEMM config of <see cref="Isa"/>.</summary>
@@ -74,7 +76,7 @@ public static class KernelDispatch
     };
 
     /// <summary>The ISA an override value selects: null/empty → <see cref="Best"/>; otherwise the named ISA, which must be supported.</summary>
-    /// <exception cref="InvalidOperationException">Unknown name, or an ISA this machine does not support.</exception>
+    /// <exception cref="QuantGenConfigurationException">Unknown name, or an ISA this machine does not support (the message names the variable, the value and the accepted names).</exception>
     public static KernelIsa Select(string? requested)
     {
         if (string.IsNullOrWhiteSpace(requested))
@@ -89,15 +91,18 @@ public static class KernelDispatch
             "avx512bw" or "avx512" => KernelIsa.Avx512BW,
             "avxvnni" or "vnni" => KernelIsa.AvxVnni,
             "neondot" or "dp" => KernelIsa.NeonDot,
-            _ => throw new InvalidOperationException($"{OverrideVariable}={requested}: unknown ISA; expected one of scalar, avx2, avx512bw, avxvnni, neondot."),
+            _ => throw new QuantGenConfigurationException(OverrideVariable, requested, AcceptedNames(), "no such ISA"),
         };
         if (!IsSupported(isa))
         {
-            throw new InvalidOperationException($"{OverrideVariable}={requested}: this machine (or the DOTNET_Enable* settings) does not support {isa}; supported here: {SupportedList()}.");
+            throw new QuantGenConfigurationException(OverrideVariable, requested, AcceptedNames(), $"this machine (or the DOTNET_Enable* settings) does not support {isa}");
         }
 
         return isa;
     }
+
+    /// <summary>The names QUANTGEN_ISA takes, and which of them this machine runs.</summary>
+    private static string AcceptedNames() => $"scalar, avx2, avx512bw, avxvnni or neondot (supported here: {SupportedList()})";
 
     /// <summary>The supported ISAs, best first, comma-separated.</summary>
     public static string SupportedList()

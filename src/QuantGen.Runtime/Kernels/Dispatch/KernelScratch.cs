@@ -6,8 +6,9 @@ namespace QuantGen.Kernels;
 /// Reusable working memory for the int8 kernels (im2col rows of one tile, widened rows, the int32 tile,
 /// row sums, one output row of accumulators, and for the scalar path a whole accumulator block). Arrays
 /// grow on first use and are then reused, so a steady-state call allocates nothing. Not thread-safe:
-/// one instance per layer (or per thread). The calling thread of a kernel uses the scratch it passes;
-/// the worker threads of <see cref="KernelThreads"/> each use their own.
+/// one kernel call at a time per instance (the int8 layers use their calling thread's, so one layer can run on
+/// many threads at once). The calling thread of a kernel uses the scratch it passes; the worker threads of
+/// <see cref="KernelThreads"/> each use their own.
 /// </summary>
 public sealed class KernelScratch
 {

@@ -14,7 +14,9 @@ namespace QuantGen.Kernels;
 /// <remarks>
 /// <para>
 /// The default is <see cref="Environment.ProcessorCount"/>, or the value of the environment variable
-/// <c>QUANTGEN_THREADS</c> (a positive integer), read once when the class is first used. Set
+/// <c>QUANTGEN_THREADS</c> (a positive integer), read when the degree is first needed (the first kernel call).
+/// A value that is not a positive integer throws <see cref="QuantGenConfigurationException"/> there, and on every
+/// later call until it is fixed, unless <see cref="MaxDegreeOfParallelism"/> was set. Set
 /// <see cref="MaxDegreeOfParallelism"/> at any time to change it (1 runs everything on the calling thread).
 /// </para>
 /// <para>
@@ -37,16 +39,31 @@ public static class KernelThreads
     /// <summary>The environment variable read once for the default degree of parallelism.</summary>
     public const string EnvironmentVariable = "QUANTGEN_THREADS";
 
-    // Static initializers run in text order: the default first, then the setting that starts from it.
-    private static readonly int s_defaultDegree = ParseDegree(Environment.GetEnvironmentVariable(EnvironmentVariable));
-    private static int s_maxDegree = s_defaultDegree;
+    // Both 0 until first needed: the environment is parsed lazily and only a good value is kept, so a bad
+    // QUANTGEN_THREADS is reported where it is used, each time, instead of poisoning the type initializer
+    // (a TypeInitializationException on every later use of the class, whatever the caller set).
+    private static int s_defaultDegree;
+    private static int s_maxDegree;
 
     /// <summary>
-    /// The default: <c>QUANTGEN_THREADS</c> when it holds a positive integer, else
-    /// <see cref="Environment.ProcessorCount"/>.
+    /// The default: <c>QUANTGEN_THREADS</c> when it is set, else <see cref="Environment.ProcessorCount"/>
+    /// (read on first use and kept).
     /// </summary>
-    /// <exception cref="InvalidOperationException"><c>QUANTGEN_THREADS</c> is set but is not a positive integer.</exception>
-    public static int DefaultDegreeOfParallelism => s_defaultDegree;
+    /// <exception cref="QuantGenConfigurationException"><c>QUANTGEN_THREADS</c> is set but is not a positive integer.</exception>
+    public static int DefaultDegreeOfParallelism
+    {
+        get
+        {
+            int degree = Volatile.Read(ref s_defaultDegree);
+            if (degree == 0)
+            {
+                degree = ParseDegree(Environment.GetEnvironmentVariable(EnvironmentVariable));
+                Volatile.Write(ref s_defaultDegree, degree);
+            }
+
+            return degree;
+        }
+    }
 
     /// <summary>
     /// A GEMM or convolution gets one thread per this many multiply-adds, up to
@@ -58,9 +75,22 @@ public static class KernelThreads
 
     /// <summary>Threads an int8 kernel call may use, the calling thread included (≥ 1).</summary>
     /// <exception cref="ArgumentOutOfRangeException">Set to less than 1.</exception>
+    /// <exception cref="QuantGenConfigurationException">Read before any set while <c>QUANTGEN_THREADS</c> is not a positive integer.</exception>
     public static int MaxDegreeOfParallelism
     {
-        get => Volatile.Read(ref s_maxDegree);
+        get
+        {
+            int degree = Volatile.Read(ref s_maxDegree);
+            if (degree == 0)
+            {
+                // First use without a set: start from the default, unless a set won the race meanwhile.
+                Interlocked.CompareExchange(ref s_maxDegree, DefaultDegreeOfParallelism, 0);
+                degree = Volatile.Read(ref s_maxDegree);
+            }
+
+            return degree;
+        }
+
         set
         {
             ArgumentOutOfRangeException.ThrowIfLessThan(value, 1);
@@ -90,7 +120,7 @@ public static class KernelThreads
     }
 
     /// <summary>Parses a <c>QUANTGEN_THREADS</c> value: a positive integer; null or blank → <see cref="Environment.ProcessorCount"/>.</summary>
-    /// <exception cref="InvalidOperationException">Not a positive integer.</exception>
+    /// <exception cref="QuantGenConfigurationException">Not a positive integer (the message names the variable, the value and what it accepts).</exception>
     public static int ParseDegree(string? value)
     {
         if (string.IsNullOrWhiteSpace(value))
@@ -100,7 +130,8 @@ public static class KernelThreads
 
         if (!int.TryParse(value.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int threads) || threads < 1)
         {
-            throw new InvalidOperationException($"{EnvironmentVariable}={value}: expected a positive integer (the number of threads the int8 kernels use).");
+            throw new QuantGenConfigurationException(
+                EnvironmentVariable, value, $"a positive integer, the number of threads the int8 kernels use (this machine has {Environment.ProcessorCount} cores)");
         }
 
         return threads;

@@ -30,8 +30,11 @@ public class KernelDispatchTests(ITestOutputHelper output)
     {
         Assert.Equal(KernelIsa.Scalar, KernelDispatch.Select("scalar"));
         Assert.Equal(KernelIsa.Scalar, KernelDispatch.Select(" SCALAR "));
-        var unknown = Assert.Throws<InvalidOperationException>(() => KernelDispatch.Select("sse9"));
-        Assert.Contains("QUANTGEN_ISA=sse9", unknown.Message);
+        var unknown = Assert.Throws<QuantGenConfigurationException>(() => KernelDispatch.Select("bogus"));
+        Assert.Equal("QUANTGEN_ISA", unknown.Variable);
+        Assert.Equal("bogus", unknown.Value);
+        Assert.Contains("QUANTGEN_ISA=\"bogus\"", unknown.Message);
+        Assert.Contains("scalar, avx2, avx512bw, avxvnni or neondot", unknown.Message);
         foreach ((string name, KernelIsa isa) in new[] { ("avx2", KernelIsa.Avx2), ("avx512bw", KernelIsa.Avx512BW), ("avxvnni", KernelIsa.AvxVnni), ("neondot", KernelIsa.NeonDot) })
         {
             if (KernelDispatch.IsSupported(isa))
@@ -40,8 +43,9 @@ public class KernelDispatchTests(ITestOutputHelper output)
             }
             else
             {
-                var error = Assert.Throws<InvalidOperationException>(() => KernelDispatch.Select(name));
+                var error = Assert.Throws<QuantGenConfigurationException>(() => KernelDispatch.Select(name));
                 Assert.Contains("does not support", error.Message);
+                Assert.Equal(name, error.Value);
             }
         }
     }

@@ -252,12 +252,19 @@ public class KernelThreadsSettingTests
 
     [Theory]
     [InlineData("0")]
-    [InlineData("-2")]
+    [InlineData("-3")]
+    [InlineData("abc")]
     [InlineData("two")]
     [InlineData("1.5")]
-    public void AnythingElseIsRejectedNamingTheVariable(string value)
+    [InlineData("+4")]
+    public void AnythingElseIsAConfigurationErrorNamingTheVariableTheValueAndWhatItAccepts(string value)
     {
-        var error = Assert.Throws<InvalidOperationException>(() => KernelThreads.ParseDegree(value));
-        Assert.Contains("QUANTGEN_THREADS", error.Message);
+        var error = Assert.Throws<QuantGenConfigurationException>(() => KernelThreads.ParseDegree(value));
+        Assert.Equal("QUANTGEN_THREADS", error.Variable);
+        Assert.Equal(value, error.Value);
+        Assert.Contains("positive integer", error.AcceptedValues);
+        Assert.Contains($"QUANTGEN_THREADS=\"{value}\"", error.Message);
+        Assert.Contains("positive integer", error.Message);
+        Assert.IsAssignableFrom<InvalidOperationException>(error);
     }
 }
