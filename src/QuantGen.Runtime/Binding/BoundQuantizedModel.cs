@@ -178,7 +178,8 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     // The buffer plan: the activation slot each int8 value is written into (-1: a new tensor), chosen once so
     // values whose lifetimes do not overlap share memory; one set of slots is rented per call.
     private readonly int[] _slotOfValue;
-    private readonly Buffers.ActivationBufferPool? _buffers;
+    private readonly int _slotCount;
+    private readonly Buffers.IdlePool<CallState> _calls;
 
     /// <summary>Wraps a converted plan (generated code calls this from <c>Convert()</c>).</summary>
     /// <param name="plan">What <see cref="BoundObservedModel"/> converted.</param>
@@ -191,12 +192,54 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         layers.AddRange(plan.Steps.Select(s => s.Layer ?? plan.Quantizers[s.Op.Output]).OfType<IQuantizedLayer>());
         _layers = layers.ToArray();
         _graph = CreateGraph(plan);
-        (_slotOfValue, int slots) = PlanSlots(plan);
-        _buffers = slots == 0 ? null : new Buffers.ActivationBufferPool(slots);
+        (_slotOfValue, _slotCount) = PlanSlots(plan);
+        _calls = new Buffers.IdlePool<CallState>(Buffers.ActivationBufferPool.DefaultCapacity, () => new CallState(plan, _slotCount));
     }
 
     /// <summary>How many activation slots the buffer plan uses.</summary>
-    public int ActivationSlots => _buffers?.SlotCount ?? 0;
+    public int ActivationSlots => _slotCount;
+
+    /// <summary>
+    /// What one call holds while it runs, kept for the next call (so a steady-state forward allocates only its
+    /// result): the values by index, each step's argument array, and the activation slots.
+    /// </summary>
+    private sealed class CallState
+    {
+        public CallState(BoundQuantizedPlan plan, int slots)
+        {
+            Q = new QTensor?[plan.Graph.ValueCount];
+            F = new Tensor?[plan.Graph.ValueCount];
+            Int8Arguments = Array.ConvertAll(plan.Steps, s => new QTensor[s.Op.Inputs.Length]);
+            FloatArguments = Array.ConvertAll(plan.Steps, s => new Tensor[s.Op.Inputs.Length]);
+            Buffers = slots == 0 ? null : new Buffers.ActivationBuffers(slots);
+        }
+
+        public QTensor?[] Q { get; }
+
+        public Tensor?[] F { get; }
+
+        public QTensor[][] Int8Arguments { get; }
+
+        public Tensor[][] FloatArguments { get; }
+
+        public Buffers.ActivationBuffers? Buffers { get; }
+
+        /// <summary>Drops the references to this call's tensors (the result is the caller's; float ones are disposed by its scope).</summary>
+        public void Clear()
+        {
+            Array.Clear(Q);
+            Array.Clear(F);
+            foreach (QTensor[] arguments in Int8Arguments)
+            {
+                Array.Clear(arguments);
+            }
+
+            foreach (Tensor[] arguments in FloatArguments)
+            {
+                Array.Clear(arguments);
+            }
+        }
+    }
 
     /// <summary>
     /// Greedy interval assignment in step order: an int8 step's output takes a free slot (never one its inputs
@@ -348,20 +391,18 @@ public abstract class BoundQuantizedModel : IQuantizedModel
             return q.Dequantize();
         }
 
-        Buffers.ActivationBuffers? buffers = _buffers?.Rent();
+        CallState call = _calls.Rent();
         try
         {
-            QTensor quantized = _plan.Input.Forward(input, shape, buffers is not null && _slotOfValue[0] >= 0 ? buffers[_slotOfValue[0]] : null);
-            (QTensor? q, Tensor? _) = Run(quantized, null, null, buffers);
+            QTensor quantized = _plan.Input.Forward(input, shape, call.Buffers is not null && _slotOfValue[0] >= 0 ? call.Buffers[_slotOfValue[0]] : null);
+            (QTensor? q, Tensor? _) = Run(quantized, null, null, call);
             outputShape = q!.Shape;
             return q.Dequantize();
         }
         finally
         {
-            if (buffers is not null)
-            {
-                _buffers!.Return(buffers);
-            }
+            call.Clear();
+            _calls.Return(call);
         }
     }
 
@@ -401,27 +442,25 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     /// <summary>Runs the steps with a rented set of activation slots (none with a tap: it may keep every output).</summary>
     private (QTensor? Q, Tensor? F) Run(QTensor? qInput, Tensor? fInput, IQuantizedTap? tap)
     {
-        Buffers.ActivationBuffers? buffers = tap is null ? _buffers?.Rent() : null;
+        CallState call = _calls.Rent();
         try
         {
-            return Run(qInput, fInput, tap, buffers);
+            return Run(qInput, fInput, tap, call);
         }
         finally
         {
-            if (buffers is not null)
-            {
-                _buffers!.Return(buffers);
-            }
+            call.Clear();
+            _calls.Return(call);
         }
     }
 
-    /// <summary>Runs the steps; values are per call (thread-safe). Either input may be given.</summary>
-    private (QTensor? Q, Tensor? F) Run(QTensor? qInput, Tensor? fInput, IQuantizedTap? tap, Buffers.ActivationBuffers? buffers)
+    /// <summary>Runs the steps on a call's own state (thread-safe); either input may be given. With a tap no slot is used: it may keep every output.</summary>
+    private (QTensor? Q, Tensor? F) Run(QTensor? qInput, Tensor? fInput, IQuantizedTap? tap, CallState call)
     {
+        Buffers.ActivationBuffers? buffers = tap is null ? call.Buffers : null;
         Buffers.BufferSlot? SlotOf(int value) => buffers is not null && _slotOfValue[value] >= 0 ? buffers[_slotOfValue[value]] : null;
-        int count = _plan.Graph.ValueCount;
-        var q = new QTensor?[count];
-        var f = new Tensor?[count];
+        QTensor?[] q = call.Q;
+        Tensor?[] f = call.F;
         q[0] = qInput;
         f[0] = fInput;
         if (tap is not null && qInput is not null)
@@ -429,12 +468,13 @@ public abstract class BoundQuantizedModel : IQuantizedModel
             tap.OnLayer("input", qInput);
         }
 
-        foreach (BoundStep step in _plan.Steps)
+        for (int s = 0; s < _plan.Steps.Length; s++)
         {
+            BoundStep step = _plan.Steps[s];
             int[] inputs = step.Op.Inputs;
             if (step.Int8 is { } int8)
             {
-                var arguments = new QTensor[inputs.Length];
+                QTensor[] arguments = call.Int8Arguments[s];
                 for (int k = 0; k < inputs.Length; k++)
                 {
                     int v = inputs[k];
@@ -453,7 +493,7 @@ public abstract class BoundQuantizedModel : IQuantizedModel
             }
             else
             {
-                var arguments = new Tensor[inputs.Length];
+                Tensor[] arguments = call.FloatArguments[s];
                 for (int k = 0; k < inputs.Length; k++)
                 {
                     int v = inputs[k];

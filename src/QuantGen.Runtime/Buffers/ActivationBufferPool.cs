@@ -1,5 +1,4 @@
 using System;
-using System.Threading;
 
 namespace QuantGen.Buffers;
 
@@ -18,8 +17,7 @@ namespace QuantGen.Buffers;
 public sealed class ActivationBufferPool
 {
     private readonly int _slotCount;
-    private readonly ActivationBuffers?[] _idle;
-    private int _created;
+    private readonly IdlePool<ActivationBuffers> _sets;
 
     /// <param name="slotCount">How many slots each set has (the buffer plan's slot count, 0 or more).</param>
     /// <exception cref="ArgumentOutOfRangeException"><paramref name="slotCount"/> is negative.</exception>
@@ -36,7 +34,7 @@ public sealed class ActivationBufferPool
         ArgumentOutOfRangeException.ThrowIfNegative(slotCount);
         ArgumentOutOfRangeException.ThrowIfLessThan(capacity, 1);
         _slotCount = slotCount;
-        _idle = new ActivationBuffers?[capacity];
+        _sets = new IdlePool<ActivationBuffers>(capacity, () => new ActivationBuffers(slotCount));
     }
 
     /// <summary>
@@ -46,30 +44,16 @@ public sealed class ActivationBufferPool
     public static int DefaultCapacity { get; } = Math.Max(16, 2 * Environment.ProcessorCount);
 
     /// <summary>How many idle sets are kept at most.</summary>
-    public int Capacity => _idle.Length;
+    public int Capacity => _sets.Capacity;
 
     /// <summary>How many slots each set has.</summary>
     public int SlotCount => _slotCount;
 
     /// <summary>How many sets this pool has created (the most calls that held one at the same time, give or take a race).</summary>
-    public int Created => Volatile.Read(ref _created);
+    public int Created => _sets.Created;
 
     /// <summary>An idle set, or a new one when every set is in use. The caller owns it until <see cref="Return"/>.</summary>
-    public ActivationBuffers Rent()
-    {
-        ActivationBuffers?[] idle = _idle;
-        for (int i = 0; i < idle.Length; i++)
-        {
-            ActivationBuffers? buffers = Volatile.Read(ref idle[i]);
-            if (buffers is not null && Interlocked.CompareExchange(ref idle[i], null, buffers) == buffers)
-            {
-                return buffers;
-            }
-        }
-
-        Interlocked.Increment(ref _created);
-        return new ActivationBuffers(_slotCount);
-    }
+    public ActivationBuffers Rent() => _sets.Rent();
 
     /// <summary>Gives back a set from <see cref="Rent"/>; the caller must not use it (or tensors viewing its slots) afterwards.</summary>
     /// <param name="buffers">The rented set.</param>
@@ -83,15 +67,7 @@ public sealed class ActivationBufferPool
             throw new ArgumentException($"ActivationBufferPool: a set of {buffers.Count} slots cannot come from this pool of {_slotCount}-slot sets.", nameof(buffers));
         }
 
-        ActivationBuffers?[] idle = _idle;
-        for (int i = 0; i < idle.Length; i++)
-        {
-            if (Volatile.Read(ref idle[i]) is null && Interlocked.CompareExchange(ref idle[i], buffers, null) is null)
-            {
-                return;
-            }
-        }
-
-        // Full: more calls ran at once than the pool keeps sets for; this one goes to the garbage collector.
+        // When full (more calls ran at once than the pool keeps sets for), the set goes to the garbage collector.
+        _sets.Return(buffers);
     }
 }

@@ -257,6 +257,33 @@ public sealed class BoundModelTests
     }
 
     [Fact]
+    public void A_steady_state_int8_forward_allocates_only_its_result()
+    {
+        torch.manual_seed(12);
+        using var model = new AppendNet();
+        model.eval();
+        using AppendNet.Observed observed = model.Prepare();
+        using (torch.no_grad())
+        {
+            observed.forward(torch.randn(2, 3, 8, 8)).Dispose();
+        }
+
+        AppendNet.Quantized int8 = observed.Convert();
+        QTensor input = int8.Input.Forward(new float[3 * 8 * 8], [1, 3, 8, 8]);
+        for (int i = 0; i < 3; i++)
+        {
+            int8.forward(input);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread();
+        QTensor result = int8.forward(input);
+        long bytes = GC.GetAllocatedBytesForCurrentThread() - before;
+
+        // The result's storage, its shape and the QTensor object; the steps' values, arguments and slots are reused.
+        Assert.InRange(bytes, result.Count, result.Count + 512);
+    }
+
+    [Fact]
     public void A_null_member_called_without_a_guard_is_an_error_at_Prepare_naming_model_path_and_line()
     {
         using var model = new UnguardedNet(withExtra: false);

@@ -34,6 +34,8 @@ public sealed class LayerCodecTests
         ["linear per-tensor qnnpack no bias"] = () => (Linear(new Random(7), "fc2", 9, 4, false, false, U8, U8Out, false, QuantBackend.Qnnpack), [[2, 9]], U8),
         ["batchnorm relu"] = () => (new QuantizedBatchNorm2d(Model, "bn", ContractReference.RandomFloats(new Random(8), 3, 0.5f, 2f), ContractReference.RandomFloats(new Random(9), 3, -1f, 1f), U8Out, true), [[2, 3, 4, 4]], U8),
         ["relu"] = () => (new QuantizedReLU(Model, "relu"), [[2, 3, 2, 2]], U8),
+        ["relu6"] = () => (new QuantizedHardtanh(Model, "features.0.2", 0f, 6f), [[2, 3, 2, 2]], U8),
+        ["hardtanh"] = () => (new QuantizedHardtanh(Model, "act", -1.5f, 0.75f), [[2, 3, 2, 2]], U8),
         ["add relu"] = () => (new QuantizedAdd(Model, "layer1.0.add", U8Out, true), [[1, 3, 4, 4], [1, 3, 4, 4]], U8),
         ["add qint8"] = () => (new QuantizedAdd(Model, "add", S8Out, false), [[2, 5], [2, 5]], S8),
         ["cat negative dim"] = () => (new QuantizedCat(Model, "cat", -3, U8Out), [[1, 2, 3, 3], [1, 4, 3, 3]], U8),
@@ -89,7 +91,7 @@ public sealed class LayerCodecTests
             .OrderBy(t => t.Name).ToArray();
         Type[] covered = Cases.Values.Select(c => c().Layer.GetType()).Distinct().OrderBy(t => t.Name).ToArray();
         Assert.Equal(layerClasses, covered);
-        Assert.Equal(14, covered.Length);
+        Assert.Equal(15, covered.Length);
     }
 
     [Fact]

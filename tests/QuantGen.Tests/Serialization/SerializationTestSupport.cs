@@ -118,6 +118,7 @@ internal static class SerializationTestSupport
         QuantizedLinear l => l.Forward(x),
         QuantizedBatchNorm2d l => l.Forward(x),
         QuantizedReLU l => l.Forward(x),
+        QuantizedHardtanh l => l.Forward(x),
         QuantizedMaxPool2d l => l.Forward(x),
         QuantizedAvgPool2d l => l.Forward(x),
         QuantizedAdaptiveAvgPool2d l => l.Forward(x),
@@ -136,6 +137,7 @@ internal static class SerializationTestSupport
         QuantizedLinear => reader.Read<QuantizedLinear>(like.Layer),
         QuantizedBatchNorm2d => reader.Read<QuantizedBatchNorm2d>(like.Layer),
         QuantizedReLU => reader.Read<QuantizedReLU>(like.Layer),
+        QuantizedHardtanh => reader.Read<QuantizedHardtanh>(like.Layer),
         QuantizedAdd => reader.Read<QuantizedAdd>(like.Layer),
         QuantizedCat => reader.Read<QuantizedCat>(like.Layer),
         QuantizedMaxPool2d => reader.Read<QuantizedMaxPool2d>(like.Layer),
@@ -195,6 +197,10 @@ internal static class SerializationTestSupport
                 Assert.Equal(e.Relu, norm.Relu);
                 break;
             case QuantizedReLU:
+                break;
+            case QuantizedHardtanh e:
+                Assert.Equal((BitConverter.SingleToInt32Bits(e.MinValue), BitConverter.SingleToInt32Bits(e.MaxValue)),
+                    (BitConverter.SingleToInt32Bits(((QuantizedHardtanh)actual).MinValue), BitConverter.SingleToInt32Bits(((QuantizedHardtanh)actual).MaxValue)));
                 break;
             case QuantizedAdd e:
                 AssertSameQParams(e.OutputQParams, ((QuantizedAdd)actual).OutputQParams);
