@@ -1010,6 +1010,8 @@ internal sealed class CaptureParser
         "Conv2d", "ConvTranspose2d", "BatchNorm2d", "Linear", "ReLU", "ReLU6", "Hardtanh", "MaxPool2d", "AvgPool2d",
         "AdaptiveAvgPool2d", "Flatten", "Identity", "Dropout", "Dropout1d", "Dropout2d", "AlphaDropout", "FeatureAlphaDropout",
         "Sequential", "ModuleList", "ModuleDict",
+        "LeakyReLU", "Hardswish", "Hardsigmoid", "SiLU", "Sigmoid", "Tanh", "ELU", "CELU", "SELU", "GELU", "Mish",
+        "Softplus", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink", "LogSigmoid", "Threshold",
     };
 
     /// <summary>The name of a member's declared TorchSharp module type when the binder has no int8 op for it, else null.</summary>

@@ -141,6 +141,9 @@ internal sealed class ModelWriter
             case GraphOp.Hardtanh:
                 WriteHardtanh(node, Layer<QuantizedHardtanh>(node));
                 break;
+            case GraphOp.Elementwise:
+                WriteElementwise(node, Layer<QuantizedElementwise>(node));
+                break;
             case GraphOp.Add:
                 WriteAdd(node, Layer<QuantizedAdd>(node));
                 break;
@@ -523,6 +526,28 @@ internal sealed class ModelWriter
         string min = _builder.Initializer(node.Name + "/min_val", OnnxGraphBuilder.Float([], [clamp.MinValue]));
         string max = _builder.Initializer(node.Name + "/max_val", OnnxGraphBuilder.Float([], [clamp.MaxValue]));
         PassThrough(node, "Clip", [min, max], []);
+    }
+
+    /// <summary>
+    /// A unary op by table: its 256 output integers as a uint8 initializer, gathered by the input integers
+    /// (Cast to int32, Gather) — the same table the int8 op uses, so the exported model computes exactly what it
+    /// does, whatever the float function. Written for quint8 activations in the quantized forms.
+    /// </summary>
+    private void WriteElementwise(GraphNode node, QuantizedElementwise elementwise)
+    {
+        Value input = Input(node, 0, expectedRank: null);
+        if (!Quantized || elementwise.InputQParams.DType != QuantDType.QUInt8 || elementwise.OutputQParams.DType != QuantDType.QUInt8
+            || !WrittenAsUInt8(elementwise.InputQParams) || !WrittenAsUInt8(elementwise.OutputQParams))
+        {
+            throw new NotSupportedException($"{Model}.{node.Name}: {elementwise.Function} is exported as a table lookup on quint8 activations in the QDQ or QOperator form; this export writes {(Quantized ? "qint8 values" : "float values")} there.");
+        }
+
+        byte[] table = Array.ConvertAll(elementwise.Table, t => (byte)t);
+        string tableName = _builder.Initializer(node.Name + ".table", OnnxGraphBuilder.UInt8([256], table));
+        string indices = _builder.Node("Cast", node.Name + "/Cast", [input.Name], node.Name + "/indices", [OnnxGraphBuilder.Int("to", (long)TensorProto.Types.DataType.Int32)]);
+        string gathered = _builder.Node("Gather", node.Name + "/Gather", [tableName, indices], node.Name, [OnnxGraphBuilder.Int("axis", 0)]);
+        (string scale, string zeroPoint) = ActivationQParams(elementwise.OutputQParams, node.Name);
+        _values[node.Output] = new Value(gathered, elementwise.OutputQParams, scale, zeroPoint, input.Rank);
     }
 
     // The QOperator form's own ops: each reads quantized tensors with their qparams and writes the layer's

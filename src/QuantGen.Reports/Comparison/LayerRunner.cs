@@ -39,6 +39,7 @@ internal static class LayerRunner
             case QuantizedBatchNorm2d batchNorm: return batchNorm.Forward(Input(0));
             case QuantizedReLU relu: return relu.Forward(Input(0));
             case QuantizedHardtanh hardtanh: return hardtanh.Forward(Input(0));
+            case QuantizedElementwise elementwise: return elementwise.Forward(Input(0));
             case QuantizedMaxPool2d maxPool: return maxPool.Forward(Input(0));
             case QuantizedAvgPool2d avgPool: return avgPool.Forward(Input(0));
             case QuantizedAdaptiveAvgPool2d adaptive: return adaptive.Forward(Input(0));

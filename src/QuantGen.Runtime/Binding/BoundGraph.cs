@@ -28,6 +28,9 @@ public enum BoundKind
     /// <summary>Hardtanh / ReLU6 (module or function): a clamp in the integers with the input's qparams.</summary>
     Hardtanh,
 
+    /// <summary>A unary elementwise module (LeakyReLU, Hardswish, Hardsigmoid, SiLU, Sigmoid, Tanh, ELU, GELU, ...): a table in int8.</summary>
+    Elementwise,
+
     /// <summary>MaxPool2d module.</summary>
     MaxPool2d,
 

@@ -275,6 +275,15 @@ public abstract class BoundObservedModel : IObservedModel
                     break;
                 }
 
+                case BoundKind.Elementwise:
+                {
+                    QParams output = ElementwiseTable.FixedOutputQParams(op.TypeName) ?? Own();
+                    qparams[op.Output] = output;
+                    var module = (nn.Module<Tensor, Tensor>)op.Module!;
+                    built = new QuantizedElementwise(ModelName, layer, module.GetType().Name, In(0), output, ElementwiseTable.Create($"{ModelName}.{layer}", module.forward, In(0), output));
+                    break;
+                }
+
                 case BoundKind.MaxPool2d:
                 {
                     var pool = new QuantizedMaxPool2d(ModelName, layer, MaxPoolOptions((MaxPool2d)op.Module!));
@@ -318,8 +327,9 @@ public abstract class BoundObservedModel : IObservedModel
             int8Values[op.Output] = true;
             if (!plan.OwnObserver)
             {
-                // ReLU, pools, flatten, reshape: the output keeps the input's qparams (PyTorch's shared observer).
-                qparams[op.Output] = In(0);
+                // ReLU, pools, flatten, reshape: the output keeps the input's qparams (PyTorch's shared observer);
+                // a fixed-qparams op has set its own above.
+                qparams[op.Output] ??= In(0);
             }
 
             steps[i] = new BoundStep(op, built, BoundQuantizedPlan.Runner(built), null);
@@ -439,6 +449,12 @@ public abstract class BoundObservedModel : IObservedModel
                 {
                     return new OpPlan(op, false, false, null, null, plain, e.Message);
                 }
+
+            case BoundKind.Elementwise:
+                // Fixed-qparams ops (sigmoid, hardsigmoid, tanh) take PyTorch's fixed output qparams; others observe.
+                return anyInt8Input
+                    ? new OpPlan(op, true, ElementwiseTable.FixedOutputQParams(op.TypeName) is null, qconfig, null, plain, null)
+                    : new OpPlan(op, false, false, null, null, plain, "its input is float");
 
             case BoundKind.Add or BoundKind.Cat:
                 return anyInt8Input

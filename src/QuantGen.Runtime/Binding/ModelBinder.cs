@@ -18,6 +18,16 @@ namespace QuantGen.Binding;
 /// </summary>
 public static class ModelBinder
 {
+    /// <summary>
+    /// TorchSharp modules that apply one float function to each element independently, with nothing learned per
+    /// channel: they run in int8 as a 256-entry table (<see cref="Modules.QuantizedElementwise"/>).
+    /// </summary>
+    private static readonly HashSet<string> ElementwiseModules = new(StringComparer.Ordinal)
+    {
+        "LeakyReLU", "Hardswish", "Hardsigmoid", "SiLU", "Sigmoid", "Tanh", "ELU", "CELU", "SELU", "GELU", "Mish",
+        "Softplus", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink", "LogSigmoid", "Threshold",
+    };
+
     /// <summary>How deeply modules may nest; deeper (or a module that contains itself) is refused.</summary>
     public const int MaxDepth = 64;
 
@@ -180,6 +190,8 @@ public static class ModelBinder
                     return AddModule(BoundKind.AvgPool2d, module, path, input, node, "AvgPool2d");
                 case AdaptiveAvgPool2d:
                     return AddModule(BoundKind.AdaptiveAvgPool2d, module, path, input, node, "AdaptiveAvgPool2d");
+                case nn.Module<Tensor, Tensor> unary when ElementwiseModules.Contains(module.GetType().Name) && module.GetType().Namespace == "TorchSharp.Modules":
+                    return AddModule(BoundKind.Elementwise, unary, path, input, node, module.GetType().Name);
                 case Flatten flatten:
                 {
                     int op = AddModule(BoundKind.Flatten, module, path, input, node, "Flatten");

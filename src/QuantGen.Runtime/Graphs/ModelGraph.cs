@@ -54,6 +54,9 @@ public enum GraphOp
 
     /// <summary>Hardtanh / ReLU6 on int8 data: a clamp with the input's qparams.</summary>
     Hardtanh,
+
+    /// <summary>A unary elementwise op (LeakyReLU, Hardswish, Sigmoid, ...) by a 256-entry table.</summary>
+    Elementwise,
 }
 
 /// <summary>A member of the user's model folded into one node (e.g. <c>conv1</c>, <c>bn1</c> and <c>relu</c> of a fused conv).</summary>

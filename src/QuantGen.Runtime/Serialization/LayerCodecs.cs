@@ -29,6 +29,7 @@ internal static class LayerCodecs
         QuantizedFlatten => QGenLayerKind.Flatten,
         QuantizedReshape => QGenLayerKind.Reshape,
         QuantizedHardtanh => QGenLayerKind.Hardtanh,
+        QuantizedElementwise => QGenLayerKind.Elementwise,
         Binding.BoundTopology => QGenLayerKind.BoundGraph,
         _ => null,
     };
@@ -50,6 +51,7 @@ internal static class LayerCodecs
         : type == typeof(QuantizedFlatten) ? QGenLayerKind.Flatten
         : type == typeof(QuantizedReshape) ? QGenLayerKind.Reshape
         : type == typeof(QuantizedHardtanh) ? QGenLayerKind.Hardtanh
+        : type == typeof(QuantizedElementwise) ? QGenLayerKind.Elementwise
         : type == typeof(Binding.BoundTopology) ? QGenLayerKind.BoundGraph
         : null;
 
@@ -121,6 +123,12 @@ internal static class LayerCodecs
             case QuantizedHardtanh hardtanh:
                 writer.Floats([hardtanh.MinValue, hardtanh.MaxValue]);
                 break;
+            case QuantizedElementwise elementwise:
+                writer.String(elementwise.Function);
+                WriteQParams(writer, elementwise.InputQParams);
+                WriteQParams(writer, elementwise.OutputQParams);
+                writer.Ints(elementwise.Table);
+                break;
             case Binding.BoundTopology topology:
                 topology.Write(writer);
                 break;
@@ -161,6 +169,8 @@ internal static class LayerCodecs
                 QGenLayerKind.Flatten => new QuantizedFlatten(model, name, reader.I32("start_dim"), reader.I32("end_dim")),
                 QGenLayerKind.Reshape => new QuantizedReshape(model, name, ReadShape(ref reader, "the target shape", allowInferred: true)),
                 QGenLayerKind.Hardtanh => ReadHardtanh(ref reader, model, name),
+                QGenLayerKind.Elementwise => new QuantizedElementwise(model, name, reader.String("function"),
+                    ReadQParams(ref reader, "the input qparams"), ReadQParams(ref reader, "the output qparams"), reader.Ints(256, "the table")),
                 QGenLayerKind.BoundGraph => Binding.BoundTopology.Read(ref reader, model, name),
                 _ => throw reader.Fail(QGenFormatError.Malformed, $"kind {info.Kind} has no codec", start),
             };

@@ -57,6 +57,9 @@ public enum QGenLayerKind : ushort
 
     /// <summary><see cref="Binding.BoundTopology"/>: the ops and edges of a model bound at Prepare (first record of its file).</summary>
     BoundGraph = 16,
+
+    /// <summary><see cref="Modules.QuantizedElementwise"/>: a unary op by table.</summary>
+    Elementwise = 17,
 }
 
 /// <summary>One layer record of a <c>.qgen</c> file, as its framing describes it (the payload is not decoded).</summary>

@@ -77,7 +77,7 @@ public sealed class BoundModelFileTests
         IdiomNet.Quantized int8 = observed.Convert();
         var error = Assert.Throws<NotSupportedException>(() => int8.Save(new MemoryStream()));
         Assert.Contains("act", error.Message, StringComparison.Ordinal);
-        Assert.Contains("LeakyReLU", error.Message, StringComparison.Ordinal);
+        Assert.Contains("LogSoftmax", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

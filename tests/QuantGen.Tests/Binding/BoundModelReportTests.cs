@@ -45,7 +45,7 @@ public sealed class BoundModelReportTests
     }
 }
 
-/// <summary>The layer report on a bound model with float ops (LeakyReLU, a float expression) in it.</summary>
+/// <summary>The layer report on a bound model with float ops (LogSoftmax, a float expression) in it.</summary>
 [Collection(QuantGen.Tests.Binding.SeededTorchCollection.Name)]
 public sealed class BoundModelWithFloatOpsReportTests
 {

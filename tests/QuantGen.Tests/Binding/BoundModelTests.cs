@@ -118,10 +118,10 @@ public sealed class BoundModelTests
         using (observed)
         {
             var floatOps = observed.FloatOps;
-            Assert.Contains(floatOps, f => f.Layer == "act" && f.Type == "LeakyReLU" && f.Reason.Contains("no int8 op", StringComparison.Ordinal));
+            Assert.Contains(floatOps, f => f.Layer == "act" && f.Type == "LogSoftmax" && f.Reason.Contains("no int8 op", StringComparison.Ordinal));
             Assert.Contains(floatOps, f => f.Type == "function" && f.Reason.Contains("permute", StringComparison.Ordinal));
             string summary = observed.Summary();
-            Assert.Contains("LeakyReLU", summary, StringComparison.Ordinal);
+            Assert.Contains("LogSoftmax", summary, StringComparison.Ordinal);
             Assert.Contains("in float", summary, StringComparison.Ordinal);
 
             IdiomNet.Quantized int8 = observed.Convert();
@@ -163,6 +163,35 @@ public sealed class BoundModelTests
         using Tensor x = torch.randn(3, 3, 8, 8);
         double sqnr = SqnrDb(model.forward(x), int8.forward(x));
         Assert.True(sqnr >= 25, $"int8 vs float SQNR {sqnr:F1} dB");
+    }
+
+    [Fact]
+    public void Unary_activations_run_in_int8_by_table_with_fixed_qparams_where_PyTorch_fixes_them()
+    {
+        torch.manual_seed(23);
+        using var model = new ActivationsNet();
+        model.eval();
+        using ActivationsNet.Observed observed = model.Prepare();
+        Assert.Empty(observed.FloatOps);
+        Assert.Equal(new[] { "LeakyReLU", "Hardswish", "SiLU", "Sigmoid" }, observed.Graph.Ops.Where(o => o.Kind == BoundKind.Elementwise).Select(o => o.TypeName).ToArray());
+        using var noGrad = torch.no_grad();
+        for (int i = 0; i < 3; i++)
+        {
+            observed.forward(torch.randn(2, 3, 8, 8)).Dispose();
+        }
+
+        ActivationsNet.Quantized int8 = observed.Convert();
+        var gate = int8.Layers.OfType<QuantGen.Modules.QuantizedElementwise>().Single(l => l.Layer == "gate");
+        Assert.Equal((1f / 256f, 0), (gate.OutputQParams.Scale, gate.OutputQParams.ZeroPoint));
+        using Tensor x = torch.randn(3, 3, 8, 8);
+        double sqnr = SqnrDb(model.forward(x), int8.forward(x));
+        Assert.True(sqnr >= 25, $"int8 vs float SQNR {sqnr:F1} dB");
+
+        using var stream = new System.IO.MemoryStream();
+        int8.Save(stream);
+        var loaded = ActivationsNet.Quantized.Load(new System.IO.MemoryStream(stream.ToArray()));
+        QTensor q = int8.Input.Forward(x.data<float>().ToArray(), [3, 3, 8, 8]);
+        Assert.Equal(int8.forward(q).IntRepr(), loaded.forward(q).IntRepr());
     }
 
     [Fact]

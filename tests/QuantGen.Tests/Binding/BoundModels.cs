@@ -52,7 +52,7 @@ public class ResidualBlock : Module<Tensor, Tensor>
 
 /// <summary>
 /// Every idiom at once: members typed Module&lt;Tensor, Tensor&gt;, a Sequential filled from a list in a helper,
-/// a ModuleList looped over in forward, a LeakyReLU and a user module with no int8 op (float), permute and
+/// a ModuleList looped over in forward, a LogSoftmax (no int8 op: float), permute and
 /// scalar arithmetic (float), torch.cat of a List&lt;Tensor&gt;, view(x.shape[0], -1).
 /// </summary>
 [Quantize]
@@ -77,7 +77,7 @@ public partial class IdiomNet : Module<Tensor, Tensor>
             heads.Add(Sequential(Conv2d(16, 16, 1), BatchNorm2d(16), ReLU()));
         }
 
-        act = LeakyReLU(0.1);
+        act = LogSoftmax(1);
         branchA = Conv2d(16, 8, 1);
         branchB = Conv2d(16, 8, 3, padding: 1);
         pool = AdaptiveAvgPool2d(2);
@@ -227,4 +227,24 @@ public partial class SurveyPatternsNet : Module<Tensor, Tensor>
 
         return y;
     }
+}
+
+/// <summary>Activations of modern vision models as modules: each runs in int8 by table.</summary>
+[Quantize]
+public partial class ActivationsNet : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> conv1 = Conv2d(3, 8, 3, padding: 1);
+    private readonly Module<Tensor, Tensor> leaky = LeakyReLU(0.1);
+    private readonly Module<Tensor, Tensor> conv2 = Conv2d(8, 8, 3, padding: 1);
+    private readonly Module<Tensor, Tensor> hardswish = Hardswish();
+    private readonly Module<Tensor, Tensor> conv3 = Conv2d(8, 8, 1);
+    private readonly Module<Tensor, Tensor> silu = SiLU();
+    private readonly Module<Tensor, Tensor> conv4 = Conv2d(8, 4, 1);
+    private readonly Module<Tensor, Tensor> gate = Sigmoid();
+
+    public ActivationsNet()
+        : base(nameof(ActivationsNet)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) =>
+        gate.forward(conv4.forward(silu.forward(conv3.forward(hardswish.forward(conv2.forward(leaky.forward(conv1.forward(x))))))));
 }

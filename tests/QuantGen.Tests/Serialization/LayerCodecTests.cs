@@ -36,6 +36,7 @@ public sealed class LayerCodecTests
         ["relu"] = () => (new QuantizedReLU(Model, "relu"), [[2, 3, 2, 2]], U8),
         ["relu6"] = () => (new QuantizedHardtanh(Model, "features.0.2", 0f, 6f), [[2, 3, 2, 2]], U8),
         ["hardtanh"] = () => (new QuantizedHardtanh(Model, "act", -1.5f, 0.75f), [[2, 3, 2, 2]], U8),
+        ["elementwise table"] = () => (new QuantizedElementwise(Model, "gate", "Sigmoid", U8, U8Out, Enumerable.Range(0, 256).Select(i => (i * 7) % 256).ToArray()), [[2, 3, 2, 2]], U8),
         ["add relu"] = () => (new QuantizedAdd(Model, "layer1.0.add", U8Out, true), [[1, 3, 4, 4], [1, 3, 4, 4]], U8),
         ["add qint8"] = () => (new QuantizedAdd(Model, "add", S8Out, false), [[2, 5], [2, 5]], S8),
         ["cat negative dim"] = () => (new QuantizedCat(Model, "cat", -3, U8Out), [[1, 2, 3, 3], [1, 4, 3, 3]], U8),
@@ -91,7 +92,7 @@ public sealed class LayerCodecTests
             .OrderBy(t => t.Name).ToArray();
         Type[] covered = Cases.Values.Select(c => c().Layer.GetType()).Distinct().OrderBy(t => t.Name).ToArray();
         Assert.Equal(layerClasses, covered);
-        Assert.Equal(15, covered.Length);
+        Assert.Equal(16, covered.Length);
     }
 
     [Fact]

@@ -119,6 +119,7 @@ internal static class SerializationTestSupport
         QuantizedBatchNorm2d l => l.Forward(x),
         QuantizedReLU l => l.Forward(x),
         QuantizedHardtanh l => l.Forward(x),
+        QuantizedElementwise l => l.Forward(x),
         QuantizedMaxPool2d l => l.Forward(x),
         QuantizedAvgPool2d l => l.Forward(x),
         QuantizedAdaptiveAvgPool2d l => l.Forward(x),
@@ -138,6 +139,7 @@ internal static class SerializationTestSupport
         QuantizedBatchNorm2d => reader.Read<QuantizedBatchNorm2d>(like.Layer),
         QuantizedReLU => reader.Read<QuantizedReLU>(like.Layer),
         QuantizedHardtanh => reader.Read<QuantizedHardtanh>(like.Layer),
+        QuantizedElementwise => reader.Read<QuantizedElementwise>(like.Layer),
         QuantizedAdd => reader.Read<QuantizedAdd>(like.Layer),
         QuantizedCat => reader.Read<QuantizedCat>(like.Layer),
         QuantizedMaxPool2d => reader.Read<QuantizedMaxPool2d>(like.Layer),
@@ -201,6 +203,13 @@ internal static class SerializationTestSupport
             case QuantizedHardtanh e:
                 Assert.Equal((BitConverter.SingleToInt32Bits(e.MinValue), BitConverter.SingleToInt32Bits(e.MaxValue)),
                     (BitConverter.SingleToInt32Bits(((QuantizedHardtanh)actual).MinValue), BitConverter.SingleToInt32Bits(((QuantizedHardtanh)actual).MaxValue)));
+                break;
+            case QuantizedElementwise e:
+                var table = (QuantizedElementwise)actual;
+                Assert.Equal(e.Function, table.Function);
+                AssertSameQParams(e.InputQParams, table.InputQParams);
+                AssertSameQParams(e.OutputQParams, table.OutputQParams);
+                Assert.Equal(e.Table, table.Table);
                 break;
             case QuantizedAdd e:
                 AssertSameQParams(e.OutputQParams, ((QuantizedAdd)actual).OutputQParams);
