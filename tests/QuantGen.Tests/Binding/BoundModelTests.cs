@@ -195,6 +195,42 @@ public sealed class BoundModelTests
     }
 
     [Fact]
+    public void NoQuantize_keeps_any_member_in_float_as_one_op()
+    {
+        torch.manual_seed(29);
+        using var model = new NoQuantizeMemberNet();
+        model.eval();
+        using NoQuantizeMemberNet.Observed observed = model.Prepare();
+        var floatOp = Assert.Single(observed.FloatOps);
+        Assert.Equal(("sensitive", "Sequential", "[NoQuantize]"), (floatOp.Layer, floatOp.Type, floatOp.Reason));
+        using var noGrad = torch.no_grad();
+        observed.forward(torch.randn(2, 3, 8, 8)).Dispose();
+        NoQuantizeMemberNet.Quantized int8 = observed.Convert();
+        using Tensor x = torch.randn(2, 3, 8, 8);
+        Assert.True(SqnrDb(model.forward(x), int8.forward(x)) >= 25);
+    }
+
+    [Fact]
+    public void Appending_to_a_container_after_Prepare_changes_neither_the_observed_nor_the_converted_model()
+    {
+        torch.manual_seed(30);
+        using var model = new AppendNet();
+        model.eval();
+        using AppendNet.Observed observed = model.Prepare();
+        int ops = observed.Graph.Ops.Count;
+        using var noGrad = torch.no_grad();
+        observed.forward(torch.randn(2, 3, 8, 8)).Dispose();
+        AppendNet.Quantized int8 = observed.Convert();
+        using Tensor x = torch.randn(1, 3, 8, 8);
+        float[] before = int8.forward(x).data<float>().ToArray();
+
+        var features = (TorchSharp.Modules.Sequential)model.named_children().Single(c => c.name == "features").module;
+        features.append(nn.ReLU());
+        Assert.Equal(ops, observed.Graph.Ops.Count);
+        Assert.Equal(before, int8.forward(x).data<float>().ToArray());
+    }
+
+    [Fact]
     public void A_Sequential_filled_with_append_in_the_constructor_is_part_of_forward()
     {
         torch.manual_seed(3);

@@ -248,3 +248,20 @@ public partial class ActivationsNet : Module<Tensor, Tensor>
     public override Tensor forward(Tensor x) =>
         gate.forward(conv4.forward(silu.forward(conv3.forward(hardswish.forward(conv2.forward(leaky.forward(conv1.forward(x))))))));
 }
+
+/// <summary>[NoQuantize] on a general-typed member of a bound model: that member's call stays float.</summary>
+[Quantize]
+public partial class NoQuantizeMemberNet : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> conv1 = Conv2d(3, 8, 3, padding: 1);
+
+    [NoQuantize]
+    private readonly Module<Tensor, Tensor> sensitive = Sequential(Conv2d(8, 8, 3, padding: 1), ReLU());
+
+    private readonly Module<Tensor, Tensor> conv2 = Conv2d(8, 4, 1);
+
+    public NoQuantizeMemberNet()
+        : base(nameof(NoQuantizeMemberNet)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => conv2.forward(sensitive.forward(conv1.forward(x)));
+}
