@@ -24,7 +24,7 @@ namespace QuantGen.Tests.Serialization;
 public sealed class QGenFuzzTests(ITestOutputHelper output)
 {
     /// <summary>Mutations per model in CI (a few thousand in all, well under a minute).</summary>
-    private const int DefaultIterations = 1500;
+    private const int DefaultIterations = 3000;
 
     /// <summary>A case that takes longer than this is a hang (a healthy case takes milliseconds).</summary>
     private static readonly TimeSpan CaseTimeout = TimeSpan.FromSeconds(10);
