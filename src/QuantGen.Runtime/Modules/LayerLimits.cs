@@ -23,8 +23,12 @@ public static class LayerLimits
     /// </summary>
     public const long MaxPlaneGrowth = 4096;
 
-    /// <summary>An output plane of up to this many positions (1024×1024) is allowed whatever the input's size.</summary>
-    public const long MinPlaneAllowance = 1L << 20;
+    /// <summary>
+    /// An output plane of up to this many positions (256×256) is allowed whatever the input's size (an
+    /// upsampling or adaptive pool from 1×1); larger planes must come from at most <see cref="MaxPlaneGrowth"/>×
+    /// the input's. Kept small because the bounds compound along a chain of layers run on a small input.
+    /// </summary>
+    public const long MinPlaneAllowance = 1L << 16;
 
     /// <summary>Throws, naming the layer and field, unless <paramref name="min"/> ≤ height, width ≤ <see cref="MaxGeometry"/>.</summary>
     internal static void Field(string name, string field, long height, long width, int min, string parameterName)

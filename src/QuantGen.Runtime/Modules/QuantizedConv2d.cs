@@ -91,7 +91,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         config.EnsureSupported();
         sbyte[] weightsOhwi = PackOhwi(weight, outChannels, inPerGroup, options.KernelHeight, options.KernelWidth);
         _packedWeights = PackedConv2dWeights.Pack(weightsOhwi, _weightZeroPoints, outChannels, options.InChannels, options.KernelHeight, options.KernelWidth, options.Groups, config);
-        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
+        _requantization = new LayerRequantization(name, backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>

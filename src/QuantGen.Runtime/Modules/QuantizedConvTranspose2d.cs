@@ -65,7 +65,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         FusedRelu = fusedRelu;
         Backend = backend;
         _weightsOhwi = ConvTranspose2dScalar.Pack(weight.IntRepr(), options.InChannels, options.OutChannels, options.KernelHeight, options.KernelWidth, options.Groups);
-        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
+        _requantization = new LayerRequantization(name, backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>

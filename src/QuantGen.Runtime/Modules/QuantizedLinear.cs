@@ -95,7 +95,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
         config.EnsureSupported();
         sbyte[] weights = weight.Int8Logical();
         _packedWeights = LinearKernel.Pack(weights, _weightZeroPoints, outFeatures, inFeatures, config);
-        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
+        _requantization = new LayerRequantization(name, backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>

@@ -110,16 +110,16 @@ public sealed class ZeroSizeAndLimitTests
     [Fact]
     public void AConvOutputBeyondThePlaneBoundIsRefusedByName()
     {
-        // Padding 600 on a 4x4 input would make a 1204x1204 plane: more than 1 Mi positions from 16.
+        // Padding 600 on a 4x4 input would make a 1202x1202 plane: more than 4096x16 = 65,536 positions.
         var conv = Conv(new Random(5), "conv", new Conv2dOptions(2, 3, 3, 3, PadHeight: 600, PadWidth: 600), perChannel: false, bias: false, Q, Q, relu: false, QuantBackend.X86);
         var ex = Assert.Throws<ArgumentException>(() => conv.Forward(new QTensor([1, 2, 4, 4], Q, MemoryFormat.ChannelsLast)));
         Assert.Equal(
-            "Net.conv: input [1, 2, 4, 4] would give an output plane of 1202x1202, expected at most 1,048,576 positions (4096× the input's 16, or 1,048,576; see LayerLimits) (kernel_size=(3, 3), stride=(1, 1), padding=(600, 600), dilation=(1, 1)). (Parameter 'input')",
+            "Net.conv: input [1, 2, 4, 4] would give an output plane of 1202x1202, expected at most 65,536 positions (4096× the input's 16, or 65,536; see LayerLimits) (kernel_size=(3, 3), stride=(1, 1), padding=(600, 600), dilation=(1, 1)). (Parameter 'input')",
             ex.Message);
 
-        // Padding 500 stays within the allowance and runs (a 1000-odd plane is an odd model, not a forged one).
-        var wide = Conv(new Random(5), "conv", new Conv2dOptions(2, 3, 3, 3, PadHeight: 500, PadWidth: 500), perChannel: false, bias: false, Q, Q, relu: false, QuantBackend.X86);
-        Assert.Equal([1, 3, 1002, 1002], wide.Forward(new QTensor([1, 2, 4, 4], Q, MemoryFormat.ChannelsLast)).Shape);
+        // Padding 100 stays within the bound and runs (an odd model, but not one the bound is for).
+        var wide = Conv(new Random(5), "conv", new Conv2dOptions(2, 3, 3, 3, PadHeight: 100, PadWidth: 100), perChannel: false, bias: false, Q, Q, relu: false, QuantBackend.X86);
+        Assert.Equal([1, 3, 202, 202], wide.Forward(new QTensor([1, 2, 4, 4], Q, MemoryFormat.ChannelsLast)).Shape);
     }
 
     [Fact]
@@ -131,6 +131,19 @@ public sealed class ZeroSizeAndLimitTests
 
         var beyond = Assert.Throws<ArgumentException>(() => new QuantizedUpsampleNearest2d("Net", "upsample", null, null, 1e9, 2.0));
         Assert.StartsWith("Net.upsample: scale_factor must be at most 65535", beyond.Message);
+    }
+
+    [Fact]
+    public void AnInputScaleThatCannotBeRequantizedIsRefusedNamingTheLayer()
+    {
+        // Found by the fuzzer: a forged upstream scale of 2e-38 made the Qnnpack bias factor NaN, and the
+        // ArgumentException said "Qnnpack bias: ..." without the layer.
+        // A zero bias over a product scale that underflows: 0 · (1 / 0) is NaN.
+        var conv = Conv(new Random(9), "conv", new Conv2dOptions(2, 3, 1, 1), perChannel: false, bias: true, Q, Q, relu: false, QuantBackend.Qnnpack);
+        conv.SetBias(new float[3]);
+        QTensor tiny = new([1, 2, 2, 2], QParams.PerTensor(2.3510288E-38f, 128, QuantDType.QUInt8), MemoryFormat.ChannelsLast);
+        var ex = Assert.Throws<ArgumentException>(() => conv.Forward(tiny));
+        Assert.StartsWith("Net.conv: an input of scale 2.3510288E-38 cannot be requantized to the output scale 0.05: Qnnpack bias:", ex.Message);
     }
 
     [Fact]

@@ -106,7 +106,7 @@ public sealed class ForgedGeometryTests
         QTensor x = ((QuantizeInput)loaded[0]).Forward(new float[4 * 6 * 6], [1, 4, 6, 6]);
         var ex = Assert.Throws<ArgumentException>(() => up.Forward(x));
         Assert.StartsWith("Net.up: input [1, 4, 6, 6] would give an output plane of ", ex.Message);
-        Assert.Contains("expected at most 1,048,576 positions", ex.Message);
+        Assert.Contains("expected at most 147,456 positions (4096× the input's 36", ex.Message);
         Assert.Contains($"stride=({stride}, {stride})", ex.Message);
     }
 

@@ -29,7 +29,11 @@ public sealed class QGenFuzzTests(ITestOutputHelper output)
     /// <summary>A case that takes longer than this is a hang (a healthy case takes milliseconds).</summary>
     private static readonly TimeSpan CaseTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>Per case: load + run may allocate at most 64× the file plus this (the small input's own run needs a few KB).</summary>
+    /// <summary>
+    /// Per case: load + run may allocate at most 64× the file plus this. The unmutated run needs a few KB; a
+    /// forged geometry within LayerLimits may legitimately grow each layer's plane to 256×256 (a few MB per
+    /// layer with its int32 accumulators), which the chain of a dozen layers must stay under.
+    /// </summary>
     private const long AllocationAllowance = 64L << 20;
 
     private static readonly int[] BoundaryValues =
