@@ -93,6 +93,15 @@ public sealed class ZeroSizeAndLimitTests
     }
 
     [Fact]
+    public void CatRefusesAJoinedDimensionBeyondInt32ByName()
+    {
+        // Empty tensors can have huge dimensions without storage; before, the sum was an OverflowException.
+        QTensor a = new([0, 1_100_000_000], Q);
+        var ex = Assert.Throws<ArgumentException>(() => new QuantizedCat("Net", "cat", 1, Q).Forward(a, a));
+        Assert.StartsWith("Net.cat: the inputs joined along dim 1 would have size 2200000000, more than QuantGen's int32 sizes", ex.Message);
+    }
+
+    [Fact]
     public void QuantizeInputTakesAnEmptyShapeAndRefusesOneThatOverflows()
     {
         var quant = new QuantizeInput("Net", "quant", Q);

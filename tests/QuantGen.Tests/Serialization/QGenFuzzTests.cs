@@ -113,6 +113,7 @@ public sealed class QGenFuzzTests(ITestOutputHelper output)
         var failures = new List<string>();
         var clock = Stopwatch.StartNew();
         int files = 0;
+        long maxAllocated = 0;
         foreach (FuzzModel model in new[] { Chain(), Decoder() })
         {
             var like = new LayerListModel(Model, Hash, model.Layers);
@@ -121,9 +122,9 @@ public sealed class QGenFuzzTests(ITestOutputHelper output)
             {
                 (string mutation, byte[] mutated) = Mutate(original, new Random((model.Name.Length * 1_000_003) + seed));
                 files++;
-                string outcome = RunCase(model, like, mutated, out string? failure);
-                string key = $"{outcome}";
-                outcomes[key] = outcomes.GetValueOrDefault(key) + 1;
+                string outcome = RunCase(model, like, mutated, out string? failure, out long allocated);
+                outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+                maxAllocated = Math.Max(maxAllocated, allocated);
                 if (failure is not null)
                 {
                     failures.Add($"{model.Name} seed {seed} ({mutation}): {failure}");
@@ -131,7 +132,7 @@ public sealed class QGenFuzzTests(ITestOutputHelper output)
             }
         }
 
-        output.WriteLine($"{files} mutated files in {clock.Elapsed.TotalSeconds:F1} s");
+        output.WriteLine($"{files} mutated files in {clock.Elapsed.TotalSeconds:F1} s; the most one case allocated: {maxAllocated:N0} bytes");
         foreach ((string outcome, int count) in outcomes)
         {
             output.WriteLine($"  {outcome}: {count}");
@@ -151,9 +152,9 @@ public sealed class QGenFuzzTests(ITestOutputHelper output)
     }
 
     /// <summary>Loads and runs one mutated file on a worker, time-boxed and allocation-measured; returns the outcome kind and any failure.</summary>
-    private static string RunCase(FuzzModel model, LayerListModel like, byte[] file, out string? failure)
+    private static string RunCase(FuzzModel model, LayerListModel like, byte[] file, out string? failure, out long allocated)
     {
-        long allocated = 0;
+        long bytes = 0;
         var task = Task.Run(() =>
         {
             long before = GC.GetAllocatedBytesForCurrentThread();
@@ -163,16 +164,18 @@ public sealed class QGenFuzzTests(ITestOutputHelper output)
             }
             finally
             {
-                allocated = GC.GetAllocatedBytesForCurrentThread() - before;
+                bytes = GC.GetAllocatedBytesForCurrentThread() - before;
             }
         });
         if (!task.Wait(CaseTimeout))
         {
+            allocated = 0;
             failure = $"no result after {CaseTimeout.TotalSeconds} s (a hang)";
             return "hang";
         }
 
         (string outcome, failure) = task.Result;
+        allocated = bytes;
         long bound = (64L * file.Length) + AllocationAllowance;
         if (failure is null && allocated > bound)
         {
