@@ -151,6 +151,54 @@ public sealed class QGenFuzzTests(ITestOutputHelper output)
         Assert.True(outcomes.GetValueOrDefault("ran") > 0, "no mutated file loaded and ran");
     }
 
+    [Fact]
+    public void EveryOptionFieldSetToEveryBoundaryValueIsRefusedCleanlyOrRuns()
+    {
+        // The systematic half: every int32 slot in the first 80 bytes of every record's payload (the options
+        // and the weight's shape) set to every boundary value, so a finding such as dilation 0x7FFFFFFE does
+        // not depend on a random draw.
+        var outcomes = new SortedDictionary<string, int>(StringComparer.Ordinal);
+        var failures = new List<string>();
+        int files = 0;
+        foreach (FuzzModel model in new[] { Chain(), Decoder() })
+        {
+            var like = new LayerListModel(Model, Hash, model.Layers);
+            byte[] original = SaveToBytes(like);
+            foreach (var record in FileLayout.Records(original))
+            {
+                for (int offset = 0; offset + 4 <= Math.Min(record.PayloadLength, 80); offset += 4)
+                {
+                    foreach (int value in BoundaryValues)
+                    {
+                        byte[] file = (byte[])original.Clone();
+                        BinaryPrimitives.WriteInt32LittleEndian(file.AsSpan(record.PayloadAt + offset), value);
+                        files++;
+                        string outcome = RunCase(model, like, FileLayout.Reseal(file), out string? failure, out _);
+                        outcomes[outcome] = outcomes.GetValueOrDefault(outcome) + 1;
+                        if (failure is not null)
+                        {
+                            failures.Add($"{model.Name} {record.Name} payload+{offset} = {value}: {failure}");
+                        }
+                    }
+                }
+            }
+        }
+
+        output.WriteLine($"{files} files with one option field set to a boundary value");
+        foreach ((string outcome, int count) in outcomes)
+        {
+            output.WriteLine($"  {outcome}: {count}");
+        }
+
+        foreach (string failure in failures.Take(50))
+        {
+            output.WriteLine(failure);
+        }
+
+        Assert.True(failures.Count == 0, $"{failures.Count} of {files} files ended in a forbidden outcome; first: {failures.FirstOrDefault()}");
+        Assert.True(outcomes.GetValueOrDefault("load refused: InvalidLayer") > 0, "no value reached a layer constructor");
+    }
+
     /// <summary>Loads and runs one mutated file on a worker, time-boxed and allocation-measured; returns the outcome kind and any failure.</summary>
     private static string RunCase(FuzzModel model, LayerListModel like, byte[] file, out string? failure, out long allocated)
     {
