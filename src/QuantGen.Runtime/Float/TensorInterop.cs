@@ -25,6 +25,19 @@ public static class TensorInterop
         }
 
         shape = ToIntShape(tensor.shape);
+        long count = tensor.numel();
+        if (count > Array.MaxLength)
+        {
+            throw new ArgumentException($"TensorInterop: tensor {TorchText.Shape(shape)} holds {count} values, more than a .NET array can ({Array.MaxLength}).", nameof(tensor));
+        }
+
+        // An empty tensor (a batch of 0, an empty plane) has no storage to read: TorchSharp's data<T>()
+        // throws ArgumentOutOfRangeException("startingIndex") for it. Its values are simply none.
+        if (count == 0)
+        {
+            return [];
+        }
+
         using var scope = torch.NewDisposeScope();
         Tensor rowMajor = tensor.detach().cpu().contiguous();
         return rowMajor.data<float>().ToArray();
@@ -57,6 +70,17 @@ public static class TensorInterop
         return torch.tensor(values, dimensions, ScalarType.Float32);
     }
 
-    /// <summary>A tensor's shape as ints (QuantGen's sizes are int32; larger dimensions are refused).</summary>
-    internal static int[] ToIntShape(long[] shape) => Array.ConvertAll(shape, d => checked((int)d));
+    /// <summary>A tensor's shape as ints (QuantGen's sizes are int32; a larger dimension is refused with an <see cref="ArgumentException"/> naming the shape).</summary>
+    internal static int[] ToIntShape(long[] shape)
+    {
+        foreach (long d in shape)
+        {
+            if (d > int.MaxValue || d < 0)
+            {
+                throw new ArgumentException($"TensorInterop: tensor of shape [{string.Join(", ", shape)}] has a dimension beyond QuantGen's int32 sizes ({int.MaxValue}).", nameof(shape));
+            }
+        }
+
+        return Array.ConvertAll(shape, d => (int)d);
+    }
 }

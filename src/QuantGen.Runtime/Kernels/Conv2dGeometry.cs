@@ -44,9 +44,17 @@ public readonly record struct Conv2dGeometry(
             throw new ArgumentException($"Conv2d: in ({InChannels}) and out ({OutChannels}) channels must both divide by groups ({Groups}).");
         }
 
-        if (OutHeight < 1 || OutWidth < 1)
+        // The int32 properties above would wrap for forged sizes; the same formula in 64 bits must agree.
+        long outHeight = ((InHeight + (2L * PadHeight) - ((long)DilationHeight * (KernelHeight - 1)) - 1) / StrideHeight) + 1;
+        long outWidth = ((InWidth + (2L * PadWidth) - ((long)DilationWidth * (KernelWidth - 1)) - 1) / StrideWidth) + 1;
+        if (outHeight < 1 || outWidth < 1)
         {
             throw new ArgumentException($"Conv2d: input {InHeight}x{InWidth} is smaller than the dilated kernel: {this}.");
+        }
+
+        if (outHeight != OutHeight || outWidth != OutWidth || (long)Batch * OutChannels * outHeight * outWidth > int.MaxValue)
+        {
+            throw new ArgumentException($"Conv2d: the output {outHeight}x{outWidth} does not fit int32 sizes: {this}.");
         }
     }
 }

@@ -1,3 +1,4 @@
+using System;
 using System.Threading;
 using QuantGen.Kernels;
 
@@ -18,6 +19,7 @@ namespace QuantGen.Modules;
 /// </remarks>
 internal sealed class LayerRequantization
 {
+    private readonly string _name;
     private readonly QuantBackend _backend;
     private readonly float _calibratedInputScale;
     private readonly float[] _weightScales;
@@ -26,14 +28,16 @@ internal sealed class LayerRequantization
     private RequantizeParams _calibrated;
     private ScaleFactors? _other;
 
+    /// <param name="name">"Model.layer", for messages.</param>
     /// <param name="backend">The bias/requantization arithmetic.</param>
     /// <param name="calibratedInputScale">The input scale seen at calibration.</param>
     /// <param name="weightScales">Weight scale per output channel.</param>
     /// <param name="output">The output qparams.</param>
     /// <param name="bias">Validated float bias per output channel, or null.</param>
     /// <param name="relu">A fused ReLU.</param>
-    public LayerRequantization(QuantBackend backend, float calibratedInputScale, float[] weightScales, QParams output, float[]? bias, bool relu)
+    public LayerRequantization(string name, QuantBackend backend, float calibratedInputScale, float[] weightScales, QParams output, float[]? bias, bool relu)
     {
+        _name = name;
         _backend = backend;
         _calibratedInputScale = calibratedInputScale;
         _weightScales = weightScales;
@@ -66,7 +70,19 @@ internal sealed class LayerRequantization
         if (other is null || !inputScale.Equals(other.InputScale))
         {
             // Two threads with different scales may replace each other's entry; each still uses its own.
-            other = new ScaleFactors(inputScale, Create(inputScale));
+            RequantizeParams factors;
+            try
+            {
+                factors = Create(inputScale);
+            }
+            catch (ArgumentException ex)
+            {
+                // An input scale no calibration produced (a forged file's upstream qparams, say) can make the
+                // factors non-finite; the caller must learn which layer refused it.
+                throw new ArgumentException($"{_name}: an input of scale {inputScale} cannot be requantized to the output scale {_output.Scale}: {ex.Message}", "input", ex);
+            }
+
+            other = new ScaleFactors(inputScale, factors);
             Volatile.Write(ref _other, other);
         }
 

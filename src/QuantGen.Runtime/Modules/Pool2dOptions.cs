@@ -61,6 +61,13 @@ public readonly record struct Pool2dOptions(
                 : $"{name}: dilation must be positive, got {TorchText.Pair(DilationHeight, DilationWidth)}.");
         }
 
+        // QuantGen's bounds (LayerLimits), before the padding rule below multiplies kernel by dilation.
+        LayerLimits.Field(name, "kernel_size", KernelHeight, KernelWidth, 1, "options");
+        LayerLimits.Field(name, "stride", EffectiveStrideHeight, EffectiveStrideWidth, 1, "options");
+        LayerLimits.Field(name, "padding", PadHeight, PadWidth, 0, "options");
+        LayerLimits.Field(name, "dilation", DilationHeight, DilationWidth, 1, "options");
+        LayerLimits.Extent(name, KernelHeight, KernelWidth, DilationHeight, DilationWidth, "options");
+
         if (PadHeight > (((KernelHeight - 1) * DilationHeight) + 1) / 2 || PadWidth > (((KernelWidth - 1) * DilationWidth) + 1) / 2)
         {
             throw new ArgumentException($"{name}: padding {TorchText.Pair(PadHeight, PadWidth)} must be at most half of the effective kernel size (kernel_size={TorchText.Pair(KernelHeight, KernelWidth)}, dilation={TorchText.Pair(DilationHeight, DilationWidth)}).");
@@ -86,9 +93,10 @@ public readonly record struct Pool2dOptions(
             throw new ArgumentException($"{name}: expected input [N, C, H, W] with C, H and W positive, got {TorchText.Shape(input.Shape)}.", nameof(input));
         }
 
-        if (geometry.OutHeight < 1 || geometry.OutWidth < 1)
+        if (LayerLimits.OutputPlaneProblem(input.ShapeSpan, input.Dim(1), geometry.OutHeight, geometry.OutWidth) is string problem)
         {
-            throw new ArgumentException($"{name}: input {TorchText.Shape(input.Shape)} is too small: the output would be {geometry.OutHeight}x{geometry.OutWidth} (kernel_size={TorchText.Pair(KernelHeight, KernelWidth)}, stride={TorchText.Pair(EffectiveStrideHeight, EffectiveStrideWidth)}, padding={TorchText.Pair(PadHeight, PadWidth)}, dilation={TorchText.Pair(DilationHeight, DilationWidth)}).", nameof(input));
+            throw new ArgumentException(
+                $"{name}: {problem} (kernel_size={TorchText.Pair(KernelHeight, KernelWidth)}, stride={TorchText.Pair(EffectiveStrideHeight, EffectiveStrideWidth)}, padding={TorchText.Pair(PadHeight, PadWidth)}, dilation={TorchText.Pair(DilationHeight, DilationWidth)}).", nameof(input));
         }
 
         return geometry;

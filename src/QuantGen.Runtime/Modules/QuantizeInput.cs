@@ -65,6 +65,8 @@ public sealed class QuantizeInput : IQuantizedLayer
     public QTensor Forward(ReadOnlySpan<float> values, int[] shape, Buffers.BufferSlot? output)
     {
         ArgumentNullException.ThrowIfNull(shape);
+        // The element count in 64 bits, stopping past Array.MaxLength: eight dimensions of 65536 must not
+        // wrap around to a count that matches (an empty span would then "fit" a huge shape).
         long count = 1;
         foreach (int dimension in shape)
         {
@@ -72,8 +74,16 @@ public sealed class QuantizeInput : IQuantizedLayer
             {
                 throw new ArgumentException($"{Model}.{Layer}: shape {TorchText.Shape(shape)} has a negative dimension.", nameof(shape));
             }
+        }
 
-            count *= dimension;
+        foreach (int dimension in shape)
+        {
+            count = Math.Min(count * dimension, (long)Array.MaxLength + 1);
+        }
+
+        if (count > Array.MaxLength)
+        {
+            throw new ArgumentException($"{Model}.{Layer}: shape {TorchText.Shape(shape)} holds more values than a tensor can ({Array.MaxLength}).", nameof(shape));
         }
 
         if (count != values.Length)

@@ -26,6 +26,9 @@ public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
             throw new ArgumentException($"{model}.{layer}: output_size must be positive, got {TorchText.Pair(outputHeight, outputWidth)}.");
         }
 
+        // QuantGen's bound (LayerLimits): a forged output size is refused here, at load.
+        LayerLimits.Field($"{model}.{layer}", "output_size", outputHeight, outputWidth, 1, nameof(outputHeight));
+
         Model = model;
         Layer = layer;
         _name = $"{model}.{layer}";
@@ -64,6 +67,11 @@ public sealed class QuantizedAdaptiveAvgPool2d : IQuantizedLayer
         }
 
         int batch = input.Dim(0), channels = input.Dim(1);
+        if (LayerLimits.OutputPlaneProblem(input.ShapeSpan, channels, OutputHeight, OutputWidth) is string problem)
+        {
+            throw new ArgumentException($"{_name}: {problem} ({this}).", nameof(input));
+        }
+
         ReadOnlySpan<int> outputShape = [batch, channels, OutputHeight, OutputWidth];
         QTensor result = LayerChecks.Output(output, outputShape, input.QParams, MemoryFormat.ChannelsLast);
         LayerChecks.NotAliased(_name, result, input, nameof(output));

@@ -100,6 +100,7 @@ public sealed class QuantizedCat : IQuantizedLayer
         Span<int> outputShape = rank <= 8 ? stackalloc int[rank] : new int[rank];
         first.CopyTo(outputShape);
         outputShape[dim] = 0;
+        long catSize = 0;
         foreach (QTensor input in inputs)
         {
             ReadOnlySpan<int> shape = input.ShapeSpan;
@@ -114,8 +115,17 @@ public sealed class QuantizedCat : IQuantizedLayer
                 throw new ArgumentException($"{name}: inputs must match in every dimension but {dim}: {TorchText.Shape(first)} vs {TorchText.Shape(shape)}.", nameof(inputs));
             }
 
-            outputShape[dim] = checked(outputShape[dim] + shape[dim]);
+            catSize += shape[dim];
         }
+
+        // The joined dimension in 64 bits: two inputs of 1.1e9 along it (empty elsewhere) must be refused by
+        // name, not overflow.
+        if (catSize > int.MaxValue)
+        {
+            throw new ArgumentException($"{name}: the inputs joined along dim {dim} would have size {catSize}, more than QuantGen's int32 sizes (first input {TorchText.Shape(first)}).", nameof(inputs));
+        }
+
+        outputShape[dim] = (int)catSize;
 
         MemoryFormat format = inputs[0].Format;
         QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, format);

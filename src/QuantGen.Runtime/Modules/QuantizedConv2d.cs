@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics;
 using System.Text;
 using QuantGen.Kernels;
 using QuantGen.Kernels.Packing;
@@ -90,7 +91,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         config.EnsureSupported();
         sbyte[] weightsOhwi = PackOhwi(weight, outChannels, inPerGroup, options.KernelHeight, options.KernelWidth);
         _packedWeights = PackedConv2dWeights.Pack(weightsOhwi, _weightZeroPoints, outChannels, options.InChannels, options.KernelHeight, options.KernelWidth, options.Groups, config);
-        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
+        _requantization = new LayerRequantization(name, backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>
@@ -161,12 +162,13 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         ValidateInput(input);
         Conv2dOptions o = Options;
         int batch = input.Dim(0);
+        (int outHeight, int outWidth) = OutputSize(_name, o, input.ShapeSpan);
         var geometry = new Conv2dGeometry(
             batch, o.InChannels, input.Dim(2), input.Dim(3), o.OutChannels, o.KernelHeight, o.KernelWidth,
             o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.Groups);
-        int outHeight = geometry.OutHeight, outWidth = geometry.OutWidth;
+        Debug.Assert(geometry.OutHeight == outHeight && geometry.OutWidth == outWidth, "the kernels' int32 output size must agree with the checked 64-bit one");
         ReadOnlySpan<int> outputShape = [batch, o.OutChannels, outHeight, outWidth];
-        int accumulatorCount = checked(batch * o.OutChannels * outHeight * outWidth);
+        int accumulatorCount = batch * o.OutChannels * outHeight * outWidth; // within int32: checked by OutputSize
         QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, MemoryFormat.ChannelsLast);
         if (accumulatorCount == 0)
         {
@@ -227,10 +229,34 @@ public sealed class QuantizedConv2d : IQuantizedLayer
             throw new ArgumentException($"{name}: stride and dilation must be positive and padding non-negative, got {options}.", nameof(options));
         }
 
+        // QuantGen's bounds (LayerLimits): every size the kernels compute from these stays within int32.
+        LayerLimits.Field(name, "kernel_size", options.KernelHeight, options.KernelWidth, 1, nameof(options));
+        LayerLimits.Field(name, "stride", options.StrideHeight, options.StrideWidth, 1, nameof(options));
+        LayerLimits.Field(name, "padding", options.PadHeight, options.PadWidth, 0, nameof(options));
+        LayerLimits.Field(name, "dilation", options.DilationHeight, options.DilationWidth, 1, nameof(options));
+        LayerLimits.Extent(name, options.KernelHeight, options.KernelWidth, options.DilationHeight, options.DilationWidth, nameof(options));
+
         if (options.Groups < 1 || options.InChannels % options.Groups != 0 || options.OutChannels % options.Groups != 0)
         {
             throw new ArgumentException($"{name}: in_channels ({options.InChannels}) and out_channels ({options.OutChannels}) must both be divisible by groups ({options.Groups}).", nameof(options));
         }
+    }
+
+    /// <summary>
+    /// The output's height and width for an input that passed <see cref="ValidateSpatialInput"/>,
+    /// <c>floor((H + 2p − d(k−1) − 1) / s) + 1</c> in 64-bit arithmetic, within <see cref="LayerLimits"/>.
+    /// </summary>
+    internal static (int Height, int Width) OutputSize(string name, Conv2dOptions o, ReadOnlySpan<int> shape)
+    {
+        long outHeight = ((shape[2] + (2L * o.PadHeight) - ((long)o.DilationHeight * (o.KernelHeight - 1)) - 1) / o.StrideHeight) + 1;
+        long outWidth = ((shape[3] + (2L * o.PadWidth) - ((long)o.DilationWidth * (o.KernelWidth - 1)) - 1) / o.StrideWidth) + 1;
+        if (LayerLimits.OutputPlaneProblem(shape, o.OutChannels, outHeight, outWidth) is string problem)
+        {
+            throw new ArgumentException(
+                $"{name}: {problem} (kernel_size={TorchText.Pair(o.KernelHeight, o.KernelWidth)}, stride={TorchText.Pair(o.StrideHeight, o.StrideWidth)}, padding={TorchText.Pair(o.PadHeight, o.PadWidth)}, dilation={TorchText.Pair(o.DilationHeight, o.DilationWidth)}).", "input");
+        }
+
+        return ((int)outHeight, (int)outWidth);
     }
 
     /// <summary>Rank, channel count and spatial size of an NCHW input, with the layer's message style.</summary>
@@ -241,8 +267,10 @@ public sealed class QuantizedConv2d : IQuantizedLayer
             throw new ArgumentException($"{name}: expected input [N, {options.InChannels}, H, W] (rank 4, {options.InChannels} channels), got {TorchText.Shape(shape)}.");
         }
 
-        int reachHeight = (options.DilationHeight * (options.KernelHeight - 1)) + 1;
-        int reachWidth = (options.DilationWidth * (options.KernelWidth - 1)) + 1;
+        // PyTorch refuses an empty plane; padding alone must not make an output out of no input.
+        LayerLimits.NonEmptyPlane(name, shape, "input");
+        long reachHeight = ((long)options.DilationHeight * (options.KernelHeight - 1)) + 1;
+        long reachWidth = ((long)options.DilationWidth * (options.KernelWidth - 1)) + 1;
         long paddedHeight = shape[2] + (2L * options.PadHeight);
         long paddedWidth = shape[3] + (2L * options.PadWidth);
         if (paddedHeight < reachHeight || paddedWidth < reachWidth)

@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics;
 using System.Text;
 using QuantGen.Kernels;
 using QuantGen.Kernels.Scalar;
@@ -64,7 +65,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         FusedRelu = fusedRelu;
         Backend = backend;
         _weightsOhwi = ConvTranspose2dScalar.Pack(weight.IntRepr(), options.InChannels, options.OutChannels, options.KernelHeight, options.KernelWidth, options.Groups);
-        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
+        _requantization = new LayerRequantization(name, backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>
@@ -125,22 +126,31 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         }
 
         LayerChecks.PerTensorInput(name, input, nameof(input));
-        if (input.Rank != 4 || input.Dim(1) != o.InChannels || input.Dim(2) < 1 || input.Dim(3) < 1)
+        if (input.Rank != 4 || input.Dim(1) != o.InChannels)
         {
             throw new ArgumentException($"{name}: expected input [N, {o.InChannels}, H, W] (rank 4, {o.InChannels} channels), got {TorchText.Shape(input.ShapeSpan)}.", nameof(input));
+        }
+
+        LayerLimits.NonEmptyPlane(name, input.ShapeSpan, nameof(input));
+
+        // (H − 1)·s − 2p + d(k − 1) + output_padding + 1 in 64-bit arithmetic, then QuantGen's bounds: a
+        // stride near 2¹⁶ must be refused here, not overflow or spin in the kernel.
+        long outHeight = ((input.Dim(2) - 1L) * o.StrideHeight) - (2L * o.PadHeight) + ((long)o.DilationHeight * (o.KernelHeight - 1)) + o.OutputPadHeight + 1;
+        long outWidth = ((input.Dim(3) - 1L) * o.StrideWidth) - (2L * o.PadWidth) + ((long)o.DilationWidth * (o.KernelWidth - 1)) + o.OutputPadWidth + 1;
+        if (LayerLimits.OutputPlaneProblem(input.ShapeSpan, o.OutChannels, outHeight, outWidth) is string problem)
+        {
+            throw new ArgumentException(
+                $"{name}: {problem} (kernel_size={TorchText.Pair(o.KernelHeight, o.KernelWidth)}, stride={TorchText.Pair(o.StrideHeight, o.StrideWidth)}, padding={TorchText.Pair(o.PadHeight, o.PadWidth)}, output_padding={TorchText.Pair(o.OutputPadHeight, o.OutputPadWidth)}, dilation={TorchText.Pair(o.DilationHeight, o.DilationWidth)}).", nameof(input));
         }
 
         var geometry = new ConvTranspose2dGeometry(
             input.Dim(0), o.InChannels, input.Dim(2), input.Dim(3), o.OutChannels, o.KernelHeight, o.KernelWidth,
             o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.OutputPadHeight, o.OutputPadWidth,
             o.DilationHeight, o.DilationWidth, o.Groups);
-        if (geometry.OutHeight < 1 || geometry.OutWidth < 1)
-        {
-            throw new ArgumentException($"{name}: input {TorchText.Shape(input.ShapeSpan)} gives an empty output {geometry.OutHeight}x{geometry.OutWidth} (padding={TorchText.Pair(o.PadHeight, o.PadWidth)} is too large).", nameof(input));
-        }
+        Debug.Assert(geometry.OutHeight == outHeight && geometry.OutWidth == outWidth, "the kernel's int32 output size must agree with the checked 64-bit one");
 
         ReadOnlySpan<int> outputShape = [geometry.Batch, o.OutChannels, geometry.OutHeight, geometry.OutWidth];
-        int count = checked(geometry.Batch * o.OutChannels * geometry.OutHeight * geometry.OutWidth);
+        int count = geometry.Batch * o.OutChannels * geometry.OutHeight * geometry.OutWidth; // within int32: checked by OutputPlane
         QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, MemoryFormat.ChannelsLast);
         if (count == 0)
         {
@@ -187,6 +197,14 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         {
             throw new ArgumentException($"{name}: stride and dilation must be positive, padding and output_padding non-negative, got {options}.", nameof(options));
         }
+
+        // QuantGen's bounds (LayerLimits): every size the kernel computes from these stays within int32.
+        LayerLimits.Field(name, "kernel_size", options.KernelHeight, options.KernelWidth, 1, nameof(options));
+        LayerLimits.Field(name, "stride", options.StrideHeight, options.StrideWidth, 1, nameof(options));
+        LayerLimits.Field(name, "padding", options.PadHeight, options.PadWidth, 0, nameof(options));
+        LayerLimits.Field(name, "output_padding", options.OutputPadHeight, options.OutputPadWidth, 0, nameof(options));
+        LayerLimits.Field(name, "dilation", options.DilationHeight, options.DilationWidth, 1, nameof(options));
+        LayerLimits.Extent(name, options.KernelHeight, options.KernelWidth, options.DilationHeight, options.DilationWidth, nameof(options));
 
         if ((options.OutputPadHeight >= options.StrideHeight && options.OutputPadHeight >= options.DilationHeight)
             || (options.OutputPadWidth >= options.StrideWidth && options.OutputPadWidth >= options.DilationWidth))

@@ -95,7 +95,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
         config.EnsureSupported();
         sbyte[] weights = weight.Int8Logical();
         _packedWeights = LinearKernel.Pack(weights, _weightZeroPoints, outFeatures, inFeatures, config);
-        _requantization = new LayerRequantization(backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
+        _requantization = new LayerRequantization(name, backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
     /// <summary>Model name, for error messages.</summary>
@@ -185,11 +185,20 @@ public sealed class QuantizedLinear : IQuantizedLayer
         Span<int> outputShape = shape.Length <= 8 ? stackalloc int[shape.Length] : new int[shape.Length];
         shape.CopyTo(outputShape);
         outputShape[^1] = OutFeatures;
-        int count = 1;
+        // In 64 bits: out_features > in_features can make the output larger than any tensor, and that must be
+        // an ArgumentException naming the layer, not an OverflowException.
+        long wide = 1;
         foreach (int size in outputShape)
         {
-            count = checked(count * size);
+            wide = Math.Min(wide * size, (long)int.MaxValue + 1);
         }
+
+        if (wide > int.MaxValue)
+        {
+            throw new ArgumentException($"{_name}: input {TorchText.Shape(shape)} would give an output of more than {int.MaxValue} elements (out_features={OutFeatures}), a tensor's bound.", nameof(input));
+        }
+
+        int count = (int)wide;
 
         QTensor result = LayerChecks.Output(output, outputShape, OutputQParams, MemoryFormat.Contiguous);
         if (count == 0)

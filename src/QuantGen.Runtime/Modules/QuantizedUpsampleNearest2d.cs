@@ -1,4 +1,5 @@
 using System;
+using System.Diagnostics;
 using System.Globalization;
 using QuantGen.Kernels.Scalar;
 
@@ -39,6 +40,16 @@ public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
         if (hasScale && (scaleHeight is not double sh || scaleWidth is not double sw || !(sh > 0) || !(sw > 0) || !double.IsFinite(sh) || !double.IsFinite(sw)))
         {
             throw new ArgumentException($"{name}: the scale factors need a positive, finite height and width factor, got ({Text(scaleHeight)}, {Text(scaleWidth)}).");
+        }
+
+        // QuantGen's bounds (LayerLimits): a forged size or factor is refused here, at load, not by the allocator.
+        if (hasSize)
+        {
+            LayerLimits.Field(name, "size", outputHeight!.Value, outputWidth!.Value, 1, nameof(outputHeight));
+        }
+        else if (scaleHeight > LayerLimits.MaxGeometry || scaleWidth > LayerLimits.MaxGeometry)
+        {
+            throw new ArgumentException($"{name}: scale_factor must be at most {LayerLimits.MaxGeometry} (QuantGen's bound on layer geometry), got ({Text(scaleHeight)}, {Text(scaleWidth)}).", nameof(scaleHeight));
         }
 
         Model = model;
@@ -88,12 +99,22 @@ public sealed class QuantizedUpsampleNearest2d : IQuantizedLayer
         }
 
         int batch = input.Dim(0), channels = input.Dim(1), inHeight = input.Dim(2), inWidth = input.Dim(3);
-        int outHeight = OutputHeight ?? UpsampleNearest2dScalar.OutputSize(inHeight, ScaleHeight!.Value);
-        int outWidth = OutputWidth ?? UpsampleNearest2dScalar.OutputSize(inWidth, ScaleWidth!.Value);
-        if (outHeight < 1 || outWidth < 1)
+
+        // floor(in · scale) in double, kept as a 64-bit value: a large product must be refused, not wrap as an int.
+        long wantHeight = OutputHeight ?? (long)Math.Min(Math.Floor(inHeight * ScaleHeight!.Value), long.MaxValue / 4);
+        long wantWidth = OutputWidth ?? (long)Math.Min(Math.Floor(inWidth * ScaleWidth!.Value), long.MaxValue / 4);
+        if (wantHeight < 1 || wantWidth < 1)
         {
-            throw new ArgumentException($"{name}: input {TorchText.Shape(input.ShapeSpan)} with scale factors ({Text(ScaleHeight)}, {Text(ScaleWidth)}) gives an empty output {outHeight}x{outWidth}.", nameof(input));
+            throw new ArgumentException($"{name}: input {TorchText.Shape(input.ShapeSpan)} with scale factors ({Text(ScaleHeight)}, {Text(ScaleWidth)}) gives an empty output {wantHeight}x{wantWidth}.", nameof(input));
         }
+
+        if (LayerLimits.OutputPlaneProblem(input.ShapeSpan, channels, wantHeight, wantWidth) is string problem)
+        {
+            throw new ArgumentException($"{name}: {problem} ({this}).", nameof(input));
+        }
+
+        int outHeight = (int)wantHeight, outWidth = (int)wantWidth;
+        Debug.Assert(OutputHeight is not null || outHeight == UpsampleNearest2dScalar.OutputSize(inHeight, ScaleHeight!.Value), "the kernel's output size must agree");
 
         float heightScale = UpsampleNearest2dScalar.SourceScale(inHeight, outHeight, ScaleHeight);
         float widthScale = UpsampleNearest2dScalar.SourceScale(inWidth, outWidth, ScaleWidth);

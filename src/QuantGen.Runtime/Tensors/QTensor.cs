@@ -586,11 +586,14 @@ public sealed class QTensor
                 throw new ArgumentException($"QTensor: shape {FormatShape(shape)} has a negative dimension.", nameof(shape));
             }
 
-            count *= size;
-            if (count > Array.MaxLength)
-            {
-                throw new ArgumentException($"QTensor: shape {FormatShape(shape)} has more elements than an array can hold.", nameof(shape));
-            }
+            // Capped, not checked per step: [65536, 65536, 0] holds no elements (as in PyTorch), and the cap
+            // keeps the 64-bit product from wrapping around.
+            count = Math.Min(count * size, (long)Array.MaxLength + 1);
+        }
+
+        if (count > Array.MaxLength)
+        {
+            throw new ArgumentException($"QTensor: shape {FormatShape(shape)} has more elements than an array can hold.", nameof(shape));
         }
 
         return (int)count;

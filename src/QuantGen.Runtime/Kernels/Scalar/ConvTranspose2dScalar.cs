@@ -51,9 +51,17 @@ public readonly record struct ConvTranspose2dGeometry(
             throw new ArgumentException($"ConvTranspose2d: in ({InChannels}) and out ({OutChannels}) channels must both divide by groups ({Groups}).");
         }
 
-        if (OutHeight < 1 || OutWidth < 1)
+        // The int32 properties above would wrap for forged sizes; the same formula in 64 bits must agree.
+        long outHeight = ((InHeight - 1L) * StrideHeight) - (2L * PadHeight) + ((long)DilationHeight * (KernelHeight - 1)) + OutputPadHeight + 1;
+        long outWidth = ((InWidth - 1L) * StrideWidth) - (2L * PadWidth) + ((long)DilationWidth * (KernelWidth - 1)) + OutputPadWidth + 1;
+        if (outHeight < 1 || outWidth < 1)
         {
-            throw new ArgumentException($"ConvTranspose2d: the output would be {OutHeight}x{OutWidth}: {this}.");
+            throw new ArgumentException($"ConvTranspose2d: the output would be {outHeight}x{outWidth}: {this}.");
+        }
+
+        if (outHeight != OutHeight || outWidth != OutWidth || (long)Batch * OutChannels * outHeight * outWidth > int.MaxValue)
+        {
+            throw new ArgumentException($"ConvTranspose2d: the output {outHeight}x{outWidth} does not fit int32 sizes: {this}.");
         }
     }
 }

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -30,6 +31,9 @@ public static unsafe class GemmAvxVnni
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel6x16(byte* a, nint lda, int rows, int k, sbyte* w, int* tile)
     {
+        // Preconditions the callers guarantee (no checks in release: this is the inner loop's entry).
+        Debug.Assert(a != null && w != null && tile != null, "Kernel6x16: null pointer");
+        Debug.Assert(rows is >= 1 and <= 6 && k >= 1 && (rows == 1 || lda >= k), "Kernel6x16: rows 1..6, k positive, rows of k bytes that do not overlap");
         byte* a0 = a;
         byte* a1 = rows > 1 ? a0 + lda : a0;
         byte* a2 = rows > 2 ? a1 + lda : a1;
@@ -179,6 +183,11 @@ public static unsafe class GemmAvxVnni
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Kernel6x16Indirect(byte** rows, int segments, int segmentLength, sbyte* w, int* tile)
     {
+        // Preconditions the callers guarantee (issue 12: a forged dilation once sent row pointers out of the
+        // input here; the layers now refuse such geometry before any pointer is made).
+        Debug.Assert(rows != null && w != null && tile != null, "Kernel6x16Indirect: null pointer");
+        Debug.Assert(segments >= 1 && segmentLength >= 4 && (segmentLength & 3) == 0, "Kernel6x16Indirect: at least one segment of a positive multiple of 4 bytes");
+        Debug.Assert((long)segments * segmentLength <= int.MaxValue, "Kernel6x16Indirect: the reduction length must fit in int32");
         Vector256<int> c00 = Vector256<int>.Zero, c01 = Vector256<int>.Zero;
         Vector256<int> c10 = Vector256<int>.Zero, c11 = Vector256<int>.Zero;
         Vector256<int> c20 = Vector256<int>.Zero, c21 = Vector256<int>.Zero;
