@@ -148,7 +148,6 @@ internal static class SerializationTestSupport
         QuantizedUpsampleNearest2d => reader.Read<QuantizedUpsampleNearest2d>(like.Layer),
         QuantizedFlatten => reader.Read<QuantizedFlatten>(like.Layer),
         QuantizedReshape => reader.Read<QuantizedReshape>(like.Layer),
-        QuantizedHardtanh => reader.Read<QuantizedHardtanh>(like.Layer),
         _ => throw new ArgumentException(like.GetType().Name),
     };
 
