@@ -21,7 +21,7 @@ namespace QuantGen.Tests.Generator;
 /// </summary>
 public class GeneratorFuzzTests
 {
-    /// <summary>Cases of a CI run: about 40 s on a 2-core machine.</summary>
+    /// <summary>Cases of a CI run: about 35 s on a 2-core machine.</summary>
     private const int DefaultCases = 120;
 
     private const int DefaultSeed = 20261207;
