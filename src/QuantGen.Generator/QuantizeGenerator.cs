@@ -38,7 +38,7 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
 
         IncrementalValuesProvider<PlanResult> plans = parsed
             .Combine(specs)
-            .Select(static (pair, _) => FormChooser.Choose(pair.Left, QuantizationPlanner.Plan(pair.Left, pair.Right)))
+            .Select(static (pair, cancellationToken) => FormChooser.Choose(pair.Left, QuantizationPlanner.Plan(pair.Left, pair.Right, cancellationToken)))
             .WithTrackingName(TrackingNames.Plan);
 
         IncrementalValuesProvider<EquatableArray<DiagnosticInfo>> diagnostics = plans
@@ -61,7 +61,7 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
         {
             try
             {
-                string source = SourceFileEmitter.Emit(plan);
+                string source = SourceFileEmitter.Emit(plan, output.CancellationToken);
                 output.AddSource(plan.HintName, SourceText.From(source, System.Text.Encoding.UTF8));
             }
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
@@ -79,8 +79,8 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
         {
             try
             {
-                output.AddSource(bound.HintName, SourceText.From(BoundModelEmitter.Emit(bound), System.Text.Encoding.UTF8));
-                output.AddSource(bound.Capture.HintName, SourceText.From(CaptureEmitter.Emit(bound.Capture), System.Text.Encoding.UTF8));
+                output.AddSource(bound.HintName, SourceText.From(BoundModelEmitter.Emit(bound, output.CancellationToken), System.Text.Encoding.UTF8));
+                output.AddSource(bound.Capture.HintName, SourceText.From(CaptureEmitter.Emit(bound.Capture, output.CancellationToken), System.Text.Encoding.UTF8));
             }
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
             {
@@ -101,7 +101,7 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
         {
             try
             {
-                output.AddSource(capture.HintName, SourceText.From(CaptureEmitter.Emit(capture), System.Text.Encoding.UTF8));
+                output.AddSource(capture.HintName, SourceText.From(CaptureEmitter.Emit(capture, output.CancellationToken), System.Text.Encoding.UTF8));
             }
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
             {

@@ -237,6 +237,61 @@ public sealed class QConfigMapping
         }
     }
 
+    /// <summary>
+    /// Throws when this mapping sets, by its exact path, a qconfig for <paramref name="member"/> — a module that was
+    /// fused into (a ReLU) or folded into (a BatchNorm) the op at <paramref name="into"/> — that is null or differs
+    /// from the qconfig the op resolves (<paramref name="intoQConfig"/>). A fused op is quantized as one, with its
+    /// head's qconfig, so such an entry could only be ignored; PyTorch takes the head's qconfig too.
+    /// </summary>
+    /// <param name="model">The model's name, for the message.</param>
+    /// <param name="member">Path of the fused or folded member ("relu", "layer1.0.bn1").</param>
+    /// <param name="into">Path (layer name) of the op it runs in ("conv1").</param>
+    /// <param name="intoQConfig">The qconfig resolved for that op (null: it stays in float).</param>
+    /// <param name="folded">Whether the member is a BatchNorm folded into the op's weights (else fused).</param>
+    /// <exception cref="ArgumentException">The entry for <paramref name="member"/> is null or differs from <paramref name="intoQConfig"/>.</exception>
+    public void ValidateFused(string model, string member, string into, QConfig? intoQConfig, bool folded = false)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(member);
+        ArgumentException.ThrowIfNullOrEmpty(into);
+        if (!TryGet(_moduleNames, member, out QConfig? qconfig) || Equals(qconfig, intoQConfig))
+        {
+            return;
+        }
+
+        string how = folded ? "folded" : "fused";
+        string what = qconfig is null
+            ? "the QConfigMapping sets a null qconfig (keep in float) for it, but it has no op of its own to keep in float"
+            : $"the QConfigMapping gives it a qconfig ({qconfig}) that differs from {into}'s ({(intoQConfig is null ? "null, float" : intoQConfig.ToString())}), but a {how} op is quantized as one with its head's qconfig";
+        throw new ArgumentException(
+            $"{model}.{member} is {how} into {model}.{into}; give the qconfig to {into}: {what}. " +
+            $"Set it with SetModuleName(\"{into}\", ...) (null keeps the whole {how} op in float), or drop the entry for '{member}'.", nameof(member));
+    }
+
+    /// <summary>
+    /// Throws when an entry of this mapping (by member path or module type) holds a qconfig whose backend is not
+    /// <paramref name="backend"/>, the model's: a converted model runs one integer arithmetic (bias and
+    /// requantization), so a per-module backend could not be honoured. The ConvTranspose2d presets
+    /// <see cref="Default"/> adds on its own are not held against the model.
+    /// </summary>
+    /// <param name="model">The model's name, for the message.</param>
+    /// <param name="backend">The model's backend: the global qconfig's, else the [Quantize] one.</param>
+    /// <exception cref="ArgumentException">An entry with another backend (the message names it).</exception>
+    public void ValidateBackend(string model, QuantBackend backend)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        foreach ((string entry, QConfig? qconfig) in _moduleNames.Select(e => ($"member path '{e.Key}'", e.Value))
+            .Concat(_moduleTypes.Where(e => !_presetTypes.Contains(e.Key)).Select(e => ($"module type '{e.Key}'", e.Value))))
+        {
+            if (qconfig is not null && qconfig.Backend != backend)
+            {
+                throw new ArgumentException(
+                    $"{model}: the QConfigMapping's {entry} qconfig uses the {qconfig.Backend} backend, but the model's is {backend} (the global qconfig's, else [Quantize]'s); " +
+                    $"a converted model runs one integer arithmetic, so give that entry a {backend} qconfig (QConfig.For(QuantBackend.{backend}) with your observers) or change the global qconfig.", nameof(backend));
+            }
+        }
+    }
+
     /// <summary>A copy that can be changed without changing this mapping (the qconfigs themselves are immutable records).</summary>
     public QConfigMapping Clone()
     {

@@ -157,6 +157,18 @@ internal static class DiagnosticDescriptors
         "'{0}' in {1} runs in float in the int8 model: {2}",
         DiagnosticSeverity.Warning);
 
+    public static readonly DiagnosticDescriptor CannotExpand = Create(
+        "QG0024",
+        "Sub-modules cannot be expanded",
+        "'{0}' gets no generated code: {1}",
+        DiagnosticSeverity.Error);
+
+    public static readonly DiagnosticDescriptor FileLocalClass = Create(
+        "QG0025",
+        "[Quantize] class is file-local",
+        "'{0}' {1} declared 'file'; all parts of a file-local type must be in its one file, so QuantGen cannot add the generated part; make it internal to quantize it",
+        DiagnosticSeverity.Error);
+
     public static readonly DiagnosticDescriptor InternalError = Create(
         "QG9999",
         "QuantGen internal error",

@@ -175,6 +175,22 @@ internal static class ObservedEmitter
         writer.Line($"mapping.Validate({name}, global::System.Linq.Enumerable.ToArray(modules.Keys), knownTypes);");
         writer.Comment("One integer arithmetic per model: the global qconfig's backend, else the [Quantize] backend.");
         writer.Line($"this.QConfig = mapping.Global ?? {Names.QConfig}.For({Names.QuantBackend}.{plan.Backend});");
+        writer.Line($"mapping.ValidateBackend({name}, this.QConfig.Backend);");
+        List<StepPlan> fusedSteps = plan.Steps.Where(s => s.FusedMembers.Count > 0 && s.QConfigLookup.Length > 0).ToList();
+        if (fusedSteps.Count > 0)
+        {
+            writer.Comment("A member fused or folded into another op has no qconfig of its own: an entry naming it must be its op's.");
+        }
+
+        foreach (StepPlan step in fusedSteps)
+        {
+            foreach (string member in step.FusedMembers)
+            {
+                string folded = member == step.BatchNormMember ? ", folded: true" : string.Empty;
+                writer.Line($"mapping.ValidateFused({name}, {Names.Literal(member)}, {Names.Literal(step.Layer)}, {step.QConfigLookup}{folded});");
+            }
+        }
+
         writer.Line("this.QConfigMapping = mapping;");
         writer.Line("this._model = model;");
         var qconfigLocals = new Dictionary<StepPlan, string>();

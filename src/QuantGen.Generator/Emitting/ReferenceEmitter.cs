@@ -191,7 +191,7 @@ internal static class ReferenceEmitter
                 StepKind.FloatIsland => $"this.{IslandField(step)}",
                 StepKind.Conv2d or StepKind.Linear or StepKind.ConvTranspose2d or StepKind.BatchNorm2d => $"{field}.OutputQParams",
                 StepKind.Add or StepKind.Cat => field,
-                StepKind.Select => $"({step.Member} ? {Q(step.Inputs[0])} : {Q(step.Inputs[1])})",
+                StepKind.Select => $"{step.Member} ? {Q(step.Inputs[0])} : {Q(step.Inputs[1])}",
                 _ => inQ,
             };
             switch (step.Kind)
@@ -210,9 +210,29 @@ internal static class ReferenceEmitter
                 case StepKind.Identity or StepKind.DeQuantize:
                     writer.Comment(step.Kind == StepKind.Identity ? "Identity (or Dropout, identity in eval): nothing to run." : "DeQuantStub: the result is already dequantized.");
                     break;
+                case StepKind.Select:
+                {
+                    // The chosen value's qparams go into a local of their own: written inline, every later
+                    // select would repeat both of its inputs' expressions and a chain of n ifs would grow as 2^n.
+                    ObservedEmitter.Assign(writer, step, Names.Tensor, output, compute!, string.Empty);
+                    string local = "q" + output;
+                    if (step.Guard.Length > 0)
+                    {
+                        writer.Line($"{Names.QParams}? {local} = {step.Guard} ? {outQ} : null;");
+                        qparams[step.Output] = local + "!";
+                    }
+                    else
+                    {
+                        writer.Line($"{Names.QParams} {local} = {outQ};");
+                        qparams[step.Output] = local;
+                    }
+
+                    break;
+                }
+
                 default:
                     qparams[step.Output] = outQ;
-                    ObservedEmitter.Assign(writer, step, Names.Tensor, output, compute!, step.Kind == StepKind.Select ? string.Empty : $"{output} = tap?.OnLayer({Names.Literal(step.Layer)}, {output}, {outQ}) ?? {output};");
+                    ObservedEmitter.Assign(writer, step, Names.Tensor, output, compute!, $"{output} = tap?.OnLayer({Names.Literal(step.Layer)}, {output}, {outQ}) ?? {output};");
                     break;
             }
         }

@@ -1,5 +1,6 @@
 using System;
 using System.Text;
+using System.Threading;
 
 namespace QuantGen.Generator.Emitting;
 
@@ -10,11 +11,16 @@ namespace QuantGen.Generator.Emitting;
 internal sealed class SourceWriter
 {
     private readonly StringBuilder _text = new();
+    private readonly CancellationToken _cancellationToken;
     private int _indent;
+
+    /// <summary>A writer whose every line checks <paramref name="cancellationToken"/>, so each emitter loop stops when the build is cancelled.</summary>
+    public SourceWriter(CancellationToken cancellationToken = default) => _cancellationToken = cancellationToken;
 
     /// <summary>Writes one line at the current indentation (an empty line has no indentation).</summary>
     public void Line(string line = "")
     {
+        _cancellationToken.ThrowIfCancellationRequested();
         if (line.Length > 0)
         {
             _text.Append(' ', _indent * 4);

@@ -99,6 +99,15 @@ internal sealed class CaptureParser
             return null;
         }
 
+        for (INamedTypeSymbol? current = type; current is not null; current = current.ContainingType)
+        {
+            if (current.IsFileLocal)
+            {
+                // A file-local type's parts must all be in its file: the generated one cannot be among them.
+                return null;
+            }
+        }
+
         var hosts = new List<ContainingTypeSpec>();
         for (INamedTypeSymbol? outer = type.ContainingType; outer is not null; outer = outer.ContainingType)
         {
@@ -127,13 +136,13 @@ internal sealed class CaptureParser
     {
         for (INamedTypeSymbol? current = type; current is not null; current = current.ContainingType)
         {
-            if (current.IsGenericType || current.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
+            if (current.IsGenericType || current.IsFileLocal || current.DeclaredAccessibility is Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal)
             {
                 return false;
             }
         }
 
-        return !type.IsAbstract && !type.IsFileLocal;
+        return !type.IsAbstract;
     }
 
     private static EquatableArray<string> NoQuantizeMembers(INamedTypeSymbol type) =>
@@ -191,6 +200,7 @@ internal sealed class CaptureParser
         // An early 'return a;' inside a construction-time if: the result is chosen by that condition at Prepare.
         for (int i = _earlyReturns.Count - 1; i >= 0 && returned != Unknown; i--)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             (int condition, bool negated, int value) = _earlyReturns[i];
             int[] inputs = negated ? new[] { returned, value } : new[] { value, returned };
             returned = AddNode("Select", inputs, default, null, forward, forward.Identifier.ValueText, member: "", conditionOverride: condition);
@@ -285,6 +295,7 @@ internal sealed class CaptureParser
     {
         foreach (VariableDeclaratorSyntax variable in local.Declaration.Variables)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             string name = variable.Identifier.ValueText;
             ITypeSymbol? type = (_semanticModel.GetDeclaredSymbol(variable, _cancellationToken) as ILocalSymbol)?.Type;
             if (KnownTypes.IsTensor(type))
@@ -305,6 +316,7 @@ internal sealed class CaptureParser
                 {
                     foreach (ExpressionSyntax element in elements)
                     {
+                        _cancellationToken.ThrowIfCancellationRequested();
                         values.Add(Value(element, local, element));
                     }
                 }
@@ -481,6 +493,7 @@ internal sealed class CaptureParser
         var afterThen = new Dictionary<string, int>(_variables, StringComparer.Ordinal);
         foreach (KeyValuePair<string, int> saved in before)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             _variables[saved.Key] = saved.Value;
         }
 
@@ -501,6 +514,7 @@ internal sealed class CaptureParser
 
         foreach (KeyValuePair<string, int> entry in before)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             int whenTrue = afterThen[entry.Key], whenFalse = afterElse[entry.Key];
             if (negate)
             {
@@ -515,6 +529,7 @@ internal sealed class CaptureParser
         // Variables first declared inside a branch do not outlive it.
         foreach (string name in _variables.Keys.Where(k => !before.ContainsKey(k)).ToList())
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             _variables.Remove(name);
         }
     }
@@ -524,6 +539,7 @@ internal sealed class CaptureParser
         negate = false;
         while (true)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             if (expression is ParenthesizedExpressionSyntax parenthesized)
             {
                 expression = parenthesized.Expression;
@@ -860,6 +876,7 @@ internal sealed class CaptureParser
         bool ok = true;
         foreach (SyntaxNode node in expression.DescendantNodesAndSelf(n => !replacements.Keys.Any(r => r.Contains(n) && r != n)))
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             if (replacements.Keys.Any(r => r.Span.Contains(node.Span) && r != node))
             {
                 continue;
@@ -986,6 +1003,7 @@ internal sealed class CaptureParser
         receiver = Unparenthesize(receiver);
         while (receiver is PostfixUnaryExpressionSyntax postfix && postfix.IsKind(SyntaxKind.SuppressNullableWarningExpression))
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             receiver = Unparenthesize(postfix.Operand);
         }
 
@@ -1020,6 +1038,7 @@ internal sealed class CaptureParser
         receiver = Unparenthesize(receiver);
         while (receiver is PostfixUnaryExpressionSyntax postfix && postfix.IsKind(SyntaxKind.SuppressNullableWarningExpression))
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             receiver = Unparenthesize(postfix.Operand);
         }
 

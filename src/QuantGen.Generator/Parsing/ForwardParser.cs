@@ -122,6 +122,7 @@ internal sealed class ForwardParser
                 case LocalDeclarationStatementSyntax local:
                     foreach (VariableDeclaratorSyntax variable in local.Declaration.Variables)
                     {
+                        _cancellationToken.ThrowIfCancellationRequested();
                         _variables[variable.Identifier.ValueText] = Unknown;
                     }
 
@@ -239,6 +240,7 @@ internal sealed class ForwardParser
         var afterThen = new Dictionary<string, int>(_variables);
         foreach (KeyValuePair<string, int> saved in before)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             _variables[saved.Key] = saved.Value;
         }
 
@@ -254,6 +256,7 @@ internal sealed class ForwardParser
         _variables.Clear();
         foreach (KeyValuePair<string, int> entry in before)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             int whenTrue = afterThen[entry.Key], whenFalse = afterElse[entry.Key];
             if (negate)
             {
@@ -272,6 +275,7 @@ internal sealed class ForwardParser
         negate = false;
         while (true)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             if (expression is ParenthesizedExpressionSyntax parenthesized)
             {
                 expression = parenthesized.Expression;
@@ -379,11 +383,13 @@ internal sealed class ForwardParser
 
         while (expression is ParenthesizedExpressionSyntax parenthesized)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             expression = parenthesized.Expression;
         }
 
         while (wholeValue is ParenthesizedExpressionSyntax parenthesizedWhole)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             wholeValue = parenthesizedWhole.Expression;
         }
 
@@ -507,6 +513,7 @@ internal sealed class ForwardParser
                 var inputs = new List<int>();
                 foreach (IOperation element in elements)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     int value = TensorValue(element);
                     if (value == Unknown)
                     {
@@ -655,11 +662,13 @@ internal sealed class ForwardParser
         // downsample!.forward(x): the null-forgiving operator changes nothing at run time.
         while (receiver is PostfixUnaryExpressionSyntax postfix && postfix.IsKind(SyntaxKind.SuppressNullableWarningExpression))
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             receiver = postfix.Operand;
         }
 
         while (receiver is ParenthesizedExpressionSyntax parenthesized)
         {
+            _cancellationToken.ThrowIfCancellationRequested();
             receiver = parenthesized.Expression;
         }
 

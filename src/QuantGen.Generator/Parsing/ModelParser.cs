@@ -45,9 +45,20 @@ internal static class ModelParser
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, classLocation, name, "it is"));
         }
 
+        for (INamedTypeSymbol? local = type; local is not null; local = local.ContainingType)
+        {
+            if (local.IsFileLocal)
+            {
+                // All parts of a file-local type live in its one file; a generated part would not compile.
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.FileLocalClass, classLocation, name, local.Equals(type, SymbolEqualityComparer.Default) ? "is" : $"is nested in '{local.Name}', which is"));
+                break;
+            }
+        }
+
         var containingTypes = new List<ContainingTypeSpec>();
         for (INamedTypeSymbol? outer = type.ContainingType; outer is not null; outer = outer.ContainingType)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             // The part that encloses this declaration (the containing type may be split over files).
             List<TypeDeclarationSyntax> outerParts = outer.DeclaringSyntaxReferences
                 .Select(r => r.GetSyntax(cancellationToken))
@@ -99,8 +110,10 @@ internal static class ModelParser
 
         foreach (string generated in GeneratedMemberNames)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             foreach (ISymbol taken in type.GetMembers(generated))
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.GeneratedNameTaken, LocationInfo.From(taken.Locations.FirstOrDefault()) ?? classLocation, name, generated));
             }
         }
@@ -109,6 +122,7 @@ internal static class ModelParser
         bool hidesInherited = false;
         for (INamedTypeSymbol? baseType = type.BaseType; baseType is not null; baseType = baseType.BaseType)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             hidesInherited |= GeneratedMemberNames.Any(n => !baseType.GetMembers(n).IsEmpty)
                 || baseType.GetAttributes().Any(a => a.AttributeClass is { } c && KnownTypes.MetadataName(c) == KnownTypes.QuantizeAttribute);
         }
@@ -224,6 +238,7 @@ internal static class ModelParser
         var members = new List<MemberSpec>();
         foreach (ISymbol member in type.GetMembers())
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (member.IsStatic || member.IsImplicitlyDeclared)
             {
                 continue;
@@ -284,6 +299,7 @@ internal static class ModelParser
         IOperation? operation = modelFor(initializer.SyntaxTree).GetOperation(initializer, cancellationToken);
         while (operation is IConversionOperation conversion)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             operation = conversion.Operand;
         }
 
@@ -301,6 +317,7 @@ internal static class ModelParser
         int? start = 1, end = -1;
         foreach (IArgumentOperation argument in arguments)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             string? parameter = argument.Parameter?.Name;
             if (parameter is not ("start_dim" or "end_dim" or "startDim" or "endDim"))
             {
@@ -449,10 +466,13 @@ internal static class ModelParser
 
         foreach (IMethodSymbol constructor in type.InstanceConstructors)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             foreach (SyntaxReference reference in constructor.DeclaringSyntaxReferences)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 foreach (AssignmentExpressionSyntax assignment in reference.GetSyntax(cancellationToken).DescendantNodes().OfType<AssignmentExpressionSyntax>())
                 {
+                    cancellationToken.ThrowIfCancellationRequested();
                     string? target = assignment.Left switch
                     {
                         IdentifierNameSyntax identifier => identifier.Identifier.ValueText,
@@ -470,9 +490,11 @@ internal static class ModelParser
         List<SequentialChild>? found = null;
         foreach (ExpressionSyntax value in values)
         {
+            cancellationToken.ThrowIfCancellationRequested();
             ExpressionSyntax current = value;
             while (true)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 if (current is ParenthesizedExpressionSyntax parenthesized)
                 {
                     current = parenthesized.Expression;
@@ -607,6 +629,7 @@ internal static class ModelParser
         var groups = new List<FuseGroupSpec>();
         foreach (AttributeData attribute in type.GetAttributes())
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (attribute.AttributeClass is null
                 || KnownTypes.MetadataName(attribute.AttributeClass) != KnownTypes.FuseAttribute
                 || attribute.AttributeConstructor is null)
@@ -617,6 +640,7 @@ internal static class ModelParser
             var names = new List<string>();
             foreach (TypedConstant argument in attribute.ConstructorArguments)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 if (argument.IsNull)
                 {
                     // [Fuse(null)]: a null array names nothing.
@@ -639,6 +663,7 @@ internal static class ModelParser
             var argumentLocations = new List<LocationInfo>();
             for (int i = 0; i < names.Count; i++)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 LocationInfo? location = arguments is { } list && list.Count == names.Count ? LocationInfo.From(list[i]) : attributeLocation;
                 if (location is not null)
                 {
@@ -657,6 +682,7 @@ internal static class ModelParser
     {
         foreach (IMethodSymbol method in type.GetMembers("forward").OfType<IMethodSymbol>())
         {
+            cancellationToken.ThrowIfCancellationRequested();
             if (method.IsStatic || method.Parameters.Length != 1 || !KnownTypes.IsTensor(method.Parameters[0].Type) || !KnownTypes.IsTensor(method.ReturnType))
             {
                 continue;
@@ -664,6 +690,7 @@ internal static class ModelParser
 
             foreach (SyntaxReference reference in method.DeclaringSyntaxReferences)
             {
+                cancellationToken.ThrowIfCancellationRequested();
                 if (reference.GetSyntax(cancellationToken) is MethodDeclarationSyntax declaration
                     && (declaration.Body is not null || declaration.ExpressionBody is not null))
                 {

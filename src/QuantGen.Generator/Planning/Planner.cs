@@ -66,15 +66,18 @@ internal static partial class QuantizationPlanner
         private bool _failed;
         private bool _needsIndex;
         private int _nextValue = 1;
+        private readonly System.Threading.CancellationToken _cancellationToken;
 
-        public Planner(ModelSpec spec, EquatableArray<DiagnosticInfo> parseDiagnostics, EquatableArray<ModelSpec> all)
+        public Planner(ModelSpec spec, EquatableArray<DiagnosticInfo> parseDiagnostics, EquatableArray<ModelSpec> all, System.Threading.CancellationToken cancellationToken)
         {
             _spec = spec;
+            _cancellationToken = cancellationToken;
             Diagnostics = new List<DiagnosticInfo>(parseDiagnostics);
             _members = ByName(spec);
 
             foreach (ModelSpec other in all)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 _all[other.MetadataName] = other;
             }
         }
@@ -97,7 +100,7 @@ internal static partial class QuantizationPlanner
                 return null;
             }
 
-            int result = Expand(_spec, string.Empty, 0, new List<(int, bool)>(), null, 0, new HashSet<string>());
+            int result = Expand(_spec, string.Empty, 0, new List<(int, bool)>(), null, 0, new HashSet<string> { _spec.MetadataName });
             if (HasErrors || _failed)
             {
                 return null;
@@ -136,11 +139,13 @@ internal static partial class QuantizationPlanner
             var grouped = new HashSet<string>();
             for (int g = 0; g < spec.FuseGroups.Count; g++)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 FuseGroupSpec group = spec.FuseGroups[g];
                 bool valid = true;
                 var seen = new HashSet<string>();
                 for (int i = 0; i < group.Members.Count; i++)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     string name = group.Members[i];
                     LocationInfo? location = i < group.ArgumentLocations.Count ? group.ArgumentLocations[i] : group.Location;
                     if (!members.ContainsKey(name))
@@ -198,6 +203,7 @@ internal static partial class QuantizationPlanner
                 _validGroups.Add(spec.MetadataName + "#" + g.ToString(CultureInfo.InvariantCulture));
                 foreach (string name in group.Members)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     grouped.Add(name);
                 }
             }
@@ -209,8 +215,10 @@ internal static partial class QuantizationPlanner
             var users = new int[forward.Calls.Count + 1];
             foreach (ForwardCall call in forward.Calls)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 foreach (int input in call.AllInputs)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     users[input]++;
                 }
             }
@@ -218,6 +226,7 @@ internal static partial class QuantizationPlanner
             users[forward.Result]++;
             for (int i = 0; i < forward.Calls.Count; i++)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 ForwardCall call = forward.Calls[i];
                 if (users[i + 1] == 0 && call.Kind != NodeKind.Select)
                 {
@@ -243,11 +252,13 @@ internal static partial class QuantizationPlanner
             var conditions = new int[forward.Conditions.Count];
             for (int c = 0; c < forward.Conditions.Count; c++)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 conditions[c] = AddCondition(spec, prefix, forward.Conditions[c], forward.FileName, inlined, callSite, typeName);
             }
 
             for (int i = 0; i < forward.Calls.Count; i++)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 ForwardCall call = forward.Calls[i];
                 int[] inputs = call.AllInputs.Select(v => values[v]).ToArray();
                 var nodeGuard = new List<(int, bool)>(guard);
@@ -316,10 +327,8 @@ internal static partial class QuantizationPlanner
                 {
                     case ModuleKind.SubModel when !island:
                     {
-                        if (depth >= MaxDepth || stack.Contains(member.SubModelType!) || !_all.TryGetValue(member.SubModelType!, out ModelSpec? child) || child.Forward is null)
+                        if (CannotExpand(member.SubModelType!, member.TypeName, path, depth, stack) is not { } child)
                         {
-                            // The sub-module's own plan reports what is wrong with it.
-                            _failed = true;
                             values[i + 1] = input;
                             continue;
                         }
@@ -342,12 +351,12 @@ internal static partial class QuantizationPlanner
                         int current = inputs[0];
                         foreach (SequentialChild sequentialChild in member.Children)
                         {
+                            _cancellationToken.ThrowIfCancellationRequested();
                             string childPath = path + "." + sequentialChild.Name;
                             if (sequentialChild.Kind == ModuleKind.SubModel)
                             {
-                                if (depth >= MaxDepth || stack.Contains(sequentialChild.SubModelType!) || !_all.TryGetValue(sequentialChild.SubModelType!, out ModelSpec? child) || child.Forward is null)
+                                if (CannotExpand(sequentialChild.SubModelType!, sequentialChild.TypeName, childPath, depth, stack) is not { } child)
                                 {
-                                    _failed = true;
                                     continue;
                                 }
 
@@ -415,6 +424,7 @@ internal static partial class QuantizationPlanner
                 };
                 for (int g = 0; g < spec.FuseGroups.Count; g++)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     int position = spec.FuseGroups[g].Members.ToArray().ToList().IndexOf(member.Name);
                     string key = spec.MetadataName + "#" + g.ToString(CultureInfo.InvariantCulture);
                     if (position >= 0 && (spec == _spec ? _validGroups.Contains(key) : IsValidGroup(spec, g)))
@@ -548,6 +558,7 @@ internal static partial class QuantizationPlanner
             var reported = new HashSet<string>();
             foreach (Node node in _nodes.Where(n => n.Kind == NodeKind.Module))
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 bool stateless = node.Module is ModuleKind.ReLU or ModuleKind.Identity or ModuleKind.Dropout or ModuleKind.MaxPool2d
                     or ModuleKind.AvgPool2d or ModuleKind.AdaptiveAvgPool2d or ModuleKind.Flatten or ModuleKind.Upsample;
                 if (!seen.Add(node.Path) && !stateless && reported.Add(node.Path))
@@ -562,8 +573,10 @@ internal static partial class QuantizationPlanner
             var users = new int[_nextValue];
             foreach (Node node in _nodes.Where(n => n.FusedInto is null))
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 foreach (int input in node.Inputs)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     users[input]++;
                 }
             }
@@ -577,6 +590,7 @@ internal static partial class QuantizationPlanner
             int[] users = Users();
             foreach (IGrouping<string, Node> group in _nodes.Where(n => n.FuseGroup is not null).GroupBy(n => n.FuseGroup!))
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 bool own = group.Key.StartsWith("#", System.StringComparison.Ordinal);
                 List<Node> nodes = group.OrderBy(n => n.FusePosition).ToList();
                 FuseGroupSpec? spec = own ? _spec.FuseGroups[int.Parse(group.Key.Substring(group.Key.LastIndexOf('#') + 1), CultureInfo.InvariantCulture)] : null;
@@ -593,6 +607,7 @@ internal static partial class QuantizationPlanner
                 {
                     for (int i = 1; i < nodes.Count && problem is null; i++)
                     {
+                        _cancellationToken.ThrowIfCancellationRequested();
                         if (nodes[i].Inputs[0] != nodes[i - 1].Output || !SameGuard(nodes[i], nodes[i - 1]))
                         {
                             problem = $"'{Last(nodes[i].Path)}' does not take the output of '{Last(nodes[i - 1].Path)}'";
@@ -618,6 +633,7 @@ internal static partial class QuantizationPlanner
 
                 for (int i = 1; i < nodes.Count; i++)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     Fuse(nodes[0], nodes[i]);
                 }
             }
@@ -652,8 +668,10 @@ internal static partial class QuantizationPlanner
             var readers = new Dictionary<int, List<Node>>();
             foreach (Node node in _nodes)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 foreach (int input in node.Inputs)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     if (!readers.TryGetValue(input, out List<Node>? list))
                     {
                         readers[input] = list = new List<Node>();
@@ -689,6 +707,7 @@ internal static partial class QuantizationPlanner
 
             foreach (Node head in _nodes.ToList())
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 if (head.FusedInto is not null || head.FuseGroup is not null || !head.AutoFuse)
                 {
                     continue;
@@ -744,6 +763,7 @@ internal static partial class QuantizationPlanner
             Node? quantStub = null, deQuantStub = null;
             foreach (Node node in _nodes.Where(n => n.Kind == NodeKind.Module))
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 switch (node.Module)
                 {
                     case ModuleKind.QuantStub when quantStub is not null:
@@ -774,6 +794,7 @@ internal static partial class QuantizationPlanner
             state[0] = quantStub is null ? 1 : 0;
             foreach (Node node in _nodes)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 int inputState = node.Inputs.Length == 0 ? 1 : node.Inputs.Select(i => state[i]).Max();
                 bool passive = node.Kind == NodeKind.Select || (node.Kind == NodeKind.Module && node.Module is ModuleKind.Identity or ModuleKind.Dropout);
                 if (node.Kind == NodeKind.Module && node.Module == ModuleKind.QuantStub)
@@ -826,6 +847,7 @@ internal static partial class QuantizationPlanner
             {
                 while (alias.TryGetValue(value, out int target))
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     value = target;
                 }
 
@@ -850,6 +872,7 @@ internal static partial class QuantizationPlanner
             {
                 while (observerParent[observer] != observer)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     observer = observerParent[observer];
                 }
 
@@ -874,6 +897,7 @@ internal static partial class QuantizationPlanner
             bool inRegion = !hasQuantStub;
             foreach (Node node in _nodes)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 if (node.FusedInto is not null)
                 {
                     alias[node.Output] = node.FusedInto.Output;
@@ -1016,6 +1040,7 @@ internal static partial class QuantizationPlanner
                         // FX's shared observer: the inputs are quantized with the cat output's qparams.
                         foreach (int catInput in inputs)
                         {
+                            _cancellationToken.ThrowIfCancellationRequested();
                             if (qparams.TryGetValue(catInput, out int inputObserver))
                             {
                                 observerParent[Find(inputObserver)] = observer;
@@ -1061,6 +1086,7 @@ internal static partial class QuantizationPlanner
             var renumber = new Dictionary<int, int>();
             for (int o = 0; o < observers.Count; o++)
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 if (Find(o) == o)
                 {
                     renumber[o] = keep.Count;
@@ -1079,6 +1105,7 @@ internal static partial class QuantizationPlanner
             {
                 for (int o = observers.Count - 1; o >= 0; o--)
                 {
+                    _cancellationToken.ThrowIfCancellationRequested();
                     e = e.Replace("#" + o.ToString(CultureInfo.InvariantCulture), finalObservers[Map(o)].QParamsVariable + "!");
                 }
 
@@ -1089,6 +1116,7 @@ internal static partial class QuantizationPlanner
             var number = new Dictionary<int, int> { [0] = 0 };
             foreach (StepPlan step in steps.Where(s => s.Kind is not (StepKind.Quantize or StepKind.DeQuantize or StepKind.Identity)))
             {
+                _cancellationToken.ThrowIfCancellationRequested();
                 number[step.Output] = number.Count;
             }
 
@@ -1209,6 +1237,47 @@ internal static partial class QuantizationPlanner
             ModuleKind.Identity or ModuleKind.Dropout => "Identity and Dropout run nothing in eval, so there is nothing to keep in float",
             _ => "its module type is not supported",
         };
+
+        /// <summary>
+        /// The spec of the [Quantize] sub-module at <paramref name="path"/> to inline, or null after reporting
+        /// QG0024 at the class when it cannot be inlined: a class that contains itself (directly, through a
+        /// Sequential, or through other classes), nesting deeper than <see cref="MaxDepth"/>, or a child whose
+        /// own spec is missing (its parse failed) or has no forward. Each class reports the first such problem once.
+        /// </summary>
+        private ModelSpec? CannotExpand(string childType, string typeName, string path, int depth, HashSet<string> stack)
+        {
+            string? problem = null;
+            ModelSpec? child = null;
+            if (stack.Contains(childType))
+            {
+                problem = $"'{path}' is a {typeName}, which already encloses it; a module cannot contain itself, directly or through other modules";
+            }
+            else if (depth >= MaxDepth)
+            {
+                problem = $"sub-modules nest more than {MaxDepth.ToString(CultureInfo.InvariantCulture)} levels deep at '{path}'";
+            }
+            else if (!_all.TryGetValue(childType, out child))
+            {
+                problem = $"its sub-module '{path}' ({typeName}) could not be read; see the diagnostics of {typeName}";
+            }
+            else if (child.Forward is null)
+            {
+                problem = $"its sub-module '{path}' ({typeName}) has no forward(Tensor) to inline";
+            }
+
+            if (problem is null)
+            {
+                return child;
+            }
+
+            if (!_failed)
+            {
+                Report(DiagnosticDescriptors.CannotExpand, _spec.Location, _spec.Name, problem);
+            }
+
+            _failed = true;
+            return null;
+        }
 
         private void Report(Microsoft.CodeAnalysis.DiagnosticDescriptor descriptor, LocationInfo? location, params string[] args) =>
             Diagnostics.Add(DiagnosticInfo.Create(descriptor, location, args));

@@ -34,7 +34,7 @@ internal static partial class QuantizationPlanner
     public static PlanResult Plan(ParseResult parsed) => Plan(parsed, EquatableArray<ModelSpec>.Empty);
 
     /// <summary>The plan step of the pipeline with every [Quantize] class's spec, for inlining; never throws.</summary>
-    public static PlanResult Plan(ParseResult parsed, EquatableArray<ModelSpec> all)
+    public static PlanResult Plan(ParseResult parsed, EquatableArray<ModelSpec> all, System.Threading.CancellationToken cancellationToken = default)
     {
         if (parsed.Spec is not { } spec)
         {
@@ -44,14 +44,14 @@ internal static partial class QuantizationPlanner
         return Guard.Run(
             spec.Name,
             spec.Location,
-            () => Plan(spec, parsed.Diagnostics, all),
+            () => Plan(spec, parsed.Diagnostics, all, cancellationToken),
             internalError => new PlanResult(null, parsed.Diagnostics.Concat(internalError).ToEquatableArray()));
     }
 
     /// <summary>Plans a parsed model; <paramref name="parseDiagnostics"/> are carried into the result.</summary>
-    public static PlanResult Plan(ModelSpec spec, EquatableArray<DiagnosticInfo> parseDiagnostics, EquatableArray<ModelSpec> all = default)
+    public static PlanResult Plan(ModelSpec spec, EquatableArray<DiagnosticInfo> parseDiagnostics, EquatableArray<ModelSpec> all = default, System.Threading.CancellationToken cancellationToken = default)
     {
-        var planner = new Planner(spec, parseDiagnostics, all);
+        var planner = new Planner(spec, parseDiagnostics, all, cancellationToken);
         ModelPlan? plan = planner.Run();
         return new PlanResult(plan, planner.Diagnostics.ToEquatableArray());
     }

@@ -47,6 +47,22 @@ public abstract class BoundObservedModel : IObservedModel
         var knownPaths = new HashSet<string>(modules.Keys.Where(k => k.Length > 0), StringComparer.Ordinal);
         knownPaths.UnionWith(_graph.Ops.Select(o => o.Name));
         mapping.Validate(modelName, knownPaths, knownTypes);
+        mapping.ValidateBackend(modelName, QConfig.Backend);
+
+        // A member fused or folded into another op has no qconfig of its own: an entry naming it must be its op's.
+        foreach (BoundOp op in _graph.Ops.Where(o => !o.IsFloat && o.Members.Count > 0))
+        {
+            QConfig? head = mapping.Resolve(op.Members[0].Path, op.TypeName);
+            if (op.FusedBatchNorm is { } batchNorm)
+            {
+                mapping.ValidateFused(modelName, batchNorm.Path, op.Name, head, folded: true);
+            }
+
+            if (op.FusedRelu is { } relu)
+            {
+                mapping.ValidateFused(modelName, relu, op.Name, head);
+            }
+        }
 
         _plans = new OpPlan[_graph.Ops.Count];
         var int8Values = new bool[_graph.ValueCount];

@@ -225,6 +225,17 @@ public class DiagnosticTests
         ["QG0020 [Fuse] with a [NoQuantize] member"] = ("QG0020", Samples.Model(
             Samples.SeedMembers.Replace("private readonly TorchSharp.Modules.Conv2d conv1", "[NoQuantize] private readonly TorchSharp.Modules.Conv2d conv1") + "\n" + SeedForward,
             attributes: "[Quantize]\n[Fuse(nameof(conv1), nameof(relu))] //<-")),
+        ["QG0024 class that contains itself"] = ("QG0024", Samples.Model(
+            "    private readonly QuantStub quant = new();\n    private readonly Bad inner = null!;\n    private readonly DeQuantStub dequant = new();\n    public Bad() : base(nameof(Bad)) => RegisterComponents();\n"
+            + Forward("x = quant.forward(x);", "x = inner.forward(x);", "return dequant.forward(x);"),
+            header: "public partial class Bad : Module<Tensor, Tensor> //<-")),
+        ["QG0024 class that contains itself through a Sequential"] = ("QG0024", Samples.Model(
+            "    private readonly QuantStub quant = new();\n    private readonly TorchSharp.Modules.Sequential body = Sequential(ReLU(), new Bad());\n    private readonly DeQuantStub dequant = new();\n    public Bad() : base(nameof(Bad)) => RegisterComponents();\n"
+            + Forward("x = quant.forward(x);", "x = body.forward(x);", "return dequant.forward(x);"),
+            header: "public partial class Bad : Module<Tensor, Tensor> //<-")),
+        ["QG0025 file-local class"] = ("QG0025", Samples.Model(
+            Samples.SeedMembers + "\n" + SeedForward,
+            header: "file partial class Bad : Module<Tensor, Tensor> //<-")),
         ["QG0021 [NoQuantize] on a QuantStub"] = ("QG0021", Samples.Model(
             Samples.SeedMembers.Replace("private readonly QuantStub quant", "[NoQuantize] private readonly QuantStub quant") + "\n" + Forward(
                 "x = quant.forward(x); //<-",

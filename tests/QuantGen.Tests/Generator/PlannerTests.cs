@@ -103,4 +103,17 @@ public class PlannerTests
 
         Assert.Equal(QuantizationPlanner.Plan(spec, EquatableArray<DiagnosticInfo>.Empty), QuantizationPlanner.Plan(spec, EquatableArray<DiagnosticInfo>.Empty));
     }
+
+    [Fact]
+    public void PlanningAndEmittingStopWhenTheBuildIsCancelled()
+    {
+        ModelSpec spec = Spec(SeedMembers, new[] { new[] { "conv1", "relu" } }, SeedCalls, 5);
+        using var cancelled = new System.Threading.CancellationTokenSource();
+        cancelled.Cancel();
+
+        Assert.Throws<System.OperationCanceledException>(() => QuantizationPlanner.Plan(spec, EquatableArray<DiagnosticInfo>.Empty, default, cancelled.Token));
+        ModelPlan plan = QuantizationPlanner.Plan(spec, EquatableArray<DiagnosticInfo>.Empty).Plan!;
+        Assert.Throws<System.OperationCanceledException>(() => QuantGen.Generator.Emitting.SourceFileEmitter.Emit(plan, cancelled.Token));
+        Assert.NotEmpty(QuantGen.Generator.Emitting.SourceFileEmitter.Emit(plan, System.Threading.CancellationToken.None));
+    }
 }
