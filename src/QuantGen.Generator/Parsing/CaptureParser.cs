@@ -7,6 +7,7 @@ using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Operations;
 using QuantGen.Generator.Diagnostics;
+using static QuantGen.Generator.Parsing.SourceValues;
 
 namespace QuantGen.Generator.Parsing;
 
@@ -312,7 +313,7 @@ internal sealed class CaptureParser
             else if (IsTensorCollection(type))
             {
                 var values = new List<int>();
-                if (variable.Initializer is { } initializer && Elements(initializer.Value) is { } elements)
+                if (variable.Initializer is { } initializer && SyntaxElements(initializer.Value) is { } elements)
                 {
                     foreach (ExpressionSyntax element in elements)
                     {
@@ -333,7 +334,7 @@ internal sealed class CaptureParser
     {
         if (assignment.Left is not IdentifierNameSyntax target || !_variables.ContainsKey(target.Identifier.ValueText))
         {
-            if (assignment.Left is IdentifierNameSyntax listTarget && _lists.ContainsKey(listTarget.Identifier.ValueText) && Elements(assignment.Right) is { } elements)
+            if (assignment.Left is IdentifierNameSyntax listTarget && _lists.ContainsKey(listTarget.Identifier.ValueText) && SyntaxElements(assignment.Right) is { } elements)
             {
                 _lists[listTarget.Identifier.ValueText] = elements.Select(e => Value(e, statement, e)).ToList();
                 return;
@@ -654,7 +655,7 @@ internal sealed class CaptureParser
                     _diagnostics.Add(DiagnosticInfo.Create(
                         DiagnosticDescriptors.RunsInFloat,
                         LocationInfo.From(invocation),
-                        Shorten(OneLine(invocation)),
+                        ShortenTo160(OneLine(invocation)),
                         _type.Name,
                         $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
                 }
@@ -822,15 +823,8 @@ internal sealed class CaptureParser
         return text == receiverName + ".shape[0]" || text == receiverName + ".size(0)" || text == receiverName + ".size()[0]";
     }
 
-    private static List<IOperation>? Elements(IOperation? operation) => operation switch
-    {
-        IArrayCreationOperation { Initializer: { } initializer } => initializer.ElementValues.ToList(),
-        ICollectionExpressionOperation collection => collection.Elements.ToList(),
-        _ => null,
-    };
-
     /// <summary>Elements of a collection initializer / array creation / collection expression in syntax.</summary>
-    private static List<ExpressionSyntax>? Elements(ExpressionSyntax expression) => Unparenthesize(expression) switch
+    private static List<ExpressionSyntax>? SyntaxElements(ExpressionSyntax expression) => Unparenthesize(expression) switch
     {
         ImplicitArrayCreationExpressionSyntax array => array.Initializer.Expressions.ToList(),
         ArrayCreationExpressionSyntax { Initializer: { } initializer } => initializer.Expressions.ToList(),
@@ -953,7 +947,7 @@ internal sealed class CaptureParser
         _diagnostics.Add(DiagnosticInfo.Create(
             DiagnosticDescriptors.RunsInFloat,
             LocationInfo.From(expression),
-            Shorten(OneLine(expression)),
+            ShortenTo160(OneLine(expression)),
             _type.Name,
             "QuantGen has no int8 op for this expression, so it runs between dequantize and quantize"));
         return AddNode("Float", inputs.ToArray(), default, body, expression, text);
@@ -983,7 +977,7 @@ internal sealed class CaptureParser
             select ? conditionOverride : _condition >= 0 ? _condition : _afterReturn.Condition,
             !select && (_condition >= 0 ? _negated : _afterReturn.Negated),
             LineOf(node),
-            Shorten(text),
+            ShortenTo160(text),
             floats?.Select(f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "f").ToEquatableArray() ?? default));
         return _nodes.Count;
     }
@@ -1079,29 +1073,6 @@ internal sealed class CaptureParser
         return expression;
     }
 
-    private static IOperation? Unwrap(IOperation? operation)
-    {
-        while (operation is IConversionOperation or IParenthesizedOperation)
-        {
-            operation = operation is IConversionOperation conversion ? conversion.Operand : ((IParenthesizedOperation)operation).Operand;
-        }
-
-        return operation;
-    }
-
-    private static int? Constant(IOperation? operation)
-    {
-        operation = Unwrap(operation);
-        if (operation is IUnaryOperation { OperatorKind: UnaryOperatorKind.Minus } negation && Constant(negation.Operand) is int negated)
-        {
-            return -negated;
-        }
-
-        return operation?.ConstantValue is { HasValue: true, Value: { } value } && value is int or long or short or sbyte or byte
-            ? (int?)System.Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture)
-            : null;
-    }
-
     /// <summary>A numeric constant as float32 (a double constant is rounded to float as the float op would use it), or null.</summary>
     private static float? FloatConstant(IOperation? operation)
     {
@@ -1116,36 +1087,13 @@ internal sealed class CaptureParser
             : null;
     }
 
-    private static List<int>? Constants(IOperation? operation)
-    {
-        operation = Unwrap(operation);
-        List<IOperation>? elements = Elements(operation);
-        if (elements is null)
-        {
-            return Constant(operation) is int single ? new List<int> { single } : null;
-        }
-
-        var values = new List<int>();
-        foreach (IOperation element in elements)
-        {
-            if (Constant(element) is not int value)
-            {
-                return null;
-            }
-
-            values.Add(value);
-        }
-
-        return values;
-    }
-
     private void Fail(SyntaxNode statement, string reason, bool dataDependent = false) => Fail(statement, statement, reason, dataDependent);
 
     private void Fail(SyntaxNodeOrToken where, SyntaxNode statement, string reason, bool dataDependent = false)
     {
         _failed = true;
         string text = statement is MethodDeclarationSyntax method ? method.Identifier.ValueText : OneLine(statement);
-        _firstProblem ??= $"{_fileName}({LineOf(statement)}): '{Shorten(text)}': {reason}";
+        _firstProblem ??= $"{_fileName}({LineOf(statement)}): '{ShortenTo160(text)}': {reason}";
         if (!_reported.Add(statement))
         {
             return;
@@ -1154,17 +1102,10 @@ internal sealed class CaptureParser
         _diagnostics.Add(DiagnosticInfo.Create(
             dataDependent ? DiagnosticDescriptors.DataDependentControlFlow : DiagnosticDescriptors.UnsupportedForwardStatement,
             LocationInfo.From(where.GetLocation()),
-            Shorten(statement is IfStatementSyntax ifStatement ? OneLine(ifStatement.Condition) : text),
+            ShortenTo160(statement is IfStatementSyntax ifStatement ? OneLine(ifStatement.Condition) : text),
             _type.Name,
             reason));
     }
-
-    private static int LineOf(SyntaxNode node) =>
-        node.SyntaxTree.GetLineSpan(node.Span).StartLinePosition.Line + 1;
-
-    private static string OneLine(SyntaxNode node) => ForwardParser.OneLine(node);
-
-    private static string Shorten(string text) => text.Length <= 160 ? text : text.Substring(0, 157) + "...";
 
     private static string Sanitize(string name)
     {
@@ -1177,11 +1118,8 @@ internal sealed class CaptureParser
         return text.ToString();
     }
 
-    private static string FileName(string path)
-    {
-        int slash = path.LastIndexOfAny(new[] { '/', '\\' });
-        return slash < 0 ? path : path.Substring(slash + 1);
-    }
+
+    private static string ShortenTo160(string text) => SourceValues.Shorten(text, 160);
 }
 
 /// <summary>The capture pipeline's transform: every module class with a <c>forward(Tensor)</c> of its own.</summary>

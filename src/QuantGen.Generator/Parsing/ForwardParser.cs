@@ -8,6 +8,7 @@ using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.CSharp.Syntax;
 using Microsoft.CodeAnalysis.Operations;
 using QuantGen.Generator.Diagnostics;
+using static QuantGen.Generator.Parsing.SourceValues;
 
 namespace QuantGen.Generator.Parsing;
 
@@ -362,7 +363,7 @@ internal sealed class ForwardParser
         _diagnostics.Add(DiagnosticInfo.Create(
             DiagnosticDescriptors.DataDependentControlFlow,
             LocationInfo.From(statement.GetLocation()),
-            Shorten(OneLine(statement is IfStatementSyntax ifStatement ? ifStatement.Condition : statement)),
+            ShortenTo120(OneLine(statement is IfStatementSyntax ifStatement ? ifStatement.Condition : statement)),
             _type.Name,
             reason));
     }
@@ -586,53 +587,6 @@ internal sealed class ForwardParser
         }
     }
 
-    private static IOperation? Unwrap(IOperation? operation)
-    {
-        while (operation is IConversionOperation or IParenthesizedOperation)
-        {
-            operation = operation is IConversionOperation conversion ? conversion.Operand : ((IParenthesizedOperation)operation).Operand;
-        }
-
-        return operation;
-    }
-
-    private static int? Constant(IOperation? operation)
-    {
-        operation = Unwrap(operation);
-        return operation?.ConstantValue is { HasValue: true, Value: { } value } && value is int or long or short or sbyte or byte
-            ? (int?)System.Convert.ToInt32(value, System.Globalization.CultureInfo.InvariantCulture)
-            : null;
-    }
-
-    /// <summary>The integer constants of a params array (or a single constant).</summary>
-    private static List<int>? Constants(IOperation? operation)
-    {
-        operation = Unwrap(operation);
-        IEnumerable<IOperation>? elements = operation switch
-        {
-            IArrayCreationOperation { Initializer: { } initializer } => initializer.ElementValues,
-            ICollectionExpressionOperation collection => collection.Elements,
-            _ => null,
-        };
-        if (elements is null)
-        {
-            return Constant(operation) is int single ? new List<int> { single } : null;
-        }
-
-        var values = new List<int>();
-        foreach (IOperation element in elements)
-        {
-            if (Constant(element) is not int value)
-            {
-                return null;
-            }
-
-            values.Add(value);
-        }
-
-        return values;
-    }
-
     /// <summary>A 2-D hyper-parameter: a constant, a (h, w) tuple, a long[] of one or two; null constant → <paramref name="whenNull"/>.</summary>
     private static (int, int)? Pair(IOperation? operation, (int, int)? whenNull)
     {
@@ -709,45 +663,10 @@ internal sealed class ForwardParser
         _diagnostics.Add(DiagnosticInfo.Create(
             DiagnosticDescriptors.UnsupportedForwardStatement,
             LocationInfo.From(where.GetLocation()),
-            Shorten(text),
+            ShortenTo120(text),
             _type.Name,
             reason));
     }
 
-    private static int LineOf(SyntaxNode node) =>
-        node.SyntaxTree.GetLineSpan(node.Span).StartLinePosition.Line + 1;
-
-    /// <summary>The node's text on one line, whitespace runs collapsed, without a trailing ';'.</summary>
-    internal static string OneLine(SyntaxNode node)
-    {
-        string text = node.ToString();
-        var line = new StringBuilder(text.Length);
-        bool space = false;
-        foreach (char c in text)
-        {
-            if (char.IsWhiteSpace(c))
-            {
-                space = line.Length > 0;
-                continue;
-            }
-
-            if (space)
-            {
-                line.Append(' ');
-                space = false;
-            }
-
-            line.Append(c);
-        }
-
-        return line.ToString().TrimEnd(';').TrimEnd();
-    }
-
-    private static string Shorten(string text) => text.Length <= 120 ? text : text.Substring(0, 117) + "...";
-
-    private static string FileName(string path)
-    {
-        int slash = path.LastIndexOfAny(new[] { '/', '\\' });
-        return slash < 0 ? path : path.Substring(slash + 1);
-    }
+    private static string ShortenTo120(string text) => SourceValues.Shorten(text, 120);
 }

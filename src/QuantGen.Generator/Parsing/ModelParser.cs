@@ -519,7 +519,7 @@ internal static class ModelParser
             List<SequentialChild>? children = ReadSequentialCall(modelFor(current.SyntaxTree).GetOperation(current, cancellationToken));
             if (children is null)
             {
-                problem = $"'{ForwardParser.OneLine(current)}' is not a Sequential(...) call with a literal list of modules";
+                problem = $"'{SourceValues.OneLine(current)}' is not a Sequential(...) call with a literal list of modules";
                 return default;
             }
 
