@@ -75,11 +75,12 @@ foreach (string name in chosen)
 {
     // Every model starts from the same seed, so running one alone prints the same numbers as the full run.
     torch.manual_seed(seed);
+    int size = sizeOption ?? 224;
     var run = name switch
     {
-        "resnet50" => RunResNet50(sizeOption ?? 224),
-        "mobilenetv2" => RunMobileNetV2(sizeOption ?? 224),
-        _ => RunVgg16(sizeOption ?? 224),
+        "resnet50" => Run("ResNet-50", () => new ResNet50(), m => m.Prepare(), o => o.Convert(), size),
+        "mobilenetv2" => Run("MobileNetV2", () => new MobileNetV2(), m => m.Prepare(), o => o.Convert(), size),
+        _ => Run("VGG-16-BN", () => new Vgg16Bn(), m => m.Prepare(), o => o.Convert(), size),
     };
     results.Add(run);
     GC.Collect();
@@ -102,47 +103,21 @@ if (failed > 0)
 
 return 0;
 
-(string, Comparison.Result?, string?) RunResNet50(int size)
+// One model through the user's flow: build, Prepare, calibrate, Convert, compare with float.
+(string, Comparison.Result?, string?) Run<TModel, TObserved, TQuantized>(
+    string title, Func<TModel> create, Func<TModel, TObserved> prepare, Func<TObserved, TQuantized> convert, int size)
+    where TModel : nn.Module<Tensor, Tensor>
+    where TObserved : QuantGen.Binding.BoundObservedModel
+    where TQuantized : QuantGen.Binding.BoundQuantizedModel
 {
-    const string title = "ResNet-50";
     var clock = Stopwatch.StartNew();
-    using var model = new ResNet50();
+    using TModel model = create();
     Setup(title, model, size, clock);
-    using ResNet50.Observed observed = model.Prepare();
+    using TObserved observed = prepare(model);
     Calibrate(x => observed.forward(x), size);
     string summary = observed.Summary();
     clock.Restart();
-    ResNet50.Quantized int8 = observed.Convert();
-    Console.WriteLine($"Converted in {clock.Elapsed.TotalSeconds:F1} s.");
-    return Evaluate(title, model, x => int8.forward(x), summary, size);
-}
-
-(string, Comparison.Result?, string?) RunMobileNetV2(int size)
-{
-    const string title = "MobileNetV2";
-    var clock = Stopwatch.StartNew();
-    using var model = new MobileNetV2();
-    Setup(title, model, size, clock);
-    using MobileNetV2.Observed observed = model.Prepare();
-    Calibrate(x => observed.forward(x), size);
-    string summary = observed.Summary();
-    clock.Restart();
-    MobileNetV2.Quantized int8 = observed.Convert();
-    Console.WriteLine($"Converted in {clock.Elapsed.TotalSeconds:F1} s.");
-    return Evaluate(title, model, x => int8.forward(x), summary, size);
-}
-
-(string, Comparison.Result?, string?) RunVgg16(int size)
-{
-    const string title = "VGG-16-BN";
-    var clock = Stopwatch.StartNew();
-    using var model = new Vgg16Bn();
-    Setup(title, model, size, clock);
-    using Vgg16Bn.Observed observed = model.Prepare();
-    Calibrate(x => observed.forward(x), size);
-    string summary = observed.Summary();
-    clock.Restart();
-    Vgg16Bn.Quantized int8 = observed.Convert();
+    TQuantized int8 = convert(observed);
     Console.WriteLine($"Converted in {clock.Elapsed.TotalSeconds:F1} s.");
     return Evaluate(title, model, x => int8.forward(x), summary, size);
 }
