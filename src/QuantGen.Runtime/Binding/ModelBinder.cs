@@ -193,11 +193,7 @@ public static class ModelBinder
                 case nn.Module<Tensor, Tensor> unary when ElementwiseModules.Contains(module.GetType().Name) && module.GetType().Namespace == "TorchSharp.Modules":
                     return AddModule(BoundKind.Elementwise, unary, path, input, node, module.GetType().Name);
                 case Flatten flatten:
-                {
-                    int op = AddModule(BoundKind.Flatten, module, path, input, node, "Flatten");
-                    Ops[^1] = WithInts(Ops[^1], new[] { checked((int)flatten.start_dim), checked((int)flatten.end_dim) });
-                    return op;
-                }
+                    return AddModule(BoundKind.Flatten, module, path, input, node, "Flatten", ints: new[] { checked((int)flatten.start_dim), checked((int)flatten.end_dim) });
 
                 default:
                     string reason = CapturedModules.WhyNotCaptured(module.GetType()) is { } why
@@ -214,17 +210,10 @@ public static class ModelBinder
             }
         }
 
-        private static BoundOp WithInts(BoundOp op, int[] ints)
-        {
-            var copy = new BoundOp(op.Kind, op.Name, op.Inputs, op.Output, op.Source, op.Text) { Module = op.Module, Ints = ints, Floats = op.Floats, TypeName = op.TypeName };
-            copy.Members.AddRange(op.Members);
-            return copy;
-        }
-
-        private int AddModule(BoundKind kind, nn.Module module, string path, int input, CapturedNode node, string typeName, float[]? floats = null)
+        private int AddModule(BoundKind kind, nn.Module module, string path, int input, CapturedNode node, string typeName, float[]? floats = null, int[]? ints = null)
         {
             string name = Unique(path);
-            var op = new BoundOp(kind, name, new[] { input }, ValueCount++, node.Source, node.Text) { Module = module, TypeName = typeName, Floats = floats ?? Array.Empty<float>() };
+            var op = new BoundOp(kind, name, new[] { input }, ValueCount++, node.Source, node.Text) { Module = module, TypeName = typeName, Floats = floats ?? Array.Empty<float>(), Ints = ints ?? Array.Empty<int>() };
             op.Members.Add(new GraphMember(path, typeName, node.Source));
             Ops.Add(op);
             return op.Output;
