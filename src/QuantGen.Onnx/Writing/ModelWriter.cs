@@ -28,7 +28,7 @@ namespace QuantGen.Onnx.Writing;
 /// float tensors.
 /// </para>
 /// </remarks>
-internal sealed class ModelWriter
+internal sealed partial class ModelWriter
 {
     private readonly ModelGraph _graph;
     private readonly Dictionary<string, IQuantizedLayer> _layers;
@@ -83,10 +83,17 @@ internal sealed class ModelWriter
     /// <exception cref="InvalidOperationException">The graph and the layers disagree (a node without its layer, a layer of the wrong type, a value read before it is written).</exception>
     public GraphProto Write()
     {
-        // A float island is refused before anything else: the rest of the graph may look fine.
-        if (_graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.FloatIsland) is { } island)
+        // A float op ONNX cannot express is refused before anything else: the rest of the graph may look fine.
+        foreach (GraphNode island in _graph.Nodes.Where(n => n.Op == GraphOp.FloatIsland))
         {
-            WriteNode(island, inputRank: 0);
+            if (_layers.TryGetValue(island.Name, out IQuantizedLayer? layer) && layer is FloatOp floatOp)
+            {
+                CheckFloatOp(island, floatOp);
+            }
+            else
+            {
+                WriteNode(island, inputRank: 0);
+            }
         }
 
         // Reserved first, so no internal value can take the graph's input and output names.
@@ -108,9 +115,10 @@ internal sealed class ModelWriter
             throw new InvalidOperationException($"{Model}: the graph's output '{_graph.Output}' is written by no node.");
         }
 
-        _ = Quantized
+        // A model that ends in a float op returns that op's float result, as the int8 model's float forward does.
+        _ = Quantized && result.Float is null
             ? _builder.NodeWithOutput("DequantizeLinear", "output/DequantizeLinear", result.Operands, _options.OutputName)
-            : _builder.NodeWithOutput("Identity", "output/Identity", [result.Name], _options.OutputName);
+            : _builder.NodeWithOutput("Identity", "output/Identity", [result.Float ?? result.Name], _options.OutputName);
         graph.Output.Add(ValueInfo(_options.OutputName, TensorProto.Types.DataType.Float, dims: null));
         return graph;
     }
@@ -168,10 +176,13 @@ internal sealed class ModelWriter
             case GraphOp.Reshape:
                 WriteReshape(node, Layer<QuantizedReshape>(node));
                 break;
+            case GraphOp.FloatIsland when _layers.TryGetValue(node.Name, out IQuantizedLayer? floatLayer) && floatLayer is FloatOp floatOp:
+                WriteFloatOp(node, floatOp);
+                break;
             case GraphOp.FloatIsland:
                 throw new NotSupportedException(
-                    $"{Model}.{node.Name}: a float island ([NoQuantize] {string.Join(", ", node.Members.Select(m => m.ModuleType))} at {node.Source}) " +
-                    "runs user code that ONNX export cannot see; quantize it, or export the model without it.");
+                    $"{Model}.{node.Name}: {string.Join(" + ", node.Members.Select(m => m.ModuleType))} ({node.Source}) runs in float as the module's own code, " +
+                    "which ONNX export cannot see (it is not described as a float op: a user module whose forward was not captured, or a float island of a model with stubs); quantize it, or export the model without it.");
             default:
                 throw new NotSupportedException($"{Model}.{node.Name}: ONNX export does not know the op {node.Op}.");
         }
@@ -690,9 +701,10 @@ internal sealed class ModelWriter
         : qparams.DType == QuantDType.QUInt8 || _options.ActivationsAsUInt8;
 
     /// <summary>The float tensor a reader sees: a DequantizeLinear of its own (QDQ form, and QOperator's float ops) or the value itself (float form).</summary>
-    private string ReadFloat(Value value, string reader) => Quantized
-        ? _builder.Node("DequantizeLinear", reader + "/DequantizeLinear", value.Operands, value.Name + "/dequantized")
-        : value.Name;
+    private string ReadFloat(Value value, string reader) =>
+        value.Float ?? (Quantized && value.QParams is not null
+            ? _builder.Node("DequantizeLinear", reader + "/DequantizeLinear", value.Operands, value.Name + "/dequantized")
+            : value.Name);
 
     /// <summary>
     /// The weight as an op input: an int8 initializer behind a DequantizeLinear (per-channel along
@@ -916,6 +928,9 @@ internal sealed class ModelWriter
     /// </summary>
     private sealed record Value(string Name, QParams? QParams, string? Scale, string? ZeroPoint, int Rank)
     {
+        /// <summary>The value in float, when a float op wrote it: float readers take it as it is (the int8 ones its quantized form).</summary>
+        public string? Float { get; init; }
+
         /// <summary>The tensor, its scale and its zero point: how DequantizeLinear and the QLinear operators read a quantized operand.</summary>
         public string[] Operands => [Name, Scale!, ZeroPoint!];
     }

@@ -14,7 +14,7 @@ internal static class LayerRunner
     /// </summary>
     /// <remarks>
     /// The model's entry quantizes the float input itself; a float island's layer is the quantizer of its float
-    /// result, so it is fed the float model's value there: all it adds is that quantization.
+    /// result (or the float op that holds it), so it is fed the float model's value there: all it adds is that quantization.
     /// </remarks>
     public static QTensor? RunAlone(
         GraphNode node, IQuantizedLayer layer,
@@ -33,6 +33,10 @@ internal static class LayerRunner
             case QuantizeInput quantize:
                 (float[] values, int[] shape) = node.Op == GraphOp.Quantize ? floatValues[node.Inputs[0]] : floatValues[node.Output];
                 return quantize.Forward(values, shape);
+            case FloatOp floatOp:
+                // As a float island: the float model's value there, quantized as the int8 model hands it on.
+                (float[] floatResult, int[] resultShape) = floatValues[node.Output];
+                return floatOp.Output.Forward(floatResult, resultShape);
             case QuantizedConv2d conv: return conv.Forward(Input(0));
             case QuantizedLinear linear: return linear.Forward(Input(0));
             case QuantizedConvTranspose2d convTranspose: return convTranspose.Forward(Input(0));

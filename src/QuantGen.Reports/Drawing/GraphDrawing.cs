@@ -294,6 +294,7 @@ public static class GraphDrawing
     internal static QParams? OwnOutputQParams(IQuantizedLayer? layer) => layer switch
     {
         QuantizeInput quantize => quantize.QParams,
+        FloatOp floatOp => floatOp.Output.QParams,
         QuantizedConv2d conv => conv.OutputQParams,
         QuantizedLinear linear => linear.OutputQParams,
         QuantizedConvTranspose2d convTranspose => convTranspose.OutputQParams,

@@ -108,6 +108,12 @@ public sealed class BoundOp
     /// <summary>The float expression of a <see cref="BoundKind.FloatFunction"/>.</summary>
     public Func<Tensor[], Tensor>? Function { get; internal init; }
 
+    /// <summary>The captured forward that holds a <see cref="BoundKind.FloatFunction"/>'s expression (a file refers to it by class and node).</summary>
+    public CapturedForward? FunctionOwner { get; internal init; }
+
+    /// <summary>The index of the expression's node in <see cref="FunctionOwner"/>.</summary>
+    public int FunctionNode { get; internal init; } = -1;
+
     /// <summary>Why a float op stays in float ("no int8 op for LeakyReLU", "[NoQuantize]", "qconfig None").</summary>
     public string? FloatReason { get; internal set; }
 

@@ -219,8 +219,12 @@ public abstract class BoundObservedModel : IObservedModel
             BoundOp op = plan.Op;
             if (!plan.Int8)
             {
-                steps[i] = new BoundStep(op, null, plan.Float, plan.FloatReason ?? "");
-                quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
+                QuantizeInput quantizer = quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
+
+                // Described as data, the op runs the same way here and after Save/Load; an op that cannot be
+                // described keeps its module (and the file refuses it, saying why).
+                FloatOp? saved = FloatOpDescriber.Describe(ModelName, op, plan.Fused, quantizer, out string? notSaved);
+                steps[i] = new BoundStep(op, null, saved is null ? plan.Float : saved.Forward, plan.FloatReason ?? "") { FloatOp = saved, NotSavedBecause = notSaved };
                 continue;
             }
 
@@ -409,6 +413,14 @@ public abstract class BoundObservedModel : IObservedModel
 
         if (qconfig is null)
         {
+            // Kept in float by the mapping: the fused float op (BatchNorm folded, ReLU fused), as PyTorch keeps a
+            // fused module whose qconfig is None; the same op a converted model runs and a file stores.
+            if (FusedFloat(op) is { } fusedFloat)
+            {
+                _owned.Add((IDisposable)fusedFloat.Module);
+                return new OpPlan(op, false, false, null, fusedFloat.Module, fusedFloat.Forward, "its qconfig is None");
+            }
+
             return new OpPlan(op, false, false, null, null, plain, "its qconfig is None");
         }
 
@@ -485,6 +497,49 @@ public abstract class BoundObservedModel : IObservedModel
         }
     }
 
+    /// <summary>A conv, transposed conv, linear or batch norm as its fused float module, or null when it cannot be fused.</summary>
+    private (object Module, Func<Tensor[], Tensor> Forward)? FusedFloat(BoundOp op)
+    {
+        bool relu = op.FusedRelu is not null;
+        try
+        {
+            switch (op.Kind)
+            {
+                case BoundKind.Conv2d:
+                {
+                    FusedConv2d fused = FusedConv2d.Create(ModelName, op.Name, (Conv2d)op.Module!, (BatchNorm2d?)op.FusedBatchNorm?.Module, relu);
+                    return (fused, a => fused.forward(a[0]));
+                }
+
+                case BoundKind.ConvTranspose2d:
+                {
+                    FusedConvTranspose2d fused = FusedConvTranspose2d.Create(ModelName, op.Name, (ConvTranspose2d)op.Module!, (BatchNorm2d?)op.FusedBatchNorm?.Module, relu);
+                    return (fused, a => fused.forward(a[0]));
+                }
+
+                case BoundKind.Linear:
+                {
+                    FusedLinear fused = FusedLinear.Create(ModelName, op.Name, (Linear)op.Module!, relu);
+                    return (fused, a => fused.forward(a[0]));
+                }
+
+                case BoundKind.BatchNorm2d:
+                {
+                    FusedBatchNorm2d fused = FusedBatchNorm2d.Create(ModelName, op.Name, (BatchNorm2d)op.Module!, relu);
+                    return (fused, a => fused.forward(a[0]));
+                }
+
+                default:
+                    return null;
+            }
+        }
+        catch (NotSupportedException)
+        {
+            // The plain module then runs as the user wrote it (a padding mode the fused conv does not take, ...).
+            return null;
+        }
+    }
+
     /// <summary>The op in plain float (TorchSharp), fusions included: what runs when the op stays float.</summary>
     private static Func<Tensor[], Tensor> PlainFloat(BoundOp op)
     {
@@ -509,10 +564,12 @@ public abstract class BoundObservedModel : IObservedModel
 
             case BoundKind.ReLU:
                 return a => nn.functional.relu(a[0]);
-            case BoundKind.Hardtanh when op.Module is null:
+            case BoundKind.Hardtanh:
             {
+                // clamp, not hardtanh: TorchSharp 0.107's functional.hardtanh and Hardtanh module return their input
+                // unchanged (ReLU6 is right). PyTorch's hardtanh is this clamp, and so is the int8 op.
                 double min = op.Floats[0], max = op.Floats[1];
-                return a => nn.functional.hardtanh(a[0], min, max);
+                return a => a[0].clamp(min, max);
             }
 
             case BoundKind.AdaptiveAvgPool2d when op.Module is null:
@@ -547,20 +604,20 @@ public abstract class BoundObservedModel : IObservedModel
     private static int At(long[]? values, int axis, int fallback) =>
         values is null || values.Length == 0 ? fallback : checked((int)values[values.Length == 1 ? 0 : axis]);
 
-    private static Pool2dOptions MaxPoolOptions(MaxPool2d pool) => new(
+    internal static Pool2dOptions MaxPoolOptions(MaxPool2d pool) => new(
         At(pool.kernel_size, 0, 1), At(pool.kernel_size, 1, 1),
         At(pool.stride, 0, At(pool.kernel_size, 0, 1)), At(pool.stride, 1, At(pool.kernel_size, 1, 1)),
         At(pool.padding, 0, 0), At(pool.padding, 1, 0),
         At(pool.dilation, 0, 1), At(pool.dilation, 1, 1),
         CeilMode: pool.ceil_mode);
 
-    private static Pool2dOptions AvgPoolOptions(AvgPool2d pool) => new(
+    internal static Pool2dOptions AvgPoolOptions(AvgPool2d pool) => new(
         At(pool.kernel_size, 0, 1), At(pool.kernel_size, 1, 1),
         At(pool.stride, 0, At(pool.kernel_size, 0, 1)), At(pool.stride, 1, At(pool.kernel_size, 1, 1)),
         At(pool.padding, 0, 0), At(pool.padding, 1, 0),
         CeilMode: pool.ceil_mode, CountIncludePad: pool.count_include_pad);
 
-    private static int OutputSize(AdaptiveAvgPool2d pool, int axis) =>
+    internal static int OutputSize(AdaptiveAvgPool2d pool, int axis) =>
         checked((int)pool.output_size[pool.output_size.Length == 1 ? 0 : axis]);
 
     /// <summary>One op's plan: int8 or float, its qconfig, its fused float module and float form.</summary>

@@ -29,6 +29,12 @@ public sealed record BoundStep(BoundOp Op, IQuantizedLayer? Layer, Func<QTensor[
         : this(op, layer, null, @float, floatReason)
     {
     }
+
+    /// <summary>A float op described as data (a file stores it, ONNX export writes it); null for an int8 op or one that cannot be described.</summary>
+    public FloatOp? FloatOp { get; init; }
+
+    /// <summary>Why a float op could not be described (so cannot be saved or exported), or null.</summary>
+    public string? NotSavedBecause { get; init; }
 }
 
 /// <summary>What <c>Convert()</c> made of a bound model: its steps and the quantizers of float values int8 ops read.</summary>
@@ -96,22 +102,25 @@ public sealed class BoundQuantizedPlan
 
     internal static GraphOp GraphOpOf(BoundKind kind) => Array.Find(OpKinds, k => k.Kind == kind).Op;
 
-    /// <summary>The file's form: the graph record, the input quantizer, then every int8 layer in step order.</summary>
+    /// <summary>The file's form: the graph record, the input quantizer, then every step's layer (int8, or a float op as data) in step order.</summary>
     internal IQuantizedModel FileView()
     {
-        BoundStep[] floats = Array.FindAll(Steps, s => s.Int8 is null);
-        if (floats.Length > 0)
+        BoundStep[] unsaved = Array.FindAll(Steps, s => s.Int8 is null && s.FloatOp is null);
+        if (unsaved.Length > 0)
         {
             throw new NotSupportedException(
-                $"{Model}: {floats.Length} op(s) run in float ({string.Join(", ", Array.ConvertAll(floats, s => $"{s.Op.Name}: {s.FloatReason}"))}), and a .qgen file holds int8 layers only; give them an int8 op or run the model in-process.");
+                $"{Model}: {unsaved.Length} float op(s) cannot be stored: " +
+                string.Join("; ", Array.ConvertAll(unsaved, s => $"{s.Op.Name} ({s.Op.Source}): {s.NotSavedBecause}")) +
+                ". Give such a block a forward the generator can capture (or an int8 op), or keep the model in code.");
         }
 
         var steps = new List<BoundTopologyStep>(Steps.Length);
         var layers = new List<IQuantizedLayer>(Steps.Length + 2);
         foreach (BoundStep step in Steps)
         {
-            steps.Add(new BoundTopologyStep(step.Op.Name, GraphOpOf(step.Op.Kind), step.Op.Inputs, step.Op.Output));
-            layers.Add(step.Layer!);
+            GraphOp op = step.Int8 is null ? GraphOp.FloatIsland : GraphOpOf(step.Op.Kind);
+            steps.Add(new BoundTopologyStep(step.Op.Name, op, step.Op.Inputs, step.Op.Output));
+            layers.Add(step.Layer ?? step.FloatOp!);
         }
 
         var topology = new BoundTopology(Model, Graph.ValueCount, Graph.Result, steps);
@@ -127,9 +136,27 @@ public sealed class BoundQuantizedPlan
         var input = (QuantizeInput)reader.ReadNext("input", QGenLayerKind.Quantize);
         var ops = new List<BoundOp>(topology.Steps.Count);
         var steps = new BoundStep[topology.Steps.Count];
+        var quantizers = new QuantizeInput?[topology.ValueCount];
         for (int i = 0; i < steps.Length; i++)
         {
             BoundTopologyStep saved = topology.Steps[i];
+            if (saved.Op == GraphOp.FloatIsland)
+            {
+                var floatOp = (FloatOp)reader.ReadNext(saved.Name, QGenLayerKind.FloatOp);
+                if (floatOp.InputCount != saved.Inputs.Length)
+                {
+                    throw new QGenFormatException(reader.FileName, QGenFormatError.InvalidLayer, $"{reader.FileName}: float op '{saved.Name}' reads {floatOp.InputCount} tensor(s), but the graph gives it {saved.Inputs.Length}.");
+                }
+
+                string typeName = floatOp.Kind is FloatOpKind.Elementwise ? floatOp.Text : floatOp.Kind.ToString();
+                var floatStep = new BoundOp(BoundKind.FloatModule, saved.Name, saved.Inputs, saved.Output, "", saved.Name) { TypeName = typeName, FloatReason = "stored as a float op" };
+                floatStep.Members.Add(new GraphMember(saved.Name, typeName, ""));
+                ops.Add(floatStep);
+                steps[i] = new BoundStep(floatStep, null, floatOp.Forward, "stored as a float op") { FloatOp = floatOp };
+                quantizers[saved.Output] = floatOp.Output;
+                continue;
+            }
+
             int kind = Array.FindIndex(OpKinds, k => k.Op == saved.Op);
             if (kind < 0)
             {
@@ -144,7 +171,7 @@ public sealed class BoundQuantizedPlan
         }
 
         var graph = new BoundGraph(model, ops, topology.ValueCount, topology.Result);
-        return new BoundQuantizedPlan(model, graph, steps, new QuantizeInput?[topology.ValueCount], input, captureHash);
+        return new BoundQuantizedPlan(model, graph, steps, quantizers, input, captureHash);
     }
 
     private sealed class SavedForm(ModelGraph graph, IReadOnlyList<IQuantizedLayer> layers) : IQuantizedModel
@@ -191,7 +218,7 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         _hasFloatOps = plan.Steps.Any(s => s.Int8 is null);
         // A float op is represented by the quantizer of its result, as a float island of the generated form is.
         var layers = new List<IQuantizedLayer> { plan.Input };
-        layers.AddRange(plan.Steps.Select(s => s.Layer ?? plan.Quantizers[s.Op.Output]).OfType<IQuantizedLayer>());
+        layers.AddRange(plan.Steps.Select(s => s.Layer ?? (IQuantizedLayer?)s.FloatOp ?? plan.Quantizers[s.Op.Output]).OfType<IQuantizedLayer>());
         _layers = layers.ToArray();
         _graph = CreateGraph(plan);
         (_slotOfValue, _slotCount) = PlanSlots(plan);
@@ -325,12 +352,12 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     /// <c>Load</c> rebuilds it with no model instance and no TorchSharp (docs/model-file.md).
     /// </summary>
     /// <param name="path">The file to create or overwrite.</param>
-    /// <exception cref="NotSupportedException">An op runs in float (the file holds int8 layers only); the message lists them.</exception>
+    /// <exception cref="NotSupportedException">A float op cannot be described as data (a module whose forward was not captured); the message lists them.</exception>
     public void Save(string path) => QGenFile.Save(path, _plan.FileView());
 
     /// <summary>Writes the int8 model in the <c>.qgen</c> format to a stream.</summary>
     /// <param name="stream">A writable stream.</param>
-    /// <exception cref="NotSupportedException">An op runs in float; the message lists them.</exception>
+    /// <exception cref="NotSupportedException">A float op cannot be described as data; the message lists them.</exception>
     public void Save(Stream stream) => QGenFile.Save(stream, _plan.FileView());
 
     /// <summary>Reads what <see cref="Save(string)"/> wrote (generated <c>Load</c> calls this).</summary>

@@ -55,12 +55,12 @@ public sealed class BoundTopology : IQuantizedLayer
                 throw new ArgumentException($"{where}: needs a name and 1 to {MaxInputs} inputs.", nameof(steps));
             }
 
-            if (step.Op is GraphOp.Quantize or GraphOp.FloatIsland || !Enum.IsDefined(step.Op))
+            if (step.Op is GraphOp.Quantize || !Enum.IsDefined(step.Op))
             {
-                throw new ArgumentException($"{where}: not an int8 op a saved bound model can hold.", nameof(steps));
+                throw new ArgumentException($"{where}: not an op a saved bound model can hold.", nameof(steps));
             }
 
-            if ((step.Op is GraphOp.Add) != (step.Inputs.Length == 2) && step.Op is not GraphOp.Cat)
+            if ((step.Op is GraphOp.Add) != (step.Inputs.Length == 2) && step.Op is not (GraphOp.Cat or GraphOp.FloatIsland))
             {
                 throw new ArgumentException($"{where}: reads {step.Inputs.Length} values; {(step.Op is GraphOp.Add ? "add reads 2" : "it reads 1")}.", nameof(steps));
             }

@@ -207,6 +207,21 @@ public static class CapturedModules
     public static CapturedForward? Find(Type moduleType) =>
         s_forwards.TryGetValue(moduleType, out CapturedForward? forward) ? forward : null;
 
+    /// <summary>The captured forward of the class with this full name (a saved float expression names its class so), if registered.</summary>
+    /// <param name="fullName">The class's <see cref="Type.FullName"/>.</param>
+    public static CapturedForward? FindByName(string fullName)
+    {
+        foreach (KeyValuePair<Type, CapturedForward> entry in s_forwards)
+        {
+            if (string.Equals(entry.Key.FullName, fullName, StringComparison.Ordinal))
+            {
+                return entry.Value;
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>Why the generator could not capture <paramref name="moduleType"/>'s forward, if it tried.</summary>
     public static string? WhyNotCaptured(Type moduleType) =>
         s_notCaptured.TryGetValue(moduleType, out string? reason) ? reason : null;

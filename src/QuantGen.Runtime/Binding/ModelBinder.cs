@@ -95,7 +95,7 @@ public static class ModelBinder
                     CapturedOp.Reshape => Add(BoundKind.Reshape, Scoped(path, "reshape"), inputs, node, "reshape", node.Ints),
                     CapturedOp.Hardtanh => Add(BoundKind.Hardtanh, Scoped(path, "hardtanh"), inputs, node, "hardtanh", floats: node.Floats),
                     CapturedOp.AdaptiveAvgPool2d => Add(BoundKind.AdaptiveAvgPool2d, Scoped(path, "adaptive_avg_pool2d"), inputs, node, "adaptive_avg_pool2d", node.Ints),
-                    CapturedOp.Float => AddFloatFunction(path, inputs, node),
+                    CapturedOp.Float => AddFloatFunction(path, inputs, node, forward, i),
                     _ => throw new InvalidOperationException($"{Where(path, node)}: unknown captured op {node.Op}."),
                 };
             }
@@ -238,12 +238,14 @@ public static class ModelBinder
             return op.Output;
         }
 
-        private int AddFloatFunction(string path, int[] inputs, CapturedNode node)
+        private int AddFloatFunction(string path, int[] inputs, CapturedNode node, CapturedForward owner, int index)
         {
             string name = Unique(Scoped(path, "float"));
             var op = new BoundOp(BoundKind.FloatFunction, name, inputs, ValueCount++, node.Source, node.Text)
             {
                 Function = node.Float ?? throw new InvalidOperationException($"{Where(path, node)}: a float node has no function."),
+                FunctionOwner = owner,
+                FunctionNode = index,
                 TypeName = "function",
                 FloatReason = $"no int8 op for '{node.Text}'",
             };

@@ -93,6 +93,13 @@ public sealed class FusedBatchNorm2d : IDisposable
         return fused;
     }
 
+    /// <summary>A batch norm from stored statistics (a float op read from a <c>.qgen</c> file); the caller has checked the lengths.</summary>
+    internal static FusedBatchNorm2d FromValues(string model, string layer, float[] mean, float[] variance, float[]? gamma, float[]? beta, double moduleEps, bool relu) =>
+        new(model, layer, mean, variance, gamma, beta, moduleEps, relu);
+
+    /// <summary>The statistics the float forward uses: running mean and variance, weight and bias (null when not affine), the module's eps.</summary>
+    internal (float[] Mean, float[] Variance, float[]? Gamma, float[]? Beta, double Eps) Statistics => (_mean, _variance, _gamma, _beta, _moduleEps);
+
     /// <summary>Model name, for error messages.</summary>
     public string Model { get; }
 

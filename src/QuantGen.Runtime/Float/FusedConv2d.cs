@@ -72,6 +72,10 @@ public sealed class FusedConv2d : IDisposable
         return new FusedConv2d(model, layer, options, weight, bias, relu);
     }
 
+    /// <summary>A fused conv from stored values (a float op read from a <c>.qgen</c> file); the caller has checked the shapes.</summary>
+    internal static FusedConv2d FromValues(string model, string layer, Conv2dOptions options, float[] weight, float[]? bias, bool relu) =>
+        new(model, layer, options, weight, bias, relu);
+
     /// <summary>Model name, for error messages.</summary>
     public string Model { get; }
 

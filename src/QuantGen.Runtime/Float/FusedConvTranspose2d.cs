@@ -76,6 +76,10 @@ public sealed class FusedConvTranspose2d : IDisposable
         return new FusedConvTranspose2d(model, layer, options, weight, bias, relu);
     }
 
+    /// <summary>A fused transposed conv from stored values (a float op read from a <c>.qgen</c> file); the caller has checked the shapes.</summary>
+    internal static FusedConvTranspose2d FromValues(string model, string layer, ConvTranspose2dOptions options, float[] weight, float[]? bias, bool relu) =>
+        new(model, layer, options, weight, bias, relu);
+
     /// <summary>Model name, for error messages.</summary>
     public string Model { get; }
 

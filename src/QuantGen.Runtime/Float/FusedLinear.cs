@@ -85,6 +85,13 @@ public sealed class FusedLinear : IDisposable
         return new FusedLinear(model, layer, inFeatures, outFeatures, weight, bias, relu, batchNorm is null ? null : checked((int)batchNorm.num_features));
     }
 
+    /// <summary>A fused linear from stored values (a float op read from a <c>.qgen</c> file); the caller has checked the shapes.</summary>
+    internal static FusedLinear FromValues(string model, string layer, int inFeatures, int outFeatures, float[] weight, float[]? bias, bool relu, int? batchNormFeatures) =>
+        new(model, layer, inFeatures, outFeatures, weight, bias, relu, batchNormFeatures);
+
+    /// <summary>The features of the folded BatchNorm1d, or null.</summary>
+    internal int? BatchNormFeatures => _batchNormFeatures;
+
     /// <summary>
     /// True when a BatchNorm1d was folded in. BatchNorm1d normalizes dimension 1 while the linear's features are
     /// the last one, so the fold only equals linear→BatchNorm1d on [N, features] inputs or, for a one-feature

@@ -47,6 +47,8 @@ internal struct ByteReader
 
     public uint U32(string what) => BinaryPrimitives.ReadUInt32LittleEndian(Take(4, what));
 
+    public long I64(string what) => BinaryPrimitives.ReadInt64LittleEndian(Take(8, what));
+
     public float F32(string what) => BinaryPrimitives.ReadSingleLittleEndian(Take(4, what));
 
     public double F64(string what) => BinaryPrimitives.ReadDoubleLittleEndian(Take(8, what));

@@ -32,6 +32,8 @@ internal sealed class ByteWriter
 
     public void U64(ulong value) => BinaryPrimitives.WriteUInt64LittleEndian(Take(8), value);
 
+    public void I64(long value) => BinaryPrimitives.WriteInt64LittleEndian(Take(8), value);
+
     /// <summary>float32 bit pattern, unchanged (NaN payloads and -0 survive).</summary>
     public void F32(float value) => BinaryPrimitives.WriteSingleLittleEndian(Take(4), value);
 

@@ -31,6 +31,7 @@ internal static class LayerCodecs
         QuantizedHardtanh => QGenLayerKind.Hardtanh,
         QuantizedElementwise => QGenLayerKind.Elementwise,
         Binding.BoundTopology => QGenLayerKind.BoundGraph,
+        FloatOp => QGenLayerKind.FloatOp,
         _ => null,
     };
 
@@ -53,6 +54,7 @@ internal static class LayerCodecs
         : type == typeof(QuantizedHardtanh) ? QGenLayerKind.Hardtanh
         : type == typeof(QuantizedElementwise) ? QGenLayerKind.Elementwise
         : type == typeof(Binding.BoundTopology) ? QGenLayerKind.BoundGraph
+        : type == typeof(FloatOp) ? QGenLayerKind.FloatOp
         : null;
 
     /// <summary>Writes a layer's payload (its kind comes from <see cref="KindOf(IQuantizedLayer)"/>).</summary>
@@ -132,6 +134,9 @@ internal static class LayerCodecs
             case Binding.BoundTopology topology:
                 topology.Write(writer);
                 break;
+            case FloatOp floatOp:
+                WriteFloatOp(writer, floatOp);
+                break;
             default:
                 throw new NotSupportedException($"{layer.Model}: layer '{layer.Layer}' is a {layer.GetType().FullName}, which has no .qgen codec.");
         }
@@ -172,6 +177,7 @@ internal static class LayerCodecs
                 QGenLayerKind.Elementwise => new QuantizedElementwise(model, name, reader.String("function"),
                     ReadQParams(ref reader, "the input qparams"), ReadQParams(ref reader, "the output qparams"), reader.Ints(256, "the table")),
                 QGenLayerKind.BoundGraph => Binding.BoundTopology.Read(ref reader, model, name),
+                QGenLayerKind.FloatOp => ReadFloatOp(ref reader, model, name),
                 _ => throw reader.Fail(QGenFormatError.Malformed, $"kind {info.Kind} has no codec", start),
             };
         }
@@ -195,6 +201,84 @@ internal static class LayerCodecs
     {
         float[] bounds = reader.Floats(2, "min_val and max_val");
         return new QuantizedHardtanh(model, name, bounds[0], bounds[1]);
+    }
+
+    // u16 kind, string text, u32 count + i64 ints, u32 count + f64 floats, u8 tensor count, each: string name,
+    // shape, u32 count + f32 values; bool relu, u16 input count, the output qparams.
+    private static void WriteFloatOp(ByteWriter writer, FloatOp op)
+    {
+        writer.U16((ushort)op.Kind);
+        writer.String(op.Text);
+        long[] ints = op.Ints;
+        writer.U32((uint)ints.Length);
+        foreach (long value in ints)
+        {
+            writer.I64(value);
+        }
+
+        double[] floats = op.Floats;
+        writer.U32((uint)floats.Length);
+        foreach (double value in floats)
+        {
+            writer.F64(value);
+        }
+
+        writer.U8(checked((byte)op.Tensors.Count));
+        foreach (FloatOpTensor tensor in op.Tensors)
+        {
+            writer.String(tensor.Name);
+            writer.U8((byte)tensor.Shape.Length);
+            writer.Ints(tensor.Shape);
+            writer.U32((uint)tensor.Values.Length);
+            writer.Floats(tensor.Values);
+        }
+
+        writer.Bool(op.Relu);
+        writer.U16(checked((ushort)op.InputCount));
+        WriteQParams(writer, op.Output.QParams);
+    }
+
+    private static FloatOp ReadFloatOp(ref ByteReader reader, string model, string name)
+    {
+        int at = reader.Position;
+        ushort code = reader.U16("the float op kind");
+        if (!Enum.IsDefined((FloatOpKind)code))
+        {
+            throw reader.Fail(QGenFormatError.Malformed, $"float op kind {code} is not one this version knows", at);
+        }
+
+        string text = reader.String("the float op's text");
+        int intCount = reader.Count("the integer constant count", 8, 64);
+        var ints = new long[intCount];
+        for (int i = 0; i < intCount; i++)
+        {
+            ints[i] = reader.I64("an integer constant");
+        }
+
+        int floatCount = reader.Count("the float constant count", 8, 64);
+        var floats = new double[floatCount];
+        for (int i = 0; i < floatCount; i++)
+        {
+            floats[i] = reader.F64("a float constant");
+        }
+
+        int tensorCount = reader.U8("the tensor count");
+        var tensors = new FloatOpTensor[tensorCount];
+        for (int i = 0; i < tensorCount; i++)
+        {
+            string tensorName = reader.String("a tensor name");
+            int[] shape = ReadShape(ref reader, $"tensor '{tensorName}'", allowInferred: false);
+            int count = reader.Count($"tensor '{tensorName}' length", 4, int.MaxValue);
+            tensors[i] = new FloatOpTensor(tensorName, shape, reader.Floats(count, $"tensor '{tensorName}'"));
+        }
+
+        bool relu = reader.Bool("relu");
+        int inputs = reader.U16("the input count");
+        QParams output = ReadQParams(ref reader, "the output qparams");
+
+        // The constructor checks that the constants and weights make the op its kind says (shapes against
+        // options, counts per kind) before anything runs it.
+        return new FloatOp(model, name, (FloatOpKind)code, text, ints, floats, tensors, relu, inputs, new QuantizeInput(model, name, output));
     }
 
     // Conv, transposed conv and linear share their tail: weight, bias, input and output qparams, fused ReLU, backend.

@@ -60,6 +60,9 @@ public enum QGenLayerKind : ushort
 
     /// <summary><see cref="Modules.QuantizedElementwise"/>: a unary op by table.</summary>
     Elementwise = 17,
+
+    /// <summary><see cref="Modules.FloatOp"/>: an op that stays float, its constants and weights, and its result's quantizer.</summary>
+    FloatOp = 18,
 }
 
 /// <summary>One layer record of a <c>.qgen</c> file, as its framing describes it (the payload is not decoded).</summary>

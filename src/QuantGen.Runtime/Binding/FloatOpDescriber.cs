@@ -1,0 +1,228 @@
+using System;
+using System.Collections.Generic;
+using QuantGen.Modules;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace QuantGen.Binding;
+
+/// <summary>
+/// Describes a bound op that stays float as a <see cref="FloatOp"/> (its constants and weights as data), so a
+/// converted model with float ops can be saved and exported. An op it cannot describe — a user's module class
+/// whose forward was not captured, a TorchSharp module with no description here — keeps running in-process, and
+/// Save/export name it and say why.
+/// </summary>
+internal static class FloatOpDescriber
+{
+    /// <summary>The op as a <see cref="FloatOp"/>, or null with <paramref name="why"/> when it cannot be described.</summary>
+    /// <param name="model">The model's name.</param>
+    /// <param name="op">The bound op.</param>
+    /// <param name="fused">The fused float module the op runs (FusedConv2d, ...), when it has one.</param>
+    /// <param name="output">Quantizes the op's result.</param>
+    /// <param name="why">Why the op cannot be described.</param>
+    public static FloatOp? Describe(string model, BoundOp op, object? fused, QuantizeInput output, out string? why)
+    {
+        why = null;
+        try
+        {
+            FloatOp? described = DescribeOrNull(model, op, fused, output);
+            if (described is null)
+            {
+                why = op.Kind == BoundKind.FloatModule && op.Module is not null && CapturedModules.WhyNotCaptured(op.Module.GetType()) is { } notCaptured
+                    ? $"it runs {op.TypeName}'s own forward, which the generator could not capture ({notCaptured})"
+                    : $"it runs a {op.TypeName}, which QuantGen cannot describe as data (only its TorchSharp module knows what it computes)";
+            }
+
+            return described;
+        }
+        catch (Exception e) when (e is NotSupportedException or ArgumentException)
+        {
+            why = e.Message;
+            return null;
+        }
+    }
+
+    private static FloatOp? DescribeOrNull(string model, BoundOp op, object? fused, QuantizeInput output)
+    {
+        string layer = op.Name;
+        int inputs = op.Inputs.Length;
+        bool relu = op.FusedRelu is not null;
+        FloatOp Op(FloatOpKind kind, long[]? ints = null, double[]? floats = null, string text = "", FloatOpTensor[]? tensors = null, bool fusedRelu = false) =>
+            new(model, layer, kind, text, ints ?? Array.Empty<long>(), floats ?? Array.Empty<double>(), tensors ?? Array.Empty<FloatOpTensor>(), fusedRelu, inputs, output);
+
+        // Weighted ops: the fused float module the op runs (BatchNorm folded in, as PyTorch's fused modules are);
+        // a [NoQuantize] or uncaptured conv/linear module is read as it is.
+        IDisposable? readHere = null;
+        fused ??= readHere = op.Module switch
+        {
+            Conv2d conv when op.Kind is BoundKind.FloatModule => FusedConv2d.Create(model, layer, conv, null, relu: false),
+            ConvTranspose2d conv when op.Kind is BoundKind.FloatModule => FusedConvTranspose2d.Create(model, layer, conv, null, relu: false),
+            Linear linear when op.Kind is BoundKind.FloatModule => FusedLinear.Create(model, layer, linear, relu: false),
+            BatchNorm2d norm when op.Kind is BoundKind.FloatModule => FusedBatchNorm2d.Create(model, layer, norm, relu: false),
+            _ => null,
+        };
+        using (readHere)
+        {
+            if (fused is not null)
+            {
+                return Weighted(model, layer, fused, inputs, output);
+            }
+        }
+
+        switch (op.Kind)
+        {
+            case BoundKind.Conv2d or BoundKind.ConvTranspose2d or BoundKind.Linear or BoundKind.BatchNorm2d:
+                return null;
+            case BoundKind.ReLU:
+                return Op(FloatOpKind.ReLU);
+            case BoundKind.Hardtanh:
+                return Op(FloatOpKind.Hardtanh, floats: [op.Floats[0], op.Floats[1]]);
+            case BoundKind.Add:
+                return Op(FloatOpKind.Add, fusedRelu: relu);
+            case BoundKind.Cat:
+                return Op(FloatOpKind.Cat, [op.Ints[0]]);
+            case BoundKind.Flatten:
+                return Op(FloatOpKind.Flatten, [op.Ints[0], op.Ints[1]]);
+            case BoundKind.Reshape:
+                return Op(FloatOpKind.Reshape, Array.ConvertAll(op.Ints, i => (long)i));
+            case BoundKind.MaxPool2d:
+            {
+                Pool2dOptions o = BoundObservedModel.MaxPoolOptions((MaxPool2d)op.Module!);
+                return Op(FloatOpKind.MaxPool2d, [o.KernelHeight, o.KernelWidth, o.EffectiveStrideHeight, o.EffectiveStrideWidth, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.CeilMode ? 1 : 0]);
+            }
+
+            case BoundKind.AvgPool2d:
+            {
+                Pool2dOptions o = BoundObservedModel.AvgPoolOptions((AvgPool2d)op.Module!);
+                return Op(FloatOpKind.AvgPool2d, [o.KernelHeight, o.KernelWidth, o.EffectiveStrideHeight, o.EffectiveStrideWidth, o.PadHeight, o.PadWidth, o.CeilMode ? 1 : 0, o.CountIncludePad ? 1 : 0, o.DivisorOverride ?? 0]);
+            }
+
+            case BoundKind.AdaptiveAvgPool2d:
+                return op.Module is AdaptiveAvgPool2d pool
+                    ? Op(FloatOpKind.AdaptiveAvgPool2d, [BoundObservedModel.OutputSize(pool, 0), BoundObservedModel.OutputSize(pool, 1)])
+                    : Op(FloatOpKind.AdaptiveAvgPool2d, [op.Ints[0], op.Ints[1]]);
+            case BoundKind.Elementwise:
+                return Elementwise(op.Module!) is { } parameters ? Op(FloatOpKind.Elementwise, floats: parameters, text: op.TypeName) : null;
+            case BoundKind.FloatFunction when op.FunctionOwner is { } owner:
+                return Op(FloatOpKind.Function, [op.FunctionNode], text: $"{owner.ModuleType.FullName}|{owner.Hash}");
+            case BoundKind.FloatModule:
+                return op.Module switch
+                {
+                    PixelShuffle shuffle => Op(FloatOpKind.PixelShuffle, [shuffle.upscale_factor]),
+                    PixelUnshuffle unshuffle => Op(FloatOpKind.PixelUnshuffle, [unshuffle.downscale_factor]),
+                    Softmax softmax => Op(FloatOpKind.Softmax, [softmax.dim]),
+                    LogSoftmax logSoftmax => Op(FloatOpKind.LogSoftmax, [logSoftmax.dim]),
+                    Upsample upsample => Upsample(upsample, Op),
+                    LayerNorm norm => Op(FloatOpKind.LayerNorm, (long[])norm.normalized_shape.Clone(), [norm.eps], tensors: Affine(norm.weight, norm.bias)),
+                    GroupNorm norm => Op(FloatOpKind.GroupNorm, [norm.num_groups], [norm.eps], tensors: Affine(norm.weight, norm.bias)),
+                    ReLU => Op(FloatOpKind.ReLU),
+                    ReLU6 => Op(FloatOpKind.Hardtanh, floats: [0, 6]),
+                    Hardtanh hardtanh => Op(FloatOpKind.Hardtanh, floats: [hardtanh.min_val, hardtanh.max_val]),
+                    nn.Module module when Elementwise(module) is { } moduleParameters => Op(FloatOpKind.Elementwise, floats: moduleParameters, text: module.GetType().Name),
+                    _ => null,
+                };
+            default:
+                return null;
+        }
+    }
+
+    private static FloatOp? Weighted(string model, string layer, object fused, int inputs, QuantizeInput output)
+    {
+        FloatOp Op(FloatOpKind kind, long[]? ints = null, double[]? floats = null, string text = "", FloatOpTensor[]? tensors = null, bool fusedRelu = false) =>
+            new(model, layer, kind, text, ints ?? Array.Empty<long>(), floats ?? Array.Empty<double>(), tensors ?? Array.Empty<FloatOpTensor>(), fusedRelu, inputs, output);
+        switch (fused)
+        {
+            case FusedConv2d conv:
+            {
+                Conv2dOptions o = conv.Options;
+                return Op(FloatOpKind.Conv2d,
+                    [o.InChannels, o.OutChannels, o.KernelHeight, o.KernelWidth, o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.DilationHeight, o.DilationWidth, o.Groups],
+                    tensors: Weights(conv.Weight, conv.WeightShape, conv.Bias), fusedRelu: conv.Relu);
+            }
+
+            case FusedConvTranspose2d conv:
+            {
+                ConvTranspose2dOptions o = conv.Options;
+                return Op(FloatOpKind.ConvTranspose2d,
+                    [o.InChannels, o.OutChannels, o.KernelHeight, o.KernelWidth, o.StrideHeight, o.StrideWidth, o.PadHeight, o.PadWidth, o.OutputPadHeight, o.OutputPadWidth, o.DilationHeight, o.DilationWidth, o.Groups],
+                    tensors: Weights(conv.Weight, conv.WeightShape, conv.Bias), fusedRelu: conv.Relu);
+            }
+
+            case FusedLinear linear:
+                return Op(FloatOpKind.Linear, [linear.InFeatures, linear.OutFeatures, linear.BatchNormFeatures ?? -1],
+                    tensors: Weights(linear.Weight, [linear.OutFeatures, linear.InFeatures], linear.Bias), fusedRelu: linear.Relu);
+            case FusedBatchNorm2d norm:
+            {
+                (float[] mean, float[] variance, float[]? gamma, float[]? beta, double eps) = norm.Statistics;
+                var tensors = new List<FloatOpTensor> { Vector("running_mean", mean), Vector("running_var", variance) };
+                if (gamma is not null)
+                {
+                    tensors.Add(Vector("weight", gamma));
+                }
+
+                if (beta is not null)
+                {
+                    tensors.Add(Vector("bias", beta));
+                }
+
+                return Op(FloatOpKind.BatchNorm2d, floats: [eps], tensors: tensors.ToArray(), fusedRelu: norm.Relu);
+            }
+
+            default:
+                return null;
+        }
+    }
+
+    private delegate FloatOp OpFactory(FloatOpKind kind, long[]? ints = null, double[]? floats = null, string text = "", FloatOpTensor[]? tensors = null, bool fusedRelu = false);
+
+    private static FloatOp? Upsample(Upsample upsample, OpFactory op)
+    {
+        long align = upsample.align_corners is bool a ? (a ? 1 : 0) : -1;
+        long recompute = upsample.recompute_scale_factor == true ? 1 : 0;
+        ReadOnlySpan<long> size = upsample.size;
+        ReadOnlySpan<double> scale = upsample.scale_factor;
+        if (size.Length > 0)
+        {
+            return size.Length is 1 or 2
+                ? op(FloatOpKind.Upsample, [size[0], size[^1], align, recompute], text: upsample.mode.ToString())
+                : throw new NotSupportedException($"Upsample with a {size.Length}-element size is not a 2-D upsample.");
+        }
+
+        return scale.Length is 1 or 2
+            ? op(FloatOpKind.Upsample, [align, recompute], [scale[0], scale[^1]], text: upsample.mode.ToString())
+            : throw new NotSupportedException("Upsample has neither a size nor a 2-D scale factor.");
+    }
+
+    /// <summary>An elementwise module's parameters (in <see cref="FloatOpKind.Elementwise"/>'s order), or null for another module.</summary>
+    private static double[]? Elementwise(nn.Module module) => module switch
+    {
+        LeakyReLU m => [m.negative_slope],
+        ELU m => [m.alpha],
+        CELU m => [m.alpha],
+        GELU m => [m.approximate == TorchSharp.Modules.GELU.Approximate.tanh ? 1 : 0],
+        Softplus m => [m.beta, m.threshold],
+        Hardswish or Hardsigmoid or SiLU or Sigmoid or Tanh or SELU or Mish or Softsign or Tanhshrink or LogSigmoid => Array.Empty<double>(),
+        _ => null,
+    };
+
+    private static FloatOpTensor[] Weights(float[] weight, int[] shape, float[]? bias) =>
+        bias is null ? [new("weight", shape, weight)] : [new("weight", shape, weight), Vector("bias", bias)];
+
+    private static FloatOpTensor Vector(string name, float[] values) => new(name, [values.Length], values);
+
+    private static FloatOpTensor[] Affine(Tensor? weight, Tensor? bias)
+    {
+        var tensors = new List<FloatOpTensor>(2);
+        foreach ((string name, Tensor? tensor) in new[] { ("weight", weight), ("bias", bias) })
+        {
+            if (tensor is not null)
+            {
+                using Tensor detached = tensor.detach();
+                float[] values = TensorInterop.ToArray(detached, out int[] shape);
+                tensors.Add(new FloatOpTensor(name, shape, values));
+            }
+        }
+
+        return tensors.ToArray();
+    }
+}

@@ -1,0 +1,669 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using System.Threading;
+using QuantGen.Binding;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QuantGen.Modules;
+
+/// <summary>What a <see cref="FloatOp"/> computes. The numbers are part of the <c>.qgen</c> format (docs/model-file.md).</summary>
+public enum FloatOpKind
+{
+    /// <summary>conv2d with folded weights. Ints: the 11 <see cref="Conv2dOptions"/>; tensors: weight [, bias].</summary>
+    Conv2d = 1,
+
+    /// <summary>conv_transpose2d. Ints: the 13 <see cref="ConvTranspose2dOptions"/>; tensors: weight [, bias].</summary>
+    ConvTranspose2d = 2,
+
+    /// <summary>linear with folded weights. Ints: in_features, out_features, folded BatchNorm1d features (−1: none); tensors: weight [, bias].</summary>
+    Linear = 3,
+
+    /// <summary>Eval-mode batch_norm. Floats: eps; tensors: running_mean, running_var [, weight] [, bias].</summary>
+    BatchNorm2d = 4,
+
+    /// <summary>relu.</summary>
+    ReLU = 5,
+
+    /// <summary>hardtanh (ReLU6, clamp). Floats: min_val, max_val.</summary>
+    Hardtanh = 6,
+
+    /// <summary>Addition of two tensors.</summary>
+    Add = 7,
+
+    /// <summary>torch.cat. Ints: dim.</summary>
+    Cat = 8,
+
+    /// <summary>flatten. Ints: start_dim, end_dim.</summary>
+    Flatten = 9,
+
+    /// <summary>reshape. Ints: the shape (−1 allowed once).</summary>
+    Reshape = 10,
+
+    /// <summary>max_pool2d. Ints: kernel, stride, padding, dilation (height, width each), ceil_mode.</summary>
+    MaxPool2d = 11,
+
+    /// <summary>avg_pool2d. Ints: kernel, stride, padding (height, width each), ceil_mode, count_include_pad, divisor_override (0: none).</summary>
+    AvgPool2d = 12,
+
+    /// <summary>adaptive_avg_pool2d. Ints: output height, output width.</summary>
+    AdaptiveAvgPool2d = 13,
+
+    /// <summary>A unary elementwise function. Text: the TorchSharp module's name (LeakyReLU, GELU, ...); Floats: its parameters.</summary>
+    Elementwise = 14,
+
+    /// <summary>pixel_shuffle. Ints: upscale_factor.</summary>
+    PixelShuffle = 15,
+
+    /// <summary>pixel_unshuffle. Ints: downscale_factor.</summary>
+    PixelUnshuffle = 16,
+
+    /// <summary>softmax. Ints: dim.</summary>
+    Softmax = 17,
+
+    /// <summary>log_softmax. Ints: dim.</summary>
+    LogSoftmax = 18,
+
+    /// <summary>interpolate (Upsample). Text: the mode; Ints: [out height, out width] or none, align_corners (−1 none, 0, 1), recompute_scale_factor (0, 1); Floats: [scale height, scale width] or none.</summary>
+    Upsample = 19,
+
+    /// <summary>layer_norm. Ints: normalized_shape; Floats: eps; tensors: [weight] [, bias].</summary>
+    LayerNorm = 20,
+
+    /// <summary>group_norm. Ints: num_groups; Floats: eps; tensors: [weight] [, bias].</summary>
+    GroupNorm = 21,
+
+    /// <summary>
+    /// A tensor expression of the model's <c>forward</c> that the generator wrote as a C# function. Text: the class
+    /// whose forward holds it (full name) and its captured forward's hash, "Class|hash"; Ints: the node's index.
+    /// The function lives in the model's assembly, so a file is run by the model's own <c>Load</c>.
+    /// </summary>
+    Function = 22,
+}
+
+/// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
+/// <param name="Name">What it is ("weight", "bias", "running_mean").</param>
+/// <param name="Shape">Its logical shape.</param>
+/// <param name="Values">Its values in row-major order.</param>
+public sealed record FloatOpTensor(string Name, int[] Shape, float[] Values);
+
+/// <summary>
+/// An op that stays float in an int8 model, described as data: what it computes, its constants and weights, and
+/// the quantizer of its result for the int8 ops that read it. It runs on TorchSharp (the same libtorch op as the
+/// float model's module, so a loaded file gives the converted model's results to the bit); a <c>.qgen</c> file
+/// stores it and ONNX export writes it as the float ONNX operator between DequantizeLinear and QuantizeLinear.
+/// </summary>
+/// <remarks>
+/// Thread-safe: the weights become TorchSharp tensors once, on first use (so reading a file does not need
+/// libtorch), and are only read after that.
+/// </remarks>
+public sealed class FloatOp : IQuantizedLayer
+{
+    private static readonly HashSet<string> ElementwiseFunctions = new(StringComparer.Ordinal)
+    {
+        "LeakyReLU", "Hardswish", "Hardsigmoid", "SiLU", "Sigmoid", "Tanh", "ELU", "CELU", "SELU", "GELU", "Mish",
+        "Softplus", "Softsign", "Tanhshrink", "Hardshrink", "Softshrink", "LogSigmoid", "Threshold",
+    };
+
+    private static readonly string[] UpsampleModes = Enum.GetNames<UpsampleMode>();
+
+    private readonly long[] _ints;
+    private readonly double[] _floats;
+    private readonly FloatOpTensor[] _tensors;
+    private readonly Lazy<Func<Tensor[], Tensor>> _run;
+
+    /// <summary>Creates a float op, checking that its constants and weights make the op its kind says.</summary>
+    /// <param name="model">The model's name.</param>
+    /// <param name="layer">The op's layer name.</param>
+    /// <param name="kind">What it computes.</param>
+    /// <param name="text">The kind's text argument (see <see cref="FloatOpKind"/>), else "".</param>
+    /// <param name="ints">Integer constants (see <see cref="FloatOpKind"/>).</param>
+    /// <param name="floats">Float constants.</param>
+    /// <param name="tensors">Weights and statistics, by name.</param>
+    /// <param name="relu">A ReLU fused after the op.</param>
+    /// <param name="inputCount">How many tensors it reads.</param>
+    /// <param name="output">Quantizes its result for the int8 ops that read it.</param>
+    /// <exception cref="ArgumentException">The constants, weights or input count do not make a valid op of that kind (the message names the layer).</exception>
+    public FloatOp(string model, string layer, FloatOpKind kind, string text, long[] ints, double[] floats, IReadOnlyList<FloatOpTensor> tensors, bool relu, int inputCount, QuantizeInput output)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        Model = model;
+        Layer = layer;
+        Kind = kind;
+        Text = text ?? throw new ArgumentNullException(nameof(text));
+        _ints = (long[])(ints ?? throw new ArgumentNullException(nameof(ints))).Clone();
+        _floats = (double[])(floats ?? throw new ArgumentNullException(nameof(floats))).Clone();
+        _tensors = (tensors ?? throw new ArgumentNullException(nameof(tensors))).ToArray();
+        Relu = relu;
+        InputCount = inputCount;
+        Output = output ?? throw new ArgumentNullException(nameof(output));
+        Validate();
+        _run = new Lazy<Func<Tensor[], Tensor>>(CreateRunner, LazyThreadSafetyMode.ExecutionAndPublication);
+    }
+
+    /// <inheritdoc/>
+    public string Model { get; }
+
+    /// <inheritdoc/>
+    public string Layer { get; }
+
+    /// <summary>What the op computes.</summary>
+    public FloatOpKind Kind { get; }
+
+    /// <summary>The kind's text argument (an elementwise function's name, an upsample mode, a function's class), else "".</summary>
+    public string Text { get; }
+
+    /// <summary>Integer constants (a copy).</summary>
+    public long[] Ints => (long[])_ints.Clone();
+
+    /// <summary>Float constants (a copy).</summary>
+    public double[] Floats => (double[])_floats.Clone();
+
+    /// <summary>Weights and statistics.</summary>
+    public IReadOnlyList<FloatOpTensor> Tensors => _tensors;
+
+    /// <summary>A ReLU fused after the op.</summary>
+    public bool Relu { get; }
+
+    /// <summary>How many tensors the op reads.</summary>
+    public int InputCount { get; }
+
+    /// <summary>Quantizes the op's float result for the int8 ops that read it.</summary>
+    public QuantizeInput Output { get; }
+
+    /// <summary>The named tensor, or null.</summary>
+    /// <param name="name">"weight", "bias", "running_mean", ...</param>
+    public FloatOpTensor? Tensor(string name) => Array.Find(_tensors, t => t.Name == name);
+
+    /// <summary>Runs the op on float inputs (TorchSharp).</summary>
+    /// <param name="inputs">The op's <see cref="InputCount"/> float32 inputs.</param>
+    /// <returns>A new float32 tensor.</returns>
+    /// <exception cref="ArgumentException">The wrong number of inputs.</exception>
+    public Tensor Forward(Tensor[] inputs)
+    {
+        ArgumentNullException.ThrowIfNull(inputs);
+        if (inputs.Length != InputCount)
+        {
+            throw new ArgumentException($"{Model}.{Layer}: the float {Describe()} reads {InputCount} tensor(s), got {inputs.Length}.", nameof(inputs));
+        }
+
+        Tensor result = _run.Value(inputs);
+        return Relu ? nn.functional.relu(result) : result;
+    }
+
+    /// <summary>The op as one line: <c>Conv2d(3, 8, kernel_size=(3, 3)) [float]</c>.</summary>
+    public override string ToString() => $"{Describe()}{(Relu ? " + ReLU" : "")} (float), then {Output}";
+
+    private string Describe() => Kind switch
+    {
+        FloatOpKind.Elementwise => Text,
+        FloatOpKind.Function => "function",
+        FloatOpKind.Upsample => $"Upsample(mode={Text})",
+        _ when _ints.Length > 0 && _ints.Length <= 4 => $"{Kind}({string.Join(", ", _ints.Select(i => i.ToString(CultureInfo.InvariantCulture)))})",
+        _ => Kind.ToString(),
+    };
+
+    private string Name => $"{Model}.{Layer}";
+
+    private ArgumentException Invalid(string what) => new($"{Name}: a float {Kind} op {what}.");
+
+    private void Validate()
+    {
+        if (!Enum.IsDefined(Kind))
+        {
+            throw new ArgumentException($"{Name}: {(int)Kind} is not a float op kind.");
+        }
+
+        if (InputCount < 1 || InputCount > BoundTopology.MaxInputs)
+        {
+            throw Invalid($"reads 1 to {BoundTopology.MaxInputs} tensors, not {InputCount}");
+        }
+
+        foreach (FloatOpTensor tensor in _tensors)
+        {
+            if (tensor is null || string.IsNullOrEmpty(tensor.Name) || tensor.Shape is null || tensor.Values is null)
+            {
+                throw Invalid("has a tensor without a name, shape or values");
+            }
+
+            long count = 1;
+            foreach (int size in tensor.Shape)
+            {
+                count = size < 0 ? -1 : checked(count * size);
+            }
+
+            if (count != tensor.Values.Length)
+            {
+                throw Invalid($"has a tensor '{tensor.Name}' of shape [{string.Join(", ", tensor.Shape)}] with {tensor.Values.Length} values");
+            }
+        }
+
+        if (_floats.Any(f => double.IsNaN(f)))
+        {
+            throw Invalid("has a NaN constant");
+        }
+
+        const int unary = 1;
+        switch (Kind)
+        {
+            case FloatOpKind.Conv2d:
+            {
+                Need(11, 0, unary);
+                Conv2dOptions o = ConvOptions();
+                NeedWeight([o.OutChannels, o.InChannels / o.Groups, o.KernelHeight, o.KernelWidth], o.OutChannels);
+                break;
+            }
+
+            case FloatOpKind.ConvTranspose2d:
+            {
+                Need(13, 0, unary);
+                ConvTranspose2dOptions o = ConvTransposeOptions();
+                NeedWeight([o.InChannels, o.OutChannels / o.Groups, o.KernelHeight, o.KernelWidth], o.OutChannels);
+                break;
+            }
+
+            case FloatOpKind.Linear:
+                Need(3, 0, unary);
+                Positive(0, 2);
+                NeedWeight([checked((int)_ints[1]), checked((int)_ints[0])], checked((int)_ints[1]));
+                break;
+            case FloatOpKind.BatchNorm2d:
+            {
+                Need(0, 1, unary);
+                FloatOpTensor mean = Tensor("running_mean") ?? throw Invalid("has no running_mean");
+                int channels = mean.Values.Length;
+                foreach (string name in new[] { "running_var", "weight", "bias" })
+                {
+                    if (Tensor(name) is { } t && t.Values.Length != channels)
+                    {
+                        throw Invalid($"has {t.Values.Length} values of {name} for {channels} channels");
+                    }
+                }
+
+                _ = Tensor("running_var") ?? throw Invalid("has no running_var");
+                break;
+            }
+
+            case FloatOpKind.ReLU:
+                Need(0, 0, unary);
+                break;
+            case FloatOpKind.Hardtanh:
+                Need(0, 2, unary);
+                if (!(_floats[0] <= _floats[1]))
+                {
+                    throw Invalid($"has min_val {_floats[0]} above max_val {_floats[1]}");
+                }
+
+                break;
+            case FloatOpKind.Add:
+                Need(0, 0, 2);
+                break;
+            case FloatOpKind.Cat:
+                Need(1, 0, InputCount);
+                break;
+            case FloatOpKind.Flatten:
+                Need(2, 0, unary);
+                break;
+            case FloatOpKind.Reshape:
+                if (_ints.Length is < 1 or > 8 || _ints.Count(i => i == -1) > 1 || _ints.Any(i => i < -1))
+                {
+                    throw Invalid($"has the shape [{string.Join(", ", _ints)}]; 1 to 8 sizes, at most one -1");
+                }
+
+                Need(_ints.Length, 0, unary);
+                break;
+            case FloatOpKind.MaxPool2d:
+                Need(9, 0, unary);
+                Positive(0, 2);
+                Positive(2, 2);
+                Positive(6, 2);
+                break;
+            case FloatOpKind.AvgPool2d:
+                Need(9, 0, unary);
+                Positive(0, 2);
+                Positive(2, 2);
+                break;
+            case FloatOpKind.AdaptiveAvgPool2d:
+                Need(2, 0, unary);
+                Positive(0, 2);
+                break;
+            case FloatOpKind.Elementwise:
+                if (!ElementwiseFunctions.Contains(Text))
+                {
+                    throw Invalid($"names the function '{Text}', which is not one of {string.Join(", ", ElementwiseFunctions)}");
+                }
+
+                Need(0, ElementwiseParameterCount(Text), unary);
+                break;
+            case FloatOpKind.PixelShuffle or FloatOpKind.PixelUnshuffle:
+                Need(1, 0, unary);
+                Positive(0, 1);
+                break;
+            case FloatOpKind.Softmax or FloatOpKind.LogSoftmax:
+                Need(1, 0, unary);
+                break;
+            case FloatOpKind.Upsample:
+                if (!UpsampleModes.Contains(Text))
+                {
+                    throw Invalid($"has the mode '{Text}'; expected one of {string.Join(", ", UpsampleModes)}");
+                }
+
+                if (!((_ints.Length == 4 && _floats.Length == 0 && _ints[0] > 0 && _ints[1] > 0) || (_ints.Length == 2 && _floats.Length == 2 && _floats.All(f => f > 0 && double.IsFinite(f)))))
+                {
+                    throw Invalid("has neither an output size nor positive scale factors for height and width");
+                }
+
+                if (_ints[^2] is < -1 or > 1 || _ints[^1] is < 0 or > 1)
+                {
+                    throw Invalid($"has align_corners {_ints[^2]} (-1, 0 or 1) and recompute_scale_factor {_ints[^1]} (0 or 1)");
+                }
+
+                Need(_ints.Length, _floats.Length, unary);
+                break;
+            case FloatOpKind.LayerNorm:
+                if (_ints.Length is < 1 or > 8 || _ints.Any(i => i < 1))
+                {
+                    throw Invalid($"has the normalized shape [{string.Join(", ", _ints)}]");
+                }
+
+                Need(_ints.Length, 1, unary);
+                NeedAffine(checked((int)_ints.Aggregate(1L, (a, b) => a * b)));
+                break;
+            case FloatOpKind.GroupNorm:
+                Need(1, 1, unary);
+                Positive(0, 1);
+                if (Tensor("weight") is { } weight && weight.Values.Length % _ints[0] != 0)
+                {
+                    throw Invalid($"has {weight.Values.Length} channels, not a multiple of its {_ints[0]} groups");
+                }
+
+                break;
+            case FloatOpKind.Function:
+                Need(1, 0, InputCount);
+                if (!Text.Contains('|', StringComparison.Ordinal) || _ints[0] < 0)
+                {
+                    throw Invalid($"refers to '{Text}' node {_ints[0]}; expected 'Class|hash' and a node index");
+                }
+
+                break;
+        }
+    }
+
+    private void Need(int ints, int floats, int inputs)
+    {
+        if (_ints.Length != ints || _floats.Length != floats || InputCount != inputs)
+        {
+            throw Invalid($"has {_ints.Length} integer and {_floats.Length} float constants and {InputCount} inputs; it takes {ints}, {floats} and {inputs}");
+        }
+    }
+
+    private void Positive(int start, int count)
+    {
+        for (int i = start; i < start + count; i++)
+        {
+            if (_ints[i] < 1)
+            {
+                throw Invalid($"has {_ints[i]} where a positive size is expected (constant {i})");
+            }
+        }
+    }
+
+    private void NeedWeight(int[] shape, int outputs)
+    {
+        FloatOpTensor weight = Tensor("weight") ?? throw Invalid("has no weight");
+        if (!weight.Shape.SequenceEqual(shape))
+        {
+            throw Invalid($"has a weight of shape [{string.Join(", ", weight.Shape)}]; its options need [{string.Join(", ", shape)}]");
+        }
+
+        if (Tensor("bias") is { } bias && bias.Values.Length != outputs)
+        {
+            throw Invalid($"has {bias.Values.Length} bias values for {outputs} outputs");
+        }
+    }
+
+    private void NeedAffine(int elements)
+    {
+        foreach (string name in new[] { "weight", "bias" })
+        {
+            if (Tensor(name) is { } t && t.Values.Length != elements)
+            {
+                throw Invalid($"has {t.Values.Length} values of {name} for a normalized shape of {elements} elements");
+            }
+        }
+    }
+
+    private static int ElementwiseParameterCount(string function) => function switch
+    {
+        "LeakyReLU" or "ELU" or "CELU" or "GELU" or "Hardshrink" or "Softshrink" => 1,
+        "Softplus" or "Threshold" => 2,
+        _ => 0,
+    };
+
+    private int Int(int i) => checked((int)_ints[i]);
+
+    private Conv2dOptions ConvOptions()
+    {
+        Positive(0, 6);
+        Positive(8, 3);
+        var o = new Conv2dOptions(Int(0), Int(1), Int(2), Int(3), Int(4), Int(5), Int(6), Int(7), Int(8), Int(9), Int(10));
+        if (o.PadHeight < 0 || o.PadWidth < 0 || o.InChannels % o.Groups != 0 || o.OutChannels % o.Groups != 0)
+        {
+            throw Invalid($"has the options {o}");
+        }
+
+        return o;
+    }
+
+    private ConvTranspose2dOptions ConvTransposeOptions()
+    {
+        Positive(0, 6);
+        Positive(10, 3);
+        var o = new ConvTranspose2dOptions(Int(0), Int(1), Int(2), Int(3), Int(4), Int(5), Int(6), Int(7), Int(8), Int(9), Int(10), Int(11), Int(12));
+        if (o.PadHeight < 0 || o.PadWidth < 0 || o.OutputPadHeight < 0 || o.OutputPadWidth < 0 || o.InChannels % o.Groups != 0 || o.OutChannels % o.Groups != 0)
+        {
+            throw Invalid($"has the options {o}");
+        }
+
+        return o;
+    }
+
+    private float[]? Values(string name) => Tensor(name)?.Values;
+
+    /// <summary>Builds the TorchSharp function once: weights become tensors owned by this op.</summary>
+    private Func<Tensor[], Tensor> CreateRunner()
+    {
+        Tensor? Owned(string name) => Tensor(name) is { } t
+            ? torch.tensor(t.Values, Array.ConvertAll(t.Shape, d => (long)d), ScalarType.Float32).DetachFromDisposeScope()
+            : null;
+        long[] Pair(int i) => [_ints[i], _ints[i + 1]];
+        switch (Kind)
+        {
+            case FloatOpKind.Conv2d:
+            {
+                FusedConv2d conv = FusedConv2d.FromValues(Model, Layer, ConvOptions(), Values("weight")!, Values("bias"), relu: false);
+                return a => conv.forward(a[0]);
+            }
+
+            case FloatOpKind.ConvTranspose2d:
+            {
+                FusedConvTranspose2d conv = FusedConvTranspose2d.FromValues(Model, Layer, ConvTransposeOptions(), Values("weight")!, Values("bias"), relu: false);
+                return a => conv.forward(a[0]);
+            }
+
+            case FloatOpKind.Linear:
+            {
+                FusedLinear linear = FusedLinear.FromValues(Model, Layer, Int(0), Int(1), Values("weight")!, Values("bias"), relu: false, _ints[2] < 0 ? null : Int(2));
+                return a => linear.forward(a[0]);
+            }
+
+            case FloatOpKind.BatchNorm2d:
+            {
+                FusedBatchNorm2d norm = FusedBatchNorm2d.FromValues(Model, Layer, Values("running_mean")!, Values("running_var")!, Values("weight"), Values("bias"), _floats[0], relu: false);
+                return a => norm.forward(a[0]);
+            }
+
+            case FloatOpKind.ReLU:
+                return a => nn.functional.relu(a[0]);
+            case FloatOpKind.Hardtanh:
+            {
+                double min = _floats[0], max = _floats[1];
+                // clamp: TorchSharp 0.107's hardtanh returns its input unchanged; PyTorch's hardtanh is this clamp.
+                return a => a[0].clamp(min, max);
+            }
+
+            case FloatOpKind.Add:
+                return a => a[0] + a[1];
+            case FloatOpKind.Cat:
+            {
+                long dim = _ints[0];
+                return a => torch.cat(a, dim);
+            }
+
+            case FloatOpKind.Flatten:
+            {
+                long start = _ints[0], end = _ints[1];
+                return a => a[0].flatten(start, end);
+            }
+
+            case FloatOpKind.Reshape:
+            {
+                long[] shape = Ints;
+                return a => a[0].reshape(shape);
+            }
+
+            case FloatOpKind.MaxPool2d:
+            {
+                long[] kernel = Pair(0), stride = Pair(2), padding = Pair(4), dilation = Pair(6);
+                bool ceil = _ints[8] != 0;
+                return a => nn.functional.max_pool2d(a[0], kernel, stride, padding, dilation, ceil);
+            }
+
+            case FloatOpKind.AvgPool2d:
+            {
+                long[] kernel = Pair(0), stride = Pair(2), padding = Pair(4);
+                bool ceil = _ints[6] != 0, countIncludePad = _ints[7] != 0;
+                long? divisor = _ints[8] > 0 ? _ints[8] : null;
+                return a => nn.functional.avg_pool2d(a[0], kernel, stride, padding, ceil, countIncludePad, divisor);
+            }
+
+            case FloatOpKind.AdaptiveAvgPool2d:
+            {
+                long[] size = Pair(0);
+                return a => nn.functional.adaptive_avg_pool2d(a[0], size);
+            }
+
+            case FloatOpKind.Elementwise:
+                return Elementwise();
+            case FloatOpKind.PixelShuffle:
+            {
+                long factor = _ints[0];
+                return a => nn.functional.pixel_shuffle(a[0], factor);
+            }
+
+            case FloatOpKind.PixelUnshuffle:
+            {
+                long factor = _ints[0];
+                return a => nn.functional.pixel_unshuffle(a[0], factor);
+            }
+
+            case FloatOpKind.Softmax:
+            {
+                long dim = _ints[0];
+                return a => nn.functional.softmax(a[0], dim);
+            }
+
+            case FloatOpKind.LogSoftmax:
+            {
+                long dim = _ints[0];
+                return a => nn.functional.log_softmax(a[0], dim);
+            }
+
+            case FloatOpKind.Upsample:
+            {
+                // What TorchSharp's Upsample.forward calls: interpolate with the module's size or scale, mode and flags.
+                var mode = (InterpolationMode)Enum.Parse<UpsampleMode>(Text);
+                long[]? size = _floats.Length == 0 ? Pair(0) : null;
+                double[]? scale = _floats.Length == 0 ? null : Floats;
+                long alignFlag = _ints[^2];
+                bool? alignCorners = alignFlag < 0 ? null : alignFlag != 0;
+                bool recompute = _ints[^1] != 0;
+                return a => nn.functional.interpolate(a[0], size, scale, mode, alignCorners, recompute);
+            }
+
+            case FloatOpKind.LayerNorm:
+            {
+                long[] shape = Ints;
+                Tensor? weight = Owned("weight"), bias = Owned("bias");
+                double eps = _floats[0];
+                return a => nn.functional.layer_norm(a[0], shape, weight, bias, eps);
+            }
+
+            case FloatOpKind.GroupNorm:
+            {
+                long groups = _ints[0];
+                Tensor? weight = Owned("weight"), bias = Owned("bias");
+                double eps = _floats[0];
+                return a => nn.functional.group_norm(a[0], groups, weight, bias, eps);
+            }
+
+            case FloatOpKind.Function:
+            {
+                Func<Tensor[], Tensor> function = ResolveFunction();
+                return function;
+            }
+
+            default:
+                throw new InvalidOperationException($"{Name}: no float function for {Kind}.");
+        }
+    }
+
+    private Func<Tensor[], Tensor> Elementwise()
+    {
+        double p0 = _floats.Length > 0 ? _floats[0] : 0, p1 = _floats.Length > 1 ? _floats[1] : 0;
+        return Text switch
+        {
+            "LeakyReLU" => a => nn.functional.leaky_relu(a[0], p0),
+            "Hardswish" => a => nn.functional.hardswish(a[0]),
+            "Hardsigmoid" => a => nn.functional.hardsigmoid(a[0]),
+            "SiLU" => a => nn.functional.silu(a[0]),
+            "Sigmoid" => a => nn.functional.sigmoid(a[0]),
+            "Tanh" => a => nn.functional.tanh(a[0]),
+            "ELU" => a => nn.functional.elu(a[0], p0),
+            "CELU" => a => nn.functional.celu(a[0], p0),
+            "SELU" => a => nn.functional.selu(a[0]),
+            "GELU" => p0 == 0 ? a => nn.functional.gelu(a[0], TorchSharp.Modules.GELU.Approximate.none) : a => nn.functional.gelu(a[0], TorchSharp.Modules.GELU.Approximate.tanh),
+            "Mish" => a => nn.functional.mish(a[0]),
+            "Softplus" => a => nn.functional.softplus(a[0], p0, p1),
+            "Softsign" => a => nn.functional.softsign(a[0]),
+            "Tanhshrink" => a => nn.functional.tanhshrink(a[0]),
+            "Hardshrink" => a => nn.functional.hardshrink(a[0], p0),
+            "Softshrink" => a => nn.functional.softshrink(a[0], p0),
+            "LogSigmoid" => a => nn.functional.logsigmoid(a[0]),
+            "Threshold" => a => nn.functional.threshold(a[0], p0, p1),
+            _ => throw Invalid($"names the function '{Text}'"),
+        };
+    }
+
+    /// <summary>The generator's function for a captured expression, found among the captured forwards of the loaded assemblies.</summary>
+    private Func<Tensor[], Tensor> ResolveFunction()
+    {
+        int bar = Text.LastIndexOf('|');
+        string owner = Text[..bar], hash = Text[(bar + 1)..];
+        CapturedForward forward = CapturedModules.FindByName(owner)
+            ?? throw new InvalidOperationException(
+                $"{Name}: the float expression comes from {owner}'s forward, whose code is not loaded in this process; load the file with the model's own Load (M.Quantized.Load), from the assembly that defines {owner}.");
+        if (forward.Hash != hash)
+        {
+            throw new InvalidOperationException($"{Name}: {owner}'s forward has changed since the file was saved (captured hash {forward.Hash}, the file's {hash}); convert and save the model again.");
+        }
+
+        int node = Int(0);
+        return node < forward.Nodes.Count && forward.Nodes[node].Float is { } function
+            ? function
+            : throw new InvalidOperationException($"{Name}: node {node} of {owner}'s forward is not a float expression.");
+    }
+}
