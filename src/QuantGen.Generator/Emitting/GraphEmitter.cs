@@ -75,7 +75,7 @@ internal static class GraphEmitter
         foreach (string source in new[] { "path", "stream" })
         {
             writer.Line();
-            writer.Line($"/// <summary>Reads an int8 model saved by <c>Save</c>; needs no TorchSharp or libtorch.</summary>");
+            writer.Line($"/// <summary>Reads an int8 model saved by <c>Save</c>; needs no TorchSharp or libtorch unless an op was kept in float.</summary>");
             writer.Line(source == "path"
                 ? "/// <param name=\"path\">A <c>.qgen</c> file.</param>"
                 : "/// <param name=\"stream\">A readable stream holding a <c>.qgen</c> file.</param>");
@@ -91,34 +91,44 @@ internal static class GraphEmitter
             }
 
             writer.Line($"using var reader = {Names.QGenFile}.OpenRead({source}, {Names.Literal(plan.ClassName)}, GraphHash);");
+            List<StepPlan> members = plan.Steps.Where(s => s.QuantizedProperty is not null).ToList();
             var arguments = new List<string>();
-            foreach (StepPlan step in plan.Steps.Where(s => s.QuantizedProperty is not null))
+            var fallbacks = new Dictionary<string, string>(System.StringComparer.Ordinal);
+            bool locals = plan.Conditions.Count > 0 || members.Any(ObservedEmitter.CanFallBack);
+            for (int i = 0; i < members.Count; i++)
             {
-                string read = step.Guard.Length > 0 ? "ReadOptional" : "Read";
-                arguments.Add($"reader.{read}<{LayerType(step)}>({Names.Literal(step.Layer)})");
+                StepPlan step = members[i];
+                string local = "layer" + i.ToString(CultureInfo.InvariantCulture);
+                if (ObservedEmitter.CanFallBack(step))
+                {
+                    // Saved int8, or kept in float by the QConfigMapping (a float op record of the same name).
+                    writer.Line($"var ({local}, float{i.ToString(CultureInfo.InvariantCulture)}) = reader.ReadInt8OrFloat<{LayerType(step)}>({Names.Literal(step.Layer)}, optional: {(step.Guard.Length > 0 ? "true" : "false")});");
+                    arguments.Add(local);
+                    fallbacks[step.QuantizedProperty!] = "float" + i.ToString(CultureInfo.InvariantCulture);
+                    continue;
+                }
+
+                string read = $"reader.{(step.Guard.Length > 0 ? "ReadOptional" : "Read")}<{LayerType(step)}>({Names.Literal(step.Layer)})";
+                if (locals)
+                {
+                    writer.Line($"var {local} = {read};");
+                    arguments.Add(local);
+                }
+                else
+                {
+                    arguments.Add(read);
+                }
             }
 
-            // A file holds int8 layers only: no op of it runs in float.
-            List<string> noFallbacks = ObservedEmitter.FallbackSteps(plan).Select(_ => "null").ToList();
+            // The fallback arguments follow the int8 ones in the constructor, in the order FallbackSteps gives them.
+            List<string> orderedFallbacks = ObservedEmitter.FallbackSteps(plan)
+                .Select(f => fallbacks[f.QuantizedProperty!])
+                .ToList();
 
             // A construction-time condition is recorded by whether the layers it guards are in the file.
             List<string> conditions = plan.Conditions.Select(c => ConditionFromLayers(plan, c)!).ToList();
-            if (conditions.Count == 0)
-            {
-                writer.Line("return new Quantized(");
-                WriteArguments(writer, arguments.Concat(noFallbacks).ToList());
-            }
-            else
-            {
-                for (int i = 0; i < arguments.Count; i++)
-                {
-                    writer.Line($"var layer{i} = {arguments[i]};");
-                }
-
-                writer.Line("return new Quantized(");
-                WriteArguments(writer, Enumerable.Range(0, arguments.Count).Select(i => "layer" + i.ToString(CultureInfo.InvariantCulture)).Concat(noFallbacks).Concat(conditions).ToList());
-            }
-
+            writer.Line("return new Quantized(");
+            WriteArguments(writer, arguments.Concat(orderedFallbacks).Concat(conditions).ToList());
             writer.Close();
         }
     }
@@ -156,15 +166,17 @@ internal static class GraphEmitter
         List<StepPlan> members = plan.Steps.Where(s => s.QuantizedProperty is not null).ToList();
         for (int i = 0; i < members.Count; i++)
         {
-            string local = "layer" + i.ToString(CultureInfo.InvariantCulture);
+            // A guarded op the mapping kept in float is present as its float op record instead.
+            string index = i.ToString(CultureInfo.InvariantCulture);
+            string present = ObservedEmitter.CanFallBack(members[i]) ? $"(layer{index} is not null || float{index} is not null)" : $"layer{index} is not null";
             if (members[i].Guard == "this." + condition.Field)
             {
-                return local + " is not null";
+                return present;
             }
 
             if (members[i].Guard == "!this." + condition.Field)
             {
-                return local + " is null";
+                return $"!{present}";
             }
         }
 

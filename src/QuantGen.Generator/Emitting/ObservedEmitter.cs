@@ -575,7 +575,7 @@ internal static class ObservedEmitter
             // Kept in float by the mapping: the fused float op, then quantize with its output observer's qparams.
             string layer = Names.Literal(step.Layer);
             string module = $"this.{step.FloatField}{Bang(step)}";
-            string created = $"new {Names.FloatFallback}({name}, {layer}, {module}.forward, {module}.ToString(), new {Names.QuantizeInput}({name}, {layer}, {QParams(plan, step.Observer)}))";
+            string created = $"{Names.FloatFallback}.Of({name}, {layer}, {module}, new {Names.QuantizeInput}({name}, {layer}, {QParams(plan, step.Observer)}))";
             string when = step.Guard.Length > 0 ? $"{step.Guard} && this.{InFloatField(step)}" : $"this.{InFloatField(step)}";
             arguments.Add($"{when} ? {created} : null");
         }

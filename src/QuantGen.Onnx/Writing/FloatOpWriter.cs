@@ -16,6 +16,14 @@ namespace QuantGen.Onnx.Writing;
 /// </summary>
 internal sealed partial class ModelWriter
 {
+    /// <summary>The float op a layer holds as data: a bound model's float op, or a fallback the mapping kept in float.</summary>
+    private static FloatOp? StoredFloatOp(IQuantizedLayer layer) => layer switch
+    {
+        FloatOp op => op,
+        FloatFallback { Stored: { } op } => op,
+        _ => null,
+    };
+
     /// <summary>Refuses, before anything is written, a float op that has no ONNX form (the message names it and why).</summary>
     private void CheckFloatOp(GraphNode node, FloatOp op)
     {

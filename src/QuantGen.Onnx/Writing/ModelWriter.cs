@@ -86,7 +86,7 @@ internal sealed partial class ModelWriter
         // A float op ONNX cannot express is refused before anything else: the rest of the graph may look fine.
         foreach (GraphNode island in _graph.Nodes.Where(n => n.Op == GraphOp.FloatIsland))
         {
-            if (_layers.TryGetValue(island.Name, out IQuantizedLayer? layer) && layer is FloatOp floatOp)
+            if (_layers.TryGetValue(island.Name, out IQuantizedLayer? layer) && StoredFloatOp(layer) is { } floatOp)
             {
                 CheckFloatOp(island, floatOp);
             }
@@ -176,7 +176,7 @@ internal sealed partial class ModelWriter
             case GraphOp.Reshape:
                 WriteReshape(node, Layer<QuantizedReshape>(node));
                 break;
-            case GraphOp.FloatIsland when _layers.TryGetValue(node.Name, out IQuantizedLayer? floatLayer) && floatLayer is FloatOp floatOp:
+            case GraphOp.FloatIsland when _layers.TryGetValue(node.Name, out IQuantizedLayer? floatLayer) && StoredFloatOp(floatLayer) is { } floatOp:
                 WriteFloatOp(node, floatOp);
                 break;
             case GraphOp.FloatIsland:

@@ -126,6 +126,11 @@ internal static class FloatOpDescriber
         }
     }
 
+    /// <summary>A fused float module (conv, transposed conv, linear, batch norm) as a float op reading one input.</summary>
+    /// <exception cref="ArgumentException">Not one of the fused modules.</exception>
+    public static FloatOp OfFused(string model, string layer, object fused, QuantizeInput output) =>
+        Weighted(model, layer, fused, 1, output) ?? throw new ArgumentException($"{model}.{layer}: a {fused.GetType().Name} is not a fused float module.", nameof(fused));
+
     private static FloatOp? Weighted(string model, string layer, object fused, int inputs, QuantizeInput output)
     {
         FloatOp Op(FloatOpKind kind, long[]? ints = null, double[]? floats = null, string text = "", FloatOpTensor[]? tensors = null, bool fusedRelu = false) =>

@@ -29,6 +29,61 @@ public sealed class FloatFallback : IQuantizedLayer
         Output = output ?? throw new ArgumentNullException(nameof(output));
     }
 
+    /// <summary>Creates the fallback from its float op described as data: it runs that op, and a file can store it.</summary>
+    /// <param name="model">The model's name.</param>
+    /// <param name="layer">The op's layer name.</param>
+    /// <param name="op">The float op (its <see cref="FloatOp.Output"/> quantizes the result).</param>
+    /// <param name="description">How the float op prints.</param>
+    public FloatFallback(string model, string layer, FloatOp op, string description)
+        : this(model, layer, RunOne(op), description, (op ?? throw new ArgumentNullException(nameof(op))).Output)
+    {
+        Stored = op;
+    }
+
+    /// <summary>The fallback of a conv kept in float (generated <c>Convert()</c> calls this).</summary>
+    /// <param name="model">The model's name.</param>
+    /// <param name="layer">The op's layer name.</param>
+    /// <param name="fused">The fused float conv.</param>
+    /// <param name="output">Quantizes the float result.</param>
+    public static FloatFallback Of(string model, string layer, FusedConv2d fused, QuantizeInput output) => Described(model, layer, fused, output);
+
+    /// <summary>The fallback of a transposed conv kept in float.</summary>
+    /// <param name="model">The model's name.</param>
+    /// <param name="layer">The op's layer name.</param>
+    /// <param name="fused">The fused float transposed conv.</param>
+    /// <param name="output">Quantizes the float result.</param>
+    public static FloatFallback Of(string model, string layer, FusedConvTranspose2d fused, QuantizeInput output) => Described(model, layer, fused, output);
+
+    /// <summary>The fallback of a linear kept in float.</summary>
+    /// <param name="model">The model's name.</param>
+    /// <param name="layer">The op's layer name.</param>
+    /// <param name="fused">The fused float linear.</param>
+    /// <param name="output">Quantizes the float result.</param>
+    public static FloatFallback Of(string model, string layer, FusedLinear fused, QuantizeInput output) => Described(model, layer, fused, output);
+
+    /// <summary>The fallback of a batch norm kept in float.</summary>
+    /// <param name="model">The model's name.</param>
+    /// <param name="layer">The op's layer name.</param>
+    /// <param name="fused">The float batch norm.</param>
+    /// <param name="output">Quantizes the float result.</param>
+    public static FloatFallback Of(string model, string layer, FusedBatchNorm2d fused, QuantizeInput output) => Described(model, layer, fused, output);
+
+    private static FloatFallback Described(string model, string layer, object fused, QuantizeInput output)
+    {
+        ArgumentNullException.ThrowIfNull(fused);
+        FloatOp op = Binding.FloatOpDescriber.OfFused(model, layer, fused, output);
+        return new FloatFallback(model, layer, op, fused.ToString() ?? op.Kind.ToString());
+    }
+
+    private static Func<Tensor, Tensor> RunOne(FloatOp op)
+    {
+        ArgumentNullException.ThrowIfNull(op);
+        return x => op.Forward([x]);
+    }
+
+    /// <summary>The float op as data, when the fallback was made from one: a <c>.qgen</c> file stores it and ONNX export writes it.</summary>
+    public FloatOp? Stored { get; }
+
     /// <inheritdoc/>
     public string Model { get; }
 

@@ -32,6 +32,7 @@ internal static class LayerCodecs
         QuantizedElementwise => QGenLayerKind.Elementwise,
         Binding.BoundTopology => QGenLayerKind.BoundGraph,
         FloatOp => QGenLayerKind.FloatOp,
+        FloatFallback { Stored: not null } => QGenLayerKind.FloatOp,
         _ => null,
     };
 
@@ -136,6 +137,9 @@ internal static class LayerCodecs
                 break;
             case FloatOp floatOp:
                 WriteFloatOp(writer, floatOp);
+                break;
+            case FloatFallback { Stored: { } stored }:
+                WriteFloatOp(writer, stored);
                 break;
             default:
                 throw new NotSupportedException($"{layer.Model}: layer '{layer.Layer}' is a {layer.GetType().FullName}, which has no .qgen codec.");

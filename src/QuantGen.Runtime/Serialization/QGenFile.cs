@@ -154,7 +154,7 @@ public static class QGenFile
         {
             IQuantizedLayer layer = layers[i] ?? throw new ArgumentException($"{modelName}: Layers[{i}] is null.", nameof(model));
             QGenLayerKind kind = LayerCodecs.KindOf(layer) ?? throw new NotSupportedException(
-                $"{modelName}: layer '{layer.Layer}' is a {layer.GetType().FullName}, which a .qgen file cannot hold: the file stores int8 layers only, and an op kept in float (a FloatFallback, a [NoQuantize] island) runs TorchSharp. Quantize that op, or keep the model in code.");
+                $"{modelName}: layer '{layer.Layer}' is a {layer.GetType().FullName}, which a .qgen file cannot hold: the file stores int8 layers and float ops described as data, and this op runs code QuantGen cannot describe (a [NoQuantize] island's module, a fallback made from a function). Quantize that op, or keep the model in code.");
             CheckString(modelName, layer.Layer, $"layer name '{layer.Layer}'");
             CheckString(modelName, layer.Model, $"model name of layer '{layer.Layer}'");
             if (string.IsNullOrEmpty(layer.Layer))

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using QuantGen.Modules;
 
 namespace QuantGen.Serialization;
 
@@ -67,6 +68,27 @@ public sealed class QGenReader : IDisposable
     /// <exception cref="QGenFormatException">The record has that name but another kind, or its values are invalid.</exception>
     public T? ReadOptional<T>(string layer) where T : class, IQuantizedLayer =>
         ReadNext<T>(layer, optional: true);
+
+    /// <summary>
+    /// Reads the next record of an op the QConfigMapping may have kept in float: the int8 layer of class
+    /// <typeparamref name="T"/>, or a float op record of that name (then returned as a <see cref="FloatFallback"/>).
+    /// </summary>
+    /// <typeparam name="T">The int8 layer class.</typeparam>
+    /// <param name="layer">The layer name the model expects next.</param>
+    /// <param name="optional">The layer is optional (a construction-time condition): both are null when the next record is another layer.</param>
+    /// <returns>Exactly one of the two, or neither for an absent optional layer.</returns>
+    /// <exception cref="QGenFormatException">The record is missing, has another name or kind, or its values are invalid.</exception>
+    public (T? Int8, FloatFallback? Float) ReadInt8OrFloat<T>(string layer, bool optional) where T : class, IQuantizedLayer
+    {
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        if (_image is not null && _next < _layers.Length && _layers[_next].Name == layer && _layers[_next].Kind == QGenLayerKind.FloatOp)
+        {
+            var op = (FloatOp)ReadNext(layer, QGenLayerKind.FloatOp);
+            return (null, new FloatFallback(op.Model, op.Layer, op, op.ToString()));
+        }
+
+        return (ReadNext<T>(layer, optional), null);
+    }
 
     /// <summary>Releases the file's bytes, after checking that the model read every layer record.</summary>
     /// <exception cref="QGenFormatException">Layers were read, none failed, and records remain unread.</exception>
