@@ -89,7 +89,8 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
         // MinMax/PerChannel observers refuse this at creation (as PyTorch does); say so before calibration starts.
         foreach ((string role, ObserverSpec spec) in new[] { ("activation", Activation), ("weight", Weight) })
         {
-            if (spec.Scheme.IsSymmetric() && spec.ReduceRange && spec.DType == QuantDType.QUInt8 && spec.Kind is ObserverKind.MinMax or ObserverKind.MovingAverageMinMax or ObserverKind.PerChannelMinMax)
+            bool builtIn = spec.Fixed is null && spec.CustomFactory is null;
+            if (builtIn && spec.Scheme.IsSymmetric() && spec.ReduceRange && spec.DType == QuantDType.QUInt8 && spec.Kind is ObserverKind.MinMax or ObserverKind.MovingAverageMinMax or ObserverKind.PerChannelMinMax)
             {
                 throw new ArgumentException($"QConfig: the {role} observer {spec} cannot reduce the range for symmetric quantization with quint8 (PyTorch refuses it too); use qint8 or drop reduce_range.");
             }

@@ -39,7 +39,7 @@ namespace QuantGen;
 /// are not supported.
 /// </para>
 /// </remarks>
-public sealed class QConfigMapping
+public sealed partial class QConfigMapping
 {
     private readonly List<KeyValuePair<string, QConfig?>> _moduleTypes = [];
     private readonly List<KeyValuePair<string, QConfig?>> _moduleNames = [];
@@ -299,6 +299,8 @@ public sealed class QConfigMapping
         copy._moduleTypes.AddRange(_moduleTypes);
         copy._moduleNames.AddRange(_moduleNames);
         copy._presetTypes.UnionWith(_presetTypes);
+        copy._fixedActivations.AddRange(_fixedActivations);
+        copy._fixedWeights.AddRange(_fixedWeights);
         return copy;
     }
 
@@ -309,6 +311,7 @@ public sealed class QConfigMapping
         text.Append("\n global_qconfig\n  ").Append(Describe(Global));
         AppendEntries(text, "object_type_qconfigs", _moduleTypes);
         AppendEntries(text, "module_name_qconfigs", _moduleNames);
+        AppendFixedEntries(text);
         return text.Append("\n)").ToString();
     }
 

@@ -191,6 +191,11 @@ internal static class ObservedEmitter
             }
         }
 
+        // Qparams the mapping fixes must name a layer that has them: a typo, or a member fused into the op before it, fails here.
+        string observedLayers = StringArray(plan.Observers.Select(o => o.Path));
+        string weightedLayers = StringArray(plan.Steps.Where(HasWeights).Select(s => s.Layer));
+        writer.Comment("Qparams the mapping fixes (SetModuleQParams, SetQParamsFromStateDict, ...) must name a layer with qparams of its own.");
+        writer.Line($"mapping.ValidateFixedQParams({name}, {observedLayers}, {weightedLayers}, global::System.Linq.Enumerable.ToArray(modules.Keys));");
         writer.Line("this.QConfigMapping = mapping;");
         writer.Line("this._model = model;");
         var qconfigLocals = new Dictionary<StepPlan, string>();
@@ -228,7 +233,7 @@ internal static class ObservedEmitter
             // A shared (cat) observer takes the qconfig of the op that owns it, the last one to write it.
             StepPlan? owner = plan.Steps.LastOrDefault(s => s.Observer >= 0 && plan.Observers[s.Observer] == observer && qconfigLocals.ContainsKey(s));
             string source = owner is null ? "this.QConfig" : qconfigLocals[owner];
-            writer.Line($"this.{observer.Property} = {source}.Activation.Create({Names.Literal(observer.Layer)});");
+            writer.Line($"this.{observer.Property} = mapping.ActivationObserverSpec({name}, {Names.Literal(observer.Path)}, {source}.Activation).Create({Names.Literal(observer.Layer)});");
         }
 
         foreach (ModuleFieldPlan module in plan.Modules)
@@ -263,7 +268,7 @@ internal static class ObservedEmitter
             if (HasWeights(step))
             {
                 // Checked now so that a weight spec the layer cannot use (a wrong channel axis) fails before calibration.
-                writer.Line($"this.{WeightSpecField(step)} = {qconfigLocals[step]}.Weight;");
+                writer.Line($"this.{WeightSpecField(step)} = mapping.WeightObserverSpec({name}, {layer}, {qconfigLocals[step]}.Weight);");
                 writer.Line($"this.{step.FloatField}{(step.Guard.Length > 0 ? "?" : string.Empty)}.ValidateWeightSpec(this.{WeightSpecField(step)});");
             }
         }
@@ -277,6 +282,13 @@ internal static class ObservedEmitter
             writer.Line("qconfig ?? throw new global::System.NotSupportedException(");
             writer.Line("    $\"{model}.{layer}: the QConfigMapping resolves a null qconfig for this op (keep it in float), which only conv, linear, conv-transpose and batch-norm ops support; give it a qconfig (or set the global one), or mark a single-op member [NoQuantize] to make it a float island.\");");
         }
+    }
+
+    /// <summary>A C# string[] expression holding <paramref name="items"/> in order.</summary>
+    private static string StringArray(IEnumerable<string> items)
+    {
+        string[] literals = items.Select(Names.Literal).ToArray();
+        return literals.Length == 0 ? "global::System.Array.Empty<string>()" : $"new string[] {{ {string.Join(", ", literals)} }}";
     }
 
     /// <summary>Whether the step quantizes weights with its qconfig's weight spec.</summary>

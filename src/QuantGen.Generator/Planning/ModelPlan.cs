@@ -47,10 +47,11 @@ internal sealed record ModelPlan(
 /// <summary>An activation observer (PyTorch's <c>activation_post_process</c>).</summary>
 /// <param name="Property">Property of Observed ("conv1_activation").</param>
 /// <param name="Layer">Layer name given to the observer ("M.conv1").</param>
+/// <param name="Path">The layer without the model's name ("conv1", "quant", "input"): how a QConfigMapping names it.</param>
 /// <param name="QParamsVariable">Local holding its qparams in Convert() ("q1").</param>
 /// <param name="Guard">"" or the condition under which its op runs ("this._c0"); unguarded observers must see data.</param>
 /// <param name="Note">Why it is shared, for a comment ("shared by cat and its inputs, as FX does"), or "".</param>
-internal sealed record ObserverPlan(string Property, string Layer, string QParamsVariable, string Guard = "", string Note = "");
+internal sealed record ObserverPlan(string Property, string Layer, string Path, string QParamsVariable, string Guard = "", string Note = "");
 
 /// <summary>A construction-time condition: a bool field of Observed and Quantized set once at Prepare.</summary>
 /// <param name="Field">"_c0".</param>

@@ -863,7 +863,7 @@ internal static partial class QuantizationPlanner
                     ? Unique("input_activation", new HashSet<string>(observedNames.Concat(reservedObserverNames)))
                     : Unique(Identifier(path) + "_activation", observedNames);
                 observedNames.Add(property);
-                observers.Add(new ObserverPlan(property, _spec.Name + "." + path, "q" + observers.Count.ToString(CultureInfo.InvariantCulture), guard));
+                observers.Add(new ObserverPlan(property, _spec.Name + "." + path, path, "q" + observers.Count.ToString(CultureInfo.InvariantCulture), guard));
                 observerParent.Add(observers.Count - 1);
                 return observers.Count - 1;
             }

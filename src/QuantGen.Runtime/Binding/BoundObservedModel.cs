@@ -67,6 +67,11 @@ public abstract class BoundObservedModel : IObservedModel
         _plans = new OpPlan[_graph.Ops.Count];
         var int8Values = new bool[_graph.ValueCount];
         _observers = new Observer?[_graph.ValueCount];
+
+        // Every observer is made here, so qparams the mapping fixes for a layer (SetModuleQParams, SetModuleRange,
+        // SetQParamsFromStateDict) reach it whichever way the layer is observed.
+        Observer Observe(ObserverSpec spec, string layer) => mapping.ActivationObserverSpec(modelName, layer, spec).Create($"{modelName}.{layer}");
+
         for (int i = 0; i < _plans.Length; i++)
         {
             BoundOp op = _graph.Ops[i];
@@ -75,28 +80,33 @@ public abstract class BoundObservedModel : IObservedModel
             {
                 // A float op's output is observed too: an int8 op after it needs its qparams, and so do the layer
                 // report and forward(QTensor) when the model ends in float.
-                _observers[op.Output] ??= QConfig.Activation.Create($"{modelName}.{op.Name}");
+                _observers[op.Output] ??= Observe(QConfig.Activation, op.Name);
             }
             else
             {
                 int8Values[op.Output] = true;
                 if (_plans[i].OwnObserver)
                 {
-                    _observers[op.Output] = _plans[i].QConfig!.Activation.Create($"{modelName}.{op.Name}");
+                    _observers[op.Output] = Observe(_plans[i].QConfig!.Activation, op.Name);
                 }
 
                 foreach (int input in op.Inputs)
                 {
                     if (!int8Values[input] && _observers[input] is null)
                     {
-                        _observers[input] = QConfig.Activation.Create($"{modelName}.{InputName(input)}");
+                        _observers[input] = Observe(QConfig.Activation, InputName(input));
                     }
                 }
             }
         }
 
         // The model input is always observed, so the int8 model can take a QTensor input.
-        _observers[0] ??= QConfig.Activation.Create($"{modelName}.input");
+        _observers[0] ??= Observe(QConfig.Activation, "input");
+        mapping.ValidateFixedQParams(
+            modelName,
+            _observers.Where(o => o is not null).Select(o => o!.Layer[(modelName.Length + 1)..]).ToArray(),
+            _plans.Where(p => p.Int8 && p.Op.Kind is BoundKind.Conv2d or BoundKind.ConvTranspose2d or BoundKind.Linear).Select(p => p.Op.Name).ToArray(),
+            knownPaths);
     }
 
     /// <summary>The model's class name.</summary>
@@ -202,7 +212,7 @@ public abstract class BoundObservedModel : IObservedModel
         {
             if (_observers[v] is { } observer)
             {
-                if (!observer.HasObserved)
+                if (!observer.HasObserved && !observer.IsFixed)
                 {
                     throw new InvalidOperationException($"{ModelName}: Convert() before calibration: the observer at {observer.Layer} has seen no data. Run calibration batches through forward first.");
                 }
@@ -425,6 +435,12 @@ public abstract class BoundObservedModel : IObservedModel
         }
 
         qconfig.Validate();
+        if (op.Kind is BoundKind.Conv2d or BoundKind.ConvTranspose2d or BoundKind.Linear)
+        {
+            // Weight qparams the mapping fixes for this layer replace its weight observer (checked against the layer below).
+            qconfig = qconfig with { Weight = QConfigMapping.WeightObserverSpec(ModelName, op.Name, qconfig.Weight) };
+        }
+
         switch (op.Kind)
         {
             case BoundKind.Conv2d:

@@ -171,7 +171,7 @@ public sealed class FusedConv2d : IDisposable
     /// per-channel only along the output-channel axis <paramref name="outputChannelAxis"/> (0 for Conv2d and
     /// Linear weights [OutC, ...], 1 for ConvTranspose2d weights [InC, OutC/groups, ...]).
     /// </summary>
-    internal static void CheckWeightSpec(string name, ObserverSpec weightSpec, int outputChannelAxis, string moduleKind, string weightLayout)
+    internal static void CheckWeightSpec(string name, ObserverSpec weightSpec, int[] weightShape, int outputChannelAxis, string moduleKind, string weightLayout)
     {
         ArgumentNullException.ThrowIfNull(weightSpec);
         if (weightSpec.DType != QuantDType.QInt8)
@@ -186,12 +186,20 @@ public sealed class FusedConv2d : IDisposable
                 $"The weight is {weightLayout}, so axis {outputChannelAxis} holds the output channels; the int8 kernel requantizes each output channel with its own weight scale, " +
                 $"which needs one scale per output channel.", nameof(weightSpec));
         }
+
+        // Weight qparams brought from elsewhere must have one value per output channel of this very layer.
+        if (weightSpec.Fixed is { IsPerChannel: true } fixedValues && fixedValues.Count != weightShape[outputChannelAxis])
+        {
+            throw new ArgumentException(
+                $"{name}: the fixed per-channel weight qparams have {fixedValues.Count} channels, but this {moduleKind}'s weight {TorchText.Shape(weightShape)} ({weightLayout}) " +
+                $"has {weightShape[outputChannelAxis]} output channels along axis {outputChannelAxis}; give one scale and zero point per output channel.");
+        }
     }
 
     /// <summary>Checks that <paramref name="weightSpec"/> suits this layer (what <see cref="Convert"/> and <see cref="ToReference"/> will check), so a bad qconfig fails at Prepare rather than after calibration.</summary>
     /// <exception cref="ArgumentException">The weight observer is not qint8, or per-channel along an axis other than 0.</exception>
     public void ValidateWeightSpec(ObserverSpec weightSpec) =>
-        CheckWeightSpec($"{Model}.{Layer}", weightSpec, 0, "Conv2d", "[out_channels, in_channels / groups, kH, kW]");
+        CheckWeightSpec($"{Model}.{Layer}", weightSpec, WeightShape, 0, "Conv2d", "[out_channels, in_channels / groups, kH, kW]");
 
     /// <summary>
     /// The reference (QDQ) form of this layer, PyTorch's <c>QuantizedConv2d(Reference)</c>: conv2d with the
@@ -217,10 +225,18 @@ public sealed class FusedConv2d : IDisposable
     /// </summary>
     internal static QTensor QuantizeWeight(string name, ObserverSpec weightSpec, float[] weight, int[] shape, int outputChannelAxis = 0, string moduleKind = "Conv2d", string weightLayout = "[out_channels, in_channels / groups, kH, kW]")
     {
-        CheckWeightSpec(name, weightSpec, outputChannelAxis, moduleKind, weightLayout);
+        CheckWeightSpec(name, weightSpec, shape, outputChannelAxis, moduleKind, weightLayout);
         Observer observer = weightSpec.Create($"{name}.weight");
         observer.Observe(weight, shape);
         QParams qparams = observer.CalculateQParams();
+        if (qparams.IsPerChannel && (qparams.Axis != outputChannelAxis || qparams.Scales.Length != shape[outputChannelAxis]))
+        {
+            // A custom observer may return anything; the kernel needs one scale per output channel.
+            throw new ArgumentException(
+                $"{name}.weight: {weightSpec} gave {qparams.Scales.Length} per-channel scales along axis {qparams.Axis}, but the {moduleKind} weight {TorchText.Shape(shape)} ({weightLayout}) " +
+                $"has {shape[outputChannelAxis]} output channels along axis {outputChannelAxis}.");
+        }
+
         return QTensor.Quantize(weight, shape, qparams, MemoryFormat.Contiguous);
     }
 

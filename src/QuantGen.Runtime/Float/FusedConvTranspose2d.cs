@@ -133,7 +133,7 @@ public sealed class FusedConvTranspose2d : IDisposable
     /// </remarks>
     /// <exception cref="ArgumentException">The weight observer is not qint8, or is per-channel along an axis other than 1 (the message names the layer and says why).</exception>
     public void ValidateWeightSpec(ObserverSpec weightSpec) =>
-        FusedConv2d.CheckWeightSpec($"{Model}.{Layer}", weightSpec, 1, "ConvTranspose2d", WeightLayout);
+        FusedConv2d.CheckWeightSpec($"{Model}.{Layer}", weightSpec, WeightShape, 1, "ConvTranspose2d", WeightLayout);
 
     /// <summary>
     /// Observes the folded weights with a fresh <paramref name="weightSpec"/> observer (named

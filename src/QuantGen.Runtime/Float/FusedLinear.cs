@@ -161,7 +161,7 @@ public sealed class FusedLinear : IDisposable
     /// <summary>Checks that <paramref name="weightSpec"/> suits this layer (what <see cref="Convert"/> and <see cref="ToReference"/> will check), so a bad qconfig fails at Prepare rather than after calibration.</summary>
     /// <exception cref="ArgumentException">The weight observer is not qint8, or per-channel along an axis other than 0.</exception>
     public void ValidateWeightSpec(ObserverSpec weightSpec) =>
-        FusedConv2d.CheckWeightSpec($"{Model}.{Layer}", weightSpec, 0, "Linear", "[out_features, in_features]");
+        FusedConv2d.CheckWeightSpec($"{Model}.{Layer}", weightSpec, [OutFeatures, InFeatures], 0, "Linear", "[out_features, in_features]");
 
     /// <summary>
     /// The reference (QDQ) form of this layer, PyTorch's <c>QuantizedLinear(Reference)</c>: linear with the

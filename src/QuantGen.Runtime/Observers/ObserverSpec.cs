@@ -8,6 +8,11 @@ namespace QuantGen.Observers;
 /// A recipe for an observer: PyTorch's <c>HistogramObserver.with_args(reduce_range=True)</c>. A QConfig
 /// holds two of these; <c>Prepare()</c> calls <see cref="Create"/> once per quantization point.
 /// </summary>
+/// <remarks>
+/// Besides the built-in kinds, a spec can fix its qparams (<see cref="FixedQParams(float, int, QuantDType, QScheme)"/>,
+/// <see cref="WithQParams(float, int)"/>, <see cref="WithRange(float, float)"/>: PyTorch's <c>FixedQParamsObserver</c>,
+/// or qparams loaded from a quantized state_dict) or run an observer of your own (<see cref="Custom"/>).
+/// </remarks>
 public sealed record ObserverSpec(
     ObserverKind Kind,
     QuantDType DType = QuantDType.QUInt8,
@@ -56,9 +61,111 @@ public sealed record ObserverSpec(
     public static ObserverSpec Mse(QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, bool reduceRange = false, int? quantMin = null, int? quantMax = null, int bins = 2048) =>
         new(ObserverKind.Mse, dtype, scheme, reduceRange, quantMin, quantMax, Bins: bins);
 
+    /// <summary>
+    /// Qparams decided elsewhere: an observer made from this spec is a <see cref="FixedQParamsObserver"/> that returns
+    /// them (a range is turned into scale and zero point with this spec's dtype, scheme and quant range) whatever
+    /// calibration shows it. Null for an observer that calibrates. Set by <see cref="FixedQParams(float, int, QuantDType, QScheme)"/>,
+    /// <see cref="WithQParams(float, int)"/>, <see cref="WithRange(float, float)"/> and their per-channel forms, which
+    /// also make <see cref="Kind"/> and <see cref="Scheme"/> fit (MinMax per tensor, PerChannelMinMax per channel).
+    /// </summary>
+    public FixedObserverValues? Fixed { get; init; }
+
+    /// <summary>Makes your own observer for a quantization point (its argument is the layer, "Model.member"); null for the built-in kinds. Set by <see cref="Custom"/>.</summary>
+    public Func<string, IObserver>? CustomFactory { get; init; }
+
+    /// <summary>The name a <see cref="Custom"/> spec prints as (e.g. "MyObserver").</summary>
+    public string CustomName { get; init; } = "CustomObserver";
+
+    /// <summary>
+    /// PyTorch's <c>FixedQParamsObserver.with_args(scale=..., zero_point=...)</c>: every observer made from this spec
+    /// returns <paramref name="scale"/> and <paramref name="zeroPoint"/>, whatever calibration shows it. For an
+    /// activation (a layer's output, the model input) or a per-tensor weight.
+    /// </summary>
+    /// <exception cref="ArgumentException">A scale that is not positive and finite, a zero point outside <paramref name="dtype"/>'s range, or a per-channel scheme.</exception>
+    public static ObserverSpec FixedQParams(float scale, int zeroPoint, QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine)
+    {
+        var spec = new ObserverSpec(ObserverKind.MinMax, dtype, scheme) { Fixed = FixedObserverValues.FromQParams(scale, zeroPoint) };
+        spec.Validate();
+        return spec;
+    }
+
+    /// <summary>
+    /// Fixed per-channel qparams for weights (a quantized weight's <c>q_per_channel_scales()</c> and
+    /// <c>q_per_channel_zero_points()</c>): one scale and zero point per output channel along <paramref name="channelAxis"/>
+    /// (0 for Conv2d and Linear, 1 for ConvTranspose2d). The count is checked against the layer at <c>Prepare()</c>.
+    /// </summary>
+    /// <exception cref="ArgumentException">Arrays of different or zero length, a scale that is not positive and finite, a zero point outside <paramref name="dtype"/>'s range, a negative axis, or a per-tensor scheme.</exception>
+    public static ObserverSpec FixedQParams(float[] scales, int[] zeroPoints, int channelAxis = 0, QuantDType dtype = QuantDType.QInt8, QScheme scheme = QScheme.PerChannelSymmetric)
+    {
+        var spec = new ObserverSpec(ObserverKind.PerChannelMinMax, dtype, scheme, ChannelAxis: channelAxis) { Fixed = FixedObserverValues.FromQParams(scales, zeroPoints) };
+        spec.Validate();
+        return spec;
+    }
+
+    /// <summary>
+    /// An observer of your own: <paramref name="factory"/> makes one <see cref="IObserver"/> per quantization point (it
+    /// gets the layer, "Model.member"), QuantGen runs it behind a <see cref="CustomObserver"/> and checks the qparams it
+    /// returns against <paramref name="dtype"/> and <paramref name="scheme"/>. Use it as a <see cref="QConfig"/>'s
+    /// activation or weight spec.
+    /// </summary>
+    /// <param name="factory">Makes a new observer for the layer it is given.</param>
+    /// <param name="name">How the spec prints (in the prepared model's printout and in messages).</param>
+    /// <param name="dtype">The dtype of the qparams the observer returns (quint8 or qint8 for activations, qint8 for weights).</param>
+    /// <param name="scheme">Per tensor for activations; per channel (along <paramref name="channelAxis"/>) or per tensor for weights.</param>
+    /// <param name="channelAxis">The output-channel axis of per-channel weights (0 for Conv2d and Linear, 1 for ConvTranspose2d).</param>
+    public static ObserverSpec Custom(Func<string, IObserver> factory, string name = "CustomObserver", QuantDType dtype = QuantDType.QUInt8, QScheme scheme = QScheme.PerTensorAffine, int channelAxis = 0)
+    {
+        ArgumentNullException.ThrowIfNull(factory);
+        ArgumentException.ThrowIfNullOrWhiteSpace(name);
+        return new ObserverSpec(scheme.IsPerChannel() ? ObserverKind.PerChannelMinMax : ObserverKind.MinMax, dtype, scheme, ChannelAxis: channelAxis)
+        {
+            CustomFactory = factory,
+            CustomName = name,
+        };
+    }
+
+    /// <summary>
+    /// This spec with its qparams fixed to <paramref name="scale"/> and <paramref name="zeroPoint"/> (its dtype kept; a
+    /// per-channel scheme becomes its per-tensor form).
+    /// </summary>
+    /// <exception cref="ArgumentException">A scale that is not positive and finite, or a zero point outside the dtype's range.</exception>
+    public ObserverSpec WithQParams(float scale, int zeroPoint) =>
+        PerTensorFixed(FixedObserverValues.FromQParams(scale, zeroPoint));
+
+    /// <summary>
+    /// This spec with one scale and zero point per channel fixed, along <paramref name="channelAxis"/> (null: this spec's
+    /// ch_axis if it is per channel, else 0); its dtype kept, a per-tensor scheme becomes its per-channel form.
+    /// </summary>
+    /// <exception cref="ArgumentException">Arrays of different or zero length, a scale that is not positive and finite, or a zero point outside the dtype's range.</exception>
+    public ObserverSpec WithQParams(float[] scales, int[] zeroPoints, int? channelAxis = null) =>
+        PerChannelFixed(FixedObserverValues.FromQParams(scales, zeroPoints), channelAxis);
+
+    /// <summary>
+    /// This spec with its observed range fixed to [<paramref name="min"/>, <paramref name="max"/>] (a loaded
+    /// <c>min_val</c>/<c>max_val</c>): the qparams are computed from it with this spec's dtype, scheme and quant range.
+    /// </summary>
+    /// <exception cref="ArgumentException">A bound that is not finite, or min &gt; max.</exception>
+    public ObserverSpec WithRange(float min, float max) =>
+        PerTensorFixed(FixedObserverValues.FromRange(min, max));
+
+    /// <summary>This spec with a range fixed per channel along <paramref name="channelAxis"/> (null: this spec's ch_axis if it is per channel, else 0).</summary>
+    /// <exception cref="ArgumentException">Arrays of different or zero length, a bound that is not finite, or min &gt; max.</exception>
+    public ObserverSpec WithRange(float[] min, float[] max, int? channelAxis = null) =>
+        PerChannelFixed(FixedObserverValues.FromRange(min, max), channelAxis);
+
     /// <summary>Whether the spec is consistent (per-channel scheme only with the per-channel observer, ...).</summary>
     public void Validate()
     {
+        if (Fixed is not null && CustomFactory is not null)
+        {
+            throw new ArgumentException($"{this}: a spec either fixes its qparams or runs a custom observer, not both.");
+        }
+
+        if (Fixed is not null)
+        {
+            ValidateFixed(Fixed);
+        }
+
         bool perChannelKind = Kind == ObserverKind.PerChannelMinMax;
         if (perChannelKind != Scheme.IsPerChannel())
         {
@@ -92,6 +199,16 @@ public sealed record ObserverSpec(
     public Observer Create(string layer)
     {
         Validate();
+        if (CustomFactory is not null)
+        {
+            return new CustomObserver(this, layer);
+        }
+
+        if (Fixed is not null)
+        {
+            return new FixedQParamsObserver(this, layer);
+        }
+
         return Kind switch
         {
             ObserverKind.MinMax => new MinMaxObserver(this, layer),
@@ -109,6 +226,36 @@ public sealed record ObserverSpec(
     public override string ToString()
     {
         var text = new StringBuilder();
+        if (Fixed is not null || CustomFactory is not null)
+        {
+            // Only what shapes the qparams: the kind a fixed or custom spec carries is bookkeeping.
+            if (Fixed is not null)
+            {
+                text.Append("FixedQParamsObserver(").Append(Fixed).Append(", dtype=");
+            }
+            else
+            {
+                text.Append(CustomName).Append("(dtype=");
+            }
+
+            text.Append(DType.ToTorchString()).Append(", qscheme=").Append(Scheme.ToTorchString());
+            if (Fixed is { IsRange: true } || CustomFactory is not null)
+            {
+                text.Append(", reduce_range=").Append(ReduceRange ? "True" : "False");
+                if (QuantMin is int fixedMin && QuantMax is int fixedMax)
+                {
+                    text.Append(", quant_min=").Append(fixedMin).Append(", quant_max=").Append(fixedMax);
+                }
+            }
+
+            if (Scheme.IsPerChannel())
+            {
+                text.Append(", ch_axis=").Append(ChannelAxis);
+            }
+
+            return text.Append(')').ToString();
+        }
+
         text.Append(Kind).Append("Observer(dtype=").Append(DType.ToTorchString())
             .Append(", qscheme=").Append(Scheme.ToTorchString())
             .Append(", reduce_range=").Append(ReduceRange ? "True" : "False");
@@ -138,5 +285,56 @@ public sealed record ObserverSpec(
         }
 
         return text.Append(')').ToString();
+    }
+
+    private ObserverSpec PerTensorFixed(FixedObserverValues values)
+    {
+        QScheme scheme = Scheme switch
+        {
+            QScheme.PerChannelSymmetric => QScheme.PerTensorSymmetric,
+            QScheme.PerChannelAffine => QScheme.PerTensorAffine,
+            _ => Scheme,
+        };
+        var spec = this with { Kind = ObserverKind.MinMax, Scheme = scheme, Fixed = values, CustomFactory = null };
+        spec.ValidateFixed(values);
+        return spec;
+    }
+
+    private ObserverSpec PerChannelFixed(FixedObserverValues values, int? channelAxis)
+    {
+        QScheme scheme = Scheme switch
+        {
+            QScheme.PerTensorSymmetric => QScheme.PerChannelSymmetric,
+            QScheme.PerTensorAffine => QScheme.PerChannelAffine,
+            _ => Scheme,
+        };
+        int axis = channelAxis ?? (Scheme.IsPerChannel() ? ChannelAxis : 0);
+        var spec = this with { Kind = ObserverKind.PerChannelMinMax, Scheme = scheme, ChannelAxis = axis, Fixed = values, CustomFactory = null };
+        spec.ValidateFixed(values);
+        return spec;
+    }
+
+    /// <summary>The fixed values against this spec: per tensor or per channel as its scheme, zero points in its dtype's range.</summary>
+    private void ValidateFixed(FixedObserverValues values)
+    {
+        if (values.IsPerChannel != Scheme.IsPerChannel())
+        {
+            throw new ArgumentException($"{this}: the fixed values are {(values.IsPerChannel ? "per channel" : "per tensor")} but the qscheme is {Scheme.ToTorchString()}.");
+        }
+
+        if (values.IsPerChannel && ChannelAxis < 0)
+        {
+            throw new ArgumentException($"{this}: fixed per-channel values need a non-negative ch_axis, got {ChannelAxis}.");
+        }
+
+        for (int c = 0; c < values.ZeroPoints.Count; c++)
+        {
+            int zeroPoint = values.ZeroPoints[c];
+            if (zeroPoint < DType.Min() || zeroPoint > DType.Max())
+            {
+                string where = values.IsPerChannel ? $" (channel {c})" : string.Empty;
+                throw new ArgumentException($"{this}: zero point {zeroPoint}{where} is outside {DType.ToTorchString()}'s range {DType.Min()}..{DType.Max()}.");
+            }
+        }
     }
 }

@@ -91,7 +91,8 @@ public class GeneratedCodeCompilesTests
         Assert.Contains("var mapping = global::QuantGen.QConfigMapping.Default(global::QuantGen.QuantBackend.X86);", source);
         // Each op's qconfig is resolved by its path and module type; its observer and weights use it.
         Assert.Contains("RequireQConfig(mapping.Resolve(\"quant\", \"QuantStub\"), \"M\", \"quant\");", source);
-        Assert.Matches(@"this\.quant_activation = qconfig\d+\.Activation\.Create\(""M\.quant""\);", source);
+        // ... through the mapping, which swaps in qparams it fixes for that layer (SetModuleQParams, a PyTorch state_dict).
+        Assert.Matches(@"this\.quant_activation = mapping\.ActivationObserverSpec\(""M"", ""quant"", qconfig\d+\.Activation\)\.Create\(""M\.quant""\);", source);
         // A conv may be kept in float by a null qconfig (PyTorch's None); the stub's quantize may not.
         Assert.Contains("global::QuantGen.QConfig? resolved1 = mapping.Resolve(\"conv1\", \"Conv2d\");", source);
         Assert.Contains("this._conv1_inFloat = resolved1 is null;", source);
@@ -150,7 +151,7 @@ public class GeneratedCodeCompilesTests
         string source = run.Sources.Values.Single();
         Assert.Contains("new global::QuantGen.Modules.QuantizeInput(\"Tiny\", \"input\", q0)", source);
         Assert.Contains("RequireQConfig(mapping.Global, \"Tiny\", \"input\");", source);
-        Assert.Matches(@"this\.input_activation = qconfig\d+\.Activation\.Create\(""Tiny\.input""\);", source);
+        Assert.Matches(@"this\.input_activation = mapping\.ActivationObserverSpec\(""Tiny"", ""input"", qconfig\d+\.Activation\)\.Create\(""Tiny\.input""\);", source);
         Assert.Contains("new global::QuantGen.Modules.QuantizedFlatten(\"Tiny\", \"flat\", 1, 3)", source);
     }
 
