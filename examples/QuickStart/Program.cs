@@ -37,10 +37,8 @@ Console.WriteLine(observed);
 
 Section("Calibrate");
 using Tensor input = torch.randn(1, 1, 2, 3);
-using (torch.no_grad())
-{
-    observed.forward(input).Dispose();
-}
+// Calibrate runs the batches under no_grad in eval mode; ConsoleProgress draws a progress bar in a terminal.
+QuantGen.Reports.ConsoleProgress.Calibrate("Calibrating", progress => observed.Calibrate([input], progress));
 
 M.Quantized int8 = observed.Convert();
 Console.WriteLine(int8);
