@@ -59,6 +59,14 @@ finally
     File.Delete(file);
 }
 
+// --save-model PATH keeps a copy of the model file (build/pack-and-consume.sh runs the packaged quantgen tool on it).
+int saveOption = Array.IndexOf(args, "--save-model");
+if (saveOption >= 0 && saveOption + 1 < args.Length)
+{
+    int8.Save(args[saveOption + 1]);
+    Console.WriteLine($"saved the model file to {args[saveOption + 1]}");
+}
+
 // int8 vs float: how many output quantization steps apart, and whether the predicted class agrees.
 float step = int8.fc.Scale;
 float maxDiff = (floatLogits - int8Logits).abs().max().item<float>();
