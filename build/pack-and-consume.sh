@@ -26,7 +26,7 @@ rm -rf "$feed"
 mkdir -p "$feed"
 
 echo "== pack (Release) into $feed"
-for project in QuantGen.Attributes QuantGen.Runtime QuantGen.Generator QuantGen.Onnx QuantGen.Reports; do
+for project in QuantGen.Attributes QuantGen.Runtime QuantGen.Generator QuantGen.Onnx QuantGen.Reports QuantGen.Tool; do
   dotnet pack "src/$project" -c Release -o "$feed" -tl:off -v:m -nologo
 done
 version=$(dotnet msbuild src/QuantGen.Runtime -getProperty:PackageVersion)
@@ -137,5 +137,23 @@ dotnet build samples/PackageConsumer --no-restore -c Release -o "$work/bin" -p:Q
 for id in quantgen quantgen.runtime quantgen.attributes quantgen.onnx quantgen.reports; do
   [ -f "$work/packages/$id/$version/$id.$version.nupkg" ] || { echo "CONSUME: $id $version was not restored from $feed" >&2; exit 1; }
 done
-dotnet "$work/bin/PackageConsumer.dll"
+dotnet "$work/bin/PackageConsumer.dll" --save-model "$work/tinynet.qgen"
+
+# The quantgen tool: its package's layout, then installed from the feed as a user installs it, run on the file
+# the sample saved (inspect reads any .qgen alone; export of this generated-form model takes the sample's assembly).
+echo
+echo "== quantgen tool from $feed"
+tool="$feed/QuantGen.Tool.$version.nupkg"
+[ -f "$tool" ] || { echo "LAYOUT: $tool was not produced" >&2; exit 1; }
+has "$tool" tools/net10.0/any/QuantGen.Tool.dll
+has "$tool" tools/net10.0/any/DotnetToolSettings.xml
+mentions "$tool" '<packageType name="DotnetTool" />'
+[ "$failures" -eq 0 ] || { echo "quantgen tool package layout: $failures problem(s)" >&2; exit 1; }
+NUGET_PACKAGES="$work/packages" dotnet tool install --tool-path "$work/tools" --add-source "$feed" QuantGen.Tool --version "$version" -v:m
+"$work/tools/quantgen" --help >/dev/null
+inspect=$("$work/tools/quantgen" inspect "$work/tinynet.qgen")
+echo "$inspect"
+grep -q "model        TinyNet" <<<"$inspect" || { echo "TOOL: quantgen inspect did not name the model TinyNet" >&2; exit 1; }
+"$work/tools/quantgen" export "$work/tinynet.qgen" --onnx "$work/tinynet.onnx" --assembly "$work/bin/PackageConsumer.dll"
+[ -s "$work/tinynet.onnx" ] || { echo "TOOL: quantgen export wrote no ONNX file" >&2; exit 1; }
 echo "pack-and-consume: OK"

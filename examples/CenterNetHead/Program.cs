@@ -3,6 +3,7 @@
 // Run: dotnet run --project examples/CenterNetHead [-- --size 128 --batches 4 --seed 0]
 using System;
 using System.Globalization;
+using System.Linq;
 using CenterNetHeadExample;
 using QuantGen;
 using QuantGen.Reports;
@@ -20,14 +21,9 @@ Console.WriteLine(mapping);
 Console.WriteLine();
 
 using CenterNetHead.Observed observed = model.Prepare(mapping);
-using (torch.no_grad())
-{
-    for (int i = 0; i < batches; i++)
-    {
-        using Tensor batch = torch.randn(1, 3, size, size);
-        observed.forward(batch).Dispose();
-    }
-}
+QuantGen.Reports.ConsoleProgress.Calibrate(
+    "Calibrating",
+    progress => observed.Calibrate(Enumerable.Range(0, batches).Select(_ => torch.randn(1, 3, size, size)), progress));
 
 CenterNetHead.Quantized int8 = observed.Convert();
 using CenterNetHead.Reference reference = observed.ConvertReference();

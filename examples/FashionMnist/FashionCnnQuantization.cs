@@ -56,14 +56,7 @@ public static class FashionCnnQuantization
         List<Tensor> batches = Batches(calibration);
         try
         {
-            using (torch.no_grad())
-            {
-                foreach (Tensor batch in batches)
-                {
-                    observed.forward(batch).Dispose();
-                }
-            }
-
+            observed.Calibrate(batches);
             FashionCnn.Quantized plain = observed.Convert();
             if (!biasCorrection)
             {

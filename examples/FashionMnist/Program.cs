@@ -150,13 +150,7 @@ static void WriteReport(string directory, FashionCnn model, FashionMnistSplit ca
     Directory.CreateDirectory(directory);
     using FashionCnn.Observed observed = model.Prepare();
     List<Tensor> batches = FashionCnnQuantization.Batches(calibration);
-    using (torch.no_grad())
-    {
-        foreach (Tensor batch in batches)
-        {
-            observed.forward(batch).Dispose();
-        }
-    }
+    QuantGen.Reports.ConsoleProgress.Calibrate("Calibrating", progress => observed.Calibrate(batches, progress));
 
     FashionCnn.Quantized int8 = observed.Convert();
     using Tensor images = test.Images(0, Math.Min(64, test.Count));

@@ -114,7 +114,7 @@ return 0;
     using TModel model = create();
     Setup(title, model, size, clock);
     using TObserved observed = prepare(model);
-    Calibrate(x => observed.forward(x), size);
+    Calibrate(observed, size);
     string summary = observed.Summary();
     clock.Restart();
     TQuantized int8 = convert(observed);
@@ -131,19 +131,12 @@ void Setup(string title, nn.Module<Tensor, Tensor> model, int size, Stopwatch bu
     Console.WriteLine($"== {title}: {parameters / 1e6:F1} M parameters, input Nx3x{size}x{size} (built in {built.Elapsed.TotalSeconds:F1} s) ==");
 }
 
-void Calibrate(Func<Tensor, Tensor> observedForward, int size)
+void Calibrate(QuantGen.IObservedModel observed, int size)
 {
-    var clock = Stopwatch.StartNew();
-    using (torch.no_grad())
-    {
-        for (int i = 0; i < batches; i++)
-        {
-            using Tensor batch = torch.randn(1, 3, size, size);
-            observedForward(batch).Dispose();
-        }
-    }
-
-    Console.WriteLine($"Calibrated on {batches} random 1x3x{size}x{size} batches in {clock.Elapsed.TotalSeconds:F1} s.");
+    QuantGen.Calibration.CalibrationProgress done = QuantGen.Reports.ConsoleProgress.Calibrate(
+        "Calibrating",
+        progress => observed.Calibrate(Enumerable.Range(0, batches).Select(_ => torch.randn(1, 3, size, size)), progress));
+    Console.WriteLine($"Calibrated on {done.BatchesDone} random 1x3x{size}x{size} batches in {done.Elapsed.TotalSeconds:F1} s.");
 }
 
 (string, Comparison.Result?, string?) Evaluate(string title, nn.Module<Tensor, Tensor> model, Func<Tensor, Tensor> int8Forward, string summary, int size)

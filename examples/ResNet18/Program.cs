@@ -6,6 +6,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Linq;
 using QuantGen;
+using QuantGen.Calibration;
 using QuantGen.Observers;
 using QuantGen.Reports;
 using ResNet18Example;
@@ -22,17 +23,11 @@ Console.WriteLine($"ResNet-18, input 1x3x{size}x{size}, {batches} synthetic cali
 Console.WriteLine();
 
 using ResNet18.Observed observed = model.Prepare();
-var clock = Stopwatch.StartNew();
-using (torch.no_grad())
-{
-    for (int i = 0; i < batches; i++)
-    {
-        using Tensor batch = torch.randn(1, 3, size, size);
-        observed.forward(batch).Dispose();
-    }
-}
-
-Console.WriteLine($"Calibrated in {clock.Elapsed.TotalSeconds:F1} s. The first activation observers (seed 001 prints these):");
+// Each batch is made as Calibrate asks for it and disposed after it has run (no_grad and eval are Calibrate's).
+CalibrationProgress calibrated = ConsoleProgress.Calibrate(
+    "Calibrating",
+    progress => observed.Calibrate(Enumerable.Range(0, batches).Select(_ => torch.randn(1, 3, size, size)), progress));
+Console.WriteLine($"Calibrated in {calibrated.Elapsed.TotalSeconds:F1} s. The first activation observers (seed 001 prints these):");
 foreach (Observer observer in observed.Observers.Take(3))
 {
     QParams q = observer.CalculateQParams();
@@ -49,7 +44,7 @@ Console.WriteLine($"  output scale {int8.conv1.Scale.ToString("R", CultureInfo.I
 Console.WriteLine($"  example weights [0, 0, 0, :] as integers: [{string.Join(", ", Enumerable.Range(0, 7).Select(k => int8.conv1.Weight.IntAt(0, 0, 0, k)))}]");
 
 using Tensor image = torch.rand(1, 3, size, size);
-clock.Restart();
+var clock = Stopwatch.StartNew();
 using Tensor floatLogits = model.forward(image);
 double floatMs = clock.Elapsed.TotalMilliseconds;
 clock.Restart();

@@ -59,6 +59,14 @@ finally
     File.Delete(file);
 }
 
+// --save-model PATH keeps a copy of the model file (build/pack-and-consume.sh runs the packaged quantgen tool on it).
+int saveOption = Array.IndexOf(args, "--save-model");
+if (saveOption >= 0 && saveOption + 1 < args.Length)
+{
+    int8.Save(args[saveOption + 1]);
+    Console.WriteLine($"saved the model file to {args[saveOption + 1]}");
+}
+
 // int8 vs float: how many output quantization steps apart, and whether the predicted class agrees.
 float step = int8.fc.Scale;
 float maxDiff = (floatLogits - int8Logits).abs().max().item<float>();
@@ -99,14 +107,14 @@ finally
 }
 
 // QuantGen.Reports: the layer report on two batches, one row per node of the int8 graph, in forward order.
-// (The batches also feed the observers, which no longer matters: int8 is already converted.)
+// (The report runs the observed model with observation paused: the observers do not see these batches.)
 using Tensor batch1 = torch.randn(4, 3, 32, 32);
 using Tensor batch2 = torch.randn(4, 3, 32, 32);
 QuantReport report = QuantReport.Compare(observed, int8, [batch1, batch2]);
 string[] reportLayers = report.Layers.Select(l => l.Layer).ToArray();
 string[] graphLayers = int8.Graph.Nodes.Select(n => n.Name).ToArray();
-LayerReport? worst = report.Worst.FirstOrDefault();
-Console.WriteLine($"QuantGen.Reports: {reportLayers.Length} layer rows for {graphLayers.Length} graph nodes over {report.Batches} batches; worst layer {worst?.Layer ?? "-"} ({worst?.RankingSqnr:F1} dB SQNR)");
+LayerReport worst = report.Layers.OrderBy(l => l.RankingSqnr).First();
+Console.WriteLine($"QuantGen.Reports: {reportLayers.Length} layer rows for {graphLayers.Length} graph nodes over {report.Batches} batches; lowest layer SQNR {worst.RankingSqnr:F1} dB ({worst.Layer}); {report.BelowThreshold.Count} below {report.SqnrThresholdDb:F0} dB");
 Check(reportLayers.SequenceEqual(graphLayers), $"QuantGen.Reports: the report's rows [{string.Join(", ", reportLayers)}] are not the graph's layers [{string.Join(", ", graphLayers)}]");
 
 Console.WriteLine(failed.Count == 0 ? "PackageConsumer: OK" : $"PackageConsumer: FAILED: {string.Join("; ", failed)}");

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using QuantGen.Reports;
 using TorchSharp;
 
@@ -18,4 +19,14 @@ public interface IObservedModel : IDisposable
     /// <param name="tap">Receives each layer's float output; null for none.</param>
     /// <returns>The float result.</returns>
     torch.Tensor forward(torch.Tensor input, IFloatTap? tap);
+
+    /// <summary>
+    /// Runs calibration batches through the observed forward under <c>torch.no_grad()</c> with the float model in eval
+    /// mode, disposing each batch's intermediate tensors, and reports progress after every batch
+    /// (<see cref="QuantGen.Calibration.ObservedCalibration.Run"/>).
+    /// </summary>
+    /// <param name="batches">Float input batches; those made before the call are not disposed, those the sequence makes on the fly are.</param>
+    /// <param name="progress">Told the batches done, the total when the sequence knows it, and the time so far; null for none.</param>
+    /// <returns>The final progress: batches run, the total, the time taken.</returns>
+    QuantGen.Calibration.CalibrationProgress Calibrate(IEnumerable<torch.Tensor> batches, IProgress<QuantGen.Calibration.CalibrationProgress>? progress = null);
 }

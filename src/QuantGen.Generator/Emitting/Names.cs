@@ -43,6 +43,7 @@ internal static class Names
     public const string ReferenceFloatLayer = "global::QuantGen.Modules.ReferenceFloatLayer";
     public const string QuantizedModel = "global::QuantGen.IQuantizedModel";
     public const string ObservedModel = "global::QuantGen.IObservedModel";
+    public const string CalibrationProgress = "global::QuantGen.Calibration.CalibrationProgress";
     public const string QuantizedLayer = "global::QuantGen.IQuantizedLayer";
     public const string Graphs = "global::QuantGen.Graphs";
     public const string QGenFile = "global::QuantGen.Serialization.QGenFile";

@@ -119,6 +119,8 @@ internal static class ObservedEmitter
         writer.Line();
         EmitForward(writer, plan);
         writer.Line();
+        EmitCalibrate(writer);
+        writer.Line();
         EmitConvert(writer, plan);
         writer.Line();
         ReferenceEmitter.EmitConvertReference(writer, plan);
@@ -521,6 +523,24 @@ internal static class ObservedEmitter
 
     /// <summary>The ops a mapping may keep in float, in step order.</summary>
     internal static IEnumerable<StepPlan> FallbackSteps(ModelPlan plan) => plan.Steps.Where(CanFallBack);
+
+    /// <summary><c>Calibrate(batches, progress)</c>: the calibration loop of the runtime, over this model's forward.</summary>
+    private static void EmitCalibrate(SourceWriter writer)
+    {
+        writer.Line("/// <summary>");
+        writer.Line("/// Runs calibration batches through <c>forward</c> under <c>torch.no_grad()</c> with the model in eval mode, disposing");
+        writer.Line("/// each batch's intermediate tensors, and reports progress after every batch.");
+        writer.Line("/// </summary>");
+        writer.Line("/// <param name=\"batches\">Float input batches; those made before the call are not disposed, those the sequence makes on the fly are.</param>");
+        writer.Line("/// <param name=\"progress\">Told the batches done, the total when the sequence knows it, and the time so far; null for none.</param>");
+        writer.Line("/// <returns>The final progress: batches run, the total, the time taken.</returns>");
+        writer.Line($"/// <exception cref=\"global::System.ArgumentException\">There is no batch, or a batch is null.</exception>");
+        writer.Line($"public {Names.CalibrationProgress} Calibrate(global::System.Collections.Generic.IEnumerable<{Names.Tensor}> batches, global::System.IProgress<{Names.CalibrationProgress}>? progress = null) =>");
+        using (writer.Indent())
+        {
+            writer.Line("global::QuantGen.Calibration.ObservedCalibration.Run(this, batches, progress);");
+        }
+    }
 
     private static void EmitConvert(SourceWriter writer, ModelPlan plan)
     {

@@ -8,20 +8,24 @@ namespace QuantGen.Reports;
 /// <summary>
 /// The quantization range an activation got and how the float values fit it. The representable range is
 /// what the int8 values can stand for, <c>[(qmin − zp)·scale, (qmax − zp)·scale]</c> with the dtype's FULL range
-/// (every quantize clamps to it, whatever reduce_range did to the scale); a float value outside it is clipped.
+/// (every quantize clamps to it, whatever reduce_range did to the scale). A float value is clipped when it lies more
+/// than half a step outside it, beyond <c>[(qmin − zp)·scale − scale/2, (qmax − zp)·scale + scale/2]</c>: closer
+/// values round onto the range's ends with no more error than rounding anywhere inside.
 /// </summary>
 /// <param name="DType"><c>torch.quint8</c> or <c>torch.qint8</c>.</param>
 /// <param name="Scale">The activation's scale.</param>
 /// <param name="ZeroPoint">The activation's zero point.</param>
 /// <param name="Min">Smallest representable value, <c>(float)(qmin − zp) * scale</c>.</param>
 /// <param name="Max">Largest representable value, <c>(float)(qmax − zp) * scale</c>.</param>
+/// <param name="ClipLow">Values below this are clipped: <paramref name="Min"/> − scale/2 (in double).</param>
+/// <param name="ClipHigh">Values above this are clipped: <paramref name="Max"/> + scale/2 (in double).</param>
 /// <param name="FloatMin">Smallest float value the float model produced there.</param>
 /// <param name="FloatMax">Largest float value the float model produced there.</param>
 /// <param name="Values">How many float values were seen.</param>
-/// <param name="Clipped">How many lay outside [<paramref name="Min"/>, <paramref name="Max"/>].</param>
+/// <param name="Clipped">How many lay outside [<paramref name="ClipLow"/>, <paramref name="ClipHigh"/>] (more than half a step outside the representable range).</param>
 /// <param name="Histogram">The float values' distribution.</param>
 public sealed record ActivationRange(
-    string DType, float Scale, int ZeroPoint, float Min, float Max, float FloatMin, float FloatMax, long Values, long Clipped, ValueHistogram Histogram)
+    string DType, float Scale, int ZeroPoint, float Min, float Max, double ClipLow, double ClipHigh, float FloatMin, float FloatMax, long Values, long Clipped, ValueHistogram Histogram)
 {
     /// <summary>Share of the float values that were clipped, 0..1.</summary>
     public double ClippedShare => Values == 0 ? 0 : (double)Clipped / Values;
@@ -50,10 +54,10 @@ public sealed record LayerReport(
     ErrorFigure? WeightError,
     ActivationRange Range)
 {
-    /// <summary>Whether the report marks this layer as one of its worst (see <see cref="QuantReport.Worst"/>).</summary>
-    public bool IsWorst { get; init; }
+    /// <summary>Whether the report marks this layer: its <see cref="RankingSqnr"/> is below the report's <see cref="QuantReport.SqnrThresholdDb"/>.</summary>
+    public bool BelowThreshold { get; init; }
 
-    /// <summary>The SQNR the worst-layer ranking uses: the layer error's, else the accumulated error's.</summary>
+    /// <summary>The SQNR compared with the threshold: the layer error's, else the accumulated error's.</summary>
     [JsonIgnore]
     public double RankingSqnr => LayerError?.SqnrDb ?? AccumulatedError.SqnrDb;
 }

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using QuantGen.Graphs;
 using QuantGen.Modules;
+using QuantGen.Observers;
 using TorchSharp;
 
 namespace QuantGen.Reports;
@@ -16,7 +17,9 @@ namespace QuantGen.Reports;
 /// </summary>
 /// <remarks>
 /// Make one with <see cref="Compare(IFloatModel, IQuantizedModel, IEnumerable{torch.Tensor}, ReportOptions?)"/>;
-/// show it with <see cref="ReportTable"/> (terminal), <see cref="ToJson"/> and <see cref="ReportHtml"/>.
+/// show it with <see cref="ReportTable"/> (terminal), <see cref="ToJson"/> and <see cref="ReportHtml"/>; read a saved
+/// report.json back with <see cref="FromJson"/>. Making a report never changes the observed model: its forward
+/// runs with observation paused (<see cref="Observation.Pause"/>), so a later <c>Convert()</c> gives the same qparams.
 /// </remarks>
 public sealed class QuantReport
 {
@@ -27,11 +30,12 @@ public sealed class QuantReport
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    private QuantReport(string model, string graphHash, int batches, IReadOnlyList<LayerReport> layers)
+    internal QuantReport(string model, string graphHash, int batches, double sqnrThresholdDb, IReadOnlyList<LayerReport> layers)
     {
         Model = model;
         GraphHash = graphHash;
         Batches = batches;
+        SqnrThresholdDb = sqnrThresholdDb;
         Layers = layers;
     }
 
@@ -44,12 +48,18 @@ public sealed class QuantReport
     /// <summary>How many input batches were compared.</summary>
     public int Batches { get; }
 
+    /// <summary>The SQNR (dB) below which a layer is marked (<see cref="ReportOptions.SqnrThresholdDb"/>).</summary>
+    public double SqnrThresholdDb { get; }
+
     /// <summary>One row per quantized layer, in forward order.</summary>
     public IReadOnlyList<LayerReport> Layers { get; }
 
-    /// <summary>The layers marked worst: the lowest SQNR of the layer error (see <see cref="ReportOptions.WorstLayers"/>), worst first.</summary>
+    /// <summary>
+    /// The layers marked as needing a look: those whose layer-error SQNR (else accumulated) is below
+    /// <see cref="SqnrThresholdDb"/>, lowest first; empty when every layer is at or above it.
+    /// </summary>
     [JsonIgnore]
-    public IReadOnlyList<LayerReport> Worst => Layers.Where(l => l.IsWorst).OrderBy(l => l.RankingSqnr).ToList();
+    public IReadOnlyList<LayerReport> BelowThreshold => Layers.Where(l => l.BelowThreshold).OrderBy(l => l.RankingSqnr).ToList();
 
     /// <summary>A layer's row.</summary>
     /// <param name="layer">The layer name.</param>
@@ -65,8 +75,8 @@ public sealed class QuantReport
     /// </summary>
     /// <param name="floatModel">The float side: <see cref="FloatModel.FromModule"/> over the calibrated <c>M.Observed</c>.</param>
     /// <param name="int8">The converted model (<c>M.Quantized</c>).</param>
-    /// <param name="inputs">Float input batches (not disposed here). Observed forwards feed their observers: use data you are happy to calibrate with, or compare after <c>Convert()</c>.</param>
-    /// <param name="options">Histogram bins and how many worst layers to mark; null for the defaults.</param>
+    /// <param name="inputs">Float input batches (not disposed here). The float model runs with observation paused: an observed model's observers do not see them.</param>
+    /// <param name="options">Histogram bins and the SQNR threshold below which a layer is marked; null for the defaults.</param>
     /// <returns>The report.</returns>
     /// <exception cref="ArgumentException">
     /// The input set is empty; the two models are different architectures (model names, layer names, or
@@ -84,8 +94,8 @@ public sealed class QuantReport
     /// </summary>
     /// <param name="observed">The calibrated observed model.</param>
     /// <param name="int8">The model <c>observed.Convert()</c> returned.</param>
-    /// <param name="inputs">Float input batches (not disposed here); they also feed the observers.</param>
-    /// <param name="options">Histogram bins and how many worst layers to mark; null for the defaults.</param>
+    /// <param name="inputs">Float input batches (not disposed here); the observers do not see them (observation is paused while the report runs).</param>
+    /// <param name="options">Histogram bins and the SQNR threshold below which a layer is marked; null for the defaults.</param>
     /// <returns>The report.</returns>
     /// <exception cref="ArgumentException">As the general form: empty inputs, different models (the message names them).</exception>
     public static QuantReport Compare(IObservedModel observed, IQuantizedModel int8, IEnumerable<torch.Tensor> inputs, ReportOptions? options = null)
@@ -101,6 +111,11 @@ public sealed class QuantReport
         ArgumentNullException.ThrowIfNull(int8);
         ArgumentNullException.ThrowIfNull(inputs);
         options ??= new ReportOptions();
+        if (double.IsNaN(options.SqnrThresholdDb))
+        {
+            throw new ArgumentException("QuantReport: ReportOptions.SqnrThresholdDb is NaN; give a number of dB (the default is 20).", nameof(options));
+        }
+
         ModelGraph graph = int8.Graph;
         if (floatModel.Model != graph.Model)
         {
@@ -129,9 +144,7 @@ public sealed class QuantReport
             rows.Add(state.ToReport(weightError));
         }
 
-        var worst = rows.Select((row, i) => (row, i)).OrderBy(p => p.row.RankingSqnr).ThenBy(p => p.i).Take(options.WorstLayers).Select(p => p.i).ToHashSet();
-        rows = rows.Select((row, i) => worst.Contains(i) ? row with { IsWorst = true } : row).ToList();
-        return new QuantReport(graph.Model, graph.Hash, batches, rows);
+        return new QuantReport(graph.Model, graph.Hash, batches, options.SqnrThresholdDb, Mark(rows, options.SqnrThresholdDb));
     }
 
     /// <summary>
@@ -157,6 +170,38 @@ public sealed class QuantReport
     /// <summary>Writes <see cref="ToJson"/> to a file.</summary>
     /// <param name="path">The file to create or overwrite.</param>
     public void WriteJson(string path) => System.IO.File.WriteAllText(path, ToJson());
+
+    /// <summary>Reads a report written by <see cref="ToJson"/> back (to render it again, e.g. <c>quantgen report report.json --html out.html</c>).</summary>
+    /// <param name="json">The JSON text.</param>
+    /// <param name="source">Where the text came from, for error messages (a file name).</param>
+    /// <returns>The report, with every figure, range and histogram as saved.</returns>
+    /// <exception cref="FormatException">The text is not a report: the message names the source, the layer and the property that is missing or wrong.</exception>
+    public static QuantReport FromJson(string json, string source = "report JSON") => ReportJson.Read(json, source);
+
+    /// <summary>Reads a report.json file written by <see cref="WriteJson"/>.</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The report.</returns>
+    /// <exception cref="FormatException">The file is not a report (the message names the file, layer and property).</exception>
+    /// <exception cref="System.IO.IOException">The file cannot be read.</exception>
+    public static QuantReport ReadJson(string path) => ReportJson.Read(System.IO.File.ReadAllText(path), path);
+
+    /// <summary>The same report with layers marked against another SQNR threshold.</summary>
+    /// <param name="sqnrThresholdDb">The threshold in dB (see <see cref="ReportOptions.SqnrThresholdDb"/>).</param>
+    /// <returns>A new report; this one is unchanged.</returns>
+    /// <exception cref="ArgumentException">The threshold is NaN.</exception>
+    public QuantReport WithThreshold(double sqnrThresholdDb)
+    {
+        if (double.IsNaN(sqnrThresholdDb))
+        {
+            throw new ArgumentException($"{Model}: the SQNR threshold is NaN; give a number of dB.", nameof(sqnrThresholdDb));
+        }
+
+        return new QuantReport(Model, GraphHash, Batches, sqnrThresholdDb, Mark(Layers, sqnrThresholdDb));
+    }
+
+    /// <summary>Marks each row whose ranking SQNR is below the threshold (and unmarks the others).</summary>
+    internal static List<LayerReport> Mark(IEnumerable<LayerReport> rows, double sqnrThresholdDb) =>
+        rows.Select(row => row with { BelowThreshold = row.RankingSqnr < sqnrThresholdDb }).ToList();
 
     /// <summary>The figures as a plain fixed-width text table (the terminal table without colours).</summary>
     /// <returns>The table.</returns>
@@ -186,6 +231,7 @@ public sealed class QuantReport
         var floatTap = new FloatRecorder();
         using (torch.NewDisposeScope())
         using (torch.no_grad())
+        using (Observation.Pause())
         {
             floatModel.Forward(input, floatTap).Dispose();
         }
@@ -272,6 +318,7 @@ public sealed class QuantReport
         private ValueHistogram? _histogram;
         private QParams? _qparams;
         private float _min, _max, _floatMin = float.PositiveInfinity, _floatMax = float.NegativeInfinity;
+        private double _clipLow, _clipHigh;
         private long _values, _clipped;
 
         public GraphNode Node { get; } = node;
@@ -290,12 +337,19 @@ public sealed class QuantReport
                 int zeroPoint = _qparams.ZeroPoint;
                 _min = (float)(_qparams.DType.Min() - zeroPoint) * _qparams.Scale;
                 _max = (float)(_qparams.DType.Max() - zeroPoint) * _qparams.Scale;
+
+                // A value within half a step of the range's ends rounds onto them: it costs no more than rounding
+                // anywhere else (an input whose minimum misses (qmin − zp)·scale by a rounding of the zero point is
+                // not clipped). Clipped are the values quantize moves by more than half a step.
+                double halfStep = 0.5 * _qparams.Scale;
+                _clipLow = _min - halfStep;
+                _clipHigh = _max + halfStep;
                 _histogram = new ValueHistogram(_min, _max, bins);
             }
 
             foreach (float value in reference)
             {
-                _clipped += value < _min || value > _max ? 1 : 0;
+                _clipped += value < _clipLow || value > _clipHigh ? 1 : 0;
                 _floatMin = Math.Min(_floatMin, value);
                 _floatMax = Math.Max(_floatMax, value);
             }
@@ -307,7 +361,7 @@ public sealed class QuantReport
         public LayerReport ToReport(ErrorFigure? weightError)
         {
             QParams q = _qparams!;
-            var range = new ActivationRange(q.DType.ToTorchString(), q.Scale, q.ZeroPoint, _min, _max, _floatMin, _floatMax, _values, _clipped, _histogram!);
+            var range = new ActivationRange(q.DType.ToTorchString(), q.Scale, q.ZeroPoint, _min, _max, _clipLow, _clipHigh, _floatMin, _floatMax, _values, _clipped, _histogram!);
             return new LayerReport(Node.Name, Node.Op, Node.Source, Node.Members.Select(m => m.Path).ToList(), _alone?.Figure, _accumulated.Figure, weightError, range);
         }
     }
@@ -338,6 +392,14 @@ public sealed record ReportOptions
     /// <summary>Bins of each activation's histogram (even).</summary>
     public int HistogramBins { get; init; } = 128;
 
-    /// <summary>How many layers with the lowest layer-error SQNR to mark as worst.</summary>
-    public int WorstLayers { get; init; } = 3;
+    /// <summary>The default of <see cref="SqnrThresholdDb"/>: 20 dB.</summary>
+    public const double DefaultSqnrThresholdDb = 20;
+
+    /// <summary>
+    /// A layer whose layer-error SQNR (else its accumulated SQNR) is below this many dB is marked (red in the table and
+    /// the page). Default <see cref="DefaultSqnrThresholdDb"/>, 20 dB: the error's power a hundredth of the signal's,
+    /// about 3.3 bits' worth (each bit is about 6 dB). Healthy int8 layers usually reach 30–45 dB; none is marked
+    /// when every layer is at or above the threshold. Use <see cref="double.NegativeInfinity"/> to mark none.
+    /// </summary>
+    public double SqnrThresholdDb { get; init; } = DefaultSqnrThresholdDb;
 }

@@ -39,6 +39,44 @@ public sealed class ValueHistogram
         _counts = new long[bins];
     }
 
+    /// <summary>A histogram as saved (a report read back from JSON): its edges and counts.</summary>
+    /// <param name="low">Left edge.</param>
+    /// <param name="high">Right edge, above <paramref name="low"/>.</param>
+    /// <param name="counts">Count per bin; an even number of bins, at least 2, none negative.</param>
+    /// <param name="nonFinite">NaN and infinite values seen.</param>
+    /// <returns>The histogram.</returns>
+    /// <exception cref="ArgumentException">The edges are not finite and increasing, or the counts are not as described.</exception>
+    public static ValueHistogram FromCounts(double low, double high, long[] counts, long nonFinite = 0)
+    {
+        ArgumentNullException.ThrowIfNull(counts);
+        if (!(high > low))
+        {
+            throw new ArgumentException($"ValueHistogram: the range [{low}, {high}] must be increasing.", nameof(high));
+        }
+
+        var histogram = new ValueHistogram(low, high, counts.Length);
+        long total = 0;
+        foreach (long count in counts)
+        {
+            if (count < 0)
+            {
+                throw new ArgumentException($"ValueHistogram: a bin count is negative ({count}).", nameof(counts));
+            }
+
+            total = checked(total + count);
+        }
+
+        if (nonFinite < 0)
+        {
+            throw new ArgumentException($"ValueHistogram: the non-finite count is negative ({nonFinite}).", nameof(nonFinite));
+        }
+
+        counts.CopyTo(histogram._counts, 0);
+        histogram.Total = total;
+        histogram.NonFinite = nonFinite;
+        return histogram;
+    }
+
     /// <summary>Left edge of the first bin.</summary>
     public double Low { get; private set; }
 

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using QuantGen.Graphs;
 using QuantGen.Modules;
+using QuantGen.Observers;
 using TorchSharp;
 
 namespace QuantGen.Reports;
@@ -59,6 +60,7 @@ public static class QuantExplain
         var tap = new OneLayerFloatTap(layer);
         using (torch.NewDisposeScope())
         using (torch.no_grad())
+        using (Observation.Pause())
         {
             floatModel.Forward(input, tap).Dispose();
         }

@@ -34,7 +34,7 @@ public static class ReportHtml
         html.AppendLine("<style>");
         html.AppendLine("body{font-family:system-ui,sans-serif;margin:2em;color:#222} table{border-collapse:collapse;font-size:0.9em}");
         html.AppendLine("th,td{border:1px solid #ccc;padding:3px 8px;text-align:right} th{background:#f0f0f0} td.name,th.name{text-align:left}");
-        html.AppendLine("tr.worst td{background:#fdd;font-weight:bold} td.warn{background:#ffc} .chart{margin:1em 0} section.activation{margin:1.5em 0}");
+        html.AppendLine("tr.below td{background:#fdd;font-weight:bold} td.warn{background:#ffc} .chart{margin:1em 0} section.activation{margin:1.5em 0}");
         html.AppendLine("dl{display:grid;grid-template-columns:max-content auto;gap:2px 12px} dt{font-weight:bold}");
         html.AppendLine("</style></head><body>");
         html.Append("<h1>").Append(Encode(title)).AppendLine("</h1>");
@@ -47,11 +47,12 @@ public static class ReportHtml
         AppendTable(html, report);
 
         html.AppendLine("<h2 id=\"sqnr\">SQNR per layer</h2>");
-        html.AppendLine("<p>Bars: the layer's own error, the accumulated error and (conv/linear) the weight error, in dB (higher is better; each int8 bit is worth about 6 dB). Exact matches (∞) are drawn at the top of the axis. The worst layers have a red band behind their bars.</p>");
+        html.Append("<p>Bars: the layer's own error, the accumulated error and (conv/linear) the weight error, in dB (higher is better; each int8 bit is worth about 6 dB). Exact matches (∞) are drawn at the top of the axis. The dashed line is the threshold, ")
+            .Append(Encode(ReportText.Fixed(report.SqnrThresholdDb, 1))).AppendLine(" dB; layers below it have a red band behind their bars.</p>");
         html.Append("<div class=\"chart\">").Append(Image(SqnrChart(report), ChartWidth, SqnrChartHeight, "SQNR per layer")).AppendLine("</div>");
 
         html.AppendLine("<h2 id=\"activations\">Activations: float values and the chosen range</h2>");
-        html.AppendLine("<p>Each histogram counts the float model's values at the layer's output; the dashed lines are the representable range <code>[(qmin − zp)·scale, (qmax − zp)·scale]</code> and the shaded parts lie outside it (clipped).</p>");
+        html.AppendLine("<p>Each histogram counts the float model's values at the layer's output; the dashed lines are the representable range <code>[(qmin − zp)·scale, (qmax − zp)·scale]</code>, and the shaded parts lie more than half a step (scale/2) outside it: the values there are clipped.</p>");
         foreach (LayerReport row in report.Layers)
         {
             AppendActivation(html, row);
@@ -73,9 +74,11 @@ public static class ReportHtml
         html.AppendLine("<dt>accumulated error</dt><dd>the int8 model against the float model at the layer's output: everything up to here.</dd>");
         html.AppendLine("<dt>weight error</dt><dd>dequantized int8 weights against the fused float weights (batch norm folded in).</dd>");
         html.AppendLine("<dt>cos / SQNR</dt><dd>cosine similarity Σrq/√(Σr²Σq²) and 10·log10(Σr²/Σ(r−q)²) dB over all elements of all batches, r the float value, q the dequantized int8 value.</dd>");
-        html.AppendLine("<dt>clipped</dt><dd>share of the float values outside the representable range of the layer's output qparams.</dd>");
-        string worst = string.Join(", ", report.Worst.Select(l => l.Layer));
-        html.Append("<dt>worst layers</dt><dd>").Append(Encode(worst.Length == 0 ? "none" : worst)).AppendLine(" (lowest layer-error SQNR; highlighted)</dd>");
+        html.AppendLine("<dt>clipped</dt><dd>share of the float values more than half a step outside the representable range of the layer's output qparams (closer values round onto its ends like any other value).</dd>");
+        string marked = string.Join(", ", report.BelowThreshold.Select(l => l.Layer));
+        html.Append("<dt>threshold</dt><dd>").Append(Encode(ReportText.Fixed(report.SqnrThresholdDb, 1)))
+            .AppendLine(" dB: a layer whose layer-error SQNR (else accumulated) is below it is highlighted in red (ReportOptions.SqnrThresholdDb).</dd>");
+        html.Append("<dt>below the threshold</dt><dd>").Append(Encode(marked.Length == 0 ? "none: every layer is at or above it" : marked)).AppendLine("</dd>");
         html.AppendLine("</dl>");
     }
 
@@ -87,7 +90,7 @@ public static class ReportHtml
         foreach (LayerReport row in report.Layers)
         {
             ActivationRange range = row.Range;
-            html.Append(row.IsWorst ? "<tr class=\"worst\">" : "<tr>")
+            html.Append(row.BelowThreshold ? "<tr class=\"below\">" : "<tr>")
                 .Append("<td class=\"name\"><a href=\"#act-").Append(Anchor(row.Layer)).Append("\">").Append(Encode(row.Layer)).Append("</a></td>")
                 .Append("<td class=\"name\">").Append(Encode(row.Op.ToString())).Append("</td>")
                 .Append("<td class=\"name\">").Append(Encode(row.Source)).Append("</td>");
@@ -146,6 +149,13 @@ public static class ReportHtml
             .ToList();
         double top = finite.Count == 0 ? 60 : Math.Max(finite.Max() + 15, 15);
         double bottom = finite.Count == 0 ? 0 : Math.Min(finite.Min(), 0);
+        if (double.IsFinite(report.SqnrThresholdDb))
+        {
+            // The threshold line stays on the chart.
+            top = Math.Max(top, report.SqnrThresholdDb + 5);
+            bottom = Math.Min(bottom, report.SqnrThresholdDb);
+        }
+
         double Height(ErrorFigure figure) => double.IsPositiveInfinity(figure.SqnrDb) ? top : double.IsNegativeInfinity(figure.SqnrDb) ? bottom : figure.SqnrDb;
 
         (string Name, Func<LayerReport, ErrorFigure?> Figure, Color Color, double Offset)[] series =
@@ -154,10 +164,10 @@ public static class ReportHtml
             ("accumulated error", l => l.AccumulatedError, Colors.DarkOrange, 0),
             ("weight error", l => l.WeightError, Colors.SeaGreen, 0.27),
         ];
-        // The worst layers get a light red band behind their bars (the bars keep their series' colours).
+        // Layers below the threshold get a light red band behind their bars (the bars keep their series' colours).
         for (int i = 0; i < report.Layers.Count; i++)
         {
-            if (report.Layers[i].IsWorst)
+            if (report.Layers[i].BelowThreshold)
             {
                 plot.Add.HorizontalSpan(i - 0.45, i + 0.45, Colors.Crimson.WithAlpha(0.15));
             }
@@ -203,6 +213,12 @@ public static class ReportHtml
             rightAxis.MinimumSize = labelRoom * 0.7f;
         }
 
+        if (double.IsFinite(report.SqnrThresholdDb))
+        {
+            var threshold = plot.Add.HorizontalLine(report.SqnrThresholdDb, 1, Colors.Crimson, LinePattern.Dashed);
+            threshold.Text = "threshold " + ReportText.Fixed(report.SqnrThresholdDb, 1) + " dB";
+        }
+
         plot.Axes.SetLimitsY(bottom, top + 5);
         plot.YLabel("SQNR (dB)");
         plot.Title($"{report.Model}: SQNR per layer");
@@ -222,19 +238,19 @@ public static class ReportHtml
         for (int b = 0; b < counts.Length; b++)
         {
             double center = histogram.Edge(b) + (width / 2);
-            bool outside = center < range.Min || center > range.Max;
+            bool outside = center < range.ClipLow || center > range.ClipHigh;
             bars[b] = new Bar { Position = center, Value = counts[b], Size = width, FillColor = outside ? Colors.Crimson : Colors.SteelBlue, LineWidth = 0 };
         }
 
         plot.Add.Bars(bars);
-        if (Math.Min(histogram.Low, range.FloatMin) < range.Min)
+        if (Math.Min(histogram.Low, range.FloatMin) < range.ClipLow)
         {
-            plot.Add.HorizontalSpan(Math.Min(histogram.Low, range.FloatMin), range.Min, Colors.Crimson.WithAlpha(0.12));
+            plot.Add.HorizontalSpan(Math.Min(histogram.Low, range.FloatMin), range.ClipLow, Colors.Crimson.WithAlpha(0.12));
         }
 
-        if (Math.Max(histogram.High, range.FloatMax) > range.Max)
+        if (Math.Max(histogram.High, range.FloatMax) > range.ClipHigh)
         {
-            plot.Add.HorizontalSpan(range.Max, Math.Max(histogram.High, range.FloatMax), Colors.Crimson.WithAlpha(0.12));
+            plot.Add.HorizontalSpan(range.ClipHigh, Math.Max(histogram.High, range.FloatMax), Colors.Crimson.WithAlpha(0.12));
         }
 
         foreach ((double x, string label) in new[] { ((double)range.Min, "min " + ReportText.Fixed(range.Min, 4)), ((double)range.Max, "max " + ReportText.Fixed(range.Max, 4)) })

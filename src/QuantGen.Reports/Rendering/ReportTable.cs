@@ -5,7 +5,7 @@ using Spectre.Console;
 
 namespace QuantGen.Reports;
 
-/// <summary>The report as a terminal table (Spectre.Console): one row per layer, the worst layers in red.</summary>
+/// <summary>The report as a terminal table (Spectre.Console): one row per layer, those below the report's SQNR threshold in red.</summary>
 public static class ReportTable
 {
     /// <summary>Cosine similarity below which a figure is shown in yellow (seed 002's rule of thumb: above 0.99 is fine).</summary>
@@ -20,7 +20,7 @@ public static class ReportTable
         var table = new Table()
             .Border(TableBorder.Rounded)
             .Title($"[bold]{Markup.Escape(report.Model)}[/]: int8 vs float, {report.Batches} batch(es)")
-            .Caption("layer = int8 layer alone on the float model's input; accumulated = int8 model vs float model; SQNR in dB; [red]red[/] = worst layers");
+            .Caption($"layer = int8 layer alone on the float model's input; accumulated = int8 model vs float model; SQNR in dB; [red]red[/] = {Markup.Escape(ThresholdText(report))}; clipped = values more than half a step outside the range");
         table.AddColumn("layer");
         table.AddColumn("op");
         table.AddColumn(new TableColumn("layer error\ncos · SQNR dB").RightAligned());
@@ -32,7 +32,7 @@ public static class ReportTable
         table.AddColumn(new TableColumn("clipped").RightAligned());
         foreach (LayerReport row in report.Layers)
         {
-            string Style(string text) => row.IsWorst ? $"[bold red]{text}[/]" : text;
+            string Style(string text) => row.BelowThreshold ? $"[bold red]{text}[/]" : text;
             string Figure(ErrorFigure? figure)
             {
                 if (figure is not ErrorFigure f)
@@ -41,7 +41,7 @@ public static class ReportTable
                 }
 
                 string cosine = ReportText.Fixed(f.Cosine, 4);
-                cosine = f.Cosine < CosineWarning && !row.IsWorst ? $"[yellow]{cosine}[/]" : cosine;
+                cosine = f.Cosine < CosineWarning && !row.BelowThreshold ? $"[yellow]{cosine}[/]" : cosine;
                 return Style($"{cosine} · {ReportText.Fixed(f.SqnrDb, 1)}");
             }
 
@@ -92,12 +92,20 @@ public static class ReportTable
         });
         console.Profile.Width = width;
         console.Write(Create(report));
-        string worst = string.Join(", ", report.Worst.Select(l => l.Layer));
-        if (worst.Length > 0)
-        {
-            writer.WriteLine($"worst layers: {worst}");
-        }
-
+        writer.WriteLine(MarkedText(report));
         return writer.ToString();
+    }
+
+    /// <summary>What red means: <c>layer SQNR below 20 dB</c>.</summary>
+    internal static string ThresholdText(QuantReport report) =>
+        $"layer SQNR below {ReportText.Fixed(report.SqnrThresholdDb, 1)} dB";
+
+    /// <summary>The marked layers in one line: <c>below 20.0 dB (layer SQNR): conv2, fc</c>, or that there are none.</summary>
+    internal static string MarkedText(QuantReport report)
+    {
+        string marked = string.Join(", ", report.BelowThreshold.Select(l => l.Layer));
+        return marked.Length == 0
+            ? $"no layer below {ReportText.Fixed(report.SqnrThresholdDb, 1)} dB (layer SQNR)"
+            : $"below {ReportText.Fixed(report.SqnrThresholdDb, 1)} dB (layer SQNR): {marked}";
     }
 }

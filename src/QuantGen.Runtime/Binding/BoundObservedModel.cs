@@ -201,6 +201,17 @@ public abstract class BoundObservedModel : IObservedModel
         return values[_graph.Result]!.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// Runs calibration batches through <see cref="forward(Tensor)"/> under <c>torch.no_grad()</c> with the float model in
+    /// eval mode, disposing each batch's intermediate tensors, and reports progress after every batch.
+    /// </summary>
+    /// <param name="batches">Float input batches; those made before the call are not disposed, those the sequence makes on the fly are.</param>
+    /// <param name="progress">Told the batches done, the total when the sequence knows it, and the time so far; null for none.</param>
+    /// <returns>The final progress: batches run, the total, the time taken.</returns>
+    /// <exception cref="ArgumentException">There is no batch, or a batch is null.</exception>
+    public QuantGen.Calibration.CalibrationProgress Calibrate(IEnumerable<Tensor> batches, IProgress<QuantGen.Calibration.CalibrationProgress>? progress = null) =>
+        QuantGen.Calibration.ObservedCalibration.Run(this, batches, progress);
+
     /// <summary>PyTorch's <c>convert()</c> on the bound graph (the generated <c>Convert()</c> wraps it).</summary>
     /// <returns>The converted steps the int8 model runs.</returns>
     /// <exception cref="InvalidOperationException">An observer has seen no calibration data.</exception>

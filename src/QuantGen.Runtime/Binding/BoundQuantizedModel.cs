@@ -190,6 +190,9 @@ public sealed class BoundQuantizedPlan
     }
 }
 
+/// <summary>A bound model loaded from its file without its class (<see cref="QGenFile.LoadBoundModel"/>).</summary>
+internal sealed class FileBoundQuantizedModel(BoundQuantizedPlan plan) : BoundQuantizedModel(plan);
+
 /// <summary>
 /// A model bound at <c>Prepare()</c>, converted to int8 (PyTorch's converted model): int8 layers with prepacked
 /// weights where an int8 op exists, float ops (TorchSharp) between dequantize and quantize elsewhere.

@@ -7,11 +7,16 @@ namespace QuantGen.Observers;
 /// <summary>The TorchSharp adapter for observers: the generated Observed forms call these.</summary>
 public static class TensorObserverExtensions
 {
-    /// <summary>Records a float tensor (any device or layout) and returns it unchanged.</summary>
+    /// <summary>Records a float tensor (any device or layout) and returns it unchanged; records nothing while <see cref="Observation.Pause"/> is in effect on this thread.</summary>
     public static torch.Tensor Observe(this Observer observer, torch.Tensor tensor)
     {
         ArgumentNullException.ThrowIfNull(observer);
         ArgumentNullException.ThrowIfNull(tensor);
+        if (Observation.IsPaused)
+        {
+            return tensor;
+        }
+
         if (tensor.dtype != torch.ScalarType.Float32)
         {
             throw new ArgumentException($"{observer.Layer}: observers take float32 tensors, got {tensor.dtype}.");

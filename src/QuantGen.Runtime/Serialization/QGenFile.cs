@@ -103,6 +103,59 @@ public static class QGenFile
         return QGenImage.Read(stream, QGenImage.NameOf(stream), toEndOfStream: false).ToInfo();
     }
 
+    /// <summary>
+    /// Reads and decodes every layer record of a model file without its model class (for tools such as
+    /// <c>quantgen inspect</c>): the same checks as a load — size, checksum, framing, and each layer rebuilt through its
+    /// constructor, which refuses invalid values — but not the model name and graph hash, which are returned instead.
+    /// </summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The header and layer list, and each layer as its int8 class (weights, qparams, options).</returns>
+    /// <exception cref="QGenFormatException">The file is corrupted, truncated, not a model file, or a layer's values are invalid.</exception>
+    public static QGenFileContents ReadContents(string path)
+    {
+        QGenImage image = QGenImage.Read(path);
+        var layers = new IQuantizedLayer[image.Layers.Length];
+        for (int i = 0; i < layers.Length; i++)
+        {
+            layers[i] = LayerCodecs.Read(image, image.Layers[i]);
+        }
+
+        return new QGenFileContents(image.ToInfo(), layers);
+    }
+
+    /// <summary>
+    /// Loads a model bound at <c>Prepare()</c> from its file without its model class: such a file carries the bound graph
+    /// (which layer reads which value), so the int8 model runs as saved — for tools (<c>quantgen export</c>, <c>bench</c>).
+    /// </summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The int8 model.</returns>
+    /// <exception cref="QGenFormatException">The file is corrupted, truncated, not a model file, or its graph or layers are invalid.</exception>
+    /// <exception cref="NotSupportedException">
+    /// The file holds a model of the generated form, whose graph is compiled into its class and not stored in the file;
+    /// the message says how to load it (with the class, <c>M.Quantized.Load(path)</c>).
+    /// </exception>
+    public static Binding.BoundQuantizedModel LoadBoundModel(string path)
+    {
+        QGenImage image = QGenImage.Read(path);
+        if (!CarriesGraph(image.ToInfo()))
+        {
+            throw new NotSupportedException(
+                $"{image.FileName}: model {image.Model} was saved from its generated form: which layer reads which value is compiled into the class {image.Model}, not stored in the file, so the file cannot run without that class. Load it in code with {image.Model}.Quantized.Load(path).");
+        }
+
+        using var reader = new QGenReader(image);
+        return new Binding.FileBoundQuantizedModel(Binding.BoundQuantizedPlan.Read(reader, image.Model, image.GraphHash));
+    }
+
+    /// <summary>Whether a file holds a model bound at <c>Prepare()</c>, whose first record is its graph (so <see cref="LoadBoundModel"/> can load it).</summary>
+    /// <param name="info">The file's header and layer list.</param>
+    /// <returns>True for a bound model's file.</returns>
+    public static bool CarriesGraph(QGenFileInfo info)
+    {
+        ArgumentNullException.ThrowIfNull(info);
+        return info.Layers.Count > 0 && info.Layers[0].Kind == QGenLayerKind.BoundGraph;
+    }
+
     private static QGenReader Open(QGenImage image, string model, string graphHash)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);

@@ -133,7 +133,7 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
     }
 
     [Fact]
-    public void ClippingShareIsCountedAgainstTheRepresentableRange()
+    public void ClippingShareCountsValuesMoreThanHalfAStepOutsideTheRepresentableRange()
     {
         QuantReport report = Compare();
         List<Dictionary<string, (float[] Values, long[] Shape)>> floats = _inputs.Select(_resnet.FloatOutputs).ToList();
@@ -144,10 +144,17 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
             QParams q = int8[row.Layer].QParams;
             int qmin = q.DType == QuantDType.QUInt8 ? 0 : -128, qmax = q.DType == QuantDType.QUInt8 ? 255 : 127;
             float low = (float)(qmin - q.ZeroPoint) * q.Scale, high = (float)(qmax - q.ZeroPoint) * q.Scale;
+
+            // Clipped: quantize moves the value by more than half a step, i.e. beyond [low − s/2, high + s/2].
+            double clipLow = low - (0.5 * (double)q.Scale), clipHigh = high + (0.5 * (double)q.Scale);
             float[] all = floats.SelectMany(f => f[row.Layer].Values).ToArray();
-            long clipped = all.Count(v => v < low || v > high);
+            long clipped = all.Count(v => v < clipLow || v > clipHigh);
             Assert.Equal(low, row.Range.Min);
             Assert.Equal(high, row.Range.Max);
+            Assert.Equal(clipLow, row.Range.ClipLow, 1e-6);
+            Assert.Equal(clipHigh, row.Range.ClipHigh, 1e-6);
+            Assert.Equal(low - (0.5 * (double)q.Scale), row.Range.ClipLow);
+            Assert.Equal(high + (0.5 * (double)q.Scale), row.Range.ClipHigh);
             Assert.Equal(q.Scale, row.Range.Scale);
             Assert.Equal(q.ZeroPoint, row.Range.ZeroPoint);
             Assert.Equal(all.Length, row.Range.Values);
@@ -162,12 +169,34 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
     }
 
     [Fact]
-    public void TheWorstLayersAreTheLowestLayerSqnr()
+    public void LayersBelowTheDefaultTwentyDecibelsAreMarkedAndNoOthers()
     {
         QuantReport report = Compare();
-        string[] expected = report.Layers.OrderBy(l => l.LayerError!.Value.SqnrDb).Take(3).Select(l => l.Layer).ToArray();
-        Assert.Equal(expected, report.Worst.Select(l => l.Layer));
-        Assert.Equal(3, report.Layers.Count(l => l.IsWorst));
+        Assert.Equal(20.0, report.SqnrThresholdDb);
+        string[] expected = report.Layers.Where(l => l.LayerError!.Value.SqnrDb < 20.0).OrderBy(l => l.LayerError!.Value.SqnrDb).Select(l => l.Layer).ToArray();
+        Assert.Equal(expected, report.BelowThreshold.Select(l => l.Layer));
+        Assert.All(report.Layers, l => Assert.Equal(l.LayerError!.Value.SqnrDb < 20.0, l.BelowThreshold));
+    }
+
+    [Fact]
+    public void TheThresholdIsAnOption()
+    {
+        // Between the lowest and the highest layer SQNR: exactly the layers under it are marked, however many.
+        double[] sqnr = Compare().Layers.Select(l => l.LayerError!.Value.SqnrDb).Where(double.IsFinite).Order().ToArray();
+        double middle = (sqnr[0] + sqnr[^1]) / 2;
+        QuantReport report = QuantReport.Compare(_resnet.FloatSide, _resnet.Int8, _inputs, new ReportOptions { SqnrThresholdDb = middle });
+        Assert.Equal(middle, report.SqnrThresholdDb);
+        Assert.Equal(sqnr.Count(v => v < middle), report.BelowThreshold.Count);
+        Assert.Contains($"below {middle:F1} dB (layer SQNR): ", report.ToString(), StringComparison.Ordinal);
+
+        // Below every layer: none marked, and the table says so.
+        QuantReport none = report.WithThreshold(sqnr[0] - 1);
+        Assert.Empty(none.BelowThreshold);
+        Assert.DoesNotContain(none.Layers, l => l.BelowThreshold);
+        Assert.Contains($"no layer below {sqnr[0] - 1:F1} dB", none.ToString(), StringComparison.Ordinal);
+        Assert.Equal(0, ReportHtml.Create(none).Split("<tr class=\"below\">").Length - 1);
+
+        Assert.Throws<ArgumentException>(() => QuantReport.Compare(_resnet.FloatSide, _resnet.Int8, _inputs, new ReportOptions { SqnrThresholdDb = double.NaN }));
     }
 
     [Fact]
@@ -177,6 +206,7 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
         using JsonDocument json = JsonDocument.Parse(report.ToJson());
         JsonElement root = json.RootElement;
         Assert.Equal("SmallResNet", root.GetProperty("model").GetString());
+        Assert.Equal(20.0, root.GetProperty("sqnrThresholdDb").GetDouble());
         JsonElement[] layers = root.GetProperty("layers").EnumerateArray().ToArray();
         Assert.Equal(report.Layers.Count, layers.Length);
         for (int i = 0; i < layers.Length; i++)
@@ -187,7 +217,8 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
             Assert.Equal(row.AccumulatedError.Cosine, layers[i].GetProperty("accumulatedError").GetProperty("cosine").GetDouble());
             Assert.Equal(row.AccumulatedError.SqnrDb, layers[i].GetProperty("accumulatedError").GetProperty("sqnrDb").GetDouble());
             Assert.Equal(row.Range.Clipped, layers[i].GetProperty("range").GetProperty("clipped").GetInt64());
-            Assert.Equal(row.IsWorst, layers[i].GetProperty("isWorst").GetBoolean());
+            Assert.Equal(row.BelowThreshold, layers[i].GetProperty("belowThreshold").GetBoolean());
+            Assert.Equal(row.Range.ClipLow, layers[i].GetProperty("range").GetProperty("clipLow").GetDouble());
             Assert.Equal(row.WeightError is null, layers[i].GetProperty("weightError").ValueKind == JsonValueKind.Null);
         }
     }
@@ -214,7 +245,8 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
             Assert.Contains($"max {row.Range.Max:F4}", histogram, StringComparison.Ordinal);
         }
 
-        Assert.Equal(3, html.Split("<tr class=\"worst\">").Length - 1);
+        Assert.Equal(report.BelowThreshold.Count, html.Split("<tr class=\"below\">").Length - 1);
+        Assert.Contains("<dt>threshold</dt><dd>20.0 dB", html, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -227,7 +259,41 @@ public sealed class QuantReportTests(QuantReportTests.Fixture fixture) : IClassF
             Assert.Contains(row.Layer, text, StringComparison.Ordinal);
         }
 
-        Assert.Contains("worst layers: " + string.Join(", ", report.Worst.Select(l => l.Layer)), text, StringComparison.Ordinal);
+        string expected = report.BelowThreshold.Count == 0
+            ? "no layer below 20.0 dB (layer SQNR)"
+            : "below 20.0 dB (layer SQNR): " + string.Join(", ", report.BelowThreshold.Select(l => l.Layer));
+        Assert.Contains(expected, text, StringComparison.Ordinal);
+        Assert.Contains("red = layer SQNR below 20.0 dB", text.ReplaceLineEndings(" ").Replace("  ", " ", StringComparison.Ordinal), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheJsonReadsBackToTheSameReport()
+    {
+        QuantReport report = Compare();
+        QuantReport again = QuantReport.FromJson(report.ToJson(), "report.json");
+        Assert.Equal(report.ToJson(), again.ToJson());
+        Assert.Equal(report.Layers.Select(l => l.Range.Histogram.Counts.Sum()), again.Layers.Select(l => l.Range.Histogram.Counts.Sum()));
+        Assert.Equal(WithoutImages(ReportHtml.Create(report)), WithoutImages(ReportHtml.Create(again)));
+    }
+
+    /// <summary>The page without its embedded SVG charts: ScottPlot numbers the clip paths inside them from a process-wide counter.</summary>
+    internal static string WithoutImages(string html) =>
+        System.Text.RegularExpressions.Regex.Replace(html, "data:image/svg\\+xml;base64,[A-Za-z0-9+/=]+", "data:image/svg+xml;base64,…");
+
+    [Fact]
+    public void JsonThatIsNotAReportIsRefusedNamingWhatIsMissing()
+    {
+        var notJson = Assert.Throws<FormatException>(() => QuantReport.FromJson("{ not json", "out/report.json"));
+        Assert.Contains("out/report.json", notJson.Message, StringComparison.Ordinal);
+        Assert.Contains("not JSON", notJson.Message, StringComparison.Ordinal);
+
+        // The first layer's range cut away: the message names the file, the layer and the property.
+        var root = System.Text.Json.Nodes.JsonNode.Parse(Compare().ToJson())!;
+        root["layers"]![0]!.AsObject().Remove("range");
+        var missing = Assert.Throws<FormatException>(() => QuantReport.FromJson(root.ToJsonString(), "out/report.json"));
+        Assert.Contains("out/report.json", missing.Message, StringComparison.Ordinal);
+        Assert.Contains("'input'", missing.Message, StringComparison.Ordinal);
+        Assert.Contains("'range' is missing", missing.Message, StringComparison.Ordinal);
     }
 
     [Fact]
