@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# QuantGen benchmarks (issue 4) in one command: builds bench/QuantGen.Bench in Release and runs it.
+# QuantGen benchmarks in one command: builds bench/QuantGen.Bench in Release and runs it.
 #
 #   bash bench/run.sh              the side-by-side table: ResNet-18 (1×3×224×224) and FashionCnn (1×1×28×28),
 #                                  batch 1 at 1 and 2 threads — QuantGen int8, QuantGen's scalar reference (own
@@ -7,11 +7,12 @@
 #                                  fp32, TorchSharp fp32, with ratios to QuantGen; allocated bytes per QuantGen
 #                                  forward; the int8 GEMM on ResNet-18's shapes in GOPS and as a share of the
 #                                  vpdpbusd peak measured in the same run; calibration speed (HistogramObserver vs
-#                                  float forward). Prints it and writes it, with date and machine, into
-#                                  docs/performance.md between the MEASURED markers (the rest of the file is kept).
+#                                  float forward). Prints it; changes no file.
 #                                  Stopwatch medians in one process; about 5 minutes on 2 cores.
 #   bash bench/run.sh --quick      the same with shorter measurements (about 3 minutes).
-#   bash bench/run.sh --no-write   do not touch docs/performance.md.
+#   bash bench/run.sh --write      also writes the table, with date and machine, into docs/performance.md
+#                                  between the MEASURED markers (the rest of the file is kept): for a
+#                                  maintainer refreshing the published figures, on an idle machine.
 #   bash bench/run.sh --bdn [--quick] [BenchmarkDotNet arguments]
 #                                  the BenchmarkDotNet classes instead (MemoryDiagnoser on), e.g.
 #                                  `--bdn --quick --filter '*ResNet18Forward*'`; default filter '*'. Classes:
@@ -28,12 +29,13 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 project="$repo/bench/QuantGen.Bench"
 mode=table
 quick=()
-write=1
+write=0
 bdn_args=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) quick=(--quick); shift ;;
-    --no-write) write=0; shift ;;
+    --write) write=1; shift ;;
+    --no-write) write=0; shift ;;   # the default; kept so older command lines still work
     --bdn) mode=bdn; shift ;;
     *) if [[ $mode == bdn ]]; then bdn_args+=("$1"); shift; else echo "unknown option: $1 (see the top of $0)" >&2; exit 2; fi ;;
   esac

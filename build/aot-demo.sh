@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# examples/Int8Inference with NativeAOT and no libtorch (issue 6, item 3):
+# examples/Int8Inference with NativeAOT and no libtorch:
 #   1. builds the JIT app and exports ResNet-18 in int8 to a .qgen file (this step uses TorchSharp/libtorch);
 #   2. publishes the app with NativeAOT (PublishAot=true, IlcInstructionSet for this CPU);
 #   3. deletes every native library (libtorch*.so, libLibTorchSharp.so, ...) from the publish folder;

@@ -1,4 +1,4 @@
-// QuantGen benchmarks (issue 4). Run through bench/run.sh, which builds Release first.
+// QuantGen benchmarks. Run through bench/run.sh, which builds Release first.
 //   table [--quick] [--out docs/performance.md]   side-by-side runner: every peer in one process (Stopwatch medians),
 //                                                   the scalar reference in a child process, GEMM vs peak, calibration;
 //                                                   prints the table and writes it into the Markdown file

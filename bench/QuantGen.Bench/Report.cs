@@ -173,7 +173,7 @@ public static class Report
         s.AppendLine();
         s.AppendLine("### Calibration speed: ResNet-18 `Observed.forward` (default X86 qconfig, HistogramObserver) vs the float model, 1×3×224×224");
         s.AppendLine();
-        s.AppendLine("| threads | float forward (ms) | observed forward (ms) | ratio (goal ≤ 2×) |");
+        s.AppendLine("| threads | float forward (ms) | observed forward (ms) | ratio (target ≤ 2×) |");
         s.AppendLine("|---:|---:|---:|---:|");
         foreach ((int threads, (Timing f, Timing o)) in r.Calibration.OrderBy(c => c.Key))
         {
@@ -181,9 +181,9 @@ public static class Report
         }
 
         s.AppendLine();
-        s.AppendLine("### Goals of issue 4, from the figures above");
+        s.AppendLine("### Performance targets, checked on the figures above");
         s.AppendLine();
-        s.AppendLine("| goal | measured | met |");
+        s.AppendLine("| target | measured | met |");
         s.AppendLine("|---|---|:---:|");
         foreach ((string goal, string measured, bool met) in Goals(r))
         {

@@ -18,7 +18,7 @@ internal static class Export
     /// <summary>Writes the int8 ResNet-18 to <paramref name="path"/>; returns the process exit code.</summary>
     public static int Run(string path, int size, int seed)
     {
-        Console.WriteLine($"Export: ResNet-18 (seed {seed}), 4 calibration batches 1x3x{size}x{size}, to {path}");
+        Console.WriteLine($"Export: ResNet-18 (random seed {seed}), 4 calibration batches 1x3x{size}x{size}, to {path}");
         torch.manual_seed(seed);
         using var model = new ResNet18();
         Randomize.BatchNormStatistics(model, seed);

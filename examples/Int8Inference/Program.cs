@@ -44,7 +44,7 @@ if (!File.Exists(path))
     return 2;
 }
 
-Console.WriteLine($"Int8Inference ({mode}): ResNet-18 int8 from {path}, input 1x3x{size}x{size}, seed {seed}");
+Console.WriteLine($"Int8Inference ({mode}): ResNet-18 int8 from {path}, input 1x3x{size}x{size}, random seed {seed}");
 Console.WriteLine(KernelDispatch.KernelInfo);
 
 long loadStart = Stopwatch.GetTimestamp();

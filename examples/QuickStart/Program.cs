@@ -1,8 +1,9 @@
 // QuickStart: seed 000's eager-mode post-training static quantization, step by step, in C#.
 // Model: QuantStub -> conv1 -> relu -> conv2 -> DeQuantStub (M.cs). Run: dotnet run --project examples/QuickStart
-// With --report <dir> it also writes the layer report (report.json, report.html), the graphs (graph*.dot and .svg)
-// and prints the report table and one explained output value: dotnet run --project examples/QuickStart -- --report out/
-// With --save <file> it also saves the int8 model (.qgen), for the quantgen tool (README "The quantgen tool").
+// With --report [dir] it also writes the layer report (report.json, report.html), the graphs (graph*.dot and .svg)
+// and prints the report table and one explained output value: dotnet run --project examples/QuickStart -- --report
+// Without a folder the files go outside the source tree, to <temp>/quantgen-reports/QuickStart (printed at the end).
+// With --save [file] it also saves the int8 model (.qgen, m.qgen by default), for the quantgen tool (README "The quantgen tool").
 using System;
 using System.Linq;
 using QuantGen;
@@ -12,10 +13,15 @@ using static TorchSharp.torch;
 
 // The seed only picks the random weights and input; pass another as the first argument to try it.
 int reportOption = Array.IndexOf(args, "--report");
-string? reportDirectory = reportOption < 0 ? null : reportOption + 1 < args.Length ? args[reportOption + 1] : "out";
+bool OptionHasValue(int at) => at >= 0 && at + 1 < args.Length && !args[at + 1].StartsWith("--", StringComparison.Ordinal);
+string? reportDirectory = reportOption < 0 ? null
+    : OptionHasValue(reportOption) ? args[reportOption + 1]
+    : System.IO.Path.Combine(System.IO.Path.GetTempPath(), "quantgen-reports", "QuickStart");
 int saveOption = Array.IndexOf(args, "--save");
-string? saveFile = saveOption < 0 ? null : saveOption + 1 < args.Length ? args[saveOption + 1] : "m.qgen";
-string[] positional = args.Where((a, i) => (reportOption < 0 || (i != reportOption && i != reportOption + 1)) && (saveOption < 0 || (i != saveOption && i != saveOption + 1))).ToArray();
+string? saveFile = saveOption < 0 ? null : OptionHasValue(saveOption) ? args[saveOption + 1] : "m.qgen";
+string[] positional = args.Where((a, i) =>
+    i != reportOption && !(OptionHasValue(reportOption) && i == reportOption + 1)
+    && i != saveOption && !(OptionHasValue(saveOption) && i == saveOption + 1)).ToArray();
 int seed = positional.Length > 0 ? int.Parse(positional[0], System.Globalization.CultureInfo.InvariantCulture) : 8;
 torch.manual_seed(seed);
 using var model = new M();
@@ -70,7 +76,7 @@ Section("conv1 (fused with relu) re-computed by hand from the integers");
 QTensor conv1Out = int8.conv1.Forward(qx);
 double[] seedFormula = HandComputation.SeedFormula(qx, int8.conv1, out int[] shape);
 int[] byHand = HandComputation.ContractX86(qx, int8.conv1, out _);
-Console.WriteLine($"seed's float formula  relu(Y_q*sw*sx + B):       {Show(seedFormula.Select(v => (float)v).ToArray(), shape)}");
+Console.WriteLine($"float re-computation  relu(Y_q*sw*sx + B):       {Show(seedFormula.Select(v => (float)v).ToArray(), shape)}");
 Console.WriteLine($"  ... requantized     round(Y_a / s_out):          {Show(seedFormula.Select(v => (float)Math.Round(v / int8.conv1.Scale)).ToArray(), shape, 0)}");
 Console.WriteLine($"contract integers (X86, docs/numerics.md §4):      {Show(byHand.Select(v => (float)v).ToArray(), shape, 0)}");
 Console.WriteLine($"int8.conv1(qx).int_repr():                         {conv1Out.IntReprToString()}");

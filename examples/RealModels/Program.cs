@@ -69,7 +69,7 @@ if (sizeOption is < 32 || batches < 1)
 
 if (chosen.Count == 0) chosen.AddRange(modelNames);
 
-Console.WriteLine($"QuantGen on real TorchSharp models: {string.Join(", ", chosen)}; {batches} calibration batches, {EvalImages} test images, seed {seed}.");
+Console.WriteLine($"QuantGen on real TorchSharp models: {string.Join(", ", chosen)}; {batches} calibration batches, {EvalImages} test images, random seed {seed}.");
 var results = new List<(string Model, Comparison.Result? Result, string? Failure)>();
 foreach (string name in chosen)
 {

@@ -19,7 +19,7 @@ using var model = new ResNet18();
 Randomize.BatchNormStatistics(model, seed);
 model.eval();
 
-Console.WriteLine($"ResNet-18, input 1x3x{size}x{size}, {batches} synthetic calibration batches, seed {seed}");
+Console.WriteLine($"ResNet-18, input 1x3x{size}x{size}, {batches} synthetic calibration batches, random seed {seed}");
 Console.WriteLine();
 
 using ResNet18.Observed observed = model.Prepare();
@@ -27,7 +27,7 @@ using ResNet18.Observed observed = model.Prepare();
 CalibrationProgress calibrated = ConsoleProgress.Calibrate(
     "Calibrating",
     progress => observed.Calibrate(Enumerable.Range(0, batches).Select(_ => torch.randn(1, 3, size, size)), progress));
-Console.WriteLine($"Calibrated in {calibrated.Elapsed.TotalSeconds:F1} s. The first activation observers (seed 001 prints these):");
+Console.WriteLine($"Calibrated in {calibrated.Elapsed.TotalSeconds:F1} s. The first activation observers, with the qparams each computes:");
 foreach (Observer observer in observed.Observers.Take(3))
 {
     QParams q = observer.CalculateQParams();
@@ -54,7 +54,7 @@ float cosine = torch.nn.functional.cosine_similarity(floatLogits, int8Logits, di
 long floatTop = floatLogits.argmax(1).item<long>(), int8Top = int8Logits.argmax(1).item<long>();
 Console.WriteLine();
 Console.WriteLine($"Float vs int8 logits: cosine similarity {cosine:F4}; top-1 class {floatTop} vs {int8Top}.");
-Console.WriteLine($"One forward: float (TorchSharp) {floatMs:F0} ms, int8 (QuantGen, {QuantGen.Kernels.KernelDispatch.KernelInfo}) {int8Ms:F0} ms (the first call includes JIT warm-up).");
+Console.WriteLine($"One forward: float (TorchSharp) {floatMs:F0} ms, int8 (QuantGen) {int8Ms:F0} ms (the first call includes JIT warm-up); {QuantGen.Kernels.KernelDispatch.KernelInfo}.");
 
 int Option(string name, int fallback)
 {

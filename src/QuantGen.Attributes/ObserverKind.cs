@@ -1,6 +1,6 @@
 namespace QuantGen.Observers
 {
-    /// <summary>Which observer algorithm an <see cref="ObserverSpec"/> creates.</summary>
+    /// <summary>Which observer algorithm a QuantGen.Runtime <c>ObserverSpec</c> creates.</summary>
     public enum ObserverKind
     {
         /// <summary>Running min/max over every batch (<c>MinMaxObserver</c>).</summary>

@@ -25,12 +25,14 @@ namespace QuantGen
         }
 
         /// <summary>The qconfig of every member module of this type (e.g. <c>typeof(ConvTranspose2d)</c>).</summary>
+        /// <param name="moduleType">A TorchSharp module type; matched by its simple name.</param>
         public QConfigAttribute(Type moduleType)
         {
             ModuleType = moduleType;
         }
 
         /// <summary>The qconfig of one member, by its path ("conv1", "layer1.0.conv2").</summary>
+        /// <param name="memberPath">The member's name, or a dotted path into sub-modules and Sequentials; it also covers the members below it.</param>
         public QConfigAttribute(string memberPath)
         {
             MemberPath = memberPath;

@@ -15,6 +15,13 @@ namespace QuantGen.Onnx;
 /// and TensorRT consumes — or, with <see cref="OnnxForm.QOperator"/>, those quantized operators written
 /// directly. See docs/onnx-export.md.
 /// </summary>
+/// <example>
+/// <code>
+/// M.Quantized int8 = observed.Convert();
+/// OnnxExporter.Export(int8, "m.onnx");                                             // QDQ, opset 21
+/// OnnxExporter.Export(int8, "m.qop.onnx", new OnnxExportOptions { Form = OnnxForm.QOperator });
+/// </code>
+/// </example>
 public static class OnnxExporter
 {
     /// <summary>The producer name written into every model.</summary>

@@ -7,6 +7,17 @@ namespace QuantGen;
 /// How to observe activations and weights, and which backend arithmetic the int8 model uses:
 /// PyTorch's <c>QConfig(activation=..., weight=...)</c> plus the quantized engine.
 /// </summary>
+/// <remarks>
+/// Start from a preset (<see cref="X86"/>, <see cref="Qnnpack"/>, <see cref="OneDnn"/>) and change what differs
+/// with <c>with</c>; pass it to <c>Prepare(qconfig)</c> for the whole model, or to a <see cref="QConfigMapping"/>
+/// for some modules. docs/calibration.md compares the observers.
+/// </remarks>
+/// <example>
+/// <code>
+/// QConfig percentile = QConfig.X86 with { Activation = ObserverSpec.Percentile(99.99, reduceRange: true) };
+/// M.Observed observed = model.Prepare(percentile);
+/// </code>
+/// </example>
 /// <param name="Activation">Observer recipe for every activation quantization point.</param>
 /// <param name="Weight">Observer recipe for conv/linear weights.</param>
 /// <param name="Backend">Integer arithmetic of the converted model (bias and requantization).</param>
@@ -37,6 +48,8 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
         QuantBackend.Qnnpack);
 
     /// <summary>The default qconfig of a backend.</summary>
+    /// <param name="backend">The backend.</param>
+    /// <returns><see cref="X86"/> or <see cref="Qnnpack"/>.</returns>
     public static QConfig For(QuantBackend backend) => backend switch
     {
         QuantBackend.X86 => X86,

@@ -39,6 +39,14 @@ namespace QuantGen;
 /// are not supported.
 /// </para>
 /// </remarks>
+/// <example>
+/// <code>
+/// QConfigMapping mapping = M.DefaultQConfigMapping()          // the class's attributes and backend preset
+///     .SetModuleType(typeof(Linear), QConfig.X86 with { Activation = ObserverSpec.MinMax(reduceRange: true) })
+///     .SetModuleName("head", null);                         // the member "head" (and all below it) stays float
+/// M.Observed observed = model.Prepare(mapping);
+/// </code>
+/// </example>
 public sealed partial class QConfigMapping
 {
     private readonly List<KeyValuePair<string, QConfig?>> _moduleTypes = [];
@@ -49,6 +57,7 @@ public sealed partial class QConfigMapping
     private readonly HashSet<string> _presetTypes = new(StringComparer.Ordinal);
 
     /// <summary>A mapping whose global qconfig is <paramref name="global"/>.</summary>
+    /// <param name="global">The qconfig of every module no type or path entry names; null keeps those in float.</param>
     public QConfigMapping(QConfig? global) => Global = global;
 
     /// <summary>An empty mapping (global qconfig null: nothing is quantized unless a type or path says so), as PyTorch's <c>QConfigMapping()</c>.</summary>
@@ -93,6 +102,7 @@ public sealed partial class QConfigMapping
     public IReadOnlyList<KeyValuePair<string, QConfig?>> ModuleNames => _moduleNames.AsReadOnly();
 
     /// <summary>Sets the global qconfig.</summary>
+    /// <param name="qconfig">The qconfig of every module no type or path entry names; null keeps those in float.</param>
     /// <returns>This mapping, for chaining.</returns>
     public QConfigMapping SetGlobal(QConfig? qconfig)
     {
@@ -105,6 +115,8 @@ public sealed partial class QConfigMapping
     /// "TorchSharp.Modules.ConvTranspose2d"; a full name is reduced to its simple name), or of a functional op
     /// by its PyTorch name ("add", "cat", "conv_transpose2d", "flatten").
     /// </summary>
+    /// <param name="moduleType">The type's simple or full name, or a function name.</param>
+    /// <param name="qconfig">Its qconfig; null keeps every such module in float.</param>
     /// <returns>This mapping, for chaining.</returns>
     /// <exception cref="ArgumentException">An empty name.</exception>
     public QConfigMapping SetModuleType(string moduleType, QConfig? qconfig)
@@ -117,6 +129,8 @@ public sealed partial class QConfigMapping
     }
 
     /// <summary>Sets the qconfig of every module of <paramref name="moduleType"/> (matched by its simple name).</summary>
+    /// <param name="moduleType">A module type, e.g. <c>typeof(ConvTranspose2d)</c>.</param>
+    /// <param name="qconfig">Its qconfig; null keeps every such module in float.</param>
     /// <returns>This mapping, for chaining.</returns>
     public QConfigMapping SetModuleType(Type moduleType, QConfig? qconfig)
     {
@@ -125,6 +139,8 @@ public sealed partial class QConfigMapping
     }
 
     /// <summary>Sets the qconfig of one member by path ("conv1", "layer1.0.conv2"); a path also covers the members below it.</summary>
+    /// <param name="memberPath">The member's name or dotted path, as <c>named_modules()</c> lists it.</param>
+    /// <param name="qconfig">Its qconfig; null keeps that member (and all below it) in float.</param>
     /// <returns>This mapping, for chaining.</returns>
     /// <exception cref="ArgumentException">An empty path (use <see cref="SetGlobal"/> for the whole model) or one with an empty segment ("layer1..conv").</exception>
     public QConfigMapping SetModuleName(string memberPath, QConfig? qconfig)
@@ -205,7 +221,7 @@ public sealed partial class QConfigMapping
             {
                 throw new ArgumentException(
                     $"{model}: the QConfigMapping sets a qconfig for member path '{path}', but {model} has no module at that path.{DidYouMean(path, paths)} " +
-                    $"Known paths: {Listing(paths)}.", nameof(knownPaths));
+                    $"Known paths: {Listing(paths)}.");
             }
         }
 
@@ -215,7 +231,7 @@ public sealed partial class QConfigMapping
             {
                 throw new ArgumentException(
                     $"{model}: the QConfigMapping sets a qconfig for module type '{type}', but {model} uses no module or op of that type.{DidYouMean(type, types)} " +
-                    $"Known types: {Listing(types)}.", nameof(knownTypes));
+                    $"Known types: {Listing(types)}.");
             }
         }
 
@@ -227,7 +243,7 @@ public sealed partial class QConfigMapping
             {
                 throw new ArgumentException(
                     $"{model}: the QConfigMapping's module type '{type}' qconfig has per-channel weights along ch_axis={qconfig.Weight.ChannelAxis}, but {type} weights hold their output channels on axis {axis}; " +
-                    $"use ch_axis={axis} (one weight scale per output channel is what the int8 kernel requantizes with).", nameof(knownTypes));
+                    $"use ch_axis={axis} (one weight scale per output channel is what the int8 kernel requantizes with).");
             }
         }
 
@@ -265,7 +281,7 @@ public sealed partial class QConfigMapping
             : $"the QConfigMapping gives it a qconfig ({qconfig}) that differs from {into}'s ({(intoQConfig is null ? "null, float" : intoQConfig.ToString())}), but a {how} op is quantized as one with its head's qconfig";
         throw new ArgumentException(
             $"{model}.{member} is {how} into {model}.{into}; give the qconfig to {into}: {what}. " +
-            $"Set it with SetModuleName(\"{into}\", ...) (null keeps the whole {how} op in float), or drop the entry for '{member}'.", nameof(member));
+            $"Set it with SetModuleName(\"{into}\", ...) (null keeps the whole {how} op in float), or drop the entry for '{member}'.");
     }
 
     /// <summary>
@@ -287,7 +303,7 @@ public sealed partial class QConfigMapping
             {
                 throw new ArgumentException(
                     $"{model}: the QConfigMapping's {entry} qconfig uses the {qconfig.Backend} backend, but the model's is {backend} (the global qconfig's, else [Quantize]'s); " +
-                    $"a converted model runs one integer arithmetic, so give that entry a {backend} qconfig (QConfig.For(QuantBackend.{backend}) with your observers) or change the global qconfig.", nameof(backend));
+                    $"a converted model runs one integer arithmetic, so give that entry a {backend} qconfig (QConfig.For(QuantBackend.{backend}) with your observers) or change the global qconfig.");
             }
         }
     }

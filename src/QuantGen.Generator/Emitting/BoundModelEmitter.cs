@@ -61,6 +61,7 @@ internal static class BoundModelEmitter
         writer.Line("/// <summary>PyTorch's <c>prepare(model, qconfig_mapping)</c>: as <c>Prepare()</c>, each op's qconfig resolved from <paramref name=\"mapping\"/>.</summary>");
         writer.Line("/// <param name=\"mapping\">Which qconfig each op gets (member path, then module type, then global); a null qconfig keeps an op in float.</param>");
         writer.Line("/// <returns>A new observed model.</returns>");
+        writer.Line("/// <exception cref=\"global::System.InvalidOperationException\">The model is in training mode (call <c>model.eval()</c> first), or a call cannot be bound.</exception>");
         writer.Line(generatedCode);
         writer.Line("public Observed Prepare(global::QuantGen.QConfigMapping mapping) =>");
         using (writer.Indent())
@@ -90,11 +91,7 @@ internal static class BoundModelEmitter
         writer.Line($"private static {spec.Name} RequireEval({spec.Name} model)");
         writer.Open();
         writer.Line("global::System.ArgumentNullException.ThrowIfNull(model);");
-        writer.Line("if (model.training)");
-        writer.Open();
-        writer.Line($"throw new global::System.InvalidOperationException(\"{spec.Name}.Prepare(): the model is in training mode; call model.eval() first (PyTorch's post-training quantization fuses and observes eval-mode models only).\");");
-        writer.Close();
-        writer.Line();
+        writer.Line($"global::QuantGen.Modules.ModuleLookup.RequireEval(model, \"{spec.Name}\");");
         writer.Line("return model;");
         writer.Close();
         writer.Close();

@@ -26,6 +26,7 @@ internal static class ObservedEmitter
         writer.Line("/// </summary>");
         writer.Line("/// <param name=\"qconfig\">The qconfig of every op (a mapping with only this global qconfig); null for <c>DefaultQConfigMapping()</c>, the [Quantize] backend preset with the [QConfig] attributes.</param>");
         writer.Line("/// <returns>A new observed model; dispose it when calibration is done.</returns>");
+        writer.Line("/// <exception cref=\"global::System.InvalidOperationException\">The model is in training mode: call <c>model.eval()</c> first.</exception>");
         writer.Line("/// <exception cref=\"global::System.ArgumentException\">The qconfig is not usable for an op of the model (the message names it).</exception>");
         writer.Line(Names.GeneratedCodeAttribute);
         writer.Line($"public {hide}Observed Prepare({Names.QConfig}? qconfig = null) =>");
@@ -41,6 +42,7 @@ internal static class ObservedEmitter
         writer.Line("/// </summary>");
         writer.Line("/// <param name=\"mapping\">Which qconfig each op gets.</param>");
         writer.Line("/// <returns>A new observed model; dispose it when calibration is done.</returns>");
+        writer.Line("/// <exception cref=\"global::System.InvalidOperationException\">The model is in training mode: call <c>model.eval()</c> first.</exception>");
         writer.Line("/// <exception cref=\"global::System.ArgumentException\">The mapping names a member path or module type the model does not have, or a qconfig is not usable (the message names it).</exception>");
         writer.Line(Names.GeneratedCodeAttribute);
         writer.Line($"public {hide}Observed Prepare({Names.QConfigMapping} mapping) =>");
@@ -160,6 +162,8 @@ internal static class ObservedEmitter
         writer.Line($"throw new {Names.ArgumentNullException}(nameof(mapping));");
         writer.Close();
         writer.Line();
+        writer.Comment("PyTorch fuses and observes eval-mode models only (\"Fusion only for eval!\").");
+        writer.Line($"{Names.ModuleLookup}.RequireEval(model, {name});");
         writer.Comment("Sub-modules and Sequential children are reached by their PyTorch-style paths, indexed once; the index also");
         writer.Comment("lists the paths and module types the mapping may name (a typo must fail here, not be ignored).");
         writer.Line($"var modules = {Names.ModuleLookup}.Index(model);");

@@ -31,7 +31,7 @@ public sealed record ActivationRange(
     public double ClippedShare => Values == 0 ? 0 : (double)Clipped / Values;
 }
 
-/// <summary>One quantized layer's row of a <see cref="QuantReport"/>: seed 002's three figures plus its activation range.</summary>
+/// <summary>One quantized layer's row of a <see cref="QuantReport"/>: the layer, accumulated and weight error plus its activation range.</summary>
 /// <param name="Layer">The layer name (<c>layer1.0.conv1</c>).</param>
 /// <param name="Op">What it computes.</param>
 /// <param name="Source">Where the user's forward runs it (<c>Net.cs(29)</c>).</param>

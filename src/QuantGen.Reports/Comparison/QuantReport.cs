@@ -11,7 +11,7 @@ using TorchSharp;
 namespace QuantGen.Reports;
 
 /// <summary>
-/// A layer-by-layer accuracy report of an int8 model against its fused float model (seed 002's tool, generated):
+/// A layer-by-layer accuracy report of an int8 model against its fused float model:
 /// per quantized layer the layer error, the accumulated error and the weight error as cosine similarity and
 /// SQNR, and the activation range chosen with the share of float values it clips.
 /// </summary>
@@ -20,7 +20,15 @@ namespace QuantGen.Reports;
 /// show it with <see cref="ReportTable"/> (terminal), <see cref="ToJson"/> and <see cref="ReportHtml"/>; read a saved
 /// report.json back with <see cref="FromJson"/>. Making a report never changes the observed model: its forward
 /// runs with observation paused (<see cref="Observation.Pause"/>), so a later <c>Convert()</c> gives the same qparams.
+/// docs/reports.md explains each column.
 /// </remarks>
+/// <example>
+/// <code>
+/// M.Quantized int8 = observed.Convert();
+/// QuantReport report = QuantReport.Compare(observed, int8, batches);
+/// ReportTable.Write(report);
+/// </code>
+/// </example>
 public sealed class QuantReport
 {
     private static readonly JsonSerializerOptions JsonOptions = new()

@@ -8,7 +8,7 @@ namespace QuantGen.Reports;
 /// <summary>The report as a terminal table (Spectre.Console): one row per layer, those below the report's SQNR threshold in red.</summary>
 public static class ReportTable
 {
-    /// <summary>Cosine similarity below which a figure is shown in yellow (seed 002's rule of thumb: above 0.99 is fine).</summary>
+    /// <summary>Cosine similarity below which a figure is shown in yellow (a common rule of thumb: above 0.99 is fine).</summary>
     public const double CosineWarning = 0.99;
 
     /// <summary>The table.</summary>

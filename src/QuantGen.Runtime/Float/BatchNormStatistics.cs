@@ -76,7 +76,7 @@ internal sealed class BatchNormStatistics
         if (features != expectedChannels && !(allowSingleFeature && features == 1))
         {
             string alternatives = allowSingleFeature ? " or 1" : string.Empty;
-            throw new ArgumentException($"{name}: the fused {kind} has {features} features, expected {expectedChannels}{alternatives} ({expectedWhat}).", nameof(batchNorm));
+            throw new ArgumentException($"{name}: the fused {kind} has {features} features, expected {expectedChannels}{alternatives} ({expectedWhat}).");
         }
 
         float[] mean = FusedConv2d.ReadParameter(name, $"{kind} running_mean", batchNorm.running_mean)
@@ -88,7 +88,7 @@ internal sealed class BatchNormStatistics
         int channels = checked((int)features);
         if (mean.Length != channels || variance.Length != channels || (gamma is not null && gamma.Length != channels) || (beta is not null && beta.Length != channels) || (gamma is null) != (beta is null))
         {
-            throw new ArgumentException($"{name}: the fused {kind}'s statistics do not all have {channels} values.", nameof(batchNorm));
+            throw new ArgumentException($"{name}: the fused {kind}'s statistics do not all have {channels} values.");
         }
 
         return new BatchNormStatistics(mean, variance, gamma, beta, (float)batchNorm.eps);

@@ -86,7 +86,7 @@ public sealed class FusedBatchNorm2d : IDisposable
             {
                 float scale = fused._scale[c], shift = fused._shift[c];
                 fused.Dispose();
-                throw new ArgumentException($"{name}: the BatchNorm2d's scale/shift for channel {c} is not finite (scale={scale}, shift={shift}; running_var={bn.Variance[c]}, eps={bn.Eps}, weight={bn.Gamma(c)}, bias={bn.Beta(c)}, running_mean={bn.Mean[c]}).", nameof(batchNorm));
+                throw new ArgumentException($"{name}: the BatchNorm2d's scale/shift for channel {c} is not finite (scale={scale}, shift={shift}; running_var={bn.Variance[c]}, eps={bn.Eps}, weight={bn.Gamma(c)}, bias={bn.Beta(c)}, running_mean={bn.Mean[c]}).");
             }
         }
 

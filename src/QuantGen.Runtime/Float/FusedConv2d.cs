@@ -61,7 +61,7 @@ public sealed class FusedConv2d : IDisposable
         int expectedWeights = options.OutChannels * (options.InChannels / options.Groups) * options.KernelHeight * options.KernelWidth;
         if (weight.Length != expectedWeights || (bias is not null && bias.Length != options.OutChannels))
         {
-            throw new ArgumentException($"{name}: the conv's weight ({weight.Length} values) or bias ({bias?.Length ?? 0}) does not match its hyper-parameters {options}.", nameof(conv));
+            throw new ArgumentException($"{name}: the conv's weight ({weight.Length} values) or bias ({bias?.Length ?? 0}) does not match its hyper-parameters {options}.");
         }
 
         if (batchNorm is not null)
@@ -176,7 +176,7 @@ public sealed class FusedConv2d : IDisposable
         ArgumentNullException.ThrowIfNull(weightSpec);
         if (weightSpec.DType != QuantDType.QInt8)
         {
-            throw new ArgumentException($"{name}: weights must be observed as {QuantDType.QInt8.ToTorchString()} (the int8 kernels multiply by signed 8-bit weights), got {weightSpec}.", nameof(weightSpec));
+            throw new ArgumentException($"{name}: weights must be observed as {QuantDType.QInt8.ToTorchString()} (the int8 kernels multiply by signed 8-bit weights), got {weightSpec}.");
         }
 
         if (weightSpec.Scheme.IsPerChannel() && weightSpec.ChannelAxis != outputChannelAxis)
@@ -184,7 +184,7 @@ public sealed class FusedConv2d : IDisposable
             throw new ArgumentException(
                 $"{name}: per-channel weights of a {moduleKind} must use ch_axis={outputChannelAxis}, got ch_axis={weightSpec.ChannelAxis} ({weightSpec}). " +
                 $"The weight is {weightLayout}, so axis {outputChannelAxis} holds the output channels; the int8 kernel requantizes each output channel with its own weight scale, " +
-                $"which needs one scale per output channel.", nameof(weightSpec));
+                $"which needs one scale per output channel.");
         }
 
         // Weight qparams brought from elsewhere must have one value per output channel of this very layer.

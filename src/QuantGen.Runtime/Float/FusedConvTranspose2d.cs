@@ -65,7 +65,7 @@ public sealed class FusedConvTranspose2d : IDisposable
         int expectedWeights = options.InChannels * (options.OutChannels / options.Groups) * options.KernelHeight * options.KernelWidth;
         if (weight.Length != expectedWeights || (bias is not null && bias.Length != options.OutChannels))
         {
-            throw new ArgumentException($"{name}: the conv-transpose's weight ({weight.Length} values) or bias ({bias?.Length ?? 0}) does not match its hyper-parameters {options}.", nameof(convTranspose));
+            throw new ArgumentException($"{name}: the conv-transpose's weight ({weight.Length} values) or bias ({bias?.Length ?? 0}) does not match its hyper-parameters {options}.");
         }
 
         if (batchNorm is not null)

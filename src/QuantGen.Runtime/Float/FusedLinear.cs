@@ -74,7 +74,7 @@ public sealed class FusedLinear : IDisposable
         float[]? bias = FusedConv2d.ReadParameter(name, "bias", linear.bias);
         if (inFeatures < 1 || outFeatures < 1 || weight.Length != inFeatures * outFeatures || (bias is not null && bias.Length != outFeatures))
         {
-            throw new ArgumentException($"{name}: the linear's weight ({weight.Length} values) or bias ({bias?.Length ?? 0}) does not match in_features={inFeatures}, out_features={outFeatures}.", nameof(linear));
+            throw new ArgumentException($"{name}: the linear's weight ({weight.Length} values) or bias ({bias?.Length ?? 0}) does not match in_features={inFeatures}, out_features={outFeatures}.");
         }
 
         if (batchNorm is not null)

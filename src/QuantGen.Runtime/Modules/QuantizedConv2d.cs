@@ -138,7 +138,7 @@ public sealed class QuantizedConv2d : IQuantizedLayer
     /// <summary>The bias/requantization arithmetic.</summary>
     public QuantBackend Backend { get; }
 
-    /// <summary>The kernel the weights are packed for and <see cref="Forward"/> runs.</summary>
+    /// <summary>The kernel the weights are packed for and <see cref="Forward(QTensor)"/> runs.</summary>
     public GemmConfig KernelConfig => _packedWeights.Config;
 
     /// <summary>

@@ -145,7 +145,7 @@ public sealed class QuantizedLinear : IQuantizedLayer
     /// <summary>The bias/requantization arithmetic.</summary>
     public QuantBackend Backend { get; }
 
-    /// <summary>The kernel the weights are packed for and <see cref="Forward"/> runs.</summary>
+    /// <summary>The kernel the weights are packed for and <see cref="Forward(QTensor)"/> runs.</summary>
     public GemmConfig KernelConfig => _packedWeights.Config;
 
     /// <summary>

@@ -84,7 +84,7 @@ internal static class TorchHistogramOps
     }
 
     /// <summary>
-    /// Element <paramref name="index"/> of <c>torch.linspace(start, end, steps)</c> in float32 as libtorch's CPU
+    /// Element <c>index</c> of <c>torch.linspace(start, end, steps)</c> in float32 as libtorch's CPU
     /// kernel computes it: <c>step = (end - start) / (steps - 1)</c>; the first half counted up from start, the
     /// second half counted down from end (so both end points are exact), each element with ONE rounding:
     /// <c>fma(step, i, start)</c> and <c>fma(-step, steps - 1 - i, end)</c>.

@@ -17,6 +17,13 @@ public sealed record LayerAgreementRow(string Layer, int Elements, int Exact, in
 {
     /// <summary>Share of exactly equal elements.</summary>
     public double ExactShare => Elements == 0 ? 1.0 : (double)Exact / Elements;
+
+    /// <summary>
+    /// The exact share as a percentage with two decimals, rounded down, so that one mismatch among 100,000
+    /// elements reads 99.99, never 100.00 (which only every element agreeing shows).
+    /// </summary>
+    public string ExactPercent =>
+        Elements == 0 ? "100.00" : (Exact * 10000L / Elements / 100.0).ToString("F2", CultureInfo.InvariantCulture);
 }
 
 /// <summary>
@@ -69,7 +76,7 @@ public sealed class LayerAgreement
         {
             text.Append(row.Layer.PadRight(width))
                 .Append(row.Elements.ToString(CultureInfo.InvariantCulture).PadLeft(10))
-                .Append((row.ExactShare * 100).ToString("F2", CultureInfo.InvariantCulture).PadLeft(8)).Append('%')
+                .Append(row.ExactPercent.PadLeft(8)).Append('%')
                 .Append(row.OffByOne.ToString(CultureInfo.InvariantCulture).PadLeft(10))
                 .Append(row.MaxSteps.ToString(CultureInfo.InvariantCulture).PadLeft(11))
                 .AppendLine();

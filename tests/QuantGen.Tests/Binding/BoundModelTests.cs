@@ -370,7 +370,8 @@ public sealed class BoundModelTests
         using var model = new AppendNet();
         model.train();
         var error = Assert.Throws<InvalidOperationException>(() => model.Prepare());
-        Assert.Contains("eval()", error.Message, StringComparison.Ordinal);
+        Assert.StartsWith("AppendNet.Prepare(): the model is in training mode.", error.Message, StringComparison.Ordinal);
+        Assert.Contains("model.eval()", error.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -22,6 +22,53 @@ public sealed class BadInputTests
     }
 
     [Fact]
+    public void PrepareInTrainingModeIsRefusedNamingTheModelAndTheRemedy()
+    {
+        // A new TorchSharp module is in training mode, as in PyTorch, whose fuse_modules refuses it
+        // ("Fusion only for eval!"): BatchNorm would be folded with statistics that training still changes.
+        using var model = new M();
+        Assert.True(model.training);
+
+        var error = Assert.Throws<InvalidOperationException>(() => model.Prepare());
+
+        Assert.StartsWith("M.Prepare(): the model is in training mode.", error.Message, StringComparison.Ordinal);
+        Assert.Contains("model.eval()", error.Message, StringComparison.Ordinal);
+        model.eval();
+        using M.Observed observed = model.Prepare();
+        Assert.NotNull(observed);
+    }
+
+    [Fact]
+    public void PrepareRefusesAPartOfTheModelLeftInTrainingMode()
+    {
+        using var model = new M();
+        model.eval();
+        model.Conv1.train();
+
+        var error = Assert.Throws<InvalidOperationException>(() => model.Prepare(QConfig.Qnnpack));
+
+        Assert.Contains("M.Prepare()", error.Message, StringComparison.Ordinal);
+        Assert.Contains("'conv1' (Conv2d) is in training mode", error.Message, StringComparison.Ordinal);
+        Assert.Contains("model.eval()", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AMistypedMappingPathIsReportedWithoutAnInternalParameterName()
+    {
+        using var model = new M();
+        model.eval();
+        QConfigMapping mapping = M.DefaultQConfigMapping().SetModuleName("conv3", null);
+
+        var error = Assert.Throws<ArgumentException>(() => model.Prepare(mapping));
+
+        Assert.Contains("'conv3'", error.Message, StringComparison.Ordinal);
+        // ArgumentException appends "(Parameter 'knownPaths')" when given a parameter name: Prepare's caller
+        // never wrote such a parameter, so the message must not end with one.
+        Assert.Null(error.ParamName);
+        Assert.DoesNotContain("(Parameter", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void WrongChannelCountNamesModelLayerAndShapes()
     {
         torch.manual_seed(1);

@@ -285,6 +285,7 @@ public class FloatIslandTests
     public void AMappingThatNullsAnOpWithoutAFloatFormFailsAtPrepareNamingIt()
     {
         using var model = new QuantGen.Tests.Generator.Models.ResNet.SmallResNet();
+        model.eval();
         NotSupportedException error = Assert.Throws<NotSupportedException>(() => model.Prepare(QuantGen.Tests.Generator.Models.ResNet.SmallResNet.DefaultQConfigMapping().SetModuleType("add", null)));
         Assert.Contains("SmallResNet.layer1.0.add: the QConfigMapping resolves a null qconfig", error.Message, StringComparison.Ordinal);
     }

@@ -110,6 +110,7 @@ public class QConfigMappingGenerationTests
     public void AMappingNamingAnUnknownMemberFailsAtPrepareNamingIt()
     {
         using var model = new QConfigAttributeNet();
+        model.eval();
         QConfigMapping mapping = QConfigAttributeNet.DefaultQConfigMapping().SetModuleName("heads", QConfig.Qnnpack);
 
         ArgumentException error = Assert.Throws<ArgumentException>(() => model.Prepare(mapping));
@@ -122,6 +123,7 @@ public class QConfigMappingGenerationTests
     public void APerChannelWeightSpecOnTheWrongAxisFailsAtPrepareNamingTheLayer()
     {
         using var model = new QConfigAttributeNet();
+        model.eval();
         // A global per-channel axis-0 qconfig reaches the ConvTranspose2d, whose output channels are on axis 1.
         ArgumentException error = Assert.Throws<ArgumentException>(() => model.Prepare(QConfig.X86));
         Assert.Contains("QConfigAttributeNet.up", error.Message);
@@ -132,6 +134,7 @@ public class QConfigMappingGenerationTests
     {
         // The model's entry quantizer cannot stay float (there would be no int8 region left to enter).
         using var model = new QConfigAttributeNet();
+        model.eval();
         QConfigMapping mapping = QConfigAttributeNet.DefaultQConfigMapping().SetGlobal(null);
 
         NotSupportedException error = Assert.Throws<NotSupportedException>(() => model.Prepare(mapping));

@@ -66,7 +66,7 @@ public readonly record struct Pool2dGeometry(
         }
     }
 
-    /// <summary>Throws unless an NHWC buffer of <paramref name="length"/> elements fits this geometry's input (or output).</summary>
+    /// <summary>Throws unless NHWC buffers of <paramref name="inputLength"/> and <paramref name="outputLength"/> elements fit this geometry's input and output.</summary>
     internal void CheckLengths(int inputLength, int outputLength)
     {
         long input = (long)Batch * InHeight * InWidth * Channels;
