@@ -259,9 +259,15 @@ public static class ReadmeBlocks
                 + LineMapped(program.File, typesLine, program.Text[split..]);
         }
 
+        // What `dotnet new console` gives every file (ImplicitUsings), as the project a reader pastes into has.
+        const string implicitUsings = "global using System;\nglobal using System.Collections.Generic;\nglobal using System.IO;\n"
+            + "global using System.Linq;\nglobal using System.Net.Http;\nglobal using System.Threading;\nglobal using System.Threading.Tasks;\n";
         CSharpCompilation input = CSharpCompilation.Create(
             "ReadmeSnippet",
-            [CSharpSyntaxTree.ParseText(source, GeneratorHarness.ParseOptions, path: block.File + ".cs")],
+            [
+                CSharpSyntaxTree.ParseText(source, GeneratorHarness.ParseOptions, path: block.File + ".cs"),
+                CSharpSyntaxTree.ParseText(implicitUsings, GeneratorHarness.ParseOptions, path: "ImplicitUsings.g.cs"),
+            ],
             GeneratorHarness.References,
             GeneratorHarness.CompilationOptions.WithOutputKind(OutputKind.ConsoleApplication));
         GeneratorRun run = GeneratorHarness.Run(input);
