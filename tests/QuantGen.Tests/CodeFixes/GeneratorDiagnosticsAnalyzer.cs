@@ -9,6 +9,9 @@ using QuantGen.Generator.Diagnostics;
 
 namespace QuantGen.Tests.CodeFixes;
 
+// RS1036/RS1038/RS1041 are about analyzers a compiler loads; this one only runs inside the test process, for the harness.
+#pragma warning disable RS1036, RS1038, RS1041
+
 /// <summary>
 /// Test-only: reports what <see cref="QuantizeGenerator"/> reports, as an analyzer, because Roslyn's code-fix test
 /// harness finds the diagnostics to fix through a <see cref="DiagnosticAnalyzer"/>. It runs the real generator over
