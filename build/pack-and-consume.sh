@@ -94,6 +94,14 @@ if [ -f "$quantgen" ]; then
   # references QuantGen (build/) and for an app that gets it through a library (buildTransitive/).
   has "$quantgen" build/QuantGen.targets
   has "$quantgen" buildTransitive/QuantGen.targets
+  # The IDE's code fixes, in an assembly of their own beside the generator (they need Workspaces, which the
+  # generator must not reference); the compiler passes over it, the IDE loads it.
+  has "$quantgen" analyzers/dotnet/cs/QuantGen.CodeFixes.dll
+  # The diagnostics' help links point at the packaged docs/diagnostics.md through buildTransitive/QuantGen.props.
+  has "$quantgen" docs/diagnostics.md
+  has "$quantgen" buildTransitive/QuantGen.props
+  packaged_docs=$(unzip -p "$quantgen" docs/diagnostics.md)
+  [ "$packaged_docs" = "$(cat docs/diagnostics.md)" ] || fail "QuantGen's docs/diagnostics.md differs from the repository's"
   # The generator is a compiler plug-in, never a reference of user code, and Roslyn is the compiler's own.
   lacks "$quantgen" '^lib/' "the generator is packed as a lib reference"
   lacks "$quantgen" 'Microsoft\.CodeAnalysis' "Microsoft.CodeAnalysis must not flow (it is the compiler's own)"

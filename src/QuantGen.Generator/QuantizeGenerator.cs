@@ -41,15 +41,21 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             .Select(static (pair, cancellationToken) => FormChooser.Choose(pair.Left, QuantizationPlanner.Plan(pair.Left, pair.Right, cancellationToken)))
             .WithTrackingName(TrackingNames.Plan);
 
+        // Where docs/diagnostics.md is, for help links: one string, so an unrelated option change stays cached.
+        IncrementalValueProvider<string?> documentation = context.AnalyzerConfigOptionsProvider
+            .Select(static (options, _) => DiagnosticDescriptors.DocumentationUri(
+                options.GlobalOptions.TryGetValue(DiagnosticDescriptors.HelpUrlOption, out string? value) ? value : null))
+            .WithTrackingName(TrackingNames.Documentation);
+
         IncrementalValuesProvider<EquatableArray<DiagnosticInfo>> diagnostics = plans
             .Select(static (result, _) => result.Diagnostics)
             .Where(static d => d.Count > 0)
             .WithTrackingName(TrackingNames.Diagnostics);
-        context.RegisterSourceOutput(diagnostics, static (output, found) =>
+        context.RegisterSourceOutput(diagnostics.Combine(documentation), static (output, pair) =>
         {
-            foreach (DiagnosticInfo diagnostic in found)
+            foreach (DiagnosticInfo diagnostic in pair.Left)
             {
-                output.ReportDiagnostic(diagnostic.ToDiagnostic());
+                output.ReportDiagnostic(diagnostic.ToDiagnostic(pair.Right));
             }
         });
 
@@ -57,8 +63,9 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             .Select(static (result, _) => result.Plan!)
             .Where(static plan => plan is not null)
             .WithTrackingName(TrackingNames.Emit);
-        context.RegisterSourceOutput(models, static (output, plan) =>
+        context.RegisterSourceOutput(models.Combine(documentation), static (output, pair) =>
         {
+            ModelPlan plan = pair.Left;
             try
             {
                 string source = SourceFileEmitter.Emit(plan, output.CancellationToken);
@@ -66,7 +73,7 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             }
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
             {
-                output.ReportDiagnostic(Guard.InternalError(plan.ClassName, null, exception).ToDiagnostic());
+                output.ReportDiagnostic(Guard.InternalError(plan.ClassName, null, exception).ToDiagnostic(pair.Right));
             }
         });
 
@@ -75,8 +82,9 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             .Select(static (result, _) => result.Bound!)
             .Where(static bound => bound is not null)
             .WithTrackingName(TrackingNames.EmitBound);
-        context.RegisterSourceOutput(boundModels, static (output, bound) =>
+        context.RegisterSourceOutput(boundModels.Combine(documentation), static (output, pair) =>
         {
+            BoundModelSpec bound = pair.Left;
             try
             {
                 output.AddSource(bound.HintName, SourceText.From(BoundModelEmitter.Emit(bound, output.CancellationToken), System.Text.Encoding.UTF8));
@@ -84,7 +92,7 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             }
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
             {
-                output.ReportDiagnostic(Guard.InternalError(bound.Name, null, exception).ToDiagnostic());
+                output.ReportDiagnostic(Guard.InternalError(bound.Name, null, exception).ToDiagnostic(pair.Right));
             }
         });
 
@@ -97,15 +105,16 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             .Where(static spec => spec is not null)
             .Select(static (spec, _) => spec!)
             .WithTrackingName(TrackingNames.Capture);
-        context.RegisterSourceOutput(captures, static (output, capture) =>
+        context.RegisterSourceOutput(captures.Combine(documentation), static (output, pair) =>
         {
+            CaptureSpec capture = pair.Left;
             try
             {
                 output.AddSource(capture.HintName, SourceText.From(CaptureEmitter.Emit(capture, output.CancellationToken), System.Text.Encoding.UTF8));
             }
             catch (System.Exception exception) when (exception is not System.OperationCanceledException)
             {
-                output.ReportDiagnostic(Guard.InternalError(capture.TypeReference, null, exception).ToDiagnostic());
+                output.ReportDiagnostic(Guard.InternalError(capture.TypeReference, null, exception).ToDiagnostic(pair.Right));
             }
         });
     }

@@ -24,6 +24,9 @@ public static class TrackingNames
     /// <summary>The [Quantize] classes that get the bound form (forward captured, bound at Prepare).</summary>
     public const string EmitBound = "QuantGen.EmitBound";
 
+    /// <summary>The address of docs/diagnostics.md for help links (the QuantGenDiagnosticsHelpUrl build property).</summary>
+    public const string Documentation = "QuantGen.Documentation";
+
     /// <summary>Every module class's captured forward, registered for binding at Prepare.</summary>
     public const string Capture = "QuantGen.Capture";
 }

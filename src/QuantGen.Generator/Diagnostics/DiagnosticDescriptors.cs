@@ -1,3 +1,5 @@
+using System;
+using System.Collections.Concurrent;
 using System.Collections.Generic;
 using Microsoft.CodeAnalysis;
 
@@ -5,19 +7,29 @@ namespace QuantGen.Generator.Diagnostics;
 
 /// <summary>
 /// The one catalog of QuantGen's diagnostics. Every rule has a section in docs/diagnostics.md and a row in
-/// AnalyzerReleases.Unshipped.md; its help link is built from its ID by <see cref="HelpLink"/>.
+/// AnalyzerReleases.Unshipped.md; its help link is built from its ID by <see cref="HelpLink"/> with the one
+/// documentation address <see cref="HelpUrlProperty"/> gives.
 /// </summary>
 internal static class DiagnosticDescriptors
 {
     /// <summary>
-    /// Where docs/diagnostics.md is published. Each section there carries an explicit anchor equal to the
-    /// lower-cased ID, so a link stays valid when a section's title changes.
+    /// The one setting for help links: the MSBuild property <c>QuantGenDiagnosticsHelpUrl</c>, the address of
+    /// docs/diagnostics.md — a URL, or a file path that becomes a <c>file://</c> URI. The QuantGen package sets it
+    /// to the copy of diagnostics.md it carries (buildTransitive/QuantGen.props), this repository to its docs
+    /// folder (Directory.Build.props); a team that publishes the page sets it to that URL. Without it a
+    /// diagnostic has no help link rather than one to a page that may not exist.
     /// </summary>
-    public const string DocumentationUrl = "https://github.com/quantgen/quantgen/blob/main/docs/diagnostics.md";
+    public const string HelpUrlProperty = "QuantGenDiagnosticsHelpUrl";
+
+    /// <summary>The key under which the compiler passes <see cref="HelpUrlProperty"/> to the generator.</summary>
+    public const string HelpUrlOption = "build_property." + HelpUrlProperty;
 
     private const string Category = "QuantGen";
 
     private static readonly Dictionary<string, DiagnosticDescriptor> ById = new();
+
+    // Descriptors with help links, by documentation address and ID (one address per build in practice).
+    private static readonly ConcurrentDictionary<(string Url, string Id), DiagnosticDescriptor> WithHelpLink = new();
 
     public static readonly DiagnosticDescriptor NotPartial = Create(
         "QG0001",
@@ -178,15 +190,54 @@ internal static class DiagnosticDescriptors
     /// <summary>Every descriptor, in ID order.</summary>
     public static IReadOnlyCollection<DiagnosticDescriptor> All => ById.Values;
 
-    /// <summary>The documentation section of a rule: docs/diagnostics.md#qg0001.</summary>
-    public static string HelpLink(string id) => DocumentationUrl + "#" + id.ToLowerInvariant();
+    /// <summary>
+    /// The documentation section of a rule: <paramref name="documentationUrl"/> (docs/diagnostics.md, as
+    /// <see cref="DocumentationUri"/> gives it) with the lower-cased ID as anchor. Each section of that page
+    /// carries an explicit anchor equal to the lower-cased ID, so a link stays valid when a title changes.
+    /// </summary>
+    public static string HelpLink(string documentationUrl, string id) => documentationUrl + "#" + id.ToLowerInvariant();
+
+    /// <summary>
+    /// The value of <see cref="HelpUrlProperty"/> as an absolute URI without fragment: a URL as given, a rooted
+    /// file path as <c>file:///...</c>; null when it is empty or neither.
+    /// </summary>
+    public static string? DocumentationUri(string? setting)
+    {
+        string value = setting?.Trim() ?? string.Empty;
+        if (value.Length == 0 || !Uri.TryCreate(value, UriKind.Absolute, out Uri? uri))
+        {
+            return null;
+        }
+
+        string text = uri.IsFile ? uri.AbsoluteUri : value;
+        int fragment = text.IndexOf('#');
+        return fragment < 0 ? text : text.Substring(0, fragment);
+    }
 
     /// <summary>The descriptor with <paramref name="id"/>; pipeline data carries IDs, not descriptors.</summary>
     public static DiagnosticDescriptor Get(string id) => ById[id];
 
+    /// <summary>
+    /// The descriptor with <paramref name="id"/> and its help link in the documentation at
+    /// <paramref name="documentationUrl"/> (an absolute URI from <see cref="DocumentationUri"/>); without one,
+    /// the descriptor without a help link.
+    /// </summary>
+    public static DiagnosticDescriptor Get(string id, string? documentationUrl)
+    {
+        DiagnosticDescriptor plain = ById[id];
+        if (documentationUrl is null)
+        {
+            return plain;
+        }
+
+        return WithHelpLink.GetOrAdd((documentationUrl, id), key => new DiagnosticDescriptor(
+            plain.Id, plain.Title, plain.MessageFormat, plain.Category, plain.DefaultSeverity, plain.IsEnabledByDefault,
+            helpLinkUri: HelpLink(key.Url, key.Id)));
+    }
+
     private static DiagnosticDescriptor Create(string id, string title, string messageFormat, DiagnosticSeverity severity)
     {
-        var descriptor = new DiagnosticDescriptor(id, title, messageFormat, Category, severity, isEnabledByDefault: true, helpLinkUri: HelpLink(id));
+        var descriptor = new DiagnosticDescriptor(id, title, messageFormat, Category, severity, isEnabledByDefault: true);
         ById.Add(id, descriptor);
         return descriptor;
     }

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Linq;
 using Microsoft.CodeAnalysis;
 using Microsoft.CodeAnalysis.Text;
@@ -43,19 +44,44 @@ internal sealed record LocationInfo(
         new LinePositionSpan(new LinePosition(StartLine, StartCharacter), new LinePosition(EndLine, EndCharacter)));
 }
 
-/// <summary>A diagnostic as equatable data: the rule's ID, where it points and its message arguments.</summary>
+/// <summary>One entry of a diagnostic's properties (keys in <see cref="FixProperties"/>).</summary>
+internal sealed record DiagnosticProperty(string Key, string Value);
+
+/// <summary>
+/// A diagnostic as equatable data: the rule's ID, where it points and its message arguments; for the code
+/// fixes, further locations and properties (<see cref="FixProperties"/>).
+/// </summary>
 internal sealed record DiagnosticInfo(string Id, LocationInfo? Location, EquatableArray<string> MessageArgs)
 {
+    /// <summary>Places a code fix edits besides <see cref="Location"/> (the [Quantize] class, the [Fuse] attribute).</summary>
+    public EquatableArray<LocationInfo> AdditionalLocations { get; init; }
+
+    /// <summary>What a code fix needs to know; empty when no fix applies.</summary>
+    public EquatableArray<DiagnosticProperty> Properties { get; init; }
+
     /// <summary>A diagnostic for <paramref name="descriptor"/> with its message arguments.</summary>
     public static DiagnosticInfo Create(DiagnosticDescriptor descriptor, LocationInfo? location, params string[] messageArgs) =>
         new(descriptor.Id, location, messageArgs.ToEquatableArray());
 
+    /// <summary>The same diagnostic with one more additional location (ignored when null).</summary>
+    public DiagnosticInfo WithAdditionalLocation(LocationInfo? location) =>
+        location is null ? this : this with { AdditionalLocations = AdditionalLocations.Append(location).ToEquatableArray() };
+
+    /// <summary>The same diagnostic with one more property.</summary>
+    public DiagnosticInfo WithProperty(string key, string value) =>
+        this with { Properties = Properties.Append(new DiagnosticProperty(key, value)).ToEquatableArray() };
+
     /// <summary>The rule's severity.</summary>
     public bool IsError => DiagnosticDescriptors.Get(Id).DefaultSeverity == DiagnosticSeverity.Error;
 
-    /// <summary>Turns the data back into a Roslyn diagnostic when it is reported.</summary>
-    public Diagnostic ToDiagnostic() => Diagnostic.Create(
-        DiagnosticDescriptors.Get(Id),
+    /// <summary>
+    /// Turns the data back into a Roslyn diagnostic when it is reported, with its help link in the documentation
+    /// at <paramref name="documentationUrl"/> (see <see cref="DiagnosticDescriptors.HelpLink"/>).
+    /// </summary>
+    public Diagnostic ToDiagnostic(string? documentationUrl = null) => Diagnostic.Create(
+        DiagnosticDescriptors.Get(Id, documentationUrl),
         Location?.ToLocation() ?? Microsoft.CodeAnalysis.Location.None,
+        AdditionalLocations.Select(l => l.ToLocation()),
+        Properties.Count == 0 ? null : Properties.ToImmutableDictionary(p => p.Key, p => (string?)p.Value),
         MessageArgs.Cast<object?>().ToArray());
 }

@@ -42,7 +42,7 @@ internal static class ModelParser
         // The generated file is another part of the class and of every type around it.
         if (!syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
         {
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, classLocation, name, "it is"));
+            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, classLocation, name, "it is").WithAdditionalLocation(classLocation));
         }
 
         for (INamedTypeSymbol? local = type; local is not null; local = local.ContainingType)
@@ -75,7 +75,9 @@ internal static class ModelParser
 
             if (!outerSyntax.Modifiers.Any(SyntaxKind.PartialKeyword))
             {
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, LocationInfo.From(outerSyntax.Identifier), name, $"its containing type '{outer.Name}' is"));
+                // The class as additional location: the code fix makes it and every type around it partial.
+                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, LocationInfo.From(outerSyntax.Identifier), name, $"its containing type '{outer.Name}' is")
+                    .WithAdditionalLocation(classLocation));
             }
 
             containingTypes.Insert(0, new ContainingTypeSpec(TypeKeyword(outerSyntax), outer.Name + TypeParameterList(outer)));
@@ -271,11 +273,82 @@ internal static class ModelParser
                 children = ReadSequentialChildren(type, member, modelFor, cancellationToken, out childrenProblem);
             }
 
+            string? concreteType = kind == ModuleKind.Unsupported ? AssignedSupportedType(type, member, modelFor, cancellationToken) : null;
             members.Add(new MemberSpec(member.Name, kind, memberType.ToDisplayString(), start, end, LocationInfo.From(member.Locations.FirstOrDefault()), subModelType, children, childrenProblem,
-                member.GetAttributes().Any(a => a.AttributeClass is not null && KnownTypes.MetadataName(a.AttributeClass) == KnownTypes.NoQuantizeAttribute)));
+                member.GetAttributes().Any(a => a.AttributeClass is not null && KnownTypes.MetadataName(a.AttributeClass) == KnownTypes.NoQuantizeAttribute),
+                concreteType));
         }
 
         return members;
+    }
+
+    /// <summary>
+    /// For a member whose declared type QuantGen does not quantize (<c>Module&lt;Tensor, Tensor&gt; conv1</c>): the one
+    /// type every value assigned to it is created with, fully qualified, when that type is one QuantGen quantizes
+    /// (a TorchSharp module it knows or a [Quantize] class); otherwise null. Declaring the member with that type is
+    /// what QG0007's code fix does, so it is offered only when every assignment in the class (initializer,
+    /// constructors, methods) creates that same type.
+    /// </summary>
+    private static string? AssignedSupportedType(INamedTypeSymbol type, ISymbol member, Func<SyntaxTree, SemanticModel> modelFor, CancellationToken cancellationToken)
+    {
+        var values = new List<ExpressionSyntax>();
+        SyntaxNode? declaration = member.DeclaringSyntaxReferences.FirstOrDefault()?.GetSyntax(cancellationToken);
+        if (declaration is VariableDeclaratorSyntax { Initializer.Value: { } fieldValue })
+        {
+            values.Add(fieldValue);
+        }
+        else if (declaration is PropertyDeclarationSyntax { Initializer.Value: { } propertyValue })
+        {
+            values.Add(propertyValue);
+        }
+
+        foreach (SyntaxReference part in type.DeclaringSyntaxReferences)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            foreach (AssignmentExpressionSyntax assignment in part.GetSyntax(cancellationToken).DescendantNodes().OfType<AssignmentExpressionSyntax>())
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                string? target = assignment.Left switch
+                {
+                    IdentifierNameSyntax identifier => identifier.Identifier.ValueText,
+                    MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax, Name: IdentifierNameSyntax identifier } => identifier.Identifier.ValueText,
+                    _ => null,
+                };
+                if (target == member.Name)
+                {
+                    values.Add(assignment.Right);
+                }
+            }
+        }
+
+        ITypeSymbol? found = null;
+        foreach (ExpressionSyntax value in values)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            ExpressionSyntax current = value;
+            while (current is ParenthesizedExpressionSyntax parenthesized)
+            {
+                current = parenthesized.Expression;
+            }
+
+            if (current.IsKind(SyntaxKind.NullLiteralExpression))
+            {
+                continue;
+            }
+
+            IOperation? created = Unwrap(modelFor(current.SyntaxTree).GetOperation(current, cancellationToken));
+            if (created is not (IInvocationOperation or IObjectCreationOperation) || created.Type is not { } createdType
+                || (found is not null && !SymbolEqualityComparer.Default.Equals(found, createdType)))
+            {
+                return null;
+            }
+
+            found = createdType;
+        }
+
+        return found is not null && (KnownTypes.KindOf(found) != ModuleKind.Unsupported || KnownTypes.IsQuantizeClass(found))
+            ? found.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)
+            : null;
     }
 
     /// <summary>

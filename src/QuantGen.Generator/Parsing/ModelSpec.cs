@@ -96,6 +96,8 @@ internal sealed record ContainingTypeSpec(string Keyword, string Name);
 /// <param name="FlattenEndDim">Flatten's end_dim, likewise; null for both means "read it from the module at run time".</param>
 /// <param name="Location">The member's name in its declaration.</param>
 /// <param name="NoQuantize">[NoQuantize]: the member's op stays in float (a float island).</param>
+/// <param name="ConcreteType">For a member of a type QuantGen does not quantize: the supported type every assignment
+/// creates, fully qualified (QG0007's code fix declares the member with it); otherwise null.</param>
 internal sealed record MemberSpec(
     string Name,
     ModuleKind Kind,
@@ -106,7 +108,8 @@ internal sealed record MemberSpec(
     string? SubModelType = null,
     EquatableArray<SequentialChild> Children = default,
     string? ChildrenProblem = null,
-    bool NoQuantize = false);
+    bool NoQuantize = false,
+    string? ConcreteType = null);
 
 /// <summary>One child of a Sequential member, as its literal list gives it.</summary>
 /// <param name="Name">"0", "1", ... or the name of a ("name", module) pair.</param>

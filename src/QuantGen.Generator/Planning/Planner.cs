@@ -1,6 +1,7 @@
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using Microsoft.CodeAnalysis;
 using QuantGen.Generator.Diagnostics;
 using QuantGen.Generator.Emitting;
 using QuantGen.Generator.Parsing;
@@ -132,7 +133,7 @@ internal static partial class QuantizationPlanner
             return Build(forward, result);
         }
 
-        /// <summary>QG0003, QG0013, QG0005: checks of one class's [Fuse] groups that need only its members.</summary>
+        /// <summary>QG0003, QG0013, QG0020, QG0005: checks of one class's [Fuse] groups that need only its members.</summary>
         private void CheckFuseGroups(ModelSpec spec, bool report)
         {
             var members = ByName(spec);
@@ -148,33 +149,37 @@ internal static partial class QuantizationPlanner
                     _cancellationToken.ThrowIfCancellationRequested();
                     string name = group.Members[i];
                     LocationInfo? location = i < group.ArgumentLocations.Count ? group.ArgumentLocations[i] : group.Location;
+                    DiagnosticDescriptor? problem = null;
                     if (!members.ContainsKey(name))
                     {
-                        if (report)
-                        {
-                            Report(DiagnosticDescriptors.FuseUnknownMember, location, spec.Name, name);
-                        }
-
-                        valid = false;
+                        problem = DiagnosticDescriptors.FuseUnknownMember;
                     }
                     else if (!seen.Add(name) || grouped.Contains(name))
                     {
-                        if (report)
-                        {
-                            Report(DiagnosticDescriptors.FuseMemberRepeated, location, spec.Name, name);
-                        }
-
-                        valid = false;
+                        problem = DiagnosticDescriptors.FuseMemberRepeated;
                     }
                     else if (members[name].NoQuantize)
                     {
                         // A float island runs apart from the int8 ops around it: nothing can be folded into it.
-                        if (report)
+                        problem = DiagnosticDescriptors.FuseNoQuantizeMember;
+                    }
+
+                    if (problem is null)
+                    {
+                        continue;
+                    }
+
+                    valid = false;
+                    if (report)
+                    {
+                        DiagnosticInfo diagnostic = WithoutEntryFix(DiagnosticInfo.Create(problem, location, spec.Name, name), group, i, members, grouped);
+                        if (problem == DiagnosticDescriptors.FuseNoQuantizeMember)
                         {
-                            Report(DiagnosticDescriptors.FuseNoQuantizeMember, location, spec.Name, name);
+                            // The other remedy: the member is not meant to stay in float after all.
+                            diagnostic = diagnostic.WithProperty(FixProperties.RemoveNoQuantizeMember, name);
                         }
 
-                        valid = false;
+                        Diagnostics.Add(diagnostic);
                     }
                 }
 
@@ -194,7 +199,7 @@ internal static partial class QuantizationPlanner
                             1 => "a single module, " + kinds[0],
                             _ => SequenceName(kinds),
                         };
-                        Report(DiagnosticDescriptors.UnsupportedFusion, group.Location, spec.Name, Quoted(group.Members), described);
+                        Diagnostics.Add(ReorderOrRemoveFix(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedFusion, group.Location, spec.Name, Quoted(group.Members), described), spec, group, members));
                     }
 
                     continue;
@@ -207,6 +212,85 @@ internal static partial class QuantizationPlanner
                     grouped.Add(name);
                 }
             }
+        }
+
+        /// <summary>
+        /// The [Fuse] code fix for a bad entry (QG0003, QG0013, QG0020): remove just that argument when the others
+        /// are a valid group on their own (known, distinct, not fused elsewhere, not [NoQuantize], a supported
+        /// sequence), otherwise the whole attribute. None when the arguments do not match the names one to one
+        /// (<c>[Fuse(new[] { ... })]</c>).
+        /// </summary>
+        private static DiagnosticInfo WithoutEntryFix(DiagnosticInfo diagnostic, FuseGroupSpec group, int entry, Dictionary<string, MemberSpec> members, HashSet<string> grouped)
+        {
+            if (group.Location is null)
+            {
+                return diagnostic;
+            }
+
+            diagnostic = diagnostic.WithAdditionalLocation(group.Location);
+            if (!OneArgumentPerMember(group))
+            {
+                return diagnostic.WithProperty(FixProperties.FuseFix, FixProperties.RemoveFuseAttribute);
+            }
+
+            List<string> rest = group.Members.Where((_, i) => i != entry).ToList();
+            bool restIsValid = rest.Count >= 2
+                && rest.Distinct().Count() == rest.Count
+                && rest.All(m => members.TryGetValue(m, out MemberSpec? member) && !member.NoQuantize && !grouped.Contains(m))
+                && SupportedFusions.Any(s => s.SequenceEqual(rest.Select(m => members[m].Kind)));
+            return restIsValid
+                ? diagnostic.WithProperty(FixProperties.FuseFix, FixProperties.RemoveFuseArgument)
+                    .WithProperty(FixProperties.FuseArgument, entry.ToString(CultureInfo.InvariantCulture))
+                : diagnostic.WithProperty(FixProperties.FuseFix, FixProperties.RemoveFuseAttribute);
+        }
+
+        /// <summary>Whether each member name is an argument of its own (not <c>[Fuse(new[] { ... })]</c>), so an entry can be moved or removed.</summary>
+        private static bool OneArgumentPerMember(FuseGroupSpec group) =>
+            group.ArgumentLocations.Count == group.Members.Count && group.ArgumentLocations.All(l => l != group.Location);
+
+        /// <summary>
+        /// The [Fuse] code fix for an unsupported sequence (QG0005): list the members in the order forward calls them
+        /// when that order is a supported sequence (ReLU+Conv2d written for a conv then a relu), otherwise remove the
+        /// attribute.
+        /// </summary>
+        private DiagnosticInfo ReorderOrRemoveFix(DiagnosticInfo diagnostic, ModelSpec spec, FuseGroupSpec group, Dictionary<string, MemberSpec> members)
+        {
+            if (group.Location is null)
+            {
+                return diagnostic;
+            }
+
+            diagnostic = diagnostic.WithAdditionalLocation(group.Location);
+            if (OneArgumentPerMember(group) && spec.Forward is { } forward)
+            {
+                int[] firstCall = group.Members
+                    .Select(m => forward.Calls.Select((c, i) => (c, i)).Where(p => p.c.Kind == NodeKind.Module && p.c.Member == m).Select(p => p.i).DefaultIfEmpty(-1).First())
+                    .ToArray();
+                if (firstCall.All(i => i >= 0) && firstCall.Distinct().Count() == firstCall.Length)
+                {
+                    int[] order = Enumerable.Range(0, firstCall.Length).OrderBy(i => firstCall[i]).ToArray();
+                    if (SupportedFusions.Any(s => s.SequenceEqual(order.Select(i => members[group.Members[i]].Kind))))
+                    {
+                        return diagnostic.WithProperty(FixProperties.FuseFix, FixProperties.ReorderFuse)
+                            .WithProperty(FixProperties.FuseOrder, string.Join(",", order.Select(i => i.ToString(CultureInfo.InvariantCulture))));
+                    }
+                }
+            }
+
+            return diagnostic.WithProperty(FixProperties.FuseFix, FixProperties.RemoveFuseAttribute);
+        }
+
+        /// <summary>
+        /// QG0007, QG0012, QG0017: when the op at <paramref name="path"/> belongs to the call of a top-level member that
+        /// can be a float island (a Sequential, a [Quantize] sub-module, a supported module), [NoQuantize] on that member
+        /// runs the call in float as one island, so nothing in it needs to be quantized: the code fix adds it.
+        /// </summary>
+        private DiagnosticInfo WithNoQuantizeFix(DiagnosticInfo diagnostic, string path)
+        {
+            string top = path.Split('.')[0];
+            return _members.TryGetValue(top, out MemberSpec? member) && !member.NoQuantize && IslandKinds.Contains(member.Kind)
+                ? diagnostic.WithProperty(FixProperties.NoQuantizeMember, member.Name)
+                : diagnostic;
         }
 
         /// <summary>QG0006: a module result nobody uses.</summary>
@@ -320,7 +404,12 @@ internal static partial class QuantizationPlanner
                 bool island = member.NoQuantize && IslandKinds.Contains(member.Kind);
                 if (member.NoQuantize && !island)
                 {
-                    Report(DiagnosticDescriptors.NoQuantizeUnsupported, location, _spec.Name, path, NoQuantizeProblem(member.Kind));
+                    DiagnosticInfo diagnostic = DiagnosticInfo.Create(DiagnosticDescriptors.NoQuantizeUnsupported, location, _spec.Name, path, NoQuantizeProblem(member.Kind));
+                    // On a stub, Identity or Dropout the attribute asks for nothing; on another module removing it
+                    // would only trade this error for QG0007, so no fix is offered there.
+                    Diagnostics.Add(topLevel && member.Kind is ModuleKind.QuantStub or ModuleKind.DeQuantStub or ModuleKind.Identity or ModuleKind.Dropout
+                        ? diagnostic.WithProperty(FixProperties.RemoveNoQuantizeMember, member.Name)
+                        : diagnostic);
                 }
                 // A [NoQuantize] sub-module or Sequential is not inlined: its whole call is one float island.
                 switch (member.Kind)
@@ -343,7 +432,7 @@ internal static partial class QuantizationPlanner
                     {
                         if (member.ChildrenProblem is not null)
                         {
-                            Report(DiagnosticDescriptors.SequentialNotVisible, location, spec.Name, member.Name, member.ChildrenProblem);
+                            Diagnostics.Add(WithNoQuantizeFix(DiagnosticInfo.Create(DiagnosticDescriptors.SequentialNotVisible, location, spec.Name, member.Name, member.ChildrenProblem), path));
                             values[i + 1] = input;
                             continue;
                         }
@@ -368,7 +457,7 @@ internal static partial class QuantizationPlanner
 
                             if (sequentialChild.Kind is ModuleKind.Unsupported or ModuleKind.Sequential)
                             {
-                                Report(DiagnosticDescriptors.UnsupportedModuleType, location, _spec.Name, childPath, sequentialChild.TypeName, UnsupportedHint(sequentialChild.Kind));
+                                Diagnostics.Add(WithNoQuantizeFix(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedModuleType, location, _spec.Name, childPath, sequentialChild.TypeName, UnsupportedHint(sequentialChild.Kind)), childPath));
                                 continue;
                             }
 
@@ -394,9 +483,18 @@ internal static partial class QuantizationPlanner
                     }
 
                     case ModuleKind.Unsupported:
-                        Report(DiagnosticDescriptors.UnsupportedModuleType, location, _spec.Name, path, member.TypeName, UnsupportedHint(member.Kind));
+                    {
+                        DiagnosticInfo diagnostic = WithNoQuantizeFix(DiagnosticInfo.Create(DiagnosticDescriptors.UnsupportedModuleType, location, _spec.Name, path, member.TypeName, UnsupportedHint(member.Kind)), path);
+                        if (topLevel && member.ConcreteType is { } concrete)
+                        {
+                            // Module<Tensor, Tensor> conv1 = Conv2d(...): the declared type is what hides the module.
+                            diagnostic = diagnostic.WithProperty(FixProperties.ConcreteTypeMember, member.Name).WithProperty(FixProperties.ConcreteType, concrete);
+                        }
+
+                        Diagnostics.Add(diagnostic);
                         values[i + 1] = input;
                         continue;
+                    }
                 }
 
                 if (!topLevel)
@@ -625,7 +723,10 @@ internal static partial class QuantizationPlanner
                 {
                     if (own)
                     {
-                        Report(DiagnosticDescriptors.FuseNotConsecutive, where, _spec.Name, Quoted(spec!.Members), problem);
+                        // Removing the group is a remedy that always applies; automatic fusion still fuses what does follow.
+                        Diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.FuseNotConsecutive, where, _spec.Name, Quoted(spec!.Members), problem)
+                            .WithAdditionalLocation(spec.Location)
+                            .WithProperty(FixProperties.FuseFix, FixProperties.RemoveFuseAttribute));
                     }
 
                     continue;
@@ -823,7 +924,7 @@ internal static partial class QuantizationPlanner
 
                 if (node.FusedInto is null && node.Kind == NodeKind.Module && node.Module == ModuleKind.BatchNorm1d)
                 {
-                    Report(DiagnosticDescriptors.BatchNormNotFused, node.Location, _spec.Name, node.Path);
+                    Diagnostics.Add(WithNoQuantizeFix(DiagnosticInfo.Create(DiagnosticDescriptors.BatchNormNotFused, node.Location, _spec.Name, node.Path), node.Path));
                 }
             }
         }

@@ -264,7 +264,7 @@ public class DiagnosticTests
         Assert.Equal(source.LineOf(Samples.Marker), diagnostic.Location.GetLineSpan().StartLinePosition.Line);
         Assert.Equal(source.Path, diagnostic.Location.GetLineSpan().Path);
         Assert.Equal(DiagnosticSeverity.Error, diagnostic.Severity);
-        Assert.EndsWith("docs/diagnostics.md#" + id.ToLowerInvariant(), diagnostic.Descriptor.HelpLinkUri, System.StringComparison.Ordinal);
+        Assert.Equal(new System.Uri(GeneratorHarness.DiagnosticsDocumentation()).AbsoluteUri + "#" + id.ToLowerInvariant(), diagnostic.Descriptor.HelpLinkUri);
 
         // A model with an error gets no generated code (it would not mean what the user wrote); a plain module
         // class beside it still gets its captured forward registered, which is not model code.

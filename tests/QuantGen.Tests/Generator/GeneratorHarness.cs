@@ -70,10 +70,19 @@ public static class GeneratorHarness
             References,
             CompilationOptions);
 
-    public static GeneratorDriver CreateDriver(CSharpParseOptions? parseOptions = null) =>
+    /// <summary>This repository's docs/diagnostics.md, where Directory.Build.props points the help links of its own builds.</summary>
+    public static string DiagnosticsDocumentation([System.Runtime.CompilerServices.CallerFilePath] string thisFile = "") =>
+        Path.GetFullPath(Path.Combine(Path.GetDirectoryName(thisFile)!, "..", "..", "..", "docs", "diagnostics.md"));
+
+    /// <summary>
+    /// A driver with step tracking, given the build property that sets the help links' address as a build of this
+    /// repository gives it (<paramref name="helpUrl"/> overrides it; "" leaves it unset).
+    /// </summary>
+    public static GeneratorDriver CreateDriver(CSharpParseOptions? parseOptions = null, string? helpUrl = null) =>
         CSharpGeneratorDriver.Create(
             new[] { new QuantizeGenerator().AsSourceGenerator() },
             parseOptions: parseOptions ?? ParseOptions,
+            optionsProvider: new BuildProperties(helpUrl ?? DiagnosticsDocumentation()),
             driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
 
     public static GeneratorRun Run(params SourceFile[] sources) => Run(Compile(sources));
@@ -106,5 +115,43 @@ public static class GeneratorHarness
         // The test assembly holds its own [Quantize] models; user code must not see them.
         paths.Remove(Path.GetFileName(typeof(GeneratorHarness).Assembly.Location));
         return paths.Values.OrderBy(p => p, StringComparer.Ordinal).Select(p => (MetadataReference)MetadataReference.CreateFromFile(p)).ToImmutableArray();
+    }
+}
+
+/// <summary>
+/// The build properties the compiler hands a generator (<c>build_property.X</c> global options), as MSBuild would
+/// give them for a project that sets <c>QuantGenDiagnosticsHelpUrl</c> and makes it compiler-visible.
+/// </summary>
+public sealed class BuildProperties : Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptionsProvider
+{
+    private readonly Options _global;
+
+    public BuildProperties(string helpUrl)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (helpUrl.Length > 0)
+        {
+            values["build_property.QuantGenDiagnosticsHelpUrl"] = helpUrl;
+        }
+
+        _global = new Options(values);
+    }
+
+    public override Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions GlobalOptions => _global;
+
+    public override Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions GetOptions(SyntaxTree tree) => Options.None;
+
+    public override Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions GetOptions(AdditionalText textFile) => Options.None;
+
+    private sealed class Options : Microsoft.CodeAnalysis.Diagnostics.AnalyzerConfigOptions
+    {
+        public static readonly Options None = new(new Dictionary<string, string>());
+
+        private readonly Dictionary<string, string> _values;
+
+        public Options(Dictionary<string, string> values) => _values = values;
+
+        public override bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? value) =>
+            _values.TryGetValue(key, out value);
     }
 }
