@@ -39,11 +39,10 @@ internal static class ModelParser
 
         string name = type.Name;
 
-        // The generated file is another part of the class and of every type around it.
-        if (!syntax.Modifiers.Any(SyntaxKind.PartialKeyword))
-        {
-            diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, classLocation, name, "it is").WithAdditionalLocation(classLocation));
-        }
+        // The generated file is another part of the class and of every type around it. A class or containing type
+        // that is not partial gets nothing generated; QG0001 itself comes from QuantizeClassAnalyzer, which
+        // analyzer-only tools (dotnet format, language servers) run too.
+        bool notPartial = !syntax.Modifiers.Any(SyntaxKind.PartialKeyword);
 
         for (INamedTypeSymbol? local = type; local is not null; local = local.ContainingType)
         {
@@ -73,12 +72,7 @@ internal static class ModelParser
                 return new ParseResult(null, EquatableArray<DiagnosticInfo>.Empty);
             }
 
-            if (!outerSyntax.Modifiers.Any(SyntaxKind.PartialKeyword))
-            {
-                // The class as additional location: the code fix makes it and every type around it partial.
-                diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotPartial, LocationInfo.From(outerSyntax.Identifier), name, $"its containing type '{outer.Name}' is")
-                    .WithAdditionalLocation(classLocation));
-            }
+            notPartial |= !outerSyntax.Modifiers.Any(SyntaxKind.PartialKeyword);
 
             containingTypes.Insert(0, new ContainingTypeSpec(TypeKeyword(outerSyntax), outer.Name + TypeParameterList(outer)));
         }
@@ -89,7 +83,7 @@ internal static class ModelParser
             diagnostics.Add(DiagnosticInfo.Create(DiagnosticDescriptors.NotATensorModule, LocationInfo.From(syntax.BaseList) ?? classLocation, name, baseName));
         }
 
-        if (diagnostics.Count > 0)
+        if (diagnostics.Count > 0 || notPartial)
         {
             // Member and forward checks on something that is not a partial tensor module would be noise.
             return new ParseResult(null, diagnostics.ToEquatableArray());

@@ -61,7 +61,9 @@ public sealed class GeneratorDiagnosticsAnalyzer : DiagnosticAnalyzer
         var parseOptions = (CSharpParseOptions?)compilation.SyntaxTrees.FirstOrDefault()?.Options;
         GeneratorDriver driver = CSharpGeneratorDriver.Create(new[] { new QuantizeGenerator().AsSourceGenerator() }, parseOptions: parseOptions);
         driver.RunGeneratorsAndUpdateCompilation(compilation, out _, out ImmutableArray<Diagnostic> diagnostics, cancellationToken);
-        return diagnostics;
+
+        // QG0001 is QuantGen's analyzer rule, not the generator's: relayed too, as a build reports both.
+        return diagnostics.AddRange(QuantGen.Tests.Generator.GeneratorHarness.AnalyzerDiagnostics(compilation));
     }
 
     /// <summary>The same span in the compilation's tree of that file.</summary>

@@ -91,7 +91,18 @@ public static class GeneratorHarness
     {
         GeneratorDriver ran = (driver ?? CreateDriver()).RunGeneratorsAndUpdateCompilation(input, out Compilation output, out ImmutableArray<Diagnostic> diagnostics);
         GeneratorRunResult result = ran.GetRunResult().Results.Single();
-        return new GeneratorRun(input, output, diagnostics, ran, result);
+        return new GeneratorRun(input, output, diagnostics.AddRange(AnalyzerDiagnostics(input)), ran, result);
+    }
+
+    /// <summary>
+    /// What QuantGen's analyzers report on <paramref name="compilation"/> (QG0001 is an analyzer rule, so editor tools
+    /// that run analyzers only show it): the tests see them with the generator's, as a build does.
+    /// </summary>
+    public static ImmutableArray<Diagnostic> AnalyzerDiagnostics(Compilation compilation, string? helpUrl = null)
+    {
+        var analyzers = ImmutableArray.Create<Microsoft.CodeAnalysis.Diagnostics.DiagnosticAnalyzer>(new QuantGen.Generator.Diagnostics.QuantizeClassAnalyzer());
+        var options = new Microsoft.CodeAnalysis.Diagnostics.AnalyzerOptions(ImmutableArray<AdditionalText>.Empty, new BuildProperties(helpUrl ?? DiagnosticsDocumentation()));
+        return Microsoft.CodeAnalysis.Diagnostics.DiagnosticAnalyzerExtensions.WithAnalyzers(compilation, analyzers, options).GetAnalyzerDiagnosticsAsync().GetAwaiter().GetResult();
     }
 
     /// <summary>Readable list of diagnostics for assertion messages.</summary>
