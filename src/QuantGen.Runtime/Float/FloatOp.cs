@@ -190,7 +190,19 @@ public sealed class FloatOp : IQuantizedLayer
             throw new ArgumentException($"{Model}.{Layer}: the float {Describe()} reads {InputCount} tensor(s), got {inputs.Length}.", nameof(inputs));
         }
 
-        Tensor result = _run.Value(inputs);
+        Func<Tensor[], Tensor> run = _run.Value;
+        Tensor result;
+        try
+        {
+            result = run(inputs);
+        }
+        catch (Exception e) when (e is not (OutOfMemoryException or QuantGenConfigurationException) && !e.Message.StartsWith(Name, StringComparison.Ordinal))
+        {
+            // libtorch's own message names neither the model nor the op.
+            throw new ArgumentException(
+                $"{Name}: the float {Describe()} failed on input(s) of shape {string.Join(" and ", inputs.Select(t => "[" + string.Join(", ", t.shape) + "]"))}: {e.Message}", nameof(inputs), e);
+        }
+
         return Relu ? nn.functional.relu(result) : result;
     }
 

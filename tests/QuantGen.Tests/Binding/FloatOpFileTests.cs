@@ -227,6 +227,15 @@ public sealed class FloatOpFileTests(Xunit.Abstractions.ITestOutputHelper output
         Assert.Throws<ArgumentException>(() => new FloatOp("M", "op", FloatOpKind.Upsample, "Nearest", [1, 0], [], [], false, 1, output));
         Assert.Throws<ArgumentException>(() => new FloatOp("M", "op", (FloatOpKind)77, "", [], [], [], false, 1, output));
 
+        // An input the op cannot take: libtorch's refusal comes back naming the model, the layer and the shape.
+        var shuffle = new FloatOp("M", "op", FloatOpKind.PixelShuffle, "", [2], [], [], false, 1, output);
+        using (Tensor odd = torch.zeros(1, 3, 4, 4))
+        {
+            var wrong = Assert.Throws<ArgumentException>(() => shuffle.Forward([odd]));
+            Assert.Contains("M.op", wrong.Message, StringComparison.Ordinal);
+            Assert.Contains("[1, 3, 4, 4]", wrong.Message, StringComparison.Ordinal);
+        }
+
         // A function is found when the op first runs: a class no loaded assembly registered is named in the error.
         var function = new FloatOp("M", "op", FloatOpKind.Function, "Nowhere.Model|bound-0", [0], [], [], false, 1, output);
         using Tensor x = torch.zeros(1);
