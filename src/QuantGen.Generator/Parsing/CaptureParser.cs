@@ -358,6 +358,22 @@ internal sealed class CaptureParser
                 return;
             }
 
+            case SyntaxKind.MultiplyAssignmentExpression when IsTensor(assignment.Right):
+            {
+                int left = _variables[name];
+                int right = Value(assignment.Right, statement, assignment.Right);
+                _variables[name] = left == Unknown || right == Unknown ? Unknown : AddNode("Mul", new[] { left, right }, default, null, statement, OneLine(statement));
+                return;
+            }
+
+            case SyntaxKind.AddAssignmentExpression or SyntaxKind.MultiplyAssignmentExpression when ScalarConstant(assignment.Right) is float constant:
+            {
+                int left = _variables[name];
+                string op = assignment.IsKind(SyntaxKind.MultiplyAssignmentExpression) ? "MulConstant" : "AddConstant";
+                _variables[name] = left == Unknown ? Unknown : AddNode(op, new[] { left }, default, null, statement, OneLine(statement), floats: new[] { constant });
+                return;
+            }
+
             case SyntaxKind.AddAssignmentExpression or SyntaxKind.SubtractAssignmentExpression or SyntaxKind.MultiplyAssignmentExpression or SyntaxKind.DivideAssignmentExpression:
             {
                 string op = assignment.OperatorToken.ValueText.TrimEnd('=');
@@ -673,6 +689,37 @@ internal sealed class CaptureParser
                 return left == Unknown || right == Unknown ? Unknown : AddNode("Add", new[] { left, right }, default, null, binary, Described(binary));
             }
 
+            case BinaryExpressionSyntax binary when binary.IsKind(SyntaxKind.MultiplyExpression) && IsTensor(binary.Left) && IsTensor(binary.Right):
+            {
+                int left = Value(binary.Left, statement, wholeValue, depth + 1);
+                int right = Value(binary.Right, statement, wholeValue, depth + 1);
+                return left == Unknown || right == Unknown ? Unknown : AddNode("Mul", new[] { left, right }, default, null, binary, Described(binary));
+            }
+
+            // x * c, c * x, x + c, c + x with a numeric constant c: aten's mul_scalar / add_scalar.
+            case BinaryExpressionSyntax binary when binary.IsKind(SyntaxKind.MultiplyExpression) || binary.IsKind(SyntaxKind.AddExpression):
+            {
+                ExpressionSyntax? tensor = null;
+                float? constant = null;
+                if (IsTensor(binary.Left) && ScalarConstant(binary.Right) is float right)
+                {
+                    (tensor, constant) = (binary.Left, right);
+                }
+                else if (IsTensor(binary.Right) && ScalarConstant(binary.Left) is float left)
+                {
+                    (tensor, constant) = (binary.Right, left);
+                }
+
+                if (tensor is null)
+                {
+                    goto default;
+                }
+
+                int input = Value(tensor, statement, wholeValue, depth + 1);
+                string op = binary.IsKind(SyntaxKind.MultiplyExpression) ? "MulConstant" : "AddConstant";
+                return input == Unknown ? Unknown : AddNode(op, new[] { input }, default, null, binary, Described(binary), floats: new[] { constant!.Value });
+            }
+
             default:
                 if (!IsTensor(expression))
                 {
@@ -713,6 +760,36 @@ internal sealed class CaptureParser
                 return Node("Add", new[] { TensorOf(operation.Instance), TensorOf(ArgumentAt(0)) });
             case ("TorchSharp.torch", "add") when method.Parameters.Length == 2 && method.Parameters.All(p => KnownTypes.IsTensor(p.Type)):
                 return Node("Add", new[] { TensorOf(ArgumentAt(0)), TensorOf(ArgumentAt(1)) });
+
+            case (KnownTypes.Tensor, "mul" or "mul_" or "multiply" or "multiply_") when instance && method.Parameters.Length == 1:
+                return KnownTypes.IsTensor(method.Parameters[0].Type)
+                    ? Node("Mul", new[] { TensorOf(operation.Instance), TensorOf(ArgumentAt(0)) })
+                    : FloatConstant(ArgumentAt(0)) is float factor ? Node("MulConstant", new[] { TensorOf(operation.Instance) }, floats: new[] { factor }) : null;
+            case ("TorchSharp.torch", "mul" or "multiply") when method.Parameters.Length == 2 && KnownTypes.IsTensor(method.Parameters[0].Type):
+                return KnownTypes.IsTensor(method.Parameters[1].Type)
+                    ? Node("Mul", new[] { TensorOf(ArgumentAt(0)), TensorOf(ArgumentAt(1)) })
+                    : FloatConstant(ArgumentAt(1)) is float scalar ? Node("MulConstant", new[] { TensorOf(ArgumentAt(0)) }, floats: new[] { scalar }) : null;
+            case (KnownTypes.Tensor, "add" or "add_") when instance && method.Parameters.Length == 1 && FloatConstant(ArgumentAt(0)) is float addend:
+                return Node("AddConstant", new[] { TensorOf(operation.Instance) }, floats: new[] { addend });
+            case ("TorchSharp.torch", "add") when method.Parameters.Length == 2 && KnownTypes.IsTensor(method.Parameters[0].Type) && FloatConstant(ArgumentAt(1)) is float summand:
+                return Node("AddConstant", new[] { TensorOf(ArgumentAt(0)) }, floats: new[] { summand });
+
+            // x.mean(new long[] { 2, 3 }, keepdim: true): constant dims, constant keepdim, no dtype.
+            case (KnownTypes.Tensor, "mean") when instance:
+            case ("TorchSharp.torch", "mean") when !instance && method.Parameters.Length >= 2 && KnownTypes.IsTensor(method.Parameters[0].Type):
+            {
+                int offset = instance ? 0 : 1;
+                List<int>? dims = Constants(Unwrap(ArgumentAt(offset)));
+                object? keep = ArgumentAt(offset + 1) is { } keepArgument ? Unwrap(keepArgument)?.ConstantValue is { HasValue: true } keepValue ? keepValue.Value : null : false;
+                IArgumentOperation? dtype = operation.Arguments.FirstOrDefault(a => a.Parameter?.Ordinal == offset + 2);
+                bool noDtype = dtype is null || dtype.ArgumentKind == ArgumentKind.DefaultValue || Unwrap(dtype.Value)?.ConstantValue is { HasValue: true, Value: null };
+                if (dims is not { Count: > 0 } || keep is not bool keepDim || !noDtype)
+                {
+                    return null;
+                }
+
+                return Node("Mean", new[] { instance ? TensorOf(operation.Instance) : TensorOf(ArgumentAt(0)) }, new[] { keepDim ? 1 : 0 }.Concat(dims).ToArray());
+            }
 
             case (KnownTypes.Tensor, "relu" or "relu_") when instance:
                 return Node("Relu", new[] { TensorOf(operation.Instance) });
@@ -1072,6 +1149,10 @@ internal sealed class CaptureParser
 
         return expression;
     }
+
+    /// <summary>A numeric constant operand of a tensor operator (<c>x * 0.5f</c>, <c>x + 3</c>) as float32, or null.</summary>
+    private float? ScalarConstant(ExpressionSyntax expression) =>
+        IsTensor(expression) ? null : FloatConstant(_semanticModel.GetOperation(Unparenthesize(expression), _cancellationToken));
 
     /// <summary>A numeric constant as float32 (a double constant is rounded to float as the float op would use it), or null.</summary>
     private static float? FloatConstant(IOperation? operation)

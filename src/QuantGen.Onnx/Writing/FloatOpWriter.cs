@@ -149,6 +149,22 @@ internal sealed partial class ModelWriter
             case FloatOpKind.Cat:
                 y = Node("Concat", x, Int("axis", ints[0]));
                 break;
+            case FloatOpKind.Mul:
+                y = Node("Mul", x);
+                rank = Math.Max(inputs[0].Rank, inputs[1].Rank);
+                break;
+            case FloatOpKind.MulConstant or FloatOpKind.AddConstant:
+                y = Node(op.Kind == FloatOpKind.MulConstant ? "Mul" : "Add", [x[0], _builder.Initializer(name + ".constant", Float([], [(float)floats[0]]))]);
+                break;
+            case FloatOpKind.Mean:
+            {
+                long[] axes = ints[1..].Select(d => d < 0 ? d + rank : d).ToArray();
+                y = _options.Opset >= 18
+                    ? Node("ReduceMean", [x[0], _builder.Initializer(name + ".axes", Int64([axes.Length], axes))], Int("keepdims", ints[0]))
+                    : Node("ReduceMean", [x[0]], Int("keepdims", ints[0]), Ints("axes", axes));
+                rank = ints[0] != 0 ? rank : rank - axes.Length;
+                break;
+            }
             case FloatOpKind.Flatten:
             {
                 int start = (int)(ints[0] < 0 ? ints[0] + rank : ints[0]);

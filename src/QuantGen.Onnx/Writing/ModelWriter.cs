@@ -158,6 +158,15 @@ internal sealed partial class ModelWriter
             case GraphOp.Cat:
                 WriteCat(node, Layer<QuantizedCat>(node));
                 break;
+            case GraphOp.Mul:
+                WriteMul(node, Layer<QuantizedMul>(node));
+                break;
+            case GraphOp.ConstantOp:
+                WriteConstantOp(node, Layer<QuantizedConstantOp>(node));
+                break;
+            case GraphOp.Mean:
+                WriteMean(node, Layer<QuantizedMean>(node));
+                break;
             case GraphOp.MaxPool2d:
                 WriteMaxPool(node, Layer<QuantizedMaxPool2d>(node));
                 break;
@@ -323,6 +332,69 @@ internal sealed partial class ModelWriter
 
         string y = _builder.Node("Add", node.Name + "/Add", [ReadFloat(a, node.Name), ReadFloat(b, node.Name)], node.Name + "/add");
         WriteOutput(node, y, add.OutputQParams, add.Relu, rank);
+    }
+
+    /// <summary>Tensor × tensor (ONNX Mul broadcasts as PyTorch does): QLinearMul in QOperator form, DQ → Mul → Q otherwise.</summary>
+    private void WriteMul(GraphNode node, QuantizedMul mul)
+    {
+        if (node.Inputs.Count != 2)
+        {
+            throw new InvalidOperationException($"{Model}.{node.Name}: mul reads two values, the graph gives it {node.Inputs.Count}.");
+        }
+
+        Value a = Input(node, 0, expectedRank: null), b = Input(node, 1, expectedRank: null);
+        int rank = Math.Max(a.Rank, b.Rank);
+        if (QOperator)
+        {
+            _values[node.Output] = QuantizedOp(node.Name, "QLinearMul", contrib: true, mul.OutputQParams, relu: false, rank, node.Name,
+                (scale, zeroPoint) => [.. a.Operands, .. b.Operands, scale, zeroPoint]);
+            return;
+        }
+
+        string y = _builder.Node("Mul", node.Name + "/Mul", [ReadFloat(a, node.Name), ReadFloat(b, node.Name)], node.Name + "/mul");
+        WriteOutput(node, y, mul.OutputQParams, relu: false, rank);
+    }
+
+    /// <summary>
+    /// Mul or add by a constant: the float op on the dequantized input with the constant as an initializer, quantized
+    /// to the qparams aten gives the result (in both quantized forms; ONNX has no operator that only moves qparams).
+    /// </summary>
+    private void WriteConstantOp(GraphNode node, QuantizedConstantOp op)
+    {
+        Value input = Input(node, 0, expectedRank: null);
+        string constant = _builder.Initializer(node.Name + ".constant", Float([], [(float)op.Constant]));
+        string opType = op.Operator == ConstantOperator.Mul ? "Mul" : "Add";
+        string y = _builder.Node(opType, node.Name + "/" + opType, [ReadFloat(input, node.Name), constant], node.Name + "/" + opType.ToLowerInvariant());
+        if (!Quantized || input.QParams is null)
+        {
+            _values[node.Output] = new Value(y, null, null, null, input.Rank);
+            return;
+        }
+
+        _values[node.Output] = QuantizeTo(y, op.OutputQParams(input.QParams), node.Name, input.Rank, reuse: null);
+    }
+
+    /// <summary>Mean over dims: ReduceMean (axes as an input from opset 18) between DequantizeLinear and QuantizeLinear in the input's qparams.</summary>
+    private void WriteMean(GraphNode node, QuantizedMean mean)
+    {
+        Value input = Input(node, 0, expectedRank: null);
+        long[] axes = Array.ConvertAll(mean.Dims, d => (long)(d < 0 ? d + input.Rank : d));
+        int rank = mean.KeepDim ? input.Rank : input.Rank - axes.Length;
+        string[] extra = [];
+        var attributes = new List<AttributeProto> { Int("keepdims", mean.KeepDim ? 1 : 0) };
+        if (_options.Opset >= 18)
+        {
+            extra = [_builder.Initializer(node.Name + ".axes", Int64([axes.Length], axes))];
+        }
+        else
+        {
+            attributes.Add(Ints("axes", axes));
+        }
+
+        string y = _builder.Node("ReduceMean", node.Name + "/ReduceMean", [ReadFloat(input, node.Name), .. extra], node.Name + "/reducemean", attributes.ToArray());
+        _values[node.Output] = Quantized && input.QParams is not null
+            ? QuantizeTo(y, input.QParams, node.Name, rank, reuse: input)
+            : new Value(y, null, null, null, rank);
     }
 
     private void WriteCat(GraphNode node, QuantizedCat cat)

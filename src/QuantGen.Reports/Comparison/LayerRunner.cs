@@ -51,6 +51,9 @@ internal static class LayerRunner
             case QuantizedFlatten flatten: return flatten.Forward(Input(0));
             case QuantizedReshape reshape: return reshape.Forward(Input(0));
             case QuantizedAdd add: return add.Forward(Input(0), Input(1));
+            case QuantizedMul mul: return mul.Forward(Input(0), Input(1));
+            case QuantizedConstantOp constantOp: return constantOp.Forward(Input(0));
+            case QuantizedMean mean: return mean.Forward(Input(0));
             case QuantizedCat cat: return cat.Forward(Enumerable.Range(0, node.Inputs.Count).Select(Input).ToArray());
             default: return null;
         }

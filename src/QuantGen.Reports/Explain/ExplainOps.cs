@@ -129,6 +129,107 @@ internal static class ExplainOps
         return Finish(context, steps, result);
     }
 
+    public static Explanation Mul(Context context, QTensor a, QTensor b)
+    {
+        int[] ia = BroadcastSource(context.Index, a.Shape), ib = BroadcastSource(context.Index, b.Shape);
+        int qa = a.IntAt(ia), qb = b.IntAt(ib);
+        float sy = context.OutputQParams.Scale;
+        int za = a.ZeroPoint, zb = b.ZeroPoint, zy = context.OutputQParams.ZeroPoint;
+        QuantDType dtype = context.OutputQParams.DType;
+        float inverse = 1.0f / sy;
+        float multiplier = a.Scale * b.Scale * inverse;
+        int product = (qa - za) * (qb - zb);
+        float scaled = (float)product * multiplier;
+        float rounded = MathF.Round(scaled, MidpointRounding.ToEven);
+        int result = (int)Math.Clamp(rounded, dtype.Min() - zy, dtype.Max() - zy) + zy;
+        var steps = new List<ExplainStep>
+        {
+            new("input a", $"a{ReportText.Index(ia)} = {I(qa)} (sa = {F(a.Scale)}, za = {I(za)})", string.Empty),
+            new("input b", $"b{ReportText.Index(ib)} = {I(qb)} (sb = {F(b.Scale)}, zb = {I(zb)}){(ib.SequenceEqual(context.Index) && ia.SequenceEqual(context.Index) ? "" : " (broadcast: a size-1 dim reads index 0)")}", string.Empty),
+            new("product", $"p = (qa − za)·(qb − zb) = ({I(qa)} − {I(za)})·({I(qb)} − {I(zb)}) (int32)", I(product)),
+            new("multiplier", $"m = sa·sb·(1f/sy) = {F(a.Scale)}·{F(b.Scale)}·{F(inverse)} (float32, left to right)", F(multiplier)),
+            new("value", $"(float)p·m = {I(product)}·{F(multiplier)}", F(scaled)),
+            new("rounding", $"rne({F(scaled)}) (round half to even; zy added after)", F(rounded)),
+            new("clamp", $"clamp({F(rounded)} + {I(zy)}, {I(dtype.Min())}, {I(dtype.Max())})", I(result)),
+        };
+        return Finish(context, steps, result);
+    }
+
+    public static Explanation Mean(Context context, QuantizedMean mean, QTensor x)
+    {
+        int rank = x.Rank;
+        bool[] reduced = new bool[rank];
+        foreach (int dim in mean.Dims)
+        {
+            reduced[dim < 0 ? dim + rank : dim] = true;
+        }
+
+        // The input index the output index fixes (kept dims), then every combination of the reduced ones.
+        int[] fixedIndex = new int[rank];
+        for (int d = 0, o = 0; d < rank; d++)
+        {
+            if (!reduced[d])
+            {
+                fixedIndex[d] = context.Index[o++];
+            }
+            else if (mean.KeepDim)
+            {
+                o++;
+            }
+        }
+
+        long sum = 0;
+        int count = 0;
+        int[] index = (int[])fixedIndex.Clone();
+        while (true)
+        {
+            sum += x.IntAt(index);
+            count++;
+            int d = rank - 1;
+            for (; d >= 0; d--)
+            {
+                if (!reduced[d])
+                {
+                    continue;
+                }
+
+                if (++index[d] < x.Dim(d))
+                {
+                    break;
+                }
+
+                index[d] = 0;
+            }
+
+            if (d < 0)
+            {
+                break;
+            }
+        }
+
+        float value = (float)sum / (float)count;
+        int result = (int)MathF.Round(value, MidpointRounding.ToEven);
+        return Finish(context,
+        [
+            new("sum", $"Σ q over dims [{string.Join(", ", mean.Dims)}] at x{ReportText.Index(fixedIndex)}: {I(count)} stored integers (zero point included)", I(sum)),
+            new("mean", $"(float)Σ / (float)n = {I(sum)}/{I(count)} (float32)", F(value)),
+            new("rounding", $"rne({F(value)}) (round half to even; the input's qparams pass through)", I(result)),
+        ], result);
+    }
+
+    /// <summary>The index of a broadcast input that an output index reads: right-aligned, 0 where the input's size is 1.</summary>
+    private static int[] BroadcastSource(int[] outputIndex, int[] shape)
+    {
+        var source = new int[shape.Length];
+        for (int d = 0; d < shape.Length; d++)
+        {
+            int o = d + outputIndex.Length - shape.Length;
+            source[d] = shape[d] == 1 ? 0 : outputIndex[o];
+        }
+
+        return source;
+    }
+
     public static Explanation MaxPool2d(Context context, QuantizedMaxPool2d pool, QTensor x)
     {
         Pool2dOptions o = pool.Options;

@@ -113,6 +113,8 @@ public static class QuantExplain
             QuantizedConvTranspose2d convTranspose => ExplainOps.ConvTranspose2d(context, convTranspose, In(0)),
             QuantizedLinear linear => ExplainOps.Linear(context, linear, In(0)),
             QuantizedAdd add => ExplainOps.Add(context, add, In(0), In(1)),
+            QuantizedMul => ExplainOps.Mul(context, In(0), In(1)),
+            QuantizedMean mean => ExplainOps.Mean(context, mean, In(0)),
             QuantizedMaxPool2d maxPool => ExplainOps.MaxPool2d(context, maxPool, In(0)),
             QuantizedAvgPool2d avgPool => ExplainOps.AvgPool2d(context, avgPool, In(0)),
             QuantizedAdaptiveAvgPool2d adaptive => ExplainOps.AdaptiveAvgPool2d(context, adaptive, In(0)),

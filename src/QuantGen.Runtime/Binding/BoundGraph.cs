@@ -52,6 +52,18 @@ public enum BoundKind
     /// <summary>torch.cat.</summary>
     Cat,
 
+    /// <summary>Tensor × tensor with broadcasting (its own output observer).</summary>
+    Mul,
+
+    /// <summary>A tensor multiplied by a constant (Floats = [c]): output qparams follow from the input's.</summary>
+    MulConstant,
+
+    /// <summary>A constant added to a tensor (Floats = [c]): output qparams follow from the input's.</summary>
+    AddConstant,
+
+    /// <summary>Mean over dims (Ints = [keepdim ? 1 : 0, dims...]): the input's qparams.</summary>
+    Mean,
+
     /// <summary>A module with no int8 op: runs in float between dequantize and quantize.</summary>
     FloatModule,
 

@@ -43,7 +43,7 @@ public abstract class BoundObservedModel : IObservedModel
         _captureHash = forward.Hash;
 
         IReadOnlyDictionary<string, nn.Module> modules = ModuleLookup.Index(model);
-        var knownTypes = new HashSet<string>(modules.Values.Select(m => m.GetType().Name), StringComparer.Ordinal) { "add", "cat", "relu", "flatten", "reshape" };
+        var knownTypes = new HashSet<string>(modules.Values.Select(m => m.GetType().Name), StringComparer.Ordinal) { "add", "cat", "relu", "flatten", "reshape", "mul", "mul_scalar", "add_scalar", "mean" };
         var knownPaths = new HashSet<string>(modules.Keys.Where(k => k.Length > 0), StringComparer.Ordinal);
         knownPaths.UnionWith(_graph.Ops.Select(o => o.Name));
         mapping.Validate(modelName, knownPaths, knownTypes);
@@ -302,6 +302,23 @@ public abstract class BoundObservedModel : IObservedModel
                     break;
                 }
 
+                case BoundKind.Mul:
+                    built = new QuantizedMul(ModelName, layer, Own());
+                    break;
+
+                case BoundKind.MulConstant or BoundKind.AddConstant:
+                {
+                    // aten computes the result's qparams from the input's and the constant; no observer is involved.
+                    var constantOp = new QuantizedConstantOp(ModelName, layer, op.Kind == BoundKind.MulConstant ? ConstantOperator.Mul : ConstantOperator.Add, op.Floats[0]);
+                    qparams[op.Output] = constantOp.OutputQParams(In(0));
+                    built = constantOp;
+                    break;
+                }
+
+                case BoundKind.Mean:
+                    built = new QuantizedMean(ModelName, layer, op.Ints[1..], op.Ints[0] != 0);
+                    break;
+
                 case BoundKind.ReLU:
                 {
                     var relu = new QuantizedReLU(ModelName, layer);
@@ -511,7 +528,7 @@ public abstract class BoundObservedModel : IObservedModel
                     ? new OpPlan(op, true, ElementwiseTable.FixedOutputQParams(op.TypeName) is null, qconfig, null, plain, null)
                     : new OpPlan(op, false, false, null, null, plain, "its input is float");
 
-            case BoundKind.Add or BoundKind.Cat:
+            case BoundKind.Add or BoundKind.Cat or BoundKind.Mul:
                 return anyInt8Input
                     ? new OpPlan(op, true, true, qconfig, null, plain, null)
                     : new OpPlan(op, false, false, null, null, plain, "its inputs are float");
@@ -591,6 +608,27 @@ public abstract class BoundObservedModel : IObservedModel
 
             case BoundKind.ReLU:
                 return a => nn.functional.relu(a[0]);
+            case BoundKind.Mul:
+                return a => a[0] * a[1];
+            case BoundKind.MulConstant:
+            {
+                double constant = op.Floats[0];
+                return a => a[0] * constant;
+            }
+
+            case BoundKind.AddConstant:
+            {
+                double constant = op.Floats[0];
+                return a => a[0] + constant;
+            }
+
+            case BoundKind.Mean:
+            {
+                long[] dims = op.Ints[1..].Select(d => (long)d).ToArray();
+                bool keepDim = op.Ints[0] != 0;
+                return a => a[0].mean(dims, keepDim);
+            }
+
             case BoundKind.Hardtanh:
             {
                 // clamp, not hardtanh: TorchSharp 0.107's functional.hardtanh and Hardtanh module return their input

@@ -79,6 +79,9 @@ public sealed class BoundQuantizedPlan
         QuantizedAdaptiveAvgPool2d pool => (a, slot) => pool.Forward(a[0], slot),
         QuantizedFlatten flatten => (a, slot) => flatten.Forward(a[0], slot),
         QuantizedReshape reshape => (a, slot) => reshape.Forward(a[0], slot),
+        QuantizedMul mul => (a, slot) => mul.Forward(a[0], a[1], slot),
+        QuantizedConstantOp constantOp => (a, slot) => constantOp.Forward(a[0], slot),
+        QuantizedMean mean => (a, slot) => mean.Forward(a[0], slot),
         _ => throw new NotSupportedException($"{layer.Model}.{layer.Layer}: a {layer.GetType().Name} is not a step of a bound model."),
     };
 
@@ -98,6 +101,10 @@ public sealed class BoundQuantizedPlan
         (GraphOp.AdaptiveAvgPool2d, BoundKind.AdaptiveAvgPool2d, QGenLayerKind.AdaptiveAvgPool2d),
         (GraphOp.Flatten, BoundKind.Flatten, QGenLayerKind.Flatten),
         (GraphOp.Reshape, BoundKind.Reshape, QGenLayerKind.Reshape),
+        (GraphOp.Mul, BoundKind.Mul, QGenLayerKind.Mul),
+        (GraphOp.ConstantOp, BoundKind.MulConstant, QGenLayerKind.ConstantOp),
+        (GraphOp.ConstantOp, BoundKind.AddConstant, QGenLayerKind.ConstantOp),
+        (GraphOp.Mean, BoundKind.Mean, QGenLayerKind.Mean),
     };
 
     internal static GraphOp GraphOpOf(BoundKind kind) => Array.Find(OpKinds, k => k.Kind == kind).Op;

@@ -60,9 +60,9 @@ public sealed class BoundTopology : IQuantizedLayer
                 throw new ArgumentException($"{where}: not an op a saved bound model can hold.", nameof(steps));
             }
 
-            if ((step.Op is GraphOp.Add) != (step.Inputs.Length == 2) && step.Op is not (GraphOp.Cat or GraphOp.FloatIsland))
+            if ((step.Op is GraphOp.Add or GraphOp.Mul) != (step.Inputs.Length == 2) && step.Op is not (GraphOp.Cat or GraphOp.FloatIsland))
             {
-                throw new ArgumentException($"{where}: reads {step.Inputs.Length} values; {(step.Op is GraphOp.Add ? "add reads 2" : "it reads 1")}.", nameof(steps));
+                throw new ArgumentException($"{where}: reads {step.Inputs.Length} values; {(step.Op is GraphOp.Add or GraphOp.Mul ? $"{step.Op.ToString().ToLowerInvariant()} reads 2" : "it reads 1")}.", nameof(steps));
             }
 
             foreach (int input in step.Inputs)

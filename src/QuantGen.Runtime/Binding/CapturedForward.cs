@@ -44,6 +44,18 @@ public enum CapturedOp
 
     /// <summary>A value chosen by a construction-time condition; Inputs = [then, else].</summary>
     Select,
+
+    /// <summary><c>a * b</c>, <c>torch.mul(a, b)</c>, <c>a.mul(b)</c>, <c>mul_</c>, <c>*=</c> of two tensors (broadcasting).</summary>
+    Mul,
+
+    /// <summary><c>x * c</c>, <c>c * x</c>, <c>x.mul(c)</c>, <c>torch.mul(x, c)</c> with a constant c; Floats = [c].</summary>
+    MulConstant,
+
+    /// <summary><c>x + c</c>, <c>c + x</c>, <c>x.add(c)</c>, <c>torch.add(x, c)</c> with a constant c; Floats = [c].</summary>
+    AddConstant,
+
+    /// <summary><c>x.mean(dims, keepdim)</c> / <c>torch.mean(x, dims, keepdim)</c> with constant dims; Ints = [keepdim ? 1 : 0, dims...].</summary>
+    Mean,
 }
 
 /// <summary>How a construction-time condition is decided at Prepare.</summary>

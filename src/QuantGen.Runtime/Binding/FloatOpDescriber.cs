@@ -81,6 +81,14 @@ internal static class FloatOpDescriber
                 return Op(FloatOpKind.Add, fusedRelu: relu);
             case BoundKind.Cat:
                 return Op(FloatOpKind.Cat, [op.Ints[0]]);
+            case BoundKind.Mul:
+                return Op(FloatOpKind.Mul);
+            case BoundKind.MulConstant:
+                return Op(FloatOpKind.MulConstant, floats: [op.Floats[0]]);
+            case BoundKind.AddConstant:
+                return Op(FloatOpKind.AddConstant, floats: [op.Floats[0]]);
+            case BoundKind.Mean:
+                return Op(FloatOpKind.Mean, Array.ConvertAll(op.Ints, i => (long)i));
             case BoundKind.Flatten:
                 return Op(FloatOpKind.Flatten, [op.Ints[0], op.Ints[1]]);
             case BoundKind.Reshape:

@@ -95,6 +95,10 @@ public static class ModelBinder
                     CapturedOp.Reshape => Add(BoundKind.Reshape, Scoped(path, "reshape"), inputs, node, "reshape", node.Ints),
                     CapturedOp.Hardtanh => Add(BoundKind.Hardtanh, Scoped(path, "hardtanh"), inputs, node, "hardtanh", floats: node.Floats),
                     CapturedOp.AdaptiveAvgPool2d => Add(BoundKind.AdaptiveAvgPool2d, Scoped(path, "adaptive_avg_pool2d"), inputs, node, "adaptive_avg_pool2d", node.Ints),
+                    CapturedOp.Mul => Add(BoundKind.Mul, Scoped(path, "mul"), inputs, node, "mul"),
+                    CapturedOp.MulConstant => Add(BoundKind.MulConstant, Scoped(path, "mul_scalar"), inputs, node, "mul_scalar", floats: node.Floats),
+                    CapturedOp.AddConstant => Add(BoundKind.AddConstant, Scoped(path, "add_scalar"), inputs, node, "add_scalar", floats: node.Floats),
+                    CapturedOp.Mean => Add(BoundKind.Mean, Scoped(path, "mean"), inputs, node, "mean", node.Ints),
                     CapturedOp.Float => AddFloatFunction(path, inputs, node, forward, i),
                     _ => throw new InvalidOperationException($"{Where(path, node)}: unknown captured op {node.Op}."),
                 };

@@ -81,6 +81,18 @@ public enum FloatOpKind
     /// The function lives in the model's assembly, so a file is run by the model's own <c>Load</c>.
     /// </summary>
     Function = 22,
+
+    /// <summary>mul of two tensors (broadcasting).</summary>
+    Mul = 23,
+
+    /// <summary>mul by a constant. Floats: [c].</summary>
+    MulConstant = 24,
+
+    /// <summary>add of a constant. Floats: [c].</summary>
+    AddConstant = 25,
+
+    /// <summary>mean over dims. Ints: [keepdim (0, 1), dims...].</summary>
+    Mean = 26,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -393,6 +405,25 @@ public sealed class FloatOp : IQuantizedLayer
                 }
 
                 break;
+            case FloatOpKind.Mul:
+                Need(0, 0, 2);
+                break;
+            case FloatOpKind.MulConstant or FloatOpKind.AddConstant:
+                Need(0, 1, unary);
+                if (!double.IsFinite(_floats[0]))
+                {
+                    throw Invalid($"has the constant {_floats[0]}; a finite one is expected");
+                }
+
+                break;
+            case FloatOpKind.Mean:
+                if (_ints.Length is < 2 or > 9 || _ints[0] is not (0 or 1))
+                {
+                    throw Invalid($"has [{string.Join(", ", _ints)}]; expected keepdim (0 or 1) and 1 to 8 dims");
+                }
+
+                Need(_ints.Length, 0, unary);
+                break;
             case FloatOpKind.Function:
                 Need(1, 0, InputCount);
                 if (!Text.Contains('|', StringComparison.Ordinal) || _ints[0] < 0)
@@ -620,6 +651,27 @@ public sealed class FloatOp : IQuantizedLayer
                 Tensor? weight = Owned("weight"), bias = Owned("bias");
                 double eps = _floats[0];
                 return a => nn.functional.group_norm(a[0], groups, weight, bias, eps);
+            }
+
+            case FloatOpKind.Mul:
+                return a => a[0] * a[1];
+            case FloatOpKind.MulConstant:
+            {
+                double constant = _floats[0];
+                return a => a[0] * constant;
+            }
+
+            case FloatOpKind.AddConstant:
+            {
+                double constant = _floats[0];
+                return a => a[0] + constant;
+            }
+
+            case FloatOpKind.Mean:
+            {
+                long[] dims = _ints[1..];
+                bool keepDim = _ints[0] != 0;
+                return a => a[0].mean(dims, keepDim);
             }
 
             case FloatOpKind.Function:

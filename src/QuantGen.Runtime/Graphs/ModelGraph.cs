@@ -57,6 +57,15 @@ public enum GraphOp
 
     /// <summary>A unary elementwise op (LeakyReLU, Hardswish, Sigmoid, ...) by a 256-entry table.</summary>
     Elementwise,
+
+    /// <summary>The product of two int8 tensors with broadcasting, requantized to its own qparams.</summary>
+    Mul,
+
+    /// <summary>An int8 tensor multiplied by or added to a constant (new qparams, integers copied or moved).</summary>
+    ConstantOp,
+
+    /// <summary>The mean over dims of an int8 tensor, with the input's qparams.</summary>
+    Mean,
 }
 
 /// <summary>A member of the user's model folded into one node (e.g. <c>conv1</c>, <c>bn1</c> and <c>relu</c> of a fused conv).</summary>

@@ -30,6 +30,9 @@ internal static class LayerCodecs
         QuantizedReshape => QGenLayerKind.Reshape,
         QuantizedHardtanh => QGenLayerKind.Hardtanh,
         QuantizedElementwise => QGenLayerKind.Elementwise,
+        QuantizedMul => QGenLayerKind.Mul,
+        QuantizedConstantOp => QGenLayerKind.ConstantOp,
+        QuantizedMean => QGenLayerKind.Mean,
         Binding.BoundTopology => QGenLayerKind.BoundGraph,
         FloatOp => QGenLayerKind.FloatOp,
         FloatFallback { Stored: not null } => QGenLayerKind.FloatOp,
@@ -54,6 +57,9 @@ internal static class LayerCodecs
         : type == typeof(QuantizedReshape) ? QGenLayerKind.Reshape
         : type == typeof(QuantizedHardtanh) ? QGenLayerKind.Hardtanh
         : type == typeof(QuantizedElementwise) ? QGenLayerKind.Elementwise
+        : type == typeof(QuantizedMul) ? QGenLayerKind.Mul
+        : type == typeof(QuantizedConstantOp) ? QGenLayerKind.ConstantOp
+        : type == typeof(QuantizedMean) ? QGenLayerKind.Mean
         : type == typeof(Binding.BoundTopology) ? QGenLayerKind.BoundGraph
         : type == typeof(FloatOp) ? QGenLayerKind.FloatOp
         : null;
@@ -132,6 +138,19 @@ internal static class LayerCodecs
                 WriteQParams(writer, elementwise.OutputQParams);
                 writer.Ints(elementwise.Table);
                 break;
+            case QuantizedMul mul:
+                WriteQParams(writer, mul.OutputQParams);
+                break;
+            case QuantizedConstantOp constantOp:
+                writer.U8((byte)constantOp.Operator);
+                writer.F64(constantOp.Constant);
+                break;
+            case QuantizedMean mean:
+                int[] dims = mean.Dims;
+                writer.U8((byte)dims.Length);
+                writer.Ints(dims);
+                writer.Bool(mean.KeepDim);
+                break;
             case Binding.BoundTopology topology:
                 topology.Write(writer);
                 break;
@@ -180,6 +199,9 @@ internal static class LayerCodecs
                 QGenLayerKind.Hardtanh => ReadHardtanh(ref reader, model, name),
                 QGenLayerKind.Elementwise => new QuantizedElementwise(model, name, reader.String("function"),
                     ReadQParams(ref reader, "the input qparams"), ReadQParams(ref reader, "the output qparams"), reader.Ints(256, "the table")),
+                QGenLayerKind.Mul => new QuantizedMul(model, name, ReadQParams(ref reader, "the output qparams")),
+                QGenLayerKind.ConstantOp => new QuantizedConstantOp(model, name, (ConstantOperator)reader.U8("the operator"), reader.F64("the constant")),
+                QGenLayerKind.Mean => ReadMean(ref reader, model, name),
                 QGenLayerKind.BoundGraph => Binding.BoundTopology.Read(ref reader, model, name),
                 QGenLayerKind.FloatOp => ReadFloatOp(ref reader, model, name),
                 _ => throw reader.Fail(QGenFormatError.Malformed, $"kind {info.Kind} has no codec", start),
@@ -199,6 +221,13 @@ internal static class LayerCodecs
         }
 
         return layer;
+    }
+
+    private static QuantizedMean ReadMean(ref ByteReader reader, string model, string name)
+    {
+        int count = reader.U8("the number of dims");
+        int[] dims = reader.Ints(count, "the dims");
+        return new QuantizedMean(model, name, dims, reader.Bool("keepdim"));
     }
 
     private static QuantizedHardtanh ReadHardtanh(ref ByteReader reader, string model, string name)

@@ -63,6 +63,15 @@ public enum QGenLayerKind : ushort
 
     /// <summary><see cref="Modules.FloatOp"/>: an op that stays float, its constants and weights, and its result's quantizer.</summary>
     FloatOp = 18,
+
+    /// <summary><see cref="Modules.QuantizedMul"/>: the product of two tensors with broadcasting.</summary>
+    Mul = 19,
+
+    /// <summary><see cref="Modules.QuantizedConstantOp"/>: mul or add by a constant.</summary>
+    ConstantOp = 20,
+
+    /// <summary><see cref="Modules.QuantizedMean"/>: the mean over dims.</summary>
+    Mean = 21,
 }
 
 /// <summary>One layer record of a <c>.qgen</c> file, as its framing describes it (the payload is not decoded).</summary>

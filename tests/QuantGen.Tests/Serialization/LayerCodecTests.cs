@@ -39,6 +39,11 @@ public sealed class LayerCodecTests
         ["elementwise table"] = () => (new QuantizedElementwise(Model, "gate", "Sigmoid", U8, U8Out, Enumerable.Range(0, 256).Select(i => (i * 7) % 256).ToArray()), [[2, 3, 2, 2]], U8),
         ["add relu"] = () => (new QuantizedAdd(Model, "layer1.0.add", U8Out, true), [[1, 3, 4, 4], [1, 3, 4, 4]], U8),
         ["add qint8"] = () => (new QuantizedAdd(Model, "add", S8Out, false), [[2, 5], [2, 5]], S8),
+        ["mul broadcasting"] = () => (new QuantizedMul(Model, "se.mul", U8Out), [[2, 3, 4, 4], [2, 3, 1, 1]], U8),
+        ["mul by a negative constant"] = () => (new QuantizedConstantOp(Model, "mul_scalar", ConstantOperator.Mul, -0.75), [[2, 3, 2, 2]], U8),
+        ["add of a constant, qint8"] = () => (new QuantizedConstantOp(Model, "add_scalar", ConstantOperator.Add, 3.0), [[2, 5]], S8),
+        ["mean over H and W, keepdim"] = () => (new QuantizedMean(Model, "se.mean", [2, 3], true), [[2, 3, 4, 5]], U8),
+        ["mean over a negative dim"] = () => (new QuantizedMean(Model, "mean", [-1], false), [[3, 7]], S8),
         ["cat negative dim"] = () => (new QuantizedCat(Model, "cat", -3, U8Out), [[1, 2, 3, 3], [1, 4, 3, 3]], U8),
         ["maxpool dilation ceil"] = () => (new QuantizedMaxPool2d(Model, "maxpool", new Pool2dOptions(3, 2, 2, 0, 1, 1, 2, 1, CeilMode: true)), [[1, 2, 9, 8]], U8),
         ["avgpool divisor, no pad count"] = () => (new QuantizedAvgPool2d(Model, "avgpool", new Pool2dOptions(3, 3, 2, 2, 1, 1, CountIncludePad: false, DivisorOverride: 7)), [[2, 3, 7, 6]], U8),
@@ -93,7 +98,7 @@ public sealed class LayerCodecTests
             .OrderBy(t => t.Name).ToArray();
         Type[] covered = Cases.Values.Select(c => c().Layer.GetType()).Distinct().OrderBy(t => t.Name).ToArray();
         Assert.Equal(layerClasses, covered);
-        Assert.Equal(16, covered.Length);
+        Assert.Equal(19, covered.Length);
     }
 
     [Fact]
@@ -139,6 +144,7 @@ public sealed class LayerCodecTests
     private static QTensor Forward(IQuantizedLayer layer, QTensor[] inputs) => layer switch
     {
         QuantizedAdd add => add.Forward(inputs[0], inputs[1]),
+        QuantizedMul mul => mul.Forward(inputs[0], inputs[1]),
         QuantizedCat cat => cat.Forward(inputs),
         _ => ForwardOne(layer, inputs[0]),
     };

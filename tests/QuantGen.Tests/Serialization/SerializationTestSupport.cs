@@ -126,6 +126,8 @@ internal static class SerializationTestSupport
         QuantizedUpsampleNearest2d l => l.Forward(x),
         QuantizedFlatten l => l.Forward(x),
         QuantizedReshape l => l.Forward(x),
+        QuantizedConstantOp l => l.Forward(x),
+        QuantizedMean l => l.Forward(x),
         _ => throw new ArgumentException($"{layer.GetType().Name} is not a one-input layer."),
     };
 
@@ -148,6 +150,9 @@ internal static class SerializationTestSupport
         QuantizedUpsampleNearest2d => reader.Read<QuantizedUpsampleNearest2d>(like.Layer),
         QuantizedFlatten => reader.Read<QuantizedFlatten>(like.Layer),
         QuantizedReshape => reader.Read<QuantizedReshape>(like.Layer),
+        QuantizedMul => reader.Read<QuantizedMul>(like.Layer),
+        QuantizedConstantOp => reader.Read<QuantizedConstantOp>(like.Layer),
+        QuantizedMean => reader.Read<QuantizedMean>(like.Layer),
         _ => throw new ArgumentException(like.GetType().Name),
     };
 
@@ -237,6 +242,17 @@ internal static class SerializationTestSupport
                 break;
             case QuantizedReshape e:
                 Assert.Equal(e.Shape, ((QuantizedReshape)actual).Shape);
+                break;
+            case QuantizedMul e:
+                AssertSameQParams(e.OutputQParams, ((QuantizedMul)actual).OutputQParams);
+                break;
+            case QuantizedConstantOp e:
+                var constantOp = (QuantizedConstantOp)actual;
+                Assert.Equal((e.Operator, BitConverter.DoubleToInt64Bits(e.Constant)), (constantOp.Operator, BitConverter.DoubleToInt64Bits(constantOp.Constant)));
+                break;
+            case QuantizedMean e:
+                Assert.Equal(e.Dims, ((QuantizedMean)actual).Dims);
+                Assert.Equal(e.KeepDim, ((QuantizedMean)actual).KeepDim);
                 break;
             default:
                 throw new ArgumentException(expected.GetType().Name);
