@@ -28,6 +28,8 @@ namespace QuantGen.Tests.Modules;
 /// The class name contains <c>Modules</c>, so the per-ISA CI runs (<c>FullyQualifiedName~Modules</c>) repeat it
 /// on every kernel path.
 /// </remarks>
+// Measures the kernel workers' allocations (a process-wide counter): it runs alone, as the other tests that do.
+[Collection(QuantGen.Tests.Kernels.Simd.KernelThreadsCollection.Name)]
 public sealed class ConcurrentForwardTests(ITestOutputHelper output)
 {
     private const int ThreadCount = 8;
