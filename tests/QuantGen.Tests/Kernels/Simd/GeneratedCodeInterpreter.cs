@@ -370,6 +370,14 @@ internal sealed class GeneratedCodeInterpreter
             }
         }
 
+        foreach ((ulong start, byte[] data, string name) in _regions)
+        {
+            if (address >= start && address - start < 0x1000 + (ulong)data.Length)
+            {
+                throw new InvalidOperationException($"access of {length} bytes at {name}+{address - start} is past its end ({data.Length} bytes)");
+            }
+        }
+
         throw new InvalidOperationException($"access of {length} bytes at 0x{address:X} is outside every buffer");
     }
 
