@@ -42,9 +42,16 @@ public static unsafe class GemmAvx512VnniGenerated
     /// <param name="error">Why the code could not be mapped (null on success).</param>
     public delegate nint CodeMapper(ReadOnlySpan<byte> code, out string? error);
 
+    // The code is generated and mapped once per process, by one thread (ExecutionAndPublication; Create never
+    // throws: a failure becomes a refusal with its reason).
+    private static readonly Lazy<KernelSet> s_generated = new(() => Create(ExecutableMemory.TryMap), LazyThreadSafetyMode.ExecutionAndPublication);
+
     // PublicationOnly: a bad QUANTGEN_JIT throws on every use rather than caching one exception; a good
-    // outcome (kernels or a refusal reason) is kept for the process.
+    // outcome (the generated set or a refusal reason) is kept for the process.
     private static readonly Lazy<KernelSet> s_kernels = new(CreateForProcess, LazyThreadSafetyMode.PublicationOnly);
+
+    // The entry table of s_kernels once it was read with kernels in it: a tile call then costs one load.
+    private static nint* s_direct;
 
     /// <summary>True when the generated kernels run in this process.</summary>
     /// <exception cref="QuantGenConfigurationException">QUANTGEN_JIT holds something other than 0/1/on/off/true/false.</exception>
@@ -67,10 +74,16 @@ public static unsafe class GemmAvx512VnniGenerated
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Kernel6x16(byte* a, nint lda, int rows, int k, sbyte* w, int* tile)
     {
-        nint* direct = s_kernels.Value.Direct;
+        nint* direct = s_direct;
         if (direct == null)
         {
-            ThrowUnavailable();
+            direct = s_kernels.Value.Direct;
+            if (direct == null)
+            {
+                ThrowUnavailable();
+            }
+
+            s_direct = direct; // the table is complete before it is published; a racing thread stores the same pointer
         }
 
         ((delegate* unmanaged<byte*, nint, nint, sbyte*, int*, void>)direct[((rows - 1) * 4) + (k & 3)])(a, lda, k >> 2, w, tile);
@@ -148,10 +161,22 @@ public static unsafe class GemmAvx512VnniGenerated
             return KernelSet.Refused($"managed kernels: generated kernels turned off by {SwitchVariable}={setting}");
         }
 
-        return Create(ExecutableMemory.TryMap);
+        return s_generated.Value;
     }
 
     private static KernelSet Create(CodeMapper mapper)
+    {
+        try
+        {
+            return CreateOrThrow(mapper);
+        }
+        catch (Exception error) when (error is not OutOfMemoryException)
+        {
+            return KernelSet.Refused($"managed kernels: generating the kernels failed ({error.GetType().Name}: {error.Message})");
+        }
+    }
+
+    private static KernelSet CreateOrThrow(CodeMapper mapper)
     {
         if (RuntimeInformation.ProcessArchitecture != Architecture.X64)
         {
