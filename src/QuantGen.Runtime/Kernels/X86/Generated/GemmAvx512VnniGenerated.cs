@@ -12,7 +12,9 @@ namespace QuantGen.Kernels.X86.Generated;
 /// <see cref="PackedLayout.Int8Quads"/> panels, the same int32 results) computed with 512-bit <c>vpdpbusd</c>,
 /// whose .NET 10 has no intrinsic. The machine code is written at run time by <see cref="GemmAvx512VnniEmitter"/>
 /// (Iced), mapped read-execute once per process on first use, and called through unmanaged function pointers:
-/// 24 direct variants (rows 1..6 × K mod 4) and the indirect (per-tap pointer) form.
+/// 24 direct variants (rows 1..6 × K mod 4) and the indirect (per-tap pointer) form. The calls skip the GC
+/// transition (<c>SuppressGCTransition</c>): a tile takes microseconds, touches only pinned buffers, never blocks
+/// and never calls back, while a transition per tile would cost a noticeable share of a small layer.
 /// </summary>
 /// <remarks>
 /// Refused — and the managed <see cref="GemmAvxVnni"/> kernels run, with <see cref="Status"/> saying why — when
@@ -86,7 +88,7 @@ public static unsafe class GemmAvx512VnniGenerated
             s_direct = direct; // the table is complete before it is published; a racing thread stores the same pointer
         }
 
-        ((delegate* unmanaged<byte*, nint, nint, sbyte*, int*, void>)direct[((rows - 1) * 4) + (k & 3)])(a, lda, k >> 2, w, tile);
+        ((delegate* unmanaged[SuppressGCTransition]<byte*, nint, nint, sbyte*, int*, void>)direct[((rows - 1) * 4) + (k & 3)])(a, lda, k >> 2, w, tile);
     }
 
     /// <summary>
@@ -108,7 +110,7 @@ public static unsafe class GemmAvx512VnniGenerated
             ThrowUnavailable();
         }
 
-        ((delegate* unmanaged<byte**, nint, nint, sbyte*, int*, void>)indirect)(rows, segments, segmentLength >> 2, w, tile);
+        ((delegate* unmanaged[SuppressGCTransition]<byte**, nint, nint, sbyte*, int*, void>)indirect)(rows, segments, segmentLength >> 2, w, tile);
     }
 
     /// <summary>
@@ -258,7 +260,7 @@ public static unsafe class GemmAvx512VnniGenerated
                 fixed (int* pe = expected, pt = actual)
                 {
                     PackedGemmScalar.Int8Quads(pa, lda, rows, k, pw, MR, NR, 0, pe);
-                    ((delegate* unmanaged<byte*, nint, nint, sbyte*, int*, void>)set.Direct[((rows - 1) * 4) + tail])(pa, lda, k >> 2, pw, pt);
+                    ((delegate* unmanaged[SuppressGCTransition]<byte*, nint, nint, sbyte*, int*, void>)set.Direct[((rows - 1) * 4) + tail])(pa, lda, k >> 2, pw, pt);
                 }
 
                 if (!expected.AsSpan(0, rows * NR).SequenceEqual(actual.AsSpan(0, rows * NR)))
@@ -292,7 +294,7 @@ public static unsafe class GemmAvx512VnniGenerated
             }
 
             PackedGemmScalar.Int8Quads(pg, Segments * Run, MR, Segments * Run, pp, MR, NR, 0, pwant);
-            ((delegate* unmanaged<byte**, nint, nint, sbyte*, int*, void>)set.Indirect)(pointers, Segments, Run >> 2, pp, pgot);
+            ((delegate* unmanaged[SuppressGCTransition]<byte**, nint, nint, sbyte*, int*, void>)set.Indirect)(pointers, Segments, Run >> 2, pp, pgot);
         }
 
         return want.AsSpan().SequenceEqual(got) ? null : "indirect kernel";
