@@ -112,6 +112,7 @@ if [ -f "$runtime" ]; then
   has "$runtime" lib/net10.0/QuantGen.Runtime.xml
   exactly "$runtime" QuantGen.Attributes
   depends "$runtime" TorchSharp
+  depends "$runtime" Iced # the assembler of the AVX-512 VNNI kernels generated at run time
   lacks "$runtime" 'id="TorchSharp-cpu"' "depends on TorchSharp-cpu (the app chooses its libtorch)"
 fi
 if [ -f "$attributes" ]; then

@@ -208,6 +208,55 @@ public class GemmBenchmarks
     public void Conv() => _case!.RunConv();
 }
 
+/// <summary>
+/// The AVX-VNNI GEMM and convolution on ResNet-18's shapes with the managed 256-bit micro-kernels and with the
+/// 512-bit ones generated at run time (same panels, same results): <c>bash bench/run.sh --bdn --filter '*GeneratedGemm*'</c>.
+/// Needs a CPU with AVX-VNNI and AVX-512 VNNI; elsewhere the setup says which kernel cannot run.
+/// </summary>
+[Config(typeof(BenchConfig))]
+[MemoryDiagnoser]
+public class GeneratedGemmBenchmarks
+{
+    private GemmCase? _case;
+
+    /// <summary>The ResNet-18 layers.</summary>
+    public static IEnumerable<GemmShape> Shapes => GemmShape.ResNet18;
+
+    /// <summary>The shape.</summary>
+    [ParamsSource(nameof(Shapes))]
+    public GemmShape Shape { get; set; } = GemmShape.ResNet18[0];
+
+    /// <summary>"managed" (GemmAvxVnni) or "generated" (GemmAvx512VnniGenerated).</summary>
+    [Params("managed", "generated")]
+    public string Kernel { get; set; } = "managed";
+
+    /// <summary>QuantGen's degree of parallelism.</summary>
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    /// <summary>Packs the weights for the chosen kernel; refuses one that cannot run here.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        GemmConfig config = Kernel == "generated" ? GemmConfig.AvxVnniGenerated : GemmConfig.AvxVnni;
+        if (!config.IsSupported)
+        {
+            throw new PlatformNotSupportedException($"{config.Name} does not run here: {QuantGen.Kernels.X86.Generated.GemmAvx512VnniGenerated.Status}; {KernelDispatch.KernelInfo}");
+        }
+
+        _case = new GemmCase(Shape, config);
+        QuantGenRunner.SetThreads(Threads);
+    }
+
+    /// <summary>GEMM on direct rows (GOPS = 2·M·N·K / time).</summary>
+    [Benchmark(Description = "GEMM")]
+    public void Gemm() => _case!.RunGemm();
+
+    /// <summary>The convolution of the same shape (per-tap pointers or kernel-row runs where they apply).</summary>
+    [Benchmark(Description = "Conv2d")]
+    public void Conv() => _case!.RunConv();
+}
+
 /// <summary>The register-only vpdpbusd loop: 12 × 10⁷ instructions per call (GOPS = 2·32·1.2·10⁸ / time).</summary>
 [Config(typeof(BenchConfig))]
 public class VnniPeakBenchmark

@@ -62,8 +62,8 @@ public sealed class GemmCase
     private readonly RequantizeParams _requantize;
     private readonly KernelScratch _scratch = new();
 
-    /// <summary>Packs random weights for the dispatched kernel.</summary>
-    public GemmCase(GemmShape shape)
+    /// <summary>Packs random weights for <paramref name="config"/> (null: the dispatched kernel).</summary>
+    public GemmCase(GemmShape shape, GemmConfig? config = null)
     {
         _shape = shape;
         var random = new Random(42);
@@ -88,8 +88,8 @@ public sealed class GemmCase
         }
 
         // The OHWI weights of the convolution are the [N][K] rows of the GEMM (k = (kh·KW + kw)·C + c).
-        _gemmWeights = LinearKernel.Pack(weights, zeroPoints, shape.N, shape.K);
-        _convWeights = PackedConv2dWeights.Pack(weights, zeroPoints, g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth, g.Groups);
+        _gemmWeights = LinearKernel.Pack(weights, zeroPoints, shape.N, shape.K, config);
+        _convWeights = PackedConv2dWeights.Pack(weights, zeroPoints, g.OutChannels, g.InChannels, g.KernelHeight, g.KernelWidth, g.Groups, config);
         _requantize = RequantizeParams.Create(QuantBackend.X86, 0.02f, scales, 0.05f, 0, bias, relu: true);
         _output = new byte[shape.M * shape.N];
     }

@@ -193,6 +193,65 @@ public class DispatchedLayerKernelTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// The generated AVX-512 VNNI kernels (JIT on) and the managed AVX-VNNI kernels (JIT off) give the same
+    /// layers bit for bit, on every path the driver takes with those panels: 1×1 direct rows, gathered
+    /// im2col rows with weight zero points, per-tap pointers (input channels a multiple of 4, padded), kernel
+    /// row runs of a one- and a three-channel input, and linear layers from one row to more than two tiles.
+    /// </summary>
+    [Fact]
+    public void GeneratedKernelsGiveTheManagedKernelsLayers()
+    {
+        if (!GemmConfig.AvxVnniGenerated.IsSupported || !GemmConfig.AvxVnni.IsSupported)
+        {
+            output.WriteLine($"SKIPPED: {GemmConfig.AvxVnniGenerated.Name} or {GemmConfig.AvxVnni.Name} does not run here ({QuantGen.Kernels.X86.Generated.GemmAvx512VnniGenerated.Status}).");
+            return;
+        }
+
+        var random = new Random(31);
+        (Conv2dOptions Options, int Height, int Width)[] shapes =
+        [
+            .. ConvShapes,
+            (new Conv2dOptions(16, 23, 3, 3, 1, 1, 1, 1), 9, 11),
+            (new Conv2dOptions(20, 17, 3, 3, 2, 2, 1, 1, 2, 2), 13, 10),
+            (new Conv2dOptions(1, 9, 5, 5, 1, 1, 2, 2), 12, 7),
+            (new Conv2dOptions(3, 64, 7, 7, 2, 2, 3, 3), 17, 15),
+        ];
+        foreach ((Conv2dOptions o, int height, int width) in shapes)
+        {
+            foreach (bool withWeightZeroPoints in new[] { false, true })
+            {
+                int inPerGroup = o.InChannels / o.Groups;
+                int k = o.KernelHeight * o.KernelWidth * inPerGroup;
+                (QTensor weight, float[] bias, QParams qx, QParams qy) = LayerData(random, [o.OutChannels, inPerGroup, o.KernelHeight, o.KernelWidth], k, QuantDType.QUInt8, QuantDType.QUInt8);
+                if (!withWeightZeroPoints)
+                {
+                    weight = new QTensor(weight.Shape, QParams.PerChannel(weight.QParams.Scales, new int[o.OutChannels], 0, QuantDType.QInt8), weight.Storage);
+                }
+
+                QTensor x = RandomTensor(random, [3, o.InChannels, height, width], qx);
+                var managed = new QuantizedConv2d("M", "conv", o, weight, bias, qx, qy, false, QuantBackend.X86, GemmConfig.AvxVnni);
+                var generated = new QuantizedConv2d("M", "conv", o, weight, bias, qx, qy, false, QuantBackend.X86, GemmConfig.AvxVnniGenerated);
+                int[] expected = managed.Forward(x).IntRepr();
+                AssertSpread(expected, $"conv {o}");
+                AssertSame(expected, generated.Forward(x), $"conv {o} {height}x{width}, weight zero points {withWeightZeroPoints}: generated vs managed");
+            }
+        }
+
+        foreach (int rows in new[] { 1, 2, 5, 6, 7, 13 })
+        {
+            foreach (int inFeatures in new[] { 1, 3, 4, 17, 64, 130 })
+            {
+                const int outFeatures = 37;
+                (QTensor weight, float[] bias, QParams qx, QParams qy) = LayerData(random, [outFeatures, inFeatures], inFeatures, QuantDType.QUInt8, QuantDType.QUInt8);
+                QTensor x = RandomTensor(random, [rows, inFeatures], qx, MemoryFormat.Contiguous);
+                var managed = new QuantizedLinear("M", "fc", inFeatures, outFeatures, weight, bias, qx, qy, true, QuantBackend.Qnnpack, GemmConfig.AvxVnni);
+                var generated = new QuantizedLinear("M", "fc", inFeatures, outFeatures, weight, bias, qx, qy, true, QuantBackend.Qnnpack, GemmConfig.AvxVnniGenerated);
+                AssertSame(managed.Forward(x).IntRepr(), generated.Forward(x), $"linear {rows}x{inFeatures}->{outFeatures}: generated vs managed");
+            }
+        }
+    }
+
     [Fact]
     public void AnUnsupportedConfigIsRefusedAtConstruction()
     {

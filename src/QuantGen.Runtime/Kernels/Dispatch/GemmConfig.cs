@@ -37,12 +37,16 @@ public enum PackedLayout
 /// What the kernel subtracts from every activation before multiplying (128 for <c>sdot</c>, which is
 /// s8×s8: x − 128 fits int8), folded back by the zero-point compensation.
 /// </param>
+/// <param name="Generated">
+/// True for the AVX-512 VNNI kernels generated at run time (<see cref="X86.Generated.GemmAvx512VnniGenerated"/>):
+/// the same panels, tiles and results as the managed AVX-VNNI kernels, so only the micro-kernel call differs.
+/// </param>
 /// <param name="ScalarEmulation">
 /// True for the test-only twins that run the same packing, tiles and compensation with a scalar
 /// micro-kernel (<see cref="Packing.PackedGemmScalar"/>), so a layout is checked on machines that cannot
 /// run its ISA (the Arm64 <c>sdot</c> layout on x64).
 /// </param>
-public sealed record GemmConfig(KernelIsa Isa, string Name, int MR, int NR, int KR, PackedLayout Layout, bool WidenedActivations, int ActivationOffset, bool ScalarEmulation = false)
+public sealed record GemmConfig(KernelIsa Isa, string Name, int MR, int NR, int KR, PackedLayout Layout, bool WidenedActivations, int ActivationOffset, bool ScalarEmulation = false, bool Generated = false)
 {
     /// <summary>The reference: no panels, the scalar kernels.</summary>
     public static GemmConfig Scalar { get; } = new(KernelIsa.Scalar, "qu8s8-conv-scalar-reference", 1, 1, 1, PackedLayout.Reference, false, 0);
@@ -52,6 +56,13 @@ public sealed record GemmConfig(KernelIsa Isa, string Name, int MR, int NR, int 
     /// vectors and 1 broadcast = 15 of 16 ymm registers; 16 accumulators would spill.
     /// </summary>
     public static GemmConfig AvxVnni { get; } = new(KernelIsa.AvxVnni, "qu8s8-gemm-6x16c4-avxvnni", 6, 16, 4, PackedLayout.Int8Quads, false, 0);
+
+    /// <summary>
+    /// <see cref="AvxVnni"/>'s panels and 6×16 tiles with 512-bit <c>vpdpbusd</c> in code generated at run time
+    /// (one zmm accumulator per row and K phase instead of two ymm); what <see cref="KernelDispatch.Config"/>
+    /// picks on an AVX-VNNI machine whose CPU also has AVX-512 VNNI, unless the generated code is refused.
+    /// </summary>
+    public static GemmConfig AvxVnniGenerated { get; } = AvxVnni with { Name = "qu8s8-gemm-6x16c4-avx512vnni-generated", Generated = true };
 
     /// <summary>
     /// 8 rows × 32 channels × k-pairs: 16 zmm accumulators (8 rows × 2 vectors of 16 channels), 2 weight
@@ -86,7 +97,7 @@ public sealed record GemmConfig(KernelIsa Isa, string Name, int MR, int NR, int 
     };
 
     /// <summary>True when this machine (and the runtime's DOTNET_Enable* switches) can run the kernel.</summary>
-    public bool IsSupported => ScalarEmulation || KernelDispatch.IsSupported(Isa);
+    public bool IsSupported => ScalarEmulation || (KernelDispatch.IsSupported(Isa) && (!Generated || X86.Generated.GemmAvx512VnniGenerated.IsAvailable));
 
     /// <summary>Bits of the vectors the requantization and depthwise kernels use with this config (0: the scalar reference).</summary>
     public int VectorBits => Isa switch
@@ -101,6 +112,11 @@ public sealed record GemmConfig(KernelIsa Isa, string Name, int MR, int NR, int 
     {
         if (!IsSupported)
         {
+            if (Generated && KernelDispatch.IsSupported(Isa))
+            {
+                throw new PlatformNotSupportedException($"Kernel {Name} does not run here: {X86.Generated.GemmAvx512VnniGenerated.Status}.");
+            }
+
             throw new PlatformNotSupportedException($"Kernel {Name} needs {Isa}, which this machine (or the DOTNET_Enable* settings) does not support; supported here: {KernelDispatch.SupportedList()}.");
         }
     }

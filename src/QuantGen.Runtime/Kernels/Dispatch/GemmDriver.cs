@@ -4,6 +4,7 @@ using System.Runtime.Intrinsics;
 using QuantGen.Kernels.Arm;
 using QuantGen.Kernels.Packing;
 using QuantGen.Kernels.X86;
+using QuantGen.Kernels.X86.Generated;
 
 namespace QuantGen.Kernels;
 
@@ -353,7 +354,16 @@ internal static unsafe class GemmDriver
 
                 for (int panel = firstPanel; panel < endPanel; panel++)
                 {
-                    GemmAvxVnni.Kernel6x16Indirect((byte**)pointers, segments, segmentLength, plan.Quads + weights.PanelOffset(group, panel), tile);
+                    sbyte* panelWeights = plan.Quads + weights.PanelOffset(group, panel);
+                    if (plan.Config.Generated)
+                    {
+                        GemmAvx512VnniGenerated.Kernel6x16Indirect((byte**)pointers, segments, segmentLength, panelWeights, tile);
+                    }
+                    else
+                    {
+                        GemmAvxVnni.Kernel6x16Indirect((byte**)pointers, segments, segmentLength, panelWeights, tile);
+                    }
+
                     int columns = Math.Min(Nr, outPerGroup - (panel * Nr));
                     int channel = (group * outPerGroup) + (panel * Nr);
                     byte* output = plan.BytesOut + ((nint)m0 * plan.Ldc) + channel;
@@ -484,6 +494,10 @@ internal static unsafe class GemmDriver
 
         switch (config.Isa)
         {
+            case KernelIsa.AvxVnni when config.Generated:
+                // (With .NET 11, AvxVnni.V512 would let a managed 512-bit kernel sit here as the generated one's fallback.)
+                GemmAvx512VnniGenerated.Kernel6x16(a, lda, rows, k, quads, tile);
+                break;
             case KernelIsa.AvxVnni:
                 if (rows == 1)
                 {

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
+using QuantGen.Kernels.X86.Generated;
 
 namespace QuantGen.Kernels;
 
@@ -10,7 +11,9 @@ namespace QuantGen.Kernels;
 /// scalar) and honours <c>QUANTGEN_ISA=scalar|avx2|avx512bw|avxvnni|neondot</c> to force another
 /// supported path. The runtime's own switches (<c>DOTNET_EnableAVXVNNI=0</c>, <c>DOTNET_EnableAVX512=0</c>,
 /// <c>DOTNET_EnableAVX2=0</c>, <c>DOTNET_EnableHWIntrinsic=0</c>) turn the <c>IsSupported</c> flags off, so
-/// the probe simply lands lower.
+/// the probe simply lands lower. On AVX-VNNI machines whose CPU also has AVX-512 VNNI the GEMM micro-kernels
+/// are generated at run time (<see cref="GemmAvx512VnniGenerated"/>, same panels and results);
+/// <c>QUANTGEN_JIT=0</c> or any <c>QUANTGEN_ISA</c> keeps the managed kernels.
 /// </summary>
 public static class KernelDispatch
 {
@@ -25,8 +28,14 @@ public static class KernelDispatch
     /// <exception cref="QuantGenConfigurationException">QUANTGEN_ISA names an unknown or unsupported ISA.</exception>
     public static KernelIsa Isa => s_isa.Value;
 
-    /// <summary>The GEMM config of <see cref="Isa"/>.</summary>
-    public static GemmConfig Config => GemmConfig.For(Isa);
+    /// <summary>
+    /// The GEMM config of <see cref="Isa"/>: for AVX-VNNI the generated 512-bit kernels where they run and no
+    /// <c>QUANTGEN_ISA</c> forces a path, else the managed ones.
+    /// </summary>
+    public static GemmConfig Config => Isa == KernelIsa.AvxVnni && !Forced && GemmAvx512VnniGenerated.IsAvailable ? GemmConfig.AvxVnniGenerated : GemmConfig.For(Isa);
+
+    /// <summary>True when <c>QUANTGEN_ISA</c> names a path (which then runs its managed kernels).</summary>
+    private static bool Forced => !string.IsNullOrWhiteSpace(Environment.GetEnvironmentVariable(OverrideVariable));
 
     /// <summary>The best ISA this machine supports, ignoring any override.</summary>
     public static KernelIsa Best
@@ -60,7 +69,10 @@ public static class KernelDispatch
                 KernelIsa.NeonDot => "vector128",
                 _ => "vector256",
             };
-            return $"int8 kernels: {config.Isa} ({source}; supported: {SupportedList()}); gemm {config}; depthwise {depthwise}; requantize {(config.Isa == KernelIsa.Scalar ? "scalar reference" : depthwise)}";
+            string generated = config.Isa != KernelIsa.AvxVnni ? string.Empty
+                : Forced ? $" [managed kernels: {OverrideVariable} forces them]"
+                : $" [{GemmAvx512VnniGenerated.Status}]";
+            return $"int8 kernels: {config.Isa} ({source}; supported: {SupportedList()}); gemm {config}{generated}; depthwise {depthwise}; requantize {(config.Isa == KernelIsa.Scalar ? "scalar reference" : depthwise)}";
         }
     }
 

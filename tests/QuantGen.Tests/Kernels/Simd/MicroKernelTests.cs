@@ -12,7 +12,7 @@ public class MicroKernelTests(ITestOutputHelper output)
 {
     public static IEnumerable<object[]> Cases()
     {
-        foreach (string isa in new[] { "AvxVnni", "Avx512BW", "Avx2", "NeonDot", "NeonDotScalarEmulation", "Avx2ScalarEmulation" })
+        foreach (string isa in new[] { "AvxVnniGenerated", "AvxVnni", "Avx512BW", "Avx2", "NeonDot", "NeonDotScalarEmulation", "Avx2ScalarEmulation" })
         {
             foreach (int k in new[] { 1, 2, 3, 4, 5, 8, 11, 16, 37 })
             {
