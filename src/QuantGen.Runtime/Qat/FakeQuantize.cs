@@ -75,9 +75,12 @@ public sealed class FakeQuantize : FakeQuantizeBase
     {
         float absMax;
         using (no_grad())
-        using (Tensor max = input.detach().abs().max())
+        using (Tensor detached = input.detach())
+        using (Tensor magnitudes = detached.abs())
+        using (Tensor max = magnitudes.max())
+        using (Tensor onCpu = max.cpu())
         {
-            absMax = max.cpu().item<float>();
+            absMax = onCpu.item<float>();
         }
 
         (float scale, int zeroPoint) = QParamsMath.FromMinMax(-absMax, absMax, Spec.Observer.DType, symmetric: true, QuantMin, QuantMax, Spec.Observer.QuantMin.HasValue);

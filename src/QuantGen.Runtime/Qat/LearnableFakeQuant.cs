@@ -66,8 +66,8 @@ internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction
         Tensor mask;
         if (axis < 0)
         {
-            float s = scale.cpu().item<float>();
-            float z = zeroPoint.cpu().item<float>();
+            float s = ScalarOf(scale);
+            float z = ScalarOf(zeroPoint);
             float forwardZero = MathF.Min(MathF.Max(MathF.Round(z, MidpointRounding.ToEven), quantMin), quantMax);
             using Tensor inverse = tensor(1f / s, device: input.device);
             using Tensor zero = tensor((float)(int)forwardZero, device: input.device);
@@ -77,9 +77,11 @@ internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction
         else
         {
             long[] shape = FakeQuant.BroadcastShape(input.dim(), axis, scale.shape[0]);
-            using Tensor scaleView = scale.detach().reshape(shape);
+            using Tensor detached = scale.detach();
+            using Tensor scaleView = detached.reshape(shape);
             using Tensor inverse = scaleView.reciprocal();
-            using Tensor zero = RoundedZeroPoint(zeroPoint, quantMin, quantMax).reshape(shape);
+            using Tensor rounded = RoundedZeroPoint(zeroPoint, quantMin, quantMax);
+            using Tensor zero = rounded.reshape(shape);
             (output, mask) = FakeQuant.Forward(input, inverse, zero, scaleView, quantMin, quantMax);
         }
 
@@ -105,8 +107,8 @@ internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction
         Tensor quantized;
         if (axis < 0)
         {
-            float scaleValue = scale.cpu().item<float>();
-            float zeroValue = zeroPoint.cpu().item<float>();
+            float scaleValue = ScalarOf(scale);
+            float zeroValue = ScalarOf(zeroPoint);
 
             // PyTorch's backward zero point: (int64) clamp(z + 0.5), a truncation, not the forward's rounding.
             float backwardZero = (long)MathF.Min(MathF.Max(zeroValue + 0.5f, quantMin), quantMax);
@@ -167,6 +169,13 @@ internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction
         zeroSum.MoveToOuterDisposeScope();
         saved.ForEach(t => t.Dispose());
         return [gradInput, scaleSum, zeroSum, null!, null!, null!, null!];
+    }
+
+    private static float ScalarOf(Tensor single)
+    {
+        using Tensor detached = single.detach();
+        using Tensor onCpu = detached.cpu();
+        return onCpu.item<float>();
     }
 
     /// <summary>PyTorch's <c>_get_rounded_zero_point</c>: round half to even, clamp to [qmin, qmax] (float).</summary>

@@ -146,8 +146,8 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
     public override QParams CalculateQParams()
     {
         CheckAndClampScale();
-        float[] scales = Scale.detach().cpu().data<float>().ToArray();
-        float[] zeroPoints = ZeroPoint.detach().cpu().data<float>().ToArray();
+        float[] scales = ValuesOf(Scale);
+        float[] zeroPoints = ValuesOf(ZeroPoint);
         var rounded = new int[zeroPoints.Length];
         for (int c = 0; c < rounded.Length; c++)
         {
@@ -190,9 +190,16 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
         }
     }
 
+    private static float[] ValuesOf(Tensor parameter)
+    {
+        using Tensor detached = parameter.detach();
+        using Tensor onCpu = detached.cpu();
+        return onCpu.data<float>().ToArray();
+    }
+
     private void CheckAndClampScale()
     {
-        float[] scales = Scale.detach().cpu().data<float>().ToArray();
+        float[] scales = ValuesOf(Scale);
         for (int c = 0; c < scales.Length; c++)
         {
             if (!(scales[c] > 0f) || !float.IsFinite(scales[c]))
