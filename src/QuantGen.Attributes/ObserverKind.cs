@@ -23,5 +23,8 @@ namespace QuantGen.Observers
 
         /// <summary>The clipping range minimising the expected quantization MSE on the histogram (<c>MseObserver</c>).</summary>
         Mse,
+
+        /// <summary>Exponential moving average of each channel's min/max (<c>MovingAveragePerChannelMinMaxObserver</c>; quantization-aware training's weight observer).</summary>
+        MovingAveragePerChannelMinMax,
     }
 }

@@ -1,5 +1,6 @@
 using System;
 using QuantGen.Observers;
+using QuantGen.Qat;
 
 namespace QuantGen;
 
@@ -46,6 +47,45 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
         ObserverSpec.Histogram(),
         ObserverSpec.MinMax(QuantDType.QInt8, QScheme.PerTensorSymmetric),
         QuantBackend.Qnnpack);
+
+    /// <summary>
+    /// <c>get_default_qat_qconfig('x86')</c> (the same as 'fbgemm') for quantization-aware training: activations
+    /// FusedMovingAvgObsFakeQuantize over MovingAverageMinMaxObserver quint8 0..255 with reduce_range (so 0..127),
+    /// weights FusedMovingAvgObsFakeQuantize over MovingAveragePerChannelMinMaxObserver symmetric qint8 −128..127 on
+    /// axis 0; averaging constant 0.01 for both. docs/qat.md.
+    /// </summary>
+    public static QatQConfig QatX86 { get; } = new(
+        FakeQuantSpec.FusedMovingAverage(ObserverSpec.MovingAverageMinMax(0.01f, QuantDType.QUInt8, QScheme.PerTensorAffine, reduceRange: true, quantMin: 0, quantMax: 255)),
+        FakeQuantSpec.FusedMovingAverage(ObserverSpec.MovingAveragePerChannelMinMax(0.01f, QuantDType.QInt8, QScheme.PerChannelSymmetric, channelAxis: 0, quantMin: -128, quantMax: 127)),
+        QuantBackend.X86);
+
+    /// <summary><c>get_default_qat_qconfig('fbgemm')</c>: identical to <see cref="QatX86"/>.</summary>
+    public static QatQConfig QatFbgemm => QatX86;
+
+    /// <summary><c>get_default_qat_qconfig('onednn')</c>: <see cref="QatX86"/> without reduce_range on activations.</summary>
+    public static QatQConfig QatOneDnn { get; } = QatX86 with
+    {
+        Activation = FakeQuantSpec.FusedMovingAverage(ObserverSpec.MovingAverageMinMax(0.01f, QuantDType.QUInt8, QScheme.PerTensorAffine, reduceRange: false, quantMin: 0, quantMax: 255)),
+    };
+
+    /// <summary>
+    /// <c>get_default_qat_qconfig('qnnpack')</c>: activations as <see cref="QatOneDnn"/> (no reduce_range), weights
+    /// FusedMovingAvgObsFakeQuantize over a per-tensor MovingAverageMinMaxObserver symmetric qint8 −128..127.
+    /// </summary>
+    public static QatQConfig QatQnnpack { get; } = new(
+        QatOneDnn.Activation,
+        FakeQuantSpec.FusedMovingAverage(ObserverSpec.MovingAverageMinMax(0.01f, QuantDType.QInt8, QScheme.PerTensorSymmetric, quantMin: -128, quantMax: 127)),
+        QuantBackend.Qnnpack);
+
+    /// <summary>The default quantization-aware training qconfig of a backend.</summary>
+    /// <param name="backend">The backend.</param>
+    /// <returns><see cref="QatX86"/> or <see cref="QatQnnpack"/>.</returns>
+    public static QatQConfig QatFor(QuantBackend backend) => backend switch
+    {
+        QuantBackend.X86 => QatX86,
+        QuantBackend.Qnnpack => QatQnnpack,
+        _ => throw new ArgumentOutOfRangeException(nameof(backend), backend, "Unknown backend."),
+    };
 
     /// <summary>The default qconfig of a backend.</summary>
     /// <param name="backend">The backend.</param>

@@ -67,6 +67,18 @@ public sealed record ObserverSpec(
     public static ObserverSpec PerChannelMinMax(QuantDType dtype = QuantDType.QInt8, QScheme scheme = QScheme.PerChannelSymmetric, int channelAxis = 0, bool reduceRange = false, int? quantMin = null, int? quantMax = null) =>
         new(ObserverKind.PerChannelMinMax, dtype, scheme, reduceRange, quantMin, quantMax, channelAxis);
 
+    /// <summary><c>MovingAveragePerChannelMinMaxObserver.with_args(...)</c>: quantization-aware training's per-channel weight observer.</summary>
+    /// <param name="averagingConstant">The weight of each new batch, in (0, 1].</param>
+    /// <param name="dtype">quint8 or qint8 (weights).</param>
+    /// <param name="scheme">A per-channel scheme, affine or symmetric.</param>
+    /// <param name="channelAxis">The weight axis with one scale per index: 0 for Conv2d and Linear, 1 for ConvTranspose2d.</param>
+    /// <param name="reduceRange">Use 7 bits instead of 8.</param>
+    /// <param name="quantMin">The smallest quantized value; null for the dtype's.</param>
+    /// <param name="quantMax">The largest quantized value; null for the dtype's.</param>
+    /// <returns>The recipe.</returns>
+    public static ObserverSpec MovingAveragePerChannelMinMax(float averagingConstant = 0.01f, QuantDType dtype = QuantDType.QInt8, QScheme scheme = QScheme.PerChannelSymmetric, int channelAxis = 0, bool reduceRange = false, int? quantMin = null, int? quantMax = null) =>
+        new(ObserverKind.MovingAveragePerChannelMinMax, dtype, scheme, reduceRange, quantMin, quantMax, channelAxis, averagingConstant);
+
     /// <summary><c>HistogramObserver.with_args(...)</c>.</summary>
     /// <param name="dtype">quint8 (activations) or qint8 (weights).</param>
     /// <param name="scheme">Per tensor or per channel, affine or symmetric.</param>
@@ -226,7 +238,7 @@ public sealed record ObserverSpec(
             ValidateFixed(Fixed);
         }
 
-        bool perChannelKind = Kind == ObserverKind.PerChannelMinMax;
+        bool perChannelKind = Kind is ObserverKind.PerChannelMinMax or ObserverKind.MovingAveragePerChannelMinMax;
         if (perChannelKind != Scheme.IsPerChannel())
         {
             throw new ArgumentException($"{this}: {Kind} observers need a {(perChannelKind ? "per-channel" : "per-tensor")} qscheme, got {Scheme.ToTorchString()}.");
@@ -247,7 +259,7 @@ public sealed record ObserverSpec(
             throw new ArgumentException($"{this}: the percentile must be in (0, 100], got {ClipPercentile.ToString("R", CultureInfo.InvariantCulture)}.");
         }
 
-        if (Kind == ObserverKind.MovingAverageMinMax && !(AveragingConstant > 0f && AveragingConstant <= 1f))
+        if ((Kind is ObserverKind.MovingAverageMinMax or ObserverKind.MovingAveragePerChannelMinMax) && !(AveragingConstant > 0f && AveragingConstant <= 1f))
         {
             throw new ArgumentException($"{this}: averaging_constant must be in (0, 1].");
         }
@@ -277,6 +289,7 @@ public sealed record ObserverSpec(
             ObserverKind.MinMax => new MinMaxObserver(this, layer),
             ObserverKind.MovingAverageMinMax => new MovingAverageMinMaxObserver(this, layer),
             ObserverKind.PerChannelMinMax => new PerChannelMinMaxObserver(this, layer),
+            ObserverKind.MovingAveragePerChannelMinMax => new MovingAveragePerChannelMinMaxObserver(this, layer),
             ObserverKind.Histogram => new HistogramObserver(this, layer),
             ObserverKind.Percentile => new PercentileObserver(this, layer),
             ObserverKind.Entropy => new EntropyObserver(this, layer),
@@ -327,12 +340,12 @@ public sealed record ObserverSpec(
             text.Append(", quant_min=").Append(qmin).Append(", quant_max=").Append(qmax);
         }
 
-        if (Kind == ObserverKind.PerChannelMinMax)
+        if (Kind is ObserverKind.PerChannelMinMax or ObserverKind.MovingAveragePerChannelMinMax)
         {
             text.Append(", ch_axis=").Append(ChannelAxis);
         }
 
-        if (Kind == ObserverKind.MovingAverageMinMax)
+        if (Kind is ObserverKind.MovingAverageMinMax or ObserverKind.MovingAveragePerChannelMinMax)
         {
             text.Append(", averaging_constant=").Append(AveragingConstant.ToString("R", CultureInfo.InvariantCulture));
         }

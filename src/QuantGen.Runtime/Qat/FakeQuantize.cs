@@ -1,0 +1,89 @@
+using System;
+using QuantGen.Observers;
+using static TorchSharp.torch;
+
+namespace QuantGen.Qat;
+
+/// <summary>
+/// Fake quantize with qparams from its observer (PyTorch's <c>FakeQuantize</c> and <c>FusedMovingAvgObsFakeQuantize</c>, and
+/// the max|x| / 127 scheme): while the observer is enabled, every forward records the batch and recomputes the training
+/// qparams (<see cref="TrainingQParams"/>); then it fake-quantizes with them (<see cref="FakeQuant"/>), straight-through
+/// in the backward.
+/// </summary>
+public sealed class FakeQuantize : FakeQuantizeBase
+{
+    private QParams? _trainingQParams;
+
+    /// <summary>Creates the module; use <see cref="FakeQuantSpec.Create"/>.</summary>
+    /// <param name="spec">A non-learnable recipe.</param>
+    /// <param name="layer">The quantization point, named in errors.</param>
+    /// <exception cref="ArgumentException">A learnable or inconsistent recipe.</exception>
+    public FakeQuantize(FakeQuantSpec spec, string layer)
+        : base(spec, layer)
+    {
+        spec.Validate();
+        if (spec.Kind == FakeQuantKind.Learnable)
+        {
+            throw new ArgumentException($"{layer}: {spec} learns its qparams; create it with FakeQuantSpec.Create (a LearnableFakeQuantize).");
+        }
+    }
+
+    /// <summary>The qparams the forward fake-quantizes with: those of the last observed batch (null before the first).</summary>
+    public QParams? TrainingQParams => _trainingQParams;
+
+    /// <summary>Observes (if enabled), then fake-quantizes (if enabled) <paramref name="input"/>.</summary>
+    /// <param name="input">A float32 tensor.</param>
+    /// <returns>The fake-quantized tensor, or <paramref name="input"/> itself when fake quant is disabled.</returns>
+    /// <exception cref="InvalidOperationException">Fake quant is enabled but no batch was ever observed.</exception>
+    public override Tensor forward(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        FakeQuant.CheckInput(input, Layer);
+        if (ObserverEnabled)
+        {
+            Observer.Observe(input);
+            if (Observer.HasObserved)
+            {
+                _trainingQParams = Spec.Kind switch
+                {
+                    FakeQuantKind.FusedMovingAverage => Qat.TrainingQParams.FromObserver(Observer),
+                    FakeQuantKind.AbsMaxSymmetric => AbsMaxQParams(input),
+                    _ => Observer.CalculateQParams(),
+                };
+            }
+        }
+
+        if (!FakeQuantEnabled)
+        {
+            return input;
+        }
+
+        if (_trainingQParams is null)
+        {
+            throw new InvalidOperationException(
+                $"{Layer}: fake quantize has no scale and zero point yet; run a forward with the observer enabled first (it is disabled, or observation is paused).");
+        }
+
+        return FakeQuant.Apply(input, _trainingQParams, QuantMin, QuantMax, Layer);
+    }
+
+    /// <inheritdoc/>
+    public override QParams CalculateQParams() => Observer.CalculateQParams();
+
+    /// <summary>The max|x| / 127 qparams of this very tensor (the observer keeps the averaged range for conversion).</summary>
+    private QParams AbsMaxQParams(Tensor input)
+    {
+        float absMax;
+        using (no_grad())
+        using (Tensor detached = input.detach())
+        using (Tensor magnitudes = detached.abs())
+        using (Tensor max = magnitudes.max())
+        using (Tensor onCpu = max.cpu())
+        {
+            absMax = onCpu.item<float>();
+        }
+
+        (float scale, int zeroPoint) = QParamsMath.FromMinMax(-absMax, absMax, Spec.Observer.DType, symmetric: true, QuantMin, QuantMax, Spec.Observer.QuantMin.HasValue);
+        return QParams.PerTensor(scale, zeroPoint, Spec.Observer.DType);
+    }
+}
