@@ -2,6 +2,7 @@ using System;
 using System.Linq;
 using System.Threading.Tasks;
 using QuantGen.Dynamic;
+using QuantGen.Tests.Binding;
 using QuantGen.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -10,6 +11,8 @@ using static TorchSharp.torch;
 
 namespace QuantGen.Tests.Dynamic;
 
+// Builds TorchSharp modules, whose initialisers draw from libtorch's global generator: kept away from seeded tests.
+[Collection(SeededTorchCollection.Name)]
 public class DynamicQuantizedLinearTests
 {
     private sealed record Operands(float[] Input, int[] Weight, float[] WeightScales, float[]? Bias);

@@ -1,12 +1,15 @@
 using System;
 using System.Linq;
 using QuantGen.Dynamic;
+using QuantGen.Tests.Binding;
 using TorchSharp;
 using static QuantGen.Tests.Modules.ContractReference;
 using static TorchSharp.torch;
 
 namespace QuantGen.Tests.Dynamic;
 
+// Builds TorchSharp modules, whose initialisers draw from libtorch's global generator: kept away from seeded tests.
+[Collection(SeededTorchCollection.Name)]
 public class QuantizedEmbeddingBagTests
 {
     private const int Rows = 10, Dim = 7;
