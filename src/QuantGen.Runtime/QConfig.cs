@@ -87,6 +87,30 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
         _ => throw new ArgumentOutOfRangeException(nameof(backend), backend, "Unknown backend."),
     };
 
+    /// <summary>
+    /// PyTorch's <c>default_dynamic_qconfig</c> (or, with <paramref name="perChannel"/>, <c>per_channel_dynamic_qconfig</c>):
+    /// a Linear given this qconfig becomes <see cref="QuantGen.Dynamic.DynamicQuantizedLinear"/> — int8 weights
+    /// (symmetric, per tensor or per output feature), its float input quantized on every call from that input's
+    /// own range (docs/numerics.md §8), float output. Other ops given it stay in float, as with
+    /// <c>quantize_dynamic</c>. Supported in models bound at Prepare.
+    /// </summary>
+    /// <param name="backend">The arithmetic preset (X86: 7-bit input range; Qnnpack: 8-bit).</param>
+    /// <param name="perChannel">One weight scale per output feature.</param>
+    /// <returns>A qconfig with <see cref="IsDynamic"/> set; its <see cref="Activation"/> observes only the op's
+    /// output for the ops after it, as a float op's output is observed.</returns>
+    public static QConfig Dynamic(QuantBackend backend = QuantBackend.X86, bool perChannel = false) => new(
+        ObserverSpec.Histogram(reduceRange: backend == QuantBackend.X86),
+        perChannel ? ObserverSpec.PerChannelMinMax(QuantDType.QInt8, QScheme.PerChannelSymmetric) : ObserverSpec.MinMax(QuantDType.QInt8, QScheme.PerTensorSymmetric),
+        backend)
+    {
+        IsDynamic = true,
+    };
+
+    /// <summary>
+    /// True when a Linear with this qconfig is quantized dynamically (<see cref="Dynamic"/>) rather than statically.
+    /// </summary>
+    public bool IsDynamic { get; init; }
+
     /// <summary>The default qconfig of a backend.</summary>
     /// <param name="backend">The backend.</param>
     /// <returns><see cref="X86"/> or <see cref="Qnnpack"/>.</returns>
@@ -151,5 +175,7 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
     }
 
     /// <inheritdoc/>
-    public override string ToString() => $"QConfig(activation={Activation}, weight={Weight}, backend={Backend})";
+    public override string ToString() => IsDynamic
+        ? $"QConfig(dynamic, weight={Weight}, backend={Backend})"
+        : $"QConfig(activation={Activation}, weight={Weight}, backend={Backend})";
 }

@@ -207,8 +207,9 @@ public sealed partial class QConfigMapping
     /// <param name="model">The model's name, for the message.</param>
     /// <param name="knownPaths">Every module path of the model, containers included, as <c>named_modules()</c> lists them ("layer1", "layer1.0", "layer1.0.conv1").</param>
     /// <param name="knownTypes">The module types and function names the model uses (simple or full names).</param>
+    /// <param name="allowDynamic">True for a model bound at Prepare, which runs a Linear with a <see cref="QConfig.IsDynamic"/> qconfig dynamically; other models refuse such a qconfig rather than quantize it statically.</param>
     /// <exception cref="ArgumentException">An unknown path or type (with a "did you mean" when one is close), or an invalid qconfig (naming its entry).</exception>
-    public void Validate(string model, IReadOnlyCollection<string> knownPaths, IReadOnlyCollection<string> knownTypes)
+    public void Validate(string model, IReadOnlyCollection<string> knownPaths, IReadOnlyCollection<string> knownTypes, bool allowDynamic = false)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentNullException.ThrowIfNull(knownPaths);
@@ -235,10 +236,10 @@ public sealed partial class QConfigMapping
             }
         }
 
-        ValidateQConfig(model, "global", Global);
+        ValidateQConfig(model, "global", Global, allowDynamic);
         foreach ((string type, QConfig? qconfig) in _moduleTypes)
         {
-            ValidateQConfig(model, $"module type '{type}'", qconfig);
+            ValidateQConfig(model, $"module type '{type}'", qconfig, allowDynamic);
             if (qconfig is not null && qconfig.Weight.Scheme.IsPerChannel() && WeightOutputAxis(type) is int axis && qconfig.Weight.ChannelAxis != axis)
             {
                 throw new ArgumentException(
@@ -249,7 +250,7 @@ public sealed partial class QConfigMapping
 
         foreach ((string path, QConfig? qconfig) in _moduleNames)
         {
-            ValidateQConfig(model, $"member path '{path}'", qconfig);
+            ValidateQConfig(model, $"member path '{path}'", qconfig, allowDynamic);
         }
     }
 
@@ -357,11 +358,18 @@ public sealed partial class QConfigMapping
         _ => null,
     };
 
-    private static void ValidateQConfig(string model, string entry, QConfig? qconfig)
+    private static void ValidateQConfig(string model, string entry, QConfig? qconfig, bool allowDynamic)
     {
         if (qconfig is null)
         {
             return;
+        }
+
+        if (qconfig.IsDynamic && !allowDynamic)
+        {
+            throw new ArgumentException(
+                $"{model}: the QConfigMapping's {entry} qconfig is dynamic ({qconfig}); dynamic quantization runs in models whose forward is bound at Prepare, " +
+                "not yet in models traced at compile time, which would quantize the layer statically instead.");
         }
 
         try

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using System.Text;
+using QuantGen.Dynamic;
 using QuantGen.Modules;
 using QuantGen.Observers;
 using QuantGen.Reports;
@@ -46,7 +47,7 @@ public abstract class BoundObservedModel : IObservedModel
         var knownTypes = new HashSet<string>(modules.Values.Select(m => m.GetType().Name), StringComparer.Ordinal) { "add", "cat", "relu", "flatten", "reshape", "mul", "mul_scalar", "add_scalar", "mean" };
         var knownPaths = new HashSet<string>(modules.Keys.Where(k => k.Length > 0), StringComparer.Ordinal);
         knownPaths.UnionWith(_graph.Ops.Select(o => o.Name));
-        mapping.Validate(modelName, knownPaths, knownTypes);
+        mapping.Validate(modelName, knownPaths, knownTypes, allowDynamic: true);
         mapping.ValidateBackend(modelName, QConfig.Backend);
 
         // A member fused or folded into another op has no qconfig of its own: an entry naming it must be its op's.
@@ -241,6 +242,15 @@ public abstract class BoundObservedModel : IObservedModel
             if (!plan.Int8)
             {
                 QuantizeInput quantizer = quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
+                if (plan.QConfig is { IsDynamic: true } dynamicQConfig && plan.Fused is FusedLinear floatLinear)
+                {
+                    DynamicQuantizedLinear dynamic = floatLinear.ConvertDynamic(dynamicQConfig.Weight, dynamicQConfig.Backend);
+                    steps[i] = new BoundStep(op, null, a => dynamic.Forward(a[0]), DynamicReason)
+                    {
+                        NotSavedBecause = $"{ModelName}.{op.Name} is a dynamically quantized Linear, which .qgen files do not store yet",
+                    };
+                    continue;
+                }
 
                 // Described as data, the op runs the same way here and after Save/Load; an op that cannot be
                 // described keeps its module (and the file refuses it, saying why).
@@ -463,6 +473,11 @@ public abstract class BoundObservedModel : IObservedModel
         }
 
         qconfig.Validate();
+        if (qconfig.IsDynamic)
+        {
+            return DynamicPlan(op, qconfig, plain);
+        }
+
         if (op.Kind is BoundKind.Conv2d or BoundKind.ConvTranspose2d or BoundKind.Linear)
         {
             // Weight qparams the mapping fixes for this layer replace its weight observer (checked against the layer below).
@@ -538,6 +553,32 @@ public abstract class BoundObservedModel : IObservedModel
                 return anyInt8Input
                     ? new OpPlan(op, true, false, qconfig, null, plain, null)
                     : new OpPlan(op, false, false, null, null, plain, "its input is float");
+        }
+    }
+
+    /// <summary>
+    /// An op whose qconfig is dynamic: a Linear (with its fused ReLU) runs in float during calibration — its input
+    /// needs no observer, as PyTorch's dynamic modules have none — and becomes a <see cref="DynamicQuantizedLinear"/>
+    /// at Convert; any other op stays in float, as <c>quantize_dynamic</c> leaves it.
+    /// </summary>
+    private OpPlan DynamicPlan(BoundOp op, QConfig qconfig, Func<Tensor[], Tensor> plain)
+    {
+        if (op.Kind is not BoundKind.Linear)
+        {
+            return new OpPlan(op, false, false, null, null, plain, "its qconfig is dynamic, which quantizes Linear layers only");
+        }
+
+        try
+        {
+            qconfig = qconfig with { Weight = QConfigMapping.WeightObserverSpec(ModelName, op.Name, qconfig.Weight) };
+            FusedLinear fused = FusedLinear.Create(ModelName, op.Name, (Linear)op.Module!, op.FusedRelu is not null);
+            fused.ValidateWeightSpec(qconfig.Weight);
+            _owned.Add(fused);
+            return new OpPlan(op, false, false, qconfig, fused, a => fused.forward(a[0]), DynamicReason);
+        }
+        catch (NotSupportedException e)
+        {
+            return new OpPlan(op, false, false, null, null, plain, e.Message);
         }
     }
 
@@ -684,6 +725,8 @@ public abstract class BoundObservedModel : IObservedModel
 
     internal static int OutputSize(AdaptiveAvgPool2d pool, int axis) =>
         checked((int)pool.output_size[pool.output_size.Length == 1 ? 0 : axis]);
+
+    private const string DynamicReason = "dynamic quantization: int8 weights, its input quantized on every call";
 
     /// <summary>One op's plan: int8 or float, its qconfig, its fused float module and float form.</summary>
     private sealed record OpPlan(BoundOp Op, bool Int8, bool OwnObserver, QConfig? QConfig, object? Fused, Func<Tensor[], Tensor> Float, string? FloatReason);

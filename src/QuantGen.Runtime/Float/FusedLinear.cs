@@ -1,4 +1,5 @@
 using System;
+using QuantGen.Dynamic;
 using QuantGen.Observers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -198,6 +199,25 @@ public sealed class FusedLinear : IDisposable
                 $"{name}: expected input [N, {inFeatures}] (rank 2){alternative}, got {TorchText.Shape(shape)}: a linear with a folded BatchNorm1d only equals linear→BatchNorm1d " +
                 "where BatchNorm1d's channel dimension (dimension 1) holds the linear's features, or has size 1 for a one-feature BatchNorm1d.", "input");
         }
+    }
+
+    /// <summary>
+    /// PyTorch's dynamic convert: the weight quantized with a fresh <paramref name="weightSpec"/> observer, the bias kept
+    /// in float, the input quantized on every call (docs/numerics.md §8).
+    /// </summary>
+    /// <param name="weightSpec">The dynamic qconfig's weight observer.</param>
+    /// <param name="backend">The arithmetic preset.</param>
+    /// <exception cref="NotSupportedException">A linear with a folded BatchNorm1d (its input shapes differ from a plain linear's).</exception>
+    public DynamicQuantizedLinear ConvertDynamic(ObserverSpec weightSpec, QuantBackend backend)
+    {
+        ArgumentNullException.ThrowIfNull(weightSpec);
+        if (BatchNormFeatures is not null)
+        {
+            throw new NotSupportedException($"{Model}.{Layer}: a Linear with a folded BatchNorm1d cannot be quantized dynamically.");
+        }
+
+        QTensor weight = QuantizeLinearWeight($"{Model}.{Layer}", weightSpec);
+        return new DynamicQuantizedLinear(Model, Layer, InFeatures, OutFeatures, weight, _bias, Relu, backend);
     }
 
     /// <summary>Releases the parameter tensors.</summary>

@@ -1,0 +1,104 @@
+using System;
+using System.IO;
+using System.Linq;
+using QuantGen.Dynamic;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.nn;
+
+namespace QuantGen.Tests.Binding;
+
+/// <summary>Two linears with a ReLU between them, members typed as modules: bound at Prepare.</summary>
+[Quantize]
+public partial class TwoLinearNet : Module<Tensor, Tensor>
+{
+    private readonly Module<Tensor, Tensor> fc1 = Linear(6, 12);
+    private readonly Module<Tensor, Tensor> relu = ReLU();
+    private readonly Module<Tensor, Tensor> fc2 = Linear(12, 5);
+
+    public TwoLinearNet()
+        : base(nameof(TwoLinearNet)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => fc2.forward(relu.forward(fc1.forward(x)));
+
+    public Linear Layer(string name) => (Linear)named_children().Single(c => c.name == name).module;
+}
+
+[Collection(SeededTorchCollection.Name)]
+public sealed class DynamicBindingTests
+{
+    private static TwoLinearNet.Quantized Converted(TwoLinearNet model, QConfigMapping mapping)
+    {
+        model.eval();
+        TwoLinearNet.Observed observed = model.Prepare(mapping);
+        using (torch.no_grad())
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                observed.forward(torch.randn(8, 6)).Dispose();
+            }
+        }
+
+        return observed.Convert();
+    }
+
+    [Theory]
+    [InlineData(QuantBackend.X86)]
+    [InlineData(QuantBackend.Qnnpack)]
+    public void Linears_given_a_dynamic_qconfig_run_as_the_dynamic_layer_bit_for_bit(QuantBackend backend)
+    {
+        torch.manual_seed(151);
+        using var model = new TwoLinearNet();
+        TwoLinearNet.Quantized int8 = Converted(model, new QConfigMapping(QConfig.For(backend)).SetModuleType("Linear", QConfig.Dynamic(backend)));
+        using Tensor x = torch.randn(3, 6);
+
+        // fc1 and the ReLU fuse into one dynamic LinearReLU; fc2 is dynamic too: nothing runs statically.
+        DynamicQuantizedLinear fc1 = DynamicQuantizedLinear.FromLinear("TwoLinearNet", "fc1", model.Layer("fc1"), backend, fusedRelu: true);
+        DynamicQuantizedLinear fc2 = DynamicQuantizedLinear.FromLinear("TwoLinearNet", "fc2", model.Layer("fc2"), backend);
+        float[] expected = fc2.Forward(fc1.Forward(x)).data<float>().ToArray();
+
+        Assert.Equal(expected, int8.forward(x).data<float>().ToArray());
+    }
+
+    [Fact]
+    public void A_dynamic_layer_mixes_with_float_layers_and_Save_refuses_it_by_name()
+    {
+        torch.manual_seed(152);
+        using var model = new TwoLinearNet();
+        // PyTorch's quantize_dynamic(model, {"fc1": per_channel_dynamic_qconfig}): fc2 stays float.
+        TwoLinearNet.Quantized int8 = Converted(model, new QConfigMapping(null).SetModuleName("fc1", QConfig.Dynamic(perChannel: true)));
+        using Tensor x = torch.randn(4, 6);
+
+        DynamicQuantizedLinear fc1 = DynamicQuantizedLinear.FromLinear("TwoLinearNet", "fc1", model.Layer("fc1"), QuantBackend.X86, perChannel: true, fusedRelu: true);
+        Assert.True(fc1.Weight.QParams.IsPerChannel);
+        float[] expected;
+        using (torch.no_grad())
+        {
+            expected = model.Layer("fc2").forward(fc1.Forward(x)).data<float>().ToArray();
+        }
+
+        float[] actual = int8.forward(x).data<float>().ToArray();
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+        {
+            Assert.True(MathF.Abs(expected[i] - actual[i]) <= 1e-5f, $"output {i}: expected {expected[i]:R}, got {actual[i]:R}");
+        }
+
+        var error = Assert.Throws<NotSupportedException>(() => int8.Save(new MemoryStream()));
+        Assert.Contains("fc1", error.Message, StringComparison.Ordinal);
+        Assert.Contains("dynamically quantized Linear", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_model_traced_at_compile_time_refuses_a_dynamic_qconfig_rather_than_quantizing_statically()
+    {
+        QConfigMapping mapping = new QConfigMapping(QConfig.X86).SetModuleName("fc", QConfig.Dynamic());
+        var error = Assert.Throws<ArgumentException>(() => mapping.Validate("TracedNet", ["fc"], ["Linear"]));
+        Assert.Contains("TracedNet", error.Message, StringComparison.Ordinal);
+        Assert.Contains("member path 'fc'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("dynamic", error.Message, StringComparison.Ordinal);
+
+        mapping.Validate("BoundNet", ["fc"], ["Linear"], allowDynamic: true);
+    }
+}
