@@ -249,9 +249,12 @@ public sealed partial class QConfigMapping
         {
             if (!weighted.Contains(layer))
             {
-                throw new ArgumentException(
-                    $"{model}: the QConfigMapping fixes the weight qparams of '{layer}', but {model} has no conv, linear or conv-transpose layer of that name.{DidYouMean(layer, weighted)} " +
-                    $"Layers with weights: {Listing(weighted)}.");
+                // A module the model has is either not weighted or kept in float: say which, not "no such layer".
+                throw new ArgumentException(paths.Contains(layer)
+                    ? $"{model}: the QConfigMapping fixes the weight qparams of '{layer}', but {model}.{layer} has no int8 weights: it is not a conv, linear or " +
+                      $"conv-transpose, or it runs in float (a qconfig of None, [NoQuantize]). Layers with int8 weights: {Listing(weighted)}."
+                    : $"{model}: the QConfigMapping fixes the weight qparams of '{layer}', but {model} has no conv, linear or conv-transpose layer of that name.{DidYouMean(layer, weighted)} " +
+                      $"Layers with weights: {Listing(weighted)}.");
             }
         }
     }

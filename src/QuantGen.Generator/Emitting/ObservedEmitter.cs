@@ -199,7 +199,13 @@ internal static class ObservedEmitter
 
         // Qparams the mapping fixes must name a layer that has them: a typo, or a member fused into the op before it, fails here.
         string observedLayers = StringArray(plan.Observers.Select(o => o.Path));
-        string weightedLayers = StringArray(plan.Steps.Where(HasWeights).Select(s => s.Layer));
+        // A weighted op the mapping keeps in float (qconfig None) has no int8 weights for an entry to fix.
+        List<StepPlan> weighted = plan.Steps.Where(HasWeights).ToList();
+        string weightedLayers = weighted.Any(CanFallBack)
+            ? "global::System.Linq.Enumerable.ToArray(global::System.Linq.Enumerable.OfType<string>(new string?[] { "
+              + string.Join(", ", weighted.Select(s => CanFallBack(s) ? $"{s.QConfigLookup} is null ? null : {Names.Literal(s.Layer)}" : Names.Literal(s.Layer)))
+              + " }))"
+            : StringArray(weighted.Select(s => s.Layer));
         writer.Comment("Qparams the mapping fixes (SetModuleQParams, SetQParamsFromStateDict, ...) must name a layer with qparams of its own.");
         writer.Line($"mapping.ValidateFixedQParams({name}, {observedLayers}, {weightedLayers}, global::System.Linq.Enumerable.ToArray(modules.Keys));");
         writer.Line("this.QConfigMapping = mapping;");

@@ -223,9 +223,13 @@ public sealed class FixedQParamsMappingTests
         Assert.Contains($"'{form.Conv2}'", error.Message);
         Assert.Contains($"'{form.Input}'", error.Message);
 
-        error = Assert.Throws<ArgumentException>(() => form.Prepare(model, form.DefaultMapping(model).SetModuleWeightQParams(form.Input, 0.1f, 0)));
-        Assert.Contains($"fixes the weight qparams of '{form.Input}', but {modelName} has no conv, linear or conv-transpose layer of that name", error.Message);
+        error = Assert.Throws<ArgumentException>(() => form.Prepare(model, form.DefaultMapping(model).SetModuleWeightQParams(typo, 0.1f, 0)));
+        Assert.Contains($"fixes the weight qparams of '{typo}', but {modelName} has no conv, linear or conv-transpose layer of that name", error.Message);
         Assert.Contains($"Layers with weights: '{form.Conv1}', '{form.Conv2}', '{form.Fc}'", error.Message);
+
+        // A layer the model has but that holds no int8 weights (here: kept in float by the mapping) is named as such.
+        error = Assert.Throws<ArgumentException>(() => form.Prepare(model, form.DefaultMapping(model).SetModuleName(form.Conv2, null).SetModuleWeightQParams(form.Conv2, 0.1f, 0)));
+        Assert.Contains($"{modelName}.{form.Conv2} has no int8 weights", error.Message);
     }
 
     [Theory]
