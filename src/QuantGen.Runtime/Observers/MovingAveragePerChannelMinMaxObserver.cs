@@ -49,45 +49,15 @@ public sealed class MovingAveragePerChannelMinMaxObserver : Observer
     /// <inheritdoc/>
     protected override void ObserveCore(ReadOnlySpan<float> values, ReadOnlySpan<int> shape)
     {
-        int axis = Spec.ChannelAxis < 0 ? Spec.ChannelAxis + shape.Length : Spec.ChannelAxis;
-        if (axis < 0 || axis >= shape.Length)
-        {
-            throw new ArgumentException($"{Layer}: per-channel observer with ch_axis={Spec.ChannelAxis} got a tensor of shape [{string.Join(", ", shape.ToArray())}] (rank {shape.Length}).");
-        }
-
+        int axis = RangeMath.ResolveChannelAxis(Layer, Spec.ChannelAxis, shape, HasObserved ? _min.Length : -1);
         int channels = shape[axis];
-        if (HasObserved && channels != _min.Length)
-        {
-            throw new ArgumentException($"{Layer}: per-channel observer saw {_min.Length} channels along axis {axis} before, got {channels} now (shape [{string.Join(", ", shape.ToArray())}]); every batch must have the same number of channels.");
-        }
-
-        long outer = 1;
-        for (int d = 0; d < axis; d++)
-        {
-            outer *= shape[d];
-        }
-
-        int inner = 1;
-        for (int d = axis + 1; d < shape.Length; d++)
-        {
-            inner = checked(inner * shape[d]);
-        }
 
         // This batch's own per-channel range first (PyTorch's aminmax over the flattened non-channel dims) ...
         var batchMin = new float[channels];
         var batchMax = new float[channels];
         batchMin.AsSpan().Fill(float.PositiveInfinity);
         batchMax.AsSpan().Fill(float.NegativeInfinity);
-        for (long o = 0; o < outer; o++)
-        {
-            for (int c = 0; c < channels; c++)
-            {
-                int offset = checked((int)(((o * channels) + c) * inner));
-                (float blockMin, float blockMax) = RangeMath.MinMax(values.Slice(offset, inner));
-                batchMin[c] = MathF.Min(batchMin[c], blockMin);
-                batchMax[c] = MathF.Max(batchMax[c], blockMax);
-            }
-        }
+        RangeMath.AccumulateChannelMinMax(values, shape, axis, batchMin, batchMax);
 
         ResolvedChannelAxis = axis;
         if (!HasObserved)

@@ -45,29 +45,8 @@ public sealed class PerChannelMinMaxObserver : Observer
     {
         // PyTorch swaps the channel axis to the front (new_axis_list[ch_axis] = 0, a Python list index, so a
         // negative axis counts from the end) and reduces everything else.
-        int axis = Spec.ChannelAxis < 0 ? Spec.ChannelAxis + shape.Length : Spec.ChannelAxis;
-        if (axis < 0 || axis >= shape.Length)
-        {
-            throw new ArgumentException($"{Layer}: per-channel observer with ch_axis={Spec.ChannelAxis} got a tensor of shape [{string.Join(", ", shape.ToArray())}] (rank {shape.Length}).");
-        }
-
+        int axis = RangeMath.ResolveChannelAxis(Layer, Spec.ChannelAxis, shape, HasObserved ? _min.Length : -1);
         int channels = shape[axis];
-        if (HasObserved && channels != _min.Length)
-        {
-            throw new ArgumentException($"{Layer}: per-channel observer saw {_min.Length} channels along axis {axis} before, got {channels} now (shape [{string.Join(", ", shape.ToArray())}]); every batch must have the same number of channels.");
-        }
-
-        long outer = 1;
-        for (int d = 0; d < axis; d++)
-        {
-            outer *= shape[d];
-        }
-
-        int inner = 1;
-        for (int d = axis + 1; d < shape.Length; d++)
-        {
-            inner = checked(inner * shape[d]);
-        }
 
         // values.Length == outer * channels * inner > 0 (the base checked it), so every channel gets a value.
         bool first = !HasObserved;
@@ -79,17 +58,7 @@ public sealed class PerChannelMinMaxObserver : Observer
             max.AsSpan().Fill(float.NegativeInfinity);
         }
 
-        for (long o = 0; o < outer; o++)
-        {
-            for (int c = 0; c < channels; c++)
-            {
-                int offset = checked((int)(((o * channels) + c) * inner));
-                (float blockMin, float blockMax) = RangeMath.MinMax(values.Slice(offset, inner));
-                min[c] = MathF.Min(min[c], blockMin);
-                max[c] = MathF.Max(max[c], blockMax);
-            }
-        }
-
+        RangeMath.AccumulateChannelMinMax(values, shape, axis, min, max);
         _min = min;
         _max = max;
         ResolvedChannelAxis = axis;
