@@ -343,12 +343,15 @@ public sealed class FloatOp : IQuantizedLayer
                 Need(9, 0, unary);
                 Positive(0, 2);
                 Positive(2, 2);
+                NonNegative(4, 2);
                 Positive(6, 2);
                 break;
             case FloatOpKind.AvgPool2d:
                 Need(9, 0, unary);
                 Positive(0, 2);
                 Positive(2, 2);
+                NonNegative(4, 2);
+                NonNegative(8, 1);
                 break;
             case FloatOpKind.AdaptiveAvgPool2d:
                 Need(2, 0, unary);
@@ -450,6 +453,17 @@ public sealed class FloatOp : IQuantizedLayer
             if (_ints[i] < 1)
             {
                 throw Invalid($"has {_ints[i]} where a positive size is expected (constant {i})");
+            }
+        }
+    }
+
+    private void NonNegative(int start, int count)
+    {
+        for (int i = start; i < start + count; i++)
+        {
+            if (_ints[i] < 0)
+            {
+                throw Invalid($"has {_ints[i]} where a size of 0 or more is expected (constant {i})");
             }
         }
     }

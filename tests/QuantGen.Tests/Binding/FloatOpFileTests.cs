@@ -226,6 +226,8 @@ public sealed class FloatOpFileTests(Xunit.Abstractions.ITestOutputHelper output
         Assert.Throws<ArgumentException>(() => new FloatOp("M", "op", FloatOpKind.Hardtanh, "", [], [6, 0], [], false, 1, output));
         Assert.Throws<ArgumentException>(() => new FloatOp("M", "op", FloatOpKind.Upsample, "Nearest", [1, 0], [], [], false, 1, output));
         Assert.Throws<ArgumentException>(() => new FloatOp("M", "op", (FloatOpKind)77, "", [], [], [], false, 1, output));
+        Assert.Throws<ArgumentException>(() => new FloatOp("M", "op", FloatOpKind.MaxPool2d, "", [2, 2, 2, 2, -1, 0, 1, 1, 0], [], [], false, 1, output));
+        Assert.Throws<ArgumentException>(() => new FloatOp("M", "op", FloatOpKind.AvgPool2d, "", [2, 2, 2, 2, 0, 0, 0, 0, -3], [], [], false, 1, output));
 
         // An input the op cannot take: libtorch's refusal comes back naming the model, the layer and the shape.
         var shuffle = new FloatOp("M", "op", FloatOpKind.PixelShuffle, "", [2], [], [], false, 1, output);
