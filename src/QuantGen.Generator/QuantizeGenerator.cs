@@ -96,6 +96,29 @@ public sealed class QuantizeGenerator : IIncrementalGenerator
             }
         });
 
+        // The QAT form of every [Quantize] class whose forward was captured: it always binds at PrepareQat, so a
+        // generated-form class gets its captured forward emitted here too (a bound-form class emits it above).
+        IncrementalValuesProvider<(BoundModelSpec Spec, bool EmitCapture)> qatModels = plans
+            .Where(static result => result.Qat is not null)
+            .Select(static (result, _) => (result.Qat!, result.Bound is null))
+            .WithTrackingName(TrackingNames.EmitQat);
+        context.RegisterSourceOutput(qatModels.Combine(documentation), static (output, pair) =>
+        {
+            (BoundModelSpec qat, bool emitCapture) = pair.Left;
+            try
+            {
+                output.AddSource(qat.Capture.RegistrationName + ".Qat.g.cs", SourceText.From(QatEmitter.Emit(qat, output.CancellationToken), System.Text.Encoding.UTF8));
+                if (emitCapture)
+                {
+                    output.AddSource(qat.Capture.RegistrationName + ".Capture.g.cs", SourceText.From(CaptureEmitter.Emit(qat.Capture, output.CancellationToken), System.Text.Encoding.UTF8));
+                }
+            }
+            catch (System.Exception exception) when (exception is not System.OperationCanceledException)
+            {
+                output.ReportDiagnostic(Guard.InternalError(qat.Name, null, exception).ToDiagnostic(pair.Right));
+            }
+        });
+
         // Every module class's forward, captured so Prepare can inline it wherever a model holds one (FX traces
         // through a user's submodules the same way); a class that cannot be captured is recorded as such.
         IncrementalValuesProvider<CaptureSpec> captures = context.SyntaxProvider

@@ -24,6 +24,9 @@ public static class TrackingNames
     /// <summary>The [Quantize] classes that get the bound form (forward captured, bound at Prepare).</summary>
     public const string EmitBound = "QuantGen.EmitBound";
 
+    /// <summary>The [Quantize] classes that get the QAT form (<c>PrepareQat</c>), whichever form they have.</summary>
+    public const string EmitQat = "QuantGen.EmitQat";
+
     /// <summary>The address of docs/diagnostics.md for help links (the QuantGenDiagnosticsHelpUrl build property).</summary>
     public const string Documentation = "QuantGen.Documentation";
 

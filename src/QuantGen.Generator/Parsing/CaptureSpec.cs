@@ -82,6 +82,7 @@ internal sealed record CaptureResult(CaptureSpec? Spec, EquatableArray<Diagnosti
 /// <param name="AutoFuse">Apply automatic fusion.</param>
 /// <param name="Capture">The captured forward (its registration class is referenced).</param>
 /// <param name="HintName">The generated file's name.</param>
+/// <param name="HidesInherited">The class derives from another [Quantize] class, so its QAT members hide the base's (<c>new</c>).</param>
 internal sealed record BoundModelSpec(
     string Name,
     string? Namespace,
@@ -89,4 +90,5 @@ internal sealed record BoundModelSpec(
     string Backend,
     bool AutoFuse,
     CaptureSpec Capture,
-    string HintName);
+    string HintName,
+    bool HidesInherited = false);

@@ -31,7 +31,13 @@ internal static class FormChooser
     public static PlanResult Choose(ParseResult parse, PlanResult generated)
     {
         List<DiagnosticInfo> errors = generated.Diagnostics.Where(IsError).ToList();
-        if (errors.Count == 0 || parse.Bound is not { } bound || errors.Any(e => !SettledAtPrepare.Contains(e.Id)))
+        if (errors.Count == 0)
+        {
+            // The generated form, and the QAT form beside it when the forward could be captured (QAT always binds).
+            return generated.Plan is not null && parse.Bound is { Capture.NotCaptured: null } captured ? generated with { Qat = captured with { HidesInherited = generated.Plan.HidesInherited } } : generated;
+        }
+
+        if (parse.Bound is not { } bound || errors.Any(e => !SettledAtPrepare.Contains(e.Id)))
         {
             return generated;
         }
@@ -56,7 +62,7 @@ internal static class FormChooser
             DiagnosticDescriptors.Get(first.Id).MessageFormat.ToString(CultureInfo.InvariantCulture),
             first.MessageArgs.Select(a => (object)a).ToArray());
         diagnostics.Insert(0, DiagnosticInfo.Create(DiagnosticDescriptors.BoundAtPrepare, parse.Spec?.Location, bound.Name, $"{first.Id}: {why}"));
-        return new PlanResult(null, diagnostics.ToEquatableArray(), bound);
+        return new PlanResult(null, diagnostics.ToEquatableArray(), bound, bound);
     }
 
     private static bool IsError(DiagnosticInfo diagnostic) =>

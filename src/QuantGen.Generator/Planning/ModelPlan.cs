@@ -187,4 +187,11 @@ internal sealed record StepPlan(
     string IslandQuantizer = "");
 
 /// <summary>The plan step's output: a plan when the model has no errors, and every diagnostic so far.</summary>
-internal sealed record PlanResult(ModelPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics, BoundModelSpec? Bound = null);
+/// <param name="Plan">The generated form's plan, or null.</param>
+/// <param name="Diagnostics">Every diagnostic so far.</param>
+/// <param name="Bound">The bound form's spec when the class gets the bound form, or null.</param>
+/// <param name="Qat">
+/// The captured forward the QAT form (<c>PrepareQat</c>) binds, for a class of either form whose forward could be captured;
+/// for a generated-form class its capture is emitted with it (a bound-form class emits its own).
+/// </param>
+internal sealed record PlanResult(ModelPlan? Plan, EquatableArray<DiagnosticInfo> Diagnostics, BoundModelSpec? Bound = null, BoundModelSpec? Qat = null);

@@ -127,6 +127,13 @@ public abstract class BoundObservedModel : IObservedModel
 
     nn.Module IObservedModel.Model => _model;
 
+    /// <summary>Each op's plan — int8 or float, whether its output has an observer of its own — for the QAT form, which follows the same rules.</summary>
+    internal IReadOnlyList<(BoundOp Op, bool Int8, bool OwnObserver, string? FloatReason)> OpPlans =>
+        _plans.Select(p => (p.Op, p.Int8, p.OwnObserver, p.FloatReason)).ToArray();
+
+    /// <summary>For each value of the graph, the layer its observer is named after ("conv1", "input"), or null where nothing observes it.</summary>
+    internal string?[] ObservedLayers => _observers.Select(o => o?.Layer[(ModelName.Length + 1)..]).ToArray();
+
     /// <summary>The ops that stay in float in the converted model, each with why.</summary>
     public IReadOnlyList<(string Layer, string Type, string Reason, string Source)> FloatOps =>
         _plans.Where(p => !p.Int8).Select(p => (p.Op.Name, p.Op.TypeName, p.FloatReason ?? "", p.Op.Source)).ToArray();
@@ -626,7 +633,7 @@ public abstract class BoundObservedModel : IObservedModel
     }
 
     /// <summary>The op in plain float (TorchSharp), fusions included: what runs when the op stays float.</summary>
-    private static Func<Tensor[], Tensor> PlainFloat(BoundOp op)
+    internal static Func<Tensor[], Tensor> PlainFloat(BoundOp op)
     {
         Func<Tensor, Tensor> Relu(Func<Tensor, Tensor> f) => op.FusedRelu is null ? f : x => nn.functional.relu(f(x));
         switch (op.Kind)

@@ -240,7 +240,7 @@ public sealed class FusedConv2d : IDisposable
         return QTensor.Quantize(weight, shape, qparams, MemoryFormat.Contiguous);
     }
 
-    private static Conv2dOptions ReadOptions(string name, Conv2d conv)
+    internal static Conv2dOptions ReadOptions(string name, Conv2d conv)
     {
         if (conv.transposed)
         {

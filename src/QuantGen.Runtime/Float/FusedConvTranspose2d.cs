@@ -237,7 +237,7 @@ public sealed class FusedConvTranspose2d : IDisposable
         return FusedConv2d.QuantizeWeight($"{Model}.{Layer}", weightSpec, _weight, WeightShape, 1, "ConvTranspose2d", WeightLayout);
     }
 
-    private static ConvTranspose2dOptions ReadOptions(string name, ConvTranspose2d convTranspose)
+    internal static ConvTranspose2dOptions ReadOptions(string name, ConvTranspose2d convTranspose)
     {
         if (convTranspose.padding_mode != PaddingModes.Zeros)
         {

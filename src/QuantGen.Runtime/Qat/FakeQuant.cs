@@ -26,16 +26,17 @@ public static class FakeQuant
     /// <param name="quantMin">The smallest quantized value.</param>
     /// <param name="quantMax">The largest quantized value.</param>
     /// <param name="layer">The quantization point, "Model.member", named in errors.</param>
+    /// <param name="watch">Records a NaN gradient reaching this point in the backward; null for none.</param>
     /// <returns>The fake-quantized tensor, differentiable with respect to <paramref name="input"/>.</returns>
     /// <exception cref="ArgumentException">A non-float32 input, a scale that is not positive and finite, or a zero point outside the range.</exception>
-    public static Tensor PerTensor(Tensor input, float scale, int zeroPoint, int quantMin, int quantMax, string layer = "fake_quant")
+    public static Tensor PerTensor(Tensor input, float scale, int zeroPoint, int quantMin, int quantMax, string layer = "fake_quant", GradientWatch? watch = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         CheckInput(input, layer);
         CheckRange(quantMin, quantMax, layer);
         CheckScale(scale, -1, layer);
         CheckZeroPoint(zeroPoint, -1, quantMin, quantMax, layer);
-        return FakeQuantPerTensorFunction.apply(input, scale, zeroPoint, quantMin, quantMax);
+        return FakeQuantPerTensorFunction.apply(input, scale, zeroPoint, quantMin, quantMax, watch!);
     }
 
     /// <summary>Fake-quantizes <paramref name="input"/> with one scale and zero point per index of <paramref name="axis"/>.</summary>
@@ -46,9 +47,10 @@ public static class FakeQuant
     /// <param name="quantMin">The smallest quantized value.</param>
     /// <param name="quantMax">The largest quantized value.</param>
     /// <param name="layer">The quantization point, "Model.member", named in errors.</param>
+    /// <param name="watch">Records a NaN gradient reaching this point in the backward; null for none.</param>
     /// <returns>The fake-quantized tensor, differentiable with respect to <paramref name="input"/>.</returns>
     /// <exception cref="ArgumentException">A non-float32 input, an axis outside its rank, a channel count that differs from the tensor's, or a bad scale or zero point.</exception>
-    public static Tensor PerChannel(Tensor input, float[] scales, int[] zeroPoints, int axis, int quantMin, int quantMax, string layer = "fake_quant")
+    public static Tensor PerChannel(Tensor input, float[] scales, int[] zeroPoints, int axis, int quantMin, int quantMax, string layer = "fake_quant", GradientWatch? watch = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(scales);
@@ -69,7 +71,7 @@ public static class FakeQuant
             CheckZeroPoint(zeroPoints[c], c, quantMin, quantMax, layer);
         }
 
-        return FakeQuantPerChannelFunction.apply(input, scales, zeroPoints, resolved, quantMin, quantMax);
+        return FakeQuantPerChannelFunction.apply(input, scales, zeroPoints, resolved, quantMin, quantMax, watch!);
     }
 
     /// <summary>Fake-quantizes with <paramref name="qparams"/>, per tensor or per channel as they are.</summary>
@@ -78,13 +80,14 @@ public static class FakeQuant
     /// <param name="quantMin">The smallest quantized value.</param>
     /// <param name="quantMax">The largest quantized value.</param>
     /// <param name="layer">The quantization point, named in errors.</param>
+    /// <param name="watch">Records a NaN gradient reaching this point in the backward; null for none.</param>
     /// <returns>The fake-quantized tensor.</returns>
-    public static Tensor Apply(Tensor input, QParams qparams, int quantMin, int quantMax, string layer = "fake_quant")
+    public static Tensor Apply(Tensor input, QParams qparams, int quantMin, int quantMax, string layer = "fake_quant", GradientWatch? watch = null)
     {
         ArgumentNullException.ThrowIfNull(qparams);
         return qparams.IsPerChannel
-            ? PerChannel(input, qparams.Scales, qparams.ZeroPoints, qparams.Axis, quantMin, quantMax, layer)
-            : PerTensor(input, qparams.Scale, qparams.ZeroPoint, quantMin, quantMax, layer);
+            ? PerChannel(input, qparams.Scales, qparams.ZeroPoints, qparams.Axis, quantMin, quantMax, layer, watch)
+            : PerTensor(input, qparams.Scale, qparams.ZeroPoint, quantMin, quantMax, layer, watch);
     }
 
     internal static void CheckInput(Tensor input, string layer)
@@ -166,7 +169,7 @@ public static class FakeQuant
     }
 }
 
-/// <summary>The per-tensor fake quantize as an autograd function (arguments: input, scale, zero point, qmin, qmax).</summary>
+/// <summary>The per-tensor fake quantize as an autograd function (arguments: input, scale, zero point, qmin, qmax, gradient watch or null).</summary>
 internal sealed class FakeQuantPerTensorFunction : autograd.SingleTensorFunction<FakeQuantPerTensorFunction>
 {
     public override string Name => "QuantGenFakeQuantizePerTensor";
@@ -178,6 +181,7 @@ internal sealed class FakeQuantPerTensorFunction : autograd.SingleTensorFunction
         int zeroPoint = (int)vars[2];
         int quantMin = (int)vars[3];
         int quantMax = (int)vars[4];
+        ctx.save_data("watch", vars[5]);
 
         // 1/s in float32 first, then a multiplication, as PyTorch's kernel does (x * inv_scale, not x / s).
         using Tensor inverse = tensor(1f / scale, device: input.device);
@@ -190,14 +194,15 @@ internal sealed class FakeQuantPerTensorFunction : autograd.SingleTensorFunction
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
+        (ctx.get_data("watch") as GradientWatch)?.Check(grad_output);
         List<Tensor> saved = ctx.get_saved_variables();
         Tensor gradInput = grad_output.mul(saved[0]);
         saved.ForEach(t => t.Dispose());
-        return [gradInput, null!, null!, null!, null!];
+        return [gradInput, null!, null!, null!, null!, null!];
     }
 }
 
-/// <summary>The per-channel fake quantize as an autograd function (arguments: input, scales, zero points, resolved axis, qmin, qmax).</summary>
+/// <summary>The per-channel fake quantize as an autograd function (arguments: input, scales, zero points, resolved axis, qmin, qmax, gradient watch or null).</summary>
 internal sealed class FakeQuantPerChannelFunction : autograd.SingleTensorFunction<FakeQuantPerChannelFunction>
 {
     public override string Name => "QuantGenFakeQuantizePerChannel";
@@ -210,6 +215,7 @@ internal sealed class FakeQuantPerChannelFunction : autograd.SingleTensorFunctio
         int axis = (int)vars[3];
         int quantMin = (int)vars[4];
         int quantMax = (int)vars[5];
+        ctx.save_data("watch", vars[6]);
 
         var inverses = new float[scales.Length];
         var zeros = new float[scales.Length];
@@ -230,9 +236,10 @@ internal sealed class FakeQuantPerChannelFunction : autograd.SingleTensorFunctio
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
+        (ctx.get_data("watch") as GradientWatch)?.Check(grad_output);
         List<Tensor> saved = ctx.get_saved_variables();
         Tensor gradInput = grad_output.mul(saved[0]);
         saved.ForEach(t => t.Dispose());
-        return [gradInput, null!, null!, null!, null!, null!];
+        return [gradInput, null!, null!, null!, null!, null!, null!];
     }
 }

@@ -39,7 +39,13 @@ public sealed class FakeQuantize : FakeQuantizeBase
     {
         ArgumentNullException.ThrowIfNull(input);
         FakeQuant.CheckInput(input, Layer);
-        if (ObserverEnabled)
+        GradientWatch.ThrowIfNaNSeen();
+        if (Observer.IsFixed)
+        {
+            // PyTorch's FixedQParamsFakeQuantize (sigmoid, tanh, hardsigmoid): the qparams never change.
+            _trainingQParams = Observer.FixedQParams;
+        }
+        else if (ObserverEnabled)
         {
             Observer.Observe(input);
             if (Observer.HasObserved)
@@ -64,7 +70,11 @@ public sealed class FakeQuantize : FakeQuantizeBase
                 $"{Layer}: fake quantize has no scale and zero point yet; run a forward with the observer enabled first (it is disabled, or observation is paused).");
         }
 
-        return FakeQuant.Apply(input, _trainingQParams, QuantMin, QuantMax, Layer);
+        // In eval mode the qparams are the ones Convert() will give the int8 model (the observer's formula), so an
+        // evaluation of the QAT model predicts the converted model to within one step. PyTorch keeps the training
+        // formula in eval too; docs/qat.md says where the two differ.
+        QParams qparams = !training && Observer.HasObserved && !Observer.IsFixed ? Observer.CalculateQParams() : _trainingQParams;
+        return FakeQuant.Apply(input, qparams, QuantMin, QuantMax, Layer, GradientWatch);
     }
 
     /// <inheritdoc/>

@@ -23,6 +23,7 @@ public abstract class FakeQuantizeBase : nn.Module<Tensor, Tensor>
         Spec = spec;
         Layer = layer;
         Observer = spec.Observer.Create(layer);
+        GradientWatch = new GradientWatch(layer);
     }
 
     /// <summary>The recipe this module was made from.</summary>
@@ -33,6 +34,12 @@ public abstract class FakeQuantizeBase : nn.Module<Tensor, Tensor>
 
     /// <summary>The observer recording the range (its qparams are the converted model's, except for learned ones).</summary>
     public Observer Observer { get; }
+
+    /// <summary>
+    /// Records a NaN gradient reaching this fake quantize in a backward pass; the next <c>forward</c> then throws,
+    /// naming the layer (an exception cannot leave libtorch's backward safely).
+    /// </summary>
+    public GradientWatch GradientWatch { get; }
 
     /// <summary>The smallest quantized value (after reduce_range): the observer's.</summary>
     public int QuantMin => Observer.QuantMin;
@@ -59,6 +66,27 @@ public abstract class FakeQuantizeBase : nn.Module<Tensor, Tensor>
 
     /// <summary>PyTorch's <c>disable_fake_quant()</c>: the forward passes its input through unchanged.</summary>
     public void DisableFakeQuant() => EnableFakeQuant(false);
+
+    /// <summary>
+    /// Fake-quantizes <paramref name="input"/> with this point's current qparams without recording it: for an op whose
+    /// output shares its input's qparams but not its values (an average pool, a mean), as PyTorch FX's shared observer
+    /// makes the QAT forward round where the int8 op rounds.
+    /// </summary>
+    /// <param name="input">A float32 tensor.</param>
+    /// <returns>The fake-quantized tensor (or <paramref name="input"/> when fake quant is disabled).</returns>
+    public Tensor ForwardShared(Tensor input)
+    {
+        bool observing = ObserverEnabled;
+        ObserverEnabled = false;
+        try
+        {
+            return forward(input);
+        }
+        finally
+        {
+            ObserverEnabled = observing;
+        }
+    }
 
     /// <summary>The qparams of the converted int8 model (PyTorch's <c>calculate_qparams</c>, which convert calls).</summary>
     /// <returns>Per-tensor or per-channel qparams.</returns>

@@ -32,17 +32,18 @@ public static class LearnableFakeQuant
     /// <param name="quantMax">The largest quantized value.</param>
     /// <param name="axis">The resolved channel axis, or −1 for per tensor.</param>
     /// <param name="gradFactor">The factor of the scale and zero-point gradients (1, or 1/√(numel · quant_max)).</param>
+    /// <param name="watch">Records a NaN gradient reaching this point in the backward; null for none.</param>
     /// <returns>The fake-quantized tensor, differentiable with respect to input, scale and zero point.</returns>
-    public static Tensor Apply(Tensor input, Tensor scale, Tensor zeroPoint, int quantMin, int quantMax, int axis, float gradFactor)
+    public static Tensor Apply(Tensor input, Tensor scale, Tensor zeroPoint, int quantMin, int quantMax, int axis, float gradFactor, GradientWatch? watch = null)
     {
         ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(scale);
         ArgumentNullException.ThrowIfNull(zeroPoint);
-        return LearnableFakeQuantFunction.apply(input, scale, zeroPoint, quantMin, quantMax, axis, gradFactor);
+        return LearnableFakeQuantFunction.apply(input, scale, zeroPoint, quantMin, quantMax, axis, gradFactor, watch!);
     }
 }
 
-/// <summary>Arguments: input, scale, zero point, qmin, qmax, axis (−1 per tensor), gradient factor.</summary>
+/// <summary>Arguments: input, scale, zero point, qmin, qmax, axis (−1 per tensor), gradient factor, gradient watch or null.</summary>
 internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction<LearnableFakeQuantFunction>
 {
     public override string Name => "QuantGenLearnableFakeQuantize";
@@ -60,6 +61,7 @@ internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction
         ctx.save_data("qmax", quantMax);
         ctx.save_data("axis", axis);
         ctx.save_data("grad_factor", gradFactor);
+        ctx.save_data("watch", vars[7]);
         ctx.save_for_backward([input, scale, zeroPoint]);
 
         Tensor output;
@@ -95,6 +97,7 @@ internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction
         int quantMax = (int)ctx.get_data("qmax");
         int axis = (int)ctx.get_data("axis");
         float gradFactor = (float)ctx.get_data("grad_factor");
+        (ctx.get_data("watch") as GradientWatch)?.Check(grad_output);
         List<Tensor> saved = ctx.get_saved_variables();
         Tensor input = saved[0];
         Tensor scale = saved[1];
@@ -168,7 +171,7 @@ internal sealed class LearnableFakeQuantFunction : autograd.SingleTensorFunction
         scaleSum.MoveToOuterDisposeScope();
         zeroSum.MoveToOuterDisposeScope();
         saved.ForEach(t => t.Dispose());
-        return [gradInput, scaleSum, zeroSum, null!, null!, null!, null!];
+        return [gradInput, scaleSum, zeroSum, null!, null!, null!, null!, null!];
     }
 
     private static float ScalarOf(Tensor single)

@@ -101,6 +101,7 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
     {
         ArgumentNullException.ThrowIfNull(input);
         FakeQuant.CheckInput(input, Layer);
+        GradientWatch.ThrowIfNaNSeen();
         if (ObserverEnabled)
         {
             Observer.Observe(input);
@@ -121,10 +122,7 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
 
         if (Spec.Observer.Scheme.IsSymmetric())
         {
-            using (no_grad())
-            {
-                ZeroPoint.zero_();
-            }
+            Overwrite(ZeroPoint, new float[ZeroPoint.shape[0]]);
         }
 
         float gradFactor = Spec.UseGradScaling ? GradFactor(input.numel(), QuantMax) : 1f;
@@ -134,7 +132,7 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
             throw new ArgumentException($"{Layer}: the learnable fake quantize has {Scale.shape[0]} channels but the tensor has shape [{string.Join(", ", input.shape)}] ({input.shape[axis]} along axis {axis}).");
         }
 
-        return LearnableFakeQuant.Apply(input, Scale, ZeroPoint, QuantMin, QuantMax, axis, gradFactor);
+        return LearnableFakeQuant.Apply(input, Scale, ZeroPoint, QuantMin, QuantMax, axis, gradFactor, GradientWatch);
     }
 
     /// <summary>
@@ -180,13 +178,38 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
             throw new ArgumentException($"{Layer}: the observer found {scales.Length} channels but the learnable fake quantize was made with {Scale.shape[0]}.");
         }
 
-        var zeros = Array.ConvertAll(zeroPoints, z => (float)z);
-        using (no_grad())
-        using (Tensor newScale = tensor(scales, device: Scale.device))
-        using (Tensor newZero = tensor(zeros, device: ZeroPoint.device))
+        Overwrite(Scale, scales);
+        Overwrite(ZeroPoint, Array.ConvertAll(zeroPoints, z => (float)z));
+    }
+
+    /// <summary>
+    /// Writes <paramref name="values"/> into a qparam's storage as PyTorch's <c>param.data.copy_()</c> does: without a
+    /// version bump, so a forward that used the old values earlier in the same graph (the same fake quantize applied
+    /// twice) still back-propagates, instead of failing inside libtorch's backward. Unchanged values are not written.
+    /// </summary>
+    private static void Overwrite(TorchSharp.Modules.Parameter parameter, float[] values)
+    {
+        float[] current = ValuesOf(parameter);
+        if (current.AsSpan().SequenceEqual(values))
         {
-            Scale.copy_(newScale);
-            ZeroPoint.copy_(newZero);
+            return;
+        }
+
+        if (parameter.device_type != DeviceType.CPU)
+        {
+            using (no_grad())
+            using (Tensor replacement = tensor(values, device: parameter.device))
+            {
+                parameter.copy_(replacement);
+            }
+
+            return;
+        }
+
+        var storage = parameter.data<float>();
+        for (int i = 0; i < values.Length; i++)
+        {
+            storage[i] = values[i];
         }
     }
 
@@ -211,9 +234,6 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
             }
         }
 
-        using (no_grad())
-        {
-            Scale.clamp_(QParamsMath.Eps);
-        }
+        Overwrite(Scale, Array.ConvertAll(scales, v => MathF.Max(v, QParamsMath.Eps)));
     }
 }

@@ -21,7 +21,7 @@ public class GeneratedCodeCompilesTests
 
         Assert.True(run.Problems().IsEmpty, GeneratorHarness.Describe(run.Problems()));
         Assert.Null(run.Result.Exception);
-        Assert.Single(run.Result.GeneratedSources);
+        Assert.Single(run.ModelSources);
         AssertOutputCompilesCleanly(run);
     }
 
@@ -34,9 +34,9 @@ public class GeneratedCodeCompilesTests
         CSharpCompilation input = GeneratorHarness.Compile(withDocs, Samples.Good.Single(s => s.Path == path));
         GeneratorRun run = GeneratorHarness.Run(input, GeneratorHarness.CreateDriver(withDocs));
 
-        SyntaxTree generated = run.Output.SyntaxTrees.Single(t => !input.SyntaxTrees.Contains(t));
+        SyntaxTree[] generatedTrees = run.Output.SyntaxTrees.Where(t => !input.SyntaxTrees.Contains(t)).ToArray();
         Diagnostic[] problems = run.Output.GetDiagnostics()
-            .Where(d => d.Severity >= DiagnosticSeverity.Warning && d.Location.SourceTree == generated)
+            .Where(d => d.Severity >= DiagnosticSeverity.Warning && generatedTrees.Contains(d.Location.SourceTree))
             .ToArray();
         Assert.True(problems.Length == 0, GeneratorHarness.Describe(problems));
 
@@ -44,7 +44,7 @@ public class GeneratedCodeCompilesTests
         // internal, so nothing in it is publicly visible).
         if (path != Samples.NoStubs.Path)
         {
-            Assert.Contains(run.Output.GetDiagnostics(), d => d.Id == "CS1591" && d.Location.SourceTree != generated);
+            Assert.Contains(run.Output.GetDiagnostics(), d => d.Id == "CS1591" && !generatedTrees.Contains(d.Location.SourceTree));
         }
     }
 
@@ -209,7 +209,7 @@ public class GeneratedCodeCompilesTests
         GeneratorRun run = GeneratorHarness.Run(source);
 
         Assert.True(run.Problems().IsEmpty, GeneratorHarness.Describe(run.Problems()));
-        Assert.Equal(2, run.Result.GeneratedSources.Length);
+        Assert.Equal(2, run.ModelSources.Length);
         AssertOutputCompilesCleanly(run);
     }
 

@@ -30,8 +30,23 @@ public sealed record GeneratorRun(
     GeneratorDriver Driver,
     GeneratorRunResult Result)
 {
-    /// <summary>Generated files by hint name.</summary>
+    /// <summary>
+    /// The generated form's files: every generated file but the QAT form's (<c>*.Qat.g.cs</c>) and the captured forward it
+    /// binds (<c>*.Capture.g.cs</c>), which a generated-form class gets beside its own file.
+    /// </summary>
+    public ImmutableArray<GeneratedSourceResult> ModelSources =>
+        Result.GeneratedSources.Where(s => !IsQatFile(s.HintName)).ToImmutableArray();
+
+    /// <summary>Whether a generated file belongs to the QAT form of a generated-form class.</summary>
+    public static bool IsQatFile(string hintName) =>
+        hintName.EndsWith(".Qat.g.cs", StringComparison.Ordinal) || hintName.EndsWith(".Capture.g.cs", StringComparison.Ordinal);
+
+    /// <summary>Generated files by hint name, but the QAT form's (see <see cref="ModelSources"/>; <see cref="AllSources"/> has them).</summary>
     public IReadOnlyDictionary<string, string> Sources =>
+        ModelSources.ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+
+    /// <summary>Every generated file by hint name.</summary>
+    public IReadOnlyDictionary<string, string> AllSources =>
         Result.GeneratedSources.ToDictionary(s => s.HintName, s => s.SourceText.ToString());
 
     /// <summary>The generator's warnings and errors (QG0018, the info listing automatic fusions, is not a problem).</summary>

@@ -69,7 +69,7 @@ public class RobustnessTests
     {
         GeneratorRun run = GeneratorHarness.Run(new SourceFile("M.cs", Samples.Usings + Malformed["quantize on two parts of the class"]));
 
-        Assert.Single(run.Result.GeneratedSources);
+        Assert.Single(run.ModelSources);
         Assert.Empty(run.GeneratorDiagnostics);
     }
 
