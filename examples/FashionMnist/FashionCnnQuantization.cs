@@ -77,8 +77,8 @@ public static class FashionCnnQuantization
         }
     }
 
-    /// <summary>Top-1 accuracy (%) of the float model on <paramref name="split"/>.</summary>
-    public static double Accuracy(FashionCnn model, FashionMnistSplit split)
+    /// <summary>Top-1 accuracy (%) of a float model (or a QAT model in eval mode) on <paramref name="split"/>.</summary>
+    public static double Accuracy(torch.nn.Module<Tensor, Tensor> model, FashionMnistSplit split)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(split);

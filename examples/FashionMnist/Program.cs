@@ -4,6 +4,9 @@
 // Needs Debian's dataset-fashion-mnist package (/usr/share/datasets/fashion-mnist).
 // Run: dotnet run -c Release --project examples/FashionMnist [-- --epochs 2 --train-limit N --test-limit N
 //      --calibration 1000 --batch-size 256 --max-drop 0.3 --fallback-method Histogram --data DIR --cache DIR --onednn --ranges]
+// With --qat [--qat-steps N] it prints the quantization-aware training table instead: fp32, the best post-training
+// int8 and QAT int8 (8-bit, and 4-bit activations and weights, where post-training quantization loses), and the
+// time of a QAT training step against a float one.
 // With --report [DIR] it writes only the layer report of the default (X86, histogram) int8 model instead of the
 // table: report.json, report.html, graph*.dot/.svg, and prints the report table and one explained value. Without
 // a folder the files go outside the source tree, to <temp>/quantgen-reports/FashionMnist.
@@ -16,6 +19,7 @@ using System.Linq;
 using FashionMnist;
 using QuantGen;
 using QuantGen.Kernels;
+using QuantGen.Qat;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -66,6 +70,13 @@ Console.WriteLine();
 if (reportDirectory is not null)
 {
     WriteReport(reportDirectory, model, calibration, test);
+    return 0;
+}
+
+if (args.Contains("--qat"))
+{
+    QatTable(model, data.Train.Slice(0, trained), calibration, test, floatTest, new QatSchedule(Steps: IntOption("--qat-steps", 300)));
+    Console.WriteLine($"Done in {total.Elapsed.TotalSeconds:F0} s.");
     return 0;
 }
 
@@ -146,6 +157,56 @@ catch (NotSupportedException notYet)
 Console.WriteLine();
 Console.WriteLine($"Done in {total.Elapsed.TotalSeconds:F0} s.");
 return 0;
+
+// --qat: PyTorch's QAT flow on the trained model against the best post-training result, at 8 and at 4 bits.
+static void QatTable(FashionCnn model, FashionMnistSplit train, FashionMnistSplit calibration, FashionMnistSplit test, double floatTest, QatSchedule schedule)
+{
+    Console.WriteLine($"QAT: {schedule.Steps} steps of {schedule.BatchSize} images from the trained weights (Adam, lr {schedule.LearningRate}), observers frozen after {schedule.FreezeObserversAt:P0}, BatchNorm after {schedule.FreezeBatchNormAt:P0} of the steps.");
+    var rows = new List<(string Setting, double Ptq, string PtqMethod, double Qat, double QatEval)>();
+    double qatSeconds = 0;
+    foreach ((string setting, QatQConfig qat, (string Name, QConfig QConfig)[] ptq) in new[]
+    {
+        ("8-bit (X86 preset)", QConfig.QatX86, new[] { ("MinMax", CalibrationMethod.All()[0].QConfig), ("Histogram", CalibrationMethod.All()[2].QConfig), ("Entropy", CalibrationMethod.All()[4].QConfig) }),
+        ("4-bit activations and weights", FashionCnnQat.FourBit, new[] { ("MinMax", FashionCnnQat.FourBitPtq(histogram: false)), ("Histogram", FashionCnnQat.FourBitPtq(histogram: true)) }),
+    })
+    {
+        (string bestName, double bestPtq) = ("", double.NegativeInfinity);
+        foreach ((string name, QConfig qconfig) in ptq)
+        {
+            (FashionCnn.Quantized plain, FashionCnn.Quantized? corrected) = FashionCnnQuantization.Quantize(model, new QConfigMapping(qconfig), calibration, biasCorrection: true);
+            foreach ((FashionCnn.Quantized candidate, string suffix) in new[] { (plain, ""), (corrected!, " + bias correction") })
+            {
+                double accuracy = FashionCnnQuantization.Accuracy(candidate, test);
+                if (accuracy > bestPtq)
+                {
+                    (bestName, bestPtq) = (name + suffix, accuracy);
+                }
+            }
+        }
+
+        Console.WriteLine($"{setting}: best post-training {bestName} {bestPtq:F2}%; QAT fine-tuning...");
+        (FashionCnn.Quantized int8, FashionCnn.Qat qatModel, double seconds) = FashionCnnQat.FineTune(model, train, qat, schedule, Console.Out);
+        double qatEval = FashionCnnQuantization.Accuracy(qatModel, test);
+        double qatInt8 = FashionCnnQuantization.Accuracy(int8, test);
+        qatSeconds = seconds;
+        rows.Add((setting, bestPtq, bestName, qatInt8, qatEval));
+        Console.WriteLine($"  QAT int8 {qatInt8:F2}% (the QAT model itself in eval mode: {qatEval:F2}%), {FashionCnnQat.Seconds(seconds)} of training steps.");
+    }
+
+    Console.WriteLine();
+    Console.WriteLine($"| setting | fp32 top-1 (%) | best PTQ int8 (%) | PTQ drop | QAT int8 (%) | QAT drop |");
+    Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+    foreach ((string setting, double ptq, string method, double qatInt8, _) in rows)
+    {
+        Console.WriteLine($"| {setting} | {floatTest:F2} | {ptq:F2} ({method}) | {floatTest - ptq:F2} | {qatInt8:F2} | {floatTest - qatInt8:F2} |");
+    }
+
+    double floatSeconds = FashionCnnQat.FloatTrainingSeconds(model, train, schedule);
+    int stepsPerEpoch = (train.Count + schedule.BatchSize - 1) / schedule.BatchSize;
+    Console.WriteLine();
+    Console.WriteLine($"Training step (batch {schedule.BatchSize}, {Environment.ProcessorCount} cores): float {1000 * floatSeconds / schedule.Steps:F1} ms, QAT {1000 * qatSeconds / schedule.Steps:F1} ms ({qatSeconds / floatSeconds:F2}x); " +
+        $"an epoch of {train.Count} images: float {floatSeconds / schedule.Steps * stepsPerEpoch:F0} s, QAT {qatSeconds / schedule.Steps * stepsPerEpoch:F0} s.");
+}
 
 // --report: the accuracy report of the default int8 model, one explained value and the graph drawings (docs/reports.md).
 static void WriteReport(string directory, FashionCnn model, FashionMnistSplit calibration, FashionMnistSplit test)
