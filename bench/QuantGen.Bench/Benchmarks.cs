@@ -321,3 +321,74 @@ public class CalibrationBenchmarks
         _observed!.forward(_input!).Dispose();
     }
 }
+
+/// <summary>
+/// One training step (forward, cross-entropy, backward, Adam step) of FashionCnn at batch 128: the float model against its
+/// QAT form (<c>PrepareQat()</c>, PyTorch's x86 QAT qconfig: fake quant on every activation and weight, conv-bn trained
+/// as ConvBn2d). Issue 14's goal: at most 1.5× the float step.
+/// </summary>
+[Config(typeof(BenchConfig))]
+[MemoryDiagnoser]
+public class QatTrainingStepBenchmarks
+{
+    private const int Batch = 128;
+    private FashionMnist.FashionCnn? _floatModel;
+    private FashionMnist.FashionCnn? _qatModel;
+    private FashionMnist.FashionCnn.Qat? _qat;
+    private torch.optim.Optimizer? _floatOptimizer;
+    private torch.optim.Optimizer? _qatOptimizer;
+    private Tensor? _images;
+    private Tensor? _labels;
+
+    /// <summary>libtorch's threads.</summary>
+    [Params(1, 2)]
+    public int Threads { get; set; }
+
+    /// <summary>Two models with the same initial weights, one prepared for QAT, and a fixed batch.</summary>
+    [GlobalSetup]
+    public void Setup()
+    {
+        TorchRunner.DisableNnpack();
+        TorchRunner.SetThreads(Threads);
+        torch.manual_seed(0);
+        _floatModel = new FashionMnist.FashionCnn();
+        _floatModel.train();
+        torch.manual_seed(0);
+        _qatModel = new FashionMnist.FashionCnn();
+        _qat = _qatModel.PrepareQat();
+        _floatOptimizer = torch.optim.Adam(_floatModel.parameters(), 1e-4);
+        _qatOptimizer = torch.optim.Adam(_qat.parameters(), 1e-4);
+        _images = torch.tensor(BenchModels.NormalValues([Batch, 1, 28, 28], 3), [Batch, 1, 28, 28]);
+        _labels = torch.randint(0, 10, [Batch], ScalarType.Int64);
+    }
+
+    /// <summary>Releases the models.</summary>
+    [GlobalCleanup]
+    public void Cleanup()
+    {
+        _floatOptimizer?.Dispose();
+        _qatOptimizer?.Dispose();
+        _qat?.Dispose();
+        _qatModel?.Dispose();
+        _floatModel?.Dispose();
+        _images?.Dispose();
+        _labels?.Dispose();
+    }
+
+    /// <summary>A float training step.</summary>
+    [Benchmark(Baseline = true, Description = "float training step")]
+    public void Float() => Step(_floatModel!, _floatOptimizer!);
+
+    /// <summary>A QAT training step.</summary>
+    [Benchmark(Description = "QAT training step")]
+    public void Qat() => Step(_qat!, _qatOptimizer!);
+
+    private void Step(torch.nn.Module<Tensor, Tensor> model, torch.optim.Optimizer optimizer)
+    {
+        using var scope = torch.NewDisposeScope();
+        Tensor loss = torch.nn.functional.cross_entropy(model.forward(_images!), _labels!);
+        optimizer.zero_grad();
+        loss.backward();
+        optimizer.step();
+    }
+}

@@ -233,7 +233,7 @@ public sealed partial class QConfigMapping
         string points = $"Layers with output qparams of their own: {Listing(observed)}.";
         foreach ((string layer, _) in _fixedActivations)
         {
-            if (observed.Contains(layer))
+            if (observed.Contains(layer) || FixedPointsMayBeAbsent)
             {
                 continue;
             }
@@ -258,6 +258,13 @@ public sealed partial class QConfigMapping
             }
         }
     }
+
+    /// <summary>
+    /// Set by a QAT model's <c>Convert()</c>: it fixes the qparams of every point its bound graph observes, and a form that
+    /// observes fewer (the generated form of a model with a QuantStub has no "input" point) skips the others. Any point
+    /// of the form left unfixed still fails Convert, as one without calibration data.
+    /// </summary>
+    internal bool FixedPointsMayBeAbsent { get; set; }
 
     private static ObserverSpec Apply(string model, string layer, string role, ObserverSpec resolved, FixedEntry entry)
     {

@@ -318,6 +318,7 @@ public sealed partial class QConfigMapping
         copy._presetTypes.UnionWith(_presetTypes);
         copy._fixedActivations.AddRange(_fixedActivations);
         copy._fixedWeights.AddRange(_fixedWeights);
+        copy.FixedPointsMayBeAbsent = FixedPointsMayBeAbsent;
         return copy;
     }
 

@@ -290,6 +290,7 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
 
         ForEachFakeQuant(f => f.GradientWatch.ThrowIfNaNSeen());
         mapping.SetGlobal(QConfig.Observers);
+        mapping.FixedPointsMayBeAbsent = true;
         foreach ((int value, string layer) in _convertPoints)
         {
             QParams q = CalculateQParams(_activationFakeQuant[value]!, layer);

@@ -70,11 +70,18 @@ public sealed class FakeQuantize : FakeQuantizeBase
                 $"{Layer}: fake quantize has no scale and zero point yet; run a forward with the observer enabled first (it is disabled, or observation is paused).");
         }
 
-        // In eval mode the qparams are the ones Convert() will give the int8 model (the observer's formula), so an
-        // evaluation of the QAT model predicts the converted model to within one step. PyTorch keeps the training
-        // formula in eval too; docs/qat.md says where the two differ.
-        QParams qparams = !training && Observer.HasObserved && !Observer.IsFixed ? Observer.CalculateQParams() : _trainingQParams;
-        return FakeQuant.Apply(input, qparams, QuantMin, QuantMax, Layer, GradientWatch);
+        if (training)
+        {
+            return FakeQuant.Apply(input, _trainingQParams, QuantMin, QuantMax, Layer, GradientWatch);
+        }
+
+        // In eval mode the fake quantize does what the converted int8 model will do: the qparams Convert() gives it (the
+        // observer's formula) and the storage type's range (the int8 model's quantize and requantize clamp to 0..255 or
+        // -128..127, not to a reduced quant range), so evaluating the QAT model predicts the int8 model. PyTorch keeps the
+        // training formula and range in eval too; docs/qat.md says where the two differ.
+        QParams qparams = Observer.HasObserved && !Observer.IsFixed ? Observer.CalculateQParams() : _trainingQParams;
+        (int storageMin, int storageMax) = QParamsMath.QuantRange(Spec.Observer.DType, reduceRange: false);
+        return FakeQuant.Apply(input, qparams, storageMin, storageMax, Layer, GradientWatch);
     }
 
     /// <inheritdoc/>

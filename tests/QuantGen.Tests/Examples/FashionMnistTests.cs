@@ -220,4 +220,35 @@ public sealed class FashionMnistTests(TinyFashionCnnFixture fixture, ITestOutput
         Assert.IsType<QuantGen.Modules.FloatFallback>(all.Model.Layers.Single(l => l.Layer == all.FloatLayers[0]));
         Assert.IsType<QuantGen.Modules.QuantizedConv2d>(none.Model.Layers.Single(l => l.Layer == "conv1"));
     }
+    [Fact]
+    public void QatFineTuningOnRealDataConvertsToAnInt8ModelThatScoresAsTheQatModelDoes()
+    {
+        // A short QAT fine-tune of the tiny trained CNN on real images; the float model itself is left untouched.
+        using Tensor probe = fixture.Data.Test.Images(0, 4);
+        float[] before;
+        using (torch.no_grad())
+        using (Tensor y = fixture.Model.forward(probe))
+        {
+            before = y.data<float>().ToArray();
+        }
+
+        var schedule = new QatSchedule(Steps: 12, BatchSize: 64, LearningRate: 1e-3);
+        (FashionCnn.Quantized int8, FashionCnn.Qat qat, double seconds) = FashionCnnQat.FineTune(fixture.Model, fixture.Data.Train, QuantGen.QConfig.QatX86, schedule);
+        Assert.False(qat.training);
+        Assert.True(qat.IsBatchNormFrozen);
+
+        double qatAccuracy = FashionCnnQuantization.Accuracy(qat, fixture.Data.Test);
+        double int8Accuracy = FashionCnnQuantization.Accuracy(int8, fixture.Data.Test);
+        output.WriteLine($"QAT model (eval) {qatAccuracy:F2}%, converted int8 {int8Accuracy:F2}%, {seconds:F1} s of steps");
+        Assert.InRange(Math.Abs(qatAccuracy - int8Accuracy), 0, 1.0);
+        Assert.True(int8Accuracy > 50, $"int8 accuracy {int8Accuracy:F2}% after QAT: the tiny model scores well above chance (10%)");
+
+        using (torch.no_grad())
+        using (Tensor y = fixture.Model.forward(probe))
+        {
+            Assert.Equal(before, y.data<float>().ToArray());
+        }
+
+        qat.Dispose();
+    }
 }

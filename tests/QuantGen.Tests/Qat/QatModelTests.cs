@@ -280,6 +280,35 @@ public sealed class QatModelTests
     }
 
     [Fact]
+    public void An_eager_mode_model_with_stubs_and_fuse_trains_and_converts_to_its_generated_form()
+    {
+        torch.manual_seed(11);
+        using var model = new QatStubNet();
+        using QatStubNet.Qat qat = model.PrepareQat();
+        Assert.Contains(qat.FakeQuantizes, f => f.Layer == "QatStubNet.conv1.weight");
+        using (var optimizer = torch.optim.SGD(qat.parameters(), 0.01))
+        {
+            for (int iteration = 0; iteration < 5; iteration++)
+            {
+                using var scope = torch.NewDisposeScope();
+                Tensor loss = qat.forward(torch.randn(4, 1, 9, 9)).pow(2).mean();
+                optimizer.zero_grad();
+                loss.backward();
+                optimizer.step();
+            }
+        }
+
+        qat.eval();
+        using Tensor x = torch.randn(3, 1, 9, 9);
+        using Tensor expected = qat.forward(x);
+        QatStubNet.Quantized int8 = qat.Convert();
+        using Tensor actual = int8.forward(x);
+        float step = qat.FakeQuantizes.Single(f => f.Layer == "QatStubNet.conv2").CalculateQParams().Scale;
+        using Tensor difference = (actual - expected).abs();
+        Assert.True(difference.max().item<float>() <= 1.0001f * step, $"worst difference {difference.max().item<float>()}, output step {step}");
+    }
+
+    [Fact]
     public void Sigmoid_gets_pytorchs_fixed_qparams_and_a_transposed_conv_with_batch_norm_trains_and_converts()
     {
         torch.manual_seed(6);

@@ -98,3 +98,21 @@ public partial class QatGeneratedFormNet : Module<Tensor, Tensor>
         return fc.forward(x);
     }
 }
+
+/// <summary>The README's first model: QuantStub and DeQuantStub, and a [Fuse] (the generated form, eager-mode style).</summary>
+[Quantize]
+[Fuse(nameof(conv1), nameof(relu))]
+public partial class QatStubNet : Module<Tensor, Tensor>
+{
+    private readonly QuantGen.Modules.QuantStub quant = new();
+    private readonly Conv2d conv1 = Conv2d(1, 4, 3);
+    private readonly ReLU relu = ReLU();
+    private readonly Conv2d conv2 = Conv2d(4, 1, 1);
+    private readonly QuantGen.Modules.DeQuantStub dequant = new();
+
+    public QatStubNet()
+        : base(nameof(QatStubNet)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) =>
+        dequant.forward(conv2.forward(relu.forward(conv1.forward(quant.forward(x)))));
+}
