@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -147,6 +148,50 @@ public static class FakeQuant
     }
 
     /// <summary>
+    /// The per-tensor forward on a CPU tensor in one pass (<see cref="FakeQuantKernel"/>): a new contiguous output and a
+    /// boolean mask, bit-identical to <see cref="Forward"/>.
+    /// </summary>
+    internal static (Tensor Output, Tensor Mask) ForwardOnCpu(Tensor input, float inverseScale, int zeroPoint, float scale, int quantMin, int quantMax)
+    {
+        using Tensor contiguous = input.contiguous();
+        Tensor output = empty(contiguous.shape, ScalarType.Float32);
+        Tensor mask = empty(contiguous.shape, ScalarType.Bool);
+        FakeQuantKernel.Forward(
+            MemoryMarshal.Cast<byte, float>(contiguous.bytes),
+            MemoryMarshal.Cast<byte, float>(output.bytes),
+            mask.bytes,
+            inverseScale, zeroPoint, scale, quantMin, quantMax);
+        return (output, mask);
+    }
+
+    /// <summary>
+    /// The straight-through gradient <c>dy · mask</c>, noting a NaN in <paramref name="gradient"/> on <paramref name="watch"/>:
+    /// in one pass on the CPU, else with libtorch's ops.
+    /// </summary>
+    internal static Tensor MaskGradient(Tensor gradient, Tensor mask, GradientWatch? watch)
+    {
+        if (gradient.device_type != DeviceType.CPU || gradient.dtype != ScalarType.Float32 || !gradient.shape.AsSpan().SequenceEqual(mask.shape))
+        {
+            watch?.Check(gradient);
+            return gradient.mul(mask);
+        }
+
+        using Tensor contiguous = gradient.contiguous();
+        using Tensor contiguousMask = mask.contiguous();
+        Tensor result = empty(contiguous.shape, ScalarType.Float32);
+        bool nan = FakeQuantKernel.Backward(
+            MemoryMarshal.Cast<byte, float>(contiguous.bytes),
+            contiguousMask.bytes,
+            MemoryMarshal.Cast<byte, float>(result.bytes));
+        if (nan)
+        {
+            watch?.ReportNaN();
+        }
+
+        return result;
+    }
+
+    /// <summary>
     /// The shared forward: <c>q = round(x · inv) + z</c>, the in-range mask of q, then <c>(clamp(q) − z) · s</c>,
     /// in place on one new tensor. <paramref name="inverseScale"/>, <paramref name="zeroPoint"/> and
     /// <paramref name="scale"/> are scalars or broadcastable tensors.
@@ -184,6 +229,13 @@ internal sealed class FakeQuantPerTensorFunction : autograd.SingleTensorFunction
         ctx.save_data("watch", vars[5]);
 
         // 1/s in float32 first, then a multiplication, as PyTorch's kernel does (x * inv_scale, not x / s).
+        if (input.device_type == DeviceType.CPU && input.numel() > 0)
+        {
+            (Tensor fastOutput, Tensor fastMask) = FakeQuant.ForwardOnCpu(input, 1f / scale, zeroPoint, scale, quantMin, quantMax);
+            ctx.save_for_backward([fastMask]);
+            return fastOutput;
+        }
+
         using Tensor inverse = tensor(1f / scale, device: input.device);
         using Tensor zero = tensor((float)zeroPoint, device: input.device);
         using Tensor scaleTensor = tensor(scale, device: input.device);
@@ -194,9 +246,8 @@ internal sealed class FakeQuantPerTensorFunction : autograd.SingleTensorFunction
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
-        (ctx.get_data("watch") as GradientWatch)?.Check(grad_output);
         List<Tensor> saved = ctx.get_saved_variables();
-        Tensor gradInput = grad_output.mul(saved[0]);
+        Tensor gradInput = FakeQuant.MaskGradient(grad_output, saved[0], ctx.get_data("watch") as GradientWatch);
         saved.ForEach(t => t.Dispose());
         return [gradInput, null!, null!, null!, null!, null!];
     }

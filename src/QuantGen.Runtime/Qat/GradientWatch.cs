@@ -49,7 +49,10 @@ public sealed class GradientWatch
         using Tensor any = nan.any();
         if (any.item<bool>())
         {
-            Interlocked.Increment(ref _nanBackwards);
+            ReportNaN();
         }
     }
+
+    /// <summary>Called in the backward when a NaN was found there.</summary>
+    internal void ReportNaN() => Interlocked.Increment(ref _nanBackwards);
 }
