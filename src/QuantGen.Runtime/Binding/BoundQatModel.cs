@@ -49,6 +49,7 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
     private readonly string _captureHash;
     private bool _batchNormFrozen;
     private bool _converted;
+    private bool _disposed;
 
     /// <summary>Binds, plans and builds the QAT form (generated code calls this from <c>PrepareQat()</c>).</summary>
     /// <param name="model">The float model (any mode; the QAT model starts in training mode, and so does the model).</param>
@@ -312,6 +313,24 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
 
         _converted = true;
         return mapping;
+    }
+
+    /// <summary>
+    /// Releases the fake quantizes (and a learnable one's parameters) but not the model: the QAT form borrows the model's
+    /// modules, and TorchSharp's <c>Module.Dispose</c> would dispose every registered parameter and submodule, the model's
+    /// among them, leaving the caller's model unusable. The form's own (empty) native module is left to its finalizer.
+    /// </summary>
+    /// <param name="disposing">True from <c>Dispose()</c>.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed)
+        {
+            _disposed = true;
+            foreach (FakeQuantizeBase fakeQuant in FakeQuantizes)
+            {
+                fakeQuant.Dispose();
+            }
+        }
     }
 
     /// <summary>The QAT form, one op per line with its fake quantizes.</summary>

@@ -43,6 +43,24 @@ public sealed class QatModelTests
     }
 
     [Fact]
+    public void Disposing_the_qat_form_leaves_the_model_it_borrowed_usable()
+    {
+        torch.manual_seed(12);
+        using var model = new QatNet();
+        using Tensor x = torch.randn(2, 1, 8, 8);
+        model.PrepareQat().Dispose();
+
+        model.eval();
+        using (torch.no_grad())
+        using (Tensor y = model.forward(x))
+        {
+            Assert.Equal(new long[] { 2, 4 }, y.shape);
+        }
+
+        Assert.All(model.parameters(), p => Assert.False(p.IsInvalid));
+    }
+
+    [Fact]
     public void Conv_bn_relu_in_training_is_pytorchs_approximate_fused_forward()
     {
         torch.manual_seed(2);
