@@ -733,7 +733,7 @@ public abstract class BoundObservedModel : IObservedModel
     internal static int OutputSize(AdaptiveAvgPool2d pool, int axis) =>
         checked((int)pool.output_size[pool.output_size.Length == 1 ? 0 : axis]);
 
-    private const string DynamicReason = "dynamic quantization: int8 weights, its input quantized on every call";
+    internal const string DynamicReason = "dynamic quantization: int8 weights, its input quantized on every call";
 
     /// <summary>One op's plan: int8 or float, its qconfig, its fused float module and float form.</summary>
     private sealed record OpPlan(BoundOp Op, bool Int8, bool OwnObserver, QConfig? QConfig, object? Fused, Func<Tensor[], Tensor> Float, string? FloatReason);

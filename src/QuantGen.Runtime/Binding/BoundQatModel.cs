@@ -37,7 +37,6 @@ namespace QuantGen.Binding;
 /// </remarks>
 public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
 {
-    private readonly nn.Module _model;
     private readonly BoundGraph _graph;
     private readonly Func<Tensor[], Tensor>[] _steps;
     private readonly FakeQuantizeBase?[] _activationFakeQuant;
@@ -70,7 +69,6 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
         qconfig.Validate();
         ModelName = modelName;
         QConfig = qconfig;
-        _model = model;
         _captureHash = forward.Hash;
         mapping.SetGlobal(qconfig.Observers);
         if (mapping.FixedActivations.Count > 0 || mapping.FixedWeights.Count > 0)
@@ -91,7 +89,7 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
 
         foreach ((BoundOp op, _, _, string? reason) in plans)
         {
-            if (reason is not null && reason.StartsWith("dynamic quantization", StringComparison.Ordinal))
+            if (reason == BoundObservedModel.DynamicReason)
             {
                 throw new ArgumentException($"{modelName}.{op.Name}: its qconfig is dynamic; QAT trains static quantization only. Give it a static qconfig, or None to keep it in float.");
             }
