@@ -50,6 +50,41 @@ internal sealed partial class ModelWriter
         }
     }
 
+    /// <summary>
+    /// A dynamic Linear as ONNX's dynamic quantization: DynamicQuantizeLinear on the input, MatMulInteger with the qint8
+    /// weights (transposed to [in, out], per-column zero points), the int32 product cast to float and scaled by the input's
+    /// and each column's weight scale, then the bias. ONNX's DynamicQuantizeLinear has its own input qparams (uint8 over the
+    /// full 0..255, scale (max − min) / 255, no reduce_range), so ONNX Runtime rounds the input differently from QuantGen's
+    /// PyTorch formula (docs/onnx-export.md).
+    /// </summary>
+    private string WriteDynamicLinear(FloatOp op, string x, string name, Func<string, IEnumerable<string>, AttributeProto[], string> node)
+    {
+        FloatOpTensor w = op.Tensor("weight")!;
+        int outFeatures = w.Shape[0], inFeatures = w.Shape[1];
+        var transposed = new sbyte[w.Values.Length];
+        for (int o = 0; o < outFeatures; o++)
+        {
+            for (int i = 0; i < inFeatures; i++)
+            {
+                transposed[(i * outFeatures) + o] = (sbyte)w.Values[(o * inFeatures) + i];
+            }
+        }
+
+        float[] scales = op.Tensor("weight_scale")!.Values;
+        sbyte[] zeroPoints = Array.ConvertAll(op.Tensor("weight_zero_point")!.Values, z => (sbyte)z);
+        string weight = _builder.Initializer(name + ".weight_quantized", Int8([inFeatures, outFeatures], transposed));
+        string weightZero = _builder.Initializer(name + ".weight_zero_point", zeroPoints.Length == 1 ? Int8([], zeroPoints) : Int8([zeroPoints.Length], zeroPoints));
+        string weightScale = _builder.Initializer(name + ".weight_scale", Float([scales.Length], scales));
+        string[] quantized = _builder.NodeWithOutputs("DynamicQuantizeLinear", name + "/DynamicQuantizeLinear", [x], [name + "/x_quantized", name + "/x_scale", name + "/x_zero_point"]);
+        string product = node("MatMulInteger", [quantized[0], weight, quantized[2], weightZero], []);
+        string asFloat = node("Cast", [product], [Int("to", (long)TensorProto.Types.DataType.Float)]);
+        string scale = node("Mul", [quantized[1], weightScale], []);
+        string y = node("Mul", [asFloat, scale], []);
+        return op.Tensor("bias") is { } bias
+            ? node("Add", [y, _builder.Initializer(name + ".bias", Float([bias.Values.Length], bias.Values))], [])
+            : y;
+    }
+
     private void WriteFloatOp(GraphNode node, FloatOp op)
     {
         CheckFloatOp(node, op);
@@ -126,6 +161,9 @@ internal sealed partial class ModelWriter
                 break;
             }
 
+            case FloatOpKind.DynamicLinear:
+                y = WriteDynamicLinear(op, x[0], name, Node);
+                break;
             case FloatOpKind.BatchNorm2d:
             {
                 RequireRank(node, inputs[0], 4);

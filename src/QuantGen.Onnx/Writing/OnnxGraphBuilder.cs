@@ -42,6 +42,17 @@ internal sealed class OnnxGraphBuilder
     public string NodeWithOutput(string opType, string name, IEnumerable<string> inputs, string outputName, params AttributeProto[] attributes) =>
         Add(string.Empty, opType, name, inputs, outputName, attributes);
 
+    /// <summary>As <see cref="Node"/> for an operator with several outputs (DynamicQuantizeLinear); returns their names.</summary>
+    public string[] NodeWithOutputs(string opType, string name, IEnumerable<string> inputs, IEnumerable<string> outputs)
+    {
+        string[] names = outputs.Select(UniqueValue).ToArray();
+        var node = new NodeProto { Domain = string.Empty, OpType = opType, Name = Reserve(_nodeNames, name) };
+        node.Input.AddRange(inputs);
+        node.Output.AddRange(names);
+        Graph.Node.Add(node);
+        return names;
+    }
+
     /// <summary>As <see cref="Node"/>, for an operator of ONNX Runtime's <see cref="MicrosoftDomain"/> (recorded in <see cref="Domains"/>).</summary>
     public string ContribNode(string opType, string name, IEnumerable<string> inputs, string output, params AttributeProto[] attributes)
     {

@@ -251,11 +251,10 @@ public abstract class BoundObservedModel : IObservedModel
                 QuantizeInput quantizer = quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
                 if (plan.QConfig is { IsDynamic: true } dynamicQConfig && plan.Fused is FusedLinear floatLinear)
                 {
+                    // Described as data like any float op, so a file (and ONNX export) stores it and Load runs the same code.
                     DynamicQuantizedLinear dynamic = floatLinear.ConvertDynamic(dynamicQConfig.Weight, dynamicQConfig.Backend);
-                    steps[i] = new BoundStep(op, null, a => dynamic.Forward(a[0]), DynamicReason)
-                    {
-                        NotSavedBecause = $"{ModelName}.{op.Name} is a dynamically quantized Linear, which .qgen files do not store yet",
-                    };
+                    FloatOp stored = FloatOpDescriber.OfFused(ModelName, op.Name, dynamic, quantizer);
+                    steps[i] = new BoundStep(op, null, stored.Forward, DynamicReason) { FloatOp = stored };
                     continue;
                 }
 

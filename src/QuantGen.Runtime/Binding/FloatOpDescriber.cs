@@ -164,6 +164,24 @@ internal static class FloatOpDescriber
             case FusedLinear linear:
                 return Op(FloatOpKind.Linear, [linear.InFeatures, linear.OutFeatures, linear.BatchNormFeatures ?? -1],
                     tensors: Weights(linear.Weight, [linear.OutFeatures, linear.InFeatures], linear.Bias), fusedRelu: linear.Relu);
+            case Dynamic.DynamicQuantizedLinear dynamic:
+            {
+                QParams q = dynamic.Weight.QParams;
+                float[] weight = Array.ConvertAll(dynamic.Weight.IntRepr(), v => (float)v);
+                var tensors = new List<FloatOpTensor>
+                {
+                    new("weight", [dynamic.OutFeatures, dynamic.InFeatures], weight),
+                    Vector("weight_scale", q.Scales),
+                    Vector("weight_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)),
+                };
+                if (dynamic.Bias is { } bias)
+                {
+                    tensors.Add(Vector("bias", bias));
+                }
+
+                return Op(FloatOpKind.DynamicLinear, [dynamic.InFeatures, dynamic.OutFeatures, (long)dynamic.Backend, q.IsPerChannel ? 1 : 0], tensors: tensors.ToArray(), fusedRelu: dynamic.FusedRelu);
+            }
+
             case FusedBatchNorm2d norm:
             {
                 (float[] mean, float[] variance, float[]? gamma, float[]? beta, double eps) = norm.Statistics;

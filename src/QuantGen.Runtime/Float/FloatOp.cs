@@ -93,6 +93,14 @@ public enum FloatOpKind
 
     /// <summary>mean over dims. Ints: [keepdim (0, 1), dims...].</summary>
     Mean = 26,
+
+    /// <summary>
+    /// A dynamically quantized Linear (<see cref="Dynamic.DynamicQuantizedLinear"/>: int8 weights, the input quantized on
+    /// every call). Ints: in_features, out_features, the <see cref="QuantBackend"/>, per-channel weights (0, 1); tensors:
+    /// weight [out, in] holding the qint8 values (integers in −128..127), weight_scale and weight_zero_point (one value, or
+    /// one per output feature) [, bias]. A fused ReLU is the op's ReLU.
+    /// </summary>
+    DynamicLinear = 27,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -419,6 +427,9 @@ public sealed class FloatOp : IQuantizedLayer
                 }
 
                 break;
+            case FloatOpKind.DynamicLinear:
+                ValidateDynamicLinear();
+                break;
             case FloatOpKind.Mean:
                 if (_ints.Length is < 2 or > 9 || _ints[0] is not (0 or 1))
                 {
@@ -529,6 +540,56 @@ public sealed class FloatOp : IQuantizedLayer
     }
 
     private float[]? Values(string name) => Tensor(name)?.Values;
+
+    private void ValidateDynamicLinear()
+    {
+        Need(4, 0, 1);
+        Positive(0, 2);
+        if (!Enum.IsDefined((QuantBackend)_ints[2]) || _ints[3] is not (0 or 1))
+        {
+            throw Invalid($"has backend {_ints[2]} and per-channel flag {_ints[3]}");
+        }
+
+        int inFeatures = Int(0), outFeatures = Int(1);
+        NeedWeight([outFeatures, inFeatures], outFeatures);
+        int channels = _ints[3] == 1 ? outFeatures : 1;
+        FloatOpTensor scale = Tensor("weight_scale") ?? throw Invalid("has no weight_scale");
+        FloatOpTensor zero = Tensor("weight_zero_point") ?? throw Invalid("has no weight_zero_point");
+        if (scale.Values.Length != channels || zero.Values.Length != channels)
+        {
+            throw Invalid($"has {scale.Values.Length} weight scales and {zero.Values.Length} zero points for {channels} channel(s)");
+        }
+
+        foreach (float v in Tensor("weight")!.Values)
+        {
+            if (v != MathF.Round(v) || v < sbyte.MinValue || v > sbyte.MaxValue)
+            {
+                throw Invalid($"has a weight value {v.ToString("R", CultureInfo.InvariantCulture)}; qint8 weights are integers in -128..127");
+            }
+        }
+
+        for (int c = 0; c < channels; c++)
+        {
+            if (!(scale.Values[c] > 0f) || !float.IsFinite(scale.Values[c]) || zero.Values[c] != MathF.Round(zero.Values[c]) || zero.Values[c] < sbyte.MinValue || zero.Values[c] > sbyte.MaxValue)
+            {
+                throw Invalid($"has weight scale {scale.Values[c]} and zero point {zero.Values[c]} for channel {c}");
+            }
+        }
+    }
+
+    /// <summary>The dynamic Linear a <see cref="FloatOpKind.DynamicLinear"/> op stands for (its ReLU is the op's).</summary>
+    private Dynamic.DynamicQuantizedLinear DynamicLinear()
+    {
+        int inFeatures = Int(0), outFeatures = Int(1);
+        float[] scales = Values("weight_scale")!;
+        int[] zeroPoints = Array.ConvertAll(Values("weight_zero_point")!, z => (int)z);
+        QParams qparams = _ints[3] == 1
+            ? QParams.PerChannel(scales, zeroPoints, 0, QuantDType.QInt8)
+            : QParams.PerTensor(scales[0], zeroPoints[0], QuantDType.QInt8);
+        byte[] storage = Array.ConvertAll(Values("weight")!, v => unchecked((byte)(sbyte)v));
+        var weight = new QTensor([outFeatures, inFeatures], qparams, storage);
+        return new Dynamic.DynamicQuantizedLinear(Model, Layer, inFeatures, outFeatures, weight, Values("bias"), fusedRelu: false, (QuantBackend)_ints[2]);
+    }
 
     /// <summary>Builds the TorchSharp function once: weights become tensors owned by this op.</summary>
     private Func<Tensor[], Tensor> CreateRunner()
@@ -679,6 +740,12 @@ public sealed class FloatOp : IQuantizedLayer
             {
                 double constant = _floats[0];
                 return a => a[0] + constant;
+            }
+
+            case FloatOpKind.DynamicLinear:
+            {
+                Dynamic.DynamicQuantizedLinear linear = DynamicLinear();
+                return a => linear.Forward(a[0]);
             }
 
             case FloatOpKind.Mean:
