@@ -101,11 +101,32 @@ public abstract class BoundObservedModel : IObservedModel
             }
         }
 
+        // PyTorch fixes the output qparams of sigmoid-like ops (their range is known); a mapping that tries to set them
+        // otherwise is a mistake to report, not a value to drop silently.
+        foreach (OpPlan plan in _plans.Where(p => p.Int8 && p.Op.Kind == BoundKind.Elementwise))
+        {
+            if (ElementwiseTable.FixedOutputQParams(plan.Op.TypeName) is not { } fixedQParams)
+            {
+                continue;
+            }
+
+            FixedObserverValues? asked = mapping.FixedActivations.FirstOrDefault(e => e.Key == plan.Op.Name).Value ?? plan.QConfig?.Activation.Fixed;
+            bool same = asked is { IsRange: false, Count: 1 } && asked.Scales[0] == fixedQParams.Scale && asked.ZeroPoints[0] == fixedQParams.ZeroPoint;
+            if (asked is not null && !same)
+            {
+                throw new ArgumentException(
+                    $"{modelName}.{plan.Op.Name}: a {plan.Op.TypeName}'s output qparams are fixed, as in PyTorch (scale {fixedQParams.Scale.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} = 1/{MathF.Round(1f / fixedQParams.Scale)}, zero point {fixedQParams.ZeroPoint}, {fixedQParams.DType}: its output range is known), " +
+                    $"but the QConfigMapping sets {asked}. Remove that entry (or fix the qparams of another layer).");
+            }
+        }
+
         // The model input is always observed, so the int8 model can take a QTensor input.
         _observers[0] ??= Observe(QConfig.Activation, "input");
         mapping.ValidateFixedQParams(
             modelName,
-            _observers.Where(o => o is not null).Select(o => o!.Layer[(modelName.Length + 1)..]).ToArray(),
+            _observers.Where(o => o is not null).Select(o => o!.Layer[(modelName.Length + 1)..])
+                .Concat(_plans.Where(p => p.Int8 && p.Op.Kind == BoundKind.Elementwise && ElementwiseTable.FixedOutputQParams(p.Op.TypeName) is not null).Select(p => p.Op.Name))
+                .ToArray(),
             _plans.Where(p => p.Int8 && p.Op.Kind is BoundKind.Conv2d or BoundKind.ConvTranspose2d or BoundKind.Linear).Select(p => p.Op.Name).ToArray(),
             knownPaths);
     }
