@@ -132,7 +132,9 @@ public sealed class LearnableFakeQuantize : FakeQuantizeBase
             throw new ArgumentException($"{Layer}: the learnable fake quantize has {Scale.shape[0]} channels but the tensor has shape [{string.Join(", ", input.shape)}] ({input.shape[axis]} along axis {axis}).");
         }
 
-        return LearnableFakeQuant.Apply(input, Scale, ZeroPoint, QuantMin, QuantMax, axis, gradFactor, GradientWatch);
+        // In eval mode, the storage type's range, as the converted int8 model clamps (see FakeQuantize.forward).
+        (int low, int high) = training ? (QuantMin, QuantMax) : QParamsMath.QuantRange(Spec.Observer.DType, reduceRange: false);
+        return LearnableFakeQuant.Apply(input, Scale, ZeroPoint, low, high, axis, gradFactor, GradientWatch);
     }
 
     /// <summary>
