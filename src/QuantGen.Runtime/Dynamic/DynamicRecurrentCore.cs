@@ -387,7 +387,6 @@ internal sealed class DynamicRecurrentCore
     private void CheckSizes(int inputLength, int sequenceLength, int batch, int h0Length, int c0Length, int outputLength, int hNLength, int cNLength)
     {
         RecurrentShape shape = Shape;
-        string layout = shape.BatchFirst ? "[batch, seq_len, features]" : "[seq_len, batch, features]";
         if (sequenceLength < 1)
         {
             throw new ArgumentException($"{Name}: expected a sequence of at least one step, got seq_len={sequenceLength}.", nameof(sequenceLength));
@@ -404,21 +403,21 @@ internal sealed class DynamicRecurrentCore
             throw new ArgumentException($"{Name}: seq_len={sequenceLength} × batch={batch} is too large for one call.", nameof(sequenceLength));
         }
 
-        Expect(inputLength, rows * shape.InputSize, "input", $"{layout} with seq_len={sequenceLength}, batch={batch}, input_size={shape.InputSize}");
-        Expect(outputLength, rows * shape.OutputSize, "output", $"{layout} with {shape.Directions} × hidden_size={shape.HiddenSize} features");
+        // Messages are built only on failure: this runs on every call, which allocates nothing.
+        Expect(inputLength, rows * shape.InputSize, "input", sequenceLength, batch);
+        Expect(outputLength, rows * shape.OutputSize, "output", sequenceLength, batch);
         long stateLength = (long)shape.Cells * batch * shape.HiddenSize;
-        string stateLayout = $"[num_layers * num_directions={shape.Cells}, batch={batch}, hidden_size={shape.HiddenSize}]";
         if (h0Length != 0)
         {
-            Expect(h0Length, stateLength, "h_0", stateLayout + " (or none for zeros)");
+            Expect(h0Length, stateLength, "h_0", sequenceLength, batch);
         }
 
-        Expect(hNLength, stateLength, "h_n", stateLayout);
+        Expect(hNLength, stateLength, "h_n", sequenceLength, batch);
         if (Kind == RecurrentCellKind.Lstm)
         {
             if (c0Length != 0)
             {
-                Expect(c0Length, stateLength, "c_0", stateLayout + " (or none for zeros)");
+                Expect(c0Length, stateLength, "c_0", sequenceLength, batch);
             }
 
             if (h0Length == 0 != (c0Length == 0))
@@ -426,7 +425,7 @@ internal sealed class DynamicRecurrentCore
                 throw new ArgumentException($"{Name}: expected both h_0 and c_0 or neither, got {(h0Length == 0 ? "c_0 only" : "h_0 only")}.", nameof(c0Length));
             }
 
-            Expect(cNLength, stateLength, "c_n", stateLayout);
+            Expect(cNLength, stateLength, "c_n", sequenceLength, batch);
         }
         else if (c0Length != 0 || cNLength != 0)
         {
@@ -434,12 +433,22 @@ internal sealed class DynamicRecurrentCore
         }
     }
 
-    private void Expect(long actual, long expected, string what, string layout)
+    private void Expect(long actual, long expected, string what, int sequenceLength, int batch)
     {
-        if (actual != expected)
+        if (actual == expected)
         {
-            throw new ArgumentException($"{Name}: expected {what} of {expected} values ({layout}), got {actual}.", what);
+            return;
         }
+
+        RecurrentShape shape = Shape;
+        string sequenceLayout = shape.BatchFirst ? "[batch, seq_len, features]" : "[seq_len, batch, features]";
+        string layout = what switch
+        {
+            "input" => $"{sequenceLayout} with seq_len={sequenceLength}, batch={batch}, input_size={shape.InputSize}",
+            "output" => $"{sequenceLayout} with seq_len={sequenceLength}, batch={batch}, {shape.Directions} × hidden_size={shape.HiddenSize} features",
+            _ => $"[num_layers * num_directions={shape.Cells}, batch={batch}, hidden_size={shape.HiddenSize}]{(what.EndsWith('0') ? " (or none for zeros)" : string.Empty)}",
+        };
+        throw new ArgumentException($"{Name}: expected {what} of {expected} values ({layout}), got {actual}.", what);
     }
 
     private void CheckFinite(ReadOnlySpan<float> values, string what, int features, int outer, int batch, bool byStep)
