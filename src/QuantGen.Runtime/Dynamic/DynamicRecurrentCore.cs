@@ -163,6 +163,75 @@ internal sealed class DynamicRecurrentCore
     }
 
     /// <summary>
+    /// Reads and quantizes a TorchSharp <c>LSTMCell</c>/<c>GRUCell</c> (parameters <c>weight_ih</c>, <c>weight_hh</c>,
+    /// <c>bias_ih</c>, <c>bias_hh</c>): one layer, one direction.
+    /// </summary>
+    public static (RecurrentShape Shape, RecurrentCellWeights Weights) ReadCell(string name, string moduleKind, int gates, nn.Module cell, bool perChannel)
+    {
+        var parameters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach ((string parameterName, TorchSharp.Modules.Parameter parameter) in cell.named_parameters())
+        {
+            // The cell's names without the layer suffix, renamed to a one-layer module's.
+            parameters[$"{parameterName}_l0"] = parameter;
+        }
+
+        if (!parameters.TryGetValue("weight_ih_l0", out Tensor? weightIh))
+        {
+            throw new ArgumentException($"{name}: the {moduleKind} has no parameter weight_ih.");
+        }
+
+        if (weightIh.dim() != 2 || weightIh.shape[0] % gates != 0)
+        {
+            throw new ArgumentException($"{name}: expected weight_ih [{gates} * hidden_size, input_size], got [{string.Join(", ", weightIh.shape)}].");
+        }
+
+        var shape = new RecurrentShape(checked((int)weightIh.shape[1]), checked((int)(weightIh.shape[0] / gates)));
+        return (shape, QuantizeParameters(name, moduleKind, gates, shape, parameters, perChannel)[0]);
+    }
+
+    /// <summary>Checks a cell's float32 input <c>[batch, input_size]</c> (or unbatched <c>[input_size]</c>); returns (batch, batched).</summary>
+    public (int Batch, bool Batched) CheckCellInput(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        RecurrentShape shape = Shape;
+        long[] dims = input.shape;
+        if (input.dtype != ScalarType.Float32 || (dims.Length != 2 && dims.Length != 1) || dims[^1] != shape.InputSize)
+        {
+            throw new ArgumentException($"{Name}: expected a Float32 input [batch, input_size] (or unbatched [input_size]) with input_size={shape.InputSize}, got {input.dtype} [{string.Join(", ", dims)}].", nameof(input));
+        }
+
+        long batch = dims.Length == 2 ? dims[0] : 1;
+        if (batch < 1)
+        {
+            throw new ArgumentException($"{Name}: expected a batch of at least one row, got batch={batch} (input [{string.Join(", ", dims)}]).", nameof(input));
+        }
+
+        if (batch * Math.Max(shape.InputSize, Gates * shape.HiddenSize) > Array.MaxLength)
+        {
+            throw new ArgumentException($"{Name}: input [{string.Join(", ", dims)}] is too large for one call.", nameof(input));
+        }
+
+        return ((int)batch, dims.Length == 2);
+    }
+
+    /// <summary>A cell state's values, checked against <c>[batch, hidden_size]</c> (or <c>[hidden_size]</c> unbatched).</summary>
+    public float[] CellStateValues(Tensor? state, string what, int batch, bool batched)
+    {
+        if (state is null)
+        {
+            return [];
+        }
+
+        long[] expected = batched ? [batch, Shape.HiddenSize] : [Shape.HiddenSize];
+        if (state.dtype != ScalarType.Float32 || !state.shape.AsSpan().SequenceEqual(expected))
+        {
+            throw new ArgumentException($"{Name}: expected {what} of Float32 [{string.Join(", ", expected)}] ({(batched ? "[batch, hidden_size]" : "[hidden_size]")}), got {state.dtype} [{string.Join(", ", state.shape)}].", what);
+        }
+
+        return TensorInterop.ToArray(state, out _);
+    }
+
+    /// <summary>
     /// Runs the recurrence over span input in the shape's layout (<c>[T, N, in]</c>, or <c>[N, T, in]</c> when
     /// batch_first), writing output (same layout, <c>OutputSize</c> features) and the final states
     /// <c>[Cells, N, H]</c>. Empty initial states mean zeros. <paramref name="c0"/>/<paramref name="cN"/> are for

@@ -299,6 +299,53 @@ public class DynamicQuantizedRecurrentTests
         Assert.False(alone[0].equal(together[0]).all().item<bool>(), "the first step should see the sequence's qparams");
     }
 
+    [Theory]
+    [InlineData(QuantBackend.X86, true)]
+    [InlineData(QuantBackend.Qnnpack, false)]
+    public void CellsAreOneStepOfTheRecurrence(QuantBackend backend, bool perChannel)
+    {
+        const int inputSize = 11, hiddenSize = 6, batch = 3;
+        torch.manual_seed(13);
+        using var scope = torch.NewDisposeScope();
+        Tensor x = torch.randn(batch, inputSize) * 2f;
+        Tensor h = torch.rand(batch, hiddenSize) - 0.5f;
+        Tensor c = torch.randn(batch, hiddenSize);
+        var shape = new RecurrentShape(inputSize, hiddenSize);
+
+        using var lstmModule = LSTMCell(inputSize, hiddenSize);
+        DynamicQuantizedLSTMCell lstm = DynamicQuantizedLSTMCell.FromLSTMCell("M", "cell", lstmModule, backend, perChannel);
+        (Tensor hOut, Tensor cOut) = lstm.Forward(x, (h, c));
+        (Tensor expectedH, Tensor expectedHn, Tensor? expectedC) = Recompute(true, shape, backend, _ => lstm.InputProjection, _ => lstm.HiddenProjection, x.unsqueeze(0), h.unsqueeze(0), c.unsqueeze(0));
+        AssertClose(expectedH.squeeze(0), hOut, RecomputeTolerance, "LSTMCell h");
+        AssertClose(expectedC!.squeeze(0), cOut, RecomputeTolerance, "LSTMCell c");
+        (Tensor floatH, Tensor floatC) = lstmModule.forward(x, (h, c));
+        AssertClose(floatH, hOut, 0.06f, "LSTMCell h against the float cell");
+        AssertClose(floatC, cOut, 0.12f, "LSTMCell c against the float cell");
+        Assert.Equal("DynamicQuantizedLSTMCell(11, 6)", lstm.ToString());
+
+        using var gruModule = GRUCell(inputSize, hiddenSize, bias: false);
+        DynamicQuantizedGRUCell gru = DynamicQuantizedGRUCell.FromGRUCell("M", "cell", gruModule, backend, perChannel);
+        Tensor gruH = gru.Forward(x, h);
+        (Tensor expectedGru, _, _) = Recompute(false, shape, backend, _ => gru.InputProjection, _ => gru.HiddenProjection, x.unsqueeze(0), h.unsqueeze(0), null);
+        AssertClose(expectedGru.squeeze(0), gruH, RecomputeTolerance, "GRUCell h");
+        AssertClose(gruModule.forward(x, h), gruH, 0.06f, "GRUCell h against the float cell");
+        Assert.Equal("DynamicQuantizedGRUCell(11, 6, bias=False)", gru.ToString());
+
+        // Unbatched, and zeros for a missing state.
+        Tensor single = gru.Forward(x[1]);
+        Assert.Equal(new long[] { hiddenSize }, single.shape);
+        Assert.True(single.equal(gru.Forward(x[1].unsqueeze(0), torch.zeros(1, hiddenSize))[0]).all().item<bool>());
+
+        var wrongState = Assert.Throws<ArgumentException>(() => lstm.Forward(x, (h, torch.zeros(batch, hiddenSize + 1))));
+        Assert.Contains("M.cell", wrongState.Message);
+        Assert.Contains($"[{batch}, {hiddenSize}]", wrongState.Message);
+        Assert.Contains($"[{batch}, {hiddenSize + 1}]", wrongState.Message);
+        var wrongInput = Assert.Throws<ArgumentException>(() => gru.Forward(torch.zeros(batch, inputSize - 1)));
+        Assert.Contains("input_size=11", wrongInput.Message);
+        var empty = Assert.Throws<ArgumentException>(() => gru.Forward(torch.zeros(0, inputSize)));
+        Assert.Contains("batch=0", empty.Message);
+    }
+
     private static Tensor Shaped(Tensor timeMajor, bool batchFirst) => batchFirst ? timeMajor.transpose(0, 1).contiguous() : timeMajor;
 
     private static float[] RandomValues(Random random, int count)
