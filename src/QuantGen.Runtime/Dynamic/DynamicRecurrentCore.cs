@@ -17,6 +17,12 @@ internal enum RecurrentCellKind
 
     /// <summary>Gates r, z, n; a hidden state.</summary>
     Gru,
+
+    /// <summary>An Elman cell, <c>h' = tanh(W_ih·x + b_ih + W_hh·h + b_hh)</c>.</summary>
+    RnnTanh,
+
+    /// <summary>An Elman cell, <c>h' = relu(W_ih·x + b_ih + W_hh·h + b_hh)</c>.</summary>
+    RnnRelu,
 }
 
 /// <summary>
@@ -46,7 +52,7 @@ internal sealed class DynamicRecurrentCore
         shape.Validate(Name);
         Kind = kind;
         Shape = shape;
-        Gates = kind == RecurrentCellKind.Lstm ? 4 : 3;
+        Gates = kind switch { RecurrentCellKind.Lstm => 4, RecurrentCellKind.Gru => 3, _ => 1 };
         if (cells.Count != shape.Cells)
         {
             throw new ArgumentException($"{Name}: expected {shape.Cells} cells (num_layers={shape.NumLayers} × directions={shape.Directions}), got {cells.Count}.", nameof(cells));
@@ -300,9 +306,13 @@ internal sealed class DynamicRecurrentCore
                         {
                             LstmGates(inputGates, stepHiddenGates, hRow, c.Slice(n * hidden, hidden));
                         }
-                        else
+                        else if (Kind == RecurrentCellKind.Gru)
                         {
                             GruGates(inputGates, stepHiddenGates, hRow);
+                        }
+                        else
+                        {
+                            ElmanStep(inputGates, stepHiddenGates, hRow, Kind == RecurrentCellKind.RnnRelu);
                         }
 
                         hRow.CopyTo(layerOutput.Slice((row * shape.OutputSize) + (direction * hidden), hidden));
@@ -451,6 +461,16 @@ internal sealed class DynamicRecurrentCore
         }
     }
 
+    /// <summary>aten's <c>SimpleCell</c>: <c>h' = act(linear_hh(h) + linear_ih(x))</c>, act tanh or relu.</summary>
+    private static void ElmanStep(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, Span<float> h, bool relu)
+    {
+        for (int j = 0; j < h.Length; j++)
+        {
+            float sum = hiddenGates[j] + inputGates[j];
+            h[j] = relu ? MathF.Max(sum, 0f) : MathF.Tanh(sum);
+        }
+    }
+
     private static float Sigmoid(float x) => 1.0f / (1.0f + MathF.Exp(-x));
 
     private void CheckSizes(int inputLength, int sequenceLength, int batch, int h0Length, int c0Length, int outputLength, int hNLength, int cNLength)
@@ -498,7 +518,7 @@ internal sealed class DynamicRecurrentCore
         }
         else if (c0Length != 0 || cNLength != 0)
         {
-            throw new ArgumentException($"{Name}: a GRU has no cell state, got c_0 or c_n.");
+            throw new ArgumentException($"{Name}: only an LSTM has a cell state, got c_0 or c_n.");
         }
     }
 

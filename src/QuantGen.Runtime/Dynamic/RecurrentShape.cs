@@ -58,3 +58,13 @@ public sealed record RecurrentShape(int InputSize, int HiddenSize, int NumLayers
 /// <param name="BiasIh">Float <c>[gates · hidden_size]</c>, or null (bias=False).</param>
 /// <param name="BiasHh">Float <c>[gates · hidden_size]</c>, or null (bias=False).</param>
 public sealed record RecurrentCellWeights(QTensor WeightIh, QTensor WeightHh, float[]? BiasIh, float[]? BiasHh);
+
+/// <summary>An Elman cell's (<c>RNNCell</c>'s) nonlinearity.</summary>
+public enum RecurrentNonlinearity
+{
+    /// <summary><c>tanh</c>, PyTorch's default.</summary>
+    Tanh,
+
+    /// <summary><c>relu</c>.</summary>
+    Relu,
+}

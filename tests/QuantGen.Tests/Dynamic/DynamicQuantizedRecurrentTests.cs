@@ -346,6 +346,29 @@ public class DynamicQuantizedRecurrentTests
         Assert.Contains("batch=0", empty.Message);
     }
 
+    [Theory]
+    [InlineData(NonLinearities.Tanh, QuantBackend.X86)]
+    [InlineData(NonLinearities.ReLU, QuantBackend.Qnnpack)]
+    public void RnnCellsFindTheirNonlinearityAndEqualTheTorchOpsStep(NonLinearities floatNonlinearity, QuantBackend backend)
+    {
+        const int inputSize = 9, hiddenSize = 7, batch = 2;
+        torch.manual_seed(14);
+        using var scope = torch.NewDisposeScope();
+        Tensor x = torch.randn(batch, inputSize);
+        Tensor h = torch.rand(batch, hiddenSize) - 0.5f;
+        using var module = RNNCell(inputSize, hiddenSize, floatNonlinearity);
+        DynamicQuantizedRNNCell cell = DynamicQuantizedRNNCell.FromRNNCell("M", "rnn", module, backend);
+        RecurrentNonlinearity expectedNonlinearity = floatNonlinearity == NonLinearities.ReLU ? RecurrentNonlinearity.Relu : RecurrentNonlinearity.Tanh;
+        Assert.Equal(expectedNonlinearity, cell.Nonlinearity);
+
+        Tensor actual = cell.Forward(x, h);
+        Tensor sum = DynamicLinear(h, cell.HiddenProjection, backend) + DynamicLinear(x, cell.InputProjection, backend);
+        Tensor expected = expectedNonlinearity == RecurrentNonlinearity.Relu ? sum.relu() : torch.tanh(sum);
+        AssertClose(expected, actual, RecomputeTolerance, "RNNCell h");
+        AssertClose(module.forward(x, h), actual, 0.06f, "RNNCell h against the float cell");
+        Assert.Equal(expectedNonlinearity == RecurrentNonlinearity.Relu ? "DynamicQuantizedRNNCell(9, 7, nonlinearity=relu)" : "DynamicQuantizedRNNCell(9, 7)", cell.ToString());
+    }
+
     private static Tensor Shaped(Tensor timeMajor, bool batchFirst) => batchFirst ? timeMajor.transpose(0, 1).contiguous() : timeMajor;
 
     private static float[] RandomValues(Random random, int count)
