@@ -664,6 +664,13 @@ internal sealed class CaptureParser
                     return Unknown;
                 }
 
+                if (_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type is { TypeKind: not TypeKind.Error } returned && !KnownTypes.IsTensor(returned))
+                {
+                    // Without this, 'lstm.forward(x).Item1' became a tensor-valued call whose float code did not compile.
+                    Fail(statement, $"'{OneLine(invocation)}' returns {returned.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat)}, not one tensor; module calls are captured when they return a tensor (a recurrent module's tuple, such as LSTM's (output, h_n, c_n), is not captured yet)");
+                    return Unknown;
+                }
+
                 int input = Value(invocation.ArgumentList.Arguments[0].Expression, statement, wholeValue, depth + 1);
                 if (NoInt8Op(access.Expression) is { } floatType)
                 {

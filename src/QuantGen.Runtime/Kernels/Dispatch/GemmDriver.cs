@@ -513,7 +513,15 @@ internal static unsafe class GemmDriver
                 GemmAvx512BW.Kernel8x32(wide, wideStride, rows, wideStride / 2, pairs, tile);
                 break;
             case KernelIsa.Avx2:
-                GemmAvx2.Kernel6x16(wide, wideStride, rows, wideStride / 2, pairs, tile);
+                if (rows == 1)
+                {
+                    GemmAvx2.Kernel1x16(wide, wideStride / 2, pairs, tile);
+                }
+                else
+                {
+                    GemmAvx2.Kernel6x16(wide, wideStride, rows, wideStride / 2, pairs, tile);
+                }
+
                 break;
             case KernelIsa.NeonDot:
                 GemmNeonDot.Kernel4x16(a, lda, rows, k, quads, tile);

@@ -18,6 +18,51 @@ public static unsafe class GemmAvx2
     /// <summary>Output channels per panel.</summary>
     public const int NR = 16;
 
+    /// <summary>
+    /// One row × 16 output channels (a recurrent step or a linear layer at batch 1, a GEMM's last row):
+    /// <see cref="Kernel6x16"/> would multiply the row six times over. Consecutive k-pairs go to four independent
+    /// accumulator pairs summed at the end; int32 addition wraps, so the order does not change a bit of the result.
+    /// </summary>
+    /// <param name="a">The widened row (uint16), padded with a zero to an even length; exactly 2·kPairs elements are read.</param>
+    /// <param name="kPairs">ceil(K / 2).</param>
+    /// <param name="w">The panel: <c>[kPairs][16][2]</c> int16.</param>
+    /// <param name="tile">int32 output; row 0 (16 values) is written.</param>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Kernel1x16(ushort* a, int kPairs, short* w, int* tile)
+    {
+        Vector256<int> p0 = Vector256<int>.Zero, p1 = Vector256<int>.Zero;
+        Vector256<int> q0 = Vector256<int>.Zero, q1 = Vector256<int>.Zero;
+        Vector256<int> r0 = Vector256<int>.Zero, r1 = Vector256<int>.Zero;
+        Vector256<int> s0 = Vector256<int>.Zero, s1 = Vector256<int>.Zero;
+        int b = 0;
+        nint offset = 0;
+        for (; b + 4 <= kPairs; b += 4, offset += 8, w += 128)
+        {
+            Vector256<short> x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset)).AsInt16();
+            p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w)));
+            p1 = Avx2.Add(p1, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 16)));
+            x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset + 2)).AsInt16();
+            q0 = Avx2.Add(q0, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 32)));
+            q1 = Avx2.Add(q1, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 48)));
+            x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset + 4)).AsInt16();
+            r0 = Avx2.Add(r0, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 64)));
+            r1 = Avx2.Add(r1, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 80)));
+            x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset + 6)).AsInt16();
+            s0 = Avx2.Add(s0, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 96)));
+            s1 = Avx2.Add(s1, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 112)));
+        }
+
+        for (; b < kPairs; b++, offset += 2, w += 32)
+        {
+            Vector256<short> x = Vector256.Create(Unsafe.ReadUnaligned<int>(a + offset)).AsInt16();
+            p0 = Avx2.Add(p0, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w)));
+            p1 = Avx2.Add(p1, Avx2.MultiplyAddAdjacent(x, Vector256.Load(w + 16)));
+        }
+
+        ((p0 + q0) + (r0 + s0)).Store(tile);
+        ((p1 + q1) + (r1 + s1)).Store(tile + 8);
+    }
+
     /// <summary>tile[r][j] = Σ_k a[r][k] · w[k][j] over <paramref name="kPairs"/> k-pairs.</summary>
     /// <param name="a">Row 0 of the widened activations (uint16), each row padded with zeros to an even length.</param>
     /// <param name="lda">Row stride in uint16 elements.</param>

@@ -1,0 +1,612 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using QuantGen.Kernels;
+using QuantGen.Modules;
+using QuantGen.Observers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace QuantGen.Dynamic;
+
+/// <summary>The recurrent cells QuantGen runs dynamically, with PyTorch's gate order.</summary>
+internal enum RecurrentCellKind
+{
+    /// <summary>Gates i, f, g, o; a hidden and a cell state.</summary>
+    Lstm,
+
+    /// <summary>Gates r, z, n; a hidden state.</summary>
+    Gru,
+
+    /// <summary>An Elman cell, <c>h' = tanh(W_ih·x + b_ih + W_hh·h + b_hh)</c>.</summary>
+    RnnTanh,
+
+    /// <summary>An Elman cell, <c>h' = relu(W_ih·x + b_ih + W_hh·h + b_hh)</c>.</summary>
+    RnnRelu,
+}
+
+/// <summary>
+/// The recurrence shared by <see cref="DynamicQuantizedLSTM"/> and <see cref="DynamicQuantizedGRU"/>, as aten's
+/// <c>FullLayer</c> / <c>FullBidirectionalLayer</c> run it on the CPU with <c>QuantizedCellParamsDynamic</c>
+/// (docs/numerics.md §10): per layer and direction, one dynamic linear over the whole <c>[T·N, in]</c> input
+/// (one quantization of the layer's input), then per step a dynamic linear over the <c>[N, H]</c> hidden state
+/// (one quantization per step) and the gates in float32.
+/// </summary>
+/// <remarks>
+/// Steady state allocates nothing: the layer outputs, the projected inputs, the step's hidden gates and the
+/// states live in the calling thread's <see cref="RecurrentScratch"/>; the linears use the thread's
+/// <see cref="LayerScratch"/>. Nothing a call changes is held by the object, so many threads may call it at once.
+/// </remarks>
+internal sealed class DynamicRecurrentCore
+{
+    private readonly DynamicQuantizedLinear[] _inputProjections;
+    private readonly DynamicQuantizedLinear[] _hiddenProjections;
+
+    public DynamicRecurrentCore(RecurrentCellKind kind, string model, string layer, RecurrentShape shape, IReadOnlyList<RecurrentCellWeights> cells, QuantBackend backend, GemmConfig? kernelConfig)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(cells);
+        Name = $"{model}.{layer}";
+        shape.Validate(Name);
+        Kind = kind;
+        Shape = shape;
+        Gates = kind switch { RecurrentCellKind.Lstm => 4, RecurrentCellKind.Gru => 3, _ => 1 };
+        if (cells.Count != shape.Cells)
+        {
+            throw new ArgumentException($"{Name}: expected {shape.Cells} cells (num_layers={shape.NumLayers} × directions={shape.Directions}), got {cells.Count}.", nameof(cells));
+        }
+
+        int gateRows = Gates * shape.HiddenSize;
+        _inputProjections = new DynamicQuantizedLinear[shape.Cells];
+        _hiddenProjections = new DynamicQuantizedLinear[shape.Cells];
+        for (int cell = 0; cell < shape.Cells; cell++)
+        {
+            RecurrentCellWeights weights = cells[cell] ?? throw new ArgumentNullException(nameof(cells), $"{Name}: cell {shape.CellSuffix(cell)} is null.");
+            string suffix = shape.CellSuffix(cell);
+            int inputSize = shape.LayerInputSize(cell / shape.Directions);
+            _inputProjections[cell] = Projection(model, layer, "ih", suffix, inputSize, gateRows, weights.WeightIh, weights.BiasIh, backend, kernelConfig);
+            _hiddenProjections[cell] = Projection(model, layer, "hh", suffix, shape.HiddenSize, gateRows, weights.WeightHh, weights.BiasHh, backend, kernelConfig);
+        }
+
+        Backend = backend;
+    }
+
+    public RecurrentCellKind Kind { get; }
+
+    public string Name { get; }
+
+    public RecurrentShape Shape { get; }
+
+    /// <summary>4 for an LSTM, 3 for a GRU.</summary>
+    public int Gates { get; }
+
+    public QuantBackend Backend { get; }
+
+    public bool HasBias => _inputProjections[0].Bias is not null;
+
+    public GemmConfig KernelConfig => _inputProjections[0].KernelConfig;
+
+    public DynamicQuantizedLinear InputProjection(int cell) => _inputProjections[cell];
+
+    public DynamicQuantizedLinear HiddenProjection(int cell) => _hiddenProjections[cell];
+
+    /// <summary>
+    /// Quantizes a float recurrent module's parameters, read by name, each weight with its own observer as
+    /// PyTorch's dynamic <c>from_float</c> does (per-tensor symmetric qint8, or per-channel along the gate rows).
+    /// </summary>
+    public static RecurrentCellWeights[] QuantizeParameters(string name, string moduleKind, int gates, RecurrentShape shape, IReadOnlyDictionary<string, Tensor> parameters, bool perChannel)
+    {
+        ObserverSpec weightSpec = perChannel
+            ? ObserverSpec.PerChannelMinMax(QuantDType.QInt8, QScheme.PerChannelSymmetric)
+            : ObserverSpec.MinMax(QuantDType.QInt8, QScheme.PerTensorSymmetric);
+        var cells = new RecurrentCellWeights[shape.Cells];
+        bool hasBias = parameters.ContainsKey("bias_ih_l0");
+        int gateRows = gates * shape.HiddenSize;
+        for (int cell = 0; cell < shape.Cells; cell++)
+        {
+            string suffix = shape.CellSuffix(cell);
+            int inputSize = shape.LayerInputSize(cell / shape.Directions);
+            QTensor Weight(string what, int columns)
+            {
+                string parameter = $"weight_{what}_{suffix}";
+                float[] values = ReadFloat(name, moduleKind, parameters, parameter, [gateRows, columns]);
+                return FusedConv2d.QuantizeWeight($"{name}.{parameter}", weightSpec, values, [gateRows, columns], 0, moduleKind, $"[{gates} * hidden_size, {(what == "ih" ? "input size" : "hidden_size")}]");
+            }
+
+            float[]? Bias(string what) => hasBias ? ReadFloat(name, moduleKind, parameters, $"bias_{what}_{suffix}", [gateRows]) : null;
+
+            cells[cell] = new RecurrentCellWeights(Weight("ih", inputSize), Weight("hh", shape.HiddenSize), Bias("ih"), Bias("hh"));
+        }
+
+        return cells;
+    }
+
+    /// <summary>
+    /// Reads the sizes of a TorchSharp <c>LSTM</c>/<c>GRU</c> from its parameters (TorchSharp does not expose its
+    /// options): hidden_size and input_size from <c>weight_ih_l0</c>, num_layers from the <c>weight_ih_l{k}</c>
+    /// count, bidirectional from <c>weight_ih_l0_reverse</c>. batch_first is not a parameter: it is given, or found
+    /// by running the float module once on <c>[1, 2, input_size]</c> zeros and reading h_n's batch dimension.
+    /// </summary>
+    public static (RecurrentShape Shape, Dictionary<string, Tensor> Parameters) ReadShape(string name, string moduleKind, int gates, nn.Module module, bool? batchFirst, Func<Tensor, Tensor> probeHiddenState)
+    {
+        var parameters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach ((string parameterName, TorchSharp.Modules.Parameter parameter) in module.named_parameters())
+        {
+            parameters[parameterName] = parameter;
+        }
+
+        foreach (string parameterName in parameters.Keys)
+        {
+            if (parameterName.StartsWith("weight_hr", StringComparison.Ordinal))
+            {
+                throw new NotSupportedException($"{name}: the {moduleKind} has projections ({parameterName}, proj_size > 0); the dynamic {moduleKind} does not support them.");
+            }
+        }
+
+        if (!parameters.TryGetValue("weight_ih_l0", out Tensor? first))
+        {
+            throw new ArgumentException($"{name}: the {moduleKind} has no parameter weight_ih_l0 (its parameters: {string.Join(", ", parameters.Keys)}).");
+        }
+
+        if (first.dim() != 2 || first.shape[0] % gates != 0)
+        {
+            throw new ArgumentException($"{name}: expected weight_ih_l0 [{gates} * hidden_size, input_size], got [{string.Join(", ", first.shape)}].");
+        }
+
+        int hiddenSize = checked((int)(first.shape[0] / gates));
+        int inputSize = checked((int)first.shape[1]);
+        int layers = 0;
+        while (parameters.ContainsKey($"weight_ih_l{layers}"))
+        {
+            layers++;
+        }
+
+        bool bidirectional = parameters.ContainsKey("weight_ih_l0_reverse");
+        bool isBatchFirst = batchFirst ?? ProbeBatchFirst(name, moduleKind, inputSize, first.dtype, probeHiddenState);
+        return (new RecurrentShape(inputSize, hiddenSize, layers, bidirectional, isBatchFirst), parameters);
+    }
+
+    /// <summary>
+    /// Reads and quantizes a TorchSharp <c>LSTMCell</c>/<c>GRUCell</c> (parameters <c>weight_ih</c>, <c>weight_hh</c>,
+    /// <c>bias_ih</c>, <c>bias_hh</c>): one layer, one direction.
+    /// </summary>
+    public static (RecurrentShape Shape, RecurrentCellWeights Weights) ReadCell(string name, string moduleKind, int gates, nn.Module cell, bool perChannel)
+    {
+        var parameters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
+        foreach ((string parameterName, TorchSharp.Modules.Parameter parameter) in cell.named_parameters())
+        {
+            // The cell's names without the layer suffix, renamed to a one-layer module's.
+            parameters[$"{parameterName}_l0"] = parameter;
+        }
+
+        if (!parameters.TryGetValue("weight_ih_l0", out Tensor? weightIh))
+        {
+            throw new ArgumentException($"{name}: the {moduleKind} has no parameter weight_ih.");
+        }
+
+        if (weightIh.dim() != 2 || weightIh.shape[0] % gates != 0)
+        {
+            throw new ArgumentException($"{name}: expected weight_ih [{gates} * hidden_size, input_size], got [{string.Join(", ", weightIh.shape)}].");
+        }
+
+        var shape = new RecurrentShape(checked((int)weightIh.shape[1]), checked((int)(weightIh.shape[0] / gates)));
+        return (shape, QuantizeParameters(name, moduleKind, gates, shape, parameters, perChannel)[0]);
+    }
+
+    /// <summary>Checks a cell's float32 input <c>[batch, input_size]</c> (or unbatched <c>[input_size]</c>); returns (batch, batched).</summary>
+    public (int Batch, bool Batched) CheckCellInput(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        RecurrentShape shape = Shape;
+        long[] dims = input.shape;
+        if (input.dtype != ScalarType.Float32 || (dims.Length != 2 && dims.Length != 1) || dims[^1] != shape.InputSize)
+        {
+            throw new ArgumentException($"{Name}: expected a Float32 input [batch, input_size] (or unbatched [input_size]) with input_size={shape.InputSize}, got {input.dtype} [{string.Join(", ", dims)}].", nameof(input));
+        }
+
+        long batch = dims.Length == 2 ? dims[0] : 1;
+        if (batch < 1)
+        {
+            throw new ArgumentException($"{Name}: expected a batch of at least one row, got batch={batch} (input [{string.Join(", ", dims)}]).", nameof(input));
+        }
+
+        if (batch * Math.Max(shape.InputSize, Gates * shape.HiddenSize) > Array.MaxLength)
+        {
+            throw new ArgumentException($"{Name}: input [{string.Join(", ", dims)}] is too large for one call.", nameof(input));
+        }
+
+        return ((int)batch, dims.Length == 2);
+    }
+
+    /// <summary>A cell state's values, checked against <c>[batch, hidden_size]</c> (or <c>[hidden_size]</c> unbatched).</summary>
+    public float[] CellStateValues(Tensor? state, string what, int batch, bool batched)
+    {
+        if (state is null)
+        {
+            return [];
+        }
+
+        long[] expected = batched ? [batch, Shape.HiddenSize] : [Shape.HiddenSize];
+        if (state.dtype != ScalarType.Float32 || !state.shape.AsSpan().SequenceEqual(expected))
+        {
+            throw new ArgumentException($"{Name}: expected {what} of Float32 [{string.Join(", ", expected)}] ({(batched ? "[batch, hidden_size]" : "[hidden_size]")}), got {state.dtype} [{string.Join(", ", state.shape)}].", what);
+        }
+
+        return TensorInterop.ToArray(state, out _);
+    }
+
+    /// <summary>
+    /// Runs the recurrence over span input in the shape's layout (<c>[T, N, in]</c>, or <c>[N, T, in]</c> when
+    /// batch_first), writing output (same layout, <c>OutputSize</c> features) and the final states
+    /// <c>[Cells, N, H]</c>. Empty initial states mean zeros. <paramref name="c0"/>/<paramref name="cN"/> are for
+    /// the LSTM only.
+    /// </summary>
+    public void Forward(ReadOnlySpan<float> input, int sequenceLength, int batch, ReadOnlySpan<float> h0, ReadOnlySpan<float> c0, Span<float> output, Span<float> hN, Span<float> cN)
+    {
+        RecurrentShape shape = Shape;
+        CheckSizes(input.Length, sequenceLength, batch, h0.Length, c0.Length, output.Length, hN.Length, cN.Length);
+        CheckFinite(input, "input", shape.InputSize, sequenceLength, batch, byStep: true);
+        CheckFinite(h0, "h_0", shape.HiddenSize, shape.Cells, batch, byStep: false);
+        CheckFinite(c0, "c_0", shape.HiddenSize, shape.Cells, batch, byStep: false);
+
+        int hidden = shape.HiddenSize;
+        int gateWidth = Gates * hidden;
+        int rows = sequenceLength * batch;
+        int stateLength = batch * hidden;
+        RecurrentScratch scratch = RecurrentScratch.Current;
+        Span<float> projected = scratch.Projected(rows * gateWidth);
+        Span<float> hiddenGates = scratch.HiddenGates(batch * gateWidth);
+        Span<float> h = scratch.Hidden(stateLength);
+        Span<float> c = Kind == RecurrentCellKind.Lstm ? scratch.Cell(stateLength) : default;
+
+        ReadOnlySpan<float> layerInput = input;
+        for (int layer = 0; layer < shape.NumLayers; layer++)
+        {
+            Span<float> layerOutput = layer == shape.NumLayers - 1 ? output : scratch.LayerOutput(layer % 2, rows * shape.OutputSize);
+            for (int direction = 0; direction < shape.Directions; direction++)
+            {
+                int cell = (layer * shape.Directions) + direction;
+                _inputProjections[cell].Forward(layerInput, rows, projected);
+                int stateOffset = cell * stateLength;
+                if (h0.IsEmpty)
+                {
+                    h.Clear();
+                }
+                else
+                {
+                    h0.Slice(stateOffset, stateLength).CopyTo(h);
+                }
+
+                if (Kind == RecurrentCellKind.Lstm)
+                {
+                    if (c0.IsEmpty)
+                    {
+                        c.Clear();
+                    }
+                    else
+                    {
+                        c0.Slice(stateOffset, stateLength).CopyTo(c);
+                    }
+                }
+
+                DynamicQuantizedLinear hiddenProjection = _hiddenProjections[cell];
+                for (int step = 0; step < sequenceLength; step++)
+                {
+                    int t = direction == 1 ? sequenceLength - 1 - step : step;
+                    hiddenProjection.Forward(h, batch, hiddenGates);
+                    for (int n = 0; n < batch; n++)
+                    {
+                        int row = shape.BatchFirst ? (n * sequenceLength) + t : (t * batch) + n;
+                        ReadOnlySpan<float> inputGates = projected.Slice(row * gateWidth, gateWidth);
+                        ReadOnlySpan<float> stepHiddenGates = hiddenGates.Slice(n * gateWidth, gateWidth);
+                        Span<float> hRow = h.Slice(n * hidden, hidden);
+                        if (Kind == RecurrentCellKind.Lstm)
+                        {
+                            LstmGates(inputGates, stepHiddenGates, hRow, c.Slice(n * hidden, hidden));
+                        }
+                        else if (Kind == RecurrentCellKind.Gru)
+                        {
+                            GruGates(inputGates, stepHiddenGates, hRow);
+                        }
+                        else
+                        {
+                            ElmanStep(inputGates, stepHiddenGates, hRow, Kind == RecurrentCellKind.RnnRelu);
+                        }
+
+                        hRow.CopyTo(layerOutput.Slice((row * shape.OutputSize) + (direction * hidden), hidden));
+                    }
+                }
+
+                h.CopyTo(hN.Slice(stateOffset, stateLength));
+                if (Kind == RecurrentCellKind.Lstm)
+                {
+                    c.CopyTo(cN.Slice(stateOffset, stateLength));
+                }
+            }
+
+            layerInput = layerOutput;
+        }
+    }
+
+    /// <summary>
+    /// Checks a float32 tensor input and the optional states, and returns (T, N, batched). Rank 3 is batched
+    /// (<c>[T, N, in]</c> or <c>[N, T, in]</c>), rank 2 unbatched <c>[T, in]</c> as in PyTorch.
+    /// </summary>
+    public (int SequenceLength, int Batch, bool Batched) CheckTensorInput(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        RecurrentShape shape = Shape;
+        if (input.dtype != ScalarType.Float32)
+        {
+            throw new ArgumentException($"{Name}: expected a Float32 input, got {input.dtype} [{string.Join(", ", input.shape)}].", nameof(input));
+        }
+
+        long[] dims = input.shape;
+        string layout = shape.BatchFirst ? "[batch, seq_len, input_size]" : "[seq_len, batch, input_size]";
+        if ((dims.Length != 3 && dims.Length != 2) || dims[^1] != shape.InputSize)
+        {
+            throw new ArgumentException($"{Name}: expected input {layout} (or unbatched [seq_len, input_size]) with input_size={shape.InputSize}, got [{string.Join(", ", dims)}].", nameof(input));
+        }
+
+        bool batched = dims.Length == 3;
+        long sequenceLength = batched && shape.BatchFirst ? dims[1] : dims[0];
+        long batch = !batched ? 1 : shape.BatchFirst ? dims[0] : dims[1];
+        if (sequenceLength < 1)
+        {
+            throw new ArgumentException($"{Name}: expected a sequence of at least one step, got seq_len={sequenceLength} (input [{string.Join(", ", dims)}], {layout}).", nameof(input));
+        }
+
+        if (batch < 1)
+        {
+            throw new ArgumentException($"{Name}: expected a batch of at least one sequence, got batch={batch} (input [{string.Join(", ", dims)}], {layout}).", nameof(input));
+        }
+
+        if (sequenceLength * batch * Math.Max(shape.InputSize, Gates * shape.OutputSize) > Array.MaxLength)
+        {
+            throw new ArgumentException($"{Name}: input [{string.Join(", ", dims)}] is too large for one call.", nameof(input));
+        }
+
+        return ((int)sequenceLength, (int)batch, batched);
+    }
+
+    /// <summary>The values of an initial state tensor, checked against <c>[Cells, N, H]</c> (or <c>[Cells, H]</c> unbatched).</summary>
+    public float[] StateValues(Tensor? state, string what, int batch, bool batched)
+    {
+        if (state is null)
+        {
+            return [];
+        }
+
+        RecurrentShape shape = Shape;
+        long[] expected = batched ? [shape.Cells, batch, shape.HiddenSize] : [shape.Cells, shape.HiddenSize];
+        if (state.dtype != ScalarType.Float32 || !state.shape.AsSpan().SequenceEqual(expected))
+        {
+            throw new ArgumentException(
+                $"{Name}: expected {what} of Float32 [{string.Join(", ", expected)}] ([num_layers * num_directions, {(batched ? "batch, " : string.Empty)}hidden_size] with {shape.Describe()}), " +
+                $"got {state.dtype} [{string.Join(", ", state.shape)}].", what);
+        }
+
+        return TensorInterop.ToArray(state, out _);
+    }
+
+    private static DynamicQuantizedLinear Projection(string model, string layer, string what, string suffix, int columns, int gateRows, QTensor weight, float[]? bias, QuantBackend backend, GemmConfig? kernelConfig)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        return new DynamicQuantizedLinear(model, $"{layer}.weight_{what}_{suffix}", columns, gateRows, weight, bias, fusedRelu: false, backend, kernelConfig);
+    }
+
+    private static float[] ReadFloat(string name, string moduleKind, IReadOnlyDictionary<string, Tensor> parameters, string parameter, long[] expected)
+    {
+        if (!parameters.TryGetValue(parameter, out Tensor? tensor))
+        {
+            throw new ArgumentException($"{name}: the {moduleKind} has no parameter {parameter} (its parameters: {string.Join(", ", parameters.Keys)}).");
+        }
+
+        if (!tensor.shape.AsSpan().SequenceEqual(expected))
+        {
+            throw new ArgumentException($"{name}: expected {parameter} [{string.Join(", ", expected)}], got [{string.Join(", ", tensor.shape)}].");
+        }
+
+        return FusedConv2d.ReadParameter(name, parameter, tensor)!;
+    }
+
+    private static bool ProbeBatchFirst(string name, string moduleKind, int inputSize, ScalarType dtype, Func<Tensor, Tensor> probeHiddenState)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        Tensor probe = torch.zeros([1, 2, inputSize], dtype);
+        long hiddenBatch = probeHiddenState(probe).shape[1];
+        return hiddenBatch switch
+        {
+            2 => false,
+            1 => true,
+            _ => throw new InvalidOperationException($"{name}: probing the {moduleKind}'s batch_first with input [1, 2, {inputSize}] gave h_n with batch {hiddenBatch}; pass batchFirst explicitly."),
+        };
+    }
+
+    /// <summary>
+    /// aten's <c>LSTMCell</c> on the CPU: <c>gates = linear_hh(h) + linear_ih(x)</c>, chunks i, f, g, o;
+    /// <c>c' = f·c + i·g</c>, <c>h' = o·tanh(c')</c>, each operation rounded to float32 in that order.
+    /// </summary>
+    private static void LstmGates(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, Span<float> h, Span<float> c)
+    {
+        int hidden = h.Length;
+        for (int j = 0; j < hidden; j++)
+        {
+            float inGate = Sigmoid(hiddenGates[j] + inputGates[j]);
+            float forgetGate = Sigmoid(hiddenGates[hidden + j] + inputGates[hidden + j]);
+            float cellGate = MathF.Tanh(hiddenGates[(2 * hidden) + j] + inputGates[(2 * hidden) + j]);
+            float outGate = Sigmoid(hiddenGates[(3 * hidden) + j] + inputGates[(3 * hidden) + j]);
+            float cy = (forgetGate * c[j]) + (inGate * cellGate);
+            c[j] = cy;
+            h[j] = outGate * MathF.Tanh(cy);
+        }
+    }
+
+    /// <summary>
+    /// aten's <c>GRUCell</c> on the CPU: chunks r, z, n of both projections; <c>r = σ(hr + ir)</c>,
+    /// <c>z = σ(hz + iz)</c>, <c>n = tanh(in + hn·r)</c>, <c>h' = (h − n)·z + n</c>.
+    /// </summary>
+    private static void GruGates(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, Span<float> h)
+    {
+        int hidden = h.Length;
+        for (int j = 0; j < hidden; j++)
+        {
+            float resetGate = Sigmoid(hiddenGates[j] + inputGates[j]);
+            float updateGate = Sigmoid(hiddenGates[hidden + j] + inputGates[hidden + j]);
+            float newGate = MathF.Tanh(inputGates[(2 * hidden) + j] + (hiddenGates[(2 * hidden) + j] * resetGate));
+            h[j] = ((h[j] - newGate) * updateGate) + newGate;
+        }
+    }
+
+    /// <summary>aten's <c>SimpleCell</c>: <c>h' = act(linear_hh(h) + linear_ih(x))</c>, act tanh or relu.</summary>
+    private static void ElmanStep(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, Span<float> h, bool relu)
+    {
+        for (int j = 0; j < h.Length; j++)
+        {
+            float sum = hiddenGates[j] + inputGates[j];
+            h[j] = relu ? MathF.Max(sum, 0f) : MathF.Tanh(sum);
+        }
+    }
+
+    private static float Sigmoid(float x) => 1.0f / (1.0f + MathF.Exp(-x));
+
+    private void CheckSizes(int inputLength, int sequenceLength, int batch, int h0Length, int c0Length, int outputLength, int hNLength, int cNLength)
+    {
+        RecurrentShape shape = Shape;
+        if (sequenceLength < 1)
+        {
+            throw new ArgumentException($"{Name}: expected a sequence of at least one step, got seq_len={sequenceLength}.", nameof(sequenceLength));
+        }
+
+        if (batch < 1)
+        {
+            throw new ArgumentException($"{Name}: expected a batch of at least one sequence, got batch={batch}.", nameof(batch));
+        }
+
+        long rows = (long)sequenceLength * batch;
+        if (rows * Math.Max(shape.InputSize, Gates * shape.OutputSize) > Array.MaxLength)
+        {
+            throw new ArgumentException($"{Name}: seq_len={sequenceLength} × batch={batch} is too large for one call.", nameof(sequenceLength));
+        }
+
+        // Messages are built only on failure: this runs on every call, which allocates nothing.
+        Expect(inputLength, rows * shape.InputSize, "input", sequenceLength, batch);
+        Expect(outputLength, rows * shape.OutputSize, "output", sequenceLength, batch);
+        long stateLength = (long)shape.Cells * batch * shape.HiddenSize;
+        if (h0Length != 0)
+        {
+            Expect(h0Length, stateLength, "h_0", sequenceLength, batch);
+        }
+
+        Expect(hNLength, stateLength, "h_n", sequenceLength, batch);
+        if (Kind == RecurrentCellKind.Lstm)
+        {
+            if (c0Length != 0)
+            {
+                Expect(c0Length, stateLength, "c_0", sequenceLength, batch);
+            }
+
+            if (h0Length == 0 != (c0Length == 0))
+            {
+                throw new ArgumentException($"{Name}: expected both h_0 and c_0 or neither, got {(h0Length == 0 ? "c_0 only" : "h_0 only")}.", nameof(c0Length));
+            }
+
+            Expect(cNLength, stateLength, "c_n", sequenceLength, batch);
+        }
+        else if (c0Length != 0 || cNLength != 0)
+        {
+            throw new ArgumentException($"{Name}: only an LSTM has a cell state, got c_0 or c_n.");
+        }
+    }
+
+    private void Expect(long actual, long expected, string what, int sequenceLength, int batch)
+    {
+        if (actual == expected)
+        {
+            return;
+        }
+
+        RecurrentShape shape = Shape;
+        string sequenceLayout = shape.BatchFirst ? "[batch, seq_len, features]" : "[seq_len, batch, features]";
+        string layout = what switch
+        {
+            "input" => $"{sequenceLayout} with seq_len={sequenceLength}, batch={batch}, input_size={shape.InputSize}",
+            "output" => $"{sequenceLayout} with seq_len={sequenceLength}, batch={batch}, {shape.Directions} × hidden_size={shape.HiddenSize} features",
+            _ => $"[num_layers * num_directions={shape.Cells}, batch={batch}, hidden_size={shape.HiddenSize}]{(what.EndsWith('0') ? " (or none for zeros)" : string.Empty)}",
+        };
+        throw new ArgumentException($"{Name}: expected {what} of {expected} values ({layout}), got {actual}.", what);
+    }
+
+    private void CheckFinite(ReadOnlySpan<float> values, string what, int features, int outer, int batch, bool byStep)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            if (!float.IsFinite(values[i]))
+            {
+                int vector = i / features;
+                string where;
+                if (byStep)
+                {
+                    (int t, int n) = Shape.BatchFirst ? (vector % outer, vector / outer) : (vector / batch, vector % batch);
+                    where = $"step {t}, batch {n}";
+                }
+                else
+                {
+                    where = $"{Shape.CellSuffix(vector / batch)}, batch {vector % batch}";
+                }
+
+                throw new ArgumentException(
+                    $"{Name}: {what} value {values[i].ToString(CultureInfo.InvariantCulture)} at {where}, feature {i % features} is not finite; a dynamic layer's scale comes from its inputs' min and max, which must be finite.",
+                    what);
+            }
+        }
+    }
+}
+
+/// <summary>
+/// The working memory of <see cref="DynamicRecurrentCore.Forward"/>, one per thread (as <see cref="LayerScratch"/>):
+/// arrays grow to the largest call and are kept, so a steady-state call allocates nothing. A recurrent forward calls
+/// no user code and no other recurrent layer, so one thread's uses never overlap.
+/// </summary>
+internal sealed class RecurrentScratch
+{
+    [ThreadStatic]
+    private static RecurrentScratch? t_current;
+
+    private float[] _projected = [];
+    private float[] _hiddenGates = [];
+    private float[] _hidden = [];
+    private float[] _cell = [];
+    private float[] _layerOutputEven = [];
+    private float[] _layerOutputOdd = [];
+
+    private RecurrentScratch()
+    {
+    }
+
+    public static RecurrentScratch Current => t_current ??= new RecurrentScratch();
+
+    public Span<float> Projected(int length) => Grow(ref _projected, length);
+
+    public Span<float> HiddenGates(int length) => Grow(ref _hiddenGates, length);
+
+    public Span<float> Hidden(int length) => Grow(ref _hidden, length);
+
+    public Span<float> Cell(int length) => Grow(ref _cell, length);
+
+    /// <summary>Two buffers alternate between layers: layer k reads layer k − 1's while writing its own.</summary>
+    public Span<float> LayerOutput(int parity, int length) => parity == 0 ? Grow(ref _layerOutputEven, length) : Grow(ref _layerOutputOdd, length);
+
+    private static Span<float> Grow(ref float[] array, int length)
+    {
+        if (array.Length < length)
+        {
+            array = new float[length];
+        }
+
+        return array.AsSpan(0, length);
+    }
+}
