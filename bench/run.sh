@@ -17,7 +17,8 @@
 #                                  the BenchmarkDotNet classes instead (MemoryDiagnoser on), e.g.
 #                                  `--bdn --quick --filter '*ResNet18Forward*'`; default filter '*'. Classes:
 #                                  ResNet18Forward, FashionCnnForward, ScalarForward (QUANTGEN_ISA=scalar job),
-#                                  GemmBenchmarks, GeneratedGemmBenchmarks, VnniPeakBenchmark, CalibrationBenchmarks. BenchmarkDotNet's default
+#                                  GemmBenchmarks, GeneratedGemmBenchmarks, VnniPeakBenchmark, CalibrationBenchmarks,
+#                                  ConvTranspose2dBenchmarks (UNet up-sampling layers, int8 vs its scalar reference vs TorchSharp fp32). BenchmarkDotNet's default
 #                                  job is slow on 2 cores (an hour or more for everything); --quick uses 3 warm-up and
 #                                  10 measured iterations. Results in BenchmarkDotNet.Artifacts/ (git-ignored).
 #

@@ -12,18 +12,20 @@ namespace QuantGen.Bench;
 
 /// <summary>
 /// The BenchmarkDotNet job of every class here: BenchmarkDotNet's default job, or with
-/// <c>QUANTGEN_BENCH_JOB=quick</c> a medium one (3 warm-up and 10 measured iterations, one launch). Read from
+/// <c>QUANTGEN_BENCH_JOB=quick</c> a medium one (3 warm-up and 10 measured iterations, one launch), or with
+/// <c>QUANTGEN_BENCH_JOB=dry</c> BenchmarkDotNet's Dry job (one cold call: a smoke test that a class runs, no
+/// timing; <c>--job dry</c> on the command line would add it beside the class's job, not replace it). Read from
 /// the environment rather than the command line so that the scalar class keeps its own job alone.
 /// </summary>
 public class BenchConfig : ManualConfig
 {
-    /// <summary>The environment variable choosing the job: <c>quick</c> or unset.</summary>
+    /// <summary>The environment variable choosing the job: <c>quick</c>, <c>dry</c> or unset.</summary>
     public const string JobVariable = "QUANTGEN_BENCH_JOB";
 
     /// <summary>Adds the job and the memory diagnoser.</summary>
     public BenchConfig()
     {
-        AddJob(BaseJob().WithId(IsQuick ? "Quick" : "Default"));
+        AddJob(BaseJob().WithId(IsDry ? "Dry" : IsQuick ? "Quick" : "Default"));
         AddDiagnoser(BenchmarkDotNet.Diagnosers.MemoryDiagnoser.Default);
         AddColumn(BenchmarkDotNet.Columns.StatisticColumn.Median);
     }
@@ -31,9 +33,12 @@ public class BenchConfig : ManualConfig
     /// <summary>True with <c>QUANTGEN_BENCH_JOB=quick</c>.</summary>
     public static bool IsQuick => string.Equals(Environment.GetEnvironmentVariable(JobVariable), "quick", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The default job, or the quick one.</summary>
-    protected static Job BaseJob() => IsQuick
-        ? Job.Default.WithWarmupCount(3).WithIterationCount(10).WithLaunchCount(1)
+    /// <summary>True with <c>QUANTGEN_BENCH_JOB=dry</c>.</summary>
+    public static bool IsDry => string.Equals(Environment.GetEnvironmentVariable(JobVariable), "dry", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>The default job, the quick one or the dry one.</summary>
+    protected static Job BaseJob() => IsDry ? Job.Dry
+        : IsQuick ? Job.Default.WithWarmupCount(3).WithIterationCount(10).WithLaunchCount(1)
         : Job.Default;
 }
 
