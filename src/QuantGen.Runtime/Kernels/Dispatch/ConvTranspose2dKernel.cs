@@ -39,7 +39,10 @@ namespace QuantGen.Kernels;
 /// <para>
 /// Bands of input rows keep the columns (<see cref="KernelScratch"/>) to about <see cref="ColumnBlockBytes"/>.
 /// The GEMM of a band runs on <see cref="KernelThreads"/>' pool; its col2im is split by output rows, each task
-/// first zeroing the output rows this band is the first to reach, so no two tasks write one element.
+/// first zeroing the output rows this band is the first to reach, so no two tasks write one element. With a
+/// requantization (<see cref="Run"/>), the same tasks also requantize the output rows that no band from this one
+/// on can reach (they are final, and disjoint from the rows being added to), so the int32 block is read back
+/// while it is still in cache, in parallel.
 /// </para>
 /// </remarks>
 public static unsafe class ConvTranspose2dKernel
@@ -78,8 +81,10 @@ public static unsafe class ConvTranspose2dKernel
     /// <param name="weights">Prepacked weights.</param>
     /// <param name="accumulatorsNhwc">int32 output <c>[N][OH][OW][OutC]</c> (every element is written).</param>
     /// <param name="scratch">Reusable working memory.</param>
-    public static void Accumulate(in ConvTranspose2dGeometry geometry, ReadOnlySpan<byte> inputNhwc, int inputZeroPoint, PackedConvTranspose2dWeights weights, Span<int> accumulatorsNhwc, KernelScratch scratch)
+    /// <param name="bandRows">Input rows per band; 0 (the default) sizes bands to the cache. Tests pass 1, 2, ... to put band edges everywhere.</param>
+    public static void Accumulate(in ConvTranspose2dGeometry geometry, ReadOnlySpan<byte> inputNhwc, int inputZeroPoint, PackedConvTranspose2dWeights weights, Span<int> accumulatorsNhwc, KernelScratch scratch, int bandRows = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(bandRows);
         Validate(geometry, inputNhwc, inputZeroPoint, weights, accumulatorsNhwc.Length, scratch);
         if (weights.Gemm is null)
         {
@@ -95,7 +100,7 @@ public static unsafe class ConvTranspose2dKernel
         fixed (byte* input = inputNhwc)
         fixed (int* output = accumulatorsNhwc)
         {
-            Bands(geometry, input, inputZeroPoint, weights, weights.Gemm, output, scratch);
+            Bands(geometry, input, inputZeroPoint, weights.Gemm, output, default, bandRows, scratch);
         }
     }
 
@@ -107,32 +112,52 @@ public static unsafe class ConvTranspose2dKernel
     /// <param name="requantize">Per-channel factors (one per output channel).</param>
     /// <param name="outputNhwc">uint8 output <c>[N][OH][OW][OutC]</c>.</param>
     /// <param name="scratch">Reusable working memory (its accumulator block holds the int32 sums).</param>
-    public static void Run(in ConvTranspose2dGeometry geometry, ReadOnlySpan<byte> inputNhwc, int inputZeroPoint, PackedConvTranspose2dWeights weights, RequantizeParams requantize, Span<byte> outputNhwc, KernelScratch scratch)
+    /// <param name="bandRows">Input rows per band; 0 (the default) sizes bands to the cache. Tests pass 1, 2, ... to put band edges everywhere.</param>
+    /// <remarks>
+    /// The packed path requantizes each output row in the col2im tasks of the first band that no longer reaches
+    /// it (so in parallel, while the row is still in cache), with <see cref="RequantizeVector"/>'s arithmetic — the
+    /// same per element as <see cref="Requantize.RequantizeInt32ToUInt8"/>.
+    /// </remarks>
+    public static void Run(in ConvTranspose2dGeometry geometry, ReadOnlySpan<byte> inputNhwc, int inputZeroPoint, PackedConvTranspose2dWeights weights, RequantizeParams requantize, Span<byte> outputNhwc, KernelScratch scratch, int bandRows = 0)
     {
         ArgumentNullException.ThrowIfNull(requantize);
-        ArgumentNullException.ThrowIfNull(weights);
-        ArgumentNullException.ThrowIfNull(scratch);
+        ArgumentOutOfRangeException.ThrowIfNegative(bandRows);
+        Validate(geometry, inputNhwc, inputZeroPoint, weights, outputNhwc.Length, scratch);
         if (requantize.Channels != weights.OutChannels)
         {
             throw new ArgumentException($"ConvTranspose2d: requantization has {requantize.Channels} channels, the weights {weights.OutChannels}.", nameof(requantize));
         }
 
         Span<int> accumulators = scratch.Accumulators(outputNhwc.Length).AsSpan(0, outputNhwc.Length);
-        Accumulate(geometry, inputNhwc, inputZeroPoint, weights, accumulators, scratch);
         if (weights.Gemm is null)
         {
+            ConvTranspose2dScalar.Accumulate(geometry, inputNhwc, inputZeroPoint, weights.ReferenceOhwi, weights.WeightZeroPoints, accumulators);
             Requantize.RequantizeInt32ToUInt8(accumulators, requantize, outputNhwc);
+            return;
         }
-        else
+
+        if (outputNhwc.IsEmpty)
         {
-            RequantizeVector.Int32ToUInt8(accumulators, requantize, outputNhwc, weights.Config.VectorBits);
+            return; // batch 0
+        }
+
+        fixed (byte* input = inputNhwc)
+        fixed (int* output = accumulators)
+        fixed (byte* bytes = outputNhwc)
+        fixed (float* biasTerms = requantize.BiasTerms)
+        fixed (float* multipliers = requantize.Multipliers)
+        fixed (int* quantizedBias = requantize.QuantizedBias)
+        {
+            var epilogue = new RowRequantization(new RequantizeView(requantize, biasTerms, multipliers, quantizedBias), bytes, weights.Config.VectorBits);
+            Bands(geometry, input, inputZeroPoint, weights.Gemm, output, epilogue, bandRows, scratch);
         }
     }
 
-    private static void Bands(in ConvTranspose2dGeometry g, byte* input, int zx, PackedConvTranspose2dWeights weights, PackedGemmWeights gemm, int* output, KernelScratch scratch)
+    /// <summary>The band loop; <paramref name="epilogue"/> with a null output only accumulates.</summary>
+    private static void Bands(in ConvTranspose2dGeometry g, byte* input, int zx, PackedGemmWeights gemm, int* output, in RowRequantization epilogue, int requestedBandRows, KernelScratch scratch)
     {
         int inWidth = g.InWidth, inChannels = g.InChannels;
-        int columnsPerPixel = weights.ColumnsPerPixel;
+        int columnsPerPixel = g.KernelHeight * g.KernelWidth * g.OutChannels;
         long rowColumns = (long)inWidth * columnsPerPixel;
         if (rowColumns > MaxRowColumns)
         {
@@ -142,13 +167,17 @@ public static unsafe class ConvTranspose2dKernel
         int totalRows = g.Batch * g.InHeight;
         int bandRows = (int)Math.Clamp(ColumnBlockBytes / (rowColumns * sizeof(int)), 1, totalRows);
         bandRows = Math.Max(bandRows, Math.Min(totalRows, (MinBandPixels + inWidth - 1) / inWidth));
+        if (requestedBandRows > 0)
+        {
+            bandRows = Math.Min(requestedBandRows, totalRows);
+        }
+
         bandRows = (int)Math.Max(1, Math.Min(bandRows, MaxRowColumns / rowColumns));
         int[] columnArray = scratch.Columns(checked((int)(bandRows * rowColumns)));
         int outputRows = g.Batch * g.OutHeight;
-        nint outputRowLength = (nint)g.OutWidth * g.OutChannels;
         fixed (int* columns = columnArray)
         {
-            int zeroedEnd = 0; // output rows (n·OH + oh) below this are zeroed
+            var progress = new BandProgress(); // output rows (n·OH + oh) below ZeroedEnd are zeroed, below RequantizedEnd requantized
             for (int firstRow = 0; firstRow < totalRows; firstRow += bandRows)
             {
                 int rows = Math.Min(bandRows, totalRows - firstRow);
@@ -161,18 +190,21 @@ public static unsafe class ConvTranspose2dKernel
                     ? RowSource.Rows(bandInput, inChannels)
                     : RowSource.Im2col(bandInput, new Conv2dGeometry(1, inChannels, 1, pixels, columnsPerPixel, 1, 1, Groups: g.Groups));
                 GemmDriver.Run(gemm, source, pixels, zx, columns, null, null, columnsPerPixel, scratch);
-                zeroedEnd = ScatterBand(g, columns, firstRow, rows, zeroedEnd, output, scratch);
+                ScatterBand(g, columns, firstRow, rows, ref progress, output, epilogue, scratch);
             }
 
-            if (zeroedEnd < outputRows)
+            // Rows after the last band's reach (output padding, a stride with no tap there) stay 0; then what no
+            // band's tasks requantized.
+            ClearRows(g, output, progress.ZeroedEnd, outputRows);
+            if (epilogue.Bytes is not null)
             {
-                new Span<int>(output + (zeroedEnd * outputRowLength), checked((int)((outputRows - zeroedEnd) * outputRowLength))).Clear();
+                RequantizeRows(g, output, epilogue, progress.RequantizedEnd, outputRows);
             }
         }
     }
 
-    /// <summary>col2im of one band; returns the new end of the zeroed output rows.</summary>
-    private static int ScatterBand(in ConvTranspose2dGeometry g, int* columns, int firstRow, int rows, int zeroedEnd, int* output, KernelScratch scratch)
+    /// <summary>col2im of one band (and requantization of the rows finished before it); advances <paramref name="progress"/>.</summary>
+    private static void ScatterBand(in ConvTranspose2dGeometry g, int* columns, int firstRow, int rows, ref BandProgress progress, int* output, in RowRequantization epilogue, KernelScratch scratch)
     {
         int inHeight = g.InHeight, outHeight = g.OutHeight;
         int firstImage = firstRow / inHeight, firstInputRow = firstRow % inHeight;
@@ -181,35 +213,51 @@ public static unsafe class ConvTranspose2dKernel
 
         // Output rows the band can reach lie in [lowest, highest]: its first input row's kh = 0 tap and its last
         // input row's last tap (both clamped to the image; rows of earlier images in the band are all below).
+        // Later bands start lower in the input, so they reach no row below `lowest` either: the rows below it
+        // that are zeroed hold their final sums.
         int lowest = (firstImage * outHeight) + Math.Clamp((firstInputRow * g.StrideHeight) - g.PadHeight, 0, outHeight - 1);
         int highest = (lastImage * outHeight) + Math.Min(outHeight - 1, (lastInputRow * g.StrideHeight) - g.PadHeight + ((g.KernelHeight - 1) * g.DilationHeight));
+        if (lastImage > firstImage)
+        {
+            // The last image's first input rows may reach none of its outputs (padding larger than the reach),
+            // while the band's earlier images reach up to their last output rows.
+            highest = Math.Max(highest, (lastImage * outHeight) - 1);
+        }
+        int zeroedEnd = progress.ZeroedEnd;
         int end = Math.Max(zeroedEnd, highest + 1);
         int spanStart = Math.Min(lowest, zeroedEnd);
-        if (end <= spanStart)
+        int requantizeStart = progress.RequantizedEnd;
+        int requantizeEnd = epilogue.Bytes is null ? requantizeStart : Math.Max(requantizeStart, Math.Min(lowest, zeroedEnd));
+        progress = new BandProgress { ZeroedEnd = end, RequantizedEnd = requantizeEnd };
+        int span = end - spanStart, requantizeRows = requantizeEnd - requantizeStart;
+        if (span == 0 && requantizeRows == 0)
         {
-            return end;
+            return;
         }
 
-        long adds = (long)rows * g.InWidth * g.KernelHeight * g.KernelWidth * g.OutChannels;
-        int degree = (int)Math.Clamp(adds / MinAddsPerThread, 1, KernelThreads.MaxDegreeOfParallelism);
-        int span = end - spanStart;
+        // A requantized element costs about two adds (load, convert, multiply, add, round, clamp, pack per 8).
+        long work = ((long)rows * g.InWidth * g.KernelHeight * g.KernelWidth * g.OutChannels) + (2L * requantizeRows * g.OutWidth * g.OutChannels);
+        int degree = (int)Math.Clamp(work / MinAddsPerThread, 1, KernelThreads.MaxDegreeOfParallelism);
         var plan = new ColumnScatterPlan
         {
             Geometry = g,
             Columns = columns,
             Output = output,
+            Epilogue = epilogue,
             FirstRow = firstRow,
             Rows = rows,
             ZeroedEnd = zeroedEnd,
             End = end,
             SpanStart = spanStart,
             SpanLength = span,
-            Tasks = degree == 1 ? 1 : Math.Min(span, 4 * degree),
+            RequantizeStart = requantizeStart,
+            RequantizeLength = requantizeRows,
+            Tasks = degree == 1 ? 1 : Math.Max(1, Math.Min(Math.Max(span, requantizeRows), 4 * degree)),
         };
         if (plan.Tasks == 1)
         {
             ScatterTask(plan, 0);
-            return end;
+            return;
         }
 
         ColumnScatterJob job = scratch.ColumnScatterJob;
@@ -222,8 +270,26 @@ public static unsafe class ConvTranspose2dKernel
         {
             job.Plan = default;
         }
+    }
 
-        return end;
+    private static void ClearRows(in ConvTranspose2dGeometry g, int* output, int fromRow, int toRow)
+    {
+        nint rowLength = (nint)g.OutWidth * g.OutChannels;
+        if (toRow > fromRow)
+        {
+            new Span<int>(output + (fromRow * rowLength), checked((int)((toRow - fromRow) * rowLength))).Clear();
+        }
+    }
+
+    /// <summary>Output rows [<paramref name="fromRow"/>, <paramref name="toRow"/>) of the accumulators → bytes, pixel by pixel.</summary>
+    private static void RequantizeRows(in ConvTranspose2dGeometry g, int* output, in RowRequantization epilogue, int fromRow, int toRow)
+    {
+        int channels = g.OutChannels;
+        nint first = (nint)fromRow * g.OutWidth, last = (nint)toRow * g.OutWidth;
+        for (nint pixel = first; pixel < last; pixel++)
+        {
+            RequantizeVector.Row(output + (pixel * channels), channels, 0, epilogue.View, epilogue.Bytes + (pixel * channels), epilogue.VectorBits);
+        }
     }
 
     /// <summary>
@@ -233,15 +299,19 @@ public static unsafe class ConvTranspose2dKernel
     internal static void ScatterTask(in ColumnScatterPlan plan, int task)
     {
         ConvTranspose2dGeometry g = plan.Geometry;
+        if (plan.RequantizeLength > 0)
+        {
+            // Rows no band reaches any more (disjoint from every task's span below).
+            int from = plan.RequantizeStart + (int)((long)task * plan.RequantizeLength / plan.Tasks);
+            int to = plan.RequantizeStart + (int)((long)(task + 1) * plan.RequantizeLength / plan.Tasks);
+            RequantizeRows(g, plan.Output, plan.Epilogue, from, to);
+        }
+
         int rangeStart = plan.SpanStart + (int)((long)task * plan.SpanLength / plan.Tasks);
         int rangeEnd = plan.SpanStart + (int)((long)(task + 1) * plan.SpanLength / plan.Tasks);
         int outHeight = g.OutHeight, outWidth = g.OutWidth, outChannels = g.OutChannels;
         nint outputRowLength = (nint)outWidth * outChannels;
-        int zeroStart = Math.Max(rangeStart, plan.ZeroedEnd), zeroEnd = Math.Min(rangeEnd, plan.End);
-        if (zeroEnd > zeroStart)
-        {
-            new Span<int>(plan.Output + (zeroStart * outputRowLength), checked((int)((zeroEnd - zeroStart) * outputRowLength))).Clear();
-        }
+        ClearRows(g, plan.Output, Math.Max(rangeStart, plan.ZeroedEnd), Math.Min(rangeEnd, plan.End));
 
         int inHeight = g.InHeight, inWidth = g.InWidth;
         int kernelHeight = g.KernelHeight, kernelWidth = g.KernelWidth, taps = kernelHeight * kernelWidth;
@@ -362,13 +432,33 @@ internal unsafe struct ColumnScatterPlan
     public ConvTranspose2dGeometry Geometry;
     public int* Columns;
     public int* Output;
+    public RowRequantization Epilogue;
     public int FirstRow;
     public int Rows;
     public int ZeroedEnd;
     public int End;
     public int SpanStart;
     public int SpanLength;
+    public int RequantizeStart;
+    public int RequantizeLength;
     public int Tasks;
+}
+
+/// <summary>Where requantized rows go (<see cref="Bytes"/> null: accumulate only); pointers pinned by the caller.</summary>
+internal readonly unsafe struct RowRequantization(RequantizeView view, byte* bytes, int vectorBits)
+{
+    public RequantizeView View { get; } = view;
+
+    public byte* Bytes { get; } = bytes;
+
+    public int VectorBits { get; } = vectorBits;
+}
+
+/// <summary>How far the bands have got: output rows below <see cref="ZeroedEnd"/> are zeroed, below <see cref="RequantizedEnd"/> requantized.</summary>
+internal struct BandProgress
+{
+    public int ZeroedEnd;
+    public int RequantizedEnd;
 }
 
 /// <summary>The reusable work item of one caller's col2im regions (one per <see cref="KernelScratch"/>, so a call allocates nothing).</summary>

@@ -35,6 +35,10 @@ public class SimdConvTranspose2dTests(ITestOutputHelper output)
         yield return ("k4 s2 p1 C8->32 N2 7x48 (several bands, one across images, parallel col2im)", new ConvTranspose2dGeometry(2, 8, 7, 48, 32, 4, 4, 2, 2, 1, 1));
         yield return ("k3 s2 p1 op1 groups2 C12->20 N2 9x40 (bands, groups)", new ConvTranspose2dGeometry(2, 12, 9, 40, 20, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1, 2));
         yield return ("k2 s2 C4->24 1x700 (a band narrower than the minimum rows)", new ConvTranspose2dGeometry(1, 4, 1, 700, 24, 2, 2, 2, 2));
+        // An image's first input row reaches no output while the one before it reaches the last output row
+        // (op = p = 2): a band that holds both must still zero that row before adding into it.
+        yield return ("k1 s3 p2 op2 C3->5 N3 5x4 (a band across images whose second image reaches nothing yet)", new ConvTranspose2dGeometry(3, 3, 5, 4, 5, 1, 1, 3, 3, 2, 2, 2, 2));
+        yield return ("k2 s1 p3 d1 C2->3 N2 7x5 (first two input rows reach nothing)", new ConvTranspose2dGeometry(2, 2, 7, 5, 3, 2, 2, 1, 1, 3, 1));
     }
 
     public static IEnumerable<object[]> NamedCases()
@@ -67,6 +71,9 @@ public class SimdConvTranspose2dTests(ITestOutputHelper output)
         {
             CheckAgainstScalar(g, config, random, zeroPointMode, extreme: false, $"{shapeName}, {config.Name}");
         }
+
+        CheckAgainstScalar(g, config, random, 2, extreme: false, $"{shapeName}, {config.Name}", bandRows: 1);
+        CheckAgainstScalar(g, config, random, 2, extreme: false, $"{shapeName}, {config.Name}", bandRows: 3);
     }
 
     /// <summary>60 seeded random geometries per config (the same 60 for every config), each with a random zero-point mode.</summary>
@@ -86,7 +93,12 @@ public class SimdConvTranspose2dTests(ITestOutputHelper output)
         {
             ConvTranspose2dGeometry g = RandomGeometry(random);
             seen.Add($"s{g.StrideHeight}{g.StrideWidth} d{g.DilationHeight}{g.DilationWidth} g{(g.Groups > 1 ? 2 : 1)}");
-            CheckAgainstScalar(g, config, random, random.Next(3), extreme: i % 10 == 9, $"random #{i} {g}, {config.Name}");
+            // The kernel's own bands, then one and two input rows per band: band edges inside and across images.
+            int zeroPointMode = random.Next(3);
+            foreach (int bandRows in new[] { 0, 1, 2 })
+            {
+                CheckAgainstScalar(g, config, random, zeroPointMode, extreme: i % 10 == 9, $"random #{i} {g}, {config.Name}", bandRows);
+            }
         }
 
         output.WriteLine($"{seen.Count} stride/dilation/group combinations among 60 random geometries");
@@ -198,7 +210,8 @@ public class SimdConvTranspose2dTests(ITestOutputHelper output)
     /// for both backends, with and without ReLU.
     /// </summary>
     /// <param name="zeroPointMode">0: every zw 0; 1: one nonzero zw for all channels (per tensor); 2: per-channel zw.</param>
-    internal static void CheckAgainstScalar(in ConvTranspose2dGeometry g, GemmConfig config, Random random, int zeroPointMode, bool extreme, string what)
+    /// <param name="bandRows">Input rows per band (0: the kernel's choice, often one band for these sizes).</param>
+    internal static void CheckAgainstScalar(in ConvTranspose2dGeometry g, GemmConfig config, Random random, int zeroPointMode, bool extreme, string what, int bandRows = 0)
     {
         g.Validate();
         int inputCount = g.Batch * g.InHeight * g.InWidth * g.InChannels;
@@ -221,8 +234,8 @@ public class SimdConvTranspose2dTests(ITestOutputHelper output)
             var expected = new int[outputCount];
             ConvTranspose2dScalar.Accumulate(g, input, zx, ohwi, zw, expected);
             var actual = Enumerable.Repeat(int.MinValue, outputCount).ToArray();
-            ConvTranspose2dKernel.Accumulate(g, input, zx, packed, actual, scratch);
-            AssertEqual(expected, actual, $"{what}, zx {zx}, zw mode {zeroPointMode}, accumulators");
+            ConvTranspose2dKernel.Accumulate(g, input, zx, packed, actual, scratch, bandRows);
+            AssertEqual(expected, actual, $"{what}, zx {zx}, zw mode {zeroPointMode}, band rows {bandRows}, accumulators");
 
             foreach (QuantBackend backend in new[] { QuantBackend.X86, QuantBackend.Qnnpack })
             {
@@ -232,8 +245,8 @@ public class SimdConvTranspose2dTests(ITestOutputHelper output)
                     var expectedBytes = new byte[outputCount];
                     QuantGen.Kernels.Requantize.RequantizeInt32ToUInt8(expected, rq, expectedBytes);
                     var actualBytes = new byte[outputCount];
-                    ConvTranspose2dKernel.Run(g, input, zx, packed, rq, actualBytes, scratch);
-                    AssertEqual(expectedBytes, actualBytes, $"{what}, zx {zx}, zw mode {zeroPointMode}, {backend}, relu {relu}");
+                    ConvTranspose2dKernel.Run(g, input, zx, packed, rq, actualBytes, scratch, bandRows);
+                    AssertEqual(expectedBytes, actualBytes, $"{what}, zx {zx}, zw mode {zeroPointMode}, band rows {bandRows}, {backend}, relu {relu}");
                 }
             }
         }
@@ -334,6 +347,7 @@ public class ThreadedConvTranspose2dTests(ITestOutputHelper output)
                 foreach (ConvTranspose2dGeometry g in shapes)
                 {
                     SimdConvTranspose2dTests.CheckAgainstScalar(g, config, random, 2, extreme: false, $"{g}, {config.Name}, {degree} threads");
+                    SimdConvTranspose2dTests.CheckAgainstScalar(g, config, random, 1, extreme: false, $"{g}, {config.Name}, {degree} threads", bandRows: 3);
                 }
             }
         }
