@@ -212,7 +212,7 @@ public static unsafe class ConvTranspose2dKernel
         int lastImage = lastRow / inHeight, lastInputRow = lastRow % inHeight;
 
         // Output rows the band can reach lie in [lowest, highest]: its first input row's kh = 0 tap and its last
-        // input row's last tap (both clamped to the image; rows of earlier images in the band are all below).
+        // input row's last tap, both clamped to their image (and every row of the band's earlier images).
         // Later bands start lower in the input, so they reach no row below `lowest` either: the rows below it
         // that are zeroed hold their final sums.
         int lowest = (firstImage * outHeight) + Math.Clamp((firstInputRow * g.StrideHeight) - g.PadHeight, 0, outHeight - 1);
@@ -223,6 +223,7 @@ public static unsafe class ConvTranspose2dKernel
             // while the band's earlier images reach up to their last output rows.
             highest = Math.Max(highest, (lastImage * outHeight) - 1);
         }
+
         int zeroedEnd = progress.ZeroedEnd;
         int end = Math.Max(zeroedEnd, highest + 1);
         int spanStart = Math.Min(lowest, zeroedEnd);
