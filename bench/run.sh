@@ -18,9 +18,12 @@
 #                                  `--bdn --quick --filter '*ResNet18Forward*'`; default filter '*'. Classes:
 #                                  ResNet18Forward, FashionCnnForward, ScalarForward (QUANTGEN_ISA=scalar job),
 #                                  GemmBenchmarks, GeneratedGemmBenchmarks, VnniPeakBenchmark, CalibrationBenchmarks,
-#                                  DynamicRecurrentBenchmarks (dynamic LSTM/GRU vs TorchSharp fp32). BenchmarkDotNet's default
+#                                  DynamicRecurrentBenchmarks (dynamic LSTM/GRU vs TorchSharp fp32),
+#                                  ConvTranspose2dBenchmarks (UNet up-sampling layers, int8 vs its scalar reference vs TorchSharp fp32). BenchmarkDotNet's default
 #                                  job is slow on 2 cores (an hour or more for everything); --quick uses 3 warm-up and
 #                                  10 measured iterations. Results in BenchmarkDotNet.Artifacts/ (git-ignored).
+#                                  QUANTGEN_BENCH_JOB=dry (instead of --quick) runs BenchmarkDotNet's Dry job: one cold
+#                                  call per case, a smoke test that the classes run, not a measurement.
 #
 # Measure on an otherwise idle machine: the script prints the load average first. Models (.qgen, .onnx) go to
 # $QUANTGEN_BENCH_DIR (default: a new temporary folder, removed afterwards).

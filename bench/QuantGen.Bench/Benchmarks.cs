@@ -12,13 +12,14 @@ namespace QuantGen.Bench;
 
 /// <summary>
 /// The BenchmarkDotNet job of every class here: BenchmarkDotNet's default job, or with
-/// <c>QUANTGEN_BENCH_JOB=quick</c> a medium one (3 warm-up and 10 measured iterations, one launch). Read from
-/// the environment rather than the command line so that the scalar class keeps its own job alone
-/// (<c>QUANTGEN_BENCH_JOB=dry</c>: a one-call smoke run).
+/// <c>QUANTGEN_BENCH_JOB=quick</c> a medium one (3 warm-up and 10 measured iterations, one launch), or with
+/// <c>QUANTGEN_BENCH_JOB=dry</c> BenchmarkDotNet's Dry job (one cold call: a smoke test that a class runs, no
+/// timing; <c>--job dry</c> on the command line would add it beside the class's job, not replace it). Read from
+/// the environment rather than the command line so that the scalar class keeps its own job alone.
 /// </summary>
 public class BenchConfig : ManualConfig
 {
-    /// <summary>The environment variable choosing the job: <c>quick</c> or unset.</summary>
+    /// <summary>The environment variable choosing the job: <c>quick</c>, <c>dry</c> or unset.</summary>
     public const string JobVariable = "QUANTGEN_BENCH_JOB";
 
     /// <summary>Adds the job and the memory diagnoser.</summary>
@@ -32,18 +33,13 @@ public class BenchConfig : ManualConfig
     /// <summary>True with <c>QUANTGEN_BENCH_JOB=quick</c>.</summary>
     public static bool IsQuick => string.Equals(Environment.GetEnvironmentVariable(JobVariable), "quick", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>
-    /// True with <c>QUANTGEN_BENCH_JOB=dry</c>: BenchmarkDotNet's Dry job (one call, no warm-up), a smoke test that a
-    /// class builds and runs; <c>--job dry</c> on the command line would add it beside this class's job, not replace it.
-    /// </summary>
+    /// <summary>True with <c>QUANTGEN_BENCH_JOB=dry</c>.</summary>
     public static bool IsDry => string.Equals(Environment.GetEnvironmentVariable(JobVariable), "dry", StringComparison.OrdinalIgnoreCase);
 
-    /// <summary>The default job, the quick one, or the dry one.</summary>
-    protected static Job BaseJob() => IsDry
-        ? Job.Dry
-        : IsQuick
-            ? Job.Default.WithWarmupCount(3).WithIterationCount(10).WithLaunchCount(1)
-            : Job.Default;
+    /// <summary>The default job, the quick one or the dry one.</summary>
+    protected static Job BaseJob() => IsDry ? Job.Dry
+        : IsQuick ? Job.Default.WithWarmupCount(3).WithIterationCount(10).WithLaunchCount(1)
+        : Job.Default;
 }
 
 /// <summary>

@@ -2,6 +2,7 @@ using System;
 using System.Diagnostics;
 using System.Text;
 using QuantGen.Kernels;
+using QuantGen.Kernels.Packing;
 using QuantGen.Kernels.Scalar;
 
 namespace QuantGen.Modules;
@@ -9,18 +10,20 @@ namespace QuantGen.Modules;
 /// <summary>
 /// PyTorch's QuantizedConvTranspose2d (+ fused ReLU): quint8 or qint8 activations, qint8 weights
 /// per-tensor or per-channel on axis 1 (output channels), exact int32 accumulation
-/// (<see cref="ConvTranspose2dScalar"/>) and the same requantization as conv for
+/// (<see cref="ConvTranspose2dScalar"/>'s sums) and the same requantization as conv for
 /// <see cref="Backend"/> (<see cref="Requantize"/>), clamped to the output dtype's full range.
 /// </summary>
 /// <remarks>
-/// <see cref="Forward(QTensor, Buffers.BufferSlot?)"/> may run on many threads at once: its int32 accumulators
-/// are the calling thread's (<see cref="LayerScratch"/>, grown once per thread) and the cached requantization
-/// factors are immutable objects.
+/// The weights are packed once, at construction, for the kernel <see cref="KernelDispatch"/> picks: a GEMM over
+/// the input channels with every tap's columns, then col2im (<see cref="ConvTranspose2dKernel"/>);
+/// <c>QUANTGEN_ISA=scalar</c> keeps the scalar reference. Every kernel is bit-identical to it.
+/// <see cref="Forward(QTensor, Buffers.BufferSlot?)"/> may run on many threads at once: its working memory (int32
+/// accumulators, the GEMM's columns and tiles) is the calling thread's (<see cref="LayerScratch"/>, grown once per
+/// thread), and the packed weights and cached requantization factors are immutable objects.
 /// </remarks>
 public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 {
-    private readonly sbyte[] _weightsOhwi;
-    private readonly int[] _weightZeroPoints;
+    private readonly PackedConvTranspose2dWeights _packedWeights;
     private readonly LayerRequantization _requantization;
     private readonly string _name;
 
@@ -35,6 +38,24 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
     /// <param name="backend">Bias/requantization arithmetic.</param>
     /// <exception cref="ArgumentException">Inconsistent hyper-parameters, weight shape, dtype or qparams (the message names the layer).</exception>
     public QuantizedConvTranspose2d(string model, string layer, ConvTranspose2dOptions options, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend)
+        : this(model, layer, options, weight, bias, inputQParams, outputQParams, fusedRelu, backend, kernelConfig: null)
+    {
+    }
+
+    /// <summary>As the other constructor, with the weights packed for an explicit kernel (tests, benchmarks).</summary>
+    /// <param name="model">Model name, for error messages.</param>
+    /// <param name="layer">Member name, for error messages.</param>
+    /// <param name="options">Hyper-parameters.</param>
+    /// <param name="weight">qint8 weight, logical [InC, OutC/groups, KH, KW]; per-tensor, or per-channel with axis 1 (one scale per output channel).</param>
+    /// <param name="bias">Float bias per output channel, or null.</param>
+    /// <param name="inputQParams">The input's qparams seen at calibration (factors are precomputed for them).</param>
+    /// <param name="outputQParams">Output scale and zero point.</param>
+    /// <param name="fusedRelu">ReLU fused after the transposed convolution.</param>
+    /// <param name="backend">Bias/requantization arithmetic.</param>
+    /// <param name="kernelConfig">The kernel to pack for and run; null → <see cref="KernelDispatch.Config"/>.</param>
+    /// <exception cref="ArgumentException">Inconsistent hyper-parameters, weight shape, dtype or qparams (the message names the layer).</exception>
+    /// <exception cref="PlatformNotSupportedException"><paramref name="kernelConfig"/> cannot run on this machine.</exception>
+    public QuantizedConvTranspose2d(string model, string layer, ConvTranspose2dOptions options, QTensor weight, float[]? bias, QParams inputQParams, QParams outputQParams, bool fusedRelu, QuantBackend backend, GemmConfig? kernelConfig)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(layer);
@@ -50,7 +71,7 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
             throw new ArgumentException($"{name}: expected weight {TorchText.Shape(expectedShape)} ([in_channels, out_channels / groups, kH, kW]), got {TorchText.Shape(weight.Shape)}.", nameof(weight));
         }
 
-        (float[] weightScales, _weightZeroPoints) = WeightQParamsPerOutputChannel(name, weight, options.OutChannels, outPerGroup);
+        (float[] weightScales, int[] weightZeroPoints) = WeightQParamsPerOutputChannel(name, weight, options.OutChannels, outPerGroup);
         float[]? checkedBias = LayerChecks.Bias(name, bias, options.OutChannels);
         LayerChecks.ActivationQParams(name, "input", inputQParams, nameof(inputQParams));
         LayerChecks.ActivationQParams(name, "output", outputQParams, nameof(outputQParams));
@@ -64,7 +85,9 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         OutputQParams = outputQParams;
         FusedRelu = fusedRelu;
         Backend = backend;
-        _weightsOhwi = ConvTranspose2dScalar.Pack(weight.IntRepr(), options.InChannels, options.OutChannels, options.KernelHeight, options.KernelWidth, options.Groups);
+        GemmConfig config = kernelConfig ?? KernelDispatch.Config;
+        config.EnsureSupported();
+        _packedWeights = PackedConvTranspose2dWeights.Pack(weight.Int8Logical(), weightZeroPoints, options.InChannels, options.OutChannels, options.KernelHeight, options.KernelWidth, options.Groups, config);
         _requantization = new LayerRequantization(name, backend, inputQParams.Scale, weightScales, outputQParams, checkedBias, fusedRelu);
     }
 
@@ -100,6 +123,9 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 
     /// <summary>The bias/requantization arithmetic.</summary>
     public QuantBackend Backend { get; }
+
+    /// <summary>The kernel the weights are packed for and <see cref="Forward(QTensor)"/> runs.</summary>
+    public GemmConfig KernelConfig => _packedWeights.Config;
 
     /// <summary>
     /// x: [N, InC, H, W] of the calibrated input dtype (any layout, per-tensor qparams); returns a
@@ -159,9 +185,21 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
 
         LayerChecks.NotAliased(name, result, input, nameof(output));
         LayerScratch scratch = LayerScratch.Current;
-        Span<int> accumulators = scratch.Accumulators(count);
-        ConvTranspose2dScalar.Accumulate(geometry, scratch.InputView(0, input, MemoryFormat.ChannelsLast), LayerChecks.ViewZeroPoint(input.QParams), _weightsOhwi, _weightZeroPoints, accumulators);
-        RequantizeToDType.Apply(accumulators, _requantization.For(input.Scale), OutputQParams.DType, result.StorageBytes);
+        ReadOnlySpan<byte> inputView = scratch.InputView(0, input, MemoryFormat.ChannelsLast);
+        int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
+        RequantizeParams requantize = _requantization.For(input.Scale);
+        if (QuantizedConv2d.NeedsDTypeRequantize(Backend, OutputQParams.DType))
+        {
+            // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
+            // kernel only accumulates and the real zero point is applied by the scalar requantization.
+            Span<int> accumulators = scratch.Accumulators(count);
+            ConvTranspose2dKernel.Accumulate(geometry, inputView, inputZeroPoint, _packedWeights, accumulators, scratch.Kernel);
+            RequantizeToDType.Apply(accumulators, requantize, OutputQParams.DType, result.StorageBytes);
+        }
+        else
+        {
+            ConvTranspose2dKernel.Run(geometry, inputView, inputZeroPoint, _packedWeights, requantize, result.StorageBytes, scratch.Kernel);
+        }
         LayerChecks.FinishOutput(result);
         return result;
     }
