@@ -3,8 +3,8 @@
 // noun.animal, verb.motion, adj.all...), trains an LSTM and a small Transformer encoder with TorchSharp (or loads their
 // cached weights), converts both to dynamic int8 with QuantGen's layers, and prints accuracy on the held-out synsets,
 // model size and time per text at batch 1 and 16 (one thread for both).
-// Run: dotnet run -c Release --project examples/TextClassifier [-- --epochs 4 --vocab 8000 --models lstm,transformer
-//      --runs 7 --data DIR --cache DIR --qnnpack]
+// Run: dotnet run -c Release --project examples/TextClassifier [-- --epochs 3 --vocab 8000 --batch-size 128 --max-steps N
+//      --training-threads 1 --models lstm,transformer --runs 7 --data DIR --cache DIR --qnnpack]
 using System;
 using System.Collections.Generic;
 using System.Diagnostics;
