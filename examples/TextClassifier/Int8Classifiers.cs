@@ -59,6 +59,7 @@ public sealed class Int8LstmClassifier : IInt8Classifier
     /// <inheritdoc/>
     public float[] Forward(ReadOnlySpan<long> tokens, int batch, int length)
     {
+        Int8Sizes.CheckBatch(nameof(LstmClassifier), tokens, batch, length);
         int hidden = _lstm.Shape.HiddenSize;
         var embedded = new float[tokens.Length * _embedding.EmbeddingDim];
         _embedding.Forward(tokens, embedded);
@@ -143,6 +144,7 @@ public sealed class Int8TransformerClassifier : IInt8Classifier
     /// <inheritdoc/>
     public float[] Forward(ReadOnlySpan<long> tokens, int batch, int length)
     {
+        Int8Sizes.CheckBatch(nameof(TransformerClassifier), tokens, batch, length);
         int dim = _dim;
         if (length * dim > _position.Length)
         {
@@ -317,6 +319,27 @@ public static class Int8Sizes
         ArgumentNullException.ThrowIfNull(linear);
         long bytes = linear.Weight.Count + (8L * linear.Weight.QParams.Scales.Length);
         return bytes + (4L * (linear.Bias?.Length ?? 0));
+    }
+
+    /// <summary>
+    /// Checks a padded batch: <paramref name="batch"/> × <paramref name="length"/> indices, each text starting with a
+    /// real token (an all-padding text has nothing to average).
+    /// </summary>
+    /// <exception cref="ArgumentException">The message names the model, what was expected and what came.</exception>
+    public static void CheckBatch(string model, ReadOnlySpan<long> tokens, int batch, int length)
+    {
+        if (batch < 1 || length < 1 || tokens.Length != (long)batch * length)
+        {
+            throw new ArgumentException($"{model}: expected token indices [batch, length] with batch and length at least 1, got {tokens.Length} indices for batch {batch} and length {length}.", nameof(tokens));
+        }
+
+        for (int b = 0; b < batch; b++)
+        {
+            if (tokens[b * length] == Vocabulary.Padding)
+            {
+                throw new ArgumentException($"{model}: text {b} of the batch starts with padding (index {Vocabulary.Padding}); expected a real token first and padding only after it.", nameof(tokens));
+            }
+        }
     }
 
     /// <summary>The mean of <paramref name="values"/> [batch, length, features] over each text's non-padding positions.</summary>

@@ -185,5 +185,29 @@ public sealed class TextClassifierTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void TheInt8ClassifiersRefuseABatchOfTheWrongSizeOrAnAllPaddingText()
+    {
+        var settings = new GlossTraining(EmbeddingDim: 8, HiddenSize: 8, Heads: 2, FeedForward: 8, EncoderLayers: 1, MaxLength: 4);
+        torch.manual_seed(2);
+        using var lstm = new LstmClassifier(settings, 10, 3);
+        using var transformer = new TransformerClassifier(settings, 10, 3);
+        lstm.eval();
+        transformer.eval();
+        IInt8Classifier[] models = [new Int8LstmClassifier(lstm), new Int8TransformerClassifier(transformer, settings)];
+        foreach (IInt8Classifier int8 in models)
+        {
+            Assert.Equal(6, int8.Forward(new long[] { 2, 0, 3, 4 }, 2, 2).Length);
+            var size = Assert.Throws<ArgumentException>(() => int8.Forward(new long[] { 2, 3, 4 }, 2, 2));
+            Assert.Contains("got 3 indices for batch 2 and length 2", size.Message);
+            var padding = Assert.Throws<ArgumentException>(() => int8.Forward(new long[] { 2, 3, 0, 0 }, 2, 2));
+            Assert.Contains("text 1 of the batch starts with padding", padding.Message);
+            Assert.Throws<ArgumentOutOfRangeException>(() => int8.Forward(new long[] { 2, 10 }, 1, 2));
+        }
+
+        // Longer than the position table.
+        Assert.Contains("at most 4 tokens", Assert.Throws<ArgumentException>(() => models[1].Forward(new long[] { 2, 2, 2, 2, 2 }, 1, 5)).Message);
+    }
+
     private static double Percent(int[] a, int[] b) => 100.0 * a.Zip(b).Count(p => p.First == p.Second) / a.Length;
 }
