@@ -41,6 +41,7 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
     private readonly Func<Tensor[], Tensor>[] _steps;
     private readonly FakeQuantizeBase?[] _activationFakeQuant;
     private readonly bool[] _fakeQuantized;
+    private readonly bool[] _reluAtPoint;
     private readonly FakeQuantizeBase?[] _sharedFakeQuant;
     private readonly (int Value, string Layer)[] _convertPoints;
     private readonly List<(string Layer, FakeQuantizeBase FakeQuant, int Axis)> _weights = new();
@@ -129,6 +130,7 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
         }
 
         _convertPoints = points.ToArray();
+        _reluAtPoint = new bool[valueCount];
         _steps = new Func<Tensor[], Tensor>[plans.Count];
         for (int i = 0; i < plans.Count; i++)
         {
@@ -379,6 +381,11 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
             return _sharedFakeQuant[value] is { } shared ? shared.ForwardShared(x) : x;
         }
 
+        if (_reluAtPoint[value])
+        {
+            return ((FakeQuantize)fakeQuant).ForwardAfterRelu(x);
+        }
+
         if (_fakeQuantized[value])
         {
             return fakeQuant.forward(x);
@@ -403,7 +410,7 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
                 var module = (nn.Module<Tensor, Tensor>)op.Module!;
                 long channels = module is ConvTranspose2d t ? t.out_channels / t.groups : ((Conv2d)module).out_channels;
                 FakeQuantizeBase weightFq = WeightFakeQuant(op.Name, axis, checked((int)channels));
-                var conv = new QatConvolution(name, module, (BatchNorm2d?)op.FusedBatchNorm?.Module, op.FusedRelu is not null, weightFq);
+                var conv = new QatConvolution(name, module, (BatchNorm2d?)op.FusedBatchNorm?.Module, op.FusedRelu is not null, weightFq) { LeavesReluToOutput = ReluAtPoint(op) };
                 _convolutions.Add(conv);
                 return a => conv.Forward(a[0]);
             }
@@ -412,9 +419,12 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
             {
                 var module = (Linear)op.Module!;
                 FakeQuantizeBase weightFq = WeightFakeQuant(op.Name, 0, checked((int)module.out_features));
-                var linear = new QatLinear(name, module, op.FusedRelu is not null, weightFq);
+                var linear = new QatLinear(name, module, op.FusedRelu is not null, weightFq) { LeavesReluToOutput = ReluAtPoint(op) };
                 return a => linear.Forward(a[0]);
             }
+
+            case BoundKind.Add when ReluAtPoint(op):
+                return a => a[0] + a[1];
 
             case BoundKind.Elementwise when ElementwiseTable.FixedOutputQParams(op.TypeName) is { } fixedQParams:
             {
@@ -428,6 +438,18 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
             default:
                 return BoundObservedModel.PlainFloat(op);
         }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="op"/>'s fused ReLU runs inside its output's fake quantize (one pass each way instead of a
+    /// ReLU pass and a fake-quantize pass: <see cref="FakeQuantize.ForwardAfterRelu"/>), and marks it so. Bit for bit the
+    /// same forward and gradient; learnable fake quantizes keep the separate ReLU.
+    /// </summary>
+    private bool ReluAtPoint(BoundOp op)
+    {
+        bool fused = op.FusedRelu is not null && _fakeQuantized[op.Output] && _activationFakeQuant[op.Output] is FakeQuantize;
+        _reluAtPoint[op.Output] |= fused;
+        return fused;
     }
 
     private FakeQuantizeBase WeightFakeQuant(string layer, int axis, int channels)

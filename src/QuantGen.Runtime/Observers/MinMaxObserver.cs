@@ -31,6 +31,15 @@ public sealed class MinMaxObserver : Observer
     protected override void ObserveCore(ReadOnlySpan<float> values, ReadOnlySpan<int> shape)
     {
         (float batchMin, float batchMax) = RangeMath.MinMax(values);
+        ObserveRange(batchMin, batchMax);
+    }
+
+    /// <inheritdoc/>
+    protected override bool ObservesMinMaxOnly => true;
+
+    /// <inheritdoc/>
+    protected override void ObserveRange(float batchMin, float batchMax)
+    {
         Min = MathF.Min(Min, batchMin);
         Max = MathF.Max(Max, batchMax);
     }

@@ -32,6 +32,15 @@ public sealed class MovingAverageMinMaxObserver : Observer
     protected override void ObserveCore(ReadOnlySpan<float> values, ReadOnlySpan<int> shape)
     {
         (float batchMin, float batchMax) = RangeMath.MinMax(values);
+        ObserveRange(batchMin, batchMax);
+    }
+
+    /// <inheritdoc/>
+    protected override bool ObservesMinMaxOnly => true;
+
+    /// <inheritdoc/>
+    protected override void ObserveRange(float batchMin, float batchMax)
+    {
         if (!HasObserved)
         {
             Min = batchMin;

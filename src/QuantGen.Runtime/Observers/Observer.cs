@@ -1,5 +1,7 @@
 using System;
 using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace QuantGen.Observers;
 
@@ -142,6 +144,54 @@ public abstract class Observer : IObserver
     /// <exception cref="ArgumentException">The batch holds NaN or infinity, or is empty.</exception>
     public void Observe(ReadOnlySpan<float> values, ReadOnlySpan<int> shape)
     {
+        if (CheckBatch(values, shape))
+        {
+            ObserveCore(values, shape);
+            BatchCount++;
+        }
+    }
+
+    /// <summary>
+    /// Records <c>relu(values)</c> — each value's <c>max(v, 0)</c> — without the rectified values being written anywhere, for
+    /// observers whose whole statistic is the batch's min and max (<see cref="ObservesMinMaxOnly"/>); the others return false
+    /// and record nothing. The QAT forward observes a fused conv-ReLU's output this way, so the ReLU and the fake quantize
+    /// run as one pass.
+    /// </summary>
+    /// <returns>True when the batch was recorded (or the qparams are fixed); false when this observer needs the values themselves.</returns>
+    /// <exception cref="ArgumentException">The batch holds NaN or infinity, or is empty.</exception>
+    public bool TryObserveRectified(ReadOnlySpan<float> values, ReadOnlySpan<int> shape)
+    {
+        if (!CanObserveRectified)
+        {
+            return false;
+        }
+
+        if (CheckBatch(values, shape))
+        {
+            // min(relu(x)) = max(min x, 0) and max(relu(x)) = max(max x, 0).
+            (float min, float max) = RangeMath.MinMax(values);
+            ObserveRange(MathF.Max(min, 0f), MathF.Max(max, 0f));
+            BatchCount++;
+        }
+
+        return true;
+    }
+
+    /// <summary>True when <see cref="TryObserveRectified"/> records a batch (a min/max observer, or fixed qparams).</summary>
+    public bool CanObserveRectified => ObservesMinMaxOnly || _fixed is not null;
+
+    /// <summary>True for per-tensor observers whose statistics are a batch's min and max alone (<see cref="ObserveRange"/>).</summary>
+    protected virtual bool ObservesMinMaxOnly => false;
+
+    /// <summary>Records a batch given only its min and max; observers with <see cref="ObservesMinMaxOnly"/> implement it.</summary>
+    /// <param name="batchMin">The batch's minimum.</param>
+    /// <param name="batchMax">The batch's maximum.</param>
+    protected virtual void ObserveRange(float batchMin, float batchMax) =>
+        throw new NotSupportedException($"{Layer}: {GetType().Name} needs the values themselves, not their range.");
+
+    /// <summary>The checks every batch passes; false when the qparams are fixed (nothing to record).</summary>
+    private bool CheckBatch(ReadOnlySpan<float> values, ReadOnlySpan<int> shape)
+    {
         long count = 1;
         foreach (int d in shape)
         {
@@ -170,11 +220,10 @@ public abstract class Observer : IObserver
         {
             // Fixed qparams win over calibration: nothing is recorded, but per-channel ones must still fit the tensor.
             CheckFixedChannels(shape);
-            return;
+            return false;
         }
 
-        ObserveCore(values, shape);
-        BatchCount++;
+        return true;
     }
 
     /// <summary>Computes the quantization parameters from everything observed so far, or returns the fixed ones (<see cref="IsFixed"/>).</summary>
@@ -259,7 +308,24 @@ public abstract class Observer : IObserver
 
     private static int IndexOfNonFinite(ReadOnlySpan<float> values)
     {
-        for (int i = 0; i < values.Length; i++)
+        // x − x is 0 for every finite x and NaN for NaN and ±∞: eight lanes at a time until a lane fails (a QAT step
+        // observes every activation, so a scalar scan here cost as much as the fake quantize itself), then the scalar
+        // scan names the first bad index.
+        int start = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            ref float first = ref MemoryMarshal.GetReference(values);
+            for (int end = values.Length - 8; start <= end; start += 8)
+            {
+                Vector256<float> v = Vector256.LoadUnsafe(ref first, (nuint)start);
+                if (!Vector256.EqualsAll(v - v, Vector256<float>.Zero))
+                {
+                    break;
+                }
+            }
+        }
+
+        for (int i = start; i < values.Length; i++)
         {
             if (!float.IsFinite(values[i]))
             {

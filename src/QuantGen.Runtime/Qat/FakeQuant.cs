@@ -15,8 +15,10 @@ namespace QuantGen.Qat;
 /// </summary>
 /// <remarks>
 /// PyTorch's <c>fake_quantize_per_tensor_affine</c> and <c>fake_quantize_per_channel_affine</c>; TorchSharp's binding
-/// of the former is marked obsolete and not implemented. Apart from its input, the forward allocates its output and
-/// the boolean mask the backward needs (PyTorch's <c>_cachemask</c> variants keep the same mask).
+/// of the former is marked obsolete and not implemented. On the CPU the per-tensor form allocates only its output in the
+/// forward and only the input's gradient in the backward, as the float op it follows does: it keeps the input and
+/// recomputes the in-range mask in the backward (PyTorch's non-<c>_cachemask</c> backward), instead of keeping a boolean
+/// mask tensor alive from forward to backward. The per-channel form (weights, which are small) keeps the mask.
 /// </remarks>
 public static class FakeQuant
 {
@@ -37,7 +39,37 @@ public static class FakeQuant
         CheckRange(quantMin, quantMax, layer);
         CheckScale(scale, -1, layer);
         CheckZeroPoint(zeroPoint, -1, quantMin, quantMax, layer);
-        return FakeQuantPerTensorFunction.apply(input, scale, zeroPoint, quantMin, quantMax, watch!);
+        return FakeQuantPerTensorFunction.apply(input, scale, zeroPoint, quantMin, quantMax, watch!, false);
+    }
+
+    /// <summary>
+    /// <c>PerTensor(relu(input), …)</c> as one op: the same output and the same gradient bit for bit (ReLU's backward
+    /// passes nothing where <c>input &lt;= 0</c>), without the ReLU's output tensor and its pass in each direction. The QAT
+    /// form uses it for a conv or linear with a fused ReLU whose output is fake-quantized.
+    /// </summary>
+    /// <param name="input">A float32 tensor (before the ReLU).</param>
+    /// <param name="scale">The scale, positive and finite.</param>
+    /// <param name="zeroPoint">The zero point, in [<paramref name="quantMin"/>, <paramref name="quantMax"/>].</param>
+    /// <param name="quantMin">The smallest quantized value.</param>
+    /// <param name="quantMax">The largest quantized value.</param>
+    /// <param name="layer">The quantization point, "Model.member", named in errors.</param>
+    /// <param name="watch">Records a NaN gradient reaching this point in the backward; null for none.</param>
+    /// <returns>The fake-quantized ReLU of <paramref name="input"/>, differentiable with respect to <paramref name="input"/>.</returns>
+    /// <exception cref="ArgumentException">As <see cref="PerTensor"/>.</exception>
+    public static Tensor PerTensorAfterRelu(Tensor input, float scale, int zeroPoint, int quantMin, int quantMax, string layer = "fake_quant", GradientWatch? watch = null)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        CheckInput(input, layer);
+        CheckRange(quantMin, quantMax, layer);
+        CheckScale(scale, -1, layer);
+        CheckZeroPoint(zeroPoint, -1, quantMin, quantMax, layer);
+        if (input.device_type != DeviceType.CPU || input.numel() == 0)
+        {
+            using Tensor rectified = nn.functional.relu(input);
+            return FakeQuantPerTensorFunction.apply(rectified, scale, zeroPoint, quantMin, quantMax, watch!, false);
+        }
+
+        return FakeQuantPerTensorFunction.apply(input, scale, zeroPoint, quantMin, quantMax, watch!, true);
     }
 
     /// <summary>Fake-quantizes <paramref name="input"/> with one scale and zero point per index of <paramref name="axis"/>.</summary>
@@ -148,47 +180,72 @@ public static class FakeQuant
     }
 
     /// <summary>
-    /// The per-tensor forward on a CPU tensor in one pass (<see cref="FakeQuantKernel"/>): a new contiguous output and a
-    /// boolean mask, bit-identical to <see cref="Forward"/>.
+    /// The per-tensor forward on a CPU tensor in one pass (<see cref="FakeQuantKernel"/>): a new contiguous output,
+    /// bit-identical to <see cref="Forward"/>. Nothing else is allocated; the backward recomputes the mask from the input.
     /// </summary>
-    internal static (Tensor Output, Tensor Mask) ForwardOnCpu(Tensor input, float inverseScale, int zeroPoint, float scale, int quantMin, int quantMax)
+    internal static unsafe Tensor ForwardOnCpu(Tensor input, float inverseScale, int zeroPoint, float scale, int quantMin, int quantMax, bool rectified)
     {
         using Tensor contiguous = input.contiguous();
         Tensor output = empty(contiguous.shape, ScalarType.Float32);
-        Tensor mask = empty(contiguous.shape, ScalarType.Bool);
-        FakeQuantKernel.Forward(
-            MemoryMarshal.Cast<byte, float>(contiguous.bytes),
-            MemoryMarshal.Cast<byte, float>(output.bytes),
-            mask.bytes,
-            inverseScale, zeroPoint, scale, quantMin, quantMax);
-        return (output, mask);
+        FakeQuantKernel.ForwardParallel(
+            Storage(contiguous), Storage(output), contiguous.numel(),
+            inverseScale, zeroPoint, scale, quantMin, quantMax, rectified);
+        return output;
     }
 
     /// <summary>
-    /// The straight-through gradient <c>dy · mask</c>, noting a NaN in <paramref name="gradient"/> on <paramref name="watch"/>:
-    /// in one pass on the CPU, else with libtorch's ops.
+    /// The per-tensor straight-through gradient <c>dy · [qmin ≤ round(x · inv) + z ≤ qmax]</c> from the forward's input,
+    /// noting a NaN in <paramref name="gradient"/> on <paramref name="watch"/>: in one pass on the CPU, else with libtorch's ops.
     /// </summary>
-    internal static Tensor MaskGradient(Tensor gradient, Tensor mask, GradientWatch? watch)
+    internal static unsafe Tensor PerTensorGradient(Tensor input, Tensor gradient, float inverseScale, int zeroPoint, int quantMin, int quantMax, bool rectified, GradientWatch? watch)
     {
-        if (gradient.device_type != DeviceType.CPU || gradient.dtype != ScalarType.Float32 || !gradient.shape.AsSpan().SequenceEqual(mask.shape))
+        if (gradient.device_type != DeviceType.CPU || input.device_type != DeviceType.CPU || gradient.dtype != ScalarType.Float32
+            || !gradient.shape.AsSpan().SequenceEqual(input.shape))
         {
             watch?.Check(gradient);
+            using Tensor x = rectified ? nn.functional.relu(input.detach()) : input.detach();
+            using Tensor q = x.mul(inverseScale);
+            q.round_();
+            q.add_(zeroPoint);
+            using Tensor mask = q.ge(quantMin);
+            using (Tensor upper = q.le(quantMax))
+            {
+                mask.logical_and_(upper);
+            }
+
+            if (rectified)
+            {
+                using Tensor positive = input.gt(0);
+                mask.logical_and_(positive);
+            }
+
             return gradient.mul(mask);
         }
 
+        using Tensor contiguousInput = input.contiguous();
         using Tensor contiguous = gradient.contiguous();
-        using Tensor contiguousMask = mask.contiguous();
         Tensor result = empty(contiguous.shape, ScalarType.Float32);
-        bool nan = FakeQuantKernel.Backward(
-            MemoryMarshal.Cast<byte, float>(contiguous.bytes),
-            contiguousMask.bytes,
-            MemoryMarshal.Cast<byte, float>(result.bytes));
+        bool nan = FakeQuantKernel.BackwardParallel(
+            Storage(contiguousInput), Storage(contiguous), Storage(result), contiguous.numel(),
+            inverseScale, zeroPoint, quantMin, quantMax, rectified);
         if (nan)
         {
             watch?.ReportNaN();
         }
 
         return result;
+    }
+
+    /// <summary>
+    /// The first element of a contiguous float32 CPU tensor's storage. The storage is libtorch's native memory, which the
+    /// GC never moves, so the pointer stays valid after the <c>fixed</c> block for as long as the tensor lives.
+    /// </summary>
+    private static unsafe float* Storage(Tensor contiguous)
+    {
+        fixed (byte* first = contiguous.bytes)
+        {
+            return (float*)first;
+        }
     }
 
     /// <summary>
@@ -214,7 +271,10 @@ public static class FakeQuant
     }
 }
 
-/// <summary>The per-tensor fake quantize as an autograd function (arguments: input, scale, zero point, qmin, qmax, gradient watch or null).</summary>
+/// <summary>
+/// The per-tensor fake quantize as an autograd function (arguments: input, scale, zero point, qmin, qmax, gradient watch or
+/// null, and whether a ReLU comes first — only for CPU tensors).
+/// </summary>
 internal sealed class FakeQuantPerTensorFunction : autograd.SingleTensorFunction<FakeQuantPerTensorFunction>
 {
     public override string Name => "QuantGenFakeQuantizePerTensor";
@@ -227,29 +287,39 @@ internal sealed class FakeQuantPerTensorFunction : autograd.SingleTensorFunction
         int quantMin = (int)vars[3];
         int quantMax = (int)vars[4];
         ctx.save_data("watch", vars[5]);
+        bool rectified = (bool)vars[6];
+        ctx.save_data("rectified", rectified);
 
         // 1/s in float32 first, then a multiplication, as PyTorch's kernel does (x * inv_scale, not x / s).
+        float inverseScale = 1f / scale;
+        ctx.save_data("inverseScale", inverseScale);
+        ctx.save_data("zeroPoint", zeroPoint);
+        ctx.save_data("quantMin", quantMin);
+        ctx.save_data("quantMax", quantMax);
         if (input.device_type == DeviceType.CPU && input.numel() > 0)
         {
-            (Tensor fastOutput, Tensor fastMask) = FakeQuant.ForwardOnCpu(input, 1f / scale, zeroPoint, scale, quantMin, quantMax);
-            ctx.save_for_backward([fastMask]);
-            return fastOutput;
+            // The input is kept (not a mask) so the forward allocates only its output; the backward recomputes the mask.
+            ctx.save_for_backward([input]);
+            return FakeQuant.ForwardOnCpu(input, inverseScale, zeroPoint, scale, quantMin, quantMax, rectified);
         }
 
-        using Tensor inverse = tensor(1f / scale, device: input.device);
+        using Tensor inverse = tensor(inverseScale, device: input.device);
         using Tensor zero = tensor((float)zeroPoint, device: input.device);
         using Tensor scaleTensor = tensor(scale, device: input.device);
         (Tensor output, Tensor mask) = FakeQuant.Forward(input, inverse, zero, scaleTensor, quantMin, quantMax);
-        ctx.save_for_backward([mask]);
+        mask.Dispose();
+        ctx.save_for_backward([input]);
         return output;
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
         List<Tensor> saved = ctx.get_saved_variables();
-        Tensor gradInput = FakeQuant.MaskGradient(grad_output, saved[0], ctx.get_data("watch") as GradientWatch);
+        Tensor gradInput = FakeQuant.PerTensorGradient(
+            saved[0], grad_output, (float)ctx.get_data("inverseScale"), (int)ctx.get_data("zeroPoint"),
+            (int)ctx.get_data("quantMin"), (int)ctx.get_data("quantMax"), (bool)ctx.get_data("rectified"), ctx.get_data("watch") as GradientWatch);
         saved.ForEach(t => t.Dispose());
-        return [gradInput, null!, null!, null!, null!, null!];
+        return [gradInput, null!, null!, null!, null!, null!, null!];
     }
 }
 

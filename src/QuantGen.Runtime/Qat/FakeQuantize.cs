@@ -1,5 +1,6 @@
 using System;
 using QuantGen.Observers;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace QuantGen.Qat;
@@ -35,7 +36,26 @@ public sealed class FakeQuantize : FakeQuantizeBase
     /// <param name="input">A float32 tensor.</param>
     /// <returns>The fake-quantized tensor, or <paramref name="input"/> itself when fake quant is disabled.</returns>
     /// <exception cref="InvalidOperationException">Fake quant is enabled but no batch was ever observed.</exception>
-    public override Tensor forward(Tensor input)
+    public override Tensor forward(Tensor input) => Forward(input, afterRelu: false);
+
+    /// <summary>
+    /// <c>forward(relu(input))</c>, in one pass each way where it can be (<see cref="FakeQuant.PerTensorAfterRelu"/>): per-tensor
+    /// qparams, a CPU tensor, and an observer that needs only the batch's min and max (or is disabled or fixed). Otherwise
+    /// it is that composition. The QAT form calls it for a conv or linear with a fused ReLU.
+    /// </summary>
+    /// <param name="input">A float32 tensor, before the ReLU.</param>
+    /// <returns>The fake-quantized ReLU of <paramref name="input"/> (the ReLU alone when fake quant is disabled).</returns>
+    /// <exception cref="InvalidOperationException">Fake quant is enabled but no batch was ever observed.</exception>
+    public Tensor ForwardAfterRelu(Tensor input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        bool fusable = input.device_type == DeviceType.CPU && input.dtype == ScalarType.Float32
+            && !Spec.Observer.Scheme.IsPerChannel() && Spec.Kind != FakeQuantKind.AbsMaxSymmetric
+            && (Observer.CanObserveRectified || !ObserverEnabled);
+        return fusable ? Forward(input, afterRelu: true) : forward(nn.functional.relu(input));
+    }
+
+    private Tensor Forward(Tensor input, bool afterRelu)
     {
         ArgumentNullException.ThrowIfNull(input);
         FakeQuant.CheckInput(input, Layer);
@@ -47,7 +67,15 @@ public sealed class FakeQuantize : FakeQuantizeBase
         }
         else if (ObserverEnabled)
         {
-            Observer.Observe(input);
+            if (afterRelu)
+            {
+                Observer.TryObserveRectified(input);
+            }
+            else
+            {
+                Observer.Observe(input);
+            }
+
             if (Observer.HasObserved)
             {
                 _trainingQParams = Spec.Kind switch
@@ -61,7 +89,7 @@ public sealed class FakeQuantize : FakeQuantizeBase
 
         if (!FakeQuantEnabled)
         {
-            return input;
+            return afterRelu ? nn.functional.relu(input) : input;
         }
 
         if (_trainingQParams is null)
@@ -72,7 +100,9 @@ public sealed class FakeQuantize : FakeQuantizeBase
 
         if (training)
         {
-            return FakeQuant.Apply(input, _trainingQParams, QuantMin, QuantMax, Layer, GradientWatch);
+            return afterRelu
+                ? FakeQuant.PerTensorAfterRelu(input, _trainingQParams.Scale, _trainingQParams.ZeroPoint, QuantMin, QuantMax, Layer, GradientWatch)
+                : FakeQuant.Apply(input, _trainingQParams, QuantMin, QuantMax, Layer, GradientWatch);
         }
 
         // In eval mode the fake quantize does what the converted int8 model will do: the qparams Convert() gives it (the
@@ -81,7 +111,9 @@ public sealed class FakeQuantize : FakeQuantizeBase
         // training formula and range in eval too; docs/qat.md says where the two differ.
         QParams qparams = Observer.HasObserved && !Observer.IsFixed ? Observer.CalculateQParams() : _trainingQParams;
         (int storageMin, int storageMax) = QParamsMath.QuantRange(Spec.Observer.DType, reduceRange: false);
-        return FakeQuant.Apply(input, qparams, storageMin, storageMax, Layer, GradientWatch);
+        return afterRelu
+            ? FakeQuant.PerTensorAfterRelu(input, qparams.Scale, qparams.ZeroPoint, storageMin, storageMax, Layer, GradientWatch)
+            : FakeQuant.Apply(input, qparams, storageMin, storageMax, Layer, GradientWatch);
     }
 
     /// <inheritdoc/>

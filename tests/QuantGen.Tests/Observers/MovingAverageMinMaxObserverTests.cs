@@ -15,6 +15,35 @@ public class MovingAverageMinMaxObserverTests
         Assert.Equal(3f, observer.Max);
     }
 
+    [Theory]
+    [InlineData("MovingAverageMinMax")]
+    [InlineData("MinMax")]
+    public void ObservingRectifiedValuesIsObservingTheirRelu(string kind)
+    {
+        // Three batches: mixed signs, all negative (relu gives all zeros), all positive.
+        float[][] batches = [[0.5f, -1f, 3f, -0f], [-2f, -0.25f], [0.125f, 7f]];
+        ObserverSpec spec = kind == "MinMax" ? ObserverSpec.MinMax() : ObserverSpec.MovingAverageMinMax();
+        Observer rectified = spec.Create("M.conv");
+        Observer reference = spec.Create("M.conv");
+        Assert.True(rectified.CanObserveRectified);
+        foreach (float[] batch in batches)
+        {
+            Assert.True(rectified.TryObserveRectified(batch, [batch.Length]));
+            reference.ObserveFlat(Array.ConvertAll(batch, v => MathF.Max(v, 0f)));
+        }
+
+        Assert.Equal(reference.CalculateQParams().Scale, rectified.CalculateQParams().Scale);
+        Assert.Equal(reference.CalculateQParams().ZeroPoint, rectified.CalculateQParams().ZeroPoint);
+        Assert.Equal(reference.BatchCount, rectified.BatchCount);
+
+        // Bad data is refused the same way, and an observer that needs the values declines.
+        Assert.Throws<ArgumentException>(() => rectified.TryObserveRectified([1f, float.NaN], [2]));
+        Observer histogram = ObserverSpec.Histogram().Create("M.conv");
+        Assert.False(histogram.CanObserveRectified);
+        Assert.False(histogram.TryObserveRectified([1f, 2f], [2]));
+        Assert.False(histogram.HasObserved);
+    }
+
     [Fact]
     public void LaterBatchesMoveTheRangeByTheAveragingConstantInFloat32()
     {
