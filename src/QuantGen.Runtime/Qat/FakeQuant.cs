@@ -188,7 +188,7 @@ public static class FakeQuant
         using Tensor contiguous = input.contiguous();
         Tensor output = empty(contiguous.shape, ScalarType.Float32);
         FakeQuantKernel.ForwardParallel(
-            Storage(contiguous), Storage(output), contiguous.numel(),
+            Storage(contiguous), Storage(output), contiguous.numel(), get_num_threads(),
             inverseScale, zeroPoint, scale, quantMin, quantMax, rectified);
         return output;
     }
@@ -226,7 +226,7 @@ public static class FakeQuant
         using Tensor contiguous = gradient.contiguous();
         Tensor result = empty(contiguous.shape, ScalarType.Float32);
         bool nan = FakeQuantKernel.BackwardParallel(
-            Storage(contiguousInput), Storage(contiguous), Storage(result), contiguous.numel(),
+            Storage(contiguousInput), Storage(contiguous), Storage(result), contiguous.numel(), get_num_threads(),
             inverseScale, zeroPoint, quantMin, quantMax, rectified);
         if (nan)
         {

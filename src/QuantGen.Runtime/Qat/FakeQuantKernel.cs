@@ -15,8 +15,9 @@ namespace QuantGen.Qat;
 /// float32, rounded half to even, <c>+ z</c>, clamp, <c>− z</c>, <c>· s</c>; the gradient is <c>dy · [qmin ≤ q ≤ qmax]</c>.
 /// </summary>
 /// <remarks>
-/// Tensors of <see cref="ParallelThreshold"/> elements or more are split over the cores, as libtorch splits its own
-/// elementwise ops: a single-threaded pass would otherwise cost as much as the conv it follows on a 2-core machine.
+/// Tensors of <see cref="ParallelThreshold"/> elements or more are split over libtorch's intra-op threads
+/// (<c>torch.get_num_threads()</c>), as libtorch splits its own elementwise ops: a single-threaded pass would otherwise
+/// cost as much as the conv it follows on a 2-core machine, and a user who limits libtorch to one thread gets one here too.
 /// </remarks>
 public static class FakeQuantKernel
 {
@@ -127,20 +128,20 @@ public static class FakeQuantKernel
     /// <see cref="Forward"/> over a tensor's storage, split into one contiguous range per core when it holds at least
     /// <see cref="ParallelThreshold"/> elements (each range is the same kernel, so the bits do not depend on the split).
     /// </summary>
-    internal static unsafe void ForwardParallel(float* input, float* output, long length, float inverseScale, float zeroPoint, float scale, float quantMin, float quantMax, bool rectified)
+    internal static unsafe void ForwardParallel(float* input, float* output, long length, int threads, float inverseScale, float zeroPoint, float scale, float quantMin, float quantMax, bool rectified)
     {
         nint x = (nint)input, y = (nint)output;
-        ForEachRange(length, (start, count) => Forward(
+        ForEachRange(length, threads, (start, count) => Forward(
             new ReadOnlySpan<float>((float*)x + start, count), new Span<float>((float*)y + start, count),
             inverseScale, zeroPoint, scale, quantMin, quantMax, rectified));
     }
 
     /// <summary><see cref="Backward"/> over a tensor's storage, split as <see cref="ForwardParallel"/>; true when a NaN was seen.</summary>
-    internal static unsafe bool BackwardParallel(float* input, float* gradient, float* result, long length, float inverseScale, float zeroPoint, float quantMin, float quantMax, bool rectified)
+    internal static unsafe bool BackwardParallel(float* input, float* gradient, float* result, long length, int threads, float inverseScale, float zeroPoint, float quantMin, float quantMax, bool rectified)
     {
         nint x = (nint)input, dy = (nint)gradient, dx = (nint)result;
         int nan = 0;
-        ForEachRange(length, (start, count) =>
+        ForEachRange(length, threads, (start, count) =>
         {
             if (Backward(
                 new ReadOnlySpan<float>((float*)x + start, count), new ReadOnlySpan<float>((float*)dy + start, count), new Span<float>((float*)dx + start, count),
@@ -152,11 +153,11 @@ public static class FakeQuantKernel
         return nan != 0;
     }
 
-    /// <summary>Runs <paramref name="body"/> over [0, length) in ranges of at most <see cref="int.MaxValue"/>, in parallel when large.</summary>
-    private static void ForEachRange(long length, Action<long, int> body)
+    /// <summary>Runs <paramref name="body"/> over [0, length) in ranges of at most <see cref="int.MaxValue"/>, on up to <paramref name="threads"/> threads when large.</summary>
+    private static void ForEachRange(long length, int threads, Action<long, int> body)
     {
         // Ranges are multiples of 64 elements so the vector path covers all but the very last tail.
-        long parts = length < ParallelThreshold ? 1 : Math.Max(Environment.ProcessorCount, (length + int.MaxValue - 1) / int.MaxValue);
+        long parts = length < ParallelThreshold ? 1 : Math.Max(Math.Clamp(threads, 1, Environment.ProcessorCount), (length + int.MaxValue - 1) / int.MaxValue);
         long perPart = ((length + parts - 1) / parts + 63) & ~63L;
         if (parts == 1 || perPart >= length)
         {
@@ -168,7 +169,8 @@ public static class FakeQuantKernel
             return;
         }
 
-        Parallel.For(0, (int)((length + perPart - 1) / perPart), part =>
+        var options = new ParallelOptions { MaxDegreeOfParallelism = Math.Clamp(threads, 1, Environment.ProcessorCount) };
+        Parallel.For(0, (int)((length + perPart - 1) / perPart), options, part =>
         {
             long start = part * perPart;
             body(start, (int)Math.Min(perPart, length - start));
