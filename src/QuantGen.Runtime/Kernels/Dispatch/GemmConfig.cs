@@ -97,7 +97,9 @@ public sealed record GemmConfig(KernelIsa Isa, string Name, int MR, int NR, int 
     };
 
     /// <summary>True when this machine (and the runtime's DOTNET_Enable* switches) can run the kernel.</summary>
-    public bool IsSupported => ScalarEmulation || (KernelDispatch.IsSupported(Isa) && (!Generated || X86.Generated.GemmAvx512VnniGenerated.IsAvailable));
+    public bool IsSupported => ScalarEmulation || (Generated
+        ? System.Runtime.Intrinsics.X86.Avx2.IsSupported && X86.Generated.GemmAvx512VnniGenerated.IsAvailable
+        : KernelDispatch.IsSupported(Isa));
 
     /// <summary>Bits of the vectors the requantization and depthwise kernels use with this config (0: the scalar reference).</summary>
     public int VectorBits => Isa switch
@@ -112,7 +114,7 @@ public sealed record GemmConfig(KernelIsa Isa, string Name, int MR, int NR, int 
     {
         if (!IsSupported)
         {
-            if (Generated && KernelDispatch.IsSupported(Isa))
+            if (Generated)
             {
                 throw new PlatformNotSupportedException($"Kernel {Name} does not run here: {X86.Generated.GemmAvx512VnniGenerated.Status}.");
             }

@@ -11,8 +11,10 @@ namespace QuantGen.Kernels;
 /// scalar) and honours <c>QUANTGEN_ISA=scalar|avx2|avx512bw|avxvnni|neondot</c> to force another
 /// supported path. The runtime's own switches (<c>DOTNET_EnableAVXVNNI=0</c>, <c>DOTNET_EnableAVX512=0</c>,
 /// <c>DOTNET_EnableAVX2=0</c>, <c>DOTNET_EnableHWIntrinsic=0</c>) turn the <c>IsSupported</c> flags off, so
-/// the probe simply lands lower. On AVX-VNNI machines whose CPU also has AVX-512 VNNI the GEMM micro-kernels
-/// are generated at run time (<see cref="GemmAvx512VnniGenerated"/>, same panels and results);
+/// the probe simply lands lower. Where the CPU has AVX-512 VNNI the GEMM micro-kernels are generated at run time
+/// (<see cref="GemmAvx512VnniGenerated"/>, the AVX-VNNI path's panels and results) and that path is the best one —
+/// also on CPUs with AVX-512 VNNI but no AVX-VNNI (Intel's Cascade Lake, Ice Lake and Sapphire Rapids servers, most
+/// x64 cloud machines), which would otherwise fall to the widened AVX-512BW kernels at less than half the speed.
 /// <c>QUANTGEN_JIT=0</c> or any <c>QUANTGEN_ISA</c> keeps the managed kernels.
 /// </summary>
 public static class KernelDispatch
@@ -42,6 +44,12 @@ public static class KernelDispatch
     {
         get
         {
+            // The generated 512-bit vpdpbusd kernels share the AVX-VNNI path's panels; they need AVX-512 VNNI, not AVX-VNNI.
+            if (GeneratedKernelsRun)
+            {
+                return KernelIsa.AvxVnni;
+            }
+
             foreach (GemmConfig config in GemmConfig.All)
             {
                 if (IsSupported(config.Isa))
@@ -69,14 +77,17 @@ public static class KernelDispatch
                 KernelIsa.NeonDot => "vector128",
                 _ => "vector256",
             };
-            string generated = config.Isa != KernelIsa.AvxVnni ? string.Empty
+            string generated = config.Isa != KernelIsa.AvxVnni && !GemmAvx512VnniGenerated.IsAvailable ? string.Empty
                 : Forced ? $" [managed kernels: {OverrideVariable} forces them]"
                 : $" [{GemmAvx512VnniGenerated.Status}]";
             return $"int8 kernels: {config.Isa} ({source}; supported: {SupportedList()}); gemm {config}{generated}; depthwise {depthwise}; requantize {(config.Isa == KernelIsa.Scalar ? "scalar reference" : depthwise)}";
         }
     }
 
-    /// <summary>True when the kernels of <paramref name="isa"/> can run here.</summary>
+    /// <summary>True when the generated AVX-512 VNNI kernels run in this process (x64 Linux with AVX-512 VNNI, QUANTGEN_JIT not 0).</summary>
+    private static bool GeneratedKernelsRun => Avx2.IsSupported && GemmAvx512VnniGenerated.IsAvailable;
+
+    /// <summary>True when the managed kernels of <paramref name="isa"/> can run here (the generated ones: <see cref="GemmConfig.IsSupported"/>).</summary>
     public static bool IsSupported(KernelIsa isa) => isa switch
     {
         KernelIsa.Scalar => true,

@@ -15,6 +15,9 @@ public enum KernelIsa
     /// <summary>x64 AVX-512BW: u8/s8 widened to int16, <c>vpmaddwd</c> (512-bit).</summary>
     Avx512BW = 3,
 
-    /// <summary>x64 AVX-VNNI: <c>vpdpbusd</c> u8×s8 → s32 (256-bit).</summary>
+    /// <summary>
+    /// x64 <c>vpdpbusd</c> u8×s8 → s32 over 4-byte quads: the managed AVX-VNNI (256-bit) kernels, or the run-time generated
+    /// AVX-512 VNNI (512-bit) ones — which also run on CPUs with AVX-512 VNNI and no AVX-VNNI (<see cref="KernelDispatch.Config"/>).
+    /// </summary>
     AvxVnni = 4,
 }

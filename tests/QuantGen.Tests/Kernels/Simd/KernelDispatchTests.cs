@@ -13,7 +13,9 @@ public class KernelDispatchTests(ITestOutputHelper output)
     [Fact]
     public void ProbePicksTheBestSupportedIsaInTableOrder()
     {
-        KernelIsa expected = System.Runtime.Intrinsics.X86.AvxVnni.IsSupported && System.Runtime.Intrinsics.X86.Avx2.IsSupported ? KernelIsa.AvxVnni
+        // The generated AVX-512 VNNI kernels first (they need AVX-512 VNNI, not AVX-VNNI), then the managed paths.
+        KernelIsa expected = GemmConfig.AvxVnniGenerated.IsSupported ? KernelIsa.AvxVnni
+            : System.Runtime.Intrinsics.X86.AvxVnni.IsSupported && System.Runtime.Intrinsics.X86.Avx2.IsSupported ? KernelIsa.AvxVnni
             : System.Runtime.Intrinsics.X86.Avx512BW.IsSupported ? KernelIsa.Avx512BW
             : System.Runtime.Intrinsics.X86.Avx2.IsSupported ? KernelIsa.Avx2
             : System.Runtime.Intrinsics.Arm.Dp.IsSupported ? KernelIsa.NeonDot
@@ -23,6 +25,7 @@ public class KernelDispatchTests(ITestOutputHelper output)
         Assert.Equal(expected, KernelDispatch.Select(""));
         output.WriteLine(KernelDispatch.KernelInfo);
         Assert.Contains(KernelDispatch.Isa.ToString(), KernelDispatch.KernelInfo);
+        Assert.Equal(GemmConfig.AvxVnniGenerated.IsSupported, KernelDispatch.Config.Generated);
     }
 
     [Fact]
