@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # QuantGen benchmarks in one command: builds bench/QuantGen.Bench in Release and runs it.
 #
-#   bash bench/run.sh              the side-by-side table: ResNet-18 (1×3×224×224) and FashionCnn (1×1×28×28),
-#                                  batch 1 at 1 and 2 threads — QuantGen int8, QuantGen's scalar reference (own
+#   bash bench/run.sh              the side-by-side table: ResNet-18 (1×3×224×224), FashionCnn (1×1×28×28), and
+#                                  examples/RealModels' MobileNetV2 (depthwise, ReLU6) and ResNet-50 (1×1-heavy) at
+#                                  1×3×224×224, batch 1 at 1 and 2 threads — QuantGen int8, QuantGen's scalar reference (own
 #                                  process, QUANTGEN_ISA=scalar), ONNX Runtime int8 (the same model exported QDQ) and
 #                                  fp32, TorchSharp fp32, with ratios to QuantGen; allocated bytes per QuantGen
 #                                  forward; the int8 GEMM on ResNet-18's shapes in GOPS and as a share of the
 #                                  vpdpbusd peak measured in the same run; calibration speed (HistogramObserver vs
 #                                  float forward). Prints it; changes no file.
-#                                  Stopwatch medians in one process; about 5 minutes on 2 cores.
+#                                  Stopwatch medians in one process; about 8 minutes on 2 cores.
 #   bash bench/run.sh --quick      the same with shorter measurements (about 3 minutes).
 #   bash bench/run.sh --write      also writes the table, with date and machine, into docs/performance.md
 #                                  between the MEASURED markers (the rest of the file is kept): for a

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 
 namespace QuantGen.Bench;
 
-/// <summary>The two models of the side-by-side table.</summary>
+/// <summary>The models of the side-by-side table.</summary>
 public enum BenchModel
 {
     /// <summary>torchvision's ResNet-18 (examples/ResNet18), input 1×3×224×224.</summary>
@@ -16,6 +16,12 @@ public enum BenchModel
 
     /// <summary>The Fashion-MNIST CNN (examples/FashionMnist), input 1×1×28×28.</summary>
     FashionCnn,
+
+    /// <summary>MobileNetV2 (examples/RealModels: depthwise convs, ReLU6), input 1×3×224×224.</summary>
+    MobileNetV2,
+
+    /// <summary>ResNet-50 (examples/RealModels: bottlenecks, 1×1-heavy), input 1×3×224×224.</summary>
+    ResNet50,
 }
 
 /// <summary>
@@ -63,7 +69,7 @@ public sealed class PreparedModel : IDisposable
     public string FloatOnnxPath { get; }
 
     /// <summary>Display name.</summary>
-    public string Name => Model == BenchModel.ResNet18 ? "ResNet-18 1×3×224×224" : "FashionCnn 1×1×28×28";
+    public string Name => $"{BenchModels.DisplayName(Model)} {string.Join('×', InputShape)}";
 
     /// <inheritdoc/>
     public void Dispose() => FloatModel.Dispose();
@@ -90,7 +96,18 @@ public static class BenchModels
     }
 
     /// <summary>The input shape of a model (batch 1).</summary>
-    public static int[] InputShape(BenchModel model) => model == BenchModel.ResNet18 ? [1, 3, 224, 224] : [1, 1, 28, 28];
+    public static int[] InputShape(BenchModel model) => model == BenchModel.FashionCnn ? [1, 1, 28, 28] : [1, 3, 224, 224];
+
+    /// <summary>The model's name in tables.</summary>
+    public static string DisplayName(BenchModel model) => model switch
+    {
+        BenchModel.ResNet18 => "ResNet-18",
+        BenchModel.ResNet50 => "ResNet-50",
+        _ => model.ToString(),
+    };
+
+    /// <summary>True for the 224×224 ImageNet models, whose calls take milliseconds (measured with fewer calls).</summary>
+    public static bool IsLarge(BenchModel model) => model != BenchModel.FashionCnn;
 
     /// <summary>
     /// The model with the fixed seed's weights. With <paramref name="reuseSaved"/>, an int8 model and ONNX files
@@ -103,10 +120,31 @@ public static class BenchModels
         int[] shape = InputShape(model);
         float[] input = NormalValues(shape, Seed + 1);
         string directory = WorkDirectory;
-        string stem = model == BenchModel.ResNet18 ? $"resnet18-{ResNet18.Quantized.GraphHash}" : $"fashioncnn-{FashionCnn.Quantized.GraphHash}";
+        string stem = model switch
+        {
+            BenchModel.ResNet18 => $"resnet18-{ResNet18.Quantized.GraphHash}",
+            // Bound at Prepare (no compile-time graph hash); Load checks a file against the running model anyway.
+            BenchModel.MobileNetV2 => "mobilenetv2",
+            BenchModel.ResNet50 => "resnet50",
+            _ => $"fashioncnn-{FashionCnn.Quantized.GraphHash}",
+        };
         string qgen = Path.Combine(directory, stem + ".qgen");
         string qdq = Path.Combine(directory, stem + ".qdq.onnx");
         string fp32 = Path.Combine(directory, stem + ".fp32.onnx");
+
+        if (model is BenchModel.MobileNetV2 or BenchModel.ResNet50)
+        {
+            // Random weights (timing does not depend on them) with randomised BatchNorm statistics, calibrated on
+            // 4 batches of normal inputs like ResNet-18.
+            nn.Module<Tensor, Tensor> floatModel = model == BenchModel.MobileNetV2 ? new RealModels.MobileNetV2() : new RealModels.ResNet50();
+            Randomize.BatchNormStatistics(floatModel, Seed);
+            floatModel.eval();
+            IQuantizedModel int8 = reuseSaved && AllExist(qgen, qdq, fp32)
+                ? (model == BenchModel.MobileNetV2 ? RealModels.MobileNetV2.Quantized.Load(qgen) : RealModels.ResNet50.Quantized.Load(qgen))
+                : Calibrate(floatModel, shape, batches: 4, log);
+            Finish(int8, shape, qgen, qdq, fp32, reuseSaved);
+            return new PreparedModel(model, floatModel, int8, shape, input, qgen, qdq, fp32);
+        }
 
         if (model == BenchModel.ResNet18)
         {
@@ -175,6 +213,36 @@ public static class BenchModels
         return observed.Convert();
     }
 
+    private static IQuantizedModel Calibrate(nn.Module<Tensor, Tensor> model, int[] shape, int batches, TextWriter? log)
+    {
+        int[] calibrationShape = [4, .. shape[1..]];
+        IQuantizedModel int8;
+        switch (model)
+        {
+            case RealModels.MobileNetV2 mobileNet:
+            {
+                using RealModels.MobileNetV2.Observed observed = mobileNet.Prepare();
+                RunCalibration(observed.forward, calibrationShape, batches);
+                int8 = observed.Convert();
+                break;
+            }
+
+            case RealModels.ResNet50 resNet:
+            {
+                using RealModels.ResNet50.Observed observed = resNet.Prepare();
+                RunCalibration(observed.forward, calibrationShape, batches);
+                int8 = observed.Convert();
+                break;
+            }
+
+            default:
+                throw new InvalidOperationException($"Unknown model type {model.GetType()}.");
+        }
+
+        log?.WriteLine($"  {model.GetType().Name} calibrated on {batches} batches of {string.Join('x', calibrationShape)} (default X86 qconfig, HistogramObserver).");
+        return int8;
+    }
+
     private static void RunCalibration(Func<Tensor, Tensor> forward, int[] shape, int batches)
     {
         long[] dims = Array.ConvertAll(shape, d => (long)d);
@@ -203,6 +271,12 @@ public static class BenchModels
                 break;
             case FashionCnn.Quantized fashion:
                 fashion.Save(qgen);
+                break;
+            case RealModels.MobileNetV2.Quantized mobileNet:
+                mobileNet.Save(qgen);
+                break;
+            case RealModels.ResNet50.Quantized resNet:
+                resNet.Save(qgen);
                 break;
             default:
                 throw new InvalidOperationException($"Unknown model type {int8.GetType()}.");

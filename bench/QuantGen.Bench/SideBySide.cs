@@ -96,7 +96,7 @@ public static class SideBySide
         var models = new List<PreparedModel>();
         try
         {
-            foreach (BenchModel model in new[] { BenchModel.ResNet18, BenchModel.FashionCnn })
+            foreach (BenchModel model in new[] { BenchModel.ResNet18, BenchModel.FashionCnn, BenchModel.MobileNetV2, BenchModel.ResNet50 })
             {
                 var clock = Stopwatch.StartNew();
                 models.Add(BenchModels.Prepare(model, reuseSaved: false, log));
