@@ -129,21 +129,31 @@ public static class VnniPeak
     /// run faster than the hardware, but a long loop on a busy machine is slowed by every other process that gets
     /// the core — the GEMM medians, made of short calls, mostly are not); the threads' rates are added.
     /// </summary>
-    public static double MeasureGops(int threads, double seconds = 0.5)
-    {
-        if (!IsSupported)
-        {
-            return double.NaN;
-        }
+    public static double MeasureGops(int threads, double seconds = 0.5) =>
+        IsSupported ? Measure(Loop, 2.0 * 32 * Accumulators, threads, seconds) : double.NaN;
 
-        Loop(1000); // compile
+    /// <summary>True when the generated 512-bit loop can run here (AVX-512 VNNI, executable memory, QUANTGEN_JIT not 0).</summary>
+    public static bool Is512Supported => QuantGen.Kernels.X86.Generated.GemmAvx512VnniGenerated.IsAvailable;
+
+    /// <summary>
+    /// The 512-bit peak the generated kernels run against: <see cref="QuantGen.Kernels.X86.Generated.GemmAvx512VnniGenerated.PeakLoop"/>
+    /// (12 independent zmm accumulators, 2·64 operations per instruction), timed as <see cref="MeasureGops"/>.
+    /// </summary>
+    public static double MeasureGops512(int threads, double seconds = 0.5) =>
+        Is512Supported
+            ? Measure(QuantGen.Kernels.X86.Generated.GemmAvx512VnniGenerated.PeakLoop, 2.0 * 64 * QuantGen.Kernels.X86.Generated.GemmAvx512VnniEmitter.PeakAccumulators, threads, seconds)
+            : double.NaN;
+
+    private static double Measure(Action<long> loop, double operationsPerIteration, int threads, double seconds)
+    {
+        loop(1000); // compile / map
 
         // About 1 ms of loop per chunk.
         long iterations = 1000;
         while (true)
         {
             long start = System.Diagnostics.Stopwatch.GetTimestamp();
-            Loop(iterations);
+            loop(iterations);
             double elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds;
             if (elapsed > 2e-4)
             {
@@ -168,11 +178,11 @@ public static class VnniPeak
                 while (System.Diagnostics.Stopwatch.GetTimestamp() < end)
                 {
                     long start = System.Diagnostics.Stopwatch.GetTimestamp();
-                    Loop(iterations);
+                    loop(iterations);
                     fastest = Math.Min(fastest, System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalSeconds);
                 }
 
-                best[index] = 2.0 * 32 * Accumulators * iterations / fastest / 1e9;
+                best[index] = operationsPerIteration * iterations / fastest / 1e9;
             });
             workers[t].Start();
         }

@@ -51,6 +51,9 @@ public sealed class SideBySideResults
     /// <summary>vpdpbusd peak GOPS by threads.</summary>
     public Dictionary<int, double> PeakGops { get; } = [];
 
+    /// <summary>512-bit vpdpbusd peak GOPS by threads (the generated loop; NaN where it cannot run).</summary>
+    public Dictionary<int, double> PeakGops512 { get; } = [];
+
     /// <summary>GEMM rows: (shape, threads) → (GEMM timing, conv timing).</summary>
     public Dictionary<(GemmShape Shape, int Threads), (Timing Gemm, Timing Conv)> Gemm { get; } = [];
 
@@ -242,7 +245,8 @@ public static class SideBySide
         foreach (int threads in results.Threads)
         {
             results.PeakGops[threads] = VnniPeak.MeasureGops(threads);
-            log.WriteLine(FormattableString.Invariant($"  vpdpbusd peak, {threads} thread(s): {results.PeakGops[threads]:F1} GOPS"));
+            results.PeakGops512[threads] = VnniPeak.MeasureGops512(threads);
+            log.WriteLine(FormattableString.Invariant($"  vpdpbusd peak, {threads} thread(s): 256-bit {results.PeakGops[threads]:F1} GOPS, 512-bit (generated loop) {results.PeakGops512[threads]:F1} GOPS"));
         }
 
         foreach (GemmShape shape in GemmShape.ResNet18)

@@ -49,6 +49,25 @@ public sealed unsafe class GeneratedKernelTests(ITestOutputHelper output)
         }
     }
 
+    [Fact]
+    public void ThePeakLoopRunsWhereTheKernelsDoAndIsRefusedElsewhere()
+    {
+        if (!GemmAvx512VnniGenerated.IsAvailable)
+        {
+            var error = Assert.Throws<PlatformNotSupportedException>(() => GemmAvx512VnniGenerated.PeakLoop(10));
+            Assert.Contains("do not run here", error.Message);
+            return;
+        }
+
+        // Register-only code that clobbers only caller-saved registers: the process survives it (a callee-saved register
+        // or the stack disturbed would crash the runtime), 0 and negative counts return at once, and the kernels are
+        // still exact after it ran.
+        GemmAvx512VnniGenerated.PeakLoop(0);
+        GemmAvx512VnniGenerated.PeakLoop(-5);
+        GemmAvx512VnniGenerated.PeakLoop(100_000);
+        CheckDirect(new Random(7), MR, 37, 40, NR, GuardedBuffer.Placement.AgainstEnd);
+    }
+
     /// <summary>Random shapes, strides and channel counts (seeded), 400 cases.</summary>
     [Fact]
     public void DirectKernelEqualsTheReferenceOnRandomShapes()

@@ -268,6 +268,41 @@ public static class GemmAvx512VnniEmitter
     }
 
     /// <summary>The assembled bytes (position-independent: only relative branches inside the kernel).</summary>
+    /// <summary>Independent accumulators in <see cref="PeakLoop"/> (enough to cover vpdpbusd's latency on two ports).</summary>
+    public const int PeakAccumulators = 12;
+
+    /// <summary>
+    /// The 512-bit vpdpbusd ceiling's loop, <c>void(nint iterations)</c>: <see cref="PeakAccumulators"/> independent zmm
+    /// accumulators, each updated once per iteration from two registers (no memory operand), so it measures the VNNI
+    /// unit alone: 2·64 multiply-add operations per instruction. Clobbers only caller-saved registers.
+    /// </summary>
+    public static byte[] PeakLoop()
+    {
+        var asm = new Assembler(64);
+        Label loop = asm.CreateLabel(), done = asm.CreateLabel();
+        for (int i = 0; i < PeakAccumulators; i++)
+        {
+            asm.vpxord(Zmm[i], Zmm[i], Zmm[i]);
+        }
+
+        asm.vpternlogd(zmm28, zmm28, zmm28, 0xFF); // all ones: 255 × −1 products, the values do not matter
+        asm.vpxord(zmm29, zmm29, zmm29);
+        asm.test(rdi, rdi);
+        asm.jle(done);
+        asm.Label(ref loop);
+        for (int i = 0; i < PeakAccumulators; i++)
+        {
+            asm.vpdpbusd(Zmm[i], zmm28, zmm29);
+        }
+
+        asm.dec(rdi);
+        asm.jnz(loop);
+        asm.Label(ref done);
+        asm.vzeroupper();
+        asm.ret();
+        return Encode(asm);
+    }
+
     private static byte[] Encode(Assembler asm)
     {
         var writer = new ByteWriter();

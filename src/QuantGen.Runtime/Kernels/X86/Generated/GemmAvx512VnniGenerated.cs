@@ -146,6 +146,30 @@ public static unsafe class GemmAvx512VnniGenerated
         return null;
     }
 
+    // The peak loop is mapped on first use only (benchmarks), apart from the kernel set.
+    private static readonly Lazy<nint> s_peakLoop = new(() =>
+    {
+        nint address = ExecutableMemory.TryMap(GemmAvx512VnniEmitter.PeakLoop(), out string? error);
+        return address != 0 ? address : throw new PlatformNotSupportedException($"The 512-bit vpdpbusd peak loop could not be mapped: {error}");
+    }, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    /// <summary>
+    /// Runs <paramref name="iterations"/> iterations of the register-only 512-bit vpdpbusd loop
+    /// (<see cref="GemmAvx512VnniEmitter.PeakLoop"/>: <see cref="GemmAvx512VnniEmitter.PeakAccumulators"/> instructions of
+    /// 2·64 operations each per iteration): what the generated kernels' share of peak is measured against.
+    /// </summary>
+    /// <param name="iterations">Loop iterations (0 or less: returns at once).</param>
+    /// <exception cref="PlatformNotSupportedException">The generated kernels are not available here (<see cref="Status"/>).</exception>
+    public static void PeakLoop(long iterations)
+    {
+        if (!IsAvailable)
+        {
+            ThrowUnavailable();
+        }
+
+        ((delegate* unmanaged<nint, void>)s_peakLoop.Value)((nint)iterations);
+    }
+
     private static void ThrowUnavailable() =>
         throw new PlatformNotSupportedException($"The generated AVX-512 VNNI kernels do not run here: {Status}");
 
