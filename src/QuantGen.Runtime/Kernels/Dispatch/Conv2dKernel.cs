@@ -149,21 +149,8 @@ public static unsafe class Conv2dKernel
             throw new ArgumentException($"Conv2d: geometry {geometry} does not match the packed weights ({weights.OutChannels} out, {weights.InChannels} in, {weights.KernelHeight}x{weights.KernelWidth}, groups {weights.Groups}).");
         }
 
-        if ((uint)zx > 255)
-        {
-            throw new ArgumentOutOfRangeException(nameof(zx), zx, "Conv2d: the input zero point of uint8 activations must be in 0..255.");
-        }
-
-        long inputLength = (long)geometry.Batch * geometry.InHeight * geometry.InWidth * geometry.InChannels;
-        if (input.Length != inputLength)
-        {
-            throw new ArgumentException($"Conv2d: input (NHWC) has {input.Length} elements, expected {inputLength} ({geometry.Batch}x{geometry.InHeight}x{geometry.InWidth}x{geometry.InChannels}).");
-        }
-
-        long outputCount = (long)geometry.Batch * geometry.OutHeight * geometry.OutWidth * geometry.OutChannels;
-        if (outputLength != outputCount)
-        {
-            throw new ArgumentException($"Conv2d: output (NHWC) has {outputLength} elements, expected {outputCount} ({geometry.Batch}x{geometry.OutHeight}x{geometry.OutWidth}x{geometry.OutChannels}).");
-        }
+        KernelArguments.InputZeroPoint("Conv2d", zx);
+        KernelArguments.NhwcLength("Conv2d", "input", input.Length, geometry.Batch, geometry.InHeight, geometry.InWidth, geometry.InChannels);
+        KernelArguments.NhwcLength("Conv2d", "output", outputLength, geometry.Batch, geometry.OutHeight, geometry.OutWidth, geometry.OutChannels);
     }
 }

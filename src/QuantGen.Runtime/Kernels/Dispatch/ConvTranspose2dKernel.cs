@@ -408,22 +408,9 @@ public static unsafe class ConvTranspose2dKernel
             throw new ArgumentException($"ConvTranspose2d: geometry {geometry} does not match the packed weights ({weights.InChannels} in, {weights.OutChannels} out, {weights.KernelHeight}x{weights.KernelWidth}, groups {weights.Groups}).");
         }
 
-        if ((uint)zx > 255)
-        {
-            throw new ArgumentOutOfRangeException(nameof(zx), zx, "ConvTranspose2d: the input zero point of uint8 activations must be in 0..255.");
-        }
-
-        long inputLength = (long)geometry.Batch * geometry.InHeight * geometry.InWidth * geometry.InChannels;
-        if (input.Length != inputLength)
-        {
-            throw new ArgumentException($"ConvTranspose2d: input (NHWC) has {input.Length} elements, expected {inputLength} ({geometry.Batch}x{geometry.InHeight}x{geometry.InWidth}x{geometry.InChannels}).");
-        }
-
-        long outputCount = (long)geometry.Batch * geometry.OutHeight * geometry.OutWidth * geometry.OutChannels;
-        if (outputLength != outputCount)
-        {
-            throw new ArgumentException($"ConvTranspose2d: output (NHWC) has {outputLength} elements, expected {outputCount} ({geometry.Batch}x{geometry.OutHeight}x{geometry.OutWidth}x{geometry.OutChannels}).");
-        }
+        KernelArguments.InputZeroPoint("ConvTranspose2d", zx);
+        KernelArguments.NhwcLength("ConvTranspose2d", "input", input.Length, geometry.Batch, geometry.InHeight, geometry.InWidth, geometry.InChannels);
+        KernelArguments.NhwcLength("ConvTranspose2d", "output", outputLength, geometry.Batch, geometry.OutHeight, geometry.OutWidth, geometry.OutChannels);
     }
 }
 

@@ -96,10 +96,7 @@ public static unsafe class LinearKernel
             throw new ArgumentOutOfRangeException(nameof(batch), batch, "Linear: batch must be non-negative.");
         }
 
-        if ((uint)zx > 255)
-        {
-            throw new ArgumentOutOfRangeException(nameof(zx), zx, "Linear: the input zero point of uint8 activations must be in 0..255.");
-        }
+        KernelArguments.InputZeroPoint("Linear", zx);
 
         if (input.Length != (long)batch * weights.K)
         {
