@@ -33,6 +33,9 @@ internal sealed class CaptureParser
     private readonly List<CapturedNodeSpec> _nodes = new();
     private readonly Dictionary<string, int> _variables = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<int>> _lists = new(StringComparer.Ordinal);
+
+    /// <summary>Locals holding a tuple-returning module call (<c>var r = lstm.forward(x);</c>), read later with <c>r.Item1</c> or deconstructed.</summary>
+    private readonly Dictionary<string, TupleCall> _tuples = new(StringComparer.Ordinal);
     private readonly HashSet<SyntaxNode> _reported = new();
     private readonly List<CapturedConditionSpec> _conditions = new();
     private readonly List<(int Condition, bool Negated, int Value)> _earlyReturns = new();
@@ -59,6 +62,7 @@ internal sealed class CaptureParser
         var parser = new CaptureParser(semanticModel, type, fileName, cancellationToken);
         int result = parser.Trace(forward);
         string? notCaptured = parser._failed ? parser._firstProblem ?? "forward could not be captured" : null;
+        List<CapturedNodeSpec> nodes = notCaptured is null ? WithoutUnreadItems(parser._nodes, result, out result) : parser._nodes;
         List<ContainingTypeSpec>? hosts = null;
         if (!IsReachable(type))
         {
@@ -80,13 +84,57 @@ internal sealed class CaptureParser
             registration + ".g.cs",
             Usings(forward.SyntaxTree, forward),
             fileName,
-            notCaptured is null ? parser._nodes.ToEquatableArray() : EquatableArray<CapturedNodeSpec>.Empty,
+            notCaptured is null ? nodes.ToEquatableArray() : EquatableArray<CapturedNodeSpec>.Empty,
             notCaptured is null ? result : 0,
             parser._conditions.ToEquatableArray(),
             NoQuantizeMembers(type),
             notCaptured,
             hosts?.ToEquatableArray() ?? default);
         return new CaptureResult(spec, parser._diagnostics.ToEquatableArray());
+    }
+
+    /// <summary>
+    /// Drops the tuple elements forward deconstructs but never reads (the <c>c</c> of <c>var (output, h, c) = lstm.forward(x)</c>),
+    /// so the bound graph has no op, observer or output for them; the values after them are renumbered.
+    /// </summary>
+    private static List<CapturedNodeSpec> WithoutUnreadItems(List<CapturedNodeSpec> nodes, int result, out int newResult)
+    {
+        var read = new bool[nodes.Count + 1];
+        if (result >= 0)
+        {
+            read[result] = true;
+        }
+
+        foreach (CapturedNodeSpec node in nodes)
+        {
+            foreach (int input in node.Inputs)
+            {
+                read[input] = true;
+            }
+        }
+
+        newResult = result;
+        if (!nodes.Where((n, i) => n.Op == "CallItem" && !read[i + 1]).Any())
+        {
+            return nodes;
+        }
+
+        var renumbered = new int[nodes.Count + 1];
+        var kept = new List<CapturedNodeSpec>(nodes.Count);
+        for (int i = 0; i < nodes.Count; i++)
+        {
+            if (nodes[i].Op == "CallItem" && !read[i + 1])
+            {
+                renumbered[i + 1] = -1;
+                continue;
+            }
+
+            kept.Add(nodes[i] with { Inputs = nodes[i].Inputs.Select(v => renumbered[v]).ToEquatableArray() });
+            renumbered[i + 1] = kept.Count;
+        }
+
+        newResult = result >= 0 ? renumbered[result] : result;
+        return kept;
     }
 
     /// <summary>
@@ -310,6 +358,19 @@ internal sealed class CaptureParser
                     _variables[name] = Unknown;
                 }
             }
+            else if (IsTensorTuple(type))
+            {
+                // var r = lstm.forward(x); ... r.Item1: the call is captured where its elements are read.
+                if (variable.Initializer is { } initializer && TupleCallOf(initializer.Value, local, initializer.Value, 0) is { } call)
+                {
+                    _tuples[name] = call;
+                }
+                else
+                {
+                    _tuples.Remove(name);
+                    Fail(local, $"'{name}' holds a tuple that is not a module call's result; a tuple is captured as the result of a module call such as 'lstm.forward(x)'");
+                }
+            }
             else if (IsTensorCollection(type))
             {
                 var values = new List<int>();
@@ -332,6 +393,12 @@ internal sealed class CaptureParser
 
     private void Assignment(StatementSyntax statement, AssignmentExpressionSyntax assignment)
     {
+        if (assignment.IsKind(SyntaxKind.SimpleAssignmentExpression) && DeconstructionTargets(assignment.Left) is { } targets)
+        {
+            Deconstruction(statement, targets, assignment.Right);
+            return;
+        }
+
         if (assignment.Left is not IdentifierNameSyntax target || !_variables.ContainsKey(target.Identifier.ValueText))
         {
             if (assignment.Left is IdentifierNameSyntax listTarget && _lists.ContainsKey(listTarget.Identifier.ValueText) && SyntaxElements(assignment.Right) is { } elements)
@@ -386,6 +453,149 @@ internal sealed class CaptureParser
                 return;
         }
     }
+
+    /// <summary>
+    /// <c>var (output, h, c) = lstm.forward(x);</c>, <c>(Tensor output, _, _) = gru.call(x, null);</c>, <c>(x, h) = rnn.forward(x);</c>:
+    /// one CallItem node per named element, all reading the same call (the binder runs it once per input).
+    /// </summary>
+    private void Deconstruction(StatementSyntax statement, List<string?> targets, ExpressionSyntax right)
+    {
+        TupleCall? call = TupleCallOf(right, statement, right, 0);
+        if (call is null)
+        {
+            Fail(statement, "a deconstruction is captured when it takes apart a module call that returns tensors, as 'var (output, h, c) = lstm.forward(x);'");
+        }
+        else if (call.Arity != targets.Count)
+        {
+            Fail(statement, $"'{call.Text}' returns {call.Arity} tensors, but {targets.Count} are taken");
+            call = null;
+        }
+
+        for (int k = 0; k < targets.Count; k++)
+        {
+            if (targets[k] is not { } name)
+            {
+                continue;
+            }
+
+            _variables[name] = call is null || call.Input == Unknown
+                ? Unknown
+                : AddNode("CallItem", new[] { call.Input }, new[] { k, call.Arity }.ToEquatableArray(), null, statement, OneLine(statement), member: call.Member);
+        }
+    }
+
+    /// <summary>The variables a deconstruction assigns, in order (null for a discard), or null when <paramref name="left"/> is not one.</summary>
+    private List<string?>? DeconstructionTargets(ExpressionSyntax left)
+    {
+        switch (left)
+        {
+            case DeclarationExpressionSyntax { Designation: ParenthesizedVariableDesignationSyntax designation }:
+                return designation.Variables.Select(v => v switch
+                {
+                    SingleVariableDesignationSyntax single => single.Identifier.ValueText,
+                    _ => (string?)null,
+                }).ToList();
+
+            case TupleExpressionSyntax tuple:
+            {
+                var targets = new List<string?>();
+                foreach (ArgumentSyntax argument in tuple.Arguments)
+                {
+                    _cancellationToken.ThrowIfCancellationRequested();
+                    switch (argument.Expression)
+                    {
+                        case DeclarationExpressionSyntax { Designation: SingleVariableDesignationSyntax single }:
+                            targets.Add(single.Identifier.ValueText);
+                            break;
+                        case DeclarationExpressionSyntax { Designation: DiscardDesignationSyntax }:
+                            targets.Add(null);
+                            break;
+                        case IdentifierNameSyntax { Identifier.ValueText: "_" } when !_variables.ContainsKey("_"):
+                            targets.Add(null);
+                            break;
+                        case IdentifierNameSyntax identifier when _variables.ContainsKey(identifier.Identifier.ValueText):
+                            targets.Add(identifier.Identifier.ValueText);
+                            break;
+                        default:
+                            return null;
+                    }
+                }
+
+                return targets;
+            }
+
+            default:
+                return null;
+        }
+    }
+
+    /// <summary>
+    /// A module call that returns a tuple of tensors (LSTM's (output, h_n, c_n), GRU's (output, h_n)) — written here or held by a
+    /// local — with its input captured; null (after reporting why, if it is such a call) otherwise.
+    /// </summary>
+    private TupleCall? TupleCallOf(ExpressionSyntax expression, SyntaxNode statement, ExpressionSyntax wholeValue, int depth)
+    {
+        expression = Unparenthesize(expression);
+        if (expression is IdentifierNameSyntax identifier && _tuples.TryGetValue(identifier.Identifier.ValueText, out TupleCall? held))
+        {
+            return held;
+        }
+
+        if (expression is not InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } invocation
+            || ModuleMember(access.Expression) is not { } member
+            || !IsTensorTuple(_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type))
+        {
+            return null;
+        }
+
+        int arity = ((INamedTypeSymbol)_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type!).TupleElements.Length;
+        SeparatedSyntaxList<ArgumentSyntax> arguments = invocation.ArgumentList.Arguments;
+        if (arguments.Count is < 1 or > 2 || (arguments.Count == 2 && !IsNullOrDefault(arguments[1].Expression)))
+        {
+            Fail(statement, $"'{OneLine(invocation)}' is captured with its input alone (or a null initial state): initial states computed in forward are not captured yet; leave them out to start from zeros, as PyTorch does");
+            return null;
+        }
+
+        int input = Value(arguments[0].Expression, statement, wholeValue, depth + 1);
+        if (NoInt8Op(access.Expression) is { } floatType)
+        {
+            _diagnostics.Add(DiagnosticInfo.Create(
+                DiagnosticDescriptors.RunsInFloat,
+                LocationInfo.From(invocation),
+                ShortenTo160(OneLine(invocation)),
+                _type.Name,
+                floatType is "LSTM" or "GRU"
+                    ? $"QuantGen has no static int8 op for {floatType}, so it runs in float; QConfig.Dynamic() for it in the QConfigMapping makes it a dynamic int8 {floatType}"
+                    : $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
+        }
+
+        return new TupleCall(member, input, arity, OneLine(invocation));
+    }
+
+    /// <summary><c>call.ItemN</c> or <c>local.ItemN</c> of a tuple-returning module call (decided without capturing anything).</summary>
+    private bool IsTupleItem(MemberAccessExpressionSyntax access)
+    {
+        if (!access.Name.Identifier.ValueText.StartsWith("Item", StringComparison.Ordinal))
+        {
+            return false;
+        }
+
+        ExpressionSyntax receiver = Unparenthesize(access.Expression);
+        return receiver is IdentifierNameSyntax identifier
+            ? _tuples.ContainsKey(identifier.Identifier.ValueText)
+            : receiver is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } call } invocation
+                && ModuleMember(call.Expression) is not null
+                && IsTensorTuple(_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type);
+    }
+
+    private static bool IsNullOrDefault(ExpressionSyntax expression) =>
+        Unparenthesize(expression) is LiteralExpressionSyntax literal && (literal.IsKind(SyntaxKind.NullLiteralExpression) || literal.IsKind(SyntaxKind.DefaultLiteralExpression));
+
+    private static bool IsTensorTuple(ITypeSymbol? type) =>
+        type is INamedTypeSymbol { IsTupleType: true } tuple && tuple.TupleElements.Length >= 2 && tuple.TupleElements.All(e => KnownTypes.IsTensor(e.Type));
+
+    /// <summary>A captured module call returning <paramref name="Arity"/> tensors.</summary>
+    private sealed record TupleCall(string Member, int Input, int Arity, string Text);
 
     private void InvocationStatement(StatementSyntax statement, InvocationExpressionSyntax invocation)
     {
@@ -655,6 +865,20 @@ internal sealed class CaptureParser
             case PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.SuppressNullableWarningExpression } suppressed:
                 return Value(suppressed.Operand, statement, wholeValue, depth + 1);
 
+            // lstm.forward(x).Item1, r.Item2: one element of a tuple-returning module call.
+            case MemberAccessExpressionSyntax { Name.Identifier.ValueText: var item } access
+                when item.StartsWith("Item", StringComparison.Ordinal) && int.TryParse(item.Substring(4), out int position)
+                && TupleCallOf(access.Expression, statement, wholeValue, depth) is { } call:
+            {
+                if (position < 1 || position > call.Arity)
+                {
+                    Fail(statement, $"'{call.Text}' returns {call.Arity} tensors; there is no {item}");
+                    return Unknown;
+                }
+
+                return call.Input == Unknown ? Unknown : AddNode("CallItem", new[] { call.Input }, new[] { position - 1, call.Arity }.ToEquatableArray(), null, access, Described(access), member: call.Member);
+            }
+
             case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } invocation
                 when ModuleMember(access.Expression) is { } member:
             {
@@ -667,7 +891,7 @@ internal sealed class CaptureParser
                 if (_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type is { TypeKind: not TypeKind.Error } returned && !KnownTypes.IsTensor(returned))
                 {
                     // Without this, 'lstm.forward(x).Item1' became a tensor-valued call whose float code did not compile.
-                    Fail(statement, $"'{OneLine(invocation)}' returns {returned.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat)}, not one tensor; module calls are captured when they return a tensor (a recurrent module's tuple, such as LSTM's (output, h_n, c_n), is not captured yet)");
+                    Fail(statement, $"'{OneLine(invocation)}' returns {returned.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat)}, not one tensor; module calls are captured when they return a tensor, or a tuple of tensors taken apart ('var (output, h, c) = lstm.forward(x);') or read with .Item1");
                     return Unknown;
                 }
 
@@ -962,6 +1186,19 @@ internal sealed class CaptureParser
 
             switch (node)
             {
+                case MemberAccessExpressionSyntax itemAccess when IsTupleItem(itemAccess):
+                {
+                    // lstm.forward(x).Item1[.., -1]: the element is captured, the indexing around it runs in float.
+                    int value = Value(itemAccess, statement, itemAccess, depth + 1);
+                    if (value == Unknown)
+                    {
+                        return Unknown;
+                    }
+
+                    replacements[itemAccess] = SlotSyntax(value);
+                    break;
+                }
+
                 case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } call
                     when ModuleMember(access.Expression) is not null:
                 {

@@ -120,6 +120,9 @@ public sealed class BoundOp
     /// <summary>The float expression of a <see cref="BoundKind.FloatFunction"/>.</summary>
     public Func<Tensor[], Tensor>? Function { get; internal init; }
 
+    /// <summary>For one element of an LSTM/GRU/RNN call (Ints = [element]): the call, shared by the elements read from it.</summary>
+    public TupleModuleCall? TupleCall { get; internal init; }
+
     /// <summary>The captured forward that holds a <see cref="BoundKind.FloatFunction"/>'s expression (a file refers to it by class and node).</summary>
     public CapturedForward? FunctionOwner { get; internal init; }
 

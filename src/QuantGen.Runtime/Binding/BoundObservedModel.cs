@@ -26,6 +26,9 @@ public abstract class BoundObservedModel : IObservedModel
     private readonly List<IDisposable> _owned = new();
     private readonly string _captureHash;
 
+    /// <summary>Calibration saw integer inputs (token indices): the converted model takes them as they are.</summary>
+    private bool _integerInput;
+
     /// <summary>Binds and plans (generated code calls this from <c>Prepare()</c>).</summary>
     /// <param name="model">The float model, in eval mode.</param>
     /// <param name="modelName">Its class name.</param>
@@ -197,7 +200,16 @@ public abstract class BoundObservedModel : IObservedModel
         ArgumentNullException.ThrowIfNull(input);
         using var scope = torch.NewDisposeScope();
         var values = new Tensor?[_graph.ValueCount];
-        _observers[0]?.Observe(input);
+        if (input.is_floating_point())
+        {
+            _observers[0]?.Observe(input);
+        }
+        else
+        {
+            // Token indices for an Embedding: nothing to quantize, so nothing to observe.
+            _integerInput = true;
+        }
+
         values[0] = tap?.OnLayer("input", input) ?? input;
         foreach (OpPlan plan in _plans)
         {
@@ -218,7 +230,7 @@ public abstract class BoundObservedModel : IObservedModel
                 throw new QuantGenBindingException($"{ModelName}.{op.Name} ({op.Source}, '{op.Text}'): the float op failed on inputs of shape {string.Join(" and ", inputs.Select(t => "[" + string.Join(", ", t.shape) + "]"))}: {e.Message}", e);
             }
 
-            if (_observers[op.Output] is { } observer)
+            if (_observers[op.Output] is { } observer && output.is_floating_point())
             {
                 observer.Observe(output);
             }
@@ -252,6 +264,14 @@ public abstract class BoundObservedModel : IObservedModel
         {
             if (_observers[v] is { } observer)
             {
+                if (v == 0 && _integerInput && !observer.HasObserved)
+                {
+                    // The model takes token indices, never a quantized input: the input quantizer is a placeholder
+                    // that the converted model refuses to use (it takes the indices as they are).
+                    qparams[0] = QParams.PerTensor(1f, 0, QuantDType.QUInt8);
+                    continue;
+                }
+
                 if (!observer.HasObserved && !observer.IsFixed)
                 {
                     throw new InvalidOperationException($"{ModelName}: Convert() before calibration: the observer at {observer.Layer} has seen no data. Run calibration batches through forward first.");
@@ -263,6 +283,7 @@ public abstract class BoundObservedModel : IObservedModel
 
         var steps = new BoundStep[_plans.Length];
         var int8Values = new bool[_graph.ValueCount];
+        var dynamicCalls = new Dictionary<TupleModuleCall, TupleModuleCall>();
         for (int i = 0; i < _plans.Length; i++)
         {
             OpPlan plan = _plans[i];
@@ -270,6 +291,23 @@ public abstract class BoundObservedModel : IObservedModel
             if (!plan.Int8)
             {
                 QuantizeInput quantizer = quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
+                if (plan.QConfig is { IsDynamic: true } recurrentQConfig && op.TupleCall is { } tupleCall)
+                {
+                    // Every element read from one LSTM/GRU call shares one dynamic layer, run once per input.
+                    if (!dynamicCalls.TryGetValue(tupleCall, out TupleModuleCall? dynamicCall))
+                    {
+                        dynamicCall = DynamicRecurrent(op, tupleCall, recurrentQConfig);
+                        dynamicCalls[tupleCall] = dynamicCall;
+                    }
+
+                    int item = op.Ints[0];
+                    steps[i] = new BoundStep(op, null, a => dynamicCall.Run(a[0])[item], DynamicReason)
+                    {
+                        NotSavedBecause = $"a dynamic {op.TypeName} is not stored in .qgen files yet",
+                    };
+                    continue;
+                }
+
                 if (plan.QConfig is { IsDynamic: true } dynamicQConfig && plan.Fused is FusedLinear floatLinear)
                 {
                     // Described as data like any float op, so a file (and ONNX export) stores it and Load runs the same code.
@@ -430,7 +468,10 @@ public abstract class BoundObservedModel : IObservedModel
             steps[i] = new BoundStep(op, built, BoundQuantizedPlan.Runner(built), null);
         }
 
-        return new BoundQuantizedPlan(ModelName, _graph, steps, quantizers, new QuantizeInput(ModelName, "input", qparams[0]!), _captureHash);
+        return new BoundQuantizedPlan(ModelName, _graph, steps, quantizers, new QuantizeInput(ModelName, "input", qparams[0]!), _captureHash)
+        {
+            IntegerInput = _integerInput && !_observers[0]!.HasObserved,
+        };
     }
 
     /// <summary>Releases the fused float modules that no float op of a converted model still uses.</summary>
@@ -481,6 +522,14 @@ public abstract class BoundObservedModel : IObservedModel
         bool anyInt8Input = op.Inputs.Any(v => int8Values[v]);
         QConfig? qconfig = op.IsFloat ? null : QConfigMapping.Resolve(op.Members[0].Path, op.TypeName);
         Func<Tensor[], Tensor> plain = PlainFloat(op);
+        if (op.TupleCall is { TypeName: "LSTM" or "GRU" } && op.FloatReason != "[NoQuantize]"
+            && QConfigMapping.Resolve(op.Members[0].Path, op.TypeName) is { IsDynamic: true } recurrent)
+        {
+            // quantize_dynamic's LSTM/GRU: float while calibrating (no observer of its own), dynamic int8 after Convert.
+            recurrent.Validate();
+            return new OpPlan(op, false, false, recurrent, null, plain, DynamicReason);
+        }
+
         if (op.IsFloat)
         {
             return new OpPlan(op, false, false, null, null, plain, op.FloatReason);
@@ -609,6 +658,38 @@ public abstract class BoundObservedModel : IObservedModel
         }
     }
 
+    /// <summary>PyTorch's dynamic LSTM/GRU for a bound call: int8 weights (per tensor, or per channel as the qconfig's weight observer says), float gates.</summary>
+    private TupleModuleCall DynamicRecurrent(BoundOp op, TupleModuleCall call, QConfig qconfig)
+    {
+        bool perChannel = qconfig.Weight.Scheme is QScheme.PerChannelSymmetric or QScheme.PerChannelAffine;
+        string layer = op.Members[0].Path;
+        switch (call.Module)
+        {
+            case LSTM lstm:
+            {
+                DynamicQuantizedLSTM dynamic = DynamicQuantizedLSTM.FromLSTM(ModelName, layer, lstm, qconfig.Backend, perChannel);
+                return call.With(x =>
+                {
+                    (Tensor output, Tensor h, Tensor c) = dynamic.Forward(x);
+                    return [output, h, c];
+                });
+            }
+
+            case GRU gru:
+            {
+                DynamicQuantizedGRU dynamic = DynamicQuantizedGRU.FromGRU(ModelName, layer, gru, qconfig.Backend, perChannel);
+                return call.With(x =>
+                {
+                    (Tensor output, Tensor h) = dynamic.Forward(x);
+                    return [output, h];
+                });
+            }
+
+            default:
+                throw new InvalidOperationException($"{ModelName}.{layer}: a {call.TypeName} has no dynamic int8 form.");
+        }
+    }
+
     /// <summary>A conv, transposed conv, linear or batch norm as its fused float module, or null when it cannot be fused.</summary>
     private (object Module, Func<Tensor[], Tensor> Forward)? FusedFloat(BoundOp op)
     {
@@ -724,6 +805,7 @@ public abstract class BoundObservedModel : IObservedModel
             }
 
             case BoundKind.FloatFunction:
+            case BoundKind.FloatModule when op.Function is not null:
                 return op.Function!;
             default:
             {

@@ -62,6 +62,9 @@ public sealed class BoundQuantizedPlan
 
     internal string CaptureHash { get; }
 
+    /// <summary>The model takes integer token indices (its first ops are float, an Embedding): only <c>forward(Tensor)</c> applies.</summary>
+    internal bool IntegerInput { get; init; }
+
     /// <summary>The function an int8 layer of a bound step runs (one place for Convert and Load).</summary>
     internal static Func<QTensor[], Buffers.BufferSlot?, QTensor> Runner(IQuantizedLayer layer) => layer switch
     {
@@ -112,6 +115,11 @@ public sealed class BoundQuantizedPlan
     /// <summary>The file's form: the graph record, the input quantizer, then every step's layer (int8, or a float op as data) in step order.</summary>
     internal IQuantizedModel FileView()
     {
+        if (IntegerInput)
+        {
+            throw new NotSupportedException($"{Model}: a model that takes integer token indices (calibrated with integer inputs) is not stored in .qgen files yet; keep the model in code.");
+        }
+
         BoundStep[] unsaved = Array.FindAll(Steps, s => s.Int8 is null && s.FloatOp is null);
         if (unsaved.Length > 0)
         {
@@ -403,7 +411,8 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         ArgumentNullException.ThrowIfNull(input);
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
-        (QTensor? q, Tensor? f) = Run(null, input.to(ScalarType.Float32), null);
+        // Token indices (an Embedding first) go in as they are; any other input is float32, as the observers saw it.
+        (QTensor? q, Tensor? f) = Run(null, _plan.IntegerInput && !input.is_floating_point() ? input : input.to(ScalarType.Float32), null);
         Tensor result = f ?? TensorInterop.FromArray(q!.Dequantize(), q.Shape);
         return result.MoveToOuterDisposeScope();
     }
@@ -416,6 +425,7 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     public float[] forward(ReadOnlySpan<float> input, int[] shape, out int[] outputShape)
     {
         ArgumentNullException.ThrowIfNull(shape);
+        ThrowIfIntegerInput("forward(float[])");
         if (_hasFloatOps)
         {
             using var scope = torch.NewDisposeScope();
@@ -457,6 +467,7 @@ public abstract class BoundQuantizedModel : IQuantizedModel
     public QTensor forward(QTensor input, IQuantizedTap? tap)
     {
         ArgumentNullException.ThrowIfNull(input);
+        ThrowIfIntegerInput("forward(QTensor)");
         if (_hasFloatOps)
         {
             using var scope = torch.NewDisposeScope();
@@ -465,6 +476,14 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         }
 
         return Result(Run(input, null, tap));
+    }
+
+    private void ThrowIfIntegerInput(string overload)
+    {
+        if (_plan.IntegerInput)
+        {
+            throw new InvalidOperationException($"{_plan.Model}: this model takes integer token indices (it was calibrated with them), not a quantized or float input; call forward(Tensor) with the indices instead of {overload}.");
+        }
     }
 
     private QTensor Result((QTensor? Q, Tensor? F) result)

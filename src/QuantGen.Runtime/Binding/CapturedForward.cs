@@ -56,6 +56,12 @@ public enum CapturedOp
 
     /// <summary><c>x.mean(dims, keepdim)</c> / <c>torch.mean(x, dims, keepdim)</c> with constant dims; Ints = [keepdim ? 1 : 0, dims...].</summary>
     Mean,
+
+    /// <summary>
+    /// One element of a module call that returns a tuple of tensors (<c>var (output, h, c) = lstm.forward(x);</c>,
+    /// <c>gru.forward(x).Item1</c>); Ints = [element, element count]. Elements of one call on one input run the module once.
+    /// </summary>
+    CallItem,
 }
 
 /// <summary>How a construction-time condition is decided at Prepare.</summary>

@@ -56,6 +56,7 @@ public static class ModelBinder
     private sealed class Binder(string modelName)
     {
         private readonly Dictionary<string, int> _names = new(StringComparer.Ordinal);
+        private readonly Dictionary<(nn.Module Module, int Input), TupleModuleCall> _tupleCalls = new();
 
         public List<BoundOp> Ops { get; } = new();
 
@@ -85,6 +86,7 @@ public static class ModelBinder
                 values[i + 1] = node.Op switch
                 {
                     CapturedOp.Call => CallMember(module, forward, node, path, inputs[0], depth),
+                    CapturedOp.CallItem => CallItem(module, forward, node, path, inputs[0]),
                     CapturedOp.Loop => Loop(module, node, path, inputs[0], depth),
                     CapturedOp.Select => conditions[node.Condition] ? inputs[0] : inputs[1],
                     CapturedOp.Identity => inputs[0],
@@ -130,6 +132,51 @@ public static class ModelBinder
             }
 
             return BindModule(child, childPath, input, node, depth + 1);
+        }
+
+        /// <summary>One element of an LSTM/GRU/RNN call: a float op (dynamic int8 at Convert when its qconfig says so).</summary>
+        private int CallItem(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int input)
+        {
+            object? value = MemberValue(owner, node.Member);
+            if (value is not nn.Module child)
+            {
+                throw new InvalidOperationException(value is null
+                    ? $"{Where(path, node)}: '{node.Text}' calls {node.Member}, which is null in this instance; assign a module in the constructor."
+                    : $"{Where(path, node)}: {node.Member} holds a {value.GetType().Name}, not a TorchSharp module.");
+            }
+
+            string childPath = Join(path, ChildName(owner, child, node.Member));
+            if (!_tupleCalls.TryGetValue((child, input), out TupleModuleCall? call))
+            {
+                call = TupleModuleCall.Create(child)
+                    ?? throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' takes apart what {node.Member} returns, but it holds a {child.GetType().Name}; QuantGen runs the tuple-returning calls of LSTM, GRU and RNN modules (a module of yours returning a tuple is not captured yet).");
+                _tupleCalls[(child, input)] = call;
+            }
+
+            int item = node.Ints![0];
+            if (item < 0 || item >= call.Outputs.Length || node.Ints[1] != call.Outputs.Length)
+            {
+                throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' reads element {item + 1} of {node.Ints[1]}, but a {call.TypeName} returns {call.Outputs.Length} tensors ({string.Join(", ", call.Outputs)}).");
+            }
+
+            string name = Unique(item == 0 ? childPath : childPath + "." + call.Outputs[item]);
+            string reason = forward.NoQuantize.Contains(node.Member)
+                ? "[NoQuantize]"
+                : call.TypeName is "LSTM" or "GRU"
+                    ? $"QuantGen has no static int8 op for {call.TypeName} (QConfig.Dynamic() makes it a dynamic int8 {call.TypeName})"
+                    : $"QuantGen has no int8 op for {call.TypeName}";
+            var op = new BoundOp(BoundKind.FloatModule, name, new[] { input }, ValueCount++, node.Source, node.Text)
+            {
+                Module = child,
+                TypeName = call.TypeName,
+                FloatReason = reason,
+                Ints = new[] { item },
+                Function = a => call.Run(a[0])[item],
+                TupleCall = call,
+            };
+            op.Members.Add(new GraphMember(childPath, call.TypeName, node.Source));
+            Ops.Add(op);
+            return op.Output;
         }
 
         private int Loop(nn.Module owner, CapturedNode node, string path, int input, int depth)

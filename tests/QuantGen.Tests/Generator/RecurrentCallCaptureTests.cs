@@ -4,9 +4,10 @@ using Microsoft.CodeAnalysis;
 namespace QuantGen.Tests.Generator;
 
 /// <summary>
-/// A module call that returns something other than one tensor (an LSTM's (output, h_n, c_n)) is reported at its line
-/// and never turned into generated code that does not compile (it once was: <c>lstm.forward(x).Item1</c> became a
-/// tensor-valued call followed by <c>.Item1</c> on a tensor, CS1061 in the user's build).
+/// Module calls that return a tuple (an LSTM's (output, h_n, c_n)): taken apart or read with .ItemN they are captured
+/// as one element each (elements never read are dropped); what is not captured is reported at its line, and the
+/// generated code always compiles (it once did not: <c>lstm.forward(x).Item1</c> became a tensor-valued call followed by
+/// <c>.Item1</c> on a tensor, CS1061 in the user's build).
 /// </summary>
 public sealed class RecurrentCallCaptureTests
 {
@@ -17,16 +18,31 @@ public sealed class RecurrentCallCaptureTests
         """;
 
     [Theory]
-    [InlineData("public override Tensor forward(Tensor x) => head.forward(lstm.forward(x).Item1);")]
-    [InlineData("public override Tensor forward(Tensor x) { var y = lstm.forward(x).Item1; return head.forward(y); }")]
-    public void A_tuple_returning_module_call_is_an_error_at_its_line_and_the_output_compiles(string forward)
+    [InlineData("public override Tensor forward(Tensor x) => head.forward(lstm.forward(x).Item1);", 1)]
+    [InlineData("public override Tensor forward(Tensor x) { var y = lstm.forward(x).Item1; return head.forward(y); }", 1)]
+    [InlineData("public override Tensor forward(Tensor x) { var (o, h, c) = lstm.forward(x); return head.forward(h[-1]); }", 1)]
+    [InlineData("public override Tensor forward(Tensor x) { (Tensor o, _, Tensor c) = lstm.call(x, null); return head.forward(o + c); }", 2)]
+    [InlineData("public override Tensor forward(Tensor x) { var r = lstm.forward(x); return head.forward(r.Item1[.., -1] + r.Item3[0]); }", 2)]
+    [InlineData("public override Tensor forward(Tensor x) { (x, _, _) = lstm.forward(x); return head.forward(x); }", 1)]
+    public void A_tuple_taken_apart_is_captured_one_element_each(string forward, int elements)
+    {
+        GeneratorRun run = GeneratorHarness.Run(Samples.Model(Members + forward));
+        Assert.Empty(run.GeneratorDiagnostics.Where(d => d.Severity == DiagnosticSeverity.Error));
+        Assert.Empty(run.Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
+        string capture = string.Join("\n", run.AllSources.Values);
+        Assert.Equal(elements, capture.Split("CapturedOp.CallItem").Length - 1);
+    }
+
+    [Theory]
+    [InlineData("public override Tensor forward(Tensor x) { var (o, h, c) = lstm.forward(x, (x, x)); return head.forward(o); }", "initial states computed in forward are not captured yet")]
+    [InlineData("public override Tensor forward(Tensor x) { var r = (x, x.relu()); return head.forward(r.Item2); }", "holds a tuple that is not a module call's result")]
+    public void What_is_not_captured_is_an_error_at_its_line_and_the_output_compiles(string forward, string reason)
     {
         GeneratorRun run = GeneratorHarness.Run(Samples.Model(Members + forward));
         Diagnostic[] errors = run.GeneratorDiagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).ToArray();
-        // The call's line first; a later use of a variable it should have set is reported too, as for any uncaptured statement.
         Assert.NotEmpty(errors);
         Assert.All(errors, e => Assert.Equal("QG0006", e.Id));
-        Assert.Contains("'lstm.forward(x)' returns (Tensor, Tensor, Tensor), not one tensor", errors[0].GetMessage(), System.StringComparison.Ordinal);
+        Assert.Contains(reason, errors[0].GetMessage(), System.StringComparison.Ordinal);
         Assert.Empty(run.Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
     }
 }

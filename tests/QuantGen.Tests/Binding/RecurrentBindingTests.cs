@@ -1,0 +1,220 @@
+using System;
+using System.IO;
+using System.Linq;
+using QuantGen.Binding;
+using QuantGen.Dynamic;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace QuantGen.Tests.Binding;
+
+/// <summary>
+/// LSTM and GRU members of a model bound at Prepare: the tuple forward takes apart is captured, runs in float under a
+/// static qconfig (the rest of the model in int8) and as PyTorch's dynamic int8 LSTM/GRU under QConfig.Dynamic().
+/// </summary>
+[Collection(SeededTorchCollection.Name)]
+public sealed class RecurrentBindingTests
+{
+    private static double SqnrDb(float[] reference, float[] actual)
+    {
+        double signal = 0, noise = 0;
+        for (int i = 0; i < reference.Length; i++)
+        {
+            signal += (double)reference[i] * reference[i];
+            noise += ((double)reference[i] - actual[i]) * ((double)reference[i] - actual[i]);
+        }
+
+        return 10 * Math.Log10(signal / Math.Max(noise, 1e-30));
+    }
+
+    private static Tensor Tokens(int batch, int length, int vocabulary, int seed)
+    {
+        var random = new Random(seed);
+        long[] values = Enumerable.Range(0, batch * length).Select(_ => (long)random.Next(vocabulary)).ToArray();
+        return torch.tensor(values, new long[] { batch, length });
+    }
+
+    private static LstmTextClassifier.Quantized ConvertText(LstmTextClassifier model, QConfigMapping mapping, int vocabulary = 50)
+    {
+        model.eval();
+        LstmTextClassifier.Observed observed = model.Prepare(mapping);
+        using (torch.no_grad())
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                observed.forward(Tokens(6, 9, vocabulary, 300 + i)).Dispose();
+            }
+        }
+
+        return observed.Convert();
+    }
+
+    [Fact]
+    public void A_static_qconfig_keeps_the_lstm_and_embedding_in_float_and_quantizes_the_head()
+    {
+        torch.manual_seed(161);
+        using var model = new LstmTextClassifier(50, 8, 12, 5);
+        LstmTextClassifier.Quantized int8 = ConvertText(model, new QConfigMapping(QConfig.X86));
+
+        string summary = model.Prepare().Summary();
+        Assert.Contains("float    1 x LSTM: QuantGen has no static int8 op for LSTM (QConfig.Dynamic() makes it a dynamic int8 LSTM)", summary, StringComparison.Ordinal);
+        Assert.Contains("float    1 x Embedding", summary, StringComparison.Ordinal);
+        Assert.Contains("int8     1 x Linear", summary, StringComparison.Ordinal);
+
+        using Tensor tokens = Tokens(3, 7, 50, 7);
+        float[] expected, actual;
+        using (torch.no_grad())
+        {
+            expected = model.forward(tokens).data<float>().ToArray();
+        }
+
+        actual = int8.forward(tokens).data<float>().ToArray();
+        Assert.True(SqnrDb(expected, actual) > 30, $"SQNR {SqnrDb(expected, actual):F1} dB");
+    }
+
+    [Theory]
+    [InlineData(QuantBackend.X86, false)]
+    [InlineData(QuantBackend.Qnnpack, false)]
+    [InlineData(QuantBackend.X86, true)]
+    public void A_dynamic_qconfig_makes_the_lstm_and_head_the_dynamic_int8_layers_bit_for_bit(QuantBackend backend, bool perChannel)
+    {
+        torch.manual_seed(162);
+        using var model = new LstmTextClassifier(50, 8, 12, 5);
+        // PyTorch: quantize_dynamic(model, {nn.LSTM, nn.Linear}); the Embedding stays float.
+        QConfig dynamic = QConfig.Dynamic(backend, perChannel);
+        LstmTextClassifier.Quantized int8 = ConvertText(model, new QConfigMapping(QConfig.For(backend)).SetModuleType("LSTM", dynamic).SetModuleType("Linear", dynamic));
+
+        using Tensor tokens = Tokens(4, 6, 50, 8);
+        var embedding = (Embedding)model.named_children().Single(c => c.name == "embedding").module;
+        var lstm = (LSTM)model.named_children().Single(c => c.name == "lstm").module;
+        var head = (Linear)model.named_children().Single(c => c.name == "head").module;
+        DynamicQuantizedLSTM int8Lstm = DynamicQuantizedLSTM.FromLSTM("LstmTextClassifier", "lstm", lstm, backend, perChannel, batchFirst: true);
+        DynamicQuantizedLinear int8Head = DynamicQuantizedLinear.FromLinear("LstmTextClassifier", "head", head, backend, perChannel);
+        float[] expected;
+        using (torch.no_grad())
+        {
+            (Tensor output, Tensor _, Tensor _) = int8Lstm.Forward(embedding.forward(tokens));
+            expected = int8Head.Forward(output.mean(new long[] { 1 })).data<float>().ToArray();
+        }
+
+        Assert.Equal(expected, int8.forward(tokens).data<float>().ToArray());
+    }
+
+    [Fact]
+    public void The_final_state_element_is_the_one_read_and_the_model_with_no_qconfig_equals_the_float_model()
+    {
+        torch.manual_seed(163);
+        using var model = new GruLastState(5, 7, 3);
+        model.eval();
+        GruLastState.Observed observed = model.Prepare(new QConfigMapping(null));
+        Assert.Equal(new[] { "gru.h_n" }, observed.Graph.Ops.Where(o => o.TypeName == "GRU").Select(o => o.Name));
+        using (torch.no_grad())
+        {
+            observed.forward(torch.randn(4, 2, 5)).Dispose();
+        }
+
+        GruLastState.Quantized converted = observed.Convert();
+        using Tensor x = torch.randn(6, 3, 5);
+        using (torch.no_grad())
+        {
+            Assert.Equal(model.forward(x).data<float>().ToArray(), converted.forward(x).data<float>().ToArray());
+        }
+    }
+
+    [Fact]
+    public void A_dynamic_gru_reading_h_n_equals_the_dynamic_layer_and_the_static_head_follows_it()
+    {
+        torch.manual_seed(164);
+        using var model = new GruLastState(5, 7, 3);
+        model.eval();
+        GruLastState.Observed observed = model.Prepare(new QConfigMapping(QConfig.X86).SetModuleType("GRU", QConfig.Dynamic()));
+        Assert.Contains("float    1 x GRU: dynamic quantization", observed.Summary(), StringComparison.Ordinal);
+        using (torch.no_grad())
+        {
+            for (int i = 0; i < 4; i++)
+            {
+                observed.forward(torch.randn(4, 2, 5)).Dispose();
+            }
+        }
+
+        GruLastState.Quantized int8 = observed.Convert();
+        var gru = (GRU)model.named_children().Single(c => c.name == "gru").module;
+        DynamicQuantizedGRU int8Gru = DynamicQuantizedGRU.FromGRU("GruLastState", "gru", gru, QuantBackend.X86, batchFirst: false);
+        using Tensor x = torch.randn(6, 3, 5);
+        float[] expected, actual;
+        using (torch.no_grad())
+        {
+            (Tensor _, Tensor h) = int8Gru.Forward(x);
+            expected = model.forward(x).data<float>().ToArray();
+            float[] gruFloatHead = int8.forward(x).data<float>().ToArray();
+            actual = gruFloatHead;
+
+            // The dynamic GRU's state, through the float head, is what the int8 model approximates (its head is static int8).
+            Tensor last = h[-1];
+            var fc1 = (Linear)model.named_children().Single(c => c.name == "fc1").module;
+            var fc2 = (Linear)model.named_children().Single(c => c.name == "fc2").module;
+            float[] throughFloatHead = fc2.forward(nn.functional.relu(fc1.forward(last))).data<float>().ToArray();
+            Assert.True(SqnrDb(throughFloatHead, actual) > 25, $"SQNR {SqnrDb(throughFloatHead, actual):F1} dB");
+        }
+
+        Assert.True(SqnrDb(expected, actual) > 20, $"SQNR vs float {SqnrDb(expected, actual):F1} dB");
+    }
+
+    [Fact]
+    public void Elements_of_one_call_run_the_module_once_and_give_the_float_results()
+    {
+        torch.manual_seed(165);
+        using var model = new LstmOutputsAndState(4, 6, 3);
+        model.eval();
+        LstmOutputsAndState.Observed observed = model.Prepare(new QConfigMapping(null));
+        BoundOp[] lstmOps = observed.Graph.Ops.Where(o => o.TypeName == "LSTM").ToArray();
+        Assert.Equal(new[] { "lstm", "lstm.h_n" }, lstmOps.Select(o => o.Name));
+        Assert.Same(lstmOps[0].TupleCall, lstmOps[1].TupleCall);
+
+        using Tensor x = torch.randn(2, 5, 4);
+        Tensor[] first = lstmOps[0].TupleCall!.Run(x);
+        Assert.Same(first, lstmOps[0].TupleCall!.Run(x));
+        using Tensor other = x.clone();
+        Assert.NotSame(first, lstmOps[0].TupleCall!.Run(other));
+
+        using (torch.no_grad())
+        {
+            observed.forward(x).Dispose();
+            LstmOutputsAndState.Quantized converted = observed.Convert();
+            Assert.Equal(model.forward(x).data<float>().ToArray(), converted.forward(x).data<float>().ToArray());
+        }
+    }
+
+    [Fact]
+    public void A_token_model_refuses_quantized_and_array_inputs_and_saving_names_the_reason()
+    {
+        torch.manual_seed(166);
+        using var model = new LstmTextClassifier(20, 4, 6, 2);
+        LstmTextClassifier.Quantized int8 = ConvertText(model, new QConfigMapping(null).SetModuleType("LSTM", QConfig.Dynamic()), vocabulary: 20);
+
+        var quantized = Assert.Throws<InvalidOperationException>(() => int8.forward(QTensor.Quantize(new float[] { 1, 2 }, new[] { 1, 2 }, QParams.PerTensor(0.1f, 0, QuantDType.QUInt8))));
+        Assert.Contains("LstmTextClassifier: this model takes integer token indices", quantized.Message, StringComparison.Ordinal);
+        var array = Assert.Throws<InvalidOperationException>(() => int8.forward(new float[] { 1, 2 }, new[] { 1, 2 }, out _));
+        Assert.Contains("forward(float[])", array.Message, StringComparison.Ordinal);
+        var save = Assert.Throws<NotSupportedException>(() => int8.Save(new MemoryStream()));
+        Assert.Contains("integer token indices", save.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_dynamic_lstm_in_a_float_input_model_is_named_when_saving()
+    {
+        torch.manual_seed(167);
+        using var model = new LstmOutputsAndState(4, 6, 3);
+        model.eval();
+        LstmOutputsAndState.Observed observed = model.Prepare(new QConfigMapping(QConfig.X86).SetModuleName("lstm", QConfig.Dynamic()));
+        using (torch.no_grad())
+        {
+            observed.forward(torch.randn(2, 5, 4)).Dispose();
+        }
+
+        var save = Assert.Throws<NotSupportedException>(() => observed.Convert().Save(new MemoryStream()));
+        Assert.Contains("lstm (", save.Message, StringComparison.Ordinal);
+        Assert.Contains("a dynamic LSTM is not stored in .qgen files yet", save.Message, StringComparison.Ordinal);
+    }
+}
