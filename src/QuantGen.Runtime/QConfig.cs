@@ -111,6 +111,22 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
     /// </summary>
     public bool IsDynamic { get; init; }
 
+    /// <summary>
+    /// PyTorch's <c>float_qparams_weight_only_qconfig</c>: an Embedding given it becomes
+    /// <see cref="QuantGen.Dynamic.QuantizedEmbedding"/> — each row of its table 8-bit with a float scale and zero point of its
+    /// own (<c>per_channel_affine_float_qparams</c>, docs/numerics.md §9), float output; no activation is quantized. Other ops
+    /// given it stay in float. Supported in models bound at Prepare (set it for the type "Embedding" or a layer's name).
+    /// </summary>
+    public static QConfig FloatQParamsWeightOnly { get; } = new(
+        ObserverSpec.Histogram(),
+        ObserverSpec.PerChannelMinMax(QuantDType.QInt8, QScheme.PerChannelSymmetric))
+    {
+        IsWeightOnly = true,
+    };
+
+    /// <summary>True for <see cref="FloatQParamsWeightOnly"/>: weights only, activations stay float.</summary>
+    public bool IsWeightOnly { get; init; }
+
     /// <summary>The default qconfig of a backend.</summary>
     /// <param name="backend">The backend.</param>
     /// <returns><see cref="X86"/> or <see cref="Qnnpack"/>.</returns>
@@ -175,7 +191,9 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
     }
 
     /// <inheritdoc/>
-    public override string ToString() => IsDynamic
-        ? $"QConfig(dynamic, weight={Weight}, backend={Backend})"
-        : $"QConfig(activation={Activation}, weight={Weight}, backend={Backend})";
+    public override string ToString() => IsWeightOnly
+        ? "QConfig(float_qparams_weight_only: 8-bit rows, float scale and zero point per row)"
+        : IsDynamic
+            ? $"QConfig(dynamic, weight={Weight}, backend={Backend})"
+            : $"QConfig(activation={Activation}, weight={Weight}, backend={Backend})";
 }

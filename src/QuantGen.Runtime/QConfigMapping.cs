@@ -366,10 +366,10 @@ public sealed partial class QConfigMapping
             return;
         }
 
-        if (qconfig.IsDynamic && !allowDynamic)
+        if ((qconfig.IsDynamic || qconfig.IsWeightOnly) && !allowDynamic)
         {
             throw new ArgumentException(
-                $"{model}: the QConfigMapping's {entry} qconfig is dynamic ({qconfig}); dynamic quantization runs in models whose forward is bound at Prepare, " +
+                $"{model}: the QConfigMapping's {entry} qconfig is {(qconfig.IsWeightOnly ? "weight-only" : "dynamic")} ({qconfig}); {(qconfig.IsWeightOnly ? "weight-only" : "dynamic")} quantization runs in models whose forward is bound at Prepare, " +
                 "not yet in models traced at compile time, which would quantize the layer statically instead.");
         }
 

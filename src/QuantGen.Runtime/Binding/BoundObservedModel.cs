@@ -291,6 +291,16 @@ public abstract class BoundObservedModel : IObservedModel
             if (!plan.Int8)
             {
                 QuantizeInput quantizer = quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
+                if (plan.QConfig is { IsWeightOnly: true } && op.Module is Embedding embedding)
+                {
+                    QuantizedEmbedding table = QuantizedEmbedding.FromEmbedding(ModelName, op.Members[0].Path, embedding);
+                    steps[i] = new BoundStep(op, null, a => table.Forward(a[0]), WeightOnlyReason)
+                    {
+                        NotSavedBecause = "a weight-only Embedding is not stored in .qgen files yet",
+                    };
+                    continue;
+                }
+
                 if (plan.QConfig is { IsDynamic: true } recurrentQConfig && op.TupleCall is { } tupleCall)
                 {
                     // Every element read from one LSTM/GRU call shares one dynamic layer, run once per input.
@@ -530,6 +540,13 @@ public abstract class BoundObservedModel : IObservedModel
             return new OpPlan(op, false, false, recurrent, null, plain, DynamicReason);
         }
 
+        if (op.Kind == BoundKind.FloatModule && op.Module is Embedding && op.FloatReason != "[NoQuantize]"
+            && QConfigMapping.Resolve(op.Members[0].Path, op.TypeName) is { IsWeightOnly: true } weightOnly)
+        {
+            // float_qparams_weight_only: float while calibrating, 8-bit rows after Convert.
+            return new OpPlan(op, false, false, weightOnly, null, plain, WeightOnlyReason);
+        }
+
         if (op.IsFloat)
         {
             return new OpPlan(op, false, false, null, null, plain, op.FloatReason);
@@ -549,6 +566,11 @@ public abstract class BoundObservedModel : IObservedModel
         }
 
         qconfig.Validate();
+        if (qconfig.IsWeightOnly)
+        {
+            return new OpPlan(op, false, false, null, null, plain, "its qconfig is weight-only, which quantizes Embedding layers only");
+        }
+
         if (qconfig.IsDynamic)
         {
             return DynamicPlan(op, qconfig, plain);
@@ -836,6 +858,8 @@ public abstract class BoundObservedModel : IObservedModel
         checked((int)pool.output_size[pool.output_size.Length == 1 ? 0 : axis]);
 
     internal const string DynamicReason = "dynamic quantization: int8 weights, its input quantized on every call";
+
+    internal const string WeightOnlyReason = "weight-only quantization: 8-bit rows with a float scale and zero point each";
 
     /// <summary>One op's plan: int8 or float, its qconfig, its fused float module and float form.</summary>
     private sealed record OpPlan(BoundOp Op, bool Int8, bool OwnObserver, QConfig? QConfig, object? Fused, Func<Tensor[], Tensor> Float, string? FloatReason);

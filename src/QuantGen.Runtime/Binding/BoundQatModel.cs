@@ -90,9 +90,9 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
 
         foreach ((BoundOp op, _, _, string? reason) in plans)
         {
-            if (reason == BoundObservedModel.DynamicReason)
+            if (reason is BoundObservedModel.DynamicReason or BoundObservedModel.WeightOnlyReason)
             {
-                throw new ArgumentException($"{modelName}.{op.Name}: its qconfig is dynamic; QAT trains static quantization only. Give it a static qconfig, or None to keep it in float.");
+                throw new ArgumentException($"{modelName}.{op.Name}: its qconfig is {(reason == BoundObservedModel.DynamicReason ? "dynamic" : "weight-only")}; QAT trains static quantization only. Give it a static qconfig, or None to keep it in float.");
             }
         }
 

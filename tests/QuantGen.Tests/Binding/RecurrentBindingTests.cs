@@ -217,4 +217,45 @@ public sealed class RecurrentBindingTests
         Assert.Contains("lstm (", save.Message, StringComparison.Ordinal);
         Assert.Contains("a dynamic LSTM is not stored in .qgen files yet", save.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_weight_only_embedding_with_a_dynamic_lstm_and_head_is_quantize_dynamic_plus_the_8_bit_table_bit_for_bit()
+    {
+        torch.manual_seed(168);
+        using var model = new LstmTextClassifier(50, 8, 12, 5);
+        // PyTorch: set_object_type(nn.Embedding, float_qparams_weight_only_qconfig) beside quantize_dynamic's LSTM and Linear.
+        QConfigMapping mapping = new QConfigMapping(null)
+            .SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleType("LSTM", QConfig.Dynamic())
+            .SetModuleType("Linear", QConfig.Dynamic());
+        model.eval();
+        Assert.Contains("float    1 x Embedding: weight-only quantization", model.Prepare(mapping).Summary(), StringComparison.Ordinal);
+        LstmTextClassifier.Quantized int8 = ConvertText(model, mapping);
+
+        using Tensor tokens = Tokens(2, 11, 50, 9);
+        var embedding = (Embedding)model.named_children().Single(c => c.name == "embedding").module;
+        var lstm = (LSTM)model.named_children().Single(c => c.name == "lstm").module;
+        var head = (Linear)model.named_children().Single(c => c.name == "head").module;
+        QuantizedEmbedding table = QuantizedEmbedding.FromEmbedding("LstmTextClassifier", "embedding", embedding);
+        DynamicQuantizedLSTM int8Lstm = DynamicQuantizedLSTM.FromLSTM("LstmTextClassifier", "lstm", lstm, QuantBackend.X86, batchFirst: true);
+        DynamicQuantizedLinear int8Head = DynamicQuantizedLinear.FromLinear("LstmTextClassifier", "head", head, QuantBackend.X86);
+        float[] expected;
+        using (torch.no_grad())
+        {
+            (Tensor output, Tensor _, Tensor _) = int8Lstm.Forward(table.Forward(tokens));
+            expected = int8Head.Forward(output.mean(new long[] { 1 })).data<float>().ToArray();
+        }
+
+        Assert.Equal(expected, int8.forward(tokens).data<float>().ToArray());
+    }
+
+    [Fact]
+    public void A_weight_only_qconfig_leaves_every_op_but_an_embedding_in_float()
+    {
+        torch.manual_seed(169);
+        using var model = new GruLastState(5, 7, 3);
+        model.eval();
+        GruLastState.Observed observed = model.Prepare(new QConfigMapping(QConfig.FloatQParamsWeightOnly));
+        Assert.Contains("its qconfig is weight-only, which quantizes Embedding layers only", observed.Summary(), StringComparison.Ordinal);
+    }
 }
