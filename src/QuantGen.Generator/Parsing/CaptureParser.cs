@@ -904,7 +904,9 @@ internal sealed class CaptureParser
                         LocationInfo.From(invocation),
                         ShortenTo160(OneLine(invocation)),
                         _type.Name,
-                        $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
+                        floatType is "Embedding"
+                            ? "QuantGen has no static int8 op for Embedding, so it runs in float; QConfig.FloatQParamsWeightOnly for it in the QConfigMapping makes it a table of 8-bit rows"
+                            : $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
                 }
 
                 return input == Unknown ? Unknown : AddNode("Call", new[] { input }, default, null, invocation, Described(invocation), member: member);

@@ -172,11 +172,7 @@ public sealed class DynamicQuantizedLinear
         if (Backend == QuantBackend.X86)
         {
             // fbgemm's quantizer (fbgemm::Quantize, its default LEGACY order) adds the zero point before rounding.
-            for (int i = 0; i < input.Length; i++)
-            {
-                float shifted = (input[i] * inverseScale) + inputZeroPoint;
-                quantized[i] = (byte)Math.Clamp(MathF.Round(shifted, MidpointRounding.ToEven), 0f, 255f);
-            }
+            DynamicLinearKernel.QuantizeZeroPointFirst(input, quantized, inverseScale, inputZeroPoint);
         }
         else
         {
@@ -186,27 +182,7 @@ public sealed class DynamicQuantizedLinear
 
         Span<int> accumulators = scratch.Accumulators(outputCount);
         LinearKernel.Accumulate(rows, quantized, inputZeroPoint, _packedWeights, accumulators, scratch.Kernel);
-
-        int outFeatures = OutFeatures;
-        for (int r = 0; r < rows; r++)
-        {
-            int offset = r * outFeatures;
-            for (int c = 0; c < outFeatures; c++)
-            {
-                float value = accumulators[offset + c] * (inputScale * _weightScales[c]);
-                if (_bias is not null)
-                {
-                    value += _bias[c];
-                }
-
-                if (FusedRelu && value < 0f)
-                {
-                    value = 0f;
-                }
-
-                output[offset + c] = value;
-            }
-        }
+        DynamicLinearKernel.Scale(accumulators, OutFeatures, inputScale, _weightScales, _bias, FusedRelu, output);
     }
 
     /// <summary>As <see cref="Forward(ReadOnlySpan{float}, int, Span{float})"/>, returning a new array.</summary>
@@ -286,18 +262,10 @@ public sealed class DynamicQuantizedLinear
             throw new ArgumentException($"{_name}: the input is empty; a dynamic layer takes its input's scale from the values, and an empty batch has none.", nameof(input));
         }
 
-        float min = float.PositiveInfinity;
-        float max = float.NegativeInfinity;
-        for (int i = 0; i < input.Length; i++)
+        (float min, float max, int nonFinite) = DynamicLinearKernel.Range(input);
+        if (nonFinite >= 0)
         {
-            float value = input[i];
-            if (!float.IsFinite(value))
-            {
-                throw new ArgumentException($"{_name}: input value {value} at row {i / InFeatures}, feature {i % InFeatures} is not finite; a dynamic layer's scale comes from its input's min and max, which must be finite.", nameof(input));
-            }
-
-            min = MathF.Min(min, value);
-            max = MathF.Max(max, value);
+            throw new ArgumentException($"{_name}: input value {input[nonFinite]} at row {nonFinite / InFeatures}, feature {nonFinite % InFeatures} is not finite; a dynamic layer's scale comes from its input's min and max, which must be finite.", nameof(input));
         }
 
         return (min, max);

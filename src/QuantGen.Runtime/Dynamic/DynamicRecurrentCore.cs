@@ -304,15 +304,15 @@ internal sealed class DynamicRecurrentCore
                         Span<float> hRow = h.Slice(n * hidden, hidden);
                         if (Kind == RecurrentCellKind.Lstm)
                         {
-                            LstmGates(inputGates, stepHiddenGates, hRow, c.Slice(n * hidden, hidden));
+                            RecurrentGatesKernel.Lstm(inputGates, stepHiddenGates, hRow, c.Slice(n * hidden, hidden));
                         }
                         else if (Kind == RecurrentCellKind.Gru)
                         {
-                            GruGates(inputGates, stepHiddenGates, hRow);
+                            RecurrentGatesKernel.Gru(inputGates, stepHiddenGates, hRow);
                         }
                         else
                         {
-                            ElmanStep(inputGates, stepHiddenGates, hRow, Kind == RecurrentCellKind.RnnRelu);
+                            RecurrentGatesKernel.Elman(inputGates, stepHiddenGates, hRow, Kind == RecurrentCellKind.RnnRelu);
                         }
 
                         hRow.CopyTo(layerOutput.Slice((row * shape.OutputSize) + (direction * hidden), hidden));
@@ -425,53 +425,6 @@ internal sealed class DynamicRecurrentCore
             _ => throw new InvalidOperationException($"{name}: probing the {moduleKind}'s batch_first with input [1, 2, {inputSize}] gave h_n with batch {hiddenBatch}; pass batchFirst explicitly."),
         };
     }
-
-    /// <summary>
-    /// aten's <c>LSTMCell</c> on the CPU: <c>gates = linear_hh(h) + linear_ih(x)</c>, chunks i, f, g, o;
-    /// <c>c' = f·c + i·g</c>, <c>h' = o·tanh(c')</c>, each operation rounded to float32 in that order.
-    /// </summary>
-    private static void LstmGates(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, Span<float> h, Span<float> c)
-    {
-        int hidden = h.Length;
-        for (int j = 0; j < hidden; j++)
-        {
-            float inGate = Sigmoid(hiddenGates[j] + inputGates[j]);
-            float forgetGate = Sigmoid(hiddenGates[hidden + j] + inputGates[hidden + j]);
-            float cellGate = MathF.Tanh(hiddenGates[(2 * hidden) + j] + inputGates[(2 * hidden) + j]);
-            float outGate = Sigmoid(hiddenGates[(3 * hidden) + j] + inputGates[(3 * hidden) + j]);
-            float cy = (forgetGate * c[j]) + (inGate * cellGate);
-            c[j] = cy;
-            h[j] = outGate * MathF.Tanh(cy);
-        }
-    }
-
-    /// <summary>
-    /// aten's <c>GRUCell</c> on the CPU: chunks r, z, n of both projections; <c>r = σ(hr + ir)</c>,
-    /// <c>z = σ(hz + iz)</c>, <c>n = tanh(in + hn·r)</c>, <c>h' = (h − n)·z + n</c>.
-    /// </summary>
-    private static void GruGates(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, Span<float> h)
-    {
-        int hidden = h.Length;
-        for (int j = 0; j < hidden; j++)
-        {
-            float resetGate = Sigmoid(hiddenGates[j] + inputGates[j]);
-            float updateGate = Sigmoid(hiddenGates[hidden + j] + inputGates[hidden + j]);
-            float newGate = MathF.Tanh(inputGates[(2 * hidden) + j] + (hiddenGates[(2 * hidden) + j] * resetGate));
-            h[j] = ((h[j] - newGate) * updateGate) + newGate;
-        }
-    }
-
-    /// <summary>aten's <c>SimpleCell</c>: <c>h' = act(linear_hh(h) + linear_ih(x))</c>, act tanh or relu.</summary>
-    private static void ElmanStep(ReadOnlySpan<float> inputGates, ReadOnlySpan<float> hiddenGates, Span<float> h, bool relu)
-    {
-        for (int j = 0; j < h.Length; j++)
-        {
-            float sum = hiddenGates[j] + inputGates[j];
-            h[j] = relu ? MathF.Max(sum, 0f) : MathF.Tanh(sum);
-        }
-    }
-
-    private static float Sigmoid(float x) => 1.0f / (1.0f + MathF.Exp(-x));
 
     private void CheckSizes(int inputLength, int sequenceLength, int batch, int h0Length, int c0Length, int outputLength, int hNLength, int cNLength)
     {
