@@ -17,9 +17,11 @@ namespace TextClassifier;
 /// </summary>
 /// <remarks>
 /// The LSTM runs forward only, so padding after a text never changes the outputs at its real tokens, and the masked
-/// mean makes the prediction independent of how much padding a batch needs.
+/// mean makes the prediction independent of how much padding a batch needs. <c>[Quantize]</c> and <c>partial</c> are all
+/// QuantGen asks: <c>Prepare(mapping)</c> binds the captured forward to the model, as PyTorch's quantize_dynamic does.
 /// </remarks>
-public sealed class LstmClassifier : Module<Tensor, Tensor>
+[QuantGen.Quantize]
+public sealed partial class LstmClassifier : Module<Tensor, Tensor>
 {
     private readonly Embedding embedding;
     private readonly LSTM lstm;

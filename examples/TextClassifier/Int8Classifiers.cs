@@ -69,6 +69,66 @@ public sealed class Int8LstmClassifier : IInt8Classifier
         _lstm.Forward(embedded, length, batch, default, default, output, hN, cN);
         return _head.Forward(Int8Sizes.MaskedMean(output, tokens, batch, length, hidden), batch);
     }
+
+    /// <summary>
+    /// The same layers through their tensor overloads, with the model's own masked mean (TorchSharp's sum order, which
+    /// the span form above does not keep): what the converted model must compute, bit for bit.
+    /// </summary>
+    public float[] ForwardOnTensors(ReadOnlySpan<long> tokens, int batch, int length)
+    {
+        Int8Sizes.CheckBatch(nameof(LstmClassifier), tokens, batch, length);
+        using var scope = torch.NewDisposeScope();
+        using Tensor input = torch.tensor(tokens.ToArray(), new long[] { batch, length });
+        (Tensor output, _, _) = _lstm.Forward(_embedding.Forward(input));
+        return _head.Forward(GlossModels.MaskedMean(output, input)).data<float>().ToArray();
+    }
+}
+
+/// <summary>
+/// <see cref="LstmClassifier"/> converted as a PyTorch user would: <c>Prepare</c> with a QConfigMapping that makes the
+/// Embedding weight-only (<see cref="QConfig.FloatQParamsWeightOnly"/>) and the LSTM and Linear dynamic
+/// (<see cref="QConfig.Dynamic"/>), a few calibration batches, <c>Convert</c>. The same layers as
+/// <see cref="Int8LstmClassifier"/>, found by binding the captured forward instead of by hand.
+/// </summary>
+public sealed class ConvertedLstmClassifier : IInt8Classifier
+{
+    private readonly LstmClassifier.Quantized _model;
+    private readonly long _bytes;
+
+    /// <summary>Prepares, calibrates on <paramref name="calibration"/> and converts <paramref name="model"/> (left unchanged).</summary>
+    /// <param name="model">The trained float model, in eval mode.</param>
+    /// <param name="calibration">A few training batches: token indices [batch, length].</param>
+    /// <param name="backend">The dynamic arithmetic preset (docs/numerics.md §8).</param>
+    /// <param name="bytes">The int8 weights' size (the same layers as the hand-built form).</param>
+    public ConvertedLstmClassifier(LstmClassifier model, IEnumerable<Tensor> calibration, QuantBackend backend, long bytes)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        QConfig dynamic = QConfig.Dynamic(backend);
+        QConfigMapping mapping = new QConfigMapping(null)
+            .SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleType("LSTM", dynamic)
+            .SetModuleType("Linear", dynamic);
+        LstmClassifier.Observed observed = model.Prepare(mapping);
+        Summary = observed.Summary();
+        observed.Calibrate(calibration);
+        _model = observed.Convert();
+        _bytes = bytes;
+    }
+
+    /// <summary>What Prepare made of the model.</summary>
+    public string Summary { get; }
+
+    /// <inheritdoc/>
+    public long Bytes => _bytes;
+
+    /// <inheritdoc/>
+    public float[] Forward(ReadOnlySpan<long> tokens, int batch, int length)
+    {
+        Int8Sizes.CheckBatch(nameof(LstmClassifier), tokens, batch, length);
+        using var scope = torch.NewDisposeScope();
+        using Tensor input = torch.tensor(tokens.ToArray(), new long[] { batch, length });
+        return _model.forward(input).data<float>().ToArray();
+    }
 }
 
 /// <summary>
