@@ -478,9 +478,9 @@ internal sealed class CaptureParser
                 continue;
             }
 
-            _variables[name] = call is null || call.Input == Unknown
+            _variables[name] = call?.Inputs is not { } callInputs
                 ? Unknown
-                : AddNode("CallItem", new[] { call.Input }, new[] { k, call.Arity }.ToEquatableArray(), null, statement, OneLine(statement), member: call.Member);
+                : AddNode("CallItem", callInputs, new[] { k, call.Arity }.ToEquatableArray(), null, statement, OneLine(statement), member: call.Member);
         }
     }
 
@@ -550,13 +550,32 @@ internal sealed class CaptureParser
 
         int arity = ((INamedTypeSymbol)_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type!).TupleElements.Length;
         SeparatedSyntaxList<ArgumentSyntax> arguments = invocation.ArgumentList.Arguments;
-        if (arguments.Count is < 1 or > 2 || (arguments.Count == 2 && !IsNullOrDefault(arguments[1].Expression)))
+        if (arguments.Count is < 1 or > 2)
         {
-            Fail(statement, $"'{OneLine(invocation)}' is captured with its input alone (or a null initial state): initial states computed in forward are not captured yet; leave them out to start from zeros, as PyTorch does");
+            Fail(statement, $"'{OneLine(invocation)}' is captured with its input and, optionally, its initial state");
             return null;
         }
 
-        int input = Value(arguments[0].Expression, statement, wholeValue, depth + 1);
+        // The initial state: none (zeros), an LSTM's (h0, c0) pair written as a tuple, or a GRU/RNN's h0 tensor.
+        var inputs = new List<int> { Value(arguments[0].Expression, statement, wholeValue, depth + 1) };
+        if (arguments.Count == 2 && !IsNullOrDefault(arguments[1].Expression))
+        {
+            ExpressionSyntax state = Unparenthesize(arguments[1].Expression);
+            if (state is TupleExpressionSyntax { Arguments.Count: 2 } pair && pair.Arguments.All(a => IsTensor(a.Expression)))
+            {
+                inputs.AddRange(pair.Arguments.Select(a => Value(a.Expression, statement, wholeValue, depth + 1)));
+            }
+            else if (IsTensor(state))
+            {
+                inputs.Add(Value(state, statement, wholeValue, depth + 1));
+            }
+            else
+            {
+                Fail(statement, $"'{OneLine(invocation)}': the initial state is captured when written as a tensor (a GRU's h0) or a pair '(h0, c0)' of tensors (an LSTM's), not as '{OneLine(state)}'");
+                return null;
+            }
+        }
+
         if (NoInt8Op(access.Expression) is { } floatType)
         {
             _diagnostics.Add(DiagnosticInfo.Create(
@@ -569,7 +588,7 @@ internal sealed class CaptureParser
                     : $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
         }
 
-        return new TupleCall(member, input, arity, OneLine(invocation));
+        return new TupleCall(member, inputs.Contains(Unknown) ? null : inputs.ToArray(), arity, OneLine(invocation));
     }
 
     /// <summary><c>call.ItemN</c> or <c>local.ItemN</c> of a tuple-returning module call (decided without capturing anything).</summary>
@@ -594,8 +613,8 @@ internal sealed class CaptureParser
     private static bool IsTensorTuple(ITypeSymbol? type) =>
         type is INamedTypeSymbol { IsTupleType: true } tuple && tuple.TupleElements.Length >= 2 && tuple.TupleElements.All(e => KnownTypes.IsTensor(e.Type));
 
-    /// <summary>A captured module call returning <paramref name="Arity"/> tensors.</summary>
-    private sealed record TupleCall(string Member, int Input, int Arity, string Text);
+    /// <summary>A captured module call returning <paramref name="Arity"/> tensors; <paramref name="Inputs"/> is [x] or [x, initial state...], null when one was not captured.</summary>
+    private sealed record TupleCall(string Member, int[]? Inputs, int Arity, string Text);
 
     private void InvocationStatement(StatementSyntax statement, InvocationExpressionSyntax invocation)
     {
@@ -876,7 +895,7 @@ internal sealed class CaptureParser
                     return Unknown;
                 }
 
-                return call.Input == Unknown ? Unknown : AddNode("CallItem", new[] { call.Input }, new[] { position - 1, call.Arity }.ToEquatableArray(), null, access, Described(access), member: call.Member);
+                return call.Inputs is not { } callInputs ? Unknown : AddNode("CallItem", callInputs, new[] { position - 1, call.Arity }.ToEquatableArray(), null, access, Described(access), member: call.Member);
             }
 
             case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } invocation
@@ -1238,10 +1257,21 @@ internal sealed class CaptureParser
                         Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the member '{identifier.Identifier.ValueText}' of {_type.Name}; only tensors computed in forward, constants and static members can be read there");
                         ok = false;
                     }
+                    else if (symbol is IFieldSymbol { IsConst: true, HasConstantValue: true, ConstantValue: not null } constantField && constantField.Type.TypeKind != TypeKind.Enum)
+                    {
+                        // A const of the class (or one it derives from or sits in), which the registration class outside it
+                        // cannot name unqualified: its value, as a const local's.
+                        replacements[identifier] = SyntaxFactory.ParseExpression(Literal(constantField.ConstantValue));
+                    }
                     else if (symbol is { IsStatic: true, DeclaredAccessibility: Accessibility.Private or Accessibility.Protected } && SymbolEqualityComparer.Default.Equals(symbol.ContainingType?.OriginalDefinition, _type.OriginalDefinition))
                     {
                         Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the private static member '{identifier.Identifier.ValueText}'; make it internal");
                         ok = false;
+                    }
+                    else if (symbol is { IsStatic: true } && symbol is IFieldSymbol or IPropertySymbol or IMethodSymbol && symbol.ContainingType is { } owner && IsModelOrAround(owner))
+                    {
+                        // A static member of the class named unqualified: the registration class is outside it.
+                        replacements[identifier] = SyntaxFactory.ParseExpression(owner.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + "." + identifier.Identifier.ValueText);
                     }
 
                     break;
@@ -1274,6 +1304,28 @@ internal sealed class CaptureParser
             _type.Name,
             "QuantGen has no int8 op for this expression, so it runs between dequantize and quantize"));
         return AddNode("Float", inputs.ToArray(), default, body, expression, text);
+    }
+
+    /// <summary>True for the model class, a class it derives from, or a class it is nested in (whose members it names unqualified).</summary>
+    private bool IsModelOrAround(INamedTypeSymbol owner)
+    {
+        for (INamedTypeSymbol? type = _type; type is not null; type = type.BaseType)
+        {
+            if (SymbolEqualityComparer.Default.Equals(type.OriginalDefinition, owner.OriginalDefinition))
+            {
+                return true;
+            }
+        }
+
+        for (INamedTypeSymbol? outer = _type.ContainingType; outer is not null; outer = outer.ContainingType)
+        {
+            if (SymbolEqualityComparer.Default.Equals(outer.OriginalDefinition, owner.OriginalDefinition))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private static string Literal(object? value) => value switch

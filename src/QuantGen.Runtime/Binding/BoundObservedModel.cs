@@ -274,7 +274,7 @@ public abstract class BoundObservedModel : IObservedModel
 
                 if (!observer.HasObserved && !observer.IsFixed)
                 {
-                    throw new InvalidOperationException($"{ModelName}: Convert() before calibration: the observer at {observer.Layer} has seen no data. Run calibration batches through forward first.");
+                    throw new InvalidOperationException($"{ModelName}: Convert() before calibration: the observer at {observer.Layer} has seen no data. Run calibration batches through forward first (a model quantized only dynamically needs a few too, unlike PyTorch's quantize_dynamic: the outputs of its float ops are observed for forward(QTensor), the layer report and saving).");
                 }
 
                 qparams[v] = observer.CalculateQParams();
@@ -311,7 +311,7 @@ public abstract class BoundObservedModel : IObservedModel
                     }
 
                     int item = op.Ints[0];
-                    steps[i] = new BoundStep(op, null, a => dynamicCall.Run(a[0])[item], DynamicReason)
+                    steps[i] = new BoundStep(op, null, a => dynamicCall.Run(a)[item], DynamicReason)
                     {
                         NotSavedBecause = $"a dynamic {op.TypeName} is not stored in .qgen files yet",
                     };
@@ -690,9 +690,9 @@ public abstract class BoundObservedModel : IObservedModel
             case LSTM lstm:
             {
                 DynamicQuantizedLSTM dynamic = DynamicQuantizedLSTM.FromLSTM(ModelName, layer, lstm, qconfig.Backend, perChannel);
-                return call.With(x =>
+                return call.With(a =>
                 {
-                    (Tensor output, Tensor h, Tensor c) = dynamic.Forward(x);
+                    (Tensor output, Tensor h, Tensor c) = dynamic.Forward(a[0], a.Length == 3 ? (a[1], a[2]) : null);
                     return [output, h, c];
                 });
             }
@@ -700,9 +700,9 @@ public abstract class BoundObservedModel : IObservedModel
             case GRU gru:
             {
                 DynamicQuantizedGRU dynamic = DynamicQuantizedGRU.FromGRU(ModelName, layer, gru, qconfig.Backend, perChannel);
-                return call.With(x =>
+                return call.With(a =>
                 {
-                    (Tensor output, Tensor h) = dynamic.Forward(x);
+                    (Tensor output, Tensor h) = dynamic.Forward(a[0], a.Length == 2 ? a[1] : null);
                     return [output, h];
                 });
             }

@@ -56,7 +56,7 @@ public static class ModelBinder
     private sealed class Binder(string modelName)
     {
         private readonly Dictionary<string, int> _names = new(StringComparer.Ordinal);
-        private readonly Dictionary<(nn.Module Module, int Input), TupleModuleCall> _tupleCalls = new();
+        private readonly Dictionary<(nn.Module Module, string Inputs), TupleModuleCall> _tupleCalls = new();
 
         public List<BoundOp> Ops { get; } = new();
 
@@ -86,7 +86,7 @@ public static class ModelBinder
                 values[i + 1] = node.Op switch
                 {
                     CapturedOp.Call => CallMember(module, forward, node, path, inputs[0], depth),
-                    CapturedOp.CallItem => CallItem(module, forward, node, path, inputs[0]),
+                    CapturedOp.CallItem => CallItem(module, forward, node, path, inputs),
                     CapturedOp.Loop => Loop(module, node, path, inputs[0], depth),
                     CapturedOp.Select => conditions[node.Condition] ? inputs[0] : inputs[1],
                     CapturedOp.Identity => inputs[0],
@@ -135,7 +135,7 @@ public static class ModelBinder
         }
 
         /// <summary>One element of an LSTM/GRU/RNN call: a float op (dynamic int8 at Convert when its qconfig says so).</summary>
-        private int CallItem(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int input)
+        private int CallItem(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs)
         {
             object? value = MemberValue(owner, node.Member);
             if (value is not nn.Module child)
@@ -146,11 +146,17 @@ public static class ModelBinder
             }
 
             string childPath = Join(path, ChildName(owner, child, node.Member));
-            if (!_tupleCalls.TryGetValue((child, input), out TupleModuleCall? call))
+            string key = string.Join(",", inputs);
+            if (!_tupleCalls.TryGetValue((child, key), out TupleModuleCall? call))
             {
                 call = TupleModuleCall.Create(child)
                     ?? throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' takes apart what {node.Member} returns, but it holds a {child.GetType().Name}; QuantGen runs the tuple-returning calls of LSTM, GRU and RNN modules (a module of yours returning a tuple is not captured yet).");
-                _tupleCalls[(child, input)] = call;
+                if (Array.IndexOf(call.InputCounts, inputs.Length) < 0)
+                {
+                    throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' gives {node.Member}, a {call.TypeName}, {inputs.Length - 1} initial-state tensor(s); a {call.TypeName} takes {(call.TypeName == "LSTM" ? "(h0, c0)" : "h0")}.");
+                }
+
+                _tupleCalls[(child, key)] = call;
             }
 
             int item = node.Ints![0];
@@ -165,13 +171,13 @@ public static class ModelBinder
                 : call.TypeName is "LSTM" or "GRU"
                     ? $"QuantGen has no static int8 op for {call.TypeName} (QConfig.Dynamic() makes it a dynamic int8 {call.TypeName})"
                     : $"QuantGen has no int8 op for {call.TypeName}";
-            var op = new BoundOp(BoundKind.FloatModule, name, new[] { input }, ValueCount++, node.Source, node.Text)
+            var op = new BoundOp(BoundKind.FloatModule, name, inputs, ValueCount++, node.Source, node.Text)
             {
                 Module = child,
                 TypeName = call.TypeName,
                 FloatReason = reason,
                 Ints = new[] { item },
-                Function = a => call.Run(a[0])[item],
+                Function = a => call.Run(a)[item],
                 TupleCall = call,
             };
             op.Members.Add(new GraphMember(childPath, call.TypeName, node.Source));

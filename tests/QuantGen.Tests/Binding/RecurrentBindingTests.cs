@@ -258,4 +258,45 @@ public sealed class RecurrentBindingTests
         GruLastState.Observed observed = model.Prepare(new QConfigMapping(QConfig.FloatQParamsWeightOnly));
         Assert.Contains("its qconfig is weight-only, which quantizes Embedding layers only", observed.Summary(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void Initial_states_built_in_forward_reach_the_float_and_the_dynamic_lstm()
+    {
+        torch.manual_seed(170);
+        using var model = new LstmWithInitialState(30, 6);
+        model.eval();
+        using Tensor tokens = Tokens(5, 8, 30, 10);
+        LstmWithInitialState.Observed floatOnly = model.Prepare(new QConfigMapping(null));
+        Assert.Equal(3, floatOnly.Graph.Ops.Single(o => o.TypeName == "LSTM").Inputs.Length);
+        using (torch.no_grad())
+        {
+            floatOnly.forward(tokens).Dispose();
+            Assert.Equal(model.forward(tokens).data<float>().ToArray(), floatOnly.Convert().forward(tokens).data<float>().ToArray());
+        }
+
+        LstmWithInitialState.Observed observed = model.Prepare(new QConfigMapping(null).SetModuleType("LSTM", QConfig.Dynamic()));
+        using (torch.no_grad())
+        {
+            observed.forward(tokens).Dispose();
+        }
+
+        LstmWithInitialState.Quantized int8 = observed.Convert();
+        var embedding = (Embedding)model.named_children().Single(c => c.name == "embedding").module;
+        var lstm = (LSTM)model.named_children().Single(c => c.name == "lstm").module;
+        var dense = (Linear)model.named_children().Single(c => c.name == "dense").module;
+        DynamicQuantizedLSTM int8Lstm = DynamicQuantizedLSTM.FromLSTM("LstmWithInitialState", "lstm", lstm, QuantBackend.X86, batchFirst: true);
+        float[] expected, zeroStates;
+        using (torch.no_grad())
+        {
+            Tensor x = embedding.forward(tokens);
+            (Tensor output, _, _) = int8Lstm.Forward(x, (torch.full(1, 5, LstmWithInitialState.Hidden, 0.25f), torch.full(1, 5, LstmWithInitialState.Hidden, -0.5f)));
+            expected = torch.sigmoid(dense.forward(output[.., -1, ..])).data<float>().ToArray();
+            (Tensor fromZeros, _, _) = int8Lstm.Forward(x);
+            zeroStates = torch.sigmoid(dense.forward(fromZeros[.., -1, ..])).data<float>().ToArray();
+        }
+
+        float[] actual = int8.forward(tokens).data<float>().ToArray();
+        Assert.Equal(expected, actual);
+        Assert.NotEqual(zeroStates, actual);
+    }
 }

@@ -89,3 +89,42 @@ public sealed partial class LstmOutputsAndState : Module<Tensor, Tensor>
         return head.forward(torch.cat(new[] { pooled, state }, 1));
     }
 }
+
+/// <summary>
+/// Initial states built in forward from the batch size (the PyTorch tutorials' <c>h0 = zeros(layers, batch, hidden)</c>),
+/// passed as the LSTM's (h0, c0) pair; Dropout, a Linear and a Sigmoid after the last step.
+/// </summary>
+[Quantize]
+public sealed partial class LstmWithInitialState : Module<Tensor, Tensor>
+{
+    public const int Hidden = 10;
+
+    private readonly Module<Tensor, Tensor> embedding;
+    private readonly LSTM lstm;
+    private readonly Module<Tensor, Tensor> dropout;
+    private readonly Module<Tensor, Tensor> dense;
+    private readonly Module<Tensor, Tensor> sigmoid;
+
+    public LstmWithInitialState(long vocabulary, long embeddingDim)
+        : base(nameof(LstmWithInitialState))
+    {
+        embedding = Embedding(vocabulary, embeddingDim);
+        lstm = LSTM(embeddingDim, Hidden, batchFirst: true);
+        dropout = Dropout(0.5);
+        dense = Linear(Hidden, 1);
+        sigmoid = Sigmoid();
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor input)
+    {
+        var xEmbed = embedding.forward(input);
+        var h0 = torch.full(1, input.shape[0], Hidden, 0.25f);
+        var c0 = torch.full(1, input.shape[0], Hidden, -0.5f);
+        var (xRnn, _, _) = lstm.forward(xEmbed, (h0, c0));
+        var last = xRnn[.., -1, ..];
+        last = dropout.forward(last);
+        var logits = dense.forward(last);
+        return sigmoid.forward(logits);
+    }
+}

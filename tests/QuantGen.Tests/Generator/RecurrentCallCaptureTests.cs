@@ -14,6 +14,7 @@ public sealed class RecurrentCallCaptureTests
     private const string Members = """
             private readonly TorchSharp.Modules.LSTM lstm = LSTM(4, 4);
             private readonly Module<Tensor, Tensor> head = Linear(4, 4);
+            private readonly (Tensor, Tensor)? state = null;
             public Bad() : base(nameof(Bad)) => RegisterComponents();
         """;
 
@@ -24,6 +25,7 @@ public sealed class RecurrentCallCaptureTests
     [InlineData("public override Tensor forward(Tensor x) { (Tensor o, _, Tensor c) = lstm.call(x, null); return head.forward(o + c); }", 2)]
     [InlineData("public override Tensor forward(Tensor x) { var r = lstm.forward(x); return head.forward(r.Item1[.., -1] + r.Item3[0]); }", 2)]
     [InlineData("public override Tensor forward(Tensor x) { (x, _, _) = lstm.forward(x); return head.forward(x); }", 1)]
+    [InlineData("public override Tensor forward(Tensor x) { var h0 = torch.zeros(1, 4); var (o, h, c) = lstm.forward(x, (h0, h0 * 2)); return head.forward(o + c); }", 2)]
     public void A_tuple_taken_apart_is_captured_one_element_each(string forward, int elements)
     {
         GeneratorRun run = GeneratorHarness.Run(Samples.Model(Members + forward));
@@ -34,7 +36,7 @@ public sealed class RecurrentCallCaptureTests
     }
 
     [Theory]
-    [InlineData("public override Tensor forward(Tensor x) { var (o, h, c) = lstm.forward(x, (x, x)); return head.forward(o); }", "initial states computed in forward are not captured yet")]
+    [InlineData("public override Tensor forward(Tensor x) { var (o, h, c) = lstm.forward(x, state); return head.forward(o); }", "the initial state is captured when written as a tensor (a GRU's h0) or a pair '(h0, c0)'")]
     [InlineData("public override Tensor forward(Tensor x) { var r = (x, x.relu()); return head.forward(r.Item2); }", "holds a tuple that is not a module call's result")]
     public void What_is_not_captured_is_an_error_at_its_line_and_the_output_compiles(string forward, string reason)
     {
