@@ -299,4 +299,40 @@ public sealed class RecurrentBindingTests
         Assert.Equal(expected, actual);
         Assert.NotEqual(zeroStates, actual);
     }
+
+    [Fact]
+    public void One_converted_recurrent_model_called_from_many_threads_gives_each_call_its_own_result()
+    {
+        torch.manual_seed(171);
+        using var model = new LstmOutputsAndState(4, 6, 3);
+        model.eval();
+        LstmOutputsAndState.Observed observed = model.Prepare(new QConfigMapping(QConfig.X86).SetModuleType("LSTM", QConfig.Dynamic()));
+        using (torch.no_grad())
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                observed.forward(torch.randn(3, 5, 4)).Dispose();
+            }
+        }
+
+        LstmOutputsAndState.Quantized int8 = observed.Convert();
+        Tensor[] inputs = Enumerable.Range(0, 16).Select(i => torch.randn(1 + (i % 3), 2 + (i % 5), 4)).ToArray();
+        float[][] expected = inputs.Select(x => int8.forward(x).data<float>().ToArray()).ToArray();
+        int mismatches = 0;
+        System.Threading.Tasks.Parallel.For(0, 8 * inputs.Length, new System.Threading.Tasks.ParallelOptions { MaxDegreeOfParallelism = 8 }, call =>
+        {
+            int i = call % inputs.Length;
+            using var scope = torch.NewDisposeScope();
+            if (!int8.forward(inputs[i]).data<float>().ToArray().AsSpan().SequenceEqual(expected[i]))
+            {
+                System.Threading.Interlocked.Increment(ref mismatches);
+            }
+        });
+
+        Assert.Equal(0, mismatches);
+        foreach (Tensor x in inputs)
+        {
+            x.Dispose();
+        }
+    }
 }
