@@ -283,7 +283,7 @@ public abstract class BoundObservedModel : IObservedModel
 
         var steps = new BoundStep[_plans.Length];
         var int8Values = new bool[_graph.ValueCount];
-        var dynamicCalls = new Dictionary<TupleModuleCall, TupleModuleCall>();
+        var dynamicCalls = new Dictionary<TupleModuleCall, (TupleModuleCall Call, object Layer)>();
         for (int i = 0; i < _plans.Length; i++)
         {
             OpPlan plan = _plans[i];
@@ -303,18 +303,18 @@ public abstract class BoundObservedModel : IObservedModel
 
                 if (plan.QConfig is { IsDynamic: true } recurrentQConfig && op.TupleCall is { } tupleCall)
                 {
-                    // Every element read from one LSTM/GRU call shares one dynamic layer, run once per input.
-                    if (!dynamicCalls.TryGetValue(tupleCall, out TupleModuleCall? dynamicCall))
+                    // Every element read from one LSTM/GRU call shares one dynamic layer, run once per input; a file
+                    // stores each element as a float op of its own.
+                    if (!dynamicCalls.TryGetValue(tupleCall, out (TupleModuleCall Call, object Layer) dynamic))
                     {
-                        dynamicCall = DynamicRecurrent(op, tupleCall, recurrentQConfig);
-                        dynamicCalls[tupleCall] = dynamicCall;
+                        dynamic = DynamicRecurrent(op, tupleCall, recurrentQConfig);
+                        dynamicCalls[tupleCall] = dynamic;
                     }
 
                     int item = op.Ints[0];
-                    steps[i] = new BoundStep(op, null, a => dynamicCall.Run(a)[item], DynamicReason)
-                    {
-                        NotSavedBecause = $"a dynamic {op.TypeName} is not stored in .qgen files yet",
-                    };
+                    TupleModuleCall dynamicCall = dynamic.Call;
+                    FloatOp stored = FloatOpDescriber.OfDynamicRecurrent(ModelName, op.Name, dynamic.Layer, item, op.Inputs.Length, quantizer);
+                    steps[i] = new BoundStep(op, null, a => dynamicCall.Run(a)[item], DynamicReason) { FloatOp = stored };
                     continue;
                 }
 
@@ -681,7 +681,7 @@ public abstract class BoundObservedModel : IObservedModel
     }
 
     /// <summary>PyTorch's dynamic LSTM/GRU for a bound call: int8 weights (per tensor, or per channel as the qconfig's weight observer says), float gates.</summary>
-    private TupleModuleCall DynamicRecurrent(BoundOp op, TupleModuleCall call, QConfig qconfig)
+    private (TupleModuleCall Call, object Layer) DynamicRecurrent(BoundOp op, TupleModuleCall call, QConfig qconfig)
     {
         bool perChannel = qconfig.Weight.Scheme is QScheme.PerChannelSymmetric or QScheme.PerChannelAffine;
         string layer = op.Members[0].Path;
@@ -690,21 +690,21 @@ public abstract class BoundObservedModel : IObservedModel
             case LSTM lstm:
             {
                 DynamicQuantizedLSTM dynamic = DynamicQuantizedLSTM.FromLSTM(ModelName, layer, lstm, qconfig.Backend, perChannel);
-                return call.With(a =>
+                return (call.With(a =>
                 {
                     (Tensor output, Tensor h, Tensor c) = dynamic.Forward(a[0], a.Length == 3 ? (a[1], a[2]) : null);
                     return [output, h, c];
-                });
+                }), dynamic);
             }
 
             case GRU gru:
             {
                 DynamicQuantizedGRU dynamic = DynamicQuantizedGRU.FromGRU(ModelName, layer, gru, qconfig.Backend, perChannel);
-                return call.With(a =>
+                return (call.With(a =>
                 {
                     (Tensor output, Tensor h) = dynamic.Forward(a[0], a.Length == 2 ? a[1] : null);
                     return [output, h];
-                });
+                }), dynamic);
             }
 
             default:

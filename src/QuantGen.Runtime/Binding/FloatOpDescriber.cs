@@ -139,6 +139,44 @@ internal static class FloatOpDescriber
     public static FloatOp OfFused(string model, string layer, object fused, QuantizeInput output) =>
         Weighted(model, layer, fused, 1, output) ?? throw new ArgumentException($"{model}.{layer}: a {fused.GetType().Name} is not a fused float module.", nameof(fused));
 
+    /// <summary>
+    /// Element <paramref name="element"/> of a dynamic LSTM/GRU call as a float op: the layer's integer weights, their
+    /// qparams and float biases per cell (each element read stores its own copy, and after Load runs the layer itself).
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a dynamic LSTM or GRU.</exception>
+    public static FloatOp OfDynamicRecurrent(string model, string layer, object dynamic, int element, int inputs, QuantizeInput output)
+    {
+        (string type, Dynamic.RecurrentShape shape, QuantBackend backend, Func<int, Dynamic.DynamicQuantizedLinear> ih, Func<int, Dynamic.DynamicQuantizedLinear> hh) = dynamic switch
+        {
+            Dynamic.DynamicQuantizedLSTM lstm => ("LSTM", lstm.Shape, lstm.Backend, (Func<int, Dynamic.DynamicQuantizedLinear>)lstm.InputProjection, (Func<int, Dynamic.DynamicQuantizedLinear>)lstm.HiddenProjection),
+            Dynamic.DynamicQuantizedGRU gru => ("GRU", gru.Shape, gru.Backend, gru.InputProjection, gru.HiddenProjection),
+            _ => throw new ArgumentException($"{model}.{layer}: a {dynamic?.GetType().Name ?? "null"} is not a dynamic LSTM or GRU.", nameof(dynamic)),
+        };
+        var tensors = new List<FloatOpTensor>();
+        bool perChannel = ih(0).Weight.QParams.IsPerChannel;
+        bool bias = ih(0).Bias is not null;
+        for (int cell = 0; cell < shape.Cells; cell++)
+        {
+            string suffix = shape.CellSuffix(cell);
+            foreach ((string name, Dynamic.DynamicQuantizedLinear projection) in new[] { ($"weight_ih_{suffix}", ih(cell)), ($"weight_hh_{suffix}", hh(cell)) })
+            {
+                QParams q = projection.Weight.QParams;
+                tensors.Add(new FloatOpTensor(name, [projection.OutFeatures, projection.InFeatures], Array.ConvertAll(projection.Weight.IntRepr(), v => (float)v)));
+                tensors.Add(Vector(name + "_scale", q.Scales));
+                tensors.Add(Vector(name + "_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)));
+            }
+
+            if (bias)
+            {
+                tensors.Add(Vector($"bias_ih_{suffix}", ih(cell).Bias!));
+                tensors.Add(Vector($"bias_hh_{suffix}", hh(cell).Bias!));
+            }
+        }
+
+        long[] ints = [element, shape.InputSize, shape.HiddenSize, shape.NumLayers, shape.Bidirectional ? 1 : 0, shape.BatchFirst ? 1 : 0, (long)backend, perChannel ? 1 : 0, bias ? 1 : 0];
+        return new FloatOp(model, layer, FloatOpKind.DynamicRecurrent, type, ints, [], tensors, relu: false, inputs, output);
+    }
+
     private static FloatOp? Weighted(string model, string layer, object fused, int inputs, QuantizeInput output)
     {
         FloatOp Op(FloatOpKind kind, long[]? ints = null, double[]? floats = null, string text = "", FloatOpTensor[]? tensors = null, bool fusedRelu = false) =>

@@ -101,6 +101,16 @@ public enum FloatOpKind
     /// one per output feature) [, bias]. A fused ReLU is the op's ReLU.
     /// </summary>
     DynamicLinear = 27,
+
+    /// <summary>
+    /// One element of a dynamically quantized LSTM or GRU call (<see cref="Dynamic.DynamicQuantizedLSTM"/>,
+    /// <see cref="Dynamic.DynamicQuantizedGRU"/>). Text: "LSTM" or "GRU"; Ints: the element (0 output, 1 h_n, 2 c_n),
+    /// input_size, hidden_size, num_layers, bidirectional (0, 1), batch_first (0, 1), the <see cref="QuantBackend"/>,
+    /// per-channel weights (0, 1), bias (0, 1); tensors per cell (suffix l0, l0_reverse, l1, ...): weight_ih_{suffix} and
+    /// weight_hh_{suffix} holding the qint8 values, each with _scale and _zero_point (one value, or one per gate row)
+    /// [, bias_ih_{suffix}, bias_hh_{suffix}]. Inputs: x, then the initial state if forward gave one (LSTM h0, c0; GRU h0).
+    /// </summary>
+    DynamicRecurrent = 28,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -133,6 +143,9 @@ public sealed class FloatOp : IQuantizedLayer
     private readonly double[] _floats;
     private readonly FloatOpTensor[] _tensors;
     private readonly Lazy<Func<Tensor[], Tensor>> _run;
+
+    /// <summary>The layer of a <see cref="FloatOpKind.DynamicRecurrent"/> op, built (and so checked) by the constructor.</summary>
+    private object? _recurrent;
 
     /// <summary>Creates a float op, checking that its constants and weights make the op its kind says.</summary>
     /// <param name="model">The model's name.</param>
@@ -234,6 +247,7 @@ public sealed class FloatOp : IQuantizedLayer
         FloatOpKind.Elementwise => Text,
         FloatOpKind.Function => "function",
         FloatOpKind.Upsample => $"Upsample(mode={Text})",
+        FloatOpKind.DynamicRecurrent => $"Dynamic{Text}(input_size={_ints[1]}, hidden_size={_ints[2]}, num_layers={_ints[3]}) element {_ints[0]}",
         _ when _ints.Length > 0 && _ints.Length <= 4 => $"{Kind}({string.Join(", ", _ints.Select(i => i.ToString(CultureInfo.InvariantCulture)))})",
         _ => Kind.ToString(),
     };
@@ -430,6 +444,9 @@ public sealed class FloatOp : IQuantizedLayer
             case FloatOpKind.DynamicLinear:
                 ValidateDynamicLinear();
                 break;
+            case FloatOpKind.DynamicRecurrent:
+                _recurrent = DynamicRecurrent();
+                break;
             case FloatOpKind.Mean:
                 if (_ints.Length is < 2 or > 9 || _ints[0] is not (0 or 1))
                 {
@@ -575,6 +592,125 @@ public sealed class FloatOp : IQuantizedLayer
                 throw Invalid($"has weight scale {scale.Values[c]} and zero point {zero.Values[c]} for channel {c}");
             }
         }
+    }
+
+    /// <summary>
+    /// The dynamic LSTM/GRU a <see cref="FloatOpKind.DynamicRecurrent"/> op stands for, with every constant and tensor checked
+    /// first: sizes, flags, the element, the input count, and each cell's weights (integers in −128..127 of the shape the
+    /// sizes give), scales (positive, finite), zero points and biases; the layer's constructor checks the rest.
+    /// </summary>
+    private object DynamicRecurrent()
+    {
+        Need(9, 0, InputCount);
+        bool lstm = Text == "LSTM";
+        if (!lstm && Text != "GRU")
+        {
+            throw Invalid($"is a '{Text}'; LSTM or GRU expected");
+        }
+
+        for (int i = 1; i <= 3; i++)
+        {
+            if (_ints[i] is < 1 or > 1 << 16)
+            {
+                throw Invalid($"has {_ints[i]} as constant {i}; input_size, hidden_size and num_layers are 1..65536");
+            }
+        }
+
+        for (int i = 4; i <= 8; i++)
+        {
+            if (i != 6 && _ints[i] is not (0 or 1))
+            {
+                throw Invalid($"has {_ints[i]} as flag {i}; 0 or 1 expected");
+            }
+        }
+
+        if (!Enum.IsDefined((QuantBackend)_ints[6]))
+        {
+            throw Invalid($"has backend {_ints[6]}");
+        }
+
+        int gates = lstm ? 4 : 3;
+        int outputs = lstm ? 3 : 2;
+        if (_ints[0] < 0 || _ints[0] >= outputs || (InputCount != 1 && InputCount != outputs))
+        {
+            throw Invalid($"reads element {_ints[0]} with {InputCount} inputs; a {Text} has {outputs} elements and takes its input alone or with {(lstm ? "h0 and c0" : "h0")}");
+        }
+
+        var shape = new Dynamic.RecurrentShape(Int(1), Int(2), Int(3), _ints[4] == 1, _ints[5] == 1);
+        bool perChannel = _ints[7] == 1, bias = _ints[8] == 1;
+        int rows = checked(gates * shape.HiddenSize);
+        var cells = new Dynamic.RecurrentCellWeights[shape.Cells];
+        for (int cell = 0; cell < shape.Cells; cell++)
+        {
+            string suffix = shape.CellSuffix(cell);
+            int layerInput = shape.LayerInputSize(cell / shape.Directions);
+            cells[cell] = new Dynamic.RecurrentCellWeights(
+                QuantizedWeight($"weight_ih_{suffix}", rows, layerInput, perChannel),
+                QuantizedWeight($"weight_hh_{suffix}", rows, shape.HiddenSize, perChannel),
+                bias ? BiasValues($"bias_ih_{suffix}", rows) : null,
+                bias ? BiasValues($"bias_hh_{suffix}", rows) : null);
+        }
+
+        int expectedTensors = shape.Cells * (bias ? 8 : 6);
+        if (_tensors.Length != expectedTensors)
+        {
+            throw Invalid($"has {_tensors.Length} tensors; {shape.Cells} cell(s) {(bias ? "with" : "without")} biases take {expectedTensors}");
+        }
+
+        var backend = (QuantBackend)_ints[6];
+        return lstm
+            ? new Dynamic.DynamicQuantizedLSTM(Model, Layer, shape, cells, backend)
+            : new Dynamic.DynamicQuantizedGRU(Model, Layer, shape, cells, backend);
+    }
+
+    private QTensor QuantizedWeight(string name, int rows, int columns, bool perChannel)
+    {
+        FloatOpTensor weight = Tensor(name) ?? throw Invalid($"has no {name}");
+        if (weight.Shape.Length != 2 || weight.Shape[0] != rows || weight.Shape[1] != columns)
+        {
+            throw Invalid($"has {name} of shape [{string.Join(", ", weight.Shape)}]; its sizes need [{rows}, {columns}]");
+        }
+
+        foreach (float v in weight.Values)
+        {
+            if (v != MathF.Round(v) || v < sbyte.MinValue || v > sbyte.MaxValue)
+            {
+                throw Invalid($"has a {name} value {v.ToString("R", CultureInfo.InvariantCulture)}; qint8 weights are integers in -128..127");
+            }
+        }
+
+        int channels = perChannel ? rows : 1;
+        FloatOpTensor scale = Tensor(name + "_scale") ?? throw Invalid($"has no {name}_scale");
+        FloatOpTensor zero = Tensor(name + "_zero_point") ?? throw Invalid($"has no {name}_zero_point");
+        if (scale.Values.Length != channels || zero.Values.Length != channels)
+        {
+            throw Invalid($"has {scale.Values.Length} scales and {zero.Values.Length} zero points for {name}'s {channels} channel(s)");
+        }
+
+        for (int c = 0; c < channels; c++)
+        {
+            if (!(scale.Values[c] > 0f) || !float.IsFinite(scale.Values[c]) || zero.Values[c] != MathF.Round(zero.Values[c]) || zero.Values[c] < sbyte.MinValue || zero.Values[c] > sbyte.MaxValue)
+            {
+                throw Invalid($"has scale {scale.Values[c]} and zero point {zero.Values[c]} for channel {c} of {name}");
+            }
+        }
+
+        int[] zeroPoints = Array.ConvertAll(zero.Values, z => (int)z);
+        QParams qparams = perChannel
+            ? QParams.PerChannel((float[])scale.Values.Clone(), zeroPoints, 0, QuantDType.QInt8)
+            : QParams.PerTensor(scale.Values[0], zeroPoints[0], QuantDType.QInt8);
+        return new QTensor([rows, columns], qparams, Array.ConvertAll(weight.Values, v => unchecked((byte)(sbyte)v)));
+    }
+
+    private float[] BiasValues(string name, int rows)
+    {
+        FloatOpTensor bias = Tensor(name) ?? throw Invalid($"has no {name}");
+        if (bias.Values.Length != rows || bias.Values.Any(v => !float.IsFinite(v)))
+        {
+            throw Invalid($"has {name} of {bias.Values.Length} values (finite values, {rows} expected)");
+        }
+
+        return (float[])bias.Values.Clone();
     }
 
     /// <summary>The dynamic Linear a <see cref="FloatOpKind.DynamicLinear"/> op stands for (its ReLU is the op's).</summary>
@@ -746,6 +882,26 @@ public sealed class FloatOp : IQuantizedLayer
             {
                 Dynamic.DynamicQuantizedLinear linear = DynamicLinear();
                 return a => linear.Forward(a[0]);
+            }
+
+            case FloatOpKind.DynamicRecurrent:
+            {
+                int element = Int(0);
+                if (_recurrent is Dynamic.DynamicQuantizedLSTM lstm)
+                {
+                    return a =>
+                    {
+                        (Tensor output, Tensor h, Tensor c) = lstm.Forward(a[0], a.Length == 3 ? (a[1], a[2]) : null);
+                        return element == 0 ? output : element == 1 ? h : c;
+                    };
+                }
+
+                var gru = (Dynamic.DynamicQuantizedGRU)_recurrent!;
+                return a =>
+                {
+                    (Tensor output, Tensor h) = gru.Forward(a[0], a.Length == 2 ? a[1] : null);
+                    return element == 0 ? output : h;
+                };
             }
 
             case FloatOpKind.Mean:

@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using QuantGen.Binding;
 using QuantGen.Dynamic;
+using QuantGen.Serialization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -201,21 +202,80 @@ public sealed class RecurrentBindingTests
         Assert.Contains("integer token indices", save.Message, StringComparison.Ordinal);
     }
 
-    [Fact]
-    public void A_dynamic_lstm_in_a_float_input_model_is_named_when_saving()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_model_with_a_dynamic_lstm_saves_and_loads_with_the_same_results(bool perChannel)
     {
         torch.manual_seed(167);
         using var model = new LstmOutputsAndState(4, 6, 3);
         model.eval();
-        LstmOutputsAndState.Observed observed = model.Prepare(new QConfigMapping(QConfig.X86).SetModuleName("lstm", QConfig.Dynamic()));
+        LstmOutputsAndState.Observed observed = model.Prepare(new QConfigMapping(QConfig.X86).SetModuleName("lstm", QConfig.Dynamic(perChannel: perChannel)));
         using (torch.no_grad())
         {
             observed.forward(torch.randn(2, 5, 4)).Dispose();
         }
 
-        var save = Assert.Throws<NotSupportedException>(() => observed.Convert().Save(new MemoryStream()));
-        Assert.Contains("lstm (", save.Message, StringComparison.Ordinal);
-        Assert.Contains("a dynamic LSTM is not stored in .qgen files yet", save.Message, StringComparison.Ordinal);
+        LstmOutputsAndState.Quantized int8 = observed.Convert();
+        var file = new MemoryStream();
+        int8.Save(file);
+        LstmOutputsAndState.Quantized loaded = LstmOutputsAndState.Quantized.Load(new MemoryStream(file.ToArray()));
+        using Tensor x = torch.randn(3, 7, 4);
+        Assert.Equal(int8.forward(x).data<float>().ToArray(), loaded.forward(x).data<float>().ToArray());
+
+        // ONNX export refuses the layer by name rather than write something else.
+        var export = Assert.Throws<NotSupportedException>(() => QuantGen.Onnx.OnnxExporter.Export(int8, Path.Combine(Path.GetTempPath(), $"qg-lstm-{Guid.NewGuid():N}.onnx")));
+        Assert.Contains("a dynamic LSTM is not written to ONNX yet", export.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_model_with_a_dynamic_gru_and_an_initial_state_saves_and_loads_and_a_forged_weight_is_refused_at_load()
+    {
+        torch.manual_seed(172);
+        using var model = new GruLastState(5, 7, 3);
+        model.eval();
+        GruLastState.Observed observed = model.Prepare(new QConfigMapping(QConfig.Qnnpack).SetModuleType("GRU", QConfig.Dynamic(QuantBackend.Qnnpack)));
+        using (torch.no_grad())
+        {
+            observed.forward(torch.randn(4, 2, 5)).Dispose();
+        }
+
+        GruLastState.Quantized int8 = observed.Convert();
+        var file = new MemoryStream();
+        int8.Save(file);
+        byte[] bytes = file.ToArray();
+        GruLastState.Quantized loaded = GruLastState.Quantized.Load(new MemoryStream(bytes));
+        using Tensor x = torch.randn(6, 3, 5);
+        Assert.Equal(int8.forward(x).data<float>().ToArray(), loaded.forward(x).data<float>().ToArray());
+
+        // A weight value of 300 where qint8 holds -128..127, written back with a valid checksum: refused at load, naming the layer.
+        byte[] weight = BitConverter.GetBytes(300f);
+        int at = IndexOfWeightValue(bytes);
+        Assert.True(at > 0, "the test could not find a GRU weight value in the file");
+        byte[] changed = (byte[])bytes.Clone();
+        weight.CopyTo(changed, at);
+        byte[] resealed = QuantGen.Tests.Serialization.FileLayout.Reseal(changed);
+        var error = Assert.Throws<QGenFormatException>(() => GruLastState.Quantized.Load(new MemoryStream(resealed)));
+        Assert.Equal(QGenFormatError.InvalidLayer, error.Error);
+        Assert.Contains("gru.h_n", error.Message, StringComparison.Ordinal);
+        Assert.Contains("qint8 weights are integers in -128..127", error.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>The offset of the GRU's first weight_ih value in the file (its float bytes, found after the tensor's name).</summary>
+    private static int IndexOfWeightValue(byte[] file)
+    {
+        byte[] name = System.Text.Encoding.UTF8.GetBytes("weight_ih_l0");
+        for (int i = 0; i + name.Length < file.Length; i++)
+        {
+            if (file.AsSpan(i, name.Length).SequenceEqual(name))
+            {
+                // name, then u8 rank, rank × i32 shape, u32 count, then the values.
+                int rank = file[i + name.Length];
+                return i + name.Length + 1 + (4 * rank) + 4;
+            }
+        }
+
+        return -1;
     }
 
     [Fact]
