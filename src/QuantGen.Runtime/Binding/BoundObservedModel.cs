@@ -296,7 +296,7 @@ public abstract class BoundObservedModel : IObservedModel
                     QuantizedEmbedding table = QuantizedEmbedding.FromEmbedding(ModelName, op.Members[0].Path, embedding);
                     steps[i] = new BoundStep(op, null, a => table.Forward(a[0]), WeightOnlyReason)
                     {
-                        NotSavedBecause = "a weight-only Embedding is not stored in .qgen files yet",
+                        FloatOp = FloatOpDescriber.OfWeightOnlyEmbedding(ModelName, op.Name, table, quantizer),
                     };
                     continue;
                 }

@@ -62,6 +62,9 @@ public sealed class BoundQuantizedPlan
 
     internal string CaptureHash { get; }
 
+    /// <summary>The input record's name in the file of a model that takes token indices (a bound model's file otherwise has "input").</summary>
+    internal const string IndicesInputLayer = "input.indices";
+
     /// <summary>The model takes integer token indices (its first ops are float, an Embedding): only <c>forward(Tensor)</c> applies.</summary>
     internal bool IntegerInput { get; init; }
 
@@ -115,11 +118,6 @@ public sealed class BoundQuantizedPlan
     /// <summary>The file's form: the graph record, the input quantizer, then every step's layer (int8, or a float op as data) in step order.</summary>
     internal IQuantizedModel FileView()
     {
-        if (IntegerInput)
-        {
-            throw new NotSupportedException($"{Model}: a model that takes integer token indices (calibrated with integer inputs) is not stored in .qgen files yet; keep the model in code.");
-        }
-
         BoundStep[] unsaved = Array.FindAll(Steps, s => s.Int8 is null && s.FloatOp is null);
         if (unsaved.Length > 0)
         {
@@ -139,7 +137,8 @@ public sealed class BoundQuantizedPlan
         }
 
         var topology = new BoundTopology(Model, Graph.ValueCount, Graph.Result, steps);
-        layers.Insert(0, Input);
+        // A model that takes token indices says so by the input record's name; its qparams are a placeholder.
+        layers.Insert(0, IntegerInput ? new QuantizeInput(Model, IndicesInputLayer, Input.QParams) : Input);
         layers.Insert(0, topology);
         return new SavedForm(new ModelGraph(Model, CaptureHash, "input", "result", Array.Empty<GraphNode>()), layers);
     }
@@ -148,7 +147,9 @@ public sealed class BoundQuantizedPlan
     internal static BoundQuantizedPlan Read(QGenReader reader, string model, string captureHash)
     {
         var topology = (BoundTopology)reader.ReadNext("graph", QGenLayerKind.BoundGraph);
-        var input = (QuantizeInput)reader.ReadNext("input", QGenLayerKind.Quantize);
+        QuantizeInput? input = reader.ReadOptional<QuantizeInput>("input");
+        bool integerInput = input is null;
+        input ??= reader.Read<QuantizeInput>(IndicesInputLayer);
         var ops = new List<BoundOp>(topology.Steps.Count);
         var steps = new BoundStep[topology.Steps.Count];
         var quantizers = new QuantizeInput?[topology.ValueCount];
@@ -186,7 +187,7 @@ public sealed class BoundQuantizedPlan
         }
 
         var graph = new BoundGraph(model, ops, topology.ValueCount, topology.Result);
-        return new BoundQuantizedPlan(model, graph, steps, quantizers, input, captureHash);
+        return new BoundQuantizedPlan(model, graph, steps, quantizers, input, captureHash) { IntegerInput = integerInput };
     }
 
     private sealed class SavedForm(ModelGraph graph, IReadOnlyList<IQuantizedLayer> layers) : IQuantizedModel

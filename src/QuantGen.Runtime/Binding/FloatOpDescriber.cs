@@ -177,6 +177,29 @@ internal static class FloatOpDescriber
         return new FloatOp(model, layer, FloatOpKind.DynamicRecurrent, type, ints, [], tensors, relu: false, inputs, output);
     }
 
+    /// <summary>A weight-only Embedding as a float op: its 8-bit rows with each row's scale and bias.</summary>
+    public static FloatOp OfWeightOnlyEmbedding(string model, string layer, Dynamic.QuantizedEmbedding table, QuantizeInput output)
+    {
+        ArgumentNullException.ThrowIfNull(table);
+        int rows = table.NumEmbeddings, dim = table.EmbeddingDim, stride = dim + 8;
+        byte[] packed = table.PackedWeight;
+        var values = new float[(long)rows * dim];
+        var scales = new float[rows];
+        var biases = new float[rows];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < dim; j++)
+            {
+                values[((long)r * dim) + j] = packed[((long)r * stride) + j];
+            }
+
+            scales[r] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(packed.AsSpan((r * stride) + dim));
+            biases[r] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(packed.AsSpan((r * stride) + dim + 4));
+        }
+
+        return new FloatOp(model, layer, FloatOpKind.WeightOnlyEmbedding, "", [rows, dim], [], [new FloatOpTensor("rows", [rows, dim], values), Vector("scale", scales), Vector("bias", biases)], relu: false, 1, output);
+    }
+
     private static FloatOp? Weighted(string model, string layer, object fused, int inputs, QuantizeInput output)
     {
         FloatOp Op(FloatOpKind kind, long[]? ints = null, double[]? floats = null, string text = "", FloatOpTensor[]? tensors = null, bool fusedRelu = false) =>

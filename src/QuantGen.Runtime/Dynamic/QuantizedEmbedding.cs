@@ -53,6 +53,20 @@ public sealed class QuantizedEmbedding
         return new QuantizedEmbedding(model, layer, ByteRowwiseTable.Pack($"{model}.{layer}", weight, numEmbeddings, embeddingDim));
     }
 
+    /// <summary>Takes a table already packed in PyTorch's byte layout (<see cref="PackedWeight"/>; copied and checked).</summary>
+    /// <param name="model">Model name for errors.</param>
+    /// <param name="layer">Member name for errors.</param>
+    /// <param name="packedWeight">Per row embeddingDim bytes, then a float scale and a float bias (little-endian).</param>
+    /// <param name="numEmbeddings">Rows.</param>
+    /// <param name="embeddingDim">Values per row.</param>
+    /// <exception cref="ArgumentException">Sizes that do not match, or a scale or bias that is not finite (the message names the layer).</exception>
+    public static QuantizedEmbedding FromPacked(string model, string layer, ReadOnlySpan<byte> packedWeight, int numEmbeddings, int embeddingDim)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        return new QuantizedEmbedding(model, layer, ByteRowwiseTable.FromPacked($"{model}.{layer}", packedWeight, numEmbeddings, embeddingDim));
+    }
+
     /// <summary>Packs a TorchSharp <see cref="Embedding"/>'s weight (the module is only read).</summary>
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>

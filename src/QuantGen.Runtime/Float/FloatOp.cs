@@ -111,6 +111,13 @@ public enum FloatOpKind
     /// [, bias_ih_{suffix}, bias_hh_{suffix}]. Inputs: x, then the initial state if forward gave one (LSTM h0, c0; GRU h0).
     /// </summary>
     DynamicRecurrent = 28,
+
+    /// <summary>
+    /// A weight-only quantized Embedding (<see cref="Dynamic.QuantizedEmbedding"/>, PyTorch's float_qparams_weight_only).
+    /// Ints: num_embeddings, embedding_dim; tensors: rows [num_embeddings, embedding_dim] holding the quint8 values
+    /// (integers in 0..255), scale and bias [num_embeddings] (each row's float scale and offset). Input: int64 indices.
+    /// </summary>
+    WeightOnlyEmbedding = 29,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -144,7 +151,7 @@ public sealed class FloatOp : IQuantizedLayer
     private readonly FloatOpTensor[] _tensors;
     private readonly Lazy<Func<Tensor[], Tensor>> _run;
 
-    /// <summary>The layer of a <see cref="FloatOpKind.DynamicRecurrent"/> op, built (and so checked) by the constructor.</summary>
+    /// <summary>The layer of a <see cref="FloatOpKind.DynamicRecurrent"/> or <see cref="FloatOpKind.WeightOnlyEmbedding"/> op, built (and so checked) by the constructor.</summary>
     private object? _recurrent;
 
     /// <summary>Creates a float op, checking that its constants and weights make the op its kind says.</summary>
@@ -447,6 +454,9 @@ public sealed class FloatOp : IQuantizedLayer
             case FloatOpKind.DynamicRecurrent:
                 _recurrent = DynamicRecurrent();
                 break;
+            case FloatOpKind.WeightOnlyEmbedding:
+                _recurrent = WeightOnlyEmbedding();
+                break;
             case FloatOpKind.Mean:
                 if (_ints.Length is < 2 or > 9 || _ints[0] is not (0 or 1))
                 {
@@ -661,6 +671,46 @@ public sealed class FloatOp : IQuantizedLayer
         return lstm
             ? new Dynamic.DynamicQuantizedLSTM(Model, Layer, shape, cells, backend)
             : new Dynamic.DynamicQuantizedGRU(Model, Layer, shape, cells, backend);
+    }
+
+    /// <summary>The 8-bit table of a <see cref="FloatOpKind.WeightOnlyEmbedding"/> op: sizes, values (integers in 0..255), scales and biases checked.</summary>
+    private Dynamic.QuantizedEmbedding WeightOnlyEmbedding()
+    {
+        Need(2, 0, 1);
+        if (_ints[0] is < 1 or > int.MaxValue || _ints[1] is < 1 or > 1 << 20)
+        {
+            throw Invalid($"has {_ints[0]} rows of {_ints[1]} values");
+        }
+
+        int rows = Int(0), dim = Int(1);
+        FloatOpTensor values = Tensor("rows") ?? throw Invalid("has no rows");
+        FloatOpTensor scale = Tensor("scale") ?? throw Invalid("has no scale");
+        FloatOpTensor bias = Tensor("bias") ?? throw Invalid("has no bias");
+        if (values.Shape.Length != 2 || values.Shape[0] != rows || values.Shape[1] != dim || scale.Values.Length != rows || bias.Values.Length != rows || _tensors.Length != 3)
+        {
+            throw Invalid($"has rows [{string.Join(", ", values.Shape)}], {scale.Values.Length} scales and {bias.Values.Length} biases for [{rows}, {dim}]");
+        }
+
+        int stride = checked(dim + 8);
+        var packed = new byte[checked((long)rows * stride)];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int j = 0; j < dim; j++)
+            {
+                float v = values.Values[((long)r * dim) + j];
+                if (v != MathF.Round(v) || v < 0 || v > 255)
+                {
+                    throw Invalid($"has the row value {v.ToString("R", CultureInfo.InvariantCulture)}; quint8 rows hold integers in 0..255");
+                }
+
+                packed[((long)r * stride) + j] = (byte)v;
+            }
+
+            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(packed.AsSpan((r * stride) + dim), scale.Values[r]);
+            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(packed.AsSpan((r * stride) + dim + 4), bias.Values[r]);
+        }
+
+        return Dynamic.QuantizedEmbedding.FromPacked(Model, Layer, packed, rows, dim);
     }
 
     private QTensor QuantizedWeight(string name, int rows, int columns, bool perChannel)
@@ -902,6 +952,12 @@ public sealed class FloatOp : IQuantizedLayer
                     (Tensor output, Tensor h) = gru.Forward(a[0], a.Length == 2 ? a[1] : null);
                     return element == 0 ? output : h;
                 };
+            }
+
+            case FloatOpKind.WeightOnlyEmbedding:
+            {
+                var table = (Dynamic.QuantizedEmbedding)_recurrent!;
+                return a => table.Forward(a[0]);
             }
 
             case FloatOpKind.Mean:

@@ -198,8 +198,34 @@ public sealed class RecurrentBindingTests
         Assert.Contains("LstmTextClassifier: this model takes integer token indices", quantized.Message, StringComparison.Ordinal);
         var array = Assert.Throws<InvalidOperationException>(() => int8.forward(new float[] { 1, 2 }, new[] { 1, 2 }, out _));
         Assert.Contains("forward(float[])", array.Message, StringComparison.Ordinal);
+        // The Embedding stays a float module here, which a file cannot describe: Save names it.
         var save = Assert.Throws<NotSupportedException>(() => int8.Save(new MemoryStream()));
-        Assert.Contains("integer token indices", save.Message, StringComparison.Ordinal);
+        Assert.Contains("embedding (", save.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_token_model_with_a_weight_only_embedding_saves_and_loads_and_still_takes_only_indices()
+    {
+        torch.manual_seed(173);
+        using var model = new LstmTextClassifier(40, 6, 8, 3);
+        QConfigMapping mapping = new QConfigMapping(null)
+            .SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleType("LSTM", QConfig.Dynamic())
+            .SetModuleType("Linear", QConfig.Dynamic());
+        LstmTextClassifier.Quantized int8 = ConvertText(model, mapping, vocabulary: 40);
+        var file = new MemoryStream();
+        int8.Save(file);
+        LstmTextClassifier.Quantized loaded = LstmTextClassifier.Quantized.Load(new MemoryStream(file.ToArray()));
+
+        using Tensor tokens = Tokens(3, 10, 40, 11);
+        Assert.Equal(int8.forward(tokens).data<float>().ToArray(), loaded.forward(tokens).data<float>().ToArray());
+        var quantized = Assert.Throws<InvalidOperationException>(() => loaded.forward(QTensor.Quantize(new float[] { 1, 2 }, new[] { 1, 2 }, QParams.PerTensor(0.1f, 0, QuantDType.QUInt8))));
+        Assert.Contains("takes integer token indices", quantized.Message, StringComparison.Ordinal);
+
+        // An index outside the table is refused, naming the layer, rather than read out of bounds.
+        using Tensor outside = torch.tensor(new long[] { 1, 40 }, new long[] { 1, 2 });
+        var error = Assert.ThrowsAny<ArgumentException>(() => loaded.forward(outside));
+        Assert.Contains("embedding", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
