@@ -181,6 +181,12 @@ internal static class DiagnosticDescriptors
         "'{0}' {1} declared 'file'; all parts of a file-local type must be in its one file, so QuantGen cannot add the generated part; make it internal to quantize it",
         DiagnosticSeverity.Error);
 
+    public static readonly DiagnosticDescriptor DynamicForm = Create(
+        "QG0026",
+        "Op has a dynamic or weight-only int8 form",
+        "'{0}' in {1} runs in float under a static qconfig: {2}",
+        DiagnosticSeverity.Info);
+
     public static readonly DiagnosticDescriptor InternalError = Create(
         "QG9999",
         "QuantGen internal error",

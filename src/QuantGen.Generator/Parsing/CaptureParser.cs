@@ -578,13 +578,15 @@ internal sealed class CaptureParser
 
         if (NoInt8Op(access.Expression) is { } floatType)
         {
+            // An LSTM or GRU is the usual case: not a problem to warn about, since the mapping decides (info, not warning).
+            bool dynamicForm = floatType is "LSTM" or "GRU";
             _diagnostics.Add(DiagnosticInfo.Create(
-                DiagnosticDescriptors.RunsInFloat,
+                dynamicForm ? DiagnosticDescriptors.DynamicForm : DiagnosticDescriptors.RunsInFloat,
                 LocationInfo.From(invocation),
                 ShortenTo160(OneLine(invocation)),
                 _type.Name,
-                floatType is "LSTM" or "GRU"
-                    ? $"QuantGen has no static int8 op for {floatType}, so it runs in float; QConfig.Dynamic() for it in the QConfigMapping makes it a dynamic int8 {floatType}"
+                dynamicForm
+                    ? $"QConfig.Dynamic() for it in the QConfigMapping makes it PyTorch's dynamic int8 {floatType}"
                     : $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
         }
 
@@ -919,12 +921,12 @@ internal sealed class CaptureParser
                 {
                     // The declared type already says it: tell the user at the line, not only in Summary().
                     _diagnostics.Add(DiagnosticInfo.Create(
-                        DiagnosticDescriptors.RunsInFloat,
+                        floatType is "Embedding" ? DiagnosticDescriptors.DynamicForm : DiagnosticDescriptors.RunsInFloat,
                         LocationInfo.From(invocation),
                         ShortenTo160(OneLine(invocation)),
                         _type.Name,
                         floatType is "Embedding"
-                            ? "QuantGen has no static int8 op for Embedding, so it runs in float; QConfig.FloatQParamsWeightOnly for it in the QConfigMapping makes it a table of 8-bit rows"
+                            ? "QConfig.FloatQParamsWeightOnly for it in the QConfigMapping makes it a table of 8-bit rows (PyTorch's float_qparams_weight_only_qconfig)"
                             : $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
                 }
 
@@ -1257,13 +1259,14 @@ internal sealed class CaptureParser
                         Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the member '{identifier.Identifier.ValueText}' of {_type.Name}; only tensors computed in forward, constants and static members can be read there");
                         ok = false;
                     }
-                    else if (symbol is IFieldSymbol { IsConst: true, HasConstantValue: true, ConstantValue: not null } constantField && constantField.Type.TypeKind != TypeKind.Enum)
+                    else if (symbol is IFieldSymbol { IsConst: true, HasConstantValue: true, ConstantValue: not null } constantField
+                        && constantField.Type.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64 or SpecialType.System_Single or SpecialType.System_Double or SpecialType.System_Boolean or SpecialType.System_String)
                     {
                         // A const of the class (or one it derives from or sits in), which the registration class outside it
                         // cannot name unqualified: its value, as a const local's.
                         replacements[identifier] = SyntaxFactory.ParseExpression(Literal(constantField.ConstantValue));
                     }
-                    else if (symbol is { IsStatic: true, DeclaredAccessibility: Accessibility.Private or Accessibility.Protected } && SymbolEqualityComparer.Default.Equals(symbol.ContainingType?.OriginalDefinition, _type.OriginalDefinition))
+                    else if (symbol is { IsStatic: true, DeclaredAccessibility: Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal } && symbol.ContainingType is { } hidden && IsModelOrAround(hidden))
                     {
                         Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the private static member '{identifier.Identifier.ValueText}'; make it internal");
                         ok = false;

@@ -33,6 +33,12 @@ public sealed class RecurrentCallCaptureTests
         Assert.Empty(run.Output.GetDiagnostics().Where(d => d.Severity == DiagnosticSeverity.Error));
         string capture = string.Join("\n", run.AllSources.Values);
         Assert.Equal(elements, capture.Split("CapturedOp.CallItem").Length - 1);
+
+        // The LSTM's float-or-dynamic choice is the mapping's, made at Prepare: an info at the call, not a warning.
+        Diagnostic info = Assert.Single(run.GeneratorDiagnostics, d => d.Id == "QG0026");
+        Assert.Equal(DiagnosticSeverity.Info, info.Severity);
+        Assert.Contains("QConfig.Dynamic() for it in the QConfigMapping makes it PyTorch's dynamic int8 LSTM", info.GetMessage(), System.StringComparison.Ordinal);
+        Assert.DoesNotContain(run.GeneratorDiagnostics, d => d.Id == "QG0023" && d.GetMessage().Contains("lstm", System.StringComparison.Ordinal));
     }
 
     [Theory]
