@@ -34,6 +34,9 @@ internal sealed class CaptureParser
     private readonly Dictionary<string, int> _variables = new(StringComparer.Ordinal);
     private readonly Dictionary<string, List<int>> _lists = new(StringComparer.Ordinal);
 
+    /// <summary>Number and bool locals (<c>long length = tokens.shape[1];</c>) a float expression may read: their initializer and the tensors it read then.</summary>
+    private readonly Dictionary<string, ScalarLocal> _scalars = new(StringComparer.Ordinal);
+
     /// <summary>Locals holding a tuple-returning module call (<c>var r = lstm.forward(x);</c>), read later with <c>r.Item1</c> or deconstructed.</summary>
     private readonly Dictionary<string, TupleCall> _tuples = new(StringComparer.Ordinal);
     private readonly HashSet<SyntaxNode> _reported = new();
@@ -385,9 +388,16 @@ internal sealed class CaptureParser
 
                 _lists[name] = values;
             }
+            else if (variable.Initializer is { } scalarInitializer && IsScalar(type) && IsShapeArithmetic(scalarInitializer.Value)
+                && _semanticModel.GetDeclaredSymbol(variable, _cancellationToken) is ILocalSymbol scalarSymbol)
+            {
+                // long length = tokens.shape[1]: a float expression that reads it writes the initializer out in place,
+                // over the tensors as they were here (a later 'x = ...' must not change what it read).
+                _scalars[name] = new ScalarLocal(scalarSymbol, scalarInitializer.Value, new Dictionary<string, int>(_variables, StringComparer.Ordinal));
+            }
 
-            // Anything else (a dispose scope, a no_grad guard, an int) is not a tensor: it is left to the
-            // float expressions that may read it, which say so if they cannot.
+            // Anything else (a dispose scope, a no_grad guard) is not a tensor: it is left to the float expressions
+            // that may read it, which say so if they cannot.
         }
     }
 
@@ -580,7 +590,7 @@ internal sealed class CaptureParser
         {
             // An LSTM or GRU is the usual case: not a problem to warn about, since the mapping decides (info, not warning).
             bool dynamicForm = floatType is "LSTM" or "GRU";
-            _diagnostics.Add(DiagnosticInfo.Create(
+            AddUnlessDisabled(invocation, DiagnosticInfo.Create(
                 dynamicForm ? DiagnosticDescriptors.DynamicForm : DiagnosticDescriptors.RunsInFloat,
                 LocationInfo.From(invocation),
                 ShortenTo160(OneLine(invocation)),
@@ -614,6 +624,34 @@ internal sealed class CaptureParser
 
     private static bool IsTensorTuple(ITypeSymbol? type) =>
         type is INamedTypeSymbol { IsTupleType: true } tuple && tuple.TupleElements.Length >= 2 && tuple.TupleElements.All(e => KnownTypes.IsTensor(e.Type));
+
+    private static bool IsScalar(ITypeSymbol? type) =>
+        type?.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64 or SpecialType.System_Single or SpecialType.System_Double or SpecialType.System_Boolean;
+
+    /// <summary>
+    /// True for arithmetic over constants, locals and tensor sizes only (<c>x.shape[1]</c>, <c>x.size(0)</c>, <c>x.dim()</c>,
+    /// <c>x.numel()</c>, Math.Min/Max): what can be evaluated where it is read instead of where it was written.
+    /// </summary>
+    private static bool IsShapeArithmetic(ExpressionSyntax expression)
+    {
+        foreach (SyntaxNode node in expression.DescendantNodesAndSelf())
+        {
+            switch (node)
+            {
+                case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "size" or "dim" or "numel" or "Min" or "Max" } }:
+                    break;
+                case InvocationExpressionSyntax or ObjectCreationExpressionSyntax or ImplicitObjectCreationExpressionSyntax or AssignmentExpressionSyntax
+                    or AnonymousFunctionExpressionSyntax or AwaitExpressionSyntax or PrefixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PreIncrementExpression or (int)SyntaxKind.PreDecrementExpression }
+                    or PostfixUnaryExpressionSyntax { RawKind: (int)SyntaxKind.PostIncrementExpression or (int)SyntaxKind.PostDecrementExpression }:
+                    return false;
+            }
+        }
+
+        return true;
+    }
+
+    /// <summary>A number or bool local of forward: its symbol, its initializer, and the tensor variables' values where it was declared.</summary>
+    private sealed record ScalarLocal(ILocalSymbol Symbol, ExpressionSyntax Initializer, IReadOnlyDictionary<string, int> Variables);
 
     /// <summary>A captured module call returning <paramref name="Arity"/> tensors; <paramref name="Inputs"/> is [x] or [x, initial state...], null when one was not captured.</summary>
     private sealed record TupleCall(string Member, int[]? Inputs, int Arity, string Text);
@@ -920,7 +958,7 @@ internal sealed class CaptureParser
                 if (NoInt8Op(access.Expression) is { } floatType)
                 {
                     // The declared type already says it: tell the user at the line, not only in Summary().
-                    _diagnostics.Add(DiagnosticInfo.Create(
+                    AddUnlessDisabled(invocation, DiagnosticInfo.Create(
                         floatType is "Embedding" ? DiagnosticDescriptors.DynamicForm : DiagnosticDescriptors.RunsInFloat,
                         LocationInfo.From(invocation),
                         ShortenTo160(OneLine(invocation)),
@@ -1183,7 +1221,6 @@ internal sealed class CaptureParser
             inputs.Add(p.Value);
         }
 
-        var replacements = new Dictionary<SyntaxNode, SyntaxNode>();
         int Slot(int value)
         {
             int slot = inputs.IndexOf(value);
@@ -1199,100 +1236,120 @@ internal sealed class CaptureParser
         ExpressionSyntax SlotSyntax(int value) => SyntaxFactory.ParseExpression($"v[{Slot(value)}]");
 
         bool ok = true;
-        foreach (SyntaxNode node in expression.DescendantNodesAndSelf(n => !replacements.Keys.Any(r => r.Contains(n) && r != n)))
+
+        // The expression with tensors as v[k]; a scalar local it reads (long length = x.shape[1]) is written out in
+        // place with the tensors its initializer read where it was declared.
+        ExpressionSyntax? Rewrite(ExpressionSyntax target, IReadOnlyDictionary<string, int> variables, int scalarDepth)
         {
-            _cancellationToken.ThrowIfCancellationRequested();
-            if (replacements.Keys.Any(r => r.Span.Contains(node.Span) && r != node))
+            var replacements = new Dictionary<SyntaxNode, SyntaxNode>();
+            foreach (SyntaxNode node in target.DescendantNodesAndSelf(n => !replacements.Keys.Any(r => r.Contains(n) && r != n)))
             {
-                continue;
-            }
-
-            switch (node)
-            {
-                case MemberAccessExpressionSyntax itemAccess when IsTupleItem(itemAccess):
+                _cancellationToken.ThrowIfCancellationRequested();
+                if (replacements.Keys.Any(r => r.Span.Contains(node.Span) && r != node))
                 {
-                    // lstm.forward(x).Item1[.., -1]: the element is captured, the indexing around it runs in float.
-                    int value = Value(itemAccess, statement, itemAccess, depth + 1);
-                    if (value == Unknown)
-                    {
-                        return Unknown;
-                    }
-
-                    replacements[itemAccess] = SlotSyntax(value);
-                    break;
+                    continue;
                 }
 
-                case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } call
-                    when ModuleMember(access.Expression) is not null:
+                switch (node)
                 {
-                    int value = Value(call, statement, call, depth + 1);
-                    if (value == Unknown)
+                    case MemberAccessExpressionSyntax itemAccess when IsTupleItem(itemAccess):
                     {
-                        return Unknown;
+                        // lstm.forward(x).Item1[.., -1]: the element is captured, the indexing around it runs in float.
+                        int value = Value(itemAccess, statement, itemAccess, depth + 1);
+                        if (value == Unknown)
+                        {
+                            return null;
+                        }
+
+                        replacements[itemAccess] = SlotSyntax(value);
+                        break;
                     }
 
-                    replacements[call] = SlotSyntax(value);
-                    break;
-                }
-
-                case IdentifierNameSyntax identifier when node.Parent is not NameColonSyntax && (node.Parent is not MemberAccessExpressionSyntax { Name: var name } || name != node):
-                {
-                    ISymbol? symbol = _semanticModel.GetSymbolInfo(identifier, _cancellationToken).Symbol;
-                    if (symbol is ILocalSymbol or IParameterSymbol)
+                    case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } call
+                        when ModuleMember(access.Expression) is not null:
                     {
-                        if (_variables.TryGetValue(identifier.Identifier.ValueText, out int value) && value != Unknown)
+                        int value = Value(call, statement, call, depth + 1);
+                        if (value == Unknown)
                         {
-                            replacements[identifier] = SlotSyntax(value);
+                            return null;
                         }
-                        else if (symbol is ILocalSymbol { IsConst: true } constLocal && constLocal.HasConstantValue)
+
+                        replacements[call] = SlotSyntax(value);
+                        break;
+                    }
+
+                    case IdentifierNameSyntax identifier when node.Parent is not NameColonSyntax && (node.Parent is not MemberAccessExpressionSyntax { Name: var name } || name != node):
+                    {
+                        ISymbol? symbol = _semanticModel.GetSymbolInfo(identifier, _cancellationToken).Symbol;
+                        if (symbol is ILocalSymbol or IParameterSymbol)
                         {
-                            replacements[identifier] = SyntaxFactory.ParseExpression(Literal(constLocal.ConstantValue));
+                            if (variables.TryGetValue(identifier.Identifier.ValueText, out int value) && value != Unknown)
+                            {
+                                replacements[identifier] = SlotSyntax(value);
+                            }
+                            else if (_scalars.TryGetValue(identifier.Identifier.ValueText, out ScalarLocal? scalar) && scalarDepth < 16
+                                && SymbolEqualityComparer.Default.Equals(symbol, scalar.Symbol))
+                            {
+                                ExpressionSyntax? written = Rewrite(scalar.Initializer, scalar.Variables, scalarDepth + 1);
+                                if (written is null)
+                                {
+                                    return null;
+                                }
+
+                                replacements[identifier] = SyntaxFactory.ParenthesizedExpression(written.WithoutTrivia());
+                            }
+                            else if (symbol is ILocalSymbol { IsConst: true } constLocal && constLocal.HasConstantValue)
+                            {
+                                replacements[identifier] = SyntaxFactory.ParseExpression(Literal(constLocal.ConstantValue));
+                            }
+                            else
+                            {
+                                Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads '{identifier.Identifier.ValueText}', which is neither a tensor computed in forward nor a number computed from tensor sizes (x.shape[1], x.size(0)) and constants; compute it in the constructor and store it in a readonly field, or use a constant");
+                                ok = false;
+                            }
                         }
-                        else
+                        else if (symbol is { IsStatic: false } && symbol is IFieldSymbol or IPropertySymbol or IMethodSymbol or IEventSymbol)
                         {
-                            Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads '{identifier.Identifier.ValueText}', which is not a tensor computed in forward; compute it in the constructor and store it in a readonly field, or use a constant");
+                            Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the member '{identifier.Identifier.ValueText}' of {_type.Name}; only tensors computed in forward, constants and static members can be read there");
                             ok = false;
                         }
-                    }
-                    else if (symbol is { IsStatic: false } && symbol is IFieldSymbol or IPropertySymbol or IMethodSymbol or IEventSymbol)
-                    {
-                        Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the member '{identifier.Identifier.ValueText}' of {_type.Name}; only tensors computed in forward, constants and static members can be read there");
-                        ok = false;
-                    }
-                    else if (symbol is IFieldSymbol { IsConst: true, HasConstantValue: true, ConstantValue: not null } constantField
-                        && constantField.Type.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64 or SpecialType.System_Single or SpecialType.System_Double or SpecialType.System_Boolean or SpecialType.System_String)
-                    {
-                        // A const of the class (or one it derives from or sits in), which the registration class outside it
-                        // cannot name unqualified: its value, as a const local's.
-                        replacements[identifier] = SyntaxFactory.ParseExpression(Literal(constantField.ConstantValue));
-                    }
-                    else if (symbol is { IsStatic: true, DeclaredAccessibility: Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal } && symbol.ContainingType is { } hidden && IsModelOrAround(hidden))
-                    {
-                        Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the private static member '{identifier.Identifier.ValueText}'; make it internal");
-                        ok = false;
-                    }
-                    else if (symbol is { IsStatic: true } && symbol is IFieldSymbol or IPropertySymbol or IMethodSymbol && symbol.ContainingType is { } owner && IsModelOrAround(owner))
-                    {
-                        // A static member of the class named unqualified: the registration class is outside it.
-                        replacements[identifier] = SyntaxFactory.ParseExpression(owner.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + "." + identifier.Identifier.ValueText);
+                        else if (symbol is IFieldSymbol { IsConst: true, HasConstantValue: true, ConstantValue: not null } constantField
+                            && constantField.Type.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64 or SpecialType.System_Single or SpecialType.System_Double or SpecialType.System_Boolean or SpecialType.System_String)
+                        {
+                            // A const of the class (or one it derives from or sits in), which the registration class outside it
+                            // cannot name unqualified: its value, as a const local's.
+                            replacements[identifier] = SyntaxFactory.ParseExpression(Literal(constantField.ConstantValue));
+                        }
+                        else if (symbol is { IsStatic: true, DeclaredAccessibility: Accessibility.Private or Accessibility.Protected or Accessibility.ProtectedAndInternal } && symbol.ContainingType is { } hidden && IsModelOrAround(hidden))
+                        {
+                            Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the private static member '{identifier.Identifier.ValueText}'; make it internal");
+                            ok = false;
+                        }
+                        else if (symbol is { IsStatic: true } && symbol is IFieldSymbol or IPropertySymbol or IMethodSymbol && symbol.ContainingType is { } owner && IsModelOrAround(owner))
+                        {
+                            // A static member of the class named unqualified: the registration class is outside it.
+                            replacements[identifier] = SyntaxFactory.ParseExpression(owner.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat) + "." + identifier.Identifier.ValueText);
+                        }
+
+                        break;
                     }
 
-                    break;
+                    case ThisExpressionSyntax or BaseExpressionSyntax:
+                        Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the module itself; only tensors computed in forward, constants and static members can be read there");
+                        ok = false;
+                        break;
                 }
-
-                case ThisExpressionSyntax or BaseExpressionSyntax:
-                    Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the module itself; only tensors computed in forward, constants and static members can be read there");
-                    ok = false;
-                    break;
             }
+
+            return !ok ? null : replacements.Count == 0 ? target : target.ReplaceNodes(replacements.Keys, (original, _) => replacements[original].WithTriviaFrom(original));
         }
 
-        if (!ok)
+        ExpressionSyntax? rewritten = Rewrite(expression, _variables, 0);
+        if (rewritten is null || !ok)
         {
             return Unknown;
         }
 
-        ExpressionSyntax rewritten = replacements.Count == 0 ? expression : expression.ReplaceNodes(replacements.Keys, (original, _) => replacements[original]);
         string body = OneLine(rewritten);
         if (prefix is { } prefixed)
         {
@@ -1300,7 +1357,7 @@ internal sealed class CaptureParser
         }
 
         string text = OneLine(statement is ExpressionStatementSyntax or LocalDeclarationStatementSyntax or ReturnStatementSyntax ? statement : expression);
-        _diagnostics.Add(DiagnosticInfo.Create(
+        AddUnlessDisabled(expression, DiagnosticInfo.Create(
             DiagnosticDescriptors.RunsInFloat,
             LocationInfo.From(expression),
             ShortenTo160(OneLine(expression)),
@@ -1467,6 +1524,15 @@ internal sealed class CaptureParser
         return operation?.ConstantValue is { HasValue: true, Value: { } value } && value is int or long or float or double
             ? (float?)System.Convert.ToSingle(value, System.Globalization.CultureInfo.InvariantCulture)
             : null;
+    }
+
+    /// <summary>Adds a warning or info unless the user's <c>#pragma warning disable</c> covers it at <paramref name="at"/>.</summary>
+    private void AddUnlessDisabled(SyntaxNode at, DiagnosticInfo diagnostic)
+    {
+        if (!PragmaState.IsDisabled(at, diagnostic.Id))
+        {
+            _diagnostics.Add(diagnostic);
+        }
     }
 
     private void Fail(SyntaxNode statement, string reason, bool dataDependent = false) => Fail(statement, statement, reason, dataDependent);

@@ -120,8 +120,9 @@ public sealed partial class LstmWithInitialState : Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         var xEmbed = embedding.forward(input);
-        var h0 = torch.full(1, input.shape[0], Hidden, 0.25f);
-        var c0 = torch.full(1, input.shape[0], Hidden, -0.5f);
+        long batch = input.shape[0];
+        var h0 = torch.full(1, batch, Hidden, 0.25f);
+        var c0 = torch.full(1, batch, Hidden, -0.5f);
         var (xRnn, _, _) = lstm.forward(xEmbed, (h0, c0));
         var last = xRnn[.., -1, ..];
         last = dropout.forward(last);
