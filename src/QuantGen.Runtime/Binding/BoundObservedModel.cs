@@ -168,13 +168,20 @@ public abstract class BoundObservedModel : IObservedModel
     {
         var text = new StringBuilder();
         int int8 = _plans.Count(p => p.Int8);
-        text.Append($"{ModelName}: {_plans.Length} ops after fusion, {int8} in int8, {_plans.Length - int8} in float; {Observers.Count} activation observers.\n");
+        int dynamic = _plans.Count(IsDynamicOrWeightOnly);
+        text.Append($"{ModelName}: {_plans.Length} ops after fusion, {int8} in int8, {(dynamic > 0 ? $"{dynamic} dynamic or weight-only, " : "")}{_plans.Length - int8 - dynamic} in float; {Observers.Count} activation observers.\n");
         foreach (IGrouping<string, OpPlan> group in _plans.Where(p => p.Int8).GroupBy(p => Describe(p.Op)))
         {
             text.Append($"  int8  {group.Count(),4} x {group.Key}\n");
         }
 
-        foreach (IGrouping<(string, string), OpPlan> group in _plans.Where(p => !p.Int8).GroupBy(p => (p.Op.TypeName, p.FloatReason ?? "")))
+        // PyTorch's quantize_dynamic modules (int8 weights; an LSTM's gates, the outputs stay float) have a line of their own.
+        foreach (IGrouping<(string, string), OpPlan> group in _plans.Where(IsDynamicOrWeightOnly).GroupBy(p => (p.Op.TypeName, p.FloatReason ?? "")))
+        {
+            text.Append($"  dyn   {group.Count(),4} x {group.Key.Item1}: {group.Key.Item2} (first: {group.First().Op.Name}, {group.First().Op.Source})\n");
+        }
+
+        foreach (IGrouping<(string, string), OpPlan> group in _plans.Where(p => !p.Int8 && !IsDynamicOrWeightOnly(p)).GroupBy(p => (p.Op.TypeName, p.FloatReason ?? "")))
         {
             string first = group.First().Op.Name;
             text.Append($"  float {group.Count(),4} x {group.Key.Item1}: {group.Key.Item2} (first: {first}, {group.First().Op.Source})\n");
@@ -182,6 +189,8 @@ public abstract class BoundObservedModel : IObservedModel
 
         return text.ToString().TrimEnd('\n');
     }
+
+    private static bool IsDynamicOrWeightOnly(OpPlan plan) => plan.FloatReason is DynamicReason or WeightOnlyReason;
 
     private static string Describe(BoundOp op) =>
         op.TypeName + (op.FusedBatchNorm is null ? "" : "+BatchNorm2d") + (op.FusedRelu is null ? "" : "+ReLU");
