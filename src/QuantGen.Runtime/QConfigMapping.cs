@@ -300,7 +300,8 @@ public sealed partial class QConfigMapping
         foreach ((string entry, QConfig? qconfig) in _moduleNames.Select(e => ($"member path '{e.Key}'", e.Value))
             .Concat(_moduleTypes.Where(e => !_presetTypes.Contains(e.Key)).Select(e => ($"module type '{e.Key}'", e.Value))))
         {
-            if (qconfig is not null && qconfig.Backend != backend)
+            // A weight-only qconfig has no integer arithmetic of its own (its table is read in float), so any backend goes.
+            if (qconfig is not null && !qconfig.IsWeightOnly && qconfig.Backend != backend)
             {
                 throw new ArgumentException(
                     $"{model}: the QConfigMapping's {entry} qconfig uses the {qconfig.Backend} backend, but the model's is {backend} (the global qconfig's, else [Quantize]'s); " +

@@ -117,14 +117,7 @@ public static class ModelBinder
 
         private int CallMember(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int input, int depth)
         {
-            object? value = MemberValue(owner, node.Member);
-            if (value is not nn.Module child)
-            {
-                throw new InvalidOperationException(value is null
-                    ? $"{Where(path, node)}: '{node.Text}' calls {node.Member}, which is null in this instance; guard the call with 'if ({node.Member} is not null)' or assign a module in the constructor."
-                    : $"{Where(path, node)}: {node.Member} holds a {value.GetType().Name}, not a TorchSharp module.");
-            }
-
+            nn.Module child = MemberModule(owner, node, path);
             string childPath = Join(path, ChildName(owner, child, node.Member));
             if (forward.NoQuantize.Contains(node.Member))
             {
@@ -137,14 +130,7 @@ public static class ModelBinder
         /// <summary>One element of an LSTM/GRU/RNN call: a float op (dynamic int8 at Convert when its qconfig says so).</summary>
         private int CallItem(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs)
         {
-            object? value = MemberValue(owner, node.Member);
-            if (value is not nn.Module child)
-            {
-                throw new InvalidOperationException(value is null
-                    ? $"{Where(path, node)}: '{node.Text}' calls {node.Member}, which is null in this instance; assign a module in the constructor."
-                    : $"{Where(path, node)}: {node.Member} holds a {value.GetType().Name}, not a TorchSharp module.");
-            }
-
+            nn.Module child = MemberModule(owner, node, path);
             string childPath = Join(path, ChildName(owner, child, node.Member));
             string key = string.Join(",", inputs);
             if (!_tupleCalls.TryGetValue((child, key), out TupleModuleCall? call))
@@ -183,6 +169,15 @@ public static class ModelBinder
             op.Members.Add(new GraphMember(childPath, call.TypeName, node.Source));
             Ops.Add(op);
             return op.Output;
+        }
+
+        /// <summary>The module the called member holds in this instance.</summary>
+        private nn.Module MemberModule(nn.Module owner, CapturedNode node, string path)
+        {
+            object? value = MemberValue(owner, node.Member);
+            return value as nn.Module ?? throw new InvalidOperationException(value is null
+                ? $"{Where(path, node)}: '{node.Text}' calls {node.Member}, which is null in this instance; guard the call with 'if ({node.Member} is not null)' or assign a module in the constructor."
+                : $"{Where(path, node)}: {node.Member} holds a {value.GetType().Name}, not a TorchSharp module.");
         }
 
         private int Loop(nn.Module owner, CapturedNode node, string path, int input, int depth)

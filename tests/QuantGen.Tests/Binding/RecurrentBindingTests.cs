@@ -423,4 +423,19 @@ public sealed class RecurrentBindingTests
             x.Dispose();
         }
     }
+
+    [Fact]
+    public void A_weight_only_embedding_goes_with_any_backend_and_a_dynamic_layer_must_use_the_model_s()
+    {
+        torch.manual_seed(175);
+        using var model = new LstmTextClassifier(30, 4, 5, 2);
+        model.eval();
+        QConfigMapping qnnpack = new QConfigMapping(QConfig.Qnnpack)
+            .SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleType("LSTM", QConfig.Dynamic(QuantBackend.Qnnpack));
+        Assert.Contains("dyn      1 x Embedding", model.Prepare(qnnpack).Summary(), StringComparison.Ordinal);
+
+        var error = Assert.Throws<ArgumentException>(() => model.Prepare(new QConfigMapping(QConfig.Qnnpack).SetModuleType("LSTM", QConfig.Dynamic())));
+        Assert.Contains("module type 'LSTM' qconfig uses the X86 backend, but the model's is Qnnpack", error.Message, StringComparison.Ordinal);
+    }
 }

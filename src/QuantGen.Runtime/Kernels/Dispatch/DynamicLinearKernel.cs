@@ -84,7 +84,7 @@ public static class DynamicLinearKernel
     /// <param name="output">quint8 values, same length.</param>
     /// <param name="inverseScale">1/s.</param>
     /// <param name="zeroPoint">zp, 0..255.</param>
-    /// <param name="vectorBits">256 or 128; 0 runs the scalar reference; −1 (default) the dispatched width.</param>
+    /// <param name="vectorBits">256 runs the vector path; 128 and 0 the scalar reference; −1 (default) the dispatched width.</param>
     public static void QuantizeZeroPointFirst(ReadOnlySpan<float> input, Span<byte> output, float inverseScale, int zeroPoint, int vectorBits = -1)
     {
         vectorBits = ElementwiseWidth.Resolve(vectorBits);
@@ -117,7 +117,7 @@ public static class DynamicLinearKernel
     /// <param name="bias">b per output feature, or empty.</param>
     /// <param name="relu">A fused ReLU.</param>
     /// <param name="output">float [rows, outFeatures].</param>
-    /// <param name="vectorBits">256 or 128; 0 runs the scalar reference; −1 (default) the dispatched width.</param>
+    /// <param name="vectorBits">256 runs the vector path; 128 and 0 the scalar reference; −1 (default) the dispatched width.</param>
     public static void Scale(ReadOnlySpan<int> accumulators, int outFeatures, float inputScale, ReadOnlySpan<float> weightScales, ReadOnlySpan<float> bias, bool relu, Span<float> output, int vectorBits = -1)
     {
         vectorBits = ElementwiseWidth.Resolve(vectorBits);
