@@ -31,7 +31,7 @@ internal sealed partial class ModelWriter
         {
             FloatOpKind.Function => $"it is a tensor expression of forward ('{string.Join(", ", node.Members.Select(m => m.Source))}') that ONNX export cannot read; write it with a module or a function QuantGen knows",
             FloatOpKind.PixelUnshuffle => "ONNX's SpaceToDepth orders channels unlike pixel_unshuffle",
-            FloatOpKind.WeightOnlyEmbedding => "a weight-only Embedding is not written to ONNX yet",
+            FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding => "an Embedding (token indices in) is not written to ONNX yet",
             FloatOpKind.DynamicRecurrent => $"a dynamic {op.Text} is not written to ONNX yet (ONNX Runtime's DynamicQuantizeLSTM is the form to come)",
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
             FloatOpKind.AdaptiveAvgPool2d when op.Ints[0] != 1 || op.Ints[1] != 1 => $"adaptive_avg_pool2d to {op.Ints[0]}x{op.Ints[1]} has no ONNX operator; only (1, 1) exports",

@@ -116,6 +116,7 @@ internal static class FloatOpDescriber
             case BoundKind.FloatModule:
                 return op.Module switch
                 {
+                    Embedding embedding => EmbeddingOp(model, layer, embedding, Op),
                     PixelShuffle shuffle => Op(FloatOpKind.PixelShuffle, [shuffle.upscale_factor]),
                     PixelUnshuffle unshuffle => Op(FloatOpKind.PixelUnshuffle, [unshuffle.downscale_factor]),
                     Softmax softmax => Op(FloatOpKind.Softmax, [softmax.dim]),
@@ -175,6 +176,12 @@ internal static class FloatOpDescriber
 
         long[] ints = [element, shape.InputSize, shape.HiddenSize, shape.NumLayers, shape.Bidirectional ? 1 : 0, shape.BatchFirst ? 1 : 0, (long)backend, perChannel ? 1 : 0, bias ? 1 : 0];
         return new FloatOp(model, layer, FloatOpKind.DynamicRecurrent, type, ints, [], tensors, relu: false, inputs, output);
+    }
+
+    private static FloatOp EmbeddingOp(string model, string layer, Embedding embedding, Func<FloatOpKind, long[]?, double[]?, string, FloatOpTensor[]?, bool, FloatOp> op)
+    {
+        (float[] weight, int rows, int dim) = Dynamic.QuantizedEmbeddingBag.ReadTable($"{model}.{layer}", embedding.weight);
+        return op(FloatOpKind.Embedding, [rows, dim], null, "", [new FloatOpTensor("weight", [rows, dim], weight)], false);
     }
 
     /// <summary>A weight-only Embedding as a float op: its 8-bit rows with each row's scale and bias.</summary>

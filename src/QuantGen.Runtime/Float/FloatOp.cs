@@ -118,6 +118,9 @@ public enum FloatOpKind
     /// (integers in 0..255), scale and bias [num_embeddings] (each row's float scale and offset). Input: int64 indices.
     /// </summary>
     WeightOnlyEmbedding = 29,
+
+    /// <summary>A float Embedding: a row lookup. Ints: num_embeddings, embedding_dim; tensors: weight [num_embeddings, embedding_dim]. Input: int64 indices.</summary>
+    Embedding = 30,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -456,6 +459,15 @@ public sealed class FloatOp : IQuantizedLayer
                 break;
             case FloatOpKind.WeightOnlyEmbedding:
                 _recurrent = WeightOnlyEmbedding();
+                break;
+            case FloatOpKind.Embedding:
+                Need(2, 0, 1);
+                if (_ints[0] is < 1 or > int.MaxValue || _ints[1] is < 1 or > int.MaxValue || _tensors.Length != 1)
+                {
+                    throw Invalid($"has {_ints[0]} rows of {_ints[1]} values and {_tensors.Length} tensors");
+                }
+
+                NeedWeight([Int(0), Int(1)], Int(1));
                 break;
             case FloatOpKind.Mean:
                 if (_ints.Length is < 2 or > 9 || _ints[0] is not (0 or 1))
@@ -958,6 +970,14 @@ public sealed class FloatOp : IQuantizedLayer
             {
                 var table = (Dynamic.QuantizedEmbedding)_recurrent!;
                 return a => table.Forward(a[0]);
+            }
+
+            case FloatOpKind.Embedding:
+            {
+                // The rows gathered as nn.Embedding's forward does (a copy, so the same bits); libtorch checks the indices.
+                Tensor weight = Owned("weight")!;
+                long dim = _ints[1];
+                return a => weight.index_select(0, a[0].flatten()).reshape([.. a[0].shape, dim]);
             }
 
             case FloatOpKind.Mean:
