@@ -87,7 +87,7 @@ public sealed class Int8LstmClassifier : IInt8Classifier
 /// <summary>
 /// <see cref="LstmClassifier"/> converted as a PyTorch user would: <c>Prepare</c> with a QConfigMapping that makes the
 /// Embedding weight-only (<see cref="QConfig.FloatQParamsWeightOnly"/>) and the LSTM and Linear dynamic
-/// (<see cref="QConfig.Dynamic"/>), a few calibration batches, <c>Convert</c>. The same layers as
+/// (<see cref="QConfig.Dynamic"/>), then <c>Convert</c> — no calibration batch, as PyTorch's quantize_dynamic. The same layers as
 /// <see cref="Int8LstmClassifier"/>, found by binding the captured forward instead of by hand.
 /// </summary>
 public sealed class ConvertedLstmClassifier : IInt8Classifier
@@ -95,12 +95,11 @@ public sealed class ConvertedLstmClassifier : IInt8Classifier
     private readonly LstmClassifier.Quantized _model;
     private readonly long _bytes;
 
-    /// <summary>Prepares, calibrates on <paramref name="calibration"/> and converts <paramref name="model"/> (left unchanged).</summary>
+    /// <summary>Prepares and converts <paramref name="model"/> (left unchanged).</summary>
     /// <param name="model">The trained float model, in eval mode.</param>
-    /// <param name="calibration">A few training batches: token indices [batch, length].</param>
     /// <param name="backend">The dynamic arithmetic preset (docs/numerics.md §8).</param>
     /// <param name="bytes">The int8 weights' size (the same layers as the hand-built form).</param>
-    public ConvertedLstmClassifier(LstmClassifier model, IEnumerable<Tensor> calibration, QuantBackend backend, long bytes)
+    public ConvertedLstmClassifier(LstmClassifier model, QuantBackend backend, long bytes)
     {
         ArgumentNullException.ThrowIfNull(model);
         QConfig dynamic = QConfig.Dynamic(backend);
@@ -110,7 +109,6 @@ public sealed class ConvertedLstmClassifier : IInt8Classifier
             .SetModuleType("Linear", dynamic);
         LstmClassifier.Observed observed = model.Prepare(mapping);
         Summary = observed.Summary();
-        observed.Calibrate(calibration);
         _model = observed.Convert();
         _bytes = bytes;
     }

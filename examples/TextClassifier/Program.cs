@@ -68,16 +68,10 @@ foreach (string kindName in kinds)
     IInt8Classifier int8;
     if (kind == GlossModelKind.Lstm)
     {
-        // The PyTorch flow: Prepare with a QConfigMapping, a few calibration batches, Convert. The hand-built form of the
-        // same layers checks it: both must give the same logits, bit for bit.
+        // The PyTorch flow: Prepare with a QConfigMapping, then Convert (quantize_dynamic needs no calibration data). The
+        // hand-built form of the same layers checks it: both must give the same logits, bit for bit.
         var byHand = new Int8LstmClassifier((LstmClassifier)model, backend);
-        var calibration = Enumerable.Range(0, 4).Select(b =>
-        {
-            (long[] tokens, _, int longest) = train.Batch(Enumerable.Range(b * 32, 32).ToArray());
-            return torch.tensor(tokens, new long[] { 32, longest });
-        }).ToList();
-        var converted = new ConvertedLstmClassifier((LstmClassifier)model, calibration, backend, byHand.Bytes);
-        calibration.ForEach(t => t.Dispose());
+        var converted = new ConvertedLstmClassifier((LstmClassifier)model, backend, byHand.Bytes);
         Console.WriteLine(converted.Summary);
         int compared = Math.Min(256, test.Count), same = 0;
         GlossModels.Predict(test with { Sequences = test.Sequences[..compared], Labels = test.Labels[..compared] }, 16, (tokens, batch, length) =>

@@ -295,7 +295,8 @@ internal sealed partial class ModelWriter
             y = _builder.Node("Relu", name + "/Relu", [y], name + "/relu");
         }
 
-        _values[node.Output] = Quantized
+        // A value no observer saw (a model converted without calibration) has no qparams; no int8 op reads it.
+        _values[node.Output] = Quantized && op.Output.IsObserved
             ? QuantizeTo(y, op.Output.QParams, name, rank, reuse: null) with { Float = y }
             : new Value(y, null, null, null, rank);
     }

@@ -50,7 +50,7 @@ internal sealed partial class ModelWriter
 
         // ORT's quantized operators compute in one activation type: the QOperator form writes every value
         // in the input's (uint8 when asked), a qint8 value as uint8 with its zero point + 128 or the reverse.
-        _activationsAsUInt8InQOperator = options.ActivationsAsUInt8 || input.QParams.DType == QuantDType.QUInt8;
+        _activationsAsUInt8InQOperator = options.ActivationsAsUInt8 || (input.IsObserved && input.QParams.DType == QuantDType.QUInt8);
         _layers = new Dictionary<string, IQuantizedLayer>(StringComparer.Ordinal);
         foreach (IQuantizedLayer layer in layers)
         {
@@ -116,7 +116,7 @@ internal sealed partial class ModelWriter
         }
 
         // A model that ends in a float op returns that op's float result, as the int8 model's float forward does.
-        _ = Quantized && result.Float is null
+        _ = Quantized && result.Float is null && result.QParams is not null
             ? _builder.NodeWithOutput("DequantizeLinear", "output/DequantizeLinear", result.Operands, _options.OutputName)
             : _builder.NodeWithOutput("Identity", "output/Identity", [result.Float ?? result.Name], _options.OutputName);
         graph.Output.Add(ValueInfo(_options.OutputName, TensorProto.Types.DataType.Float, dims: null));
@@ -207,7 +207,8 @@ internal sealed partial class ModelWriter
         QuantizeInput quantize = _layers.TryGetValue(node.Name, out IQuantizedLayer? layer)
             ? layer as QuantizeInput ?? throw WrongLayer(node, typeof(QuantizeInput), layer)
             : _input;
-        _values[node.Output] = Quantized
+        // An input no observer saw (a model converted without calibration) has no qparams: only float ops read it.
+        _values[node.Output] = Quantized && quantize.IsObserved
             ? QuantizeTo(_options.InputName, quantize.QParams, node.Name, rank, reuse: null)
             : new Value(_options.InputName, null, null, null, rank);
     }

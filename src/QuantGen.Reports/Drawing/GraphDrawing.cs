@@ -293,8 +293,8 @@ public static class GraphDrawing
     /// <summary>The qparams a layer gives its output itself; null for the ops that pass their input's through.</summary>
     internal static QParams? OwnOutputQParams(IQuantizedLayer? layer) => layer switch
     {
-        QuantizeInput quantize => quantize.QParams,
-        FloatOp floatOp => floatOp.Output.QParams,
+        QuantizeInput { IsObserved: true } quantize => quantize.QParams,
+        FloatOp { Output.IsObserved: true } floatOp => floatOp.Output.QParams,
         QuantizedConv2d conv => conv.OutputQParams,
         QuantizedLinear linear => linear.OutputQParams,
         QuantizedConvTranspose2d convTranspose => convTranspose.OutputQParams,

@@ -387,6 +387,11 @@ internal static class ExplainOps
             return Reported(context, "the model's input, quantized before the int8 forward (pass the float input to see the arithmetic)");
         }
 
+        if (!quantize.IsObserved)
+        {
+            return Reported(context, "the model's input, never observed (converted without calibration): no int8 op reads it, so it stays float");
+        }
+
         var steps = new List<ExplainStep> { new("float input", $"x{ReportText.Index(context.Index)}", F(x)) };
         int result = QuantizeSteps(steps, x, quantize.Scale, quantize.ZeroPoint, quantize.QParams.DType);
         return Finish(context, steps, result);

@@ -187,6 +187,11 @@ public abstract class BoundObservedModel : IObservedModel
             text.Append($"  float {group.Count(),4} x {group.Key.Item1}: {group.Key.Item2} (first: {first}, {group.First().Op.Source})\n");
         }
 
+        if (int8 == 0 && dynamic > 0)
+        {
+            text.Append("  No static int8 op: Convert() needs no calibration batch (as quantize_dynamic); calibrating adds the qparams forward(QTensor) and the layer reports use.\n");
+        }
+
         return text.ToString().TrimEnd('\n');
     }
 
@@ -267,6 +272,21 @@ public abstract class BoundObservedModel : IObservedModel
     /// <exception cref="InvalidOperationException">An observer has seen no calibration data.</exception>
     protected BoundQuantizedPlan ConvertBound()
     {
+        // The values whose qparams an int8 op's arithmetic reads: its inputs and its own observed output. Only these
+        // need calibration data; a model quantized only dynamically or weight-only (no static int8 op reads a
+        // value) converts without any, as PyTorch's quantize_dynamic does, and its unobserved values get quantizers
+        // that refuse to quantize (forward(QTensor), the layer tap) instead of made-up qparams.
+        var readByInt8 = new bool[_graph.ValueCount];
+        foreach (OpPlan plan in _plans.Where(p => p.Int8))
+        {
+            foreach (int input in plan.Op.Inputs)
+            {
+                readByInt8[input] = true;
+            }
+
+            readByInt8[plan.Op.Output] |= plan.OwnObserver;
+        }
+
         var qparams = new QParams?[_graph.ValueCount];
         var quantizers = new QuantizeInput?[_graph.ValueCount];
         for (int v = 0; v < _observers.Length; v++)
@@ -283,12 +303,20 @@ public abstract class BoundObservedModel : IObservedModel
 
                 if (!observer.HasObserved && !observer.IsFixed)
                 {
-                    throw new InvalidOperationException($"{ModelName}: Convert() before calibration: the observer at {observer.Layer} has seen no data. Run calibration batches through forward first (a model quantized only dynamically needs a few too, unlike PyTorch's quantize_dynamic: the outputs of its float ops are observed for forward(QTensor), the layer report and saving).");
+                    if (readByInt8[v])
+                    {
+                        throw new InvalidOperationException($"{ModelName}: Convert() before calibration: the observer at {observer.Layer} has seen no data, and an int8 op reads that value. Run calibration batches through forward first (Calibrate(batches)); only a model quantized just dynamically or weight-only converts without them.");
+                    }
+
+                    continue;
                 }
 
                 qparams[v] = observer.CalculateQParams();
             }
         }
+
+        QuantizeInput QuantizerOf(int value, string layer) =>
+            qparams[value] is { } observed ? new QuantizeInput(ModelName, layer, observed) : QuantizeInput.NotObserved(ModelName, layer);
 
         var steps = new BoundStep[_plans.Length];
         var int8Values = new bool[_graph.ValueCount];
@@ -299,7 +327,7 @@ public abstract class BoundObservedModel : IObservedModel
             BoundOp op = plan.Op;
             if (!plan.Int8)
             {
-                QuantizeInput quantizer = quantizers[op.Output] ??= new QuantizeInput(ModelName, op.Name, qparams[op.Output]!);
+                QuantizeInput quantizer = quantizers[op.Output] ??= QuantizerOf(op.Output, op.Name);
                 if (plan.QConfig is { IsWeightOnly: true } && op.Module is Embedding embedding)
                 {
                     QuantizedEmbedding table = QuantizedEmbedding.FromEmbedding(ModelName, op.Members[0].Path, embedding);
@@ -487,7 +515,7 @@ public abstract class BoundObservedModel : IObservedModel
             steps[i] = new BoundStep(op, built, BoundQuantizedPlan.Runner(built), null);
         }
 
-        return new BoundQuantizedPlan(ModelName, _graph, steps, quantizers, new QuantizeInput(ModelName, "input", qparams[0]!), _captureHash)
+        return new BoundQuantizedPlan(ModelName, _graph, steps, quantizers, QuantizerOf(0, "input"), _captureHash)
         {
             IntegerInput = _integerInput && !_observers[0]!.HasObserved,
         };

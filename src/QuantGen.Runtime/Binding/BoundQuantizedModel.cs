@@ -186,6 +186,20 @@ public sealed class BoundQuantizedPlan
             steps[i] = new BoundStep(op, layer, Runner(layer), null);
         }
 
+        // A value saved as never observed (a model converted without calibration) has no qparams: an int8 step that
+        // reads one would have nothing to quantize it with, so such a file is refused here rather than at run time.
+        foreach (BoundStep step in steps.Where(s => s.Int8 is not null))
+        {
+            foreach (int value in step.Op.Inputs)
+            {
+                QuantizeInput? quantizer = value == 0 ? input : quantizers[value];
+                if (quantizer is { IsObserved: false })
+                {
+                    throw new QGenFormatException(reader.FileName, QGenFormatError.InvalidLayer, $"{reader.FileName}: int8 step '{step.Op.Name}' reads '{quantizer.Layer}', which the file says was never observed (it has no qparams).");
+                }
+            }
+        }
+
         var graph = new BoundGraph(model, ops, topology.ValueCount, topology.Result);
         return new BoundQuantizedPlan(model, graph, steps, quantizers, input, captureHash) { IntegerInput = integerInput };
     }
@@ -413,7 +427,9 @@ public abstract class BoundQuantizedModel : IQuantizedModel
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         // Token indices (an Embedding first) go in as they are; any other input is float32, as the observers saw it.
-        (QTensor? q, Tensor? f) = Run(null, _plan.IntegerInput && !input.is_floating_point() ? input : input.to(ScalarType.Float32), null);
+        // An input no observer saw (converted without calibration) may be either: only float ops read it.
+        bool indicesAllowed = _plan.IntegerInput || !_plan.Input.IsObserved;
+        (QTensor? q, Tensor? f) = Run(null, indicesAllowed && !input.is_floating_point() ? input : input.to(ScalarType.Float32), null);
         Tensor result = f ?? TensorInterop.FromArray(q!.Dequantize(), q.Shape);
         return result.MoveToOuterDisposeScope();
     }

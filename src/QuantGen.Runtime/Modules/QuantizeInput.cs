@@ -15,6 +15,8 @@ namespace QuantGen.Modules;
 /// </remarks>
 public sealed class QuantizeInput : IQuantizedLayer
 {
+    private readonly QParams? _qparams;
+
     /// <param name="model">Model name, for error messages.</param>
     /// <param name="layer">Member name (e.g. "quant"), for error messages.</param>
     /// <param name="qparams">Per-tensor scale and zero point from calibration (quint8 or qint8; the tensor it makes has that dtype).</param>
@@ -32,8 +34,29 @@ public sealed class QuantizeInput : IQuantizedLayer
 
         Model = model;
         Layer = layer;
-        QParams = qparams;
+        _qparams = qparams;
     }
+
+    private QuantizeInput(string model, string layer)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        Model = model;
+        Layer = layer;
+    }
+
+    /// <summary>
+    /// The quantizer of a value no observer saw: the model was converted without calibration batches, which a model
+    /// quantized only dynamically or weight-only does not need (as PyTorch's <c>quantize_dynamic</c> needs none). No
+    /// int8 op reads such a value; it has no qparams, and quantizing with it throws, naming the layer.
+    /// </summary>
+    /// <param name="model">Model name, for error messages.</param>
+    /// <param name="layer">The op whose output it is (or "input"), for error messages.</param>
+    /// <returns>A quantizer whose <see cref="IsObserved"/> is false.</returns>
+    public static QuantizeInput NotObserved(string model, string layer) => new(model, layer);
+
+    /// <summary>False for a value no observer saw (<see cref="NotObserved"/>): it has no qparams.</summary>
+    public bool IsObserved => _qparams is not null;
 
     /// <summary>Model name, for error messages.</summary>
     public string Model { get; }
@@ -42,7 +65,10 @@ public sealed class QuantizeInput : IQuantizedLayer
     public string Layer { get; }
 
     /// <summary>The scale and zero point every input is quantized with.</summary>
-    public QParams QParams { get; }
+    /// <exception cref="InvalidOperationException">The value was never observed (<see cref="IsObserved"/> is false).</exception>
+    public QParams QParams => _qparams ?? throw new InvalidOperationException(
+        $"{Model}.{Layer}: this value was never observed (the model was converted without calibration batches), so it has no int8 scale and zero point. " +
+        "Quantizing it (forward(QTensor), an int8 result, a layer report or tap) needs a calibrated model: run Calibrate(batches) before Convert().");
 
     /// <summary>The per-tensor scale.</summary>
     public float Scale => QParams.Scale;
@@ -100,6 +126,6 @@ public sealed class QuantizeInput : IQuantizedLayer
     }
 
     /// <summary>PyTorch's repr: <c>Quantize(scale=tensor([0.0011]), zero_point=tensor([0]), dtype=torch.quint8)</c>.</summary>
-    public override string ToString() =>
+    public override string ToString() => !IsObserved ? "Quantize(not observed: converted without calibration)" :
         $"Quantize(scale={TorchText.ScalarTensor(Scale)}, zero_point={TorchText.IntTensor(ZeroPoint)}, dtype={QParams.DType.ToTorchString()})";
 }

@@ -70,7 +70,7 @@ internal static class LayerCodecs
         switch (layer)
         {
             case QuantizeInput quantize:
-                WriteQParams(writer, quantize.QParams);
+                WriteQuantizerQParams(writer, quantize);
                 break;
             case QuantizedConv2d conv:
                 Conv2dOptions o = conv.Options;
@@ -180,7 +180,7 @@ internal static class LayerCodecs
         {
             layer = info.Kind switch
             {
-                QGenLayerKind.Quantize => new QuantizeInput(model, name, ReadQParams(ref reader, "the qparams")),
+                QGenLayerKind.Quantize => ReadQuantizer(ref reader, model, name, "the qparams"),
                 QGenLayerKind.Conv2d => ReadConv2d(ref reader, model, name),
                 QGenLayerKind.ConvTranspose2d => ReadConvTranspose2d(ref reader, model, name),
                 QGenLayerKind.Linear => ReadLinear(ref reader, model, name),
@@ -268,7 +268,7 @@ internal static class LayerCodecs
 
         writer.Bool(op.Relu);
         writer.U16(checked((ushort)op.InputCount));
-        WriteQParams(writer, op.Output.QParams);
+        WriteQuantizerQParams(writer, op.Output);
     }
 
     private static FloatOp ReadFloatOp(ref ByteReader reader, string model, string name)
@@ -307,11 +307,11 @@ internal static class LayerCodecs
 
         bool relu = reader.Bool("relu");
         int inputs = reader.U16("the input count");
-        QParams output = ReadQParams(ref reader, "the output qparams");
+        QuantizeInput output = ReadQuantizer(ref reader, model, name, "the output qparams");
 
         // The constructor checks that the constants and weights make the op its kind says (shapes against
         // options, counts per kind) before anything runs it.
-        return new FloatOp(model, name, (FloatOpKind)code, text, ints, floats, tensors, relu, inputs, new QuantizeInput(model, name, output));
+        return new FloatOp(model, name, (FloatOpKind)code, text, ints, floats, tensors, relu, inputs, output);
     }
 
     // Conv, transposed conv and linear share their tail: weight, bias, input and output qparams, fused ReLU, backend.
@@ -404,7 +404,30 @@ internal static class LayerCodecs
         writer.Ints(qparams.ZeroPoints);
     }
 
-    private static QParams ReadQParams(ref ByteReader reader, string what)
+    // A quantizer's qparams, or for a value no observer saw (a model converted without calibration) the record with
+    // no scale: the quint8 code, axis -1 and a count of 0, which no quantizer with qparams can have.
+    private static void WriteQuantizerQParams(ByteWriter writer, QuantizeInput quantizer)
+    {
+        if (quantizer.IsObserved)
+        {
+            WriteQParams(writer, quantizer.QParams);
+            return;
+        }
+
+        writer.U8(DTypeCode(QuantDType.QUInt8));
+        writer.I32(-1);
+        writer.U32(0);
+    }
+
+    private static QuantizeInput ReadQuantizer(ref ByteReader reader, string model, string name, string what) =>
+        ReadQParams(ref reader, what, notObservedAllowed: true) is { } qparams
+            ? new QuantizeInput(model, name, qparams)
+            : QuantizeInput.NotObserved(model, name);
+
+    private static QParams ReadQParams(ref ByteReader reader, string what) => ReadQParams(ref reader, what, notObservedAllowed: false)!;
+
+    // Null only for a quantizer's not-observed record (axis -1, no scale), where the caller allows it.
+    private static QParams? ReadQParams(ref ByteReader reader, string what, bool notObservedAllowed)
     {
         QuantDType dtype = ReadDType(ref reader, what);
         int at = reader.Position;
@@ -416,6 +439,11 @@ internal static class LayerCodecs
 
         at = reader.Position;
         int count = reader.Count(what + " channel count", 8, int.MaxValue);
+        if (notObservedAllowed && axis == -1 && count == 0)
+        {
+            return null;
+        }
+
         if (count == 0 || (axis == -1 && count != 1))
         {
             throw reader.Fail(QGenFormatError.Malformed, $"{what} has {count} scales for {(axis == -1 ? "per-tensor parameters (1 expected)" : $"axis {axis} (at least 1 expected)")}", at);

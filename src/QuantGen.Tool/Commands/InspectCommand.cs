@@ -72,7 +72,7 @@ internal static class InspectCommand
     {
         QParams? qparams = layer switch
         {
-            QuantizeInput quantize => quantize.QParams,
+            QuantizeInput { IsObserved: true } quantize => quantize.QParams,
             QuantizedConv2d conv => conv.OutputQParams,
             QuantizedConvTranspose2d deconv => deconv.OutputQParams,
             QuantizedLinear linear => linear.OutputQParams,
