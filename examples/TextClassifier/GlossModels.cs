@@ -64,9 +64,12 @@ public sealed partial class LstmClassifier : Module<Tensor, Tensor>
 /// <summary>
 /// A small Transformer encoder classifier: token embedding + learned position embedding → TorchSharp's
 /// <c>TransformerEncoderLayer</c> × N (post-norm, ReLU) → mean over the real tokens → Linear. Input and output as
-/// <see cref="LstmClassifier"/>; padding is masked out of attention with <c>src_key_padding_mask</c>.
+/// <see cref="LstmClassifier"/>; padding is masked out of attention with <c>src_key_padding_mask</c>. As the LSTM classifier,
+/// <c>[Quantize]</c> and <c>partial</c> are all QuantGen asks: the encoder layers called with their padding mask in a loop
+/// are bound at Prepare, and a dynamic qconfig gives them int8 projections.
 /// </summary>
-public sealed class TransformerClassifier : Module<Tensor, Tensor>
+[QuantGen.Quantize]
+public sealed partial class TransformerClassifier : Module<Tensor, Tensor>
 {
     private readonly Embedding embedding;
     private readonly Embedding position;
@@ -107,6 +110,10 @@ public sealed class TransformerClassifier : Module<Tensor, Tensor>
     {
         using var scope = torch.NewDisposeScope();
         long length = tokens.shape[1];
+
+        // The positions, the padding mask, the transposes and the masked mean have no int8 op and are meant to run in
+        // float (QG0023 says so otherwise).
+#pragma warning disable QG0023
         Tensor x = embedding.forward(tokens) + position.forward(torch.arange(length, dtype: ScalarType.Int64));
         Tensor padding = tokens.eq(Vocabulary.Padding);
         x = x.transpose(0, 1);
@@ -116,6 +123,7 @@ public sealed class TransformerClassifier : Module<Tensor, Tensor>
         }
 
         return head.forward(GlossModels.MaskedMean(x.transpose(0, 1), tokens)).MoveToOuterDisposeScope();
+#pragma warning restore QG0023
     }
 }
 

@@ -130,6 +130,50 @@ public sealed class ConvertedLstmClassifier : IInt8Classifier
 }
 
 /// <summary>
+/// <see cref="TransformerClassifier"/> converted as a PyTorch user would: <c>Prepare</c> with a QConfigMapping that makes
+/// the token Embedding weight-only and every TransformerEncoderLayer and Linear dynamic, then <c>Convert</c> (no
+/// calibration batch). The same layers as <see cref="Int8TransformerClassifier"/>, found by binding the captured forward.
+/// </summary>
+public sealed class ConvertedTransformerClassifier : IInt8Classifier
+{
+    private readonly TransformerClassifier.Quantized _model;
+    private readonly long _bytes;
+
+    /// <summary>Prepares and converts <paramref name="model"/> (left unchanged).</summary>
+    /// <param name="model">The trained float model, in eval mode.</param>
+    /// <param name="backend">The dynamic arithmetic preset (docs/numerics.md §8).</param>
+    /// <param name="bytes">The int8 weights' size (the same layers as the hand-built form).</param>
+    public ConvertedTransformerClassifier(TransformerClassifier model, QuantBackend backend, long bytes)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        QConfig dynamic = QConfig.Dynamic(backend);
+        QConfigMapping mapping = new QConfigMapping(null)
+            .SetModuleName("embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleType("TransformerEncoderLayer", dynamic)
+            .SetModuleType("Linear", dynamic);
+        TransformerClassifier.Observed observed = model.Prepare(mapping);
+        Summary = observed.Summary();
+        _model = observed.Convert();
+        _bytes = bytes;
+    }
+
+    /// <summary>What Prepare made of the model.</summary>
+    public string Summary { get; }
+
+    /// <inheritdoc/>
+    public long Bytes => _bytes;
+
+    /// <inheritdoc/>
+    public float[] Forward(ReadOnlySpan<long> tokens, int batch, int length)
+    {
+        Int8Sizes.CheckBatch(nameof(TransformerClassifier), tokens, batch, length);
+        using var scope = torch.NewDisposeScope();
+        using Tensor input = torch.tensor(tokens.ToArray(), new long[] { batch, length });
+        return _model.forward(input).data<float>().ToArray();
+    }
+}
+
+/// <summary>
 /// <see cref="TransformerClassifier"/> in dynamic int8: the token embedding as 8-bit rows, every Linear of the encoder
 /// layers (attention's packed q/k/v input projection and output projection, the feed-forward pair) and the head as
 /// <see cref="DynamicQuantizedLinear"/>; attention scores, softmax, the position embedding, residual adds, LayerNorm and
@@ -249,7 +293,8 @@ public sealed class Int8TransformerClassifier : IInt8Classifier
     {
         int dim = _dim;
         int headDim = dim / _heads;
-        float scale = 1.0f / MathF.Sqrt(headDim);
+        float scale = (float)(1.0 / Math.Sqrt(headDim));
+        var query = new float[headDim];
         int stride = 3 * dim;
         Array.Clear(output);
         for (int b = 0; b < batch; b++)
@@ -263,6 +308,11 @@ public sealed class Int8TransformerClassifier : IInt8Classifier
                 for (int i = 0; i < length; i++)
                 {
                     ReadOnlySpan<float> q = qkv.AsSpan(((first + i) * stride) + qOffset, headDim);
+                    for (int d = 0; d < headDim; d++)
+                    {
+                        query[d] = q[d] * scale;
+                    }
+
                     float max = float.NegativeInfinity;
                     for (int j = 0; j < length; j++)
                     {
@@ -276,10 +326,10 @@ public sealed class Int8TransformerClassifier : IInt8Classifier
                         float dot = 0f;
                         for (int d = 0; d < headDim; d++)
                         {
-                            dot += q[d] * k[d];
+                            dot += query[d] * k[d];
                         }
 
-                        scores[j] = dot * scale;
+                        scores[j] = dot;
                         max = MathF.Max(max, scores[j]);
                     }
 
@@ -291,9 +341,10 @@ public sealed class Int8TransformerClassifier : IInt8Classifier
                     }
 
                     Span<float> target = output.AsSpan(((first + i) * dim) + qOffset, headDim);
+                    float inverse = 1f / sum;
                     for (int j = 0; j < length; j++)
                     {
-                        float weight = scores[j] / sum;
+                        float weight = scores[j] * inverse;
                         if (weight == 0f)
                         {
                             continue;

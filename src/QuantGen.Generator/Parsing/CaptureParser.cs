@@ -603,6 +603,116 @@ internal sealed class CaptureParser
         return new TupleCall(member, inputs.Contains(Unknown) ? null : inputs.ToArray(), arity, OneLine(invocation));
     }
 
+    /// <summary>The declared type of a called member already says it runs in float (or has a dynamic form): tell the user at the line, not only in Summary().</summary>
+    private void ReportNoInt8Op(ExpressionSyntax receiver, InvocationExpressionSyntax invocation)
+    {
+        if (NoInt8Op(receiver) is not { } floatType)
+        {
+            return;
+        }
+
+        string? dynamicForm = floatType switch
+        {
+            "Embedding" => "QConfig.FloatQParamsWeightOnly for it in the QConfigMapping makes it a table of 8-bit rows (PyTorch's float_qparams_weight_only_qconfig)",
+            "TransformerEncoderLayer" => "QConfig.Dynamic() for it in the QConfigMapping gives it dynamic int8 projections (attention and LayerNorm stay float)",
+            _ => null,
+        };
+        AddUnlessDisabled(invocation, DiagnosticInfo.Create(
+            dynamicForm is null ? DiagnosticDescriptors.RunsInFloat : DiagnosticDescriptors.DynamicForm,
+            LocationInfo.From(invocation),
+            ShortenTo160(OneLine(invocation)),
+            _type.Name,
+            dynamicForm ?? $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
+    }
+
+    /// <summary>
+    /// The arguments of a module call with more than one (<c>layer.call(x, null, padding)</c>), by the called method's
+    /// parameters: Slots[p] is the input index that parameter p receives, or −1 for null (written, or an omitted
+    /// parameter whose default is null). Every parameter must be a tensor; null when the call is not captured (reported).
+    /// <paramref name="firstArgument"/>, when given, is the value of the first argument (a loop's running tensor).
+    /// </summary>
+    private (int[] Inputs, int[] Slots)? CallArguments(InvocationExpressionSyntax invocation, SyntaxNode statement, ExpressionSyntax wholeValue, int depth, int? firstArgument)
+    {
+        string text = OneLine(invocation);
+        if (_semanticModel.GetSymbolInfo(invocation, _cancellationToken).Symbol is not IMethodSymbol method)
+        {
+            Fail(statement, $"'{text}': the called method could not be resolved, so its arguments cannot be matched to its parameters");
+            return null;
+        }
+
+        SeparatedSyntaxList<ArgumentSyntax> arguments = invocation.ArgumentList.Arguments;
+        var byParameter = new ArgumentSyntax?[method.Parameters.Length];
+        for (int a = 0; a < arguments.Count; a++)
+        {
+            int parameter = arguments[a].NameColon is { } named
+                ? method.Parameters.IndexOf(method.Parameters.FirstOrDefault(p => p.Name == named.Name.Identifier.ValueText)!)
+                : a;
+            if (parameter < 0 || parameter >= byParameter.Length)
+            {
+                Fail(statement, $"'{text}': argument {a + 1} matches no parameter of {method.Name}");
+                return null;
+            }
+
+            byParameter[parameter] = arguments[a];
+        }
+
+        var inputs = new List<int>();
+        var slots = new int[byParameter.Length];
+        for (int p = 0; p < byParameter.Length; p++)
+        {
+            IParameterSymbol parameter = method.Parameters[p];
+            if (!KnownTypes.IsTensor(parameter.Type))
+            {
+                Fail(statement, $"'{text}' is captured when every parameter of {method.Name} is a tensor; '{parameter.Name}' is {parameter.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat)}");
+                return null;
+            }
+
+            ArgumentSyntax? argument = byParameter[p];
+            if (argument is null)
+            {
+                if (!parameter.HasExplicitDefaultValue || parameter.ExplicitDefaultValue is not null)
+                {
+                    Fail(statement, $"'{text}' leaves out '{parameter.Name}', which has no null default");
+                    return null;
+                }
+
+                slots[p] = -1;
+            }
+            else if (IsNullOrDefault(argument.Expression))
+            {
+                slots[p] = p == 0 ? Unknown : -1;
+                if (p == 0)
+                {
+                    Fail(statement, $"'{text}' passes null as the module's input");
+                    return null;
+                }
+            }
+            else if (p == 0 && firstArgument is { } first)
+            {
+                slots[p] = inputs.Count;
+                inputs.Add(first);
+            }
+            else if (IsTensor(argument.Expression))
+            {
+                slots[p] = inputs.Count;
+                inputs.Add(Value(argument.Expression, statement, wholeValue, depth + 1));
+            }
+            else
+            {
+                Fail(statement, $"'{text}': '{OneLine(argument.Expression)}' is neither a tensor nor null");
+                return null;
+            }
+        }
+
+        if (slots.Length == 0 || slots[0] != 0)
+        {
+            Fail(statement, $"'{text}' is captured when its first argument is the tensor the module transforms");
+            return null;
+        }
+
+        return (inputs.ToArray(), slots);
+    }
+
     /// <summary><c>call.ItemN</c> or <c>local.ItemN</c> of a tuple-returning module call (decided without capturing anything).</summary>
     private bool IsTupleItem(MemberAccessExpressionSyntax access)
     {
@@ -700,12 +810,11 @@ internal sealed class CaptureParser
             && _variables.ContainsKey(target.Identifier.ValueText)
             && Unparenthesize(assignment.Right) is InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call", Expression: IdentifierNameSyntax loopVariable } } call
             && loopVariable.Identifier.ValueText == forEach.Identifier.ValueText
-            && call.ArgumentList.Arguments.Count == 1
-            && Unparenthesize(call.ArgumentList.Arguments[0].Expression) is IdentifierNameSyntax argument
-            && argument.Identifier.ValueText == target.Identifier.ValueText)
+            && IsRunningTensor(call, target))
         {
             int input = _variables[target.Identifier.ValueText];
-            _variables[target.Identifier.ValueText] = input == Unknown ? Unknown : AddNode("Loop", new[] { input }, default, null, body, OneLine(forEach.WithStatement(SyntaxFactory.EmptyStatement())).TrimEnd(';') + " " + OneLine(body), member: container);
+            string text = OneLine(forEach.WithStatement(SyntaxFactory.EmptyStatement())).TrimEnd(';') + " " + OneLine(body);
+            _variables[target.Identifier.ValueText] = LoopNode(call, body, assignment.Right, input, container, text, target.Identifier.ValueText, forEach.Identifier.ValueText);
             return;
         }
 
@@ -731,16 +840,52 @@ internal sealed class CaptureParser
             && ModuleMember(element.Expression) is { } container
             && bound is MemberAccessExpressionSyntax { Name.Identifier.ValueText: "Count" or "Length" } or InvocationExpressionSyntax
             && OneLine(bound).StartsWith(OneLine(element.Expression), StringComparison.Ordinal)
-            && call.ArgumentList.Arguments.Count == 1
-            && Unparenthesize(call.ArgumentList.Arguments[0].Expression) is IdentifierNameSyntax argument
-            && argument.Identifier.ValueText == target.Identifier.ValueText)
+            && IsRunningTensor(call, target))
         {
             int input = _variables[target.Identifier.ValueText];
-            _variables[target.Identifier.ValueText] = input == Unknown ? Unknown : AddNode("Loop", new[] { input }, default, null, body, OneLine(body), member: container);
+            _variables[target.Identifier.ValueText] = LoopNode(call, body, assignment.Right, input, container, OneLine(body), target.Identifier.ValueText, index.Identifier.ValueText);
             return;
         }
 
         Fail(forStatement, "a for loop is captured in the form 'for (int i = 0; i < member.Count; i++) x = member[i].forward(x);' over a ModuleList or Sequential member", dataDependent: true);
+    }
+
+    /// <summary>The call's first (positional) argument is the loop's running tensor <paramref name="target"/>.</summary>
+    private static bool IsRunningTensor(InvocationExpressionSyntax call, IdentifierNameSyntax target) =>
+        call.ArgumentList.Arguments.Count >= 1
+        && call.ArgumentList.Arguments[0].NameColon is null
+        && Unparenthesize(call.ArgumentList.Arguments[0].Expression) is IdentifierNameSyntax argument
+        && argument.Identifier.ValueText == target.Identifier.ValueText;
+
+    /// <summary>
+    /// A Loop node: each child called on the running tensor, with the same further arguments (tensors computed before the
+    /// loop, or null) when the call has them (<c>x = layer.call(x, null, padding)</c>); Ints are then the call's slots.
+    /// </summary>
+    private int LoopNode(InvocationExpressionSyntax call, StatementSyntax body, ExpressionSyntax wholeValue, int input, string container, string text, string running, string loopVariable)
+    {
+        if (input == Unknown)
+        {
+            return Unknown;
+        }
+
+        if (call.ArgumentList.Arguments.Count == 1)
+        {
+            return AddNode("Loop", new[] { input }, default, null, body, text, member: container);
+        }
+
+        // The further arguments are evaluated once, before the loop: they may not read the running tensor or the child.
+        foreach (ArgumentSyntax argument in call.ArgumentList.Arguments.Skip(1))
+        {
+            if (argument.Expression.DescendantNodesAndSelf().OfType<IdentifierNameSyntax>().Any(n => n.Identifier.ValueText == running || n.Identifier.ValueText == loopVariable))
+            {
+                Fail(body, $"'{OneLine(call)}': the arguments after the first are captured when they do not change inside the loop; '{OneLine(argument.Expression)}' reads {running} or {loopVariable}");
+                return Unknown;
+            }
+        }
+
+        return CallArguments(call, body, wholeValue, 0, firstArgument: input) is { } arguments && !arguments.Inputs.Contains(Unknown)
+            ? AddNode("Loop", arguments.Inputs, arguments.Slots.ToEquatableArray(), null, body, text, member: container)
+            : Unknown;
     }
 
     private static StatementSyntax SingleStatement(StatementSyntax statement) =>
@@ -941,12 +1086,6 @@ internal sealed class CaptureParser
             case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } invocation
                 when ModuleMember(access.Expression) is { } member:
             {
-                if (invocation.ArgumentList.Arguments.Count != 1)
-                {
-                    Fail(statement, $"'{member}.{access.Name.Identifier.ValueText}' is captured with exactly one tensor argument");
-                    return Unknown;
-                }
-
                 if (_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type is { TypeKind: not TypeKind.Error } returned && !KnownTypes.IsTensor(returned))
                 {
                     // Without this, 'lstm.forward(x).Item1' became a tensor-valued call whose float code did not compile.
@@ -954,20 +1093,20 @@ internal sealed class CaptureParser
                     return Unknown;
                 }
 
-                int input = Value(invocation.ArgumentList.Arguments[0].Expression, statement, wholeValue, depth + 1);
-                if (NoInt8Op(access.Expression) is { } floatType)
+                if (invocation.ArgumentList.Arguments.Count != 1)
                 {
-                    // The declared type already says it: tell the user at the line, not only in Summary().
-                    AddUnlessDisabled(invocation, DiagnosticInfo.Create(
-                        floatType is "Embedding" ? DiagnosticDescriptors.DynamicForm : DiagnosticDescriptors.RunsInFloat,
-                        LocationInfo.From(invocation),
-                        ShortenTo160(OneLine(invocation)),
-                        _type.Name,
-                        floatType is "Embedding"
-                            ? "QConfig.FloatQParamsWeightOnly for it in the QConfigMapping makes it a table of 8-bit rows (PyTorch's float_qparams_weight_only_qconfig)"
-                            : $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
+                    // layer.call(x, null, padding): every argument a tensor or null, bound to the call of that arity.
+                    if (CallArguments(invocation, statement, wholeValue, depth, firstArgument: null) is not { } arguments)
+                    {
+                        return Unknown;
+                    }
+
+                    ReportNoInt8Op(access.Expression, invocation);
+                    return arguments.Inputs.Contains(Unknown) ? Unknown : AddNode("Call", arguments.Inputs, arguments.Slots.ToEquatableArray(), null, invocation, Described(invocation), member: member);
                 }
 
+                int input = Value(invocation.ArgumentList.Arguments[0].Expression, statement, wholeValue, depth + 1);
+                ReportNoInt8Op(access.Expression, invocation);
                 return input == Unknown ? Unknown : AddNode("Call", new[] { input }, default, null, invocation, Described(invocation), member: member);
             }
 

@@ -355,6 +355,16 @@ public abstract class BoundObservedModel : IObservedModel
                     continue;
                 }
 
+                if (plan.QConfig is { IsDynamic: true } encoderQConfig && op.Module is TransformerEncoderLayer floatEncoder
+                    && plan.Fused is ValueTuple<int, EncoderActivation> identity)
+                {
+                    bool perChannel = encoderQConfig.Weight.Scheme is QScheme.PerChannelSymmetric or QScheme.PerChannelAffine;
+                    var encoder = DynamicQuantizedTransformerEncoderLayer.FromIdentified(ModelName, op.Members[0].Path, floatEncoder, identity.Item1, identity.Item2, encoderQConfig.Backend, perChannel);
+                    FloatOp stored = FloatOpDescriber.OfDynamicEncoderLayer(ModelName, op.Name, encoder, op.Ints, quantizer);
+                    steps[i] = new BoundStep(op, null, stored.Forward, DynamicReason) { FloatOp = stored };
+                    continue;
+                }
+
                 if (plan.QConfig is { IsDynamic: true } dynamicQConfig && plan.Fused is FusedLinear floatLinear)
                 {
                     // Described as data like any float op, so a file (and ONNX export) stores it and Load runs the same code.
@@ -582,6 +592,23 @@ public abstract class BoundObservedModel : IObservedModel
         {
             // float_qparams_weight_only: float while calibrating, 8-bit rows after Convert.
             return new OpPlan(op, false, false, weightOnly, null, plain, WeightOnlyReason);
+        }
+
+        if (op.Kind == BoundKind.FloatModule && op.Module is TransformerEncoderLayer encoder && op.FloatReason != "[NoQuantize]"
+            && QConfigMapping.Resolve(op.Members[0].Path, op.TypeName) is { IsDynamic: true } encoderQConfig)
+        {
+            // Dynamic int8 projections after Convert; float while calibrating. TorchSharp hides the head count and the
+            // activation, so they are identified now (a layer that cannot be identified stays float, saying why).
+            encoderQConfig.Validate();
+            try
+            {
+                (int Heads, EncoderActivation Activation) identity = DynamicQuantizedTransformerEncoderLayer.Identify($"{ModelName}.{op.Name}", encoder);
+                return new OpPlan(op, false, false, encoderQConfig, identity, plain, DynamicReason);
+            }
+            catch (NotSupportedException e)
+            {
+                return new OpPlan(op, false, false, null, null, plain, e.Message);
+            }
         }
 
         if (op.IsFloat)

@@ -85,7 +85,9 @@ public static class ModelBinder
 
                 values[i + 1] = node.Op switch
                 {
+                    CapturedOp.Call when node.Ints is { Length: > 0 } slots => CallWithArguments(module, forward, node, path, inputs, slots),
                     CapturedOp.Call => CallMember(module, forward, node, path, inputs[0], depth),
+                    CapturedOp.Loop when node.Ints is { Length: > 0 } slots => LoopWithArguments(module, forward, node, path, inputs, slots),
                     CapturedOp.CallItem => CallItem(module, forward, node, path, inputs),
                     CapturedOp.Loop => Loop(module, node, path, inputs[0], depth),
                     CapturedOp.Select => conditions[node.Condition] ? inputs[0] : inputs[1],
@@ -167,6 +169,62 @@ public static class ModelBinder
                 TupleCall = call,
             };
             op.Members.Add(new GraphMember(childPath, call.TypeName, node.Source));
+            Ops.Add(op);
+            return op.Output;
+        }
+
+        /// <summary>
+        /// A module call with several tensor arguments (<c>layer.call(x, null, padding)</c>): one float op reading the tensors
+        /// given (a TransformerEncoderLayer becomes dynamic int8 at Convert when its qconfig says so); Ints are the call's
+        /// slots, as the generator wrote them.
+        /// </summary>
+        private int CallWithArguments(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs, int[] slots)
+        {
+            nn.Module child = MemberModule(owner, node, path);
+            string childPath = Join(path, ChildName(owner, child, node.Member));
+            return AddArgumentsCall(child, childPath, inputs, slots, node, forward.NoQuantize.Contains(node.Member));
+        }
+
+        /// <summary><c>foreach (var layer in layers) x = layer.call(x, null, padding);</c>: each child in turn, the further arguments the same.</summary>
+        private int LoopWithArguments(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs, int[] slots)
+        {
+            object? value = MemberValue(owner, node.Member);
+            if (value is not nn.Module container)
+            {
+                throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' loops over {node.Member}, which is {(value is null ? "null" : "a " + value.GetType().Name)}; expected a ModuleList or Sequential of modules.");
+            }
+
+            string containerPath = Join(path, ChildName(owner, container, node.Member));
+            int[] arguments = (int[])inputs.Clone();
+            foreach ((string name, nn.Module child) in container.named_children())
+            {
+                arguments[0] = AddArgumentsCall(child, Join(containerPath, name), arguments, slots, node, forward.NoQuantize.Contains(node.Member));
+            }
+
+            return arguments[0];
+        }
+
+        private int AddArgumentsCall(nn.Module module, string path, int[] inputs, int[] slots, CapturedNode node, bool noQuantize)
+        {
+            Func<Tensor[], Tensor> call = ArgumentsCall.Create(module, slots)
+                ?? throw new InvalidOperationException($"{modelName}.{path}: '{node.Text}' ({node.Source}) calls a {module.GetType().Name} with {slots.Length} arguments, but it is not a nn.IModule of {slots.Length} tensors returning a tensor.");
+            string typeName = module.GetType().Name;
+            string reason = noQuantize
+                ? "[NoQuantize]"
+                : module is TransformerEncoderLayer
+                    ? "QuantGen has no static int8 op for TransformerEncoderLayer (QConfig.Dynamic() gives it dynamic int8 projections)"
+                    : CapturedModules.Find(module.GetType()) is not null
+                        ? $"its forward takes {slots.Length} tensors, and QuantGen inlines captured forwards of one tensor only"
+                        : $"QuantGen has no int8 op for {typeName} called with {slots.Length} arguments";
+            var op = new BoundOp(BoundKind.FloatModule, Unique(path), (int[])inputs.Clone(), ValueCount++, node.Source, node.Text)
+            {
+                Module = module,
+                TypeName = typeName,
+                FloatReason = reason,
+                Ints = (int[])slots.Clone(),
+                Function = call,
+            };
+            op.Members.Add(new GraphMember(path, typeName, node.Source));
             Ops.Add(op);
             return op.Output;
         }

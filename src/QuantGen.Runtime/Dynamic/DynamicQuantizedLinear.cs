@@ -127,11 +127,39 @@ public sealed class DynamicQuantizedLinear
         int outFeatures = checked((int)linear.out_features);
         float[] weight = FusedConv2d.ReadParameter(name, "weight", linear.weight)!;
         float[]? bias = FusedConv2d.ReadParameter(name, "bias", linear.bias);
+        return FromWeights(model, layer, weight, outFeatures, inFeatures, bias, backend, perChannel, fusedRelu);
+    }
+
+    /// <summary>
+    /// As <see cref="FromLinear"/>, from a float weight [outFeatures, inFeatures] that no Linear holds (an attention
+    /// layer's packed <c>in_proj_weight</c>).
+    /// </summary>
+    /// <param name="model">Model name for errors.</param>
+    /// <param name="layer">Layer name for errors.</param>
+    /// <param name="weight">Row-major [outFeatures, inFeatures] float32 values (copied).</param>
+    /// <param name="outFeatures">Output features.</param>
+    /// <param name="inFeatures">Input features.</param>
+    /// <param name="bias">outFeatures values, or null.</param>
+    /// <param name="backend">The arithmetic preset.</param>
+    /// <param name="perChannel">One weight scale per output feature.</param>
+    /// <param name="fusedRelu">A ReLU follows and is fused.</param>
+    /// <exception cref="ArgumentException">Sizes that do not match, or non-finite weights (the message names the layer).</exception>
+    public static DynamicQuantizedLinear FromWeights(string model, string layer, float[] weight, int outFeatures, int inFeatures, float[]? bias, QuantBackend backend, bool perChannel = false, bool fusedRelu = false)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(weight);
+        string name = $"{model}.{layer}";
+        if (outFeatures < 1 || inFeatures < 1 || weight.Length != (long)outFeatures * inFeatures || (bias is not null && bias.Length != outFeatures))
+        {
+            throw new ArgumentException($"{name}: a weight of {weight.Length} values and a bias of {bias?.Length.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none"} for [{outFeatures}, {inFeatures}].", nameof(weight));
+        }
+
         ObserverSpec weightSpec = perChannel
             ? ObserverSpec.PerChannelMinMax(QuantDType.QInt8, QScheme.PerChannelSymmetric)
             : ObserverSpec.MinMax(QuantDType.QInt8, QScheme.PerTensorSymmetric);
         QTensor quantized = FusedConv2d.QuantizeWeight(name, weightSpec, weight, [outFeatures, inFeatures], 0, "Linear", "[out_features, in_features]");
-        return new DynamicQuantizedLinear(model, layer, inFeatures, outFeatures, quantized, bias, fusedRelu, backend);
+        return new DynamicQuantizedLinear(model, layer, inFeatures, outFeatures, quantized, bias is null ? null : (float[])bias.Clone(), fusedRelu, backend);
     }
 
     /// <summary>

@@ -121,6 +121,15 @@ public enum FloatOpKind
 
     /// <summary>A float Embedding: a row lookup. Ints: num_embeddings, embedding_dim; tensors: weight [num_embeddings, embedding_dim]. Input: int64 indices.</summary>
     Embedding = 30,
+
+    /// <summary>
+    /// A Transformer encoder layer with dynamically quantized projections (<see cref="Dynamic.DynamicQuantizedTransformerEncoderLayer"/>).
+    /// Ints: d_model, nhead, dim_feedforward, the activation (0 relu, 1 gelu), the <see cref="QuantBackend"/>, per-channel
+    /// weights (0, 1), the input the attention mask is (−1: none), the input the key padding mask is (−1: none); Floats:
+    /// LayerNorm eps; tensors: for in_proj, out_proj, linear1 and linear2 each {name}.weight (qint8 values), .weight_scale,
+    /// .weight_zero_point and .bias, then norm1.weight, norm1.bias, norm2.weight, norm2.bias. Inputs: src first, then the masks.
+    /// </summary>
+    DynamicEncoderLayer = 33,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -258,6 +267,7 @@ public sealed class FloatOp : IQuantizedLayer
         FloatOpKind.Function => "function",
         FloatOpKind.Upsample => $"Upsample(mode={Text})",
         FloatOpKind.DynamicRecurrent => $"Dynamic{Text}(input_size={_ints[1]}, hidden_size={_ints[2]}, num_layers={_ints[3]}) element {_ints[0]}",
+        FloatOpKind.DynamicEncoderLayer => _recurrent!.ToString()!,
         _ when _ints.Length > 0 && _ints.Length <= 4 => $"{Kind}({string.Join(", ", _ints.Select(i => i.ToString(CultureInfo.InvariantCulture)))})",
         _ => Kind.ToString(),
     };
@@ -459,6 +469,9 @@ public sealed class FloatOp : IQuantizedLayer
                 break;
             case FloatOpKind.WeightOnlyEmbedding:
                 _recurrent = WeightOnlyEmbedding();
+                break;
+            case FloatOpKind.DynamicEncoderLayer:
+                _recurrent = DynamicEncoderLayer();
                 break;
             case FloatOpKind.Embedding:
                 Need(2, 0, 1);
@@ -775,6 +788,60 @@ public sealed class FloatOp : IQuantizedLayer
         return (float[])bias.Values.Clone();
     }
 
+    /// <summary>
+    /// The encoder layer a <see cref="FloatOpKind.DynamicEncoderLayer"/> op stands for, every constant and tensor checked
+    /// first (sizes, flags, which inputs the masks are, each projection's weights, qparams and bias, the norms).
+    /// </summary>
+    private Dynamic.DynamicQuantizedTransformerEncoderLayer DynamicEncoderLayer()
+    {
+        Need(8, 1, InputCount);
+        for (int i = 0; i < 3; i++)
+        {
+            if (_ints[i] is < 1 or > 1 << 16)
+            {
+                throw Invalid($"has {_ints[i]} as constant {i}; d_model, nhead and dim_feedforward are 1..65536");
+            }
+        }
+
+        if (_ints[0] % _ints[1] != 0 || !Enum.IsDefined((Dynamic.EncoderActivation)_ints[3]) || !Enum.IsDefined((QuantBackend)_ints[4]) || _ints[5] is not (0 or 1))
+        {
+            throw Invalid($"has d_model {_ints[0]}, {_ints[1]} heads, activation {_ints[3]}, backend {_ints[4]} and per-channel flag {_ints[5]}");
+        }
+
+        long mask = _ints[6], padding = _ints[7];
+        int expectedInputs = 1 + (mask >= 0 ? 1 : 0) + (padding >= 0 ? 1 : 0);
+        if (InputCount != expectedInputs || mask is < -1 or 0 || padding is < -1 or 0 || mask >= InputCount || padding >= InputCount || (mask > 0 && mask == padding))
+        {
+            throw Invalid($"reads {InputCount} inputs with the attention mask at {mask} and the padding mask at {padding}; src is input 0 and each mask given is a later input of its own");
+        }
+
+        if (!(_floats[0] > 0) || !double.IsFinite(_floats[0]) || _tensors.Length != 20)
+        {
+            throw Invalid($"has LayerNorm eps {_floats[0]} and {_tensors.Length} tensors (a positive eps and 20 tensors expected)");
+        }
+
+        int d = Int(0), heads = Int(1), feedForward = Int(2);
+        var backend = (QuantBackend)_ints[4];
+        bool perChannel = _ints[5] == 1;
+        var activation = (Dynamic.EncoderActivation)_ints[3];
+        Dynamic.DynamicQuantizedLinear Projection(string name, int rows, int columns, bool relu) =>
+            new(Model, $"{Layer}.{name}", columns, rows, QuantizedWeight(name + ".weight", rows, columns, perChannel), BiasValues(name + ".bias", rows), relu, backend);
+        return new Dynamic.DynamicQuantizedTransformerEncoderLayer(
+            Model,
+            Layer,
+            heads,
+            activation,
+            (float)_floats[0],
+            Projection("in_proj", 3 * d, d, relu: false),
+            Projection("out_proj", d, d, relu: false),
+            Projection("linear1", feedForward, d, relu: activation == Dynamic.EncoderActivation.ReLU),
+            Projection("linear2", d, feedForward, relu: false),
+            BiasValues("norm1.weight", d),
+            BiasValues("norm1.bias", d),
+            BiasValues("norm2.weight", d),
+            BiasValues("norm2.bias", d));
+    }
+
     /// <summary>The dynamic Linear a <see cref="FloatOpKind.DynamicLinear"/> op stands for (its ReLU is the op's).</summary>
     private Dynamic.DynamicQuantizedLinear DynamicLinear()
     {
@@ -970,6 +1037,13 @@ public sealed class FloatOp : IQuantizedLayer
             {
                 var table = (Dynamic.QuantizedEmbedding)_recurrent!;
                 return a => table.Forward(a[0]);
+            }
+
+            case FloatOpKind.DynamicEncoderLayer:
+            {
+                var encoder = (Dynamic.DynamicQuantizedTransformerEncoderLayer)_recurrent!;
+                int mask = Int(6), padding = Int(7);
+                return a => encoder.Forward(a[0], mask > 0 ? a[mask] : null, padding > 0 ? a[padding] : null);
             }
 
             case FloatOpKind.Embedding:
