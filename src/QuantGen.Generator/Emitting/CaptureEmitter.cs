@@ -109,7 +109,13 @@ internal static class CaptureEmitter
             text += $", Floats: new float[] {{ {string.Join(", ", node.Floats)} }}";
         }
 
-        if (node.Float is not null)
+        if (node.Float is not null && node.Scalars.Count > 0)
+        {
+            // The module's number members it reads come in as s[k], read at Prepare in the order of Scalars.
+            text += $", FloatOf: static (global::TorchSharp.torch.Tensor[] v, double[] s) => {node.Float}";
+            text += $", Scalars: new string[] {{ {string.Join(", ", node.Scalars.Select(Str))} }}";
+        }
+        else if (node.Float is not null)
         {
             text += $", Float: static (global::TorchSharp.torch.Tensor[] v) => {node.Float}";
         }

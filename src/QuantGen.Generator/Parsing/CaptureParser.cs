@@ -1376,6 +1376,45 @@ internal sealed class CaptureParser
 
         bool ok = true;
 
+        // Number and bool members of the module read in the expression (x.view(-1, hidden), x * scale): read once at
+        // Prepare from the running instance, as FX's tracing would see them, and passed in as s[k].
+        var scalars = new List<string>();
+        ExpressionSyntax? ScalarMember(ISymbol symbol)
+        {
+            ITypeSymbol? type = symbol switch
+            {
+                IFieldSymbol { IsStatic: false, IsConst: false } field => field.Type,
+                IPropertySymbol { IsStatic: false, IsIndexer: false, Parameters.Length: 0 } property => property.Type,
+                _ => null,
+            };
+            if (type is null || symbol.ContainingType is not { } owner || !IsModelOrBase(owner) || !IsScalar(type))
+            {
+                return null;
+            }
+
+            if (symbol is IFieldSymbol { IsReadOnly: false } || symbol is IPropertySymbol { SetMethod: { IsInitOnly: false } })
+            {
+                Fail(statement, $"'{OneLine(expression)}' runs in float and reads '{symbol.Name}', which forward could change; QuantGen reads a member's value once, at Prepare, so make it readonly (or a get-only property)");
+                ok = false;
+                return SyntaxFactory.ParseExpression("0");
+            }
+
+            int k = scalars.IndexOf(symbol.Name);
+            if (k < 0)
+            {
+                scalars.Add(symbol.Name);
+                k = scalars.Count - 1;
+            }
+
+            string read = $"s[{k.ToString(System.Globalization.CultureInfo.InvariantCulture)}]";
+            return SyntaxFactory.ParseExpression(type.SpecialType switch
+            {
+                SpecialType.System_Boolean => $"({read} != 0)",
+                SpecialType.System_Double => $"({read})",
+                _ => $"(({type.ToDisplayString(SymbolDisplayFormat.FullyQualifiedFormat)}){read})",
+            });
+        }
+
         // The expression with tensors as v[k]; a scalar local it reads (long length = x.shape[1]) is written out in
         // place with the tensors its initializer read where it was declared.
         ExpressionSyntax? Rewrite(ExpressionSyntax target, IReadOnlyDictionary<string, int> variables, int scalarDepth)
@@ -1447,6 +1486,10 @@ internal sealed class CaptureParser
                                 ok = false;
                             }
                         }
+                        else if (symbol is not null && ScalarMember(symbol) is { } scalarMember)
+                        {
+                            replacements[identifier] = scalarMember;
+                        }
                         else if (symbol is { IsStatic: false } && symbol is IFieldSymbol or IPropertySymbol or IMethodSymbol or IEventSymbol)
                         {
                             Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the member '{identifier.Identifier.ValueText}' of {_type.Name}; only tensors computed in forward, constants and static members can be read there");
@@ -1472,6 +1515,11 @@ internal sealed class CaptureParser
 
                         break;
                     }
+
+                    case MemberAccessExpressionSyntax { Expression: ThisExpressionSyntax } thisAccess
+                        when _semanticModel.GetSymbolInfo(thisAccess, _cancellationToken).Symbol is { } thisMember && ScalarMember(thisMember) is { } thisScalar:
+                        replacements[thisAccess] = thisScalar;
+                        break;
 
                     case ThisExpressionSyntax or BaseExpressionSyntax:
                         Fail(statement, $"'{OneLine(expression)}' runs in float, but it reads the module itself; only tensors computed in forward, constants and static members can be read there");
@@ -1502,7 +1550,21 @@ internal sealed class CaptureParser
             ShortenTo160(OneLine(expression)),
             _type.Name,
             "QuantGen has no int8 op for this expression, so it runs between dequantize and quantize"));
-        return AddNode("Float", inputs.ToArray(), default, body, expression, text);
+        return AddNode("Float", inputs.ToArray(), default, body, expression, text, scalars: scalars.ToArray());
+    }
+
+    /// <summary>True for the model class or a class it derives from (whose instance members it reads unqualified).</summary>
+    private bool IsModelOrBase(INamedTypeSymbol owner)
+    {
+        for (INamedTypeSymbol? type = _type; type is not null; type = type.BaseType)
+        {
+            if (SymbolEqualityComparer.Default.Equals(type.OriginalDefinition, owner.OriginalDefinition))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>True for the model class, a class it derives from, or a class it is nested in (whose members it names unqualified).</summary>
@@ -1539,7 +1601,7 @@ internal sealed class CaptureParser
         _ => value.ToString() ?? "null",
     };
 
-    private int AddNode(string op, int[] inputs, EquatableArray<int> ints, string? floatBody, SyntaxNode node, string text, string member = "", int conditionOverride = -2, float[]? floats = null)
+    private int AddNode(string op, int[] inputs, EquatableArray<int> ints, string? floatBody, SyntaxNode node, string text, string member = "", int conditionOverride = -2, float[]? floats = null, string[]? scalars = null)
     {
         bool select = conditionOverride != -2;
         _nodes.Add(new CapturedNodeSpec(
@@ -1552,7 +1614,8 @@ internal sealed class CaptureParser
             !select && (_condition >= 0 ? _negated : _afterReturn.Negated),
             LineOf(node),
             ShortenTo160(text),
-            floats?.Select(f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "f").ToEquatableArray() ?? default));
+            floats?.Select(f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture) + "f").ToEquatableArray() ?? default,
+            scalars is { Length: > 0 } ? scalars.ToEquatableArray() : default));
         return _nodes.Count;
     }
 

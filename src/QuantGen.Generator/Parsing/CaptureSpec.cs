@@ -24,7 +24,8 @@ internal sealed record CapturedNodeSpec(
     bool Negated,
     int Line,
     string Text,
-    EquatableArray<string> Floats = default);
+    EquatableArray<string> Floats = default,
+    EquatableArray<string> Scalars = default);
 
 /// <summary>A construction-time condition (QuantGen.Binding.CapturedCondition).</summary>
 /// <param name="Kind">The CapturedConditionKind member name.</param>

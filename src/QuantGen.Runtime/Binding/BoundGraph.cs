@@ -126,6 +126,9 @@ public sealed class BoundOp
     /// <summary>The captured forward that holds a <see cref="BoundKind.FloatFunction"/>'s expression (a file refers to it by class and node).</summary>
     public CapturedForward? FunctionOwner { get; internal init; }
 
+    /// <summary>For a float function that reads number members of the module: their values, read at Prepare.</summary>
+    public double[] ScalarValues { get; internal init; } = Array.Empty<double>();
+
     /// <summary>The index of the expression's node in <see cref="FunctionOwner"/>.</summary>
     public int FunctionNode { get; internal init; } = -1;
 

@@ -98,6 +98,9 @@ public sealed record CapturedCondition(CapturedConditionKind Kind, string Member
 /// <param name="Source">"File.cs(12)": where the user wrote it.</param>
 /// <param name="Text">The statement or expression as written.</param>
 /// <param name="Floats">Constant float arguments (Hardtanh's bounds).</param>
+/// <param name="FloatOf">For a <see cref="CapturedOp.Float"/> expression that reads number members of the module: the
+/// expression over the input tensors and the members' values, in the order of <paramref name="Scalars"/>.</param>
+/// <param name="Scalars">The number and bool members <paramref name="FloatOf"/> reads, read once at Prepare.</param>
 public sealed record CapturedNode(
     CapturedOp Op,
     int[] Inputs,
@@ -108,7 +111,9 @@ public sealed record CapturedNode(
     bool Negated = false,
     string Source = "",
     string Text = "",
-    float[]? Floats = null);
+    float[]? Floats = null,
+    Func<Tensor[], double[], Tensor>? FloatOf = null,
+    string[]? Scalars = null);
 
 /// <summary>
 /// A module class's <c>forward</c> as the generator captured it from source: a graph of calls whose module
@@ -183,6 +188,10 @@ public sealed class CapturedForward
             Mix(string.Join(",", node.Floats ?? Array.Empty<float>()));
             Mix(node.Text);
             Mix(node.Condition + (node.Negated ? "!" : ""));
+            if (node.Scalars is { Length: > 0 } scalars)
+            {
+                Mix(string.Join(",", scalars));
+            }
         }
 
         foreach (CapturedCondition condition in Conditions)

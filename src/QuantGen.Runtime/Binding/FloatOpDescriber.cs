@@ -112,7 +112,7 @@ internal static class FloatOpDescriber
             case BoundKind.Elementwise:
                 return Elementwise(op.Module!) is { } parameters ? Op(FloatOpKind.Elementwise, floats: parameters, text: op.TypeName) : null;
             case BoundKind.FloatFunction when op.FunctionOwner is { } owner:
-                return Op(FloatOpKind.Function, [op.FunctionNode], text: $"{owner.ModuleType.FullName}|{owner.Hash}");
+                return Op(FloatOpKind.Function, [op.FunctionNode], floats: op.ScalarValues, text: $"{owner.ModuleType.FullName}|{owner.Hash}");
             case BoundKind.FloatModule:
                 return op.Module switch
                 {

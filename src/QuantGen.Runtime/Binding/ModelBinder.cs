@@ -103,7 +103,7 @@ public static class ModelBinder
                     CapturedOp.MulConstant => Add(BoundKind.MulConstant, Scoped(path, "mul_scalar"), inputs, node, "mul_scalar", floats: node.Floats),
                     CapturedOp.AddConstant => Add(BoundKind.AddConstant, Scoped(path, "add_scalar"), inputs, node, "add_scalar", floats: node.Floats),
                     CapturedOp.Mean => Add(BoundKind.Mean, Scoped(path, "mean"), inputs, node, "mean", node.Ints),
-                    CapturedOp.Float => AddFloatFunction(path, inputs, node, forward, i),
+                    CapturedOp.Float => AddFloatFunction(module, path, inputs, node, forward, i),
                     _ => throw new InvalidOperationException($"{Where(path, node)}: unknown captured op {node.Op}."),
                 };
             }
@@ -348,12 +348,17 @@ public static class ModelBinder
             return op.Output;
         }
 
-        private int AddFloatFunction(string path, int[] inputs, CapturedNode node, CapturedForward owner, int index)
+        private int AddFloatFunction(nn.Module module, string path, int[] inputs, CapturedNode node, CapturedForward owner, int index)
         {
             string name = Unique(Scoped(path, "float"));
+            double[] scalars = ScalarValues(module, path, node);
+            Func<Tensor[], Tensor> function = node.FloatOf is { } floatOf
+                ? a => floatOf(a, scalars)
+                : node.Float ?? throw new InvalidOperationException($"{Where(path, node)}: a float node has no function.");
             var op = new BoundOp(BoundKind.FloatFunction, name, inputs, ValueCount++, node.Source, node.Text)
             {
-                Function = node.Float ?? throw new InvalidOperationException($"{Where(path, node)}: a float node has no function."),
+                Function = function,
+                ScalarValues = scalars,
                 FunctionOwner = owner,
                 FunctionNode = index,
                 TypeName = "function",
@@ -362,6 +367,28 @@ public static class ModelBinder
             op.Members.Add(new GraphMember(name, "function", node.Source));
             Ops.Add(op);
             return op.Output;
+        }
+
+        /// <summary>
+        /// The number and bool members a float expression reads, from this instance, read once (as the construction-time
+        /// conditions are): what FX's tracing would see at prepare.
+        /// </summary>
+        private double[] ScalarValues(nn.Module module, string path, CapturedNode node)
+        {
+            string[] members = node.Scalars ?? Array.Empty<string>();
+            var values = new double[members.Length];
+            for (int k = 0; k < members.Length; k++)
+            {
+                object? value = MemberValue(module, members[k]);
+                values[k] = value switch
+                {
+                    bool flag => flag ? 1 : 0,
+                    int or long or float or double => Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture),
+                    _ => throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' reads {members[k]}, which holds {value?.GetType().Name ?? "null"}, not a number or bool."),
+                };
+            }
+
+            return values;
         }
 
         /// <summary>A layer name not used yet: a module called twice (a shared ReLU) gets "relu", "relu_1", ...</summary>

@@ -491,7 +491,13 @@ public sealed class FloatOp : IQuantizedLayer
                 Need(_ints.Length, 0, unary);
                 break;
             case FloatOpKind.Function:
-                Need(1, 0, InputCount);
+                // Floats: the values of the module's number members the expression reads (read at Prepare).
+                Need(1, _floats.Length, InputCount);
+                if (_floats.Any(v => !double.IsFinite(v)))
+                {
+                    throw Invalid("has a non-finite member value");
+                }
+
                 if (!Text.Contains('|', StringComparison.Ordinal) || _ints[0] < 0)
                 {
                     throw Invalid($"refers to '{Text}' node {_ints[0]}; expected 'Class|hash' and a node index");
@@ -1113,8 +1119,16 @@ public sealed class FloatOp : IQuantizedLayer
         }
 
         int node = Int(0);
-        return node < forward.Nodes.Count && forward.Nodes[node].Float is { } function
+        if (node < forward.Nodes.Count && forward.Nodes[node] is { FloatOf: { } floatOf, Scalars: { } scalars })
+        {
+            double[] values = (double[])_floats.Clone();
+            return values.Length == scalars.Length
+                ? a => floatOf(a, values)
+                : throw new InvalidOperationException($"{Name}: the file gives {values.Length} member value(s) to node {node} of {owner}'s forward, which reads {scalars.Length} ({string.Join(", ", scalars)}).");
+        }
+
+        return node < forward.Nodes.Count && forward.Nodes[node].Float is { } function && _floats.Length == 0
             ? function
-            : throw new InvalidOperationException($"{Name}: node {node} of {owner}'s forward is not a float expression.");
+            : throw new InvalidOperationException($"{Name}: node {node} of {owner}'s forward is not a float expression{(_floats.Length > 0 ? " that reads member values" : "")}.");
     }
 }
