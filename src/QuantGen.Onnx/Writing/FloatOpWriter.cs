@@ -33,7 +33,7 @@ internal sealed partial class ModelWriter
             FloatOpKind.PixelUnshuffle => "ONNX's SpaceToDepth orders channels unlike pixel_unshuffle",
             FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding => "an Embedding (token indices in) is not written to ONNX yet",
             FloatOpKind.DynamicRecurrent => $"a dynamic {op.Text} is not written to ONNX yet (ONNX Runtime's DynamicQuantizeLSTM is the form to come)",
-            FloatOpKind.DynamicEncoderLayer => "a dynamic TransformerEncoderLayer is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
+            FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => "a dynamic TransformerEncoderLayer is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
             FloatOpKind.AdaptiveAvgPool2d when op.Ints[0] != 1 || op.Ints[1] != 1 => $"adaptive_avg_pool2d to {op.Ints[0]}x{op.Ints[1]} has no ONNX operator; only (1, 1) exports",
             FloatOpKind.Reshape when Array.IndexOf(op.Ints, 0L) >= 0 => "a zero-size dimension reads as 'copy the input's dimension' in ONNX Reshape",

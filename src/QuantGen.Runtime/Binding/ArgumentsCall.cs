@@ -18,6 +18,7 @@ internal static class ArgumentsCall
         Tensor? Argument(Tensor[] inputs, int parameter) => slots[parameter] < 0 ? null : inputs[slots[parameter]];
         return (slots.Length, module) switch
         {
+            (1, nn.IModule<Tensor, Tensor> one) => a => one.call(a[slots[0]]),
             (2, nn.IModule<Tensor, Tensor, Tensor> two) => a => two.call(a[slots[0]], Argument(a, 1)!),
             (3, nn.IModule<Tensor, Tensor, Tensor, Tensor> three) => a => three.call(a[slots[0]], Argument(a, 1)!, Argument(a, 2)!),
             (4, nn.IModule<Tensor, Tensor, Tensor, Tensor, Tensor> four) => a => four.call(a[slots[0]], Argument(a, 1)!, Argument(a, 2)!, Argument(a, 3)!),

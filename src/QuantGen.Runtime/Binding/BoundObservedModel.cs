@@ -355,12 +355,14 @@ public abstract class BoundObservedModel : IObservedModel
                     continue;
                 }
 
-                if (plan.QConfig is { IsDynamic: true } encoderQConfig && op.Module is TransformerEncoderLayer floatEncoder
+                if (plan.QConfig is { IsDynamic: true } encoderQConfig && op.Module is TransformerEncoderLayer or TransformerEncoder
                     && plan.Fused is ValueTuple<int, EncoderActivation> identity)
                 {
                     bool perChannel = encoderQConfig.Weight.Scheme is QScheme.PerChannelSymmetric or QScheme.PerChannelAffine;
-                    var encoder = DynamicQuantizedTransformerEncoderLayer.FromIdentified(ModelName, op.Members[0].Path, floatEncoder, identity.Item1, identity.Item2, encoderQConfig.Backend, perChannel);
-                    FloatOp stored = FloatOpDescriber.OfDynamicEncoderLayer(ModelName, op.Name, encoder, op.Ints, quantizer);
+                    string path = op.Members[0].Path;
+                    FloatOp stored = op.Module is TransformerEncoder floatStack
+                        ? FloatOpDescriber.OfDynamicEncoder(ModelName, op.Name, DynamicQuantizedTransformerEncoder.FromIdentified(ModelName, path, floatStack, identity.Item1, identity.Item2, encoderQConfig.Backend, perChannel), op.Ints, quantizer)
+                        : FloatOpDescriber.OfDynamicEncoderLayer(ModelName, op.Name, DynamicQuantizedTransformerEncoderLayer.FromIdentified(ModelName, path, (TransformerEncoderLayer)op.Module, identity.Item1, identity.Item2, encoderQConfig.Backend, perChannel), op.Ints, quantizer);
                     steps[i] = new BoundStep(op, null, stored.Forward, DynamicReason) { FloatOp = stored };
                     continue;
                 }
@@ -594,7 +596,7 @@ public abstract class BoundObservedModel : IObservedModel
             return new OpPlan(op, false, false, weightOnly, null, plain, WeightOnlyReason);
         }
 
-        if (op.Kind == BoundKind.FloatModule && op.Module is TransformerEncoderLayer encoder && op.FloatReason != "[NoQuantize]"
+        if (op.Kind == BoundKind.FloatModule && op.Module is TransformerEncoderLayer or TransformerEncoder && op.FloatReason != "[NoQuantize]"
             && QConfigMapping.Resolve(op.Members[0].Path, op.TypeName) is { IsDynamic: true } encoderQConfig)
         {
             // Dynamic int8 projections after Convert; float while calibrating. TorchSharp hides the head count and the
@@ -602,7 +604,10 @@ public abstract class BoundObservedModel : IObservedModel
             encoderQConfig.Validate();
             try
             {
-                (int Heads, EncoderActivation Activation) identity = DynamicQuantizedTransformerEncoderLayer.Identify($"{ModelName}.{op.Name}", encoder);
+                string name = $"{ModelName}.{op.Name}";
+                (int Heads, EncoderActivation Activation) identity = op.Module is TransformerEncoder stack
+                    ? DynamicQuantizedTransformerEncoder.Identify(name, stack) is var (heads, activation, _) ? (heads, activation) : default
+                    : DynamicQuantizedTransformerEncoderLayer.Identify(name, (TransformerEncoderLayer)op.Module);
                 return new OpPlan(op, false, false, encoderQConfig, identity, plain, DynamicReason);
             }
             catch (NotSupportedException e)

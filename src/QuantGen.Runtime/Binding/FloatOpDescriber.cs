@@ -190,25 +190,52 @@ internal static class FloatOpDescriber
     public static FloatOp OfDynamicEncoderLayer(string model, string layer, Dynamic.DynamicQuantizedTransformerEncoderLayer encoder, int[] slots, QuantizeInput output)
     {
         var tensors = new List<FloatOpTensor>();
-        foreach ((string name, Dynamic.DynamicQuantizedLinear projection) in new[] { ("in_proj", encoder.InProjection), ("out_proj", encoder.OutProjection), ("linear1", encoder.Linear1), ("linear2", encoder.Linear2) })
-        {
-            QParams q = projection.Weight.QParams;
-            tensors.Add(new FloatOpTensor(name + ".weight", [projection.OutFeatures, projection.InFeatures], Array.ConvertAll(projection.Weight.IntRepr(), v => (float)v)));
-            tensors.Add(Vector(name + ".weight_scale", q.Scales));
-            tensors.Add(Vector(name + ".weight_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)));
-            tensors.Add(Vector(name + ".bias", projection.Bias!));
-        }
-
-        (float[] norm1Weight, float[] norm1Bias, float[] norm2Weight, float[] norm2Bias) = encoder.Norms;
-        tensors.Add(Vector("norm1.weight", norm1Weight));
-        tensors.Add(Vector("norm1.bias", norm1Bias));
-        tensors.Add(Vector("norm2.weight", norm2Weight));
-        tensors.Add(Vector("norm2.bias", norm2Bias));
+        AddEncoderLayer(tensors, "", encoder);
         long Slot(int parameter) => parameter < slots.Length ? slots[parameter] : -1;
         bool perChannel = encoder.InProjection.Weight.QParams.IsPerChannel;
         long[] ints = [encoder.ModelDim, encoder.Heads, encoder.FeedForward, (long)encoder.Activation, (long)encoder.Backend, perChannel ? 1 : 0, Slot(1), Slot(2)];
         int inputs = System.Linq.Enumerable.Count(slots, s => s >= 0);
         return new FloatOp(model, layer, FloatOpKind.DynamicEncoderLayer, "", ints, [encoder.Eps], tensors, relu: false, inputs, output);
+    }
+
+    /// <summary>A dynamic TransformerEncoder as a float op: the number of layers first, then as one layer, each layer's tensors under "layers.{i}.".</summary>
+    /// <param name="model">Model name.</param>
+    /// <param name="layer">The op's name.</param>
+    /// <param name="encoder">The converted encoder.</param>
+    /// <param name="slots">The call's slots: per parameter (src, mask, src_key_padding_mask) the input it reads, or −1.</param>
+    /// <param name="output">Its result's quantizer.</param>
+    public static FloatOp OfDynamicEncoder(string model, string layer, Dynamic.DynamicQuantizedTransformerEncoder encoder, int[] slots, QuantizeInput output)
+    {
+        var tensors = new List<FloatOpTensor>();
+        for (int i = 0; i < encoder.Layers.Count; i++)
+        {
+            AddEncoderLayer(tensors, $"layers.{i}.", encoder.Layers[i]);
+        }
+
+        Dynamic.DynamicQuantizedTransformerEncoderLayer first = encoder.Layers[0];
+        long Slot(int parameter) => parameter < slots.Length ? slots[parameter] : -1;
+        bool perChannel = first.InProjection.Weight.QParams.IsPerChannel;
+        long[] ints = [encoder.Layers.Count, first.ModelDim, first.Heads, first.FeedForward, (long)first.Activation, (long)first.Backend, perChannel ? 1 : 0, Slot(1), Slot(2)];
+        int inputs = System.Linq.Enumerable.Count(slots, s => s >= 0);
+        return new FloatOp(model, layer, FloatOpKind.DynamicEncoder, "", ints, [first.Eps], tensors, relu: false, inputs, output);
+    }
+
+    private static void AddEncoderLayer(List<FloatOpTensor> tensors, string prefix, Dynamic.DynamicQuantizedTransformerEncoderLayer encoder)
+    {
+        foreach ((string name, Dynamic.DynamicQuantizedLinear projection) in new[] { ("in_proj", encoder.InProjection), ("out_proj", encoder.OutProjection), ("linear1", encoder.Linear1), ("linear2", encoder.Linear2) })
+        {
+            QParams q = projection.Weight.QParams;
+            tensors.Add(new FloatOpTensor(prefix + name + ".weight", [projection.OutFeatures, projection.InFeatures], Array.ConvertAll(projection.Weight.IntRepr(), v => (float)v)));
+            tensors.Add(Vector(prefix + name + ".weight_scale", q.Scales));
+            tensors.Add(Vector(prefix + name + ".weight_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)));
+            tensors.Add(Vector(prefix + name + ".bias", projection.Bias!));
+        }
+
+        (float[] norm1Weight, float[] norm1Bias, float[] norm2Weight, float[] norm2Bias) = encoder.Norms;
+        tensors.Add(Vector(prefix + "norm1.weight", norm1Weight));
+        tensors.Add(Vector(prefix + "norm1.bias", norm1Bias));
+        tensors.Add(Vector(prefix + "norm2.weight", norm2Weight));
+        tensors.Add(Vector(prefix + "norm2.bias", norm2Bias));
     }
 
     private static FloatOp EmbeddingOp(string model, string layer, Embedding embedding, Func<FloatOpKind, long[]?, double[]?, string, FloatOpTensor[]?, bool, FloatOp> op)

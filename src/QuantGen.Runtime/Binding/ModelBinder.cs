@@ -211,8 +211,8 @@ public static class ModelBinder
             string typeName = module.GetType().Name;
             string reason = noQuantize
                 ? "[NoQuantize]"
-                : module is TransformerEncoderLayer
-                    ? "QuantGen has no static int8 op for TransformerEncoderLayer (QConfig.Dynamic() gives it dynamic int8 projections)"
+                : module is TransformerEncoderLayer or TransformerEncoder
+                    ? $"QuantGen has no static int8 op for {typeName} (QConfig.Dynamic() gives it dynamic int8 projections)"
                     : CapturedModules.Find(module.GetType()) is not null
                         ? $"its forward takes {slots.Length} tensors, and QuantGen inlines captured forwards of one tensor only"
                         : $"QuantGen has no int8 op for {typeName} called with {slots.Length} arguments";
@@ -277,6 +277,10 @@ public static class ModelBinder
                     }
 
                     return input;
+                case TransformerEncoderLayer or TransformerEncoder:
+                    // One float op through nn.IModule (a TransformerEncoder is not a Module<Tensor, Tensor>): dynamic
+                    // int8 projections at Convert when its qconfig says so, as when called with its masks.
+                    return AddArgumentsCall(module, path, new[] { input }, new[] { 0 }, node, noQuantize: false);
                 case Identity or Dropout or Dropout2d or Dropout1d or AlphaDropout or FeatureAlphaDropout:
                     // Identity in eval, as PyTorch's convert treats dropout.
                     return input;
@@ -311,6 +315,12 @@ public static class ModelBinder
                         : module is nn.Module<Tensor, Tensor>
                             ? $"QuantGen has no int8 op for {module.GetType().Name}"
                             : $"{module.GetType().Name} is not a nn.Module<Tensor, Tensor>";
+                    if (module is not nn.Module<Tensor, Tensor> && module is nn.IModule<Tensor, Tensor>)
+                    {
+                        // Takes one tensor through its interface only (a module whose base takes more): called as written.
+                        return AddArgumentsCall(module, path, new[] { input }, new[] { 0 }, node, noQuantize: false);
+                    }
+
                     if (module is not nn.Module<Tensor, Tensor>)
                     {
                         throw new InvalidOperationException($"{modelName}.{path}: '{node.Text}' ({node.Source}) calls a {module.GetType().Name} with one tensor, but it does not take one tensor (expected a nn.Module<Tensor, Tensor>).");

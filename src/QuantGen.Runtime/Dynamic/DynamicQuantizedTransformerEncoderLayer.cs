@@ -176,7 +176,7 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
     internal static DynamicQuantizedTransformerEncoderLayer FromIdentified(string model, string layer, TransformerEncoderLayer module, int heads, EncoderActivation activation, QuantBackend backend, bool perChannel) =>
         FromParameters(model, layer, EncoderLayerParameters.Read($"{model}.{layer}", module), heads, activation, backend, perChannel);
 
-    private static DynamicQuantizedTransformerEncoderLayer FromParameters(string model, string layer, EncoderLayerParameters p, int heads, EncoderActivation activation, QuantBackend backend, bool perChannel)
+    internal static DynamicQuantizedTransformerEncoderLayer FromParameters(string model, string layer, EncoderLayerParameters p, int heads, EncoderActivation activation, QuantBackend backend, bool perChannel)
     {
         int d = p.ModelDim, ff = p.FeedForward;
         return new DynamicQuantizedTransformerEncoderLayer(
@@ -211,20 +211,28 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         return Identify(name, module, EncoderLayerParameters.Read(name, module));
     }
 
-    private static (int Heads, EncoderActivation Activation) Identify(string name, TransformerEncoderLayer module, EncoderLayerParameters p)
+    private static (int Heads, EncoderActivation Activation) Identify(string name, TransformerEncoderLayer module, EncoderLayerParameters p) =>
+        Identify(name, module, module.call, [p]);
+
+    /// <summary>
+    /// The head count and activation shared by the layers <paramref name="layers"/> of <paramref name="module"/>, whose
+    /// one-input call is <paramref name="run"/>: its output on a probe against each candidate stack of float32 layers.
+    /// </summary>
+    internal static (int Heads, EncoderActivation Activation) Identify(string name, nn.Module module, Func<Tensor, Tensor> run, IReadOnlyList<EncoderLayerParameters> layers)
     {
         if (module.training)
         {
-            throw new NotSupportedException($"{name}: the TransformerEncoderLayer is in training mode (its dropout is random), so its head count and activation cannot be read from its output; call model.eval() before Prepare.");
+            throw new NotSupportedException($"{name}: the {module.GetType().Name} is in training mode (its dropout is random), so its head count and activation cannot be read from its output; call model.eval() before Prepare.");
         }
 
         using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
+        EncoderLayerParameters p = layers[0];
         int d = p.ModelDim;
         // A fixed probe (its own generator: the caller's random stream is left alone): 5 positions, 2 sequences.
         using var generator = new Generator(20261207);
         Tensor probe = torch.randn(new long[] { 5, 2, d }, generator: generator);
-        Tensor actual = module.call(probe);
+        Tensor actual = run(probe);
         float scale = Math.Max(1f, actual.abs().max().item<float>());
         var agreeing = new List<(int, EncoderActivation)>();
         var tried = new List<string>();
@@ -232,7 +240,12 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         {
             foreach (EncoderActivation activation in Enum.GetValues<EncoderActivation>())
             {
-                Tensor expected = FloatReference(probe, p, heads, activation, DefaultEps);
+                Tensor expected = probe;
+                foreach (EncoderLayerParameters layer in layers)
+                {
+                    expected = FloatReference(expected, layer, heads, activation, DefaultEps);
+                }
+
                 float difference = (expected - actual).abs().max().item<float>();
                 tried.Add($"{heads} heads/{activation}: {difference.ToString("G3", CultureInfo.InvariantCulture)}");
                 if (difference <= 1e-4f * scale)
@@ -245,11 +258,11 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         return agreeing.Count == 1
             ? agreeing[0]
             : throw new NotSupportedException(
-                $"{name}: TorchSharp does not expose a TransformerEncoderLayer's head count or activation, and {(agreeing.Count == 0 ? "no" : agreeing.Count.ToString(CultureInfo.InvariantCulture))} candidate float32 layer(s) agree with its output on a probe input (largest difference per candidate: {string.Join(", ", tried)}); it stays float.");
+                $"{name}: TorchSharp does not expose a {module.GetType().Name}'s head count or activation, and {(agreeing.Count == 0 ? "no" : agreeing.Count.ToString(CultureInfo.InvariantCulture))} candidate float32 layer(s) agree with its output on a probe input (largest difference per candidate: {string.Join(", ", tried)}); it stays float.");
     }
 
     /// <summary>The float32 post-norm encoder layer with TorchSharp ops (the identification's candidates).</summary>
-    private static Tensor FloatReference(Tensor src, EncoderLayerParameters p, int heads, EncoderActivation activation, float eps)
+    internal static Tensor FloatReference(Tensor src, EncoderLayerParameters p, int heads, EncoderActivation activation, float eps)
     {
         long length = src.shape[0], batch = src.shape[1];
         int d = p.ModelDim, headDim = d / heads;
@@ -269,7 +282,8 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
 
     /// <summary>
     /// The layer on a sequence-first float32 input [length, batch, d_model] (TorchSharp's layout), with an optional
-    /// attention mask [length, length] (bool: true is masked; float: added to the scores) and key padding mask
+    /// attention mask [length, length] added to the scores (float: use −∞ to mask; bool: added as 0/1, as TorchSharp's
+    /// float layer does — libtorch's C++ attention does not mask with a bool src_mask) and key padding mask
     /// [batch, length] (bool: true is padding). A row whose keys are all masked gives NaN, as PyTorch's softmax does.
     /// </summary>
     /// <param name="src">The input.</param>
@@ -434,8 +448,10 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
             throw new ArgumentException($"{_name}: expected src_mask as a Bool or Float32 [{length}, {length}] (the sequence's length), got {mask.dtype} [{string.Join(", ", mask.shape)}].", nameof(mask));
         }
 
+        // libtorch's C++ attention (which TorchSharp's layer runs) adds a bool src_mask to the scores as 0/1 rather than
+        // masking with −∞ as Python PyTorch does: the int8 layer computes what the float layer computes.
         return mask.dtype == ScalarType.Bool
-            ? mask.contiguous().data<bool>().ToArray().Select(masked => masked ? float.NegativeInfinity : 0f).ToArray()
+            ? mask.contiguous().data<bool>().ToArray().Select(masked => masked ? 1f : 0f).ToArray()
             : mask.contiguous().data<float>().ToArray();
     }
 
@@ -487,7 +503,9 @@ internal sealed record EncoderLayerParameters(
     float[] Norm2Weight,
     float[] Norm2Bias)
 {
-    public static EncoderLayerParameters Read(string name, TransformerEncoderLayer module)
+    public static EncoderLayerParameters Read(string name, TransformerEncoderLayer module) => Read(name, Parameters(module), "");
+
+    public static Dictionary<string, Tensor> Parameters(nn.Module module)
     {
         var parameters = new Dictionary<string, Tensor>(StringComparer.Ordinal);
         foreach ((string parameter, Parameter value) in module.named_parameters())
@@ -495,9 +513,15 @@ internal sealed record EncoderLayerParameters(
             parameters[parameter] = value;
         }
 
-        Tensor Get(string parameter, int rank) => parameters.TryGetValue(parameter, out Tensor? t) && t.dim() == rank && t.dtype == ScalarType.Float32
+        return parameters;
+    }
+
+    /// <summary>One layer's parameters, named <paramref name="prefix"/> + "self_attn.in_proj_weight" and so on.</summary>
+    public static EncoderLayerParameters Read(string name, Dictionary<string, Tensor> parameters, string prefix)
+    {
+        Tensor Get(string parameter, int rank) => parameters.TryGetValue(prefix + parameter, out Tensor? t) && t.dim() == rank && t.dtype == ScalarType.Float32
             ? t
-            : throw new NotSupportedException($"{name}: a TransformerEncoderLayer without a float32 '{parameter}' of rank {rank} (found: {string.Join(", ", parameters.Select(kv => $"{kv.Key} {kv.Value.dtype} [{string.Join(", ", kv.Value.shape)}]"))}).");
+            : throw new NotSupportedException($"{name}: a TransformerEncoderLayer without a float32 '{prefix}{parameter}' of rank {rank} (found: {string.Join(", ", parameters.Select(kv => $"{kv.Key} {kv.Value.dtype} [{string.Join(", ", kv.Value.shape)}]"))}).");
         float[] Values(Tensor t)
         {
             using var noGrad = torch.no_grad();

@@ -130,6 +130,12 @@ public enum FloatOpKind
     /// .weight_zero_point and .bias, then norm1.weight, norm1.bias, norm2.weight, norm2.bias. Inputs: src first, then the masks.
     /// </summary>
     DynamicEncoderLayer = 33,
+
+    /// <summary>
+    /// A TransformerEncoder of dynamic layers (<see cref="Dynamic.DynamicQuantizedTransformerEncoder"/>). Ints: num_layers,
+    /// then the eight of <see cref="DynamicEncoderLayer"/>; Floats: eps; tensors: each layer's twenty under "layers.{i}.".
+    /// </summary>
+    DynamicEncoder = 34,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -267,7 +273,7 @@ public sealed class FloatOp : IQuantizedLayer
         FloatOpKind.Function => "function",
         FloatOpKind.Upsample => $"Upsample(mode={Text})",
         FloatOpKind.DynamicRecurrent => $"Dynamic{Text}(input_size={_ints[1]}, hidden_size={_ints[2]}, num_layers={_ints[3]}) element {_ints[0]}",
-        FloatOpKind.DynamicEncoderLayer => _recurrent!.ToString()!,
+        FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => _recurrent!.ToString()!,
         _ when _ints.Length > 0 && _ints.Length <= 4 => $"{Kind}({string.Join(", ", _ints.Select(i => i.ToString(CultureInfo.InvariantCulture)))})",
         _ => Kind.ToString(),
     };
@@ -471,8 +477,25 @@ public sealed class FloatOp : IQuantizedLayer
                 _recurrent = WeightOnlyEmbedding();
                 break;
             case FloatOpKind.DynamicEncoderLayer:
-                _recurrent = DynamicEncoderLayer();
+                Need(8, 1, InputCount);
+                _recurrent = EncoderLayerAt(0, "");
+                if (_tensors.Length != 20)
+                {
+                    throw Invalid($"has {_tensors.Length} tensors; an encoder layer takes 20");
+                }
+
                 break;
+            case FloatOpKind.DynamicEncoder:
+            {
+                Need(9, 1, InputCount);
+                if (_ints[0] is < 1 or > 12 || _tensors.Length != 20 * _ints[0])
+                {
+                    throw Invalid($"has {_ints[0]} layers and {_tensors.Length} tensors; 1..12 layers of 20 tensors each are expected");
+                }
+
+                _recurrent = new Dynamic.DynamicQuantizedTransformerEncoder(Model, Layer, Enumerable.Range(0, Int(0)).Select(i => EncoderLayerAt(1, $"layers.{i}.")).ToArray());
+                break;
+            }
             case FloatOpKind.Embedding:
                 Need(2, 0, 1);
                 if (_ints[0] is < 1 or > int.MaxValue || _ints[1] is < 1 or > int.MaxValue || _tensors.Length != 1)
@@ -798,10 +821,9 @@ public sealed class FloatOp : IQuantizedLayer
     /// The encoder layer a <see cref="FloatOpKind.DynamicEncoderLayer"/> op stands for, every constant and tensor checked
     /// first (sizes, flags, which inputs the masks are, each projection's weights, qparams and bias, the norms).
     /// </summary>
-    private Dynamic.DynamicQuantizedTransformerEncoderLayer DynamicEncoderLayer()
+    private Dynamic.DynamicQuantizedTransformerEncoderLayer EncoderLayerAt(int first, string prefix)
     {
-        Need(8, 1, InputCount);
-        for (int i = 0; i < 3; i++)
+        for (int i = first; i < first + 3; i++)
         {
             if (_ints[i] is < 1 or > 1 << 16)
             {
@@ -809,29 +831,29 @@ public sealed class FloatOp : IQuantizedLayer
             }
         }
 
-        if (_ints[0] % _ints[1] != 0 || !Enum.IsDefined((Dynamic.EncoderActivation)_ints[3]) || !Enum.IsDefined((QuantBackend)_ints[4]) || _ints[5] is not (0 or 1))
+        if (_ints[first] % _ints[first + 1] != 0 || !Enum.IsDefined((Dynamic.EncoderActivation)_ints[first + 3]) || !Enum.IsDefined((QuantBackend)_ints[first + 4]) || _ints[first + 5] is not (0 or 1))
         {
-            throw Invalid($"has d_model {_ints[0]}, {_ints[1]} heads, activation {_ints[3]}, backend {_ints[4]} and per-channel flag {_ints[5]}");
+            throw Invalid($"has d_model {_ints[first]}, {_ints[first + 1]} heads, activation {_ints[first + 3]}, backend {_ints[first + 4]} and per-channel flag {_ints[first + 5]}");
         }
 
-        long mask = _ints[6], padding = _ints[7];
+        long mask = _ints[first + 6], padding = _ints[first + 7];
         int expectedInputs = 1 + (mask >= 0 ? 1 : 0) + (padding >= 0 ? 1 : 0);
         if (InputCount != expectedInputs || mask is < -1 or 0 || padding is < -1 or 0 || mask >= InputCount || padding >= InputCount || (mask > 0 && mask == padding))
         {
             throw Invalid($"reads {InputCount} inputs with the attention mask at {mask} and the padding mask at {padding}; src is input 0 and each mask given is a later input of its own");
         }
 
-        if (!(_floats[0] > 0) || !double.IsFinite(_floats[0]) || _tensors.Length != 20)
+        if (!(_floats[0] > 0) || !double.IsFinite(_floats[0]))
         {
-            throw Invalid($"has LayerNorm eps {_floats[0]} and {_tensors.Length} tensors (a positive eps and 20 tensors expected)");
+            throw Invalid($"has LayerNorm eps {_floats[0]}; a positive one is expected");
         }
 
-        int d = Int(0), heads = Int(1), feedForward = Int(2);
-        var backend = (QuantBackend)_ints[4];
-        bool perChannel = _ints[5] == 1;
-        var activation = (Dynamic.EncoderActivation)_ints[3];
+        int d = Int(first), heads = Int(first + 1), feedForward = Int(first + 2);
+        var backend = (QuantBackend)_ints[first + 4];
+        bool perChannel = _ints[first + 5] == 1;
+        var activation = (Dynamic.EncoderActivation)_ints[first + 3];
         Dynamic.DynamicQuantizedLinear Projection(string name, int rows, int columns, bool relu) =>
-            new(Model, $"{Layer}.{name}", columns, rows, QuantizedWeight(name + ".weight", rows, columns, perChannel), BiasValues(name + ".bias", rows), relu, backend);
+            new(Model, $"{Layer}.{prefix}{name}", columns, rows, QuantizedWeight(prefix + name + ".weight", rows, columns, perChannel), BiasValues(prefix + name + ".bias", rows), relu, backend);
         return new Dynamic.DynamicQuantizedTransformerEncoderLayer(
             Model,
             Layer,
@@ -842,10 +864,10 @@ public sealed class FloatOp : IQuantizedLayer
             Projection("out_proj", d, d, relu: false),
             Projection("linear1", feedForward, d, relu: activation == Dynamic.EncoderActivation.ReLU),
             Projection("linear2", d, feedForward, relu: false),
-            BiasValues("norm1.weight", d),
-            BiasValues("norm1.bias", d),
-            BiasValues("norm2.weight", d),
-            BiasValues("norm2.bias", d));
+            BiasValues(prefix + "norm1.weight", d),
+            BiasValues(prefix + "norm1.bias", d),
+            BiasValues(prefix + "norm2.weight", d),
+            BiasValues(prefix + "norm2.bias", d));
     }
 
     /// <summary>The dynamic Linear a <see cref="FloatOpKind.DynamicLinear"/> op stands for (its ReLU is the op's).</summary>
@@ -1049,6 +1071,13 @@ public sealed class FloatOp : IQuantizedLayer
             {
                 var encoder = (Dynamic.DynamicQuantizedTransformerEncoderLayer)_recurrent!;
                 int mask = Int(6), padding = Int(7);
+                return a => encoder.Forward(a[0], mask > 0 ? a[mask] : null, padding > 0 ? a[padding] : null);
+            }
+
+            case FloatOpKind.DynamicEncoder:
+            {
+                var encoder = (Dynamic.DynamicQuantizedTransformerEncoder)_recurrent!;
+                int mask = Int(7), padding = Int(8);
                 return a => encoder.Forward(a[0], mask > 0 ? a[mask] : null, padding > 0 ? a[padding] : null);
             }
 

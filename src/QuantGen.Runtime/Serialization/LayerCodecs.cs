@@ -256,7 +256,12 @@ internal static class LayerCodecs
             writer.F64(value);
         }
 
-        writer.U8(checked((byte)op.Tensors.Count));
+        if (op.Tensors.Count > byte.MaxValue)
+        {
+            throw new NotSupportedException($"{op.Model}.{op.Layer}: a float op of {op.Tensors.Count} tensors cannot be stored; a record holds at most {byte.MaxValue}.");
+        }
+
+        writer.U8((byte)op.Tensors.Count);
         foreach (FloatOpTensor tensor in op.Tensors)
         {
             writer.String(tensor.Name);

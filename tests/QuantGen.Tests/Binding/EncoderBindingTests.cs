@@ -72,7 +72,8 @@ public sealed class EncoderBindingTests
         Tensor scores = torch.bmm(q, k.transpose(1, 2));
         if (boolMask is not null)
         {
-            scores = scores.masked_fill(boolMask, double.NegativeInfinity);
+            // libtorch's C++ attention adds a bool src_mask as 0/1 (it does not mask with it), and the layer does the same.
+            scores = scores + boolMask.to_type(ScalarType.Float32);
         }
 
         if (padding is not null)
@@ -125,6 +126,12 @@ public sealed class EncoderBindingTests
         using Tensor padding = torch.tensor(new[] { false, false, false, false, false, false, false, false, false, false, false, false, true, true, false, false, false, false, false, false, true }, new long[] { 3, 7 });
         using Tensor causal = torch.ones(7, 7, dtype: ScalarType.Bool).triu(1);
 
+        // What TorchSharp's float layer does with a bool src_mask: adds it (0/1); with a float one, adds it (−∞ masks).
+        using Tensor floatCausal = torch.zeros(7, 7).masked_fill(causal, double.NegativeInfinity);
+        Assert.Equal(layer.call(src, causal.to_type(ScalarType.Float32)).data<float>().ToArray(), layer.call(src, causal).data<float>().ToArray());
+        float[] masked = int8.Forward(src, floatCausal, null).data<float>().ToArray();
+        Assert.True(SqnrDb(layer.call(src, floatCausal).data<float>().ToArray(), masked) > 25, "a float −∞ mask masks");
+
         foreach ((Tensor? mask, Tensor? pad) in new (Tensor?, Tensor?)[] { (null, null), (null, padding), (causal, null), (causal, padding) })
         {
             float[] actual = int8.Forward(src, mask, pad).data<float>().ToArray();
@@ -135,7 +142,7 @@ public sealed class EncoderBindingTests
             float worst = expected.Zip(actual, (e, a) => MathF.Abs(e - a)).Max();
             Assert.True(worst <= 2e-3f, $"mask {mask is not null}, padding {pad is not null}: largest difference {worst}");
 
-            float[] floatLayer = layer.call(src, mask is null ? null : torch.zeros(7, 7).masked_fill(mask, double.NegativeInfinity), pad).data<float>().ToArray();
+            float[] floatLayer = layer.call(src, mask, pad).data<float>().ToArray();
             Assert.True(SqnrDb(floatLayer, actual) > 25, $"SQNR against the float layer {SqnrDb(floatLayer, actual):F1} dB");
         }
 
@@ -251,5 +258,49 @@ public sealed class EncoderBindingTests
         var refused = Assert.Throws<QGenFormatException>(() => CausalEncoder.Quantized.Load(new MemoryStream(QuantGen.Tests.Serialization.FileLayout.Reseal(file))));
         Assert.Contains("encoder", refused.Message, StringComparison.Ordinal);
         Assert.Contains("5 heads", refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_transformer_encoder_stack_in_the_torchsharp_example_s_form_runs_float_or_dynamic_layer_by_layer()
+    {
+        torch.manual_seed(189);
+        using var model = new TinyLanguageModel(40, 16, 4, 32, 3);
+        model.eval();
+        using Tensor tokens = torch.tensor(Enumerable.Range(0, 18).Select(i => (long)((i * 11) % 40)).ToArray(), new long[] { 6, 3 });
+
+        // No qconfig: every op float, the model's own result.
+        TinyLanguageModel.Quantized asFloat = model.Prepare(new QConfigMapping(null)).Convert();
+        float[] expected;
+        using (torch.no_grad())
+        {
+            expected = model.forward(tokens).data<float>().ToArray();
+        }
+
+        Assert.Equal(expected, asFloat.forward(tokens).data<float>().ToArray());
+
+        // Dynamic: the encoder's three layers (4 heads, ReLU, identified through the stack) and the decoder.
+        TinyLanguageModel.Observed observed = model.Prepare(new QConfigMapping(null).SetModuleType("TransformerEncoder", QConfig.Dynamic()).SetModuleType("Linear", QConfig.Dynamic()));
+        Assert.Contains("dyn      1 x TransformerEncoder: dynamic quantization", observed.Summary(), StringComparison.Ordinal);
+        TinyLanguageModel.Quantized int8 = observed.Convert();
+        var children = model.named_children().ToDictionary(c => c.name, c => c.module);
+        DynamicQuantizedTransformerEncoder stack = DynamicQuantizedTransformerEncoder.FromModule("TinyLanguageModel", "transformer_encoder", (TransformerEncoder)children["transformer_encoder"], QuantBackend.X86);
+        Assert.Equal(3, stack.Layers.Count);
+        Assert.All(stack.Layers, l => Assert.Equal((4, EncoderActivation.ReLU), (l.Heads, l.Activation)));
+        DynamicQuantizedLinear decoder = DynamicQuantizedLinear.FromLinear("TinyLanguageModel", "decoder", (Linear)children["decoder"], QuantBackend.X86);
+        float[] composed;
+        using (torch.no_grad())
+        {
+            Tensor src = ((PositionalEncoding)children["pos_encoder"]).call(((Embedding)children["encoder"]).call(tokens) * MathF.Sqrt(16));
+            composed = decoder.Forward(stack.Forward(src, torch.ones(6, 6, dtype: ScalarType.Bool).triu(1))).data<float>().ToArray();
+        }
+
+        float[] actual = int8.forward(tokens).data<float>().ToArray();
+        Assert.Equal(composed, actual);
+        Assert.True(SqnrDb(expected, actual) > 20, $"SQNR against the float model {SqnrDb(expected, actual):F1} dB");
+
+        // The positional encoding is a module of the test's whose forward reads a tensor member: it runs in float and a
+        // file cannot hold it, which Save says by name.
+        var refused = Assert.Throws<NotSupportedException>(() => int8.Save(new MemoryStream()));
+        Assert.Contains("pos_encoder", refused.Message, StringComparison.Ordinal);
     }
 }

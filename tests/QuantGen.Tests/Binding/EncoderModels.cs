@@ -1,3 +1,4 @@
+using System;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -69,5 +70,59 @@ public sealed partial class CausalEncoder : Module<Tensor, Tensor>
         long length = x.shape[0];
         Tensor causal = torch.ones(length, length, dtype: ScalarType.Bool).triu(1);
         return head.forward(encoder.call(x, causal));
+    }
+}
+
+/// <summary>Sinusoidal positions added to a sequence-first input, held in a registered buffer (the TorchSharp examples' PositionalEncoding).</summary>
+public sealed class PositionalEncoding : Module<Tensor, Tensor>
+{
+    private readonly Tensor pe;
+
+    public PositionalEncoding(long dim, long maxLength = 64)
+        : base(nameof(PositionalEncoding))
+    {
+        using var position = torch.arange(0, maxLength, dtype: ScalarType.Float32).unsqueeze(1);
+        using var divide = (torch.arange(0, dim, 2, dtype: ScalarType.Float32) * (-System.Math.Log(10000.0) / dim)).exp();
+        Tensor table = torch.zeros(maxLength, dim);
+        table[TensorIndex.Colon, TensorIndex.Slice(0, null, 2)] = (position * divide).sin();
+        table[TensorIndex.Colon, TensorIndex.Slice(1, null, 2)] = (position * divide).cos();
+        pe = table.unsqueeze(1);
+        register_buffer("pe", pe);
+    }
+
+    public override Tensor forward(Tensor x) => x + pe[TensorIndex.Slice(null, x.shape[0])];
+}
+
+/// <summary>
+/// A language model in the form of TorchSharp's SequenceToSequence example: embedding × √d_model, positions, a
+/// TransformerEncoder (a stack built by TorchSharp from one layer) given a causal mask built in forward, a decoder.
+/// </summary>
+[Quantize]
+public sealed partial class TinyLanguageModel : Module<Tensor, Tensor>
+{
+    private readonly long ninputs;
+    private readonly Embedding encoder;
+    private readonly PositionalEncoding pos_encoder;
+    private readonly TransformerEncoder transformer_encoder;
+    private readonly Linear decoder;
+
+    public TinyLanguageModel(long vocabulary, long ninputs, long heads, long hidden, long layers)
+        : base(nameof(TinyLanguageModel))
+    {
+        this.ninputs = ninputs;
+        encoder = Embedding(vocabulary, ninputs);
+        pos_encoder = new PositionalEncoding(ninputs);
+        transformer_encoder = TransformerEncoder(TransformerEncoderLayer(ninputs, heads, hidden, 0.2), layers);
+        decoder = Linear(ninputs, vocabulary);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor t)
+    {
+        var src = pos_encoder.call(encoder.call(t) * MathF.Sqrt(ninputs));
+        long length = t.shape[0];
+        var mask = torch.ones(length, length, dtype: ScalarType.Bool).triu(1);
+        var enc = transformer_encoder.call(src, mask);
+        return decoder.call(enc);
     }
 }
