@@ -127,6 +127,32 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
     /// <summary>True for <see cref="FloatQParamsWeightOnly"/>: weights only, activations stay float.</summary>
     public bool IsWeightOnly { get; init; }
 
+    /// <summary>
+    /// PyTorch's <c>float16_dynamic_qconfig</c> (<c>quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.float16)</c>):
+    /// a Linear (with a ReLU fused after it), an LSTM or a GRU given it becomes <see cref="QuantGen.Dynamic.Float16Linear"/>,
+    /// <see cref="QuantGen.Dynamic.Float16LSTM"/> or <see cref="QuantGen.Dynamic.Float16GRU"/> — weights stored as float16
+    /// (rounded to nearest even, saturated to ±65504), float32 arithmetic, activations not quantized (docs/numerics.md §11).
+    /// Other ops given it stay in float. It has no integer arithmetic, so any model backend takes it. Supported in models
+    /// bound at Prepare (by type, "Linear", "LSTM", "GRU", or by a layer's name); QAT refuses it as it refuses
+    /// <see cref="Dynamic"/>.
+    /// </summary>
+    /// <remarks>
+    /// <see cref="IsDynamic"/> is set too (PyTorch's is a dynamic qconfig: its activation observer has <c>is_dynamic=True</c>),
+    /// so a model that cannot run dynamic layers refuses it instead of quantizing the layer statically. Its
+    /// <see cref="Activation"/> only observes the op's float output for the ops after it, as a float op's output is observed;
+    /// its <see cref="Weight"/> recipe is not used (PyTorch's is a float16 <c>PlaceholderObserver</c>).
+    /// </remarks>
+    public static QConfig Float16Dynamic { get; } = new(
+        ObserverSpec.Histogram(),
+        ObserverSpec.MinMax(QuantDType.QInt8, QScheme.PerTensorSymmetric))
+    {
+        IsDynamic = true,
+        IsFloat16 = true,
+    };
+
+    /// <summary>True for <see cref="Float16Dynamic"/>: float16 weights, float32 arithmetic, activations not quantized.</summary>
+    public bool IsFloat16 { get; init; }
+
     /// <summary>The default qconfig of a backend.</summary>
     /// <param name="backend">The backend.</param>
     /// <returns><see cref="X86"/> or <see cref="Qnnpack"/>.</returns>
@@ -193,6 +219,8 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
     /// <inheritdoc/>
     public override string ToString() => IsWeightOnly
         ? "QConfig(float_qparams_weight_only: 8-bit rows, float scale and zero point per row)"
+        : IsFloat16
+            ? "QConfig(float16_dynamic: float16 weights, float32 arithmetic)"
         : IsDynamic
             ? $"QConfig(dynamic, weight={Weight}, backend={Backend})"
             : $"QConfig(activation={Activation}, weight={Weight}, backend={Backend})";

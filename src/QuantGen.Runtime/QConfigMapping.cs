@@ -207,7 +207,7 @@ public sealed partial class QConfigMapping
     /// <param name="model">The model's name, for the message.</param>
     /// <param name="knownPaths">Every module path of the model, containers included, as <c>named_modules()</c> lists them ("layer1", "layer1.0", "layer1.0.conv1").</param>
     /// <param name="knownTypes">The module types and function names the model uses (simple or full names).</param>
-    /// <param name="allowDynamic">True for a model bound at Prepare, which runs a Linear with a <see cref="QConfig.IsDynamic"/> qconfig dynamically; other models refuse such a qconfig rather than quantize it statically.</param>
+    /// <param name="allowDynamic">True for a model bound at Prepare, which runs a Linear with a <see cref="QConfig.IsDynamic"/> qconfig (int8 or float16) dynamically; other models refuse such a qconfig rather than quantize it statically.</param>
     /// <exception cref="ArgumentException">An unknown path or type (with a "did you mean" when one is close), or an invalid qconfig (naming its entry).</exception>
     public void Validate(string model, IReadOnlyCollection<string> knownPaths, IReadOnlyCollection<string> knownTypes, bool allowDynamic = false)
     {
@@ -300,8 +300,9 @@ public sealed partial class QConfigMapping
         foreach ((string entry, QConfig? qconfig) in _moduleNames.Select(e => ($"member path '{e.Key}'", e.Value))
             .Concat(_moduleTypes.Where(e => !_presetTypes.Contains(e.Key)).Select(e => ($"module type '{e.Key}'", e.Value))))
         {
-            // A weight-only qconfig has no integer arithmetic of its own (its table is read in float), so any backend goes.
-            if (qconfig is not null && !qconfig.IsWeightOnly && qconfig.Backend != backend)
+            // Weight-only and float16 qconfigs have no integer arithmetic of their own (a table read in float, float32
+            // arithmetic over float16 weights), so any backend goes.
+            if (qconfig is not null && !qconfig.IsWeightOnly && !qconfig.IsFloat16 && qconfig.Backend != backend)
             {
                 throw new ArgumentException(
                     $"{model}: the QConfigMapping's {entry} qconfig uses the {qconfig.Backend} backend, but the model's is {backend} (the global qconfig's, else [Quantize]'s); " +
@@ -369,8 +370,9 @@ public sealed partial class QConfigMapping
 
         if ((qconfig.IsDynamic || qconfig.IsWeightOnly) && !allowDynamic)
         {
+            string kind = qconfig.IsWeightOnly ? "weight-only" : qconfig.IsFloat16 ? "float16 dynamic" : "dynamic";
             throw new ArgumentException(
-                $"{model}: the QConfigMapping's {entry} qconfig is {(qconfig.IsWeightOnly ? "weight-only" : "dynamic")} ({qconfig}); {(qconfig.IsWeightOnly ? "weight-only" : "dynamic")} quantization runs in models whose forward is bound at Prepare, " +
+                $"{model}: the QConfigMapping's {entry} qconfig is {kind} ({qconfig}); {kind} quantization runs in models whose forward is bound at Prepare, " +
                 "not yet in models traced at compile time, which would quantize the layer statically instead.");
         }
 

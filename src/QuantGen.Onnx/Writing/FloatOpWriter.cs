@@ -34,6 +34,7 @@ internal sealed partial class ModelWriter
             FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding => "an Embedding (token indices in) is not written to ONNX yet",
             FloatOpKind.DynamicRecurrent => $"a dynamic {op.Text} is not written to ONNX yet (ONNX Runtime's DynamicQuantizeLSTM is the form to come)",
             FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => "a dynamic TransformerEncoderLayer is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
+            FloatOpKind.Float16Recurrent => $"a float16-weight {op.Text} is not written to ONNX yet (ONNX's {op.Text} with its weights Cast from float16 is the form to come, after the dynamic {op.Text}'s export: gate order and layer stacking are the same work)",
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
             FloatOpKind.AdaptiveAvgPool2d when op.Ints[0] != 1 || op.Ints[1] != 1 => $"adaptive_avg_pool2d to {op.Ints[0]}x{op.Ints[1]} has no ONNX operator; only (1, 1) exports",
             FloatOpKind.Reshape when Array.IndexOf(op.Ints, 0L) >= 0 => "a zero-size dimension reads as 'copy the input's dimension' in ONNX Reshape",
@@ -86,6 +87,38 @@ internal sealed partial class ModelWriter
         return op.Tensor("bias") is { } bias
             ? node("Add", [y, _builder.Initializer(name + ".bias", Float([bias.Values.Length], bias.Values))], [])
             : y;
+    }
+
+    /// <summary>
+    /// A float16-weight Linear: its weight as a FLOAT16 initializer, Cast to float (exact: every float16 is a float32), then
+    /// the float Linear's Gemm (rank-2 input, transB) or MatMul with the weight transposed to [in, out] and the bias added.
+    /// ONNX Runtime multiplies by the layer's own weights; its GEMM sums in its own order (float32 rounding apart).
+    /// </summary>
+    private string WriteFloat16Linear(FloatOp op, string x, int rank, string name, Func<string, IEnumerable<string>, AttributeProto[], string> node)
+    {
+        FloatOpTensor w = op.Tensor("weight")!;
+        int outFeatures = w.Shape[0], inFeatures = w.Shape[1];
+        Half[] weight = Array.ConvertAll(w.Values, v => (Half)v);
+        string? bias = op.Tensor("bias") is { } b ? _builder.Initializer(name + ".bias", Float([b.Values.Length], b.Values)) : null;
+        AttributeProto toFloat = Int("to", (long)TensorProto.Types.DataType.Float);
+        if (rank == 2)
+        {
+            string widened = node("Cast", [_builder.Initializer(name + ".weight_float16", Float16([outFeatures, inFeatures], weight))], [toFloat]);
+            return node("Gemm", bias is null ? [x, widened] : [x, widened, bias], [Float("alpha", 1f), Float("beta", 1f), Int("transB", 1)]);
+        }
+
+        var transposed = new Half[weight.Length];
+        for (int o = 0; o < outFeatures; o++)
+        {
+            for (int i = 0; i < inFeatures; i++)
+            {
+                transposed[(i * outFeatures) + o] = weight[(o * inFeatures) + i];
+            }
+        }
+
+        string widenedT = node("Cast", [_builder.Initializer(name + ".weight_float16_t", Float16([inFeatures, outFeatures], transposed))], [toFloat]);
+        string y = node("MatMul", [x, widenedT], []);
+        return bias is null ? y : _builder.Node("Add", name + "/AddBias", [y, bias], name + "/biased");
     }
 
     private void WriteFloatOp(GraphNode node, FloatOp op)
@@ -166,6 +199,9 @@ internal sealed partial class ModelWriter
 
             case FloatOpKind.DynamicLinear:
                 y = WriteDynamicLinear(op, x[0], name, Node);
+                break;
+            case FloatOpKind.Float16Linear:
+                y = WriteFloat16Linear(op, x[0], rank, name, Node);
                 break;
             case FloatOpKind.BatchNorm2d:
             {

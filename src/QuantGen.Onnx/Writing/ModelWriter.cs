@@ -962,7 +962,7 @@ internal sealed partial class ModelWriter
             QuantizedMaxPool2d or QuantizedAvgPool2d or QuantizedAdaptiveAvgPool2d or QuantizedUpsampleNearest2d =>
                 (4, [batch, "channels", "height", "width"]),
             QuantizedLinear linear => (2, [batch, linear.InFeatures]),
-            FloatOp { Kind: FloatOpKind.DynamicLinear or FloatOpKind.Linear } linear => (2, [batch, checked((int)linear.Ints[0])]),
+            FloatOp { Kind: FloatOpKind.DynamicLinear or FloatOpKind.Linear or FloatOpKind.Float16Linear } linear => (2, [batch, checked((int)linear.Ints[0])]),
             FloatOp { Kind: FloatOpKind.Conv2d or FloatOpKind.ConvTranspose2d } conv => (4, [batch, checked((int)conv.Ints[0]), "height", "width"]),
             _ => throw new NotSupportedException(
                 $"{Model}: the input's rank cannot be told from its first reader ({reader?.Name ?? "none"}, {reader?.Op.ToString() ?? "-"}); give OnnxExportOptions.InputShape."),

@@ -82,6 +82,10 @@ internal sealed class OnnxGraphBuilder
     public static TensorProto Float(long[] dims, ReadOnlySpan<float> values) =>
         Raw(TensorProto.Types.DataType.Float, dims, MemoryMarshal.AsBytes(values));
 
+    /// <summary>A float16 tensor (IEEE binary16 patterns, as ONNX's FLOAT16 stores them).</summary>
+    public static TensorProto Float16(long[] dims, ReadOnlySpan<Half> values) =>
+        Raw(TensorProto.Types.DataType.Float16, dims, MemoryMarshal.AsBytes(values));
+
     /// <summary>An int8 tensor.</summary>
     public static TensorProto Int8(long[] dims, ReadOnlySpan<sbyte> values) =>
         Raw(TensorProto.Types.DataType.Int8, dims, MemoryMarshal.AsBytes(values));

@@ -195,7 +195,7 @@ public abstract class BoundObservedModel : IObservedModel
         return text.ToString().TrimEnd('\n');
     }
 
-    private static bool IsDynamicOrWeightOnly(OpPlan plan) => plan.FloatReason is DynamicReason or WeightOnlyReason;
+    private static bool IsDynamicOrWeightOnly(OpPlan plan) => plan.FloatReason is DynamicReason or WeightOnlyReason or Float16Reason;
 
     private static string Describe(BoundOp op) =>
         op.TypeName + (op.FusedBatchNorm is null ? "" : "+BatchNorm2d") + (op.FusedRelu is null ? "" : "+ReLU");
@@ -335,6 +335,31 @@ public abstract class BoundObservedModel : IObservedModel
                     {
                         FloatOp = FloatOpDescriber.OfWeightOnlyEmbedding(ModelName, op.Name, table, quantizer),
                     };
+                    continue;
+                }
+
+                if (plan.QConfig is { IsFloat16: true } && op.TupleCall is { } float16Call)
+                {
+                    // As the int8 dynamic LSTM/GRU below: one float16-weight layer per call, each element stored on its own.
+                    if (!dynamicCalls.TryGetValue(float16Call, out (TupleModuleCall Call, object Layer) float16))
+                    {
+                        float16 = Float16Recurrent(op, float16Call);
+                        dynamicCalls[float16Call] = float16;
+                    }
+
+                    int element = op.Ints[0];
+                    TupleModuleCall float16Run = float16.Call;
+                    FloatOp stored = FloatOpDescriber.OfFloat16Recurrent(ModelName, op.Name, float16.Layer, element, op.Inputs.Length, quantizer);
+                    steps[i] = new BoundStep(op, null, a => float16Run.Run(a)[element], Float16Reason) { FloatOp = stored };
+                    continue;
+                }
+
+                if (plan.QConfig is { IsFloat16: true } && plan.Fused is FusedLinear float16Linear)
+                {
+                    // Described as data: the converted model runs the same float op (and layer) a loaded file does.
+                    Float16Linear float16Layer = Float16Linear.FromValues(ModelName, op.Name, float16Linear.InFeatures, float16Linear.OutFeatures, float16Linear.Weight, float16Linear.Bias);
+                    FloatOp stored = FloatOpDescriber.OfFloat16Linear(ModelName, op.Name, float16Layer, float16Linear.Relu, quantizer);
+                    steps[i] = new BoundStep(op, null, stored.Forward, Float16Reason) { FloatOp = stored };
                     continue;
                 }
 
@@ -584,9 +609,10 @@ public abstract class BoundObservedModel : IObservedModel
         if (op.TupleCall is { TypeName: "LSTM" or "GRU" } && op.FloatReason != "[NoQuantize]"
             && QConfigMapping.Resolve(op.Members[0].Path, op.TypeName) is { IsDynamic: true } recurrent)
         {
-            // quantize_dynamic's LSTM/GRU: float while calibrating (no observer of its own), dynamic int8 after Convert.
+            // quantize_dynamic's LSTM/GRU: float while calibrating (no observer of its own), dynamic int8 (or float16
+            // weights) after Convert.
             recurrent.Validate();
-            return new OpPlan(op, false, false, recurrent, null, plain, DynamicReason);
+            return new OpPlan(op, false, false, recurrent, null, plain, recurrent.IsFloat16 ? Float16Reason : DynamicReason);
         }
 
         if (op.Kind == BoundKind.FloatModule && op.Module is Embedding && op.FloatReason != "[NoQuantize]"
@@ -726,17 +752,28 @@ public abstract class BoundObservedModel : IObservedModel
     /// <summary>
     /// An op whose qconfig is dynamic: a Linear (with its fused ReLU) runs in float during calibration — its input
     /// needs no observer, as PyTorch's dynamic modules have none — and becomes a <see cref="DynamicQuantizedLinear"/>
-    /// at Convert; any other op stays in float, as <c>quantize_dynamic</c> leaves it.
+    /// (or, under <see cref="QConfig.Float16Dynamic"/>, a <see cref="Float16Linear"/>) at Convert; any other op stays in
+    /// float, as <c>quantize_dynamic</c> leaves it.
     /// </summary>
     private OpPlan DynamicPlan(BoundOp op, QConfig qconfig, Func<Tensor[], Tensor> plain)
     {
         if (op.Kind is not BoundKind.Linear)
         {
-            return new OpPlan(op, false, false, null, null, plain, "its qconfig is dynamic, which quantizes Linear layers only");
+            return new OpPlan(op, false, false, null, null, plain, qconfig.IsFloat16
+                ? "its qconfig is float16 dynamic, which converts Linear, LSTM and GRU layers only"
+                : "its qconfig is dynamic, which quantizes Linear layers only");
         }
 
         try
         {
+            if (qconfig.IsFloat16)
+            {
+                // float16_dynamic_qconfig: float while calibrating, float16 weights after Convert (no weight observer).
+                FusedLinear float16 = FusedLinear.Create(ModelName, op.Name, (Linear)op.Module!, op.FusedRelu is not null);
+                _owned.Add(float16);
+                return new OpPlan(op, false, false, qconfig, float16, a => float16.forward(a[0]), Float16Reason);
+            }
+
             qconfig = qconfig with { Weight = QConfigMapping.WeightObserverSpec(ModelName, op.Name, qconfig.Weight) };
             FusedLinear fused = FusedLinear.Create(ModelName, op.Name, (Linear)op.Module!, op.FusedRelu is not null);
             fused.ValidateWeightSpec(qconfig.Weight);
@@ -778,6 +815,37 @@ public abstract class BoundObservedModel : IObservedModel
 
             default:
                 throw new InvalidOperationException($"{ModelName}.{layer}: a {call.TypeName} has no dynamic int8 form.");
+        }
+    }
+
+    /// <summary>PyTorch's float16 dynamic LSTM/GRU for a bound call: float16 weights, float32 arithmetic.</summary>
+    private (TupleModuleCall Call, object Layer) Float16Recurrent(BoundOp op, TupleModuleCall call)
+    {
+        string layer = op.Members[0].Path;
+        switch (call.Module)
+        {
+            case LSTM lstm:
+            {
+                Float16LSTM float16 = Float16LSTM.FromLSTM(ModelName, layer, lstm);
+                return (call.With(a =>
+                {
+                    (Tensor output, Tensor h, Tensor c) = float16.Forward(a[0], a.Length == 3 ? (a[1], a[2]) : null);
+                    return [output, h, c];
+                }), float16);
+            }
+
+            case GRU gru:
+            {
+                Float16GRU float16 = Float16GRU.FromGRU(ModelName, layer, gru);
+                return (call.With(a =>
+                {
+                    (Tensor output, Tensor h) = float16.Forward(a[0], a.Length == 2 ? a[1] : null);
+                    return [output, h];
+                }), float16);
+            }
+
+            default:
+                throw new InvalidOperationException($"{ModelName}.{layer}: a {call.TypeName} has no float16-weight form.");
         }
     }
 
@@ -929,6 +997,8 @@ public abstract class BoundObservedModel : IObservedModel
     internal const string DynamicReason = "dynamic quantization: int8 weights, its input quantized on every call";
 
     internal const string WeightOnlyReason = "weight-only quantization: 8-bit rows with a float scale and zero point each";
+
+    internal const string Float16Reason = "float16 weights: stored as float16, float32 arithmetic, activations not quantized (float16_dynamic_qconfig)";
 
     /// <summary>One op's plan: int8 or float, its qconfig, its fused float module and float form.</summary>
     private sealed record OpPlan(BoundOp Op, bool Int8, bool OwnObserver, QConfig? QConfig, object? Fused, Func<Tensor[], Tensor> Float, string? FloatReason);

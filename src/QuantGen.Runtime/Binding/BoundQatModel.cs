@@ -90,9 +90,10 @@ public abstract class BoundQatModel : nn.Module<Tensor, Tensor>
 
         foreach ((BoundOp op, _, _, string? reason) in plans)
         {
-            if (reason is BoundObservedModel.DynamicReason or BoundObservedModel.WeightOnlyReason)
+            if (reason is BoundObservedModel.DynamicReason or BoundObservedModel.WeightOnlyReason or BoundObservedModel.Float16Reason)
             {
-                throw new ArgumentException($"{modelName}.{op.Name}: its qconfig is {(reason == BoundObservedModel.DynamicReason ? "dynamic" : "weight-only")}; QAT trains static quantization only. Give it a static qconfig, or None to keep it in float.");
+                string kind = reason switch { BoundObservedModel.DynamicReason => "dynamic", BoundObservedModel.Float16Reason => "float16 dynamic", _ => "weight-only" };
+                throw new ArgumentException($"{modelName}.{op.Name}: its qconfig is {kind}; QAT trains static quantization only. Give it a static qconfig, or None to keep it in float.");
             }
         }
 

@@ -237,6 +237,55 @@ internal static class FloatOpDescriber
         tensors.Add(Vector(prefix + "norm2.weight", norm2Weight));
         tensors.Add(Vector(prefix + "norm2.bias", norm2Bias));
     }
+    /// <summary>A float16-weight Linear as a float op: its float16 weight, float32 bias, and the fused ReLU as the op's.</summary>
+    public static FloatOp OfFloat16Linear(string model, string layer, Dynamic.Float16Linear linear, bool relu, QuantizeInput output)
+    {
+        ArgumentNullException.ThrowIfNull(linear);
+        var tensors = new List<FloatOpTensor> { Float16("weight", [linear.OutFeatures, linear.InFeatures], linear.Weight) };
+        if (linear.Bias is { } bias)
+        {
+            tensors.Add(Vector("bias", bias));
+        }
+
+        return new FloatOp(model, layer, FloatOpKind.Float16Linear, "", [linear.InFeatures, linear.OutFeatures], [], tensors, relu || linear.FusedRelu, 1, output);
+    }
+
+    /// <summary>
+    /// Element <paramref name="element"/> of a float16-weight LSTM/GRU call as a float op: per cell the float16 weights and
+    /// float32 biases (each element read stores its own copy, and after Load runs the layer itself).
+    /// </summary>
+    /// <exception cref="ArgumentException">Not a float16-weight LSTM or GRU.</exception>
+    public static FloatOp OfFloat16Recurrent(string model, string layer, object float16, int element, int inputs, QuantizeInput output)
+    {
+        (string type, Dynamic.RecurrentShape shape, Func<int, Dynamic.Float16Linear> ih, Func<int, Dynamic.Float16Linear> hh) = float16 switch
+        {
+            Dynamic.Float16LSTM lstm => ("LSTM", lstm.Shape, (Func<int, Dynamic.Float16Linear>)lstm.InputProjection, (Func<int, Dynamic.Float16Linear>)lstm.HiddenProjection),
+            Dynamic.Float16GRU gru => ("GRU", gru.Shape, gru.InputProjection, gru.HiddenProjection),
+            _ => throw new ArgumentException($"{model}.{layer}: a {float16?.GetType().Name ?? "null"} is not a float16-weight LSTM or GRU.", nameof(float16)),
+        };
+        var tensors = new List<FloatOpTensor>();
+        bool bias = ih(0).Bias is not null;
+        for (int cell = 0; cell < shape.Cells; cell++)
+        {
+            string suffix = shape.CellSuffix(cell);
+            foreach ((string name, Dynamic.Float16Linear projection) in new[] { ($"weight_ih_{suffix}", ih(cell)), ($"weight_hh_{suffix}", hh(cell)) })
+            {
+                tensors.Add(Float16(name, [projection.OutFeatures, projection.InFeatures], projection.Weight));
+            }
+
+            if (bias)
+            {
+                tensors.Add(Vector($"bias_ih_{suffix}", ih(cell).Bias!));
+                tensors.Add(Vector($"bias_hh_{suffix}", hh(cell).Bias!));
+            }
+        }
+
+        long[] ints = [element, shape.InputSize, shape.HiddenSize, shape.NumLayers, shape.Bidirectional ? 1 : 0, shape.BatchFirst ? 1 : 0, bias ? 1 : 0];
+        return new FloatOp(model, layer, FloatOpKind.Float16Recurrent, type, ints, [], tensors, relu: false, inputs, output);
+    }
+
+    private static FloatOpTensor Float16(string name, int[] shape, Half[] values) =>
+        new(name, shape, Dynamic.Float16Weights.Widen(values)) { ElementType = FloatOpElementType.Float16 };
 
     private static FloatOp EmbeddingOp(string model, string layer, Embedding embedding, Func<FloatOpKind, long[]?, double[]?, string, FloatOpTensor[]?, bool, FloatOp> op)
     {

@@ -20,7 +20,7 @@ namespace QuantGen.Dynamic;
 /// </remarks>
 public sealed class DynamicQuantizedLSTM
 {
-    private readonly DynamicRecurrentCore _core;
+    private readonly DynamicRecurrentCore<DynamicQuantizedLinear> _core;
 
     /// <summary>A dynamic LSTM over already quantized weights.</summary>
     /// <param name="model">Model name for errors.</param>
@@ -32,7 +32,7 @@ public sealed class DynamicQuantizedLSTM
     /// <exception cref="ArgumentException">Inconsistent sizes, weight shapes, qparams or biases (the message names the layer and the cell).</exception>
     public DynamicQuantizedLSTM(string model, string layer, RecurrentShape shape, IReadOnlyList<RecurrentCellWeights> cells, QuantBackend backend, GemmConfig? kernelConfig = null)
     {
-        _core = new DynamicRecurrentCore(RecurrentCellKind.Lstm, model, layer, shape, cells, backend, kernelConfig);
+        _core = DynamicRecurrentCore.Int8(RecurrentCellKind.Lstm, model, layer, shape, cells, backend, kernelConfig);
         Model = model;
         Layer = layer;
     }
@@ -47,10 +47,10 @@ public sealed class DynamicQuantizedLSTM
     public RecurrentShape Shape => _core.Shape;
 
     /// <summary>The arithmetic preset.</summary>
-    public QuantBackend Backend => _core.Backend;
+    public QuantBackend Backend => _core.InputProjection(0).Backend;
 
     /// <summary>The kernel the weights are packed for.</summary>
-    public GemmConfig KernelConfig => _core.KernelConfig;
+    public GemmConfig KernelConfig => _core.InputProjection(0).KernelConfig;
 
     /// <summary>The input projection (<c>weight_ih</c>, <c>bias_ih</c>) of cell <paramref name="cell"/> = layer · directions + direction.</summary>
     /// <param name="cell">0 .. <see cref="RecurrentShape.Cells"/> − 1.</param>

@@ -18,7 +18,7 @@ namespace QuantGen.Dynamic;
 /// </remarks>
 public sealed class DynamicQuantizedLSTMCell
 {
-    private readonly DynamicRecurrentCore _core;
+    private readonly DynamicRecurrentCore<DynamicQuantizedLinear> _core;
 
     /// <summary>A dynamic LSTM cell over already quantized weights.</summary>
     /// <param name="model">Model name for errors.</param>
@@ -31,7 +31,7 @@ public sealed class DynamicQuantizedLSTMCell
     /// <exception cref="ArgumentException">Inconsistent sizes, weight shapes, qparams or biases (the message names the layer).</exception>
     public DynamicQuantizedLSTMCell(string model, string layer, int inputSize, int hiddenSize, RecurrentCellWeights weights, QuantBackend backend, GemmConfig? kernelConfig = null)
     {
-        _core = new DynamicRecurrentCore(RecurrentCellKind.Lstm, model, layer, new RecurrentShape(inputSize, hiddenSize), [weights], backend, kernelConfig);
+        _core = DynamicRecurrentCore.Int8(RecurrentCellKind.Lstm, model, layer, new RecurrentShape(inputSize, hiddenSize), [weights], backend, kernelConfig);
         Model = model;
         Layer = layer;
     }
@@ -49,7 +49,7 @@ public sealed class DynamicQuantizedLSTMCell
     public int HiddenSize => _core.Shape.HiddenSize;
 
     /// <summary>The arithmetic preset.</summary>
-    public QuantBackend Backend => _core.Backend;
+    public QuantBackend Backend => _core.InputProjection(0).Backend;
 
     /// <summary>The input projection (<c>weight_ih</c>, <c>bias_ih</c>).</summary>
     public DynamicQuantizedLinear InputProjection => _core.InputProjection(0);

@@ -24,7 +24,7 @@ namespace QuantGen.Dynamic;
 /// holds nothing that a call changes. That overload allocates nothing in steady state; the others allocate only
 /// their result.
 /// </remarks>
-public sealed class DynamicQuantizedLinear
+public sealed class DynamicQuantizedLinear : IRecurrentProjection
 {
     private readonly PackedGemmWeights _packedWeights;
     private readonly string _name;
@@ -102,6 +102,8 @@ public sealed class DynamicQuantizedLinear
 
     /// <summary>The kernel the weights are packed for.</summary>
     public GemmConfig KernelConfig => _packedWeights.Config;
+
+    bool IRecurrentProjection.HasBias => _bias is not null;
 
     /// <summary>
     /// Quantizes a float <see cref="Linear"/>'s weight as PyTorch's dynamic qconfigs do: per-tensor symmetric qint8

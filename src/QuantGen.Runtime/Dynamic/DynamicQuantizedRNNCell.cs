@@ -18,7 +18,7 @@ namespace QuantGen.Dynamic;
 /// </remarks>
 public sealed class DynamicQuantizedRNNCell
 {
-    private readonly DynamicRecurrentCore _core;
+    private readonly DynamicRecurrentCore<DynamicQuantizedLinear> _core;
 
     /// <summary>A dynamic RNN cell over already quantized weights.</summary>
     /// <param name="model">Model name for errors.</param>
@@ -33,7 +33,7 @@ public sealed class DynamicQuantizedRNNCell
     public DynamicQuantizedRNNCell(string model, string layer, int inputSize, int hiddenSize, RecurrentCellWeights weights, RecurrentNonlinearity nonlinearity, QuantBackend backend, GemmConfig? kernelConfig = null)
     {
         Nonlinearity = nonlinearity;
-        _core = new DynamicRecurrentCore(nonlinearity == RecurrentNonlinearity.Relu ? RecurrentCellKind.RnnRelu : RecurrentCellKind.RnnTanh, model, layer, new RecurrentShape(inputSize, hiddenSize), [weights], backend, kernelConfig);
+        _core = DynamicRecurrentCore.Int8(nonlinearity == RecurrentNonlinearity.Relu ? RecurrentCellKind.RnnRelu : RecurrentCellKind.RnnTanh, model, layer, new RecurrentShape(inputSize, hiddenSize), [weights], backend, kernelConfig);
         Model = model;
         Layer = layer;
     }
@@ -54,7 +54,7 @@ public sealed class DynamicQuantizedRNNCell
     public int HiddenSize => _core.Shape.HiddenSize;
 
     /// <summary>The arithmetic preset.</summary>
-    public QuantBackend Backend => _core.Backend;
+    public QuantBackend Backend => _core.InputProjection(0).Backend;
 
     /// <summary>The input projection (<c>weight_ih</c>, <c>bias_ih</c>).</summary>
     public DynamicQuantizedLinear InputProjection => _core.InputProjection(0);

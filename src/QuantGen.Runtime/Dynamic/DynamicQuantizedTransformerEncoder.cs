@@ -9,7 +9,7 @@ namespace QuantGen.Dynamic;
 /// <summary>
 /// TorchSharp's <see cref="TransformerEncoder"/> (libtorch's: <c>num_layers</c> copies of one encoder layer, no final
 /// norm) as a stack of <see cref="DynamicQuantizedTransformerEncoderLayer"/>s, each given the same masks
-/// (docs/numerics.md §11). Safe to call from many threads.
+/// (docs/numerics.md §12). Safe to call from many threads.
 /// </summary>
 public sealed class DynamicQuantizedTransformerEncoder
 {

@@ -29,7 +29,7 @@ public enum EncoderActivation
 /// </code>
 /// PyTorch's <c>quantize_dynamic</c> leaves attention's projections in float (<c>out_proj</c> is a
 /// NonDynamicallyQuantizableLinear, <c>in_proj_weight</c> a bare parameter) and quantizes only linear1 and linear2;
-/// QuantGen quantizes all four (docs/numerics.md §11). Dropout is identity (eval). Safe to call from many threads.
+/// QuantGen quantizes all four (docs/numerics.md §12). Dropout is identity (eval). Safe to call from many threads.
 /// </summary>
 public sealed class DynamicQuantizedTransformerEncoderLayer
 {
@@ -156,7 +156,7 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
     /// Quantizes a TorchSharp <see cref="TransformerEncoderLayer"/> (only read; it must be in eval mode). TorchSharp
     /// exposes its parameters but not its head count or activation, so these are identified by running the layer once
     /// on a fixed probe input and comparing with the float32 encoder layer of each candidate (every divisor of d_model
-    /// as the heads × ReLU/GELU; LayerNorm eps 1e-5, libtorch's): exactly one must agree (docs/numerics.md §11).
+    /// as the heads × ReLU/GELU; LayerNorm eps 1e-5, libtorch's): exactly one must agree (docs/numerics.md §12).
     /// </summary>
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Layer name for errors.</param>

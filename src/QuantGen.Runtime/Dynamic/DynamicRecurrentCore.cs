@@ -26,71 +26,92 @@ internal enum RecurrentCellKind
 }
 
 /// <summary>
-/// The recurrence shared by <see cref="DynamicQuantizedLSTM"/> and <see cref="DynamicQuantizedGRU"/>, as aten's
-/// <c>FullLayer</c> / <c>FullBidirectionalLayer</c> run it on the CPU with <c>QuantizedCellParamsDynamic</c>
-/// (docs/numerics.md §10): per layer and direction, one dynamic linear over the whole <c>[T·N, in]</c> input
-/// (one quantization of the layer's input), then per step a dynamic linear over the <c>[N, H]</c> hidden state
-/// (one quantization per step) and the gates in float32.
+/// What the recurrence needs of a projection (<c>linear_ih</c> or <c>linear_hh</c> of one cell): <c>y = x·Wᵀ + b</c> over
+/// whole row-major spans, allocating nothing. <see cref="DynamicQuantizedLinear"/> (int8 weights, the input quantized per
+/// call) and <see cref="Float16Linear"/> (float16 weights, float32 arithmetic) are the two.
 /// </summary>
-/// <remarks>
-/// Steady state allocates nothing: the layer outputs, the projected inputs, the step's hidden gates and the
-/// states live in the calling thread's <see cref="RecurrentScratch"/>; the linears use the thread's
-/// <see cref="LayerScratch"/>. Nothing a call changes is held by the object, so many threads may call it at once.
-/// </remarks>
-internal sealed class DynamicRecurrentCore
+internal interface IRecurrentProjection
 {
-    private readonly DynamicQuantizedLinear[] _inputProjections;
-    private readonly DynamicQuantizedLinear[] _hiddenProjections;
+    /// <summary>Input features.</summary>
+    int InFeatures { get; }
 
-    public DynamicRecurrentCore(RecurrentCellKind kind, string model, string layer, RecurrentShape shape, IReadOnlyList<RecurrentCellWeights> cells, QuantBackend backend, GemmConfig? kernelConfig)
+    /// <summary>Output features (gates · hidden_size).</summary>
+    int OutFeatures { get; }
+
+    /// <summary>True when the projection adds a bias.</summary>
+    bool HasBias { get; }
+
+    /// <summary>y = x·Wᵀ + b for <paramref name="rows"/> rows.</summary>
+    void Forward(ReadOnlySpan<float> input, int rows, Span<float> output);
+}
+
+/// <summary>
+/// The parts of the dynamic recurrent layers that do not depend on how a projection computes: reading a TorchSharp
+/// module's sizes and parameters, quantizing them to int8, and building the recurrence over the projections.
+/// </summary>
+internal static class DynamicRecurrentCore
+{
+    /// <summary>4 for an LSTM, 3 for a GRU, 1 for an Elman cell.</summary>
+    public static int GateCount(RecurrentCellKind kind) => kind switch { RecurrentCellKind.Lstm => 4, RecurrentCellKind.Gru => 3, _ => 1 };
+
+    /// <summary>
+    /// The recurrence over <see cref="DynamicQuantizedLinear"/> projections (qint8 weights, the input quantized on every
+    /// call): every input and state must be finite, since a dynamic linear takes its scale from their min and max.
+    /// </summary>
+    public static DynamicRecurrentCore<DynamicQuantizedLinear> Int8(RecurrentCellKind kind, string model, string layer, RecurrentShape shape, IReadOnlyList<RecurrentCellWeights> cells, QuantBackend backend, GemmConfig? kernelConfig) =>
+        DynamicRecurrentCore<DynamicQuantizedLinear>.Create(
+            kind,
+            model,
+            layer,
+            shape,
+            cells,
+            (weights, suffix, inputSize, gateRows) => (
+                Projection(model, layer, "ih", suffix, inputSize, gateRows, weights.WeightIh, weights.BiasIh, backend, kernelConfig),
+                Projection(model, layer, "hh", suffix, shape.HiddenSize, gateRows, weights.WeightHh, weights.BiasHh, backend, kernelConfig)),
+            finiteInputsOnly: true);
+
+    /// <summary>
+    /// The recurrence over <see cref="Float16Linear"/> projections (float16 weights, float32 arithmetic): nothing is
+    /// quantized, so NaN and infinite inputs pass through as in the float module.
+    /// </summary>
+    public static DynamicRecurrentCore<Float16Linear> Float16(RecurrentCellKind kind, string model, string layer, RecurrentShape shape, IReadOnlyList<Float16RecurrentCellWeights> cells, int vectorBits) =>
+        DynamicRecurrentCore<Float16Linear>.Create(
+            kind,
+            model,
+            layer,
+            shape,
+            cells,
+            (weights, suffix, inputSize, gateRows) => (
+                new Float16Linear(model, $"{layer}.weight_ih_{suffix}", inputSize, gateRows, weights.WeightIh ?? throw new ArgumentNullException(nameof(cells), $"{model}.{layer}: cell {suffix} has no weight_ih."), weights.BiasIh, fusedRelu: false, vectorBits),
+                new Float16Linear(model, $"{layer}.weight_hh_{suffix}", shape.HiddenSize, gateRows, weights.WeightHh ?? throw new ArgumentNullException(nameof(cells), $"{model}.{layer}: cell {suffix} has no weight_hh."), weights.BiasHh, fusedRelu: false, vectorBits)),
+            finiteInputsOnly: false);
+
+    /// <summary>
+    /// Rounds a float recurrent module's weights to float16 as PyTorch's float16 dynamic <c>from_float</c> does
+    /// (<c>linear_prepack_fp16</c> per weight: saturated to ±65504, rounded to nearest even); the biases stay float32.
+    /// </summary>
+    public static Float16RecurrentCellWeights[] RoundParameters(string name, string moduleKind, int gates, RecurrentShape shape, IReadOnlyDictionary<string, Tensor> parameters)
     {
-        ArgumentException.ThrowIfNullOrEmpty(model);
-        ArgumentException.ThrowIfNullOrEmpty(layer);
-        ArgumentNullException.ThrowIfNull(shape);
-        ArgumentNullException.ThrowIfNull(cells);
-        Name = $"{model}.{layer}";
-        shape.Validate(Name);
-        Kind = kind;
-        Shape = shape;
-        Gates = kind switch { RecurrentCellKind.Lstm => 4, RecurrentCellKind.Gru => 3, _ => 1 };
-        if (cells.Count != shape.Cells)
-        {
-            throw new ArgumentException($"{Name}: expected {shape.Cells} cells (num_layers={shape.NumLayers} × directions={shape.Directions}), got {cells.Count}.", nameof(cells));
-        }
-
-        int gateRows = Gates * shape.HiddenSize;
-        _inputProjections = new DynamicQuantizedLinear[shape.Cells];
-        _hiddenProjections = new DynamicQuantizedLinear[shape.Cells];
+        var cells = new Float16RecurrentCellWeights[shape.Cells];
+        bool hasBias = parameters.ContainsKey("bias_ih_l0");
+        int gateRows = gates * shape.HiddenSize;
         for (int cell = 0; cell < shape.Cells; cell++)
         {
-            RecurrentCellWeights weights = cells[cell] ?? throw new ArgumentNullException(nameof(cells), $"{Name}: cell {shape.CellSuffix(cell)} is null.");
             string suffix = shape.CellSuffix(cell);
             int inputSize = shape.LayerInputSize(cell / shape.Directions);
-            _inputProjections[cell] = Projection(model, layer, "ih", suffix, inputSize, gateRows, weights.WeightIh, weights.BiasIh, backend, kernelConfig);
-            _hiddenProjections[cell] = Projection(model, layer, "hh", suffix, shape.HiddenSize, gateRows, weights.WeightHh, weights.BiasHh, backend, kernelConfig);
+            Half[] Weight(string what, int columns)
+            {
+                string parameter = $"weight_{what}_{suffix}";
+                return Float16Weights.Round(name, parameter, ReadFloat(name, moduleKind, parameters, parameter, [gateRows, columns]));
+            }
+
+            float[]? Bias(string what) => hasBias ? ReadFloat(name, moduleKind, parameters, $"bias_{what}_{suffix}", [gateRows]) : null;
+
+            cells[cell] = new Float16RecurrentCellWeights(Weight("ih", inputSize), Weight("hh", shape.HiddenSize), Bias("ih"), Bias("hh"));
         }
 
-        Backend = backend;
+        return cells;
     }
-
-    public RecurrentCellKind Kind { get; }
-
-    public string Name { get; }
-
-    public RecurrentShape Shape { get; }
-
-    /// <summary>4 for an LSTM, 3 for a GRU.</summary>
-    public int Gates { get; }
-
-    public QuantBackend Backend { get; }
-
-    public bool HasBias => _inputProjections[0].Bias is not null;
-
-    public GemmConfig KernelConfig => _inputProjections[0].KernelConfig;
-
-    public DynamicQuantizedLinear InputProjection(int cell) => _inputProjections[cell];
-
-    public DynamicQuantizedLinear HiddenProjection(int cell) => _hiddenProjections[cell];
 
     /// <summary>
     /// Quantizes a float recurrent module's parameters, read by name, each weight with its own observer as
@@ -195,6 +216,126 @@ internal sealed class DynamicRecurrentCore
         return (shape, QuantizeParameters(name, moduleKind, gates, shape, parameters, perChannel)[0]);
     }
 
+    private static DynamicQuantizedLinear Projection(string model, string layer, string what, string suffix, int columns, int gateRows, QTensor weight, float[]? bias, QuantBackend backend, GemmConfig? kernelConfig)
+    {
+        ArgumentNullException.ThrowIfNull(weight);
+        return new DynamicQuantizedLinear(model, $"{layer}.weight_{what}_{suffix}", columns, gateRows, weight, bias, fusedRelu: false, backend, kernelConfig);
+    }
+
+    private static float[] ReadFloat(string name, string moduleKind, IReadOnlyDictionary<string, Tensor> parameters, string parameter, long[] expected)
+    {
+        if (!parameters.TryGetValue(parameter, out Tensor? tensor))
+        {
+            throw new ArgumentException($"{name}: the {moduleKind} has no parameter {parameter} (its parameters: {string.Join(", ", parameters.Keys)}).");
+        }
+
+        if (!tensor.shape.AsSpan().SequenceEqual(expected))
+        {
+            throw new ArgumentException($"{name}: expected {parameter} [{string.Join(", ", expected)}], got [{string.Join(", ", tensor.shape)}].");
+        }
+
+        return FusedConv2d.ReadParameter(name, parameter, tensor)!;
+    }
+
+    private static bool ProbeBatchFirst(string name, string moduleKind, int inputSize, ScalarType dtype, Func<Tensor, Tensor> probeHiddenState)
+    {
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+        Tensor probe = torch.zeros([1, 2, inputSize], dtype);
+        long hiddenBatch = probeHiddenState(probe).shape[1];
+        return hiddenBatch switch
+        {
+            2 => false,
+            1 => true,
+            _ => throw new InvalidOperationException($"{name}: probing the {moduleKind}'s batch_first with input [1, 2, {inputSize}] gave h_n with batch {hiddenBatch}; pass batchFirst explicitly."),
+        };
+    }
+}
+
+/// <summary>
+/// The recurrence of PyTorch's dynamic LSTM/GRU/RNN cells as aten's <c>FullLayer</c> / <c>FullBidirectionalLayer</c> run
+/// it on the CPU (docs/numerics.md §10): per layer and direction, one projection of the whole <c>[T·N, in]</c> input
+/// (one dynamic quantization of the layer's input, for the int8 projections), then per step a projection of the
+/// <c>[N, H]</c> hidden state and the gates in float32 (<see cref="RecurrentGatesKernel"/>). The projections are
+/// <see cref="DynamicQuantizedLinear"/> (<see cref="DynamicQuantizedLSTM"/>, <see cref="DynamicQuantizedGRU"/> and the
+/// cells) or <see cref="Float16Linear"/> (<see cref="Float16LSTM"/>, <see cref="Float16GRU"/>).
+/// </summary>
+/// <remarks>
+/// Steady state allocates nothing: the layer outputs, the projected inputs, the step's hidden gates and the
+/// states live in the calling thread's <see cref="RecurrentScratch"/>; the int8 linears use the thread's
+/// <see cref="LayerScratch"/>. Nothing a call changes is held by the object, so many threads may call it at once.
+/// </remarks>
+/// <typeparam name="TProjection">The projection each cell's <c>linear_ih</c> and <c>linear_hh</c> are.</typeparam>
+internal sealed class DynamicRecurrentCore<TProjection>
+    where TProjection : class, IRecurrentProjection
+{
+    private readonly TProjection[] _inputProjections;
+    private readonly TProjection[] _hiddenProjections;
+
+    /// <summary>
+    /// Refuse non-finite inputs and states before any step runs (the int8 projections take their scale from the
+    /// values' min and max); the float16-weight projections compute in float32 and let NaN and infinity through as the
+    /// float module does.
+    /// </summary>
+    private readonly bool _finiteInputsOnly;
+
+    private DynamicRecurrentCore(RecurrentCellKind kind, string name, RecurrentShape shape, TProjection[] inputProjections, TProjection[] hiddenProjections, bool finiteInputsOnly)
+    {
+        Kind = kind;
+        Name = name;
+        Shape = shape;
+        Gates = DynamicRecurrentCore.GateCount(kind);
+        _inputProjections = inputProjections;
+        _hiddenProjections = hiddenProjections;
+        _finiteInputsOnly = finiteInputsOnly;
+    }
+
+    public RecurrentCellKind Kind { get; }
+
+    public string Name { get; }
+
+    public RecurrentShape Shape { get; }
+
+    /// <summary>4 for an LSTM, 3 for a GRU.</summary>
+    public int Gates { get; }
+
+    public bool HasBias => _inputProjections[0].HasBias;
+
+    public TProjection InputProjection(int cell) => _inputProjections[cell];
+
+    public TProjection HiddenProjection(int cell) => _hiddenProjections[cell];
+
+    /// <summary>
+    /// Checks the shape and the cell count, then builds each cell's (input, hidden) projections with
+    /// <paramref name="project"/> (given the cell's weights, its suffix <c>l0</c>, <c>l0_reverse</c>…, its input size and
+    /// the gate rows), which checks the weights themselves.
+    /// </summary>
+    public static DynamicRecurrentCore<TProjection> Create<TCell>(RecurrentCellKind kind, string model, string layer, RecurrentShape shape, IReadOnlyList<TCell> cells, Func<TCell, string, int, int, (TProjection Input, TProjection Hidden)> project, bool finiteInputsOnly)
+        where TCell : class
+    {
+        ArgumentException.ThrowIfNullOrEmpty(model);
+        ArgumentException.ThrowIfNullOrEmpty(layer);
+        ArgumentNullException.ThrowIfNull(shape);
+        ArgumentNullException.ThrowIfNull(cells);
+        string name = $"{model}.{layer}";
+        shape.Validate(name);
+        if (cells.Count != shape.Cells)
+        {
+            throw new ArgumentException($"{name}: expected {shape.Cells} cells (num_layers={shape.NumLayers} × directions={shape.Directions}), got {cells.Count}.", nameof(cells));
+        }
+
+        int gateRows = DynamicRecurrentCore.GateCount(kind) * shape.HiddenSize;
+        var inputProjections = new TProjection[shape.Cells];
+        var hiddenProjections = new TProjection[shape.Cells];
+        for (int cell = 0; cell < shape.Cells; cell++)
+        {
+            TCell weights = cells[cell] ?? throw new ArgumentNullException(nameof(cells), $"{name}: cell {shape.CellSuffix(cell)} is null.");
+            (inputProjections[cell], hiddenProjections[cell]) = project(weights, shape.CellSuffix(cell), shape.LayerInputSize(cell / shape.Directions), gateRows);
+        }
+
+        return new DynamicRecurrentCore<TProjection>(kind, name, shape, inputProjections, hiddenProjections, finiteInputsOnly);
+    }
+
     /// <summary>Checks a cell's float32 input <c>[batch, input_size]</c> (or unbatched <c>[input_size]</c>); returns (batch, batched).</summary>
     public (int Batch, bool Batched) CheckCellInput(Tensor input)
     {
@@ -247,9 +388,12 @@ internal sealed class DynamicRecurrentCore
     {
         RecurrentShape shape = Shape;
         CheckSizes(input.Length, sequenceLength, batch, h0.Length, c0.Length, output.Length, hN.Length, cN.Length);
-        CheckFinite(input, "input", shape.InputSize, sequenceLength, batch, byStep: true);
-        CheckFinite(h0, "h_0", shape.HiddenSize, shape.Cells, batch, byStep: false);
-        CheckFinite(c0, "c_0", shape.HiddenSize, shape.Cells, batch, byStep: false);
+        if (_finiteInputsOnly)
+        {
+            CheckFinite(input, "input", shape.InputSize, sequenceLength, batch, byStep: true);
+            CheckFinite(h0, "h_0", shape.HiddenSize, shape.Cells, batch, byStep: false);
+            CheckFinite(c0, "c_0", shape.HiddenSize, shape.Cells, batch, byStep: false);
+        }
 
         int hidden = shape.HiddenSize;
         int gateWidth = Gates * hidden;
@@ -291,7 +435,7 @@ internal sealed class DynamicRecurrentCore
                     }
                 }
 
-                DynamicQuantizedLinear hiddenProjection = _hiddenProjections[cell];
+                TProjection hiddenProjection = _hiddenProjections[cell];
                 for (int step = 0; step < sequenceLength; step++)
                 {
                     int t = direction == 1 ? sequenceLength - 1 - step : step;
@@ -391,41 +535,6 @@ internal sealed class DynamicRecurrentCore
         return TensorInterop.ToArray(state, out _);
     }
 
-    private static DynamicQuantizedLinear Projection(string model, string layer, string what, string suffix, int columns, int gateRows, QTensor weight, float[]? bias, QuantBackend backend, GemmConfig? kernelConfig)
-    {
-        ArgumentNullException.ThrowIfNull(weight);
-        return new DynamicQuantizedLinear(model, $"{layer}.weight_{what}_{suffix}", columns, gateRows, weight, bias, fusedRelu: false, backend, kernelConfig);
-    }
-
-    private static float[] ReadFloat(string name, string moduleKind, IReadOnlyDictionary<string, Tensor> parameters, string parameter, long[] expected)
-    {
-        if (!parameters.TryGetValue(parameter, out Tensor? tensor))
-        {
-            throw new ArgumentException($"{name}: the {moduleKind} has no parameter {parameter} (its parameters: {string.Join(", ", parameters.Keys)}).");
-        }
-
-        if (!tensor.shape.AsSpan().SequenceEqual(expected))
-        {
-            throw new ArgumentException($"{name}: expected {parameter} [{string.Join(", ", expected)}], got [{string.Join(", ", tensor.shape)}].");
-        }
-
-        return FusedConv2d.ReadParameter(name, parameter, tensor)!;
-    }
-
-    private static bool ProbeBatchFirst(string name, string moduleKind, int inputSize, ScalarType dtype, Func<Tensor, Tensor> probeHiddenState)
-    {
-        using var scope = torch.NewDisposeScope();
-        using var noGrad = torch.no_grad();
-        Tensor probe = torch.zeros([1, 2, inputSize], dtype);
-        long hiddenBatch = probeHiddenState(probe).shape[1];
-        return hiddenBatch switch
-        {
-            2 => false,
-            1 => true,
-            _ => throw new InvalidOperationException($"{name}: probing the {moduleKind}'s batch_first with input [1, 2, {inputSize}] gave h_n with batch {hiddenBatch}; pass batchFirst explicitly."),
-        };
-    }
-
     private void CheckSizes(int inputLength, int sequenceLength, int batch, int h0Length, int c0Length, int outputLength, int hNLength, int cNLength)
     {
         RecurrentShape shape = Shape;
@@ -520,7 +629,7 @@ internal sealed class DynamicRecurrentCore
 }
 
 /// <summary>
-/// The working memory of <see cref="DynamicRecurrentCore.Forward"/>, one per thread (as <see cref="LayerScratch"/>):
+/// The working memory of <see cref="DynamicRecurrentCore{TProjection}.Forward"/>, one per thread (as <see cref="LayerScratch"/>):
 /// arrays grow to the largest call and are kept, so a steady-state call allocates nothing. A recurrent forward calls
 /// no user code and no other recurrent layer, so one thread's uses never overlap.
 /// </summary>

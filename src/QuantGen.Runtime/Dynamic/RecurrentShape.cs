@@ -59,6 +59,16 @@ public sealed record RecurrentShape(int InputSize, int HiddenSize, int NumLayers
 /// <param name="BiasHh">Float <c>[gates · hidden_size]</c>, or null (bias=False).</param>
 public sealed record RecurrentCellWeights(QTensor WeightIh, QTensor WeightHh, float[]? BiasIh, float[]? BiasHh);
 
+/// <summary>
+/// One (layer, direction) cell's parameters for <see cref="Float16LSTM"/> / <see cref="Float16GRU"/>, as PyTorch names them:
+/// the weights rounded to float16, the biases float32.
+/// </summary>
+/// <param name="WeightIh">float16 <c>[gates · hidden_size, layer input size]</c>, row-major.</param>
+/// <param name="WeightHh">float16 <c>[gates · hidden_size, hidden_size]</c>, row-major.</param>
+/// <param name="BiasIh">float32 <c>[gates · hidden_size]</c>, or null (bias=False).</param>
+/// <param name="BiasHh">float32 <c>[gates · hidden_size]</c>, or null (bias=False).</param>
+public sealed record Float16RecurrentCellWeights(Half[] WeightIh, Half[] WeightHh, float[]? BiasIh, float[]? BiasHh);
+
 /// <summary>An Elman cell's (<c>RNNCell</c>'s) nonlinearity.</summary>
 public enum RecurrentNonlinearity
 {

@@ -123,6 +123,22 @@ public enum FloatOpKind
     Embedding = 30,
 
     /// <summary>
+    /// A float16-weight Linear (<see cref="Dynamic.Float16Linear"/>, PyTorch's float16_dynamic_qconfig): float32 arithmetic
+    /// over float16 weights. Ints: in_features, out_features; tensors: weight [out, in] stored as
+    /// <see cref="FloatOpElementType.Float16"/> (finite) [, bias as float32]. A fused ReLU is the op's ReLU.
+    /// </summary>
+    Float16Linear = 31,
+
+    /// <summary>
+    /// One element of a float16-weight LSTM or GRU call (<see cref="Dynamic.Float16LSTM"/>, <see cref="Dynamic.Float16GRU"/>).
+    /// Text: "LSTM" or "GRU"; Ints: the element (0 output, 1 h_n, 2 c_n), input_size, hidden_size, num_layers,
+    /// bidirectional (0, 1), batch_first (0, 1), bias (0, 1); tensors per cell (suffix l0, l0_reverse, l1, ...):
+    /// weight_ih_{suffix} and weight_hh_{suffix} stored as <see cref="FloatOpElementType.Float16"/> (finite)
+    /// [, bias_ih_{suffix}, bias_hh_{suffix} as float32]. Inputs: x, then the initial state if forward gave one.
+    /// </summary>
+    Float16Recurrent = 32,
+
+    /// <summary>
     /// A Transformer encoder layer with dynamically quantized projections (<see cref="Dynamic.DynamicQuantizedTransformerEncoderLayer"/>).
     /// Ints: d_model, nhead, dim_feedforward, the activation (0 relu, 1 gelu), the <see cref="QuantBackend"/>, per-channel
     /// weights (0, 1), the input the attention mask is (−1: none), the input the key padding mask is (−1: none); Floats:
@@ -138,11 +154,29 @@ public enum FloatOpKind
     DynamicEncoder = 34,
 }
 
+/// <summary>How a <see cref="FloatOpTensor"/>'s values are stored (in a <c>.qgen</c> file: 4 or 2 bytes each).</summary>
+public enum FloatOpElementType
+{
+    /// <summary>float32: any value.</summary>
+    Float32 = 0,
+
+    /// <summary>
+    /// float16: every value is a float16 value widened to float32 (exact), and a file stores its 2-byte IEEE binary16
+    /// pattern. Only the weights of <see cref="FloatOpKind.Float16Linear"/> and <see cref="FloatOpKind.Float16Recurrent"/>
+    /// ops are float16.
+    /// </summary>
+    Float16 = 1,
+}
+
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
 /// <param name="Name">What it is ("weight", "bias", "running_mean").</param>
 /// <param name="Shape">Its logical shape.</param>
-/// <param name="Values">Its values in row-major order.</param>
-public sealed record FloatOpTensor(string Name, int[] Shape, float[] Values);
+/// <param name="Values">Its values in row-major order (float16 values widened to float32 when <see cref="ElementType"/> is float16).</param>
+public sealed record FloatOpTensor(string Name, int[] Shape, float[] Values)
+{
+    /// <summary>How the values are stored: float32 (the default) or float16.</summary>
+    public FloatOpElementType ElementType { get; init; } = FloatOpElementType.Float32;
+}
 
 /// <summary>
 /// An op that stays float in an int8 model, described as data: what it computes, its constants and weights, and
@@ -169,7 +203,7 @@ public sealed class FloatOp : IQuantizedLayer
     private readonly FloatOpTensor[] _tensors;
     private readonly Lazy<Func<Tensor[], Tensor>> _run;
 
-    /// <summary>The layer of a <see cref="FloatOpKind.DynamicRecurrent"/> or <see cref="FloatOpKind.WeightOnlyEmbedding"/> op, built (and so checked) by the constructor.</summary>
+    /// <summary>The layer of a <see cref="FloatOpKind.DynamicRecurrent"/>, <see cref="FloatOpKind.WeightOnlyEmbedding"/>, <see cref="FloatOpKind.Float16Linear"/> or <see cref="FloatOpKind.Float16Recurrent"/> op, built (and so checked) by the constructor.</summary>
     private object? _recurrent;
 
     /// <summary>Creates a float op, checking that its constants and weights make the op its kind says.</summary>
@@ -274,6 +308,7 @@ public sealed class FloatOp : IQuantizedLayer
         FloatOpKind.Upsample => $"Upsample(mode={Text})",
         FloatOpKind.DynamicRecurrent => $"Dynamic{Text}(input_size={_ints[1]}, hidden_size={_ints[2]}, num_layers={_ints[3]}) element {_ints[0]}",
         FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => _recurrent!.ToString()!,
+        FloatOpKind.Float16Recurrent => $"Float16{Text}(input_size={_ints[1]}, hidden_size={_ints[2]}, num_layers={_ints[3]}) element {_ints[0]}",
         _ when _ints.Length > 0 && _ints.Length <= 4 => $"{Kind}({string.Join(", ", _ints.Select(i => i.ToString(CultureInfo.InvariantCulture)))})",
         _ => Kind.ToString(),
     };
@@ -311,6 +346,8 @@ public sealed class FloatOp : IQuantizedLayer
             {
                 throw Invalid($"has a tensor '{tensor.Name}' of shape [{string.Join(", ", tensor.Shape)}] with {tensor.Values.Length} values");
             }
+
+            ValidateElementType(tensor);
         }
 
         if (_floats.Any(f => double.IsNaN(f)))
@@ -496,6 +533,12 @@ public sealed class FloatOp : IQuantizedLayer
                 _recurrent = new Dynamic.DynamicQuantizedTransformerEncoder(Model, Layer, Enumerable.Range(0, Int(0)).Select(i => EncoderLayerAt(1, $"layers.{i}.")).ToArray());
                 break;
             }
+            case FloatOpKind.Float16Linear:
+                _recurrent = Float16Linear();
+                break;
+            case FloatOpKind.Float16Recurrent:
+                _recurrent = Float16Recurrent();
+                break;
             case FloatOpKind.Embedding:
                 Need(2, 0, 1);
                 if (_ints[0] is < 1 or > int.MaxValue || _ints[1] is < 1 or > int.MaxValue || _tensors.Length != 1)
@@ -657,6 +700,133 @@ public sealed class FloatOp : IQuantizedLayer
             }
         }
     }
+
+    /// <summary>
+    /// A tensor's element type is one the format knows, float16 only for the weights of the float16 kinds (which must
+    /// store them so), and a float16 tensor holds float16 values: finite, each exactly a float16 widened to float32.
+    /// </summary>
+    private void ValidateElementType(FloatOpTensor tensor)
+    {
+        bool float16Kind = Kind is FloatOpKind.Float16Linear or FloatOpKind.Float16Recurrent;
+        bool weight = tensor.Name.StartsWith("weight", StringComparison.Ordinal);
+        switch (tensor.ElementType)
+        {
+            case FloatOpElementType.Float32 when float16Kind && weight:
+                throw Invalid($"stores its {tensor.Name} as float32; a float16 op's weights are float16");
+            case FloatOpElementType.Float32:
+                return;
+            case FloatOpElementType.Float16 when !(float16Kind && weight):
+                throw Invalid($"stores its tensor '{tensor.Name}' as float16; only the weights of a float16 op are float16");
+            case FloatOpElementType.Float16:
+                for (int i = 0; i < tensor.Values.Length; i++)
+                {
+                    float value = tensor.Values[i];
+                    if (!float.IsFinite(value) || BitConverter.SingleToInt32Bits((float)(Half)value) != BitConverter.SingleToInt32Bits(value))
+                    {
+                        throw Invalid($"has the {tensor.Name} value {value.ToString("R", CultureInfo.InvariantCulture)} at {i}; float16 weights are finite float16 values");
+                    }
+                }
+
+                return;
+            default:
+                throw Invalid($"stores its tensor '{tensor.Name}' with element type {(int)tensor.ElementType}, which is not one this version knows");
+        }
+    }
+
+    /// <summary>The float16-weight Linear a <see cref="FloatOpKind.Float16Linear"/> op stands for (its ReLU is the op's): sizes, weight shape and bias checked.</summary>
+    private Dynamic.Float16Linear Float16Linear()
+    {
+        Need(2, 0, 1);
+        if (_ints[0] is < 1 or > int.MaxValue || _ints[1] is < 1 or > int.MaxValue || _tensors.Length > 2 || (_tensors.Length == 2 && Tensor("bias") is null))
+        {
+            throw Invalid($"has in_features {_ints[0]}, out_features {_ints[1]} and the tensors {string.Join(", ", _tensors.Select(t => t.Name))}; a weight and an optional bias expected");
+        }
+
+        NeedWeight([Int(1), Int(0)], Int(1));
+        return new Dynamic.Float16Linear(Model, Layer, Int(0), Int(1), Halves(Tensor("weight")!), Values("bias"), fusedRelu: false);
+    }
+
+    /// <summary>
+    /// The float16-weight LSTM/GRU a <see cref="FloatOpKind.Float16Recurrent"/> op stands for, with every constant and tensor
+    /// checked first: sizes, flags, the element, the input count, each cell's weights (float16, of the shape the sizes
+    /// give) and biases; the layer's constructor checks the rest.
+    /// </summary>
+    private object Float16Recurrent()
+    {
+        Need(7, 0, InputCount);
+        (Dynamic.RecurrentShape shape, int rows, bool lstm) = RecurrentHeader(flagsFrom: 4, flagsTo: 6);
+        bool bias = _ints[6] == 1;
+        var cells = new Dynamic.Float16RecurrentCellWeights[shape.Cells];
+        for (int cell = 0; cell < shape.Cells; cell++)
+        {
+            string suffix = shape.CellSuffix(cell);
+            cells[cell] = new Dynamic.Float16RecurrentCellWeights(
+                Float16Weight($"weight_ih_{suffix}", rows, shape.LayerInputSize(cell / shape.Directions)),
+                Float16Weight($"weight_hh_{suffix}", rows, shape.HiddenSize),
+                bias ? BiasValues($"bias_ih_{suffix}", rows) : null,
+                bias ? BiasValues($"bias_hh_{suffix}", rows) : null);
+        }
+
+        int expectedTensors = shape.Cells * (bias ? 4 : 2);
+        if (_tensors.Length != expectedTensors)
+        {
+            throw Invalid($"has {_tensors.Length} tensors; {shape.Cells} cell(s) {(bias ? "with" : "without")} biases take {expectedTensors}");
+        }
+
+        return lstm ? new Dynamic.Float16LSTM(Model, Layer, shape, cells) : new Dynamic.Float16GRU(Model, Layer, shape, cells);
+    }
+
+    /// <summary>
+    /// The header both recurrent kinds share: text LSTM or GRU, sizes 1..65536 in constants 1–3, 0/1 flags in constants
+    /// <paramref name="flagsFrom"/>..<paramref name="flagsTo"/>, the element and input count; returns the shape, the gate rows and whether it is an LSTM.
+    /// </summary>
+    private (Dynamic.RecurrentShape Shape, int GateRows, bool Lstm) RecurrentHeader(int flagsFrom, int flagsTo)
+    {
+        bool lstm = Text == "LSTM";
+        if (!lstm && Text != "GRU")
+        {
+            throw Invalid($"is a '{Text}'; LSTM or GRU expected");
+        }
+
+        for (int i = 1; i <= 3; i++)
+        {
+            if (_ints[i] is < 1 or > 1 << 16)
+            {
+                throw Invalid($"has {_ints[i]} as constant {i}; input_size, hidden_size and num_layers are 1..65536");
+            }
+        }
+
+        for (int i = flagsFrom; i <= flagsTo; i++)
+        {
+            if (_ints[i] is not (0 or 1))
+            {
+                throw Invalid($"has {_ints[i]} as flag {i}; 0 or 1 expected");
+            }
+        }
+
+        int outputs = lstm ? 3 : 2;
+        if (_ints[0] < 0 || _ints[0] >= outputs || (InputCount != 1 && InputCount != outputs))
+        {
+            throw Invalid($"reads element {_ints[0]} with {InputCount} inputs; a {Text} has {outputs} elements and takes its input alone or with {(lstm ? "h0 and c0" : "h0")}");
+        }
+
+        var shape = new Dynamic.RecurrentShape(Int(1), Int(2), Int(3), _ints[4] == 1, _ints[5] == 1);
+        return (shape, checked((lstm ? 4 : 3) * shape.HiddenSize), lstm);
+    }
+
+    private Half[] Float16Weight(string name, int rows, int columns)
+    {
+        FloatOpTensor weight = Tensor(name) ?? throw Invalid($"has no {name}");
+        if (weight.Shape.Length != 2 || weight.Shape[0] != rows || weight.Shape[1] != columns)
+        {
+            throw Invalid($"has {name} of shape [{string.Join(", ", weight.Shape)}]; its sizes need [{rows}, {columns}]");
+        }
+
+        return Halves(weight);
+    }
+
+    /// <summary>A float16 tensor's values as float16 (exact: <see cref="ValidateElementType"/> has checked each is one).</summary>
+    private static Half[] Halves(FloatOpTensor tensor) => Array.ConvertAll(tensor.Values, v => (Half)v);
 
     /// <summary>
     /// The dynamic LSTM/GRU a <see cref="FloatOpKind.DynamicRecurrent"/> op stands for, with every constant and tensor checked
@@ -1079,6 +1249,32 @@ public sealed class FloatOp : IQuantizedLayer
                 var encoder = (Dynamic.DynamicQuantizedTransformerEncoder)_recurrent!;
                 int mask = Int(7), padding = Int(8);
                 return a => encoder.Forward(a[0], mask > 0 ? a[mask] : null, padding > 0 ? a[padding] : null);
+            }
+
+            case FloatOpKind.Float16Linear:
+            {
+                var linear = (Dynamic.Float16Linear)_recurrent!;
+                return a => linear.Forward(a[0]);
+            }
+
+            case FloatOpKind.Float16Recurrent:
+            {
+                int element = Int(0);
+                if (_recurrent is Dynamic.Float16LSTM lstm)
+                {
+                    return a =>
+                    {
+                        (Tensor output, Tensor h, Tensor c) = lstm.Forward(a[0], a.Length == 3 ? (a[1], a[2]) : null);
+                        return element == 0 ? output : element == 1 ? h : c;
+                    };
+                }
+
+                var gru = (Dynamic.Float16GRU)_recurrent!;
+                return a =>
+                {
+                    (Tensor output, Tensor h) = gru.Forward(a[0], a.Length == 2 ? a[1] : null);
+                    return element == 0 ? output : h;
+                };
             }
 
             case FloatOpKind.Embedding:

@@ -125,6 +125,19 @@ internal struct ByteReader
         return values;
     }
 
+    /// <summary>Little-endian IEEE binary16 patterns, widened to float32 (exact; NaN and infinity kept for the caller to refuse).</summary>
+    public float[] Halves(int count, string what)
+    {
+        ReadOnlySpan<byte> bytes = Take(checked(count * 2), what);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = (float)BinaryPrimitives.ReadHalfLittleEndian(bytes.Slice(i * 2, 2));
+        }
+
+        return values;
+    }
+
     public int[] Ints(int count, string what)
     {
         ReadOnlySpan<byte> bytes = Take(checked(count * 4), what);

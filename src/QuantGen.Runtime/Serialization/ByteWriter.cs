@@ -59,6 +59,16 @@ internal sealed class ByteWriter
         }
     }
 
+    /// <summary>Each value as its little-endian IEEE binary16 pattern; the caller has checked each is a float16 value (exact).</summary>
+    public void Halves(ReadOnlySpan<float> values)
+    {
+        Span<byte> target = Take(checked(values.Length * 2));
+        for (int i = 0; i < values.Length; i++)
+        {
+            BinaryPrimitives.WriteHalfLittleEndian(target.Slice(i * 2, 2), (Half)values[i]);
+        }
+    }
+
     public void Ints(ReadOnlySpan<int> values)
     {
         Span<byte> target = Take(checked(values.Length * 4));

@@ -237,7 +237,9 @@ internal static class LayerCodecs
     }
 
     // u16 kind, string text, u32 count + i64 ints, u32 count + f64 floats, u8 tensor count, each: string name,
-    // shape, u32 count + f32 values; bool relu, u16 input count, the output qparams.
+    // u8 rank (bit 7 set: float16 values), rank × i32 sizes, u32 count + f32 values (u16 binary16 patterns when float16);
+    // bool relu, u16 input count, the output qparams. Only kinds 31 and 32 hold float16 tensors, so a reader that predates
+    // them refuses such a record at its kind, before it meets the flag.
     private static void WriteFloatOp(ByteWriter writer, FloatOp op)
     {
         writer.U16((ushort)op.Kind);
@@ -264,17 +266,28 @@ internal static class LayerCodecs
         writer.U8((byte)op.Tensors.Count);
         foreach (FloatOpTensor tensor in op.Tensors)
         {
+            bool float16 = tensor.ElementType == FloatOpElementType.Float16;
             writer.String(tensor.Name);
-            writer.U8((byte)tensor.Shape.Length);
+            writer.U8((byte)(tensor.Shape.Length | (float16 ? Float16TensorFlag : 0)));
             writer.Ints(tensor.Shape);
             writer.U32((uint)tensor.Values.Length);
-            writer.Floats(tensor.Values);
+            if (float16)
+            {
+                writer.Halves(tensor.Values);
+            }
+            else
+            {
+                writer.Floats(tensor.Values);
+            }
         }
 
         writer.Bool(op.Relu);
         writer.U16(checked((ushort)op.InputCount));
         WriteQuantizerQParams(writer, op.Output);
     }
+
+    /// <summary>Bit 7 of a float op tensor's rank byte: its values are stored as float16 (<see cref="FloatOpElementType.Float16"/>).</summary>
+    private const int Float16TensorFlag = 0x80;
 
     private static FloatOp ReadFloatOp(ref ByteReader reader, string model, string name)
     {
@@ -305,9 +318,14 @@ internal static class LayerCodecs
         for (int i = 0; i < tensorCount; i++)
         {
             string tensorName = reader.String("a tensor name");
-            int[] shape = ReadShape(ref reader, $"tensor '{tensorName}'", allowInferred: false);
-            int count = reader.Count($"tensor '{tensorName}' length", 4, int.MaxValue);
-            tensors[i] = new FloatOpTensor(tensorName, shape, reader.Floats(count, $"tensor '{tensorName}'"));
+            int rankAt = reader.Position;
+            byte rankByte = reader.U8($"tensor '{tensorName}' rank");
+            bool float16 = (rankByte & Float16TensorFlag) != 0;
+            int[] shape = ReadShape(ref reader, $"tensor '{tensorName}'", allowInferred: false, rankByte & ~Float16TensorFlag, rankAt);
+            int count = reader.Count($"tensor '{tensorName}' length", float16 ? 2 : 4, int.MaxValue);
+            tensors[i] = float16
+                ? new FloatOpTensor(tensorName, shape, reader.Halves(count, $"tensor '{tensorName}'")) { ElementType = FloatOpElementType.Float16 }
+                : new FloatOpTensor(tensorName, shape, reader.Floats(count, $"tensor '{tensorName}'"));
         }
 
         bool relu = reader.Bool("relu");
@@ -506,7 +524,12 @@ internal static class LayerCodecs
     private static int[] ReadShape(ref ByteReader reader, string what, bool allowInferred)
     {
         int at = reader.Position;
-        int rank = reader.U8(what + " rank");
+        return ReadShape(ref reader, what, allowInferred, reader.U8(what + " rank"), at);
+    }
+
+    // The sizes after a rank the caller has read (at byte `at`).
+    private static int[] ReadShape(ref ByteReader reader, string what, bool allowInferred, int rank, int at)
+    {
         if (rank > QGenLayout.MaxRank)
         {
             throw reader.Fail(QGenFormatError.Malformed, $"{what} has rank {rank}; at most {QGenLayout.MaxRank} is stored", at);
