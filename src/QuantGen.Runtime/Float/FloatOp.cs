@@ -988,8 +988,10 @@ public sealed class FloatOp : IQuantizedLayer
     }
 
     /// <summary>
-    /// The encoder layer a <see cref="FloatOpKind.DynamicEncoderLayer"/> op stands for, every constant and tensor checked
-    /// first (sizes, flags, which inputs the masks are, each projection's weights, qparams and bias, the norms).
+    /// One encoder layer of a <see cref="FloatOpKind.DynamicEncoderLayer"/> op (constants from <paramref name="first"/>,
+    /// tensors named "{prefix}in_proj.weight" and so on) or of a <see cref="FloatOpKind.DynamicEncoder"/> op, every
+    /// constant and tensor checked first (sizes, flags, which inputs the masks are, each projection's weights, qparams
+    /// and bias, the norms).
     /// </summary>
     private Dynamic.DynamicQuantizedTransformerEncoderLayer EncoderLayerAt(int first, string prefix)
     {
