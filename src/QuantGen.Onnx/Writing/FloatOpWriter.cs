@@ -96,7 +96,7 @@ internal sealed partial class ModelWriter
         }
 
         Value[] inputs = Enumerable.Range(0, node.Inputs.Count).Select(i => Input(node, i, expectedRank: null)).ToArray();
-        string[] x = inputs.Select(v => ReadFloat(v, node.Name)).ToArray();
+        string[] x = inputs.Select(v => ReadForFloatOp(v, node.Name)).ToArray();
         int rank = inputs[0].Rank;
         string name = node.Name;
         long[] ints = op.Ints;
@@ -295,9 +295,10 @@ internal sealed partial class ModelWriter
             y = _builder.Node("Relu", name + "/Relu", [y], name + "/relu");
         }
 
-        _values[node.Output] = Quantized
+        // Float readers take the float result; the int8 model quantizes it for its int8 readers only, and so does the graph.
+        _values[node.Output] = Quantized && HasInt8Readers(node.Output)
             ? QuantizeTo(y, op.Output.QParams, name, rank, reuse: null) with { Float = y }
-            : new Value(y, null, null, null, rank);
+            : new Value(y, null, null, null, rank) { Float = Quantized ? y : null };
     }
 
     private void RequireRank(GraphNode node, Value input, int rank)
