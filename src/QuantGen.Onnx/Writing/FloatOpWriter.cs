@@ -32,7 +32,11 @@ internal sealed partial class ModelWriter
             FloatOpKind.Function => $"it is a tensor expression of forward ('{string.Join(", ", node.Members.Select(m => m.Source))}') that ONNX export cannot read; write it with a module or a function QuantGen knows",
             FloatOpKind.PixelUnshuffle => "ONNX's SpaceToDepth orders channels unlike pixel_unshuffle",
             FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding => "an Embedding (token indices in) is not written to ONNX yet",
-            FloatOpKind.DynamicRecurrent => $"a dynamic {op.Text} is not written to ONNX yet (ONNX Runtime's DynamicQuantizeLSTM is the form to come)",
+            FloatOpKind.DynamicRecurrent when op.Text == "GRU" =>
+                "ONNX Runtime has no dynamically quantized GRU operator (its one dynamic recurrent operator, com.microsoft DynamicQuantizeLSTM, is an LSTM), " +
+                "and ONNX's GRU takes float weights, so no ONNX form computes what the dynamic GRU does",
+            FloatOpKind.DynamicRecurrent when Quantized && NonZeroWeightZeroPoint(op) is { } tensor =>
+                $"ONNX Runtime's DynamicQuantizeLSTM takes int8 weights with zero point 0 only (PyTorch's dynamic weight observers are symmetric), and {tensor} has another",
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
             FloatOpKind.AdaptiveAvgPool2d when op.Ints[0] != 1 || op.Ints[1] != 1 => $"adaptive_avg_pool2d to {op.Ints[0]}x{op.Ints[1]} has no ONNX operator; only (1, 1) exports",
             FloatOpKind.Reshape when Array.IndexOf(op.Ints, 0L) >= 0 => "a zero-size dimension reads as 'copy the input's dimension' in ONNX Reshape",
@@ -96,7 +100,11 @@ internal sealed partial class ModelWriter
         }
 
         Value[] inputs = Enumerable.Range(0, node.Inputs.Count).Select(i => Input(node, i, expectedRank: null)).ToArray();
-        string[] x = inputs.Select(v => ReadForFloatOp(v, node.Name)).ToArray();
+
+        // Another element of an LSTM call already written reads the same values from the same op: nothing to read again.
+        string[] x = op.Kind == FloatOpKind.DynamicRecurrent && FindLstmCall(node, op) is not null
+            ? []
+            : inputs.Select(v => ReadForFloatOp(v, node.Name)).ToArray();
         int rank = inputs[0].Rank;
         string name = node.Name;
         long[] ints = op.Ints;
@@ -164,7 +172,10 @@ internal sealed partial class ModelWriter
             }
 
             case FloatOpKind.DynamicLinear:
-                y = WriteDynamicLinear(op, x[0], name, Node);
+                y = Quantized ? WriteDynamicLinear(op, x[0], name, Node) : WriteDequantizedLinear(op, x[0], name, rank, Node);
+                break;
+            case FloatOpKind.DynamicRecurrent:
+                y = WriteLstmElement(node, op, x, rank);
                 break;
             case FloatOpKind.BatchNorm2d:
             {

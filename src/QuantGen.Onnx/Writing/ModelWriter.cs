@@ -998,6 +998,9 @@ internal sealed partial class ModelWriter
     private static (int Rank, IReadOnlyList<object> Dims)? InputTypeFrom(IQuantizedLayer layer, object batch) =>
         layer switch
         {
+            FloatOp { Kind: FloatOpKind.DynamicRecurrent } recurrent => recurrent.Ints[5] == 1
+                ? (3, [batch, "sequence", checked((int)recurrent.Ints[1])])
+                : (3, ["sequence", batch, checked((int)recurrent.Ints[1])]),
             QuantizedConv2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
             QuantizedConvTranspose2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
             QuantizedBatchNorm2d batchNorm => (4, [batch, batchNorm.Channels, "height", "width"]),
