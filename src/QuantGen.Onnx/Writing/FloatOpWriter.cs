@@ -31,7 +31,8 @@ internal sealed partial class ModelWriter
         {
             FloatOpKind.Function => $"it is a tensor expression of forward ('{string.Join(", ", node.Members.Select(m => m.Source))}') that ONNX export cannot read; write it with a module or a function QuantGen knows",
             FloatOpKind.PixelUnshuffle => "ONNX's SpaceToDepth orders channels unlike pixel_unshuffle",
-            FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding => "an Embedding (token indices in) is not written to ONNX yet",
+            FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding when !ReadsTheTokenInput(node) =>
+                $"it reads '{node.Inputs[0]}', not the model's token indices; ONNX export gives an Embedding the model's int64 input only",
             FloatOpKind.DynamicRecurrent when op.Text == "GRU" =>
                 "ONNX Runtime has no dynamically quantized GRU operator (its one dynamic recurrent operator, com.microsoft DynamicQuantizeLSTM, is an LSTM), " +
                 "and ONNX's GRU takes float weights, so no ONNX form computes what the dynamic GRU does",
@@ -176,6 +177,14 @@ internal sealed partial class ModelWriter
                 break;
             case FloatOpKind.DynamicRecurrent:
                 y = WriteLstmElement(node, op, x, rank);
+                break;
+            case FloatOpKind.Embedding:
+                y = Node("Gather", [Weight("weight"), x[0]], Int("axis", 0));
+                rank++;
+                break;
+            case FloatOpKind.WeightOnlyEmbedding:
+                y = WriteWeightOnlyEmbedding(op, x[0], name, Node);
+                rank++;
                 break;
             case FloatOpKind.BatchNorm2d:
             {

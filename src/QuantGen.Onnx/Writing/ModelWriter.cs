@@ -39,6 +39,9 @@ internal sealed partial class ModelWriter
     private readonly bool _activationsAsUInt8InQOperator;
     private readonly bool _floatOpsReadTheFloatInput;
 
+    /// <summary>The model takes int64 token indices (an Embedding reads its input): set by <see cref="Write"/>.</summary>
+    private bool _tokenInput;
+
     /// <param name="graph">The model's graph.</param>
     /// <param name="layers">Its layers; each node's layer has the node's name.</param>
     /// <param name="input">The layer that quantizes the float input (used when the layers do not list the Quantize node's).</param>
@@ -90,6 +93,8 @@ internal sealed partial class ModelWriter
     /// <exception cref="InvalidOperationException">The graph and the layers disagree (a node without its layer, a layer of the wrong type, a value read before it is written).</exception>
     public GraphProto Write()
     {
+        _tokenInput = TakesTokenIndices();
+
         // A float op ONNX cannot express is refused before anything else: the rest of the graph may look fine.
         foreach (GraphNode island in _graph.Nodes.Where(n => n.Op == GraphOp.FloatIsland))
         {
@@ -110,7 +115,7 @@ internal sealed partial class ModelWriter
         graph.Name = Model;
         graph.DocString = $"{Model}, QuantGen graph {_graph.Hash}, {(Qdq ? "QDQ" : QOperator ? "QOperator" : "float")} form.";
         (int rank, IReadOnlyList<object> inputDims) = InputType();
-        graph.Input.Add(ValueInfo(_options.InputName, TensorProto.Types.DataType.Float, inputDims));
+        graph.Input.Add(ValueInfo(_options.InputName, _tokenInput ? TensorProto.Types.DataType.Int64 : TensorProto.Types.DataType.Float, inputDims));
 
         foreach (GraphNode node in _graph.Nodes)
         {
@@ -215,9 +220,10 @@ internal sealed partial class ModelWriter
             ? layer as QuantizeInput ?? throw WrongLayer(node, typeof(QuantizeInput), layer)
             : _input;
         var asItIs = new Value(_options.InputName, null, null, null, rank);
-        if (!Quantized)
+        if (_tokenInput || !Quantized)
         {
-            _values[node.Output] = asItIs;
+            // Token indices go to the Embedding as they are (the int8 model never quantizes them); so does the float form's input.
+            _values[node.Output] = asItIs with { Float = _tokenInput ? _options.InputName : null };
             return;
         }
 
@@ -232,6 +238,35 @@ internal sealed partial class ModelWriter
     /// <summary>Whether <paramref name="reader"/> of the model input is a float op that the int8 model gives the float input (a bound model's stored float op).</summary>
     private bool ReadsTheFloatInput(GraphNode reader) =>
         _floatOpsReadTheFloatInput && reader.Op == GraphOp.FloatIsland && _layers.TryGetValue(reader.Name, out IQuantizedLayer? layer) && layer is FloatOp;
+
+    /// <summary>
+    /// Whether the model takes token indices: an Embedding (float or weight-only) reads its input, which the int8 model
+    /// then never quantizes (<c>BoundQuantizedPlan.IntegerInput</c>: calibrated with integer input that no int8 op read).
+    /// The ONNX input is then int64, and only Embeddings may read it.
+    /// </summary>
+    /// <exception cref="NotSupportedException">An Embedding and another op read the input.</exception>
+    private bool TakesTokenIndices()
+    {
+        GraphNode? quantize = _graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.Quantize);
+        GraphNode[] readers = quantize is null ? [] : _graph.Readers(quantize.Output).ToArray();
+        bool IsEmbedding(GraphNode reader) =>
+            reader.Op == GraphOp.FloatIsland && _layers.TryGetValue(reader.Name, out IQuantizedLayer? layer) &&
+            StoredFloatOp(layer) is { Kind: FloatOpKind.Embedding or FloatOpKind.WeightOnlyEmbedding };
+        GraphNode? embedding = Array.Find(readers, IsEmbedding);
+        if (embedding is null)
+        {
+            return false;
+        }
+
+        GraphNode? other = Array.Find(readers, r => !IsEmbedding(r));
+        if (other is not null)
+        {
+            throw new NotSupportedException(
+                $"{Model}.{other.Name}: reads the model's input, which is token indices (the Embedding '{embedding.Name}' reads it too); the ONNX graph takes int64 indices, which only an Embedding can read.");
+        }
+
+        return true;
+    }
 
     private void WriteConv(GraphNode node, QuantizedConv2d conv)
     {
@@ -985,6 +1020,11 @@ internal sealed partial class ModelWriter
         }
 
         object batch = "batch";
+        if (_tokenInput)
+        {
+            // Token indices [batch, sequence], as text models take them (InputShape gives any other rank).
+            return (2, [batch, "sequence"]);
+        }
 
         // The first reader whose op fixes the rank tells it (a mean or a reshape reads any rank).
         GraphNode? quantize = _graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.Quantize);

@@ -95,6 +95,10 @@ internal static class OnnxTestSupport
     public static OrtResult RunDynamic(byte[] model, float[] input, int[] shape) =>
         RunCore(model, name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(input, shape)), false, GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
 
+    /// <summary>Runs a model that takes token indices (an int64 input) with extended optimizations.</summary>
+    public static OrtResult RunTokens(byte[] model, long[] tokens, int[] shape) =>
+        RunCore(model, name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<long>(tokens, shape)), false, GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
+
     private static OrtResult RunCore(byte[] model, float[] input, int[] shape, bool int8Activations, GraphOptimizationLevel optimizations) =>
         RunCore(model, name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(input, shape)), int8Activations, optimizations);
 

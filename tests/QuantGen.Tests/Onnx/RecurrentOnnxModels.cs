@@ -5,8 +5,9 @@ using static TorchSharp.torch.nn;
 
 namespace QuantGen.Tests.Onnx;
 
-// Sequence models for the ONNX export of dynamic LSTMs: every op around the LSTM is one ONNX writes as a plain float
-// operator (reshape, cat, mean, Linear, Tanh), so what the tests measure is the LSTM's export.
+// Sequence and token models for the ONNX export of dynamic LSTMs and Embeddings: every op around the LSTM or the
+// Embedding is one ONNX writes as a plain float operator (reshape, cat, mean, Linear, Tanh), so what the tests
+// measure is the LSTM's and the Embedding's export.
 
 /// <summary>An LSTM whose three elements are all read, flattened and concatenated: output, h_n and c_n in one result.</summary>
 [Quantize]
@@ -84,4 +85,38 @@ public sealed partial class GruFinalState : Module<Tensor, Tensor>
         var (_, h) = gru.forward(x);
         return h.reshape(-1);
     }
+}
+
+/// <summary>Token indices to their embeddings, nothing else: the Embedding's rows as they come out.</summary>
+[Quantize]
+public sealed partial class TokenEmbedding : Module<Tensor, Tensor>
+{
+    private readonly Embedding embedding;
+
+    public TokenEmbedding(long vocabulary, long dim)
+        : base(nameof(TokenEmbedding))
+    {
+        embedding = Embedding(vocabulary, dim);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor tokens) => embedding.forward(tokens);
+}
+
+/// <summary>Token indices → Embedding → mean over the sequence → Linear (a bag-of-words classifier).</summary>
+[Quantize]
+public sealed partial class TokenMeanClassifier : Module<Tensor, Tensor>
+{
+    private readonly Embedding embedding;
+    private readonly Linear head;
+
+    public TokenMeanClassifier(long vocabulary, long dim, long classes)
+        : base(nameof(TokenMeanClassifier))
+    {
+        embedding = Embedding(vocabulary, dim);
+        head = Linear(dim, classes);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor tokens) => head.forward(embedding.forward(tokens).mean(new long[] { 1 }));
 }

@@ -13,8 +13,9 @@ namespace QuantGen.Tests.Onnx;
 
 /// <summary>
 /// Models bound at Prepare whose LSTM is PyTorch's dynamic int8 LSTM (exported as com.microsoft DynamicQuantizeLSTM, one
-/// per layer), run in ONNX Runtime 1.31.1 against QuantGen's converted model on the same input. Everything around the
-/// LSTM stays float, so the comparison is the LSTM's.
+/// per layer) and whose Embedding is a weight-only or float table (Gather on an int64 input), run in ONNX Runtime 1.31.1
+/// against QuantGen's converted model on the same input. Everything around the LSTM or Embedding stays float, so the
+/// comparison is the LSTM's or the Embedding's.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -48,6 +49,12 @@ public sealed class RecurrentOnnxTests(ITestOutputHelper output)
     {
         using var generator = new torch.Generator((ulong)seed);
         return torch.randn(new long[] { count }, generator: generator).data<float>().ToArray();
+    }
+
+    private static long[] Tokens(int count, int vocabulary, int seed)
+    {
+        var random = new Random(seed);
+        return Enumerable.Range(0, count).Select(_ => (long)random.Next(vocabulary)).ToArray();
     }
 
     /// <summary>The LSTM dynamic with <paramref name="backend"/>, every other op of the model float (null qconfig).</summary>
@@ -271,5 +278,123 @@ public sealed class RecurrentOnnxTests(ITestOutputHelper output)
             Assert.StartsWith("GruFinalState.gru.h_n: a float DynamicRecurrent cannot be exported", error.Message, StringComparison.Ordinal);
             Assert.Contains("ONNX Runtime has no dynamically quantized GRU", error.Message, StringComparison.Ordinal);
         }
+    }
+
+    [Theory]
+    [InlineData(true, OnnxForm.Qdq)]
+    [InlineData(true, OnnxForm.QOperator)]
+    [InlineData(true, OnnxForm.Float)]
+    [InlineData(false, OnnxForm.Qdq)]
+    public void An_embedding_is_a_gather_on_int64_indices_bit_for_bit(bool weightOnly, OnnxForm form)
+    {
+        const int Vocabulary = 40, Dim = 7;
+        torch.manual_seed(220);
+        using var model = new TokenEmbedding(Vocabulary, Dim);
+        model.eval();
+        TokenEmbedding.Observed observed = model.Prepare(weightOnly ? new QConfigMapping(null).SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly) : new QConfigMapping(null));
+        int[] shape = [Batch, Steps];
+        long[] tokens = Tokens(Batch * Steps, Vocabulary, 12);
+        using Tensor input = torch.tensor(tokens, new long[] { Batch, Steps });
+        using (torch.no_grad())
+        {
+            observed.forward(input).Dispose();
+        }
+
+        TokenEmbedding.Quantized int8 = observed.Convert();
+        byte[] onnx = OnnxExporter.Export(int8, new OnnxExportOptions { Form = form });
+        GraphProto graph = ModelProto.Parser.ParseFrom(onnx).Graph;
+        Assert.Equal(TensorProto.Types.DataType.Int64, (TensorProto.Types.DataType)graph.Input.Single().Type.TensorType.ElemType);
+        Assert.DoesNotContain(graph.Node, n => n.OpType == "QuantizeLinear");
+
+        // In the int8 forms a weight-only table stays 8-bit: one byte per value, plus a scale and a bias per row.
+        TensorProto table = graph.Initializer.Single(t => t.Dims.SequenceEqual(new long[] { Vocabulary, Dim }));
+        Assert.Equal(weightOnly && form != OnnxForm.Float ? TensorProto.Types.DataType.Uint8 : TensorProto.Types.DataType.Float, (TensorProto.Types.DataType)table.DataType);
+
+        float[] quantGen = int8.forward(input).data<float>().ToArray();
+        OrtResult ort = OnnxTestSupport.RunTokens(onnx, tokens, shape);
+        Assert.Equal(new[] { Batch, Steps, Dim }, ort.Shape);
+        int exact = quantGen.Zip(ort.Output).Count(p => BitConverter.SingleToInt32Bits(p.First) == BitConverter.SingleToInt32Bits(p.Second));
+        output.WriteLine($"{(weightOnly ? "weight-only" : "float")} Embedding, {form}: {exact}/{quantGen.Length} bit for bit; ORT ran {ort.Summary()}");
+        Assert.Equal(quantGen, ort.Output);
+
+        // The comparison can fail: the float table alone (what the 8-bit rows approximate) is not these values.
+        if (weightOnly)
+        {
+            var embedding = (TorchSharp.Modules.Embedding)model.named_children().Single(c => c.name == "embedding").module;
+            using (torch.no_grad())
+            {
+                Assert.NotEqual(embedding.forward(input).data<float>().ToArray(), ort.Output);
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void A_token_classifier_takes_int64_indices_and_agrees_to_float_rounding(bool weightOnly)
+    {
+        const int Vocabulary = 50, Dim = 8, Classes = 5;
+        torch.manual_seed(221);
+        using var model = new TokenMeanClassifier(Vocabulary, Dim, Classes);
+        model.eval();
+        QConfigMapping mapping = new QConfigMapping(null);
+        if (weightOnly)
+        {
+            mapping.SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly);
+        }
+
+        TokenMeanClassifier.Observed observed = model.Prepare(mapping);
+        int[] shape = [Batch, Steps];
+        long[] tokens = Tokens(Batch * Steps, Vocabulary, 13);
+        using Tensor input = torch.tensor(tokens, new long[] { Batch, Steps });
+        using (torch.no_grad())
+        {
+            observed.forward(input).Dispose();
+        }
+
+        TokenMeanClassifier.Quantized int8 = observed.Convert();
+        float[] quantGen = int8.forward(input).data<float>().ToArray();
+        OrtResult ort = OnnxTestSupport.RunTokens(OnnxExporter.Export(int8), tokens, shape);
+        Assert.Equal(new[] { Batch, Classes }, ort.Shape);
+
+        // The embeddings are the same bits (above); ReduceMean and Gemm sum in their own order, as FloatOpOnnxTests allows.
+        float scale = Math.Max(1f, quantGen.Max(MathF.Abs));
+        float worst = quantGen.Zip(ort.Output).Max(p => MathF.Abs(p.First - p.Second));
+        output.WriteLine($"{(weightOnly ? "weight-only" : "float")} Embedding → mean → Linear: max |ORT - QuantGen| {worst:G3}");
+        Assert.True(worst <= 2e-5f * scale, $"ORT is {worst} from QuantGen");
+    }
+
+    [Fact]
+    public void The_README_text_model_weight_only_embedding_dynamic_lstm_and_linear_agrees_with_Qnnpack()
+    {
+        torch.manual_seed(222);
+        using var model = new LstmTextClassifier(60, 8, 10, 4);
+        model.eval();
+        QConfig dynamic = QConfig.Dynamic(QuantBackend.Qnnpack);
+        QConfigMapping mapping = new QConfigMapping(QConfig.Qnnpack)
+            .SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleType("LSTM", dynamic)
+            .SetModuleType("Linear", dynamic)
+            .SetModuleType("mean", null);
+        LstmTextClassifier.Observed observed = model.Prepare(mapping);
+        int[] shape = [Batch, 9];
+        long[] tokens = Tokens(Batch * 9, 60, 14);
+        using Tensor input = torch.tensor(tokens, new long[] { Batch, 9 });
+        using (torch.no_grad())
+        {
+            observed.forward(input).Dispose();
+        }
+
+        LstmTextClassifier.Quantized int8 = observed.Convert();
+        float[] quantGen = int8.forward(input).data<float>().ToArray();
+        OrtResult ort = OnnxTestSupport.RunTokens(OnnxExporter.Export(int8), tokens, shape);
+        output.WriteLine(ort.Summary());
+        Assert.Contains("com.microsoft:DynamicQuantizeLSTM", ort.OptimizedOps);
+
+        // Qnnpack quantizes every dynamic input as ONNX Runtime does (class remarks) and the dynamic Linear scales its
+        // product as DynamicQuantizeLinear + MatMulInteger + Mul does, so the logits differ by float rounding only.
+        float worst = quantGen.Zip(ort.Output).Max(p => MathF.Abs(p.First - p.Second));
+        output.WriteLine($"text model: max |ORT - QuantGen| {worst:G3} on logits up to {quantGen.Max(MathF.Abs):G3}; ORT ran {ort.Summary()}");
+        Assert.True(worst <= 1e-5f, $"ORT is {worst} from QuantGen");
     }
 }
