@@ -19,7 +19,9 @@
 #                                  `--bdn --quick --filter '*ResNet18Forward*'`; default filter '*'. Classes:
 #                                  ResNet18Forward, FashionCnnForward, ScalarForward (QUANTGEN_ISA=scalar job),
 #                                  GemmBenchmarks, GeneratedGemmBenchmarks, VnniPeakBenchmark, CalibrationBenchmarks,
-#                                  DynamicRecurrentBenchmarks (dynamic LSTM/GRU vs TorchSharp fp32),
+#                                  DynamicLinearBenchmarks (dynamic Linear vs TorchSharp fp32 and ORT int8/fp32, 1 thread),
+#                                  DynamicRecurrentBenchmarks (dynamic LSTM/GRU vs TorchSharp fp32, LSTM vs ORT int8/fp32,
+#                                  1 thread),
 #                                  ConvTranspose2dBenchmarks (UNet up-sampling layers, int8 vs its scalar reference vs TorchSharp fp32). BenchmarkDotNet's default
 #                                  job is slow on 2 cores (an hour or more for everything); --quick uses 3 warm-up and
 #                                  10 measured iterations. Results in BenchmarkDotNet.Artifacts/ (git-ignored).

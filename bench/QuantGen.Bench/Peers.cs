@@ -49,7 +49,13 @@ public sealed class OrtRunner : IDisposable
     /// Opens <paramref name="path"/> with <c>IntraOpNumThreads = threads</c>, one inter-op thread, sequential
     /// execution and every graph optimisation (for a QDQ model: QLinearConv, QLinearAdd, QGemm ...).
     /// </summary>
-    public OrtRunner(string path, int threads, float[] input, int[] inputShape, int outputCount)
+    /// <param name="path">The ONNX file.</param>
+    /// <param name="threads">ORT's intra-op threads.</param>
+    /// <param name="input">The input values, row-major.</param>
+    /// <param name="inputShape">The input's shape.</param>
+    /// <param name="outputCount">The output's element count.</param>
+    /// <param name="outputShape">The output's shape; null takes it from the session (symbolic dimensions as 1).</param>
+    public OrtRunner(string path, int threads, float[] input, int[] inputShape, int outputCount, long[]? outputShape = null)
     {
         using var options = new SessionOptions
         {
@@ -61,8 +67,7 @@ public sealed class OrtRunner : IDisposable
         _session = new InferenceSession(path, options);
         _inputNames = [.. _session.InputMetadata.Keys];
         _outputNames = [.. _session.OutputMetadata.Keys];
-        int[] outputDims = _session.OutputMetadata[_outputNames[0]].Dimensions;
-        long[] outputShape = Array.ConvertAll(outputDims, d => d < 0 ? 1L : d);
+        outputShape ??= Array.ConvertAll(_session.OutputMetadata[_outputNames[0]].Dimensions, d => d < 0 ? 1L : d);
         Output = new float[outputCount];
         _input = OrtValue.CreateTensorValueFromMemory(input, Array.ConvertAll(inputShape, d => (long)d));
         _output = OrtValue.CreateTensorValueFromMemory(Output, outputShape);

@@ -62,7 +62,8 @@ public static class OnnxExporter
         options ??= new OnnxExportOptions();
         options.Validate();
         var graph = model.Graph ?? throw new ArgumentException("The model has no graph.", nameof(model));
-        var writer = new ModelWriter(graph, model.Layers, model.Input, options);
+        // A model bound at Prepare gives its float ops the float input itself (its forward(Tensor)); the export does the same.
+        var writer = new ModelWriter(graph, model.Layers, model.Input, options, floatOpsReadTheFloatInput: model is QuantGen.Binding.BoundQuantizedModel);
         GraphProto graphProto = writer.Write();
 
         var proto = new ModelProto

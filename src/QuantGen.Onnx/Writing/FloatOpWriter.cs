@@ -31,8 +31,13 @@ internal sealed partial class ModelWriter
         {
             FloatOpKind.Function => $"it is a tensor expression of forward ('{string.Join(", ", node.Members.Select(m => m.Source))}') that ONNX export cannot read; write it with a module or a function QuantGen knows",
             FloatOpKind.PixelUnshuffle => "ONNX's SpaceToDepth orders channels unlike pixel_unshuffle",
-            FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding => "an Embedding (token indices in) is not written to ONNX yet",
-            FloatOpKind.DynamicRecurrent => $"a dynamic {op.Text} is not written to ONNX yet (ONNX Runtime's DynamicQuantizeLSTM is the form to come)",
+            FloatOpKind.WeightOnlyEmbedding or FloatOpKind.Embedding when !ReadsTheTokenInput(node) =>
+                $"it reads '{node.Inputs[0]}', not the model's token indices; ONNX export gives an Embedding the model's int64 input only",
+            FloatOpKind.DynamicRecurrent when op.Text == "GRU" =>
+                "ONNX Runtime has no dynamically quantized GRU operator (its one dynamic recurrent operator, com.microsoft DynamicQuantizeLSTM, is an LSTM), " +
+                "and ONNX's GRU takes float weights, so no ONNX form computes what the dynamic GRU does",
+            FloatOpKind.DynamicRecurrent when Quantized && NonZeroWeightZeroPoint(op) is { } tensor =>
+                $"ONNX Runtime's DynamicQuantizeLSTM takes int8 weights with zero point 0 only (PyTorch's dynamic weight observers are symmetric), and {tensor} has another",
             FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => "a dynamic TransformerEncoderLayer is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
             FloatOpKind.Float16Recurrent => $"a float16-weight {op.Text} is not written to ONNX yet (ONNX's {op.Text} with its weights Cast from float16 is the form to come, after the dynamic {op.Text}'s export: gate order and layer stacking are the same work)",
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
@@ -130,7 +135,11 @@ internal sealed partial class ModelWriter
         }
 
         Value[] inputs = Enumerable.Range(0, node.Inputs.Count).Select(i => Input(node, i, expectedRank: null)).ToArray();
-        string[] x = inputs.Select(v => ReadFloat(v, node.Name)).ToArray();
+
+        // Another element of an LSTM call already written reads the same values from the same op: nothing to read again.
+        string[] x = op.Kind == FloatOpKind.DynamicRecurrent && FindLstmCall(node, op) is not null
+            ? []
+            : inputs.Select(v => ReadForFloatOp(v, node.Name)).ToArray();
         int rank = inputs[0].Rank;
         string name = node.Name;
         long[] ints = op.Ints;
@@ -198,7 +207,18 @@ internal sealed partial class ModelWriter
             }
 
             case FloatOpKind.DynamicLinear:
-                y = WriteDynamicLinear(op, x[0], name, Node);
+                y = Quantized ? WriteDynamicLinear(op, x[0], name, Node) : WriteDequantizedLinear(op, x[0], name, rank, Node);
+                break;
+            case FloatOpKind.DynamicRecurrent:
+                y = WriteLstmElement(node, op, x, rank);
+                break;
+            case FloatOpKind.Embedding:
+                y = Node("Gather", [Weight("weight"), x[0]], Int("axis", 0));
+                rank++;
+                break;
+            case FloatOpKind.WeightOnlyEmbedding:
+                y = WriteWeightOnlyEmbedding(op, x[0], name, Node);
+                rank++;
                 break;
             case FloatOpKind.Float16Linear:
                 y = WriteFloat16Linear(op, x[0], rank, name, Node);
@@ -332,10 +352,10 @@ internal sealed partial class ModelWriter
             y = _builder.Node("Relu", name + "/Relu", [y], name + "/relu");
         }
 
-        // A value no observer saw (a model converted without calibration) has no qparams; no int8 op reads it.
-        _values[node.Output] = Quantized && op.Output.IsObserved
+        // Float readers take the float result; the int8 model quantizes it for its int8 readers only, and so does the graph.
+        _values[node.Output] = Quantized && HasInt8Readers(node.Output) && op.Output.IsObserved
             ? QuantizeTo(y, op.Output.QParams, name, rank, reuse: null) with { Float = y }
-            : new Value(y, null, null, null, rank);
+            : new Value(y, null, null, null, rank) { Float = Quantized ? y : null };
     }
 
     private void RequireRank(GraphNode node, Value input, int rank)

@@ -37,16 +37,26 @@ internal sealed partial class ModelWriter
     private readonly OnnxGraphBuilder _builder = new();
     private readonly Dictionary<string, Value> _values = new(StringComparer.Ordinal);
     private readonly bool _activationsAsUInt8InQOperator;
+    private readonly bool _floatOpsReadTheFloatInput;
+
+    /// <summary>The model takes int64 token indices (an Embedding reads its input): set by <see cref="Write"/>.</summary>
+    private bool _tokenInput;
 
     /// <param name="graph">The model's graph.</param>
     /// <param name="layers">Its layers; each node's layer has the node's name.</param>
     /// <param name="input">The layer that quantizes the float input (used when the layers do not list the Quantize node's).</param>
     /// <param name="options">Validated options.</param>
-    public ModelWriter(ModelGraph graph, IReadOnlyList<IQuantizedLayer> layers, QuantizeInput input, OnnxExportOptions options)
+    /// <param name="floatOpsReadTheFloatInput">
+    /// The model hands its float input to the float ops that read it as it is, quantizing it only for its int8 ops: a
+    /// model bound at Prepare does (its <c>forward(Tensor)</c>), so its export does too; a generated model's float
+    /// fallbacks read the quantized input, dequantized.
+    /// </param>
+    public ModelWriter(ModelGraph graph, IReadOnlyList<IQuantizedLayer> layers, QuantizeInput input, OnnxExportOptions options, bool floatOpsReadTheFloatInput)
     {
         _graph = graph;
         _input = input;
         _options = options;
+        _floatOpsReadTheFloatInput = floatOpsReadTheFloatInput;
 
         // ORT's quantized operators compute in one activation type: the QOperator form writes every value
         // in the input's (uint8 when asked), a qint8 value as uint8 with its zero point + 128 or the reverse.
@@ -83,6 +93,8 @@ internal sealed partial class ModelWriter
     /// <exception cref="InvalidOperationException">The graph and the layers disagree (a node without its layer, a layer of the wrong type, a value read before it is written).</exception>
     public GraphProto Write()
     {
+        _tokenInput = TakesTokenIndices();
+
         // A float op ONNX cannot express is refused before anything else: the rest of the graph may look fine.
         foreach (GraphNode island in _graph.Nodes.Where(n => n.Op == GraphOp.FloatIsland))
         {
@@ -103,7 +115,7 @@ internal sealed partial class ModelWriter
         graph.Name = Model;
         graph.DocString = $"{Model}, QuantGen graph {_graph.Hash}, {(Qdq ? "QDQ" : QOperator ? "QOperator" : "float")} form.";
         (int rank, IReadOnlyList<object> inputDims) = InputType();
-        graph.Input.Add(ValueInfo(_options.InputName, TensorProto.Types.DataType.Float, inputDims));
+        graph.Input.Add(ValueInfo(_options.InputName, _tokenInput ? TensorProto.Types.DataType.Int64 : TensorProto.Types.DataType.Float, inputDims));
 
         foreach (GraphNode node in _graph.Nodes)
         {
@@ -207,10 +219,54 @@ internal sealed partial class ModelWriter
         QuantizeInput quantize = _layers.TryGetValue(node.Name, out IQuantizedLayer? layer)
             ? layer as QuantizeInput ?? throw WrongLayer(node, typeof(QuantizeInput), layer)
             : _input;
+        var asItIs = new Value(_options.InputName, null, null, null, rank);
+        if (_tokenInput || !Quantized)
+        {
+            // Token indices go to the Embedding as they are (the int8 model never quantizes them); so does the float form's input.
+            _values[node.Output] = asItIs with { Float = _tokenInput ? _options.InputName : null };
+            return;
+        }
+
+        // A bound model's float ops read the float input itself; a QuantizeLinear is written only for int8 readers
+        // (and for a model that returns its quantized input).
         // An input no observer saw (a model converted without calibration) has no qparams: only float ops read it.
-        _values[node.Output] = Quantized && quantize.IsObserved
-            ? QuantizeTo(_options.InputName, quantize.QParams, node.Name, rank, reuse: null)
-            : new Value(_options.InputName, null, null, null, rank);
+        bool int8Readers = quantize.IsObserved && (node.Output == _graph.Output || _graph.Readers(node.Output).Any(r => !ReadsTheFloatInput(r)));
+        _values[node.Output] = int8Readers
+            ? QuantizeTo(_options.InputName, quantize.QParams, node.Name, rank, reuse: null) with { Float = _floatOpsReadTheFloatInput ? _options.InputName : null }
+            : asItIs with { Float = _options.InputName };
+    }
+
+    /// <summary>Whether <paramref name="reader"/> of the model input is a float op that the int8 model gives the float input (a bound model's stored float op).</summary>
+    private bool ReadsTheFloatInput(GraphNode reader) =>
+        _floatOpsReadTheFloatInput && reader.Op == GraphOp.FloatIsland && _layers.TryGetValue(reader.Name, out IQuantizedLayer? layer) && layer is FloatOp;
+
+    /// <summary>
+    /// Whether the model takes token indices: an Embedding (float or weight-only) reads its input, which the int8 model
+    /// then never quantizes (<c>BoundQuantizedPlan.IntegerInput</c>: calibrated with integer input that no int8 op read).
+    /// The ONNX input is then int64, and only Embeddings may read it.
+    /// </summary>
+    /// <exception cref="NotSupportedException">An Embedding and another op read the input.</exception>
+    private bool TakesTokenIndices()
+    {
+        GraphNode? quantize = _graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.Quantize);
+        GraphNode[] readers = quantize is null ? [] : _graph.Readers(quantize.Output).ToArray();
+        bool IsEmbedding(GraphNode reader) =>
+            reader.Op == GraphOp.FloatIsland && _layers.TryGetValue(reader.Name, out IQuantizedLayer? layer) &&
+            StoredFloatOp(layer) is { Kind: FloatOpKind.Embedding or FloatOpKind.WeightOnlyEmbedding };
+        GraphNode? embedding = Array.Find(readers, IsEmbedding);
+        if (embedding is null)
+        {
+            return false;
+        }
+
+        GraphNode? other = Array.Find(readers, r => !IsEmbedding(r));
+        if (other is not null)
+        {
+            throw new NotSupportedException(
+                $"{Model}.{other.Name}: reads the model's input, which is token indices (the Embedding '{embedding.Name}' reads it too); the ONNX graph takes int64 indices, which only an Embedding can read.");
+        }
+
+        return true;
     }
 
     private void WriteConv(GraphNode node, QuantizedConv2d conv)
@@ -773,11 +829,25 @@ internal sealed partial class ModelWriter
         ? _activationsAsUInt8InQOperator
         : qparams.DType == QuantDType.QUInt8 || _options.ActivationsAsUInt8;
 
-    /// <summary>The float tensor a reader sees: a DequantizeLinear of its own (QDQ form, and QOperator's float ops) or the value itself (float form).</summary>
+    /// <summary>
+    /// The float tensor an int8 op's float form reads: a DequantizeLinear of its own of the quantized value (QDQ form,
+    /// and QOperator's ops without a quantized operator) — also of a float op's result, which the int8 model quantizes
+    /// for its int8 readers — or the value itself (float form).
+    /// </summary>
     private string ReadFloat(Value value, string reader) =>
-        value.Float ?? (Quantized && value.QParams is not null
+        Quantized && value.QParams is not null
             ? _builder.Node("DequantizeLinear", reader + "/DequantizeLinear", value.Operands, value.Name + "/dequantized")
-            : value.Name);
+            : value.Float ?? value.Name;
+
+    /// <summary>What a float op reads: a float op's result (or a bound model's float input) as it is, as the int8 model hands it on; else <see cref="ReadFloat"/>.</summary>
+    private string ReadForFloatOp(Value value, string reader) => value.Float ?? ReadFloat(value, reader);
+
+    /// <summary>
+    /// Whether an op that is not a float op reads <paramref name="value"/> (so it needs its quantized form). Float ops
+    /// (a bound model's, or a fallback the mapping kept in float) read a float op's result in float.
+    /// </summary>
+    private bool HasInt8Readers(string value) =>
+        _graph.Readers(value).Any(r => !(r.Op == GraphOp.FloatIsland && _layers.TryGetValue(r.Name, out IQuantizedLayer? layer) && StoredFloatOp(layer) is not null));
 
     /// <summary>
     /// The weight as an op input: an int8 initializer behind a DequantizeLinear (per-channel along
@@ -951,11 +1021,27 @@ internal sealed partial class ModelWriter
         }
 
         object batch = "batch";
-        GraphNode? quantize = _graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.Quantize);
-        GraphNode? reader = quantize is null ? null : _graph.Readers(quantize.Output).FirstOrDefault();
-        IQuantizedLayer? layer = reader is null ? null : Layer<IQuantizedLayer>(reader);
-        return layer switch
+        if (_tokenInput)
         {
+            // Token indices [batch, sequence], as text models take them (InputShape gives any other rank).
+            return (2, [batch, "sequence"]);
+        }
+
+        // The first reader whose op fixes the rank tells it (a mean or a reshape reads any rank).
+        GraphNode? quantize = _graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.Quantize);
+        GraphNode[] readers = quantize is null ? [] : _graph.Readers(quantize.Output).ToArray();
+        GraphNode? reader = readers.FirstOrDefault(r => InputTypeFrom(Layer<IQuantizedLayer>(r), batch) is not null) ?? readers.FirstOrDefault();
+        return (reader is null ? null : InputTypeFrom(Layer<IQuantizedLayer>(reader), batch)) ?? throw new NotSupportedException(
+            $"{Model}: the input's rank cannot be told from its readers ({(readers.Length == 0 ? "none" : string.Join(", ", readers.Select(r => $"{r.Name}, {r.Op}")))}); give OnnxExportOptions.InputShape.");
+    }
+
+    /// <summary>The input's rank and dimensions as the layer that reads it fixes them, or null when it reads any rank.</summary>
+    private static (int Rank, IReadOnlyList<object> Dims)? InputTypeFrom(IQuantizedLayer layer, object batch) =>
+        layer switch
+        {
+            FloatOp { Kind: FloatOpKind.DynamicRecurrent } recurrent => recurrent.Ints[5] == 1
+                ? (3, [batch, "sequence", checked((int)recurrent.Ints[1])])
+                : (3, ["sequence", batch, checked((int)recurrent.Ints[1])]),
             QuantizedConv2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
             QuantizedConvTranspose2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
             QuantizedBatchNorm2d batchNorm => (4, [batch, batchNorm.Channels, "height", "width"]),
@@ -964,10 +1050,8 @@ internal sealed partial class ModelWriter
             QuantizedLinear linear => (2, [batch, linear.InFeatures]),
             FloatOp { Kind: FloatOpKind.DynamicLinear or FloatOpKind.Linear or FloatOpKind.Float16Linear } linear => (2, [batch, checked((int)linear.Ints[0])]),
             FloatOp { Kind: FloatOpKind.Conv2d or FloatOpKind.ConvTranspose2d } conv => (4, [batch, checked((int)conv.Ints[0]), "height", "width"]),
-            _ => throw new NotSupportedException(
-                $"{Model}: the input's rank cannot be told from its first reader ({reader?.Name ?? "none"}, {reader?.Op.ToString() ?? "-"}); give OnnxExportOptions.InputShape."),
+            _ => null,
         };
-    }
 
     /// <summary>
     /// A 1-D int64 shape: the first dimensions of <paramref name="tensor"/>, up to <paramref name="end"/>

@@ -42,13 +42,24 @@ internal sealed class OnnxGraphBuilder
     public string NodeWithOutput(string opType, string name, IEnumerable<string> inputs, string outputName, params AttributeProto[] attributes) =>
         Add(string.Empty, opType, name, inputs, outputName, attributes);
 
-    /// <summary>As <see cref="Node"/> for an operator with several outputs (DynamicQuantizeLinear); returns their names.</summary>
-    public string[] NodeWithOutputs(string opType, string name, IEnumerable<string> inputs, IEnumerable<string> outputs)
+    /// <summary>As <see cref="Node"/> for an operator with several outputs (DynamicQuantizeLinear, LSTM); returns their names.</summary>
+    public string[] NodeWithOutputs(string opType, string name, IEnumerable<string> inputs, IEnumerable<string> outputs, params AttributeProto[] attributes) =>
+        AddWithOutputs(string.Empty, opType, name, inputs, outputs, attributes);
+
+    /// <summary>As <see cref="NodeWithOutputs"/>, for an operator of ONNX Runtime's <see cref="MicrosoftDomain"/> (DynamicQuantizeLSTM).</summary>
+    public string[] ContribNodeWithOutputs(string opType, string name, IEnumerable<string> inputs, IEnumerable<string> outputs, params AttributeProto[] attributes)
+    {
+        _domains.Add(MicrosoftDomain);
+        return AddWithOutputs(MicrosoftDomain, opType, name, inputs, outputs, attributes);
+    }
+
+    private string[] AddWithOutputs(string domain, string opType, string name, IEnumerable<string> inputs, IEnumerable<string> outputs, AttributeProto[] attributes)
     {
         string[] names = outputs.Select(UniqueValue).ToArray();
-        var node = new NodeProto { Domain = string.Empty, OpType = opType, Name = Reserve(_nodeNames, name) };
+        var node = new NodeProto { Domain = domain, OpType = opType, Name = Reserve(_nodeNames, name) };
         node.Input.AddRange(inputs);
         node.Output.AddRange(names);
+        node.Attribute.AddRange(attributes);
         Graph.Node.Add(node);
         return names;
     }

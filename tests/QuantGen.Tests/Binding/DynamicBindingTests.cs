@@ -108,6 +108,37 @@ public sealed class DynamicBindingTests
     }
 
     [Fact]
+    public void The_float_form_writes_a_dynamic_linear_as_a_float_gemm_on_its_dequantized_weights()
+    {
+        torch.manual_seed(153);
+        using var model = new TwoLinearNet();
+        TwoLinearNet.Quantized int8 = Converted(model, new QConfigMapping(null).SetModuleType("Linear", QConfig.Dynamic(perChannel: true)));
+        byte[] onnx = QuantGen.Onnx.OnnxExporter.Export(int8, new QuantGen.Onnx.OnnxExportOptions { Form = QuantGen.Onnx.OnnxForm.Float });
+        string[] ops = QuantGen.Onnx.Protobuf.ModelProto.Parser.ParseFrom(onnx).Graph.Node.Select(n => n.OpType).ToArray();
+        Assert.Equal(2, ops.Count(op => op == "Gemm"));
+        Assert.DoesNotContain("DynamicQuantizeLinear", ops);
+
+        // The float peer of the int8 model: the same layers on the weights the int8 ones multiply by.
+        using Tensor x = torch.randn(4, 6);
+        float[] expected;
+        using (torch.no_grad())
+        {
+            Tensor Dequantized(string name)
+            {
+                QTensor weight = DynamicQuantizedLinear.FromLinear("TwoLinearNet", name, model.Layer(name), QuantBackend.X86, perChannel: true).Weight;
+                return torch.tensor(weight.Dequantize(), new long[] { weight.Dim(0), weight.Dim(1) });
+            }
+
+            Tensor hidden = nn.functional.relu(nn.functional.linear(x, Dequantized("fc1"), model.Layer("fc1").bias));
+            expected = nn.functional.linear(hidden, Dequantized("fc2"), model.Layer("fc2").bias).data<float>().ToArray();
+        }
+
+        QuantGen.Tests.Onnx.OrtResult ort = QuantGen.Tests.Onnx.OnnxTestSupport.RunQdqAsWritten(onnx, x.data<float>().ToArray(), [4, 6]);
+        float worst = expected.Zip(ort.Output).Max(p => MathF.Abs(p.First - p.Second));
+        Assert.True(worst <= 1e-5f, $"the float form is {worst} from the float layers on the dequantized weights");
+    }
+
+    [Fact]
     public void A_model_traced_at_compile_time_refuses_a_dynamic_qconfig_rather_than_quantizing_statically()
     {
         QConfigMapping mapping = new QConfigMapping(QConfig.X86).SetModuleName("fc", QConfig.Dynamic());

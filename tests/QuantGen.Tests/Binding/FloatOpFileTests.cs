@@ -263,24 +263,25 @@ public sealed class FloatOpFileTests(Xunit.Abstractions.ITestOutputHelper output
         float[] image = RandomInput(11, 3 * 8 * 8);
         float[] quantGen = int8.forward(image, InputShape, out int[] shape);
         float step = int8.Layers.OfType<QuantizedLinear>().Last().OutputQParams.Scale;
+        // The int8 ops after a float op (conv2 after GroupNorm and GELU, fc after LayerNorm) read its result quantized with
+        // its observer's qparams, as the int8 model does: a QuantizeLinear → DequantizeLinear pair in the graph. ORT runs
+        // the float ops on its own kernels (each within 2e-5 of libtorch alone, FloatOpOnnxTests), so a value could land
+        // on the other side of a rounding boundary now and then: held to one logit step, 0.00 measured. (When the int8
+        // ops read the float results unquantized, the QDQ graph drifted to 7.9 logit steps.)
         if (form == OnnxForm.Qdq)
         {
-            // ORT's float execution of the QDQ graph: the same quantization points, and its own float kernels for the
-            // float ops (each checked against libtorch alone in FloatOpOnnxTests), so a value lands on the other side
-            // of a rounding boundary now and then, and the two norms after such flips spread them over the 2048 inputs
-            // of fc: 5.4 logit steps measured, of a logit range of about 100 steps.
             OrtResult asWritten = OnnxTestSupport.RunQdqAsWritten(onnx, image, InputShape);
             Assert.Equal(shape, asWritten.Shape);
             float drift = quantGen.Zip(asWritten.Output).Max(p => MathF.Abs(p.First - p.Second)) / step;
             float range = (quantGen.Max() - quantGen.Min()) / step;
             output.WriteLine($"QDQ graph in ORT vs QuantGen: max {drift:F2} logit steps, the log-probabilities span {range:F1} steps");
-            Assert.True(drift <= 8f, $"the QDQ graph's result is {drift:F2} logit steps from QuantGen's");
+            Assert.True(drift <= 1.01f, $"the QDQ graph's result is {drift:F2} logit steps from QuantGen's");
         }
 
         OrtResult ort = OnnxTestSupport.Run(onnx, image, InputShape);
         Assert.Equal(shape, ort.Shape);
         float worst = quantGen.Zip(ort.Output).Max(p => MathF.Abs(p.First - p.Second)) / step;
         output.WriteLine($"{form} in ORT vs QuantGen: max {worst:F2} logit steps");
-        Assert.True(worst <= 8f, $"{form}: ORT's output is {worst:F2} logit steps from QuantGen's");
+        Assert.True(worst <= 1.01f, $"{form}: ORT's output is {worst:F2} logit steps from QuantGen's");
     }
 }

@@ -88,7 +88,21 @@ internal static class OnnxTestSupport
     public static OrtResult RunQdqAsWritten(byte[] model, float[] input, int[] shape) =>
         RunCore(model, input, shape, false, GraphOptimizationLevel.ORT_DISABLE_ALL);
 
-    private static OrtResult RunCore(byte[] model, float[] input, int[] shape, bool int8Activations, GraphOptimizationLevel optimizations)
+    /// <summary>
+    /// Runs a model of dynamically quantized layers (DynamicQuantizeLinear, DynamicQuantizeLSTM: integer kernels whatever the
+    /// optimization level, so <see cref="OrtInt8ConvDefect"/> does not concern them) with extended optimizations.
+    /// </summary>
+    public static OrtResult RunDynamic(byte[] model, float[] input, int[] shape) =>
+        RunCore(model, name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(input, shape)), false, GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
+
+    /// <summary>Runs a model that takes token indices (an int64 input) with extended optimizations.</summary>
+    public static OrtResult RunTokens(byte[] model, long[] tokens, int[] shape) =>
+        RunCore(model, name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<long>(tokens, shape)), false, GraphOptimizationLevel.ORT_ENABLE_EXTENDED);
+
+    private static OrtResult RunCore(byte[] model, float[] input, int[] shape, bool int8Activations, GraphOptimizationLevel optimizations) =>
+        RunCore(model, name => NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(input, shape)), int8Activations, optimizations);
+
+    private static OrtResult RunCore(byte[] model, Func<string, NamedOnnxValue> input, bool int8Activations, GraphOptimizationLevel optimizations)
     {
         string optimizedPath = Path.Combine(Path.GetTempPath(), $"quantgen-onnx-{Guid.NewGuid():N}.onnx");
         try
@@ -106,8 +120,7 @@ internal static class OnnxTestSupport
             }
             using var session = new InferenceSession(model, options);
             string inputName = session.InputMetadata.Keys.Single();
-            var tensor = new DenseTensor<float>(input, shape);
-            using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = session.Run([NamedOnnxValue.CreateFromTensor(inputName, tensor)]);
+            using IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results = session.Run([input(inputName)]);
             Tensor<float> output = results.Single().AsTensor<float>();
             float[] values = output.ToArray();
             int[] outputShape = output.Dimensions.ToArray();
