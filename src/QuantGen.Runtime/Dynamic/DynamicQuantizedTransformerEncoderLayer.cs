@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using QuantGen.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -302,9 +303,9 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         int length = checked((int)src.shape[0]), batch = checked((int)src.shape[1]);
         float[]? additive = AttentionMask(srcMask, length);
         bool[]? padding = PaddingMask(keyPaddingMask, batch, length);
-        float[] x = src.contiguous().data<float>().ToArray();
+        float[] x = TensorInterop.ToArray(src, out _);
         float[] output = Forward(x, length, batch, additive, padding);
-        return torch.tensor(output, new long[] { length, batch, ModelDim });
+        return TensorInterop.FromArray(output, [length, batch, ModelDim]);
     }
 
     /// <summary>
@@ -326,7 +327,7 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         {
             // The exact (erf) GELU as libtorch computes it; .NET has no erf.
             using var scope = torch.NewDisposeScope();
-            hidden = nn.functional.gelu(torch.tensor(hidden)).data<float>().ToArray();
+            hidden = TensorInterop.ToArray(nn.functional.gelu(torch.tensor(hidden)), out _);
         }
 
         Linear2.Forward(hidden, rows, projected);
@@ -451,8 +452,8 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         // libtorch's C++ attention (which TorchSharp's layer runs) adds a bool src_mask to the scores as 0/1 rather than
         // masking with −∞ as Python PyTorch does: the int8 layer computes what the float layer computes.
         return mask.dtype == ScalarType.Bool
-            ? mask.contiguous().data<bool>().ToArray().Select(masked => masked ? 1f : 0f).ToArray()
-            : mask.contiguous().data<float>().ToArray();
+            ? Array.ConvertAll(TensorInterop.ToBoolArray(mask), masked => masked ? 1f : 0f)
+            : TensorInterop.ToArray(mask, out _);
     }
 
     private bool[]? PaddingMask(Tensor? mask, int batch, int length)
@@ -467,7 +468,7 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
             throw new ArgumentException($"{_name}: expected src_key_padding_mask as a Bool [{batch}, {length}] (batch, length), got {mask.dtype} [{string.Join(", ", mask.shape)}].", nameof(mask));
         }
 
-        return mask.contiguous().data<bool>().ToArray();
+        return TensorInterop.ToBoolArray(mask);
     }
 
     private float[] NormParameter(float[] values, int d, string what)

@@ -40,7 +40,46 @@ public static class TensorInterop
 
         using var scope = torch.NewDisposeScope();
         Tensor rowMajor = tensor.detach().cpu().contiguous();
-        return rowMajor.data<float>().ToArray();
+        return CopyOut<float>(rowMajor, count);
+    }
+
+    /// <summary>
+    /// The values of a contiguous CPU tensor of <typeparamref name="T"/>'s dtype, copied as one block from its storage:
+    /// TorchSharp's <c>data&lt;T&gt;().ToArray()</c> reads element by element through an accessor, about 30× slower
+    /// (390 µs against 12 µs for 24 576 floats on the 2-core Xeon), which every float op of a converted model pays.
+    /// </summary>
+    internal static T[] CopyOut<T>(Tensor rowMajor, long count)
+        where T : unmanaged
+    {
+        ReadOnlySpan<byte> bytes = rowMajor.bytes;
+        if (bytes.Length != count * System.Runtime.CompilerServices.Unsafe.SizeOf<T>())
+        {
+            throw new ArgumentException($"TensorInterop: a tensor of {count} values holds {bytes.Length} bytes, not {count} × {System.Runtime.CompilerServices.Unsafe.SizeOf<T>()}.", nameof(rowMajor));
+        }
+
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, T>(bytes).ToArray();
+    }
+
+    /// <summary>A copy of the values of a bool tensor in logical row-major order (a mask).</summary>
+    /// <param name="tensor">A Bool tensor on any device, of any layout.</param>
+    /// <exception cref="ArgumentException">The tensor is not bool.</exception>
+    public static bool[] ToBoolArray(Tensor tensor)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        if (tensor.dtype != ScalarType.Bool)
+        {
+            throw new ArgumentException($"TensorInterop: expected a Bool tensor, got {tensor.dtype}.", nameof(tensor));
+        }
+
+        long count = tensor.numel();
+        if (count == 0)
+        {
+            return [];
+        }
+
+        using var scope = torch.NewDisposeScope();
+        byte[] raw = CopyOut<byte>(tensor.detach().cpu().contiguous(), count);
+        return Array.ConvertAll(raw, b => b != 0);
     }
 
     /// <summary>A new float32 CPU tensor holding a copy of <paramref name="values"/> with <paramref name="shape"/>.</summary>
