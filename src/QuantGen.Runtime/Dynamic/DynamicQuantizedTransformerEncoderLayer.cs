@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using System.Runtime.Intrinsics;
 using QuantGen.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -337,71 +338,110 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
 
     /// <summary>
     /// Scaled dot-product attention per sequence and head over the packed q/k/v rows (row r = position·batch + sequence;
-    /// q, k, v in in_proj's order): <c>softmax((q/√head_dim)·kᵀ + mask)·v</c>, in float32.
+    /// q, k, v in in_proj's order): <c>softmax((q/√head_dim)·kᵀ + mask)·v</c>, in float32. The scores of a query are
+    /// summed over the head's dimensions in order and the output over the keys in order, each step an elementwise
+    /// multiply-add across keys (or dimensions): vectors of any width give the same bits as the scalar loop.
     /// </summary>
     private void Attend(float[] qkv, int length, int batch, float[]? additive, bool[]? padding, float[] output)
     {
         int d = ModelDim, headDim = d / Heads, stride = 3 * d;
         float scaling = (float)(1.0 / Math.Sqrt(headDim));
+        // Rows padded with zeros to whole vectors of 16 (the widest Vector<float>; Vector256.Exp takes 8): no tail loops,
+        // and the padding scores are −∞ before exp, so they weigh 0.
+        int keys = (length + 15) / 16 * 16, dims = (headDim + 15) / 16 * 16, width = System.Numerics.Vector<float>.Count;
+        var keysByDim = new float[headDim * keys];     // kᵀ: [head_dim, keys]
+        var values = new float[length * dims];          // v: [length, dims]
+        var scores = new float[keys];
+        var target = new float[dims];
         var query = new float[headDim];
-        var scores = new float[length];
         for (int b = 0; b < batch; b++)
         {
             for (int h = 0; h < Heads; h++)
             {
                 int qOffset = h * headDim, kOffset = d + qOffset, vOffset = (2 * d) + qOffset;
-                for (int i = 0; i < length; i++)
+                for (int j = 0; j < length; j++)
                 {
-                    ReadOnlySpan<float> q = qkv.AsSpan((((i * batch) + b) * stride) + qOffset, headDim);
+                    int row = ((j * batch) + b) * stride;
                     for (int e = 0; e < headDim; e++)
                     {
-                        query[e] = q[e] * scaling;
+                        keysByDim[(e * keys) + j] = qkv[row + kOffset + e];
+                    }
+
+                    Array.Copy(qkv, row + vOffset, values, j * dims, headDim);
+                }
+
+                for (int i = 0; i < length; i++)
+                {
+                    // scores = Σ_e (q_e · scaling) · kᵀ[e, :], the dimensions in order: a multiply then an add per element
+                    // (not fused), so any vector width gives the scalar loop's bits.
+                    int queryRow = (((i * batch) + b) * stride) + qOffset;
+                    for (int e = 0; e < headDim; e++)
+                    {
+                        query[e] = qkv[queryRow + e] * scaling;
+                    }
+
+                    for (int j = 0; j < keys; j += width)
+                    {
+                        // One vector of keys at a time, kept in a register across the dimensions.
+                        var dot = System.Numerics.Vector<float>.Zero;
+                        for (int e = 0; e < headDim; e++)
+                        {
+                            dot += new System.Numerics.Vector<float>(query[e]) * new System.Numerics.Vector<float>(keysByDim, (e * keys) + j);
+                        }
+
+                        dot.CopyTo(scores, j);
                     }
 
                     float max = float.NegativeInfinity;
                     for (int j = 0; j < length; j++)
                     {
-                        ReadOnlySpan<float> k = qkv.AsSpan((((j * batch) + b) * stride) + kOffset, headDim);
-                        float dot = 0f;
-                        for (int e = 0; e < headDim; e++)
-                        {
-                            dot += query[e] * k[e];
-                        }
-
                         if (additive is not null)
                         {
-                            dot += additive[(i * length) + j];
+                            scores[j] += additive[(i * length) + j];
                         }
 
                         if (padding is not null && padding[(b * length) + j])
                         {
-                            dot = float.NegativeInfinity;
+                            scores[j] = float.NegativeInfinity;
                         }
 
-                        scores[j] = dot;
-                        max = MathF.Max(max, dot);
+                        max = MathF.Max(max, scores[j]);
                     }
 
-                    // All keys masked: max is −∞ and every weight NaN, as softmax gives.
+                    // All keys masked: max is −∞ and every weight NaN, as softmax gives. exp is .NET's vector exp (within an
+                    // ulp or two of MathF.Exp), 8 scores at a time.
+                    scores.AsSpan(length).Fill(float.NegativeInfinity);
+                    var shift = Vector256.Create(max);
+                    for (int j = 0; j < keys; j += 8)
+                    {
+                        Vector256.Exp(Vector256.Create<float>(scores.AsSpan(j, 8)) - shift).CopyTo(scores.AsSpan(j, 8));
+                    }
+
                     float sum = 0f;
                     for (int j = 0; j < length; j++)
                     {
-                        scores[j] = MathF.Exp(scores[j] - max);
                         sum += scores[j];
                     }
 
+                    // output = Σ_j weight_j · v[j, :], the keys in order, one vector of dimensions at a time in a register.
                     float inverse = 1f / sum;
-                    Span<float> target = output.AsSpan((((i * batch) + b) * d) + qOffset, headDim);
-                    target.Clear();
                     for (int j = 0; j < length; j++)
                     {
-                        float weight = scores[j] * inverse;
-                        ReadOnlySpan<float> v = qkv.AsSpan((((j * batch) + b) * stride) + vOffset, headDim);
-                        for (int e = 0; e < headDim; e++)
-                        {
-                            target[e] += weight * v[e];
-                        }
+                        scores[j] *= inverse;
                     }
+
+                    for (int e = 0; e < dims; e += width)
+                    {
+                        var accumulated = System.Numerics.Vector<float>.Zero;
+                        for (int j = 0; j < length; j++)
+                        {
+                            accumulated += new System.Numerics.Vector<float>(scores[j]) * new System.Numerics.Vector<float>(values, (j * dims) + e);
+                        }
+
+                        accumulated.CopyTo(target, e);
+                    }
+
+                    Array.Copy(target, 0, output, (((i * batch) + b) * d) + qOffset, headDim);
                 }
             }
         }
