@@ -306,7 +306,8 @@ public sealed class QuantizedEmbeddingBag
         }
 
         using var scope = torch.NewDisposeScope();
-        return tensor.detach().cpu().to(ScalarType.Int64).contiguous().data<long>().ToArray();
+        // One block copy of the storage (TorchSharp's data<long>().ToArray() reads element by element).
+        return TensorInterop.CopyOut<long>(tensor.detach().cpu().to(ScalarType.Int64).contiguous(), tensor.numel());
     }
 
     private void CheckOffsets(int indexCount, ReadOnlySpan<long> offsets)

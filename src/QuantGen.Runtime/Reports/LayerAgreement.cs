@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Globalization;
 using System.Text;
 using QuantGen.Kernels.Scalar;
+using QuantGen.Modules;
 using TorchSharp;
 
 namespace QuantGen.Reports;
@@ -99,8 +100,7 @@ public sealed class LayerAgreement
                 return null;
             }
 
-            using torch.Tensor cpu = output.detach().cpu().contiguous();
-            float[] reference = cpu.data<float>().ToArray();
+            float[] reference = TensorInterop.ToArray(output, out _);
             int[] actual = int8.IntRepr();
             if (reference.Length != actual.Length)
             {
