@@ -294,7 +294,8 @@ public abstract class OnnxModelExportTests(ITestOutputHelper output, OnnxForm fo
     /// <summary>The QDQ form's model tests (and the float form's).</summary>
     /// <remarks>
     /// One collection with <see cref="QOperator"/>: the fixtures seed TorchSharp's global generator
-    /// (<c>torch.manual_seed</c>), so the two classes run one after the other to build the same models.
+    /// (<c>torch.manual_seed</c>), so the two classes run one after the other to build the same models, and while no
+    /// other test runs (<see cref="OnnxModelExportCollection"/>).
     /// </remarks>
     [Collection(nameof(OnnxModelExportTests))]
     public sealed class Qdq(ITestOutputHelper output) : OnnxModelExportTests(output, OnnxForm.Qdq);
@@ -309,4 +310,14 @@ public abstract class OnnxModelExportTests(ITestOutputHelper output, OnnxForm fo
 
         public void OnLayer(string layer, QTensor output) => Outputs[layer] = output;
     }
+}
+
+/// <summary>
+/// The ONNX model tests' collection, run while no other test runs: they seed libtorch's one global generator and draw
+/// their models and inputs from it, and a test of another collection drawing at the same time changed the input a
+/// ResNet-18 comparison saw (a CI run found ORT 2 steps from QuantGen where the seeded input gives at most 1).
+/// </summary>
+[CollectionDefinition(nameof(OnnxModelExportTests), DisableParallelization = true)]
+public sealed class OnnxModelExportCollection
+{
 }
