@@ -77,7 +77,7 @@ internal static class BoundModelEmitter
         writer.Line($"internal Observed({spec.Name} model, global::QuantGen.QConfigMapping mapping)");
         using (writer.Indent())
         {
-            writer.Line($": base(RequireEval(model), \"{spec.Name}\", {RegistrationReference(spec)}.Forward, mapping, autoFuse: {(spec.AutoFuse ? "true" : "false")})");
+            writer.Line($": base(RequireEval(model), \"{spec.Name}\", {RegistrationReference(spec)}.Forward, mapping, autoFuse: {(spec.AutoFuse ? "true" : "false")}, modelBackend: global::QuantGen.QuantBackend.{spec.Backend})");
         }
 
         writer.Open();

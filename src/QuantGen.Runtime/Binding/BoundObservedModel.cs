@@ -35,14 +35,17 @@ public abstract class BoundObservedModel : IObservedModel
     /// <param name="forward">Its captured forward.</param>
     /// <param name="mapping">Which qconfig each op gets; a null qconfig keeps an op in float.</param>
     /// <param name="autoFuse">Apply FX's fusion patterns.</param>
-    protected BoundObservedModel(nn.Module model, string modelName, CapturedForward forward, QConfigMapping mapping, bool autoFuse = true)
+    /// <param name="modelBackend">The <c>[Quantize]</c> attribute's backend: the model's integer arithmetic when the mapping has no global qconfig.</param>
+    protected BoundObservedModel(nn.Module model, string modelName, CapturedForward forward, QConfigMapping mapping, bool autoFuse = true, QuantBackend modelBackend = QuantBackend.X86)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(mapping);
         ModelName = modelName;
         _model = model;
         QConfigMapping = mapping;
-        QConfig = mapping.Global ?? QConfig.For(QuantBackend.X86);
+        // A mapping with no global qconfig (everything float but a few dynamic layers, say) keeps [Quantize]'s backend, as
+        // ValidateBackend's message says: it once fell back to X86, so a Qnnpack model's dynamic layers silently ran X86's.
+        QConfig = mapping.Global ?? QConfig.For(modelBackend);
         _graph = ModelBinder.Bind(model, modelName, forward, autoFuse);
         _captureHash = forward.Hash;
 

@@ -175,4 +175,36 @@ public sealed class ConvertWithoutCalibrationTests
         var error = Assert.Throws<QGenFormatException>(() => TwoLinearNet.Quantized.Load(new MemoryStream(FileLayout.Reseal(forged))));
         Assert.Contains("int8 step 'fc2' reads 'fc1', which the file says was never observed", error.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void With_no_global_qconfig_the_model_keeps_its_quantize_attribute_s_backend()
+    {
+        torch.manual_seed(176);
+        using var model = new QnnpackLinearNet();
+        model.eval();
+
+        // Only dynamic layers, no global qconfig: [Quantize(Qnnpack)] is the model's arithmetic, so a Qnnpack entry goes
+        // and gives qnnpack's dynamic Linear (it once fell back to X86 and refused it).
+        QnnpackLinearNet.Quantized int8 = model.Prepare(new QConfigMapping(null).SetModuleType("Linear", QConfig.Dynamic(QuantBackend.Qnnpack))).Convert();
+        using Tensor x = torch.randn(3, 6);
+        var fc = (TorchSharp.Modules.Linear)model.named_children().Single(c => c.name == "fc").module;
+        float[] expected = DynamicQuantizedLinear.FromLinear("QnnpackLinearNet", "fc", fc, QuantBackend.Qnnpack).Forward(x).data<float>().ToArray();
+        Assert.Equal(expected, int8.forward(x).data<float>().ToArray());
+
+        // An X86 entry is another arithmetic than the model's: refused, naming both.
+        var refused = Assert.Throws<ArgumentException>(() => model.Prepare(new QConfigMapping(null).SetModuleType("Linear", QConfig.Dynamic(QuantBackend.X86))));
+        Assert.Contains("uses the X86 backend, but the model's is Qnnpack", refused.Message, StringComparison.Ordinal);
+    }
+}
+
+/// <summary>One Linear, its class marked for qnnpack's arithmetic.</summary>
+[Quantize(QuantBackend.Qnnpack)]
+public partial class QnnpackLinearNet : TorchSharp.torch.nn.Module<Tensor, Tensor>
+{
+    private readonly TorchSharp.torch.nn.Module<Tensor, Tensor> fc = TorchSharp.torch.nn.Linear(6, 4);
+
+    public QnnpackLinearNet()
+        : base(nameof(QnnpackLinearNet)) => RegisterComponents();
+
+    public override Tensor forward(Tensor x) => fc.forward(x);
 }
