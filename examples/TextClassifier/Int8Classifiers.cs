@@ -14,7 +14,11 @@ public interface IInt8Classifier
     /// <summary>Logits [batch, classes] for a padded batch of token indices [batch, length] (padding 0 after each text).</summary>
     float[] Forward(ReadOnlySpan<long> tokens, int batch, int length);
 
-    /// <summary>Bytes of the int8 model: int8 weights, their qparams (4-byte scale and zero point each), float biases, 8-bit embedding rows with their float scale and bias, and any parameter kept in float.</summary>
+    /// <summary>
+    /// Bytes of the int8 model: for a converted model its saved .qgen file (what a user ships: int8 weights one byte each,
+    /// their qparams, float biases, embedding rows of 8 or 4 bits with their scale and bias, any parameter kept in float,
+    /// and the file's own header and layer names); for the hand-built layers the sum of those weights.
+    /// </summary>
     long Bytes { get; }
 }
 
@@ -86,38 +90,37 @@ public sealed class Int8LstmClassifier : IInt8Classifier
 
 /// <summary>
 /// <see cref="LstmClassifier"/> converted as a PyTorch user would: <c>Prepare</c> with a QConfigMapping that makes the
-/// Embedding weight-only (<see cref="QConfig.FloatQParamsWeightOnly"/>) and the LSTM and Linear dynamic
+/// Embedding weight-only (<see cref="QConfig.FloatQParamsWeightOnly"/>, or its 4-bit form) and the LSTM and Linear dynamic
 /// (<see cref="QConfig.Dynamic"/>), then <c>Convert</c> — no calibration batch, as PyTorch's quantize_dynamic. The same layers as
-/// <see cref="Int8LstmClassifier"/>, found by binding the captured forward instead of by hand.
+/// <see cref="Int8LstmClassifier"/> (with 8-bit rows), found by binding the captured forward instead of by hand.
 /// </summary>
 public sealed class ConvertedLstmClassifier : IInt8Classifier
 {
     private readonly LstmClassifier.Quantized _model;
-    private readonly long _bytes;
 
     /// <summary>Prepares and converts <paramref name="model"/> (left unchanged).</summary>
     /// <param name="model">The trained float model, in eval mode.</param>
     /// <param name="backend">The dynamic arithmetic preset (docs/numerics.md §8).</param>
-    /// <param name="bytes">The int8 weights' size (the same layers as the hand-built form).</param>
-    public ConvertedLstmClassifier(LstmClassifier model, QuantBackend backend, long bytes)
+    /// <param name="embeddingBits">8 (PyTorch's float_qparams_weight_only_qconfig) or 4 (its _4bit form).</param>
+    public ConvertedLstmClassifier(LstmClassifier model, QuantBackend backend, int embeddingBits = 8)
     {
         ArgumentNullException.ThrowIfNull(model);
         QConfig dynamic = QConfig.Dynamic(backend);
         QConfigMapping mapping = new QConfigMapping(null)
-            .SetModuleType("Embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleType("Embedding", Int8Sizes.WeightOnly(embeddingBits))
             .SetModuleType("LSTM", dynamic)
             .SetModuleType("Linear", dynamic);
         LstmClassifier.Observed observed = model.Prepare(mapping);
         Summary = observed.Summary();
         _model = observed.Convert();
-        _bytes = bytes;
+        Bytes = Int8Sizes.SavedBytes(_model.Save);
     }
 
     /// <summary>What Prepare made of the model.</summary>
     public string Summary { get; }
 
     /// <inheritdoc/>
-    public long Bytes => _bytes;
+    public long Bytes { get; }
 
     /// <inheritdoc/>
     public float[] Forward(ReadOnlySpan<long> tokens, int batch, int length)
@@ -131,37 +134,37 @@ public sealed class ConvertedLstmClassifier : IInt8Classifier
 
 /// <summary>
 /// <see cref="TransformerClassifier"/> converted as a PyTorch user would: <c>Prepare</c> with a QConfigMapping that makes
-/// the token Embedding weight-only and every TransformerEncoderLayer and Linear dynamic, then <c>Convert</c> (no
-/// calibration batch). The same layers as <see cref="Int8TransformerClassifier"/>, found by binding the captured forward.
+/// the token Embedding weight-only (8-bit or 4-bit rows) and every TransformerEncoderLayer and Linear dynamic, then
+/// <c>Convert</c> (no calibration batch). The same layers as <see cref="Int8TransformerClassifier"/> (with 8-bit rows),
+/// found by binding the captured forward.
 /// </summary>
 public sealed class ConvertedTransformerClassifier : IInt8Classifier
 {
     private readonly TransformerClassifier.Quantized _model;
-    private readonly long _bytes;
 
     /// <summary>Prepares and converts <paramref name="model"/> (left unchanged).</summary>
     /// <param name="model">The trained float model, in eval mode.</param>
     /// <param name="backend">The dynamic arithmetic preset (docs/numerics.md §8).</param>
-    /// <param name="bytes">The int8 weights' size (the same layers as the hand-built form).</param>
-    public ConvertedTransformerClassifier(TransformerClassifier model, QuantBackend backend, long bytes)
+    /// <param name="embeddingBits">8 (PyTorch's float_qparams_weight_only_qconfig) or 4 (its _4bit form).</param>
+    public ConvertedTransformerClassifier(TransformerClassifier model, QuantBackend backend, int embeddingBits = 8)
     {
         ArgumentNullException.ThrowIfNull(model);
         QConfig dynamic = QConfig.Dynamic(backend);
         QConfigMapping mapping = new QConfigMapping(null)
-            .SetModuleName("embedding", QConfig.FloatQParamsWeightOnly)
+            .SetModuleName("embedding", Int8Sizes.WeightOnly(embeddingBits))
             .SetModuleType("TransformerEncoderLayer", dynamic)
             .SetModuleType("Linear", dynamic);
         TransformerClassifier.Observed observed = model.Prepare(mapping);
         Summary = observed.Summary();
         _model = observed.Convert();
-        _bytes = bytes;
+        Bytes = Int8Sizes.SavedBytes(_model.Save);
     }
 
     /// <summary>What Prepare made of the model.</summary>
     public string Summary { get; }
 
     /// <inheritdoc/>
-    public long Bytes => _bytes;
+    public long Bytes { get; }
 
     /// <inheritdoc/>
     public float[] Forward(ReadOnlySpan<long> tokens, int batch, int length)
@@ -422,6 +425,23 @@ public sealed class Int8TransformerClassifier : IInt8Classifier
 /// <summary>Helpers shared by the int8 classifiers.</summary>
 public static class Int8Sizes
 {
+    /// <summary>PyTorch's weight-only embedding qconfig for 8-bit rows (float_qparams_weight_only_qconfig) or 4-bit ones (its _4bit form).</summary>
+    public static QConfig WeightOnly(int bits) => bits switch
+    {
+        8 => QConfig.FloatQParamsWeightOnly,
+        4 => QConfig.FloatQParamsWeightOnly4Bit,
+        _ => throw new ArgumentOutOfRangeException(nameof(bits), bits, "Embedding rows are 8-bit or 4-bit."),
+    };
+
+    /// <summary>The length of the .qgen file a converted model saves (written to memory).</summary>
+    public static long SavedBytes(Action<System.IO.Stream> save)
+    {
+        ArgumentNullException.ThrowIfNull(save);
+        using var stream = new System.IO.MemoryStream();
+        save(stream);
+        return stream.Length;
+    }
+
     /// <summary>Bytes of a dynamic linear: one byte per weight, a 4-byte scale and zero point per scale, 4 bytes per bias.</summary>
     public static long Of(DynamicQuantizedLinear linear)
     {

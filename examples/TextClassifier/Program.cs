@@ -71,7 +71,7 @@ foreach (string kindName in kinds)
         // The PyTorch flow: Prepare with a QConfigMapping, then Convert (quantize_dynamic needs no calibration data). The
         // hand-built form of the same layers checks it: both must give the same logits, bit for bit.
         var byHand = new Int8LstmClassifier((LstmClassifier)model, backend);
-        var converted = new ConvertedLstmClassifier((LstmClassifier)model, backend, byHand.Bytes);
+        var converted = new ConvertedLstmClassifier((LstmClassifier)model, backend);
         Console.WriteLine(converted.Summary);
         int compared = Math.Min(256, test.Count), same = 0;
         GlossModels.Predict(test with { Sequences = test.Sequences[..compared], Labels = test.Labels[..compared] }, 16, (tokens, batch, length) =>
@@ -87,7 +87,7 @@ foreach (string kindName in kinds)
     {
         // The same flow for the encoder; the hand-built layers (another row layout, their own masked mean) check it.
         var byHand = new Int8TransformerClassifier((TransformerClassifier)model, settings, backend);
-        var converted = new ConvertedTransformerClassifier((TransformerClassifier)model, backend, byHand.Bytes);
+        var converted = new ConvertedTransformerClassifier((TransformerClassifier)model, backend);
         Console.WriteLine(converted.Summary);
         int compared = Math.Min(256, test.Count), same = 0, sameClass = 0;
         float largest = 0f;
@@ -112,6 +112,35 @@ foreach (string kindName in kinds)
         int8 = converted;
     }
 
+    rows.Add(MeasureRow(kind.ToString(), model, int8));
+
+    // The same model with 4-bit embedding rows (PyTorch's float_qparams_weight_only_qconfig_4bit): the table is most of a
+    // text model's weights, so this is where the file shrinks further.
+    IInt8Classifier fourBit = kind == GlossModelKind.Lstm
+        ? new ConvertedLstmClassifier((LstmClassifier)model, backend, embeddingBits: 4)
+        : new ConvertedTransformerClassifier((TransformerClassifier)model, backend, embeddingBits: 4);
+    rows.Add(MeasureRow($"{kind}, 4-bit embedding", model, fourBit));
+}
+
+Console.WriteLine("| model | fp32 acc. (%) | int8 acc. (%) | drop (points) | agreement (%) | fp32 size (KiB) | int8 size (KiB) | batch 1 fp32 (µs/text) | batch 1 int8 (µs/text) | batch 16 fp32 (µs/text) | batch 16 int8 (µs/text) |");
+Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+foreach (string row in rows)
+{
+    Console.WriteLine(row);
+}
+
+Console.WriteLine();
+Console.WriteLine($"Latency: median of {runs} passes over the first held-out texts (200 at batch 1, 640 at batch 16, each batch padded to its longest),");
+Console.WriteLine("token indices in, logits out, 1 thread for TorchSharp (torch.set_num_threads) and QuantGen (KernelThreads). fp32 size: parameters and");
+Console.WriteLine("buffers (float32); int8 size: the converted model's saved .qgen file — int8 weights with their scales and zero points, float biases,");
+Console.WriteLine("embedding rows of 8 bits (float32 scale and bias per row, PyTorch's layout) or 4 bits (float16 scale and bias), float LayerNorm/position tables.");
+Console.WriteLine($"Done in {total.Elapsed.TotalSeconds:F0} s.");
+return 0;
+
+// Accuracy, agreement, sizes and latency of one int8 form against the float model: one row of the table.
+string MeasureRow(string label, Module<Tensor, Tensor> model, IInt8Classifier int8)
+{
+    torch.set_num_threads(trainingThreads);
     int[] floatPredictions = GlossModels.Predict(test, EvaluationBatch, (tokens, batch, length) => GlossModels.FloatLogits(model, tokens, batch, length));
     int[] int8Predictions = GlossModels.Predict(test, EvaluationBatch, (tokens, batch, length) => int8.Forward(tokens, batch, length));
     double floatAccuracy = Accuracy(floatPredictions, test.Labels);
@@ -132,28 +161,13 @@ foreach (string kindName in kinds)
         latencies.Add((floatMicros, int8Micros));
     }
 
-    Console.WriteLine($"{kind}: fp32 {floatAccuracy:F2}%, int8 {int8Accuracy:F2}%, predictions agree on {agreement:F2}%.");
+    Console.WriteLine($"{label}: fp32 {floatAccuracy:F2}%, int8 {int8Accuracy:F2}%, predictions agree on {agreement:F2}%.");
     Console.WriteLine();
-    rows.Add(
-        $"| {kind} | {floatAccuracy:F2} | {int8Accuracy:F2} | {floatAccuracy - int8Accuracy:F2} | {agreement:F1} | " +
+    return $"| {label} | {floatAccuracy:F2} | {int8Accuracy:F2} | {floatAccuracy - int8Accuracy:F2} | {agreement:F1} | " +
         $"{floatBytes / 1024.0:F0} | {int8Bytes / 1024.0:F0} ({(double)floatBytes / int8Bytes:F2}x) | " +
         $"{latencies[0].Float:F0} | {latencies[0].Int8:F0} ({latencies[0].Float / latencies[0].Int8:F2}x) | " +
-        $"{latencies[1].Float:F0} | {latencies[1].Int8:F0} ({latencies[1].Float / latencies[1].Int8:F2}x) |");
+        $"{latencies[1].Float:F0} | {latencies[1].Int8:F0} ({latencies[1].Float / latencies[1].Int8:F2}x) |";
 }
-
-Console.WriteLine("| model | fp32 acc. (%) | int8 acc. (%) | drop (points) | agreement (%) | fp32 size (KiB) | int8 size (KiB) | batch 1 fp32 (µs/text) | batch 1 int8 (µs/text) | batch 16 fp32 (µs/text) | batch 16 int8 (µs/text) |");
-Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-foreach (string row in rows)
-{
-    Console.WriteLine(row);
-}
-
-Console.WriteLine();
-Console.WriteLine($"Latency: median of {runs} passes over the first held-out texts (200 at batch 1, 640 at batch 16, each batch padded to its longest),");
-Console.WriteLine("token indices in, logits out, 1 thread for TorchSharp (torch.set_num_threads) and QuantGen (KernelThreads). fp32 size: parameters and");
-Console.WriteLine("buffers; int8 size: int8 weights, their scales and zero points, float biases, 8-bit embedding rows with float scale and bias, float LayerNorm/position tables.");
-Console.WriteLine($"Done in {total.Elapsed.TotalSeconds:F0} s.");
-return 0;
 
 static float MaxOf(ReadOnlySpan<float> values)
 {

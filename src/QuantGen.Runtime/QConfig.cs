@@ -124,8 +124,25 @@ public sealed record QConfig(ObserverSpec Activation, ObserverSpec Weight, Quant
         IsWeightOnly = true,
     };
 
-    /// <summary>True for <see cref="FloatQParamsWeightOnly"/>: weights only, activations stay float.</summary>
+    /// <summary>
+    /// PyTorch's <c>float_qparams_weight_only_qconfig_4bit</c>: as <see cref="FloatQParamsWeightOnly"/>, with each row of the
+    /// table 4-bit (quint4x2: two values per byte, a float16 scale and bias per row, fbgemm's n-bit rowwise packing,
+    /// docs/numerics.md §9) — an eighth of the float table plus 4 bytes a row. The embedding dimension must be even.
+    /// PyTorch takes it for EmbeddingBag only; QuantGen gives it to Embedding too (the same lookup as a one-row bag).
+    /// </summary>
+    public static QConfig FloatQParamsWeightOnly4Bit { get; } = new(
+        ObserverSpec.Histogram(),
+        ObserverSpec.PerChannelMinMax(QuantDType.QInt8, QScheme.PerChannelSymmetric))
+    {
+        IsWeightOnly = true,
+        WeightOnlyBitWidth = 4,
+    };
+
+    /// <summary>True for <see cref="FloatQParamsWeightOnly"/> and <see cref="FloatQParamsWeightOnly4Bit"/>: weights only, activations stay float.</summary>
     public bool IsWeightOnly { get; init; }
+
+    /// <summary>Bits per value of a weight-only table's rows: 8 (<see cref="FloatQParamsWeightOnly"/>) or 4 (<see cref="FloatQParamsWeightOnly4Bit"/>).</summary>
+    public int WeightOnlyBitWidth { get; init; } = 8;
 
     /// <summary>
     /// PyTorch's <c>float16_dynamic_qconfig</c> (<c>quantize_dynamic(model, {nn.Linear, nn.LSTM, nn.GRU}, dtype=torch.float16)</c>):

@@ -333,7 +333,7 @@ public abstract class BoundObservedModel : IObservedModel
                 QuantizeInput quantizer = quantizers[op.Output] ??= QuantizerOf(op.Output, op.Name);
                 if (plan.QConfig is { IsWeightOnly: true } && op.Module is Embedding embedding)
                 {
-                    QuantizedEmbedding table = QuantizedEmbedding.FromEmbedding(ModelName, op.Members[0].Path, embedding);
+                    QuantizedEmbedding table = QuantizedEmbedding.FromEmbedding(ModelName, op.Members[0].Path, embedding, plan.QConfig.WeightOnlyBitWidth);
                     steps[i] = new BoundStep(op, null, a => table.Forward(a[0]), WeightOnlyReason)
                     {
                         FloatOp = FloatOpDescriber.OfWeightOnlyEmbedding(ModelName, op.Name, table, quantizer),
@@ -999,7 +999,7 @@ public abstract class BoundObservedModel : IObservedModel
 
     internal const string DynamicReason = "dynamic quantization: int8 weights, its input quantized on every call";
 
-    internal const string WeightOnlyReason = "weight-only quantization: 8-bit rows with a float scale and zero point each";
+    internal const string WeightOnlyReason = "weight-only quantization: 8-bit or 4-bit rows (as its qconfig says), each with a float scale and zero point";
 
     internal const string Float16Reason = "float16 weights: stored as float16, float32 arithmetic, activations not quantized (float16_dynamic_qconfig)";
 

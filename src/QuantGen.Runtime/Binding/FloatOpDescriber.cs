@@ -162,7 +162,7 @@ internal static class FloatOpDescriber
             foreach ((string name, Dynamic.DynamicQuantizedLinear projection) in new[] { ($"weight_ih_{suffix}", ih(cell)), ($"weight_hh_{suffix}", hh(cell)) })
             {
                 QParams q = projection.Weight.QParams;
-                tensors.Add(new FloatOpTensor(name, [projection.OutFeatures, projection.InFeatures], Array.ConvertAll(projection.Weight.IntRepr(), v => (float)v)));
+                tensors.Add(Int8Weight(name, projection));
                 tensors.Add(Vector(name + "_scale", q.Scales));
                 tensors.Add(Vector(name + "_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)));
             }
@@ -225,7 +225,7 @@ internal static class FloatOpDescriber
         foreach ((string name, Dynamic.DynamicQuantizedLinear projection) in new[] { ("in_proj", encoder.InProjection), ("out_proj", encoder.OutProjection), ("linear1", encoder.Linear1), ("linear2", encoder.Linear2) })
         {
             QParams q = projection.Weight.QParams;
-            tensors.Add(new FloatOpTensor(prefix + name + ".weight", [projection.OutFeatures, projection.InFeatures], Array.ConvertAll(projection.Weight.IntRepr(), v => (float)v)));
+            tensors.Add(Int8Weight(prefix + name + ".weight", projection));
             tensors.Add(Vector(prefix + name + ".weight_scale", q.Scales));
             tensors.Add(Vector(prefix + name + ".weight_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)));
             tensors.Add(Vector(prefix + name + ".bias", projection.Bias!));
@@ -293,12 +293,15 @@ internal static class FloatOpDescriber
         return op(FloatOpKind.Embedding, [rows, dim], null, "", [new FloatOpTensor("weight", [rows, dim], weight)], false);
     }
 
-    /// <summary>A weight-only Embedding as a float op: its 8-bit rows with each row's scale and bias.</summary>
+    /// <summary>
+    /// A weight-only Embedding as a float op: its rows' values (one byte each for 8-bit rows, two per byte for 4-bit ones)
+    /// with each row's scale and bias (float32 for 8-bit rows, float16 for 4-bit ones, as the packed table holds them).
+    /// </summary>
     public static FloatOp OfWeightOnlyEmbedding(string model, string layer, Dynamic.QuantizedEmbedding table, QuantizeInput output)
     {
         ArgumentNullException.ThrowIfNull(table);
-        int rows = table.NumEmbeddings, dim = table.EmbeddingDim, stride = dim + 8;
-        byte[] packed = table.PackedWeight;
+        Dynamic.RowwiseQuantizedTable rowwise = table.Table;
+        int rows = table.NumEmbeddings, dim = table.EmbeddingDim;
         var values = new float[(long)rows * dim];
         var scales = new float[rows];
         var biases = new float[rows];
@@ -306,14 +309,23 @@ internal static class FloatOpDescriber
         {
             for (int j = 0; j < dim; j++)
             {
-                values[((long)r * dim) + j] = packed[((long)r * stride) + j];
+                values[((long)r * dim) + j] = rowwise.Value(r, j);
             }
 
-            scales[r] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(packed.AsSpan((r * stride) + dim));
-            biases[r] = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(packed.AsSpan((r * stride) + dim + 4));
+            scales[r] = rowwise.Scale(r);
+            biases[r] = rowwise.Bias(r);
         }
 
-        return new FloatOp(model, layer, FloatOpKind.WeightOnlyEmbedding, "", [rows, dim], [], [new FloatOpTensor("rows", [rows, dim], values), Vector("scale", scales), Vector("bias", biases)], relu: false, 1, output);
+        bool nibbles = rowwise.BitWidth == 4;
+        FloatOpElementType qparamType = nibbles ? FloatOpElementType.Float16 : FloatOpElementType.Float32;
+        FloatOpTensor[] tensors =
+        [
+            new FloatOpTensor("rows", [rows, dim], values) { ElementType = nibbles ? FloatOpElementType.UInt4 : FloatOpElementType.UInt8 },
+            Vector("scale", scales) with { ElementType = qparamType },
+            Vector("bias", biases) with { ElementType = qparamType },
+        ];
+        long[] ints = nibbles ? [rows, dim, 4] : [rows, dim];
+        return new FloatOp(model, layer, FloatOpKind.WeightOnlyEmbedding, "", ints, [], tensors, relu: false, 1, output);
     }
 
     private static FloatOp? Weighted(string model, string layer, object fused, int inputs, QuantizeInput output)
@@ -344,10 +356,9 @@ internal static class FloatOpDescriber
             case Dynamic.DynamicQuantizedLinear dynamic:
             {
                 QParams q = dynamic.Weight.QParams;
-                float[] weight = Array.ConvertAll(dynamic.Weight.IntRepr(), v => (float)v);
                 var tensors = new List<FloatOpTensor>
                 {
-                    new("weight", [dynamic.OutFeatures, dynamic.InFeatures], weight),
+                    Int8Weight("weight", dynamic),
                     Vector("weight_scale", q.Scales),
                     Vector("weight_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)),
                 };
@@ -417,6 +428,10 @@ internal static class FloatOpDescriber
         bias is null ? [new("weight", shape, weight)] : [new("weight", shape, weight), Vector("bias", bias)];
 
     private static FloatOpTensor Vector(string name, float[] values) => new(name, [values.Length], values);
+
+    /// <summary>A dynamic projection's qint8 weight [out, in], stored one byte per value.</summary>
+    private static FloatOpTensor Int8Weight(string name, Dynamic.DynamicQuantizedLinear projection) =>
+        new(name, [projection.OutFeatures, projection.InFeatures], Array.ConvertAll(projection.Weight.IntRepr(), v => (float)v)) { ElementType = FloatOpElementType.Int8 };
 
     private static FloatOpTensor[] Affine(Tensor? weight, Tensor? bias)
     {

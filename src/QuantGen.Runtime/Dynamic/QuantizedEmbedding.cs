@@ -6,17 +6,22 @@ using static TorchSharp.torch;
 namespace QuantGen.Dynamic;
 
 /// <summary>
-/// PyTorch's weight-only quantized <c>Embedding</c> (<c>torch.ao.nn.quantized.Embedding</c>, 8-bit rows): the
-/// table is packed once like <see cref="QuantizedEmbeddingBag"/>'s, and a lookup returns the row dequantized in
-/// float32, <c>fma(scale, q, bias)</c> per value — what PyTorch computes, as it runs the lookup as one-row bags.
+/// PyTorch's weight-only quantized <c>Embedding</c> (<c>torch.ao.nn.quantized.Embedding</c>): the table is packed once
+/// like <see cref="QuantizedEmbeddingBag"/>'s — 8-bit rows (quint8, float32 scale and bias per row) or 4-bit rows
+/// (quint4x2, float16 scale and bias per row) — and a lookup returns the row dequantized in float32,
+/// <c>fma(scale, q, bias)</c> per value — what PyTorch computes, as it runs the lookup as one-row bags.
 /// </summary>
+/// <remarks>
+/// PyTorch's <c>nnq.Embedding.from_float</c> accepts only quint8; its kernel (<c>quantized::embedding_4bit</c>) and
+/// <c>nnq.EmbeddingBag</c> take 4-bit rows, and QuantGen gives the 4-bit table to both modules (docs/numerics.md §9).
+/// </remarks>
 /// <remarks>The layer is immutable; any number of threads may call <c>Forward</c> at once.</remarks>
 public sealed class QuantizedEmbedding
 {
-    private readonly ByteRowwiseTable _table;
+    private readonly RowwiseQuantizedTable _table;
     private readonly string _name;
 
-    private QuantizedEmbedding(string model, string layer, ByteRowwiseTable table)
+    private QuantizedEmbedding(string model, string layer, RowwiseQuantizedTable table)
     {
         Model = model;
         Layer = layer;
@@ -36,47 +41,59 @@ public sealed class QuantizedEmbedding
     /// <summary>Values per row.</summary>
     public int EmbeddingDim => _table.EmbeddingDim;
 
-    /// <summary>The packed table in PyTorch's byte layout (a copy): per row EmbeddingDim bytes, float scale, float bias.</summary>
+    /// <summary>Bits per stored value: 8 (quint8) or 4 (quint4x2).</summary>
+    public int BitWidth => _table.BitWidth;
+
+    /// <summary>
+    /// The packed table in PyTorch's layout (a copy): per row EmbeddingDim bytes, float32 scale, float32 bias (8-bit), or
+    /// EmbeddingDim / 2 bytes of two 4-bit values each (low nibble first), float16 scale, float16 bias (4-bit).
+    /// </summary>
     public byte[] PackedWeight => _table.Rows.ToArray();
 
-    /// <summary>Packs a float table [numEmbeddings, embeddingDim] (row-major) into 8-bit rows.</summary>
+    /// <summary>The table itself (for the model file's description).</summary>
+    internal RowwiseQuantizedTable Table => _table;
+
+    /// <summary>Packs a float table [numEmbeddings, embeddingDim] (row-major) into 8-bit or 4-bit rows.</summary>
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
     /// <param name="weight">Row-major float table.</param>
     /// <param name="numEmbeddings">Rows.</param>
-    /// <param name="embeddingDim">Values per row.</param>
+    /// <param name="embeddingDim">Values per row (even for 4-bit rows).</param>
+    /// <param name="bitWidth">8 (quint8, PyTorch's float_qparams_weight_only_qconfig) or 4 (quint4x2, its _4bit form).</param>
     /// <exception cref="ArgumentException">Sizes that do not match, or a non-finite weight (the message names the layer).</exception>
-    public static QuantizedEmbedding FromWeight(string model, string layer, ReadOnlySpan<float> weight, int numEmbeddings, int embeddingDim)
+    public static QuantizedEmbedding FromWeight(string model, string layer, ReadOnlySpan<float> weight, int numEmbeddings, int embeddingDim, int bitWidth = 8)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(layer);
-        return new QuantizedEmbedding(model, layer, ByteRowwiseTable.Pack($"{model}.{layer}", weight, numEmbeddings, embeddingDim));
+        return new QuantizedEmbedding(model, layer, RowwiseQuantizedTable.Pack($"{model}.{layer}", weight, numEmbeddings, embeddingDim, bitWidth));
     }
 
-    /// <summary>Takes a table already packed in PyTorch's byte layout (<see cref="PackedWeight"/>; copied and checked).</summary>
+    /// <summary>Takes a table already packed in PyTorch's layout (<see cref="PackedWeight"/>; copied and checked).</summary>
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
-    /// <param name="packedWeight">Per row embeddingDim bytes, then a float scale and a float bias (little-endian).</param>
+    /// <param name="packedWeight">Per row the values, then the scale and the bias (little-endian; float32 for 8-bit rows, float16 for 4-bit).</param>
     /// <param name="numEmbeddings">Rows.</param>
     /// <param name="embeddingDim">Values per row.</param>
+    /// <param name="bitWidth">8 or 4.</param>
     /// <exception cref="ArgumentException">Sizes that do not match, or a scale or bias that is not finite (the message names the layer).</exception>
-    public static QuantizedEmbedding FromPacked(string model, string layer, ReadOnlySpan<byte> packedWeight, int numEmbeddings, int embeddingDim)
+    public static QuantizedEmbedding FromPacked(string model, string layer, ReadOnlySpan<byte> packedWeight, int numEmbeddings, int embeddingDim, int bitWidth = 8)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(layer);
-        return new QuantizedEmbedding(model, layer, ByteRowwiseTable.FromPacked($"{model}.{layer}", packedWeight, numEmbeddings, embeddingDim));
+        return new QuantizedEmbedding(model, layer, RowwiseQuantizedTable.FromPacked($"{model}.{layer}", packedWeight, numEmbeddings, embeddingDim, bitWidth));
     }
 
     /// <summary>Packs a TorchSharp <see cref="Embedding"/>'s weight (the module is only read).</summary>
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
     /// <param name="embedding">The float32 module.</param>
+    /// <param name="bitWidth">8 or 4.</param>
     /// <exception cref="NotSupportedException">A non-float32 weight.</exception>
-    public static QuantizedEmbedding FromEmbedding(string model, string layer, Embedding embedding)
+    public static QuantizedEmbedding FromEmbedding(string model, string layer, Embedding embedding, int bitWidth = 8)
     {
         ArgumentNullException.ThrowIfNull(embedding);
         (float[] weight, int rows, int dim) = QuantizedEmbeddingBag.ReadTable($"{model}.{layer}", embedding.weight);
-        return FromWeight(model, layer, weight, rows, dim);
+        return FromWeight(model, layer, weight, rows, dim, bitWidth);
     }
 
     /// <summary>Looks up each index; writes [indices.Length, EmbeddingDim] to <paramref name="output"/>.</summary>
@@ -99,15 +116,7 @@ public sealed class QuantizedEmbedding
 
         for (int i = 0; i < indices.Length; i++)
         {
-            int row = (int)indices[i];
-            float scale = _table.Scale(row);
-            float bias = _table.Bias(row);
-            ReadOnlySpan<byte> values = _table.Values(row);
-            Span<float> target = output.Slice(i * dim, dim);
-            for (int j = 0; j < dim; j++)
-            {
-                target[j] = MathF.FusedMultiplyAdd(scale, values[j], bias);
-            }
+            _table.DequantizeRow((int)indices[i], output.Slice(i * dim, dim));
         }
     }
 
@@ -141,5 +150,5 @@ public sealed class QuantizedEmbedding
 
     /// <summary>PyTorch's repr: <c>QuantizedEmbedding(num_embeddings=10, embedding_dim=3, dtype=torch.quint8, qscheme=torch.per_channel_affine_float_qparams)</c>.</summary>
     public override string ToString() =>
-        $"QuantizedEmbedding(num_embeddings={NumEmbeddings}, embedding_dim={EmbeddingDim}, dtype=torch.quint8, qscheme=torch.per_channel_affine_float_qparams)";
+        $"QuantizedEmbedding(num_embeddings={NumEmbeddings}, embedding_dim={EmbeddingDim}, dtype={_table.DTypeName}, qscheme=torch.per_channel_affine_float_qparams)";
 }

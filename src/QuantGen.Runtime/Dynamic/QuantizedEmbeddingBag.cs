@@ -7,10 +7,10 @@ using static TorchSharp.torch;
 namespace QuantGen.Dynamic;
 
 /// <summary>
-/// PyTorch's weight-only quantized <c>EmbeddingBag</c> (<c>torch.ao.nn.quantized.EmbeddingBag</c> with 8-bit
-/// rows): the table is packed once into 8-bit rows with a float scale and bias per row
-/// (<c>embedding_bag_byte_prepack</c>), and each bag's rows are dequantized and reduced in float32 by
-/// <see cref="Mode"/>. docs/numerics.md §9 gives the arithmetic.
+/// PyTorch's weight-only quantized <c>EmbeddingBag</c> (<c>torch.ao.nn.quantized.EmbeddingBag</c>): the table is packed
+/// once into 8-bit rows with a float32 scale and bias per row (<c>embedding_bag_byte_prepack</c>, quint8) or 4-bit rows
+/// with a float16 scale and bias per row (<c>embedding_bag_4bit_prepack</c>, quint4x2), and each bag's rows are
+/// dequantized and reduced in float32 by <see cref="Mode"/>. docs/numerics.md §9 gives the arithmetic.
 /// </summary>
 /// <remarks>
 /// <para>
@@ -23,10 +23,10 @@ namespace QuantGen.Dynamic;
 /// </remarks>
 public sealed class QuantizedEmbeddingBag
 {
-    private readonly ByteRowwiseTable _table;
+    private readonly RowwiseQuantizedTable _table;
     private readonly string _name;
 
-    private QuantizedEmbeddingBag(string model, string layer, ByteRowwiseTable table, EmbeddingBagMode mode)
+    private QuantizedEmbeddingBag(string model, string layer, RowwiseQuantizedTable table, EmbeddingBagMode mode)
     {
         if (mode is not (EmbeddingBagMode.Sum or EmbeddingBagMode.Mean or EmbeddingBagMode.Max))
         {
@@ -55,22 +55,29 @@ public sealed class QuantizedEmbeddingBag
     /// <summary>How a bag's rows are reduced.</summary>
     public EmbeddingBagMode Mode { get; }
 
-    /// <summary>The packed table in PyTorch's byte layout (a copy): per row EmbeddingDim bytes, float scale, float bias.</summary>
+    /// <summary>Bits per stored value: 8 (quint8) or 4 (quint4x2).</summary>
+    public int BitWidth => _table.BitWidth;
+
+    /// <summary>
+    /// The packed table in PyTorch's layout (a copy): per row EmbeddingDim bytes, float32 scale, float32 bias (8-bit), or
+    /// EmbeddingDim / 2 bytes of two 4-bit values each (low nibble first), float16 scale, float16 bias (4-bit).
+    /// </summary>
     public byte[] PackedWeight => _table.Rows.ToArray();
 
-    /// <summary>Packs a float table [numEmbeddings, embeddingDim] (row-major) into 8-bit rows.</summary>
+    /// <summary>Packs a float table [numEmbeddings, embeddingDim] (row-major) into 8-bit or 4-bit rows.</summary>
     /// <param name="model">Model name for errors.</param>
     /// <param name="layer">Member name for errors.</param>
     /// <param name="weight">Row-major float table.</param>
     /// <param name="numEmbeddings">Rows.</param>
     /// <param name="embeddingDim">Values per row.</param>
     /// <param name="mode">Bag reduction.</param>
+    /// <param name="bitWidth">8 (quint8) or 4 (quint4x2; embeddingDim even).</param>
     /// <exception cref="ArgumentException">Sizes that do not match, or a non-finite weight (the message names the layer).</exception>
-    public static QuantizedEmbeddingBag FromWeight(string model, string layer, ReadOnlySpan<float> weight, int numEmbeddings, int embeddingDim, EmbeddingBagMode mode)
+    public static QuantizedEmbeddingBag FromWeight(string model, string layer, ReadOnlySpan<float> weight, int numEmbeddings, int embeddingDim, EmbeddingBagMode mode, int bitWidth = 8)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(layer);
-        return new QuantizedEmbeddingBag(model, layer, ByteRowwiseTable.Pack($"{model}.{layer}", weight, numEmbeddings, embeddingDim), mode);
+        return new QuantizedEmbeddingBag(model, layer, RowwiseQuantizedTable.Pack($"{model}.{layer}", weight, numEmbeddings, embeddingDim, bitWidth), mode);
     }
 
     /// <summary>Takes a table already packed in <c>embedding_bag_byte_prepack</c>'s layout (copied).</summary>
@@ -80,12 +87,13 @@ public sealed class QuantizedEmbeddingBag
     /// <param name="numEmbeddings">Rows.</param>
     /// <param name="embeddingDim">Values per row.</param>
     /// <param name="mode">Bag reduction.</param>
+    /// <param name="bitWidth">8 (float32 scale and bias per row) or 4 (float16 scale and bias).</param>
     /// <exception cref="ArgumentException">A length that does not match, or a row with a negative or non-finite scale or bias.</exception>
-    public static QuantizedEmbeddingBag FromPacked(string model, string layer, ReadOnlySpan<byte> packedWeight, int numEmbeddings, int embeddingDim, EmbeddingBagMode mode)
+    public static QuantizedEmbeddingBag FromPacked(string model, string layer, ReadOnlySpan<byte> packedWeight, int numEmbeddings, int embeddingDim, EmbeddingBagMode mode, int bitWidth = 8)
     {
         ArgumentException.ThrowIfNullOrEmpty(model);
         ArgumentException.ThrowIfNullOrEmpty(layer);
-        return new QuantizedEmbeddingBag(model, layer, ByteRowwiseTable.FromPacked($"{model}.{layer}", packedWeight, numEmbeddings, embeddingDim), mode);
+        return new QuantizedEmbeddingBag(model, layer, RowwiseQuantizedTable.FromPacked($"{model}.{layer}", packedWeight, numEmbeddings, embeddingDim, bitWidth), mode);
     }
 
     /// <summary>
@@ -96,12 +104,13 @@ public sealed class QuantizedEmbeddingBag
     /// <param name="layer">Member name for errors.</param>
     /// <param name="bag">The float32 module.</param>
     /// <param name="mode">The mode the module was built with.</param>
+    /// <param name="bitWidth">8 or 4.</param>
     /// <exception cref="NotSupportedException">A non-float32 weight.</exception>
-    public static QuantizedEmbeddingBag FromEmbeddingBag(string model, string layer, EmbeddingBag bag, EmbeddingBagMode mode)
+    public static QuantizedEmbeddingBag FromEmbeddingBag(string model, string layer, EmbeddingBag bag, EmbeddingBagMode mode, int bitWidth = 8)
     {
         ArgumentNullException.ThrowIfNull(bag);
         (float[] weight, int rows, int dim) = ReadTable($"{model}.{layer}", bag.weight);
-        return FromWeight(model, layer, weight, rows, dim, mode);
+        return FromWeight(model, layer, weight, rows, dim, mode, bitWidth);
     }
 
     /// <summary>
@@ -159,15 +168,7 @@ public sealed class QuantizedEmbeddingBag
                 bag.Fill(float.NegativeInfinity);
                 for (int i = start; i < end; i++)
                 {
-                    int row = (int)indices[i];
-                    float scale = _table.Scale(row);
-                    float bias = _table.Bias(row);
-                    ReadOnlySpan<byte> values = _table.Values(row);
-                    for (int j = 0; j < dim; j++)
-                    {
-                        // A bag of one row gives the same value in every mode: fma(scale, q, 0 + bias).
-                        bag[j] = MathF.Max(bag[j], MathF.FusedMultiplyAdd(scale, values[j], bias));
-                    }
+                    _table.MaxRow((int)indices[i], bag);
                 }
 
                 continue;
@@ -270,7 +271,7 @@ public sealed class QuantizedEmbeddingBag
 
     /// <summary>PyTorch's repr: <c>QuantizedEmbeddingBag(num_embeddings=10, embedding_dim=3, dtype=torch.quint8, qscheme=torch.per_channel_affine_float_qparams)</c>.</summary>
     public override string ToString() =>
-        $"QuantizedEmbeddingBag(num_embeddings={NumEmbeddings}, embedding_dim={EmbeddingDim}, dtype=torch.quint8, qscheme=torch.per_channel_affine_float_qparams, mode='{Mode.ToString().ToLowerInvariant()}')";
+        $"QuantizedEmbeddingBag(num_embeddings={NumEmbeddings}, embedding_dim={EmbeddingDim}, dtype={_table.DTypeName}, qscheme=torch.per_channel_affine_float_qparams, mode='{Mode.ToString().ToLowerInvariant()}')";
 
     internal static (float[] Weight, int Rows, int Dim) ReadTable(string name, Tensor? weight)
     {

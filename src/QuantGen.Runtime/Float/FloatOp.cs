@@ -114,8 +114,10 @@ public enum FloatOpKind
 
     /// <summary>
     /// A weight-only quantized Embedding (<see cref="Dynamic.QuantizedEmbedding"/>, PyTorch's float_qparams_weight_only).
-    /// Ints: num_embeddings, embedding_dim; tensors: rows [num_embeddings, embedding_dim] holding the quint8 values
-    /// (integers in 0..255), scale and bias [num_embeddings] (each row's float scale and offset). Input: int64 indices.
+    /// Ints: num_embeddings, embedding_dim [, 4 for 4-bit rows]; tensors: rows [num_embeddings, embedding_dim] holding the
+    /// quint8 values (integers in 0..255, <see cref="FloatOpElementType.UInt8"/>) or the quint4x2 ones (0..15,
+    /// <see cref="FloatOpElementType.UInt4"/>), scale and bias [num_embeddings] (each row's scale and offset: float32, or
+    /// float16 for 4-bit rows). Input: int64 indices.
     /// </summary>
     WeightOnlyEmbedding = 29,
 
@@ -166,6 +168,25 @@ public enum FloatOpElementType
     /// ops are float16.
     /// </summary>
     Float16 = 1,
+
+    /// <summary>
+    /// int8: every value is an integer in −128..127 (a qint8 weight), and a file stores one signed byte each. Only the
+    /// integer weights of the dynamic kinds (<see cref="FloatOpKind.DynamicLinear"/>, <see cref="FloatOpKind.DynamicRecurrent"/>,
+    /// <see cref="FloatOpKind.DynamicEncoderLayer"/>, <see cref="FloatOpKind.DynamicEncoder"/>) are int8.
+    /// </summary>
+    Int8 = 2,
+
+    /// <summary>
+    /// uint8: every value is an integer in 0..255, and a file stores one byte each. Only the rows of a
+    /// <see cref="FloatOpKind.WeightOnlyEmbedding"/> are uint8.
+    /// </summary>
+    UInt8 = 3,
+
+    /// <summary>
+    /// 4-bit: every value is an integer in 0..15, and a file stores two per byte (the even-indexed value in the low
+    /// nibble, as PyTorch's quint4x2). Only the rows of a 4-bit <see cref="FloatOpKind.WeightOnlyEmbedding"/> are 4-bit.
+    /// </summary>
+    UInt4 = 4,
 }
 
 /// <summary>A named float tensor of a <see cref="FloatOp"/> (a weight, a running statistic).</summary>
@@ -174,7 +195,7 @@ public enum FloatOpElementType
 /// <param name="Values">Its values in row-major order (float16 values widened to float32 when <see cref="ElementType"/> is float16).</param>
 public sealed record FloatOpTensor(string Name, int[] Shape, float[] Values)
 {
-    /// <summary>How the values are stored: float32 (the default) or float16.</summary>
+    /// <summary>How the values are stored: float32 (the default), float16, or as integers of one byte or half a byte.</summary>
     public FloatOpElementType ElementType { get; init; } = FloatOpElementType.Float32;
 }
 
@@ -704,6 +725,8 @@ public sealed class FloatOp : IQuantizedLayer
     /// <summary>
     /// A tensor's element type is one the format knows, float16 only for the weights of the float16 kinds (which must
     /// store them so), and a float16 tensor holds float16 values: finite, each exactly a float16 widened to float32.
+    /// The integer element types belong to the integer weights of the dynamic and weight-only kinds and hold integers
+    /// in their range (a file written before they existed stores those weights as float32, which is still read).
     /// </summary>
     private void ValidateElementType(FloatOpTensor tensor)
     {
@@ -715,15 +738,32 @@ public sealed class FloatOp : IQuantizedLayer
                 throw Invalid($"stores its {tensor.Name} as float32; a float16 op's weights are float16");
             case FloatOpElementType.Float32:
                 return;
-            case FloatOpElementType.Float16 when !(float16Kind && weight):
-                throw Invalid($"stores its tensor '{tensor.Name}' as float16; only the weights of a float16 op are float16");
+            case FloatOpElementType.Float16 when !(float16Kind && weight) && !(Kind == FloatOpKind.WeightOnlyEmbedding && tensor.Name is "scale" or "bias"):
+                throw Invalid($"stores its tensor '{tensor.Name}' as float16; only the weights of a float16 op and a 4-bit embedding's scales and biases are float16");
             case FloatOpElementType.Float16:
                 for (int i = 0; i < tensor.Values.Length; i++)
                 {
                     float value = tensor.Values[i];
                     if (!float.IsFinite(value) || BitConverter.SingleToInt32Bits((float)(Half)value) != BitConverter.SingleToInt32Bits(value))
                     {
-                        throw Invalid($"has the {tensor.Name} value {value.ToString("R", CultureInfo.InvariantCulture)} at {i}; float16 weights are finite float16 values");
+                        throw Invalid($"has the {tensor.Name} value {value.ToString("R", CultureInfo.InvariantCulture)} at {i}; float16 {(weight ? "weights" : "values")} are finite float16 values");
+                    }
+                }
+
+                return;
+            case FloatOpElementType.Int8 or FloatOpElementType.UInt8 or FloatOpElementType.UInt4:
+                if (!IntegerTensorAllowed(tensor))
+                {
+                    throw Invalid($"stores its tensor '{tensor.Name}' as {tensor.ElementType}; only the integer weights of a dynamic or weight-only op are stored as integers");
+                }
+
+                (int low, int high) = IntegerRange(tensor.ElementType);
+                for (int i = 0; i < tensor.Values.Length; i++)
+                {
+                    float value = tensor.Values[i];
+                    if (value != MathF.Round(value) || value < low || value > high)
+                    {
+                        throw Invalid($"has the {tensor.Name} value {value.ToString("R", CultureInfo.InvariantCulture)} at {i}; {tensor.ElementType} values are integers in {low}..{high}");
                     }
                 }
 
@@ -731,6 +771,33 @@ public sealed class FloatOp : IQuantizedLayer
             default:
                 throw Invalid($"stores its tensor '{tensor.Name}' with element type {(int)tensor.ElementType}, which is not one this version knows");
         }
+    }
+
+    /// <summary>The integers an integer element type holds.</summary>
+    internal static (int Low, int High) IntegerRange(FloatOpElementType type) => type switch
+    {
+        FloatOpElementType.Int8 => (-128, 127),
+        FloatOpElementType.UInt8 => (0, 255),
+        FloatOpElementType.UInt4 => (0, 15),
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Not an integer element type."),
+    };
+
+    /// <summary>
+    /// Whether a tensor may be stored as integers: the qint8 weights of the dynamic kinds (named weight, weight_ih_…,
+    /// weight_hh_… or ….weight — not their scales and zero points) and a weight-only Embedding's rows.
+    /// </summary>
+    private bool IntegerTensorAllowed(FloatOpTensor tensor)
+    {
+        string name = tensor.Name;
+        bool qparam = name.EndsWith("_scale", StringComparison.Ordinal) || name.EndsWith("_zero_point", StringComparison.Ordinal);
+        return (Kind, tensor.ElementType) switch
+        {
+            (FloatOpKind.WeightOnlyEmbedding, FloatOpElementType.UInt8 or FloatOpElementType.UInt4) => name == "rows",
+            (FloatOpKind.DynamicLinear, FloatOpElementType.Int8) => name == "weight",
+            (FloatOpKind.DynamicRecurrent, FloatOpElementType.Int8) => !qparam && (name.StartsWith("weight_ih_", StringComparison.Ordinal) || name.StartsWith("weight_hh_", StringComparison.Ordinal)),
+            (FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder, FloatOpElementType.Int8) => !qparam && name.EndsWith(".weight", StringComparison.Ordinal) && !name.Contains("norm", StringComparison.Ordinal),
+            _ => false,
+        };
     }
 
     /// <summary>The float16-weight Linear a <see cref="FloatOpKind.Float16Linear"/> op stands for (its ReLU is the op's): sizes, weight shape and bias checked.</summary>
@@ -897,13 +964,24 @@ public sealed class FloatOp : IQuantizedLayer
             : new Dynamic.DynamicQuantizedGRU(Model, Layer, shape, cells, backend);
     }
 
-    /// <summary>The 8-bit table of a <see cref="FloatOpKind.WeightOnlyEmbedding"/> op: sizes, values (integers in 0..255), scales and biases checked.</summary>
+    /// <summary>
+    /// The table of a <see cref="FloatOpKind.WeightOnlyEmbedding"/> op: sizes, bit width (8, or 4 as the third constant),
+    /// values (integers in 0..255 or 0..15), scales and biases checked, then packed as the layer holds them.
+    /// </summary>
     private Dynamic.QuantizedEmbedding WeightOnlyEmbedding()
     {
-        Need(2, 0, 1);
+        // num_embeddings, embedding_dim, and the bit width when it is not 8 (a version-1 file has no third constant).
+        Need(_ints.Length == 3 ? 3 : 2, 0, 1);
+
         if (_ints[0] is < 1 or > int.MaxValue || _ints[1] is < 1 or > 1 << 20)
         {
             throw Invalid($"has {_ints[0]} rows of {_ints[1]} values");
+        }
+
+        int bitWidth = _ints.Length == 3 ? (int)Math.Clamp(_ints[2], int.MinValue, int.MaxValue) : 8;
+        if (bitWidth is not (8 or 4))
+        {
+            throw Invalid($"has rows of {_ints[2]} bits; rows are 8-bit (quint8) or 4-bit (quint4x2)");
         }
 
         int rows = Int(0), dim = Int(1);
@@ -915,26 +993,50 @@ public sealed class FloatOp : IQuantizedLayer
             throw Invalid($"has rows [{string.Join(", ", values.Shape)}], {scale.Values.Length} scales and {bias.Values.Length} biases for [{rows}, {dim}]");
         }
 
-        int stride = checked(dim + 8);
+        if (bitWidth == 4 && (values.ElementType != FloatOpElementType.UInt4 || scale.ElementType != FloatOpElementType.Float16 || bias.ElementType != FloatOpElementType.Float16))
+        {
+            throw Invalid($"stores 4-bit rows as {values.ElementType} with {scale.ElementType} scales and {bias.ElementType} biases; a 4-bit table stores its rows as UInt4 and its scales and biases as Float16");
+        }
+
+        int high = (1 << bitWidth) - 1;
+        int valueBytes = bitWidth == 8 ? dim : dim / 2;
+        int stride = checked(valueBytes + (bitWidth == 8 ? 8 : 4));
         var packed = new byte[checked((long)rows * stride)];
         for (int r = 0; r < rows; r++)
         {
+            Span<byte> row = packed.AsSpan(r * stride, stride);
             for (int j = 0; j < dim; j++)
             {
                 float v = values.Values[((long)r * dim) + j];
-                if (v != MathF.Round(v) || v < 0 || v > 255)
+                if (v != MathF.Round(v) || v < 0 || v > high)
                 {
-                    throw Invalid($"has the row value {v.ToString("R", CultureInfo.InvariantCulture)}; quint8 rows hold integers in 0..255");
+                    throw Invalid($"has the row value {v.ToString("R", CultureInfo.InvariantCulture)}; {bitWidth}-bit rows hold integers in 0..{high}");
                 }
 
-                packed[((long)r * stride) + j] = (byte)v;
+                if (bitWidth == 8)
+                {
+                    row[j] = (byte)v;
+                }
+                else
+                {
+                    row[j >> 1] |= (byte)((int)v << ((j & 1) * 4));
+                }
             }
 
-            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(packed.AsSpan((r * stride) + dim), scale.Values[r]);
-            System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(packed.AsSpan((r * stride) + dim + 4), bias.Values[r]);
+            if (bitWidth == 8)
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(row.Slice(valueBytes), scale.Values[r]);
+                System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(row.Slice(valueBytes + 4), bias.Values[r]);
+            }
+            else
+            {
+                System.Buffers.Binary.BinaryPrimitives.WriteHalfLittleEndian(row.Slice(valueBytes), (Half)scale.Values[r]);
+                System.Buffers.Binary.BinaryPrimitives.WriteHalfLittleEndian(row.Slice(valueBytes + 2), (Half)bias.Values[r]);
+            }
         }
 
-        return Dynamic.QuantizedEmbedding.FromPacked(Model, Layer, packed, rows, dim);
+        // An odd dimension for 4-bit rows, and a non-finite or negative scale, are refused by the table, naming the layer.
+        return Dynamic.QuantizedEmbedding.FromPacked(Model, Layer, packed, rows, dim, bitWidth);
     }
 
     private QTensor QuantizedWeight(string name, int rows, int columns, bool perChannel)

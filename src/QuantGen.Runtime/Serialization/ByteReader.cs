@@ -138,6 +138,51 @@ internal struct ByteReader
         return values;
     }
 
+    /// <summary>One signed byte per value (int8), widened to float32.</summary>
+    public float[] SignedBytes(int count, string what)
+    {
+        ReadOnlySpan<byte> bytes = Take(count, what);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = (sbyte)bytes[i];
+        }
+
+        return values;
+    }
+
+    /// <summary>One unsigned byte per value (uint8), widened to float32.</summary>
+    public float[] UnsignedBytes(int count, string what)
+    {
+        ReadOnlySpan<byte> bytes = Take(count, what);
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = bytes[i];
+        }
+
+        return values;
+    }
+
+    /// <summary>Two 4-bit values per byte, the even-indexed one in the low nibble; an odd count leaves the last high nibble, which must be 0.</summary>
+    public float[] Nibbles(int count, string what)
+    {
+        int at = _position;
+        ReadOnlySpan<byte> bytes = Take((int)(((long)count + 1) / 2), what);
+        if ((count & 1) == 1 && bytes[^1] >> 4 != 0)
+        {
+            throw Fail(QGenFormatError.Malformed, $"{what} has {count} 4-bit values and a nonzero padding nibble", at);
+        }
+
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            values[i] = (bytes[i >> 1] >> ((i & 1) * 4)) & 0xF;
+        }
+
+        return values;
+    }
+
     public int[] Ints(int count, string what)
     {
         ReadOnlySpan<byte> bytes = Take(checked(count * 4), what);

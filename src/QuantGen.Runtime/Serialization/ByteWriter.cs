@@ -69,6 +69,41 @@ internal sealed class ByteWriter
         }
     }
 
+    /// <summary>
+    /// Integers in <paramref name="low"/>..<paramref name="high"/> one byte each (two's complement for negative ones), or
+    /// two per byte when <paramref name="nibbles"/> (the even-indexed value in the low nibble).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A value that is not such an integer: the describer made a wrong tensor.</exception>
+    public void SmallIntegers(ReadOnlySpan<float> values, int low, int high, bool nibbles, string what)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            float value = values[i];
+            if (value != MathF.Round(value) || value < low || value > high)
+            {
+                throw new InvalidOperationException($"{what} holds {value} at {i}; it is stored as integers in {low}..{high}.");
+            }
+        }
+
+        if (nibbles)
+        {
+            Span<byte> packed = Take((values.Length + 1) / 2);
+            packed.Clear();
+            for (int i = 0; i < values.Length; i++)
+            {
+                packed[i >> 1] |= (byte)((int)values[i] << ((i & 1) * 4));
+            }
+
+            return;
+        }
+
+        Span<byte> target = Take(values.Length);
+        for (int i = 0; i < values.Length; i++)
+        {
+            target[i] = unchecked((byte)(int)values[i]);
+        }
+    }
+
     public void Ints(ReadOnlySpan<int> values)
     {
         Span<byte> target = Take(checked(values.Length * 4));

@@ -266,18 +266,22 @@ internal static class LayerCodecs
         writer.U8((byte)op.Tensors.Count);
         foreach (FloatOpTensor tensor in op.Tensors)
         {
-            bool float16 = tensor.ElementType == FloatOpElementType.Float16;
             writer.String(tensor.Name);
-            writer.U8((byte)(tensor.Shape.Length | (float16 ? Float16TensorFlag : 0)));
+            writer.U8((byte)(tensor.Shape.Length | (ElementTypeCode(tensor.ElementType) << ElementTypeShift)));
             writer.Ints(tensor.Shape);
             writer.U32((uint)tensor.Values.Length);
-            if (float16)
+            switch (tensor.ElementType)
             {
-                writer.Halves(tensor.Values);
-            }
-            else
-            {
-                writer.Floats(tensor.Values);
+                case FloatOpElementType.Float16:
+                    writer.Halves(tensor.Values);
+                    break;
+                case FloatOpElementType.Int8 or FloatOpElementType.UInt8 or FloatOpElementType.UInt4:
+                    (int low, int high) = FloatOp.IntegerRange(tensor.ElementType);
+                    writer.SmallIntegers(tensor.Values, low, high, tensor.ElementType == FloatOpElementType.UInt4, $"{op.Model}.{op.Layer}: tensor '{tensor.Name}'");
+                    break;
+                default:
+                    writer.Floats(tensor.Values);
+                    break;
             }
         }
 
@@ -286,8 +290,30 @@ internal static class LayerCodecs
         WriteQuantizerQParams(writer, op.Output);
     }
 
-    /// <summary>Bit 7 of a float op tensor's rank byte: its values are stored as float16 (<see cref="FloatOpElementType.Float16"/>).</summary>
-    private const int Float16TensorFlag = 0x80;
+    // A float op tensor's rank byte: the rank in bits 0–4, the element type in bits 5–7 — 0 float32, 4 float16 (bit 7,
+    // as format version 1 wrote it), 1 int8, 2 uint8, 3 two 4-bit values per byte (format version 2).
+    private const int ElementTypeShift = 5;
+    private const int RankMask = (1 << ElementTypeShift) - 1;
+
+    private static int ElementTypeCode(FloatOpElementType type) => type switch
+    {
+        FloatOpElementType.Float32 => 0,
+        FloatOpElementType.Float16 => 4,
+        FloatOpElementType.Int8 => 1,
+        FloatOpElementType.UInt8 => 2,
+        FloatOpElementType.UInt4 => 3,
+        _ => throw new ArgumentOutOfRangeException(nameof(type), type, "Not an element type the format stores."),
+    };
+
+    private static FloatOpElementType? ElementTypeOfCode(int code) => code switch
+    {
+        0 => FloatOpElementType.Float32,
+        4 => FloatOpElementType.Float16,
+        1 => FloatOpElementType.Int8,
+        2 => FloatOpElementType.UInt8,
+        3 => FloatOpElementType.UInt4,
+        _ => null,
+    };
 
     private static FloatOp ReadFloatOp(ref ByteReader reader, string model, string name)
     {
@@ -320,12 +346,21 @@ internal static class LayerCodecs
             string tensorName = reader.String("a tensor name");
             int rankAt = reader.Position;
             byte rankByte = reader.U8($"tensor '{tensorName}' rank");
-            bool float16 = (rankByte & Float16TensorFlag) != 0;
-            int[] shape = ReadShape(ref reader, $"tensor '{tensorName}'", allowInferred: false, rankByte & ~Float16TensorFlag, rankAt);
-            int count = reader.Count($"tensor '{tensorName}' length", float16 ? 2 : 4, int.MaxValue);
-            tensors[i] = float16
-                ? new FloatOpTensor(tensorName, shape, reader.Halves(count, $"tensor '{tensorName}'")) { ElementType = FloatOpElementType.Float16 }
-                : new FloatOpTensor(tensorName, shape, reader.Floats(count, $"tensor '{tensorName}'"));
+            FloatOpElementType elementType = ElementTypeOfCode(rankByte >> ElementTypeShift)
+                ?? throw reader.Fail(QGenFormatError.Malformed, $"tensor '{tensorName}' has element type code {rankByte >> ElementTypeShift}, which is not one this version knows", rankAt);
+            int[] shape = ReadShape(ref reader, $"tensor '{tensorName}'", allowInferred: false, rankByte & RankMask, rankAt);
+            // 4-bit values take half a byte each: the length is checked against the remaining bytes when they are read, before allocating.
+            int bytesPerValue = elementType switch { FloatOpElementType.Float32 => 4, FloatOpElementType.Float16 => 2, FloatOpElementType.UInt4 => 0, _ => 1 };
+            int count = reader.Count($"tensor '{tensorName}' length", bytesPerValue, int.MaxValue);
+            float[] values = elementType switch
+            {
+                FloatOpElementType.Float32 => reader.Floats(count, $"tensor '{tensorName}'"),
+                FloatOpElementType.Float16 => reader.Halves(count, $"tensor '{tensorName}'"),
+                FloatOpElementType.Int8 => reader.SignedBytes(count, $"tensor '{tensorName}'"),
+                FloatOpElementType.UInt8 => reader.UnsignedBytes(count, $"tensor '{tensorName}'"),
+                _ => reader.Nibbles(count, $"tensor '{tensorName}'"),
+            };
+            tensors[i] = new FloatOpTensor(tensorName, shape, values) { ElementType = elementType };
         }
 
         bool relu = reader.Bool("relu");

@@ -22,7 +22,7 @@ public static class QGenFile
     /// <summary>The usual file extension.</summary>
     public const string Extension = ".qgen";
 
-    /// <summary>The format version this build writes (and the only one it reads).</summary>
+    /// <summary>The format version this build writes (it also reads version 1, docs/model-file.md).</summary>
     public const int FormatVersion = QGenLayout.Version;
 
     /// <summary>Saves a converted model to a file, replacing it (written beside it first, then moved into place).</summary>

@@ -7,8 +7,14 @@ namespace QuantGen.Serialization;
 /// <summary>The fixed facts of the <c>.qgen</c> layout (docs/model-file.md) and its limits.</summary>
 internal static class QGenLayout
 {
-    /// <summary>The format version this build writes and the only one it reads.</summary>
-    public const int Version = 1;
+    /// <summary>
+    /// The format version this build writes. Version 2 stores the integer weights of dynamic and weight-only float ops
+    /// as bytes (version 1 stored them as float32, four times the size); every other payload is the same.
+    /// </summary>
+    public const int Version = 2;
+
+    /// <summary>The oldest format version this build reads: a version-1 file is read as version 2 (its float32 tensors are still valid).</summary>
+    public const int OldestReadableVersion = 1;
 
     /// <summary>magic (8) + version (2) + flags (2) + body length (8).</summary>
     public const int PreambleBytes = 20;
@@ -134,18 +140,18 @@ internal sealed class QGenImage
         }
 
         version = BinaryPrimitives.ReadUInt16LittleEndian(preamble[8..]);
-        if (version != QGenLayout.Version)
+        if (version is < QGenLayout.OldestReadableVersion or > QGenLayout.Version)
         {
             string why = version > QGenLayout.Version ? " (written by a newer QuantGen: update QuantGen.Runtime, or re-save the model with this one)" : string.Empty;
             throw new QGenFormatException(fileName, QGenFormatError.UnsupportedVersion,
-                $"{fileName}: format version {version}; this build of QuantGen reads version {QGenLayout.Version}{why}.");
+                $"{fileName}: format version {version}; this build of QuantGen reads versions {QGenLayout.OldestReadableVersion} to {QGenLayout.Version}{why}.");
         }
 
         flags = BinaryPrimitives.ReadUInt16LittleEndian(preamble[10..]);
         if (flags != 0)
         {
             throw new QGenFormatException(fileName, QGenFormatError.UnknownFlags,
-                $"{fileName}: header flags 0x{flags:x4}; version {QGenLayout.Version} defines none, so this file needs a newer reader or is corrupted.");
+                $"{fileName}: header flags 0x{flags:x4}; version {version} defines none, so this file needs a newer reader or is corrupted.");
         }
 
         ulong body = BinaryPrimitives.ReadUInt64LittleEndian(preamble[12..]);

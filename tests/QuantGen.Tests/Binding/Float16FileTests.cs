@@ -41,11 +41,12 @@ public sealed class Float16FileTests
     /// <summary>
     /// A FloatOp record's payload length by docs/model-file.md: u16 kind, string text, u32 + 8 per integer constant,
     /// u32 (no float constants), u8 tensor count, each tensor (string name, u8 rank, 4 per size, u32 count, 2 or 4 per
-    /// value), bool ReLU, u16 input count, per-tensor qparams (u8 dtype, i32 axis, u32 count, f32 scale, i32 zero point).
+    /// value, 1 for int8/uint8, half a byte for 4-bit values rounded up), bool ReLU, u16 input count, per-tensor qparams
+    /// (u8 dtype, i32 axis, u32 count, f32 scale, i32 zero point).
     /// </summary>
-    private static int FloatOpPayload(string text, int ints, (string Name, int[] Shape, int BytesPerValue)[] tensors) =>
+    internal static int FloatOpPayload(string text, int ints, (string Name, int[] Shape, double BytesPerValue)[] tensors) =>
         2 + (2 + text.Length) + 4 + (8 * ints) + 4 + 1
-        + tensors.Sum(t => 2 + t.Name.Length + 1 + (4 * t.Shape.Length) + 4 + (t.BytesPerValue * t.Shape.Aggregate(1, (a, b) => a * b)))
+        + tensors.Sum(t => 2 + t.Name.Length + 1 + (4 * t.Shape.Length) + 4 + (int)Math.Ceiling(t.BytesPerValue * t.Shape.Aggregate(1, (a, b) => a * b)))
         + 1 + 2 + (1 + 4 + 4 + 4 + 4);
 
     [Fact]

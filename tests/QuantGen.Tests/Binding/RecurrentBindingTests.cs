@@ -3,6 +3,7 @@ using System.IO;
 using System.Linq;
 using QuantGen.Binding;
 using QuantGen.Dynamic;
+using QuantGen.Modules;
 using QuantGen.Serialization;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -279,15 +280,35 @@ public sealed class RecurrentBindingTests
         using Tensor x = torch.randn(6, 3, 5);
         Assert.Equal(int8.forward(x).data<float>().ToArray(), loaded.forward(x).data<float>().ToArray());
 
-        // A weight value of 300 where qint8 holds -128..127, written back with a valid checksum: refused at load, naming the layer.
-        byte[] weight = BitConverter.GetBytes(300f);
+        // The weights take one byte each (format version 2: element type int8, code 1 in bits 5–7 of the rank byte).
         int at = IndexOfWeightValue(bytes);
         Assert.True(at > 0, "the test could not find a GRU weight value in the file");
+        int rankAt = Array.LastIndexOf(bytes, (byte)(2 | (1 << 5)), at - 1, 16);
+        Assert.True(rankAt > 0, "weight_ih_l0's rank byte says int8");
+
+        // An element type code this version does not know, written back with a valid checksum: refused at load.
         byte[] changed = (byte[])bytes.Clone();
-        weight.CopyTo(changed, at);
-        byte[] resealed = QuantGen.Tests.Serialization.FileLayout.Reseal(changed);
-        var error = Assert.Throws<QGenFormatException>(() => GruLastState.Quantized.Load(new MemoryStream(resealed)));
-        Assert.Equal(QGenFormatError.InvalidLayer, error.Error);
+        changed[rankAt] = 2 | (6 << 5);
+        var unknown = Assert.Throws<QGenFormatException>(() => GruLastState.Quantized.Load(new MemoryStream(QuantGen.Tests.Serialization.FileLayout.Reseal(changed))));
+        Assert.Equal(QGenFormatError.Malformed, unknown.Error);
+        Assert.Contains("tensor 'weight_ih_l0' has element type code 6", unknown.Message, StringComparison.Ordinal);
+
+        // A weight value of 300 where qint8 holds -128..127 (a version-1 file stored the weights as float32, so one could
+        // say so): refused by the op itself, naming the layer.
+        string path = Path.Combine(Path.GetTempPath(), $"qg-gru-{Guid.NewGuid():N}.qgen");
+        File.WriteAllBytes(path, bytes);
+        FloatOp stored;
+        try
+        {
+            stored = (FloatOp)QGenFile.ReadContents(path).Layers.First(l => l.Layer == "gru.h_n");
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+
+        var tensors = stored.Tensors.Select(t => t.Name == "weight_ih_l0" ? new FloatOpTensor(t.Name, t.Shape, [300f, .. t.Values[1..]]) : t).ToArray();
+        var error = Assert.Throws<ArgumentException>(() => new FloatOp(stored.Model, stored.Layer, stored.Kind, stored.Text, stored.Ints, stored.Floats, tensors, stored.Relu, stored.InputCount, stored.Output));
         Assert.Contains("gru.h_n", error.Message, StringComparison.Ordinal);
         Assert.Contains("qint8 weights are integers in -128..127", error.Message, StringComparison.Ordinal);
     }
@@ -301,7 +322,7 @@ public sealed class RecurrentBindingTests
             if (file.AsSpan(i, name.Length).SequenceEqual(name))
             {
                 // name, then u8 rank, rank × i32 shape, u32 count, then the values.
-                int rank = file[i + name.Length];
+                int rank = file[i + name.Length] & 0x1F;
                 return i + name.Length + 1 + (4 * rank) + 4;
             }
         }

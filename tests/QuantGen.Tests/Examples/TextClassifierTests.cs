@@ -182,6 +182,16 @@ public sealed class TextClassifierTests(ITestOutputHelper output)
             Assert.True(agreement >= 95, $"{kind}: int8 agrees with fp32 on {agreement:F1}% of {test.Count} (batch 32)");
             Assert.True(singleAgreement >= 95, $"{kind}: int8 agrees with fp32 on {singleAgreement:F1}% of {test.Count} (batch 1)");
             Assert.True(int8.Bytes * 3 < GlossModels.FloatBytes(model), $"{kind}: int8 {int8.Bytes} bytes vs fp32 {GlossModels.FloatBytes(model)}");
+
+            // The converted model with 4-bit embedding rows: its saved file (what a user ships) is more than 4× smaller
+            // than the float parameters, and its predictions stay close to the float model's.
+            IInt8Classifier fourBit = kind == GlossModelKind.Lstm
+                ? new ConvertedLstmClassifier((LstmClassifier)model, QuantBackend.X86, embeddingBits: 4)
+                : new ConvertedTransformerClassifier((TransformerClassifier)model, QuantBackend.X86, embeddingBits: 4);
+            double fourBitAgreement = Percent(GlossModels.Predict(test, 32, (tokens, batch, length) => fourBit.Forward(tokens, batch, length)), floatPredictions);
+            output.WriteLine($"{kind}, 4-bit embedding: agrees on {fourBitAgreement:F1}%; .qgen file {fourBit.Bytes} bytes ({GlossModels.FloatBytes(model) / (double)fourBit.Bytes:F2}x smaller)");
+            Assert.True(fourBitAgreement >= 90, $"{kind}: the 4-bit-embedding model agrees with fp32 on {fourBitAgreement:F1}% of {test.Count}");
+            Assert.True(fourBit.Bytes * 4 < GlossModels.FloatBytes(model), $"{kind}: 4-bit-embedding .qgen file {fourBit.Bytes} bytes vs fp32 {GlossModels.FloatBytes(model)}");
         }
     }
 

@@ -47,7 +47,7 @@ public sealed class HostileFileTests : IDisposable
         byte[] file = SmallFile();
         Assert.InRange(file.Length, 200, 2000);
         Assert.Equal("QGEN\r\n\u001A\n"u8.ToArray(), file[..8]);
-        Assert.Equal(1, BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(FileLayout.VersionAt)));
+        Assert.Equal(2, BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(FileLayout.VersionAt)));
         Assert.Equal(0, BinaryPrimitives.ReadUInt16LittleEndian(file.AsSpan(FileLayout.FlagsAt)));
         Assert.Equal((ulong)(file.Length - 24), BinaryPrimitives.ReadUInt64LittleEndian(file.AsSpan(FileLayout.BodyLengthAt)));
         Assert.Equal(FileLayout.Crc32C(file.AsSpan(0, file.Length - 4)), BinaryPrimitives.ReadUInt32LittleEndian(file.AsSpan(file.Length - 4)));
@@ -136,14 +136,26 @@ public sealed class HostileFileTests : IDisposable
 
     [Theory]
     [InlineData(0)]
-    [InlineData(2)]
+    [InlineData(3)]
     [InlineData(0xFFFF)]
     public void AnotherFormatVersionIsRefused(int version)
     {
         byte[] file = SmallFile();
         BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(FileLayout.VersionAt), (ushort)version);
         QGenFormatException ex = Rejected(FileLayout.Reseal(file), QGenFormatError.UnsupportedVersion);
-        Assert.Contains($"format version {version}; this build of QuantGen reads version 1", ex.Message);
+        Assert.Contains($"format version {version}; this build of QuantGen reads versions 1 to 2", ex.Message);
+    }
+
+    [Fact]
+    public void AVersion1FileStillLoads()
+    {
+        // Version 2 changed only how the integer weights of dynamic and weight-only float ops are stored; this model has
+        // none, so its version-1 file is the same bytes with another version number.
+        byte[] file = SmallFile();
+        BinaryPrimitives.WriteUInt16LittleEndian(file.AsSpan(FileLayout.VersionAt), 1);
+        byte[] version1 = FileLayout.Reseal(file);
+        Assert.Equal(1, QGenFile.ReadInfo(new MemoryStream(version1)).Version);
+        LoadLayers(version1, SmallChain(), Model, Hash);
     }
 
     [Fact]
@@ -390,7 +402,7 @@ public sealed class HostileFileTests : IDisposable
         Assert.Equal(path, info.FileName);
         Assert.Equal(new FileInfo(path).Length, info.ByteSize);
         string text = info.ToString();
-        Assert.StartsWith($"{path}: .qgen v1, model Net, graph {Hash}, {info.ByteSize} bytes, 5 layers, crc32c ", text);
+        Assert.StartsWith($"{path}: .qgen v2, model Net, graph {Hash}, {info.ByteSize} bytes, 5 layers, crc32c ", text);
         Assert.Contains("conv1", text);
         Assert.Equal(new[] { "m.qgen" }, Directory.GetFiles(_directory).Select(Path.GetFileName));
     }
