@@ -301,14 +301,21 @@ public sealed class QuantizedEmbeddingBag
             throw new ArgumentException($"{name}: expected {what} of dtype Int64 or Int32, got {tensor.dtype} [{string.Join(", ", tensor.shape)}].", what);
         }
 
-        if (tensor.numel() == 0)
+        long count = tensor.numel();
+        if (count == 0)
         {
             return [];
         }
 
+        // One block copy of the storage (TorchSharp's data<long>().ToArray() reads element by element), straight from it
+        // for a contiguous CPU int64 tensor (token indices as models hand them on).
+        if (tensor.dtype == ScalarType.Int64 && tensor.device_type == DeviceType.CPU && tensor.is_contiguous())
+        {
+            return TensorInterop.CopyOut<long>(tensor, count);
+        }
+
         using var scope = torch.NewDisposeScope();
-        // One block copy of the storage (TorchSharp's data<long>().ToArray() reads element by element).
-        return TensorInterop.CopyOut<long>(tensor.detach().cpu().to(ScalarType.Int64).contiguous(), tensor.numel());
+        return TensorInterop.CopyOut<long>(tensor.detach().cpu().to(ScalarType.Int64).contiguous(), count);
     }
 
     private void CheckOffsets(int indexCount, ReadOnlySpan<long> offsets)
