@@ -38,8 +38,9 @@ internal sealed partial class ModelWriter
                 "and ONNX's GRU takes float weights, so no ONNX form computes what the dynamic GRU does",
             FloatOpKind.DynamicRecurrent when Quantized && NonZeroWeightZeroPoint(op) is { } tensor =>
                 $"ONNX Runtime's DynamicQuantizeLSTM takes int8 weights with zero point 0 only (PyTorch's dynamic weight observers are symmetric), and {tensor} has another",
-            FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => "a dynamic TransformerEncoderLayer is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
-            FloatOpKind.Float16Recurrent => $"a float16-weight {op.Text} is not written to ONNX yet (ONNX's {op.Text} with its weights Cast from float16 is the form to come, after the dynamic {op.Text}'s export: gate order and layer stacking are the same work)",
+            FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder when _options.Opset < 17 =>
+                $"its LayerNorms are ONNX's LayerNormalization, which needs opset 17 (the export's opset is {_options.Opset})",
+            FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder when EncoderMaskRefusal(node, op) is { } mask => mask,
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
             FloatOpKind.AdaptiveAvgPool2d when op.Ints[0] != 1 || op.Ints[1] != 1 => $"adaptive_avg_pool2d to {op.Ints[0]}x{op.Ints[1]} has no ONNX operator; only (1, 1) exports",
             FloatOpKind.Reshape when Array.IndexOf(op.Ints, 0L) >= 0 => "a zero-size dimension reads as 'copy the input's dimension' in ONNX Reshape",
@@ -66,9 +67,14 @@ internal sealed partial class ModelWriter
     /// full 0..255, scale (max − min) / 255, no reduce_range), so ONNX Runtime rounds the input differently from QuantGen's
     /// PyTorch formula (docs/onnx-export.md).
     /// </summary>
-    private string WriteDynamicLinear(FloatOp op, string x, string name, Func<string, IEnumerable<string>, AttributeProto[], string> node)
+    /// <param name="op">The op holding the Linear's tensors.</param>
+    /// <param name="x">The float input.</param>
+    /// <param name="name">Names the initializers and the DynamicQuantizeLinear node.</param>
+    /// <param name="node">Writes the other nodes.</param>
+    /// <param name="tensors">The prefix of the Linear's tensor names in <paramref name="op"/> ("in_proj." for an encoder layer's projection; "" for a DynamicLinear op).</param>
+    private string WriteDynamicLinear(FloatOp op, string x, string name, Func<string, IEnumerable<string>, AttributeProto[], string> node, string tensors = "")
     {
-        FloatOpTensor w = op.Tensor("weight")!;
+        FloatOpTensor w = op.Tensor(tensors + "weight")!;
         int outFeatures = w.Shape[0], inFeatures = w.Shape[1];
         var transposed = new sbyte[w.Values.Length];
         for (int o = 0; o < outFeatures; o++)
@@ -79,8 +85,8 @@ internal sealed partial class ModelWriter
             }
         }
 
-        float[] scales = op.Tensor("weight_scale")!.Values;
-        sbyte[] zeroPoints = Array.ConvertAll(op.Tensor("weight_zero_point")!.Values, z => (sbyte)z);
+        float[] scales = op.Tensor(tensors + "weight_scale")!.Values;
+        sbyte[] zeroPoints = Array.ConvertAll(op.Tensor(tensors + "weight_zero_point")!.Values, z => (sbyte)z);
         string weight = _builder.Initializer(name + ".weight_quantized", Int8([inFeatures, outFeatures], transposed));
         string weightZero = _builder.Initializer(name + ".weight_zero_point", zeroPoints.Length == 1 ? Int8([], zeroPoints) : Int8([zeroPoints.Length], zeroPoints));
         string weightScale = _builder.Initializer(name + ".weight_scale", Float([scales.Length], scales));
@@ -89,7 +95,7 @@ internal sealed partial class ModelWriter
         string asFloat = node("Cast", [product], [Int("to", (long)TensorProto.Types.DataType.Float)]);
         string scale = node("Mul", [quantized[1], weightScale], []);
         string y = node("Mul", [asFloat, scale], []);
-        return op.Tensor("bias") is { } bias
+        return op.Tensor(tensors + "bias") is { } bias
             ? node("Add", [y, _builder.Initializer(name + ".bias", Float([bias.Values.Length], bias.Values))], [])
             : y;
     }
@@ -136,8 +142,8 @@ internal sealed partial class ModelWriter
 
         Value[] inputs = Enumerable.Range(0, node.Inputs.Count).Select(i => Input(node, i, expectedRank: null)).ToArray();
 
-        // Another element of an LSTM call already written reads the same values from the same op: nothing to read again.
-        string[] x = op.Kind == FloatOpKind.DynamicRecurrent && FindLstmCall(node, op) is not null
+        // Another element of a recurrent call already written reads the same values from the same op: nothing to read again.
+        string[] x = IsRecurrent(op) && FindRecurrentCall(node, op) is not null
             ? []
             : inputs.Select(v => ReadForFloatOp(v, node.Name)).ToArray();
         int rank = inputs[0].Rank;
@@ -209,8 +215,12 @@ internal sealed partial class ModelWriter
             case FloatOpKind.DynamicLinear:
                 y = Quantized ? WriteDynamicLinear(op, x[0], name, Node) : WriteDequantizedLinear(op, x[0], name, rank, Node);
                 break;
-            case FloatOpKind.DynamicRecurrent:
-                y = WriteLstmElement(node, op, x, rank);
+            case FloatOpKind.DynamicRecurrent or FloatOpKind.Float16Recurrent:
+                y = WriteRecurrentElement(node, op, x, rank);
+                break;
+            case FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder:
+                RequireRank(node, inputs[0], 3);
+                y = WriteEncoder(node, op, x);
                 break;
             case FloatOpKind.Embedding:
                 y = Node("Gather", [Weight("weight"), x[0]], Int("axis", 0));

@@ -93,10 +93,17 @@ internal sealed partial class ModelWriter
     /// <exception cref="InvalidOperationException">The graph and the layers disagree (a node without its layer, a layer of the wrong type, a value read before it is written).</exception>
     public GraphProto Write()
     {
-        _tokenInput = TakesTokenIndices();
+        // A float op ONNX cannot express is refused before anything else: the rest of the graph may look fine. Encoder
+        // layers are checked first, so a mask computed in forward is refused by the layer that reads it, which can say
+        // what the value is for (the expression alone would be refused as C# ONNX cannot read, or as a reader of the
+        // token indices).
+        foreach (GraphNode encoder in _graph.Nodes.Where(n => n.Op == GraphOp.FloatIsland && IsEncoder(n)))
+        {
+            CheckFloatOp(encoder, StoredFloatOp(_layers[encoder.Name])!);
+        }
 
-        // A float op ONNX cannot express is refused before anything else: the rest of the graph may look fine.
-        foreach (GraphNode island in _graph.Nodes.Where(n => n.Op == GraphOp.FloatIsland))
+        _tokenInput = TakesTokenIndices();
+        foreach (GraphNode island in _graph.Nodes.Where(n => n.Op == GraphOp.FloatIsland && !IsEncoder(n)))
         {
             if (_layers.TryGetValue(island.Name, out IQuantizedLayer? layer) && StoredFloatOp(layer) is { } floatOp)
             {
@@ -1030,8 +1037,9 @@ internal sealed partial class ModelWriter
         // The first reader whose op fixes the rank tells it (a mean or a reshape reads any rank).
         GraphNode? quantize = _graph.Nodes.FirstOrDefault(n => n.Op == GraphOp.Quantize);
         GraphNode[] readers = quantize is null ? [] : _graph.Readers(quantize.Output).ToArray();
-        GraphNode? reader = readers.FirstOrDefault(r => InputTypeFrom(Layer<IQuantizedLayer>(r), batch) is not null) ?? readers.FirstOrDefault();
-        return (reader is null ? null : InputTypeFrom(Layer<IQuantizedLayer>(reader), batch)) ?? throw new NotSupportedException(
+        // Only a reader of it as its first operand: an encoder's mask or a recurrent layer's initial state has another shape.
+        GraphNode? reader = readers.FirstOrDefault(r => r.Inputs[0] == quantize!.Output && InputTypeFrom(Layer<IQuantizedLayer>(r), batch) is not null) ?? readers.FirstOrDefault();
+        return (reader is null || reader.Inputs[0] != quantize!.Output ? null : InputTypeFrom(Layer<IQuantizedLayer>(reader), batch)) ?? throw new NotSupportedException(
             $"{Model}: the input's rank cannot be told from its readers ({(readers.Length == 0 ? "none" : string.Join(", ", readers.Select(r => $"{r.Name}, {r.Op}")))}); give OnnxExportOptions.InputShape.");
     }
 
@@ -1039,9 +1047,11 @@ internal sealed partial class ModelWriter
     private static (int Rank, IReadOnlyList<object> Dims)? InputTypeFrom(IQuantizedLayer layer, object batch) =>
         layer switch
         {
-            FloatOp { Kind: FloatOpKind.DynamicRecurrent } recurrent => recurrent.Ints[5] == 1
+            FloatOp { Kind: FloatOpKind.DynamicRecurrent or FloatOpKind.Float16Recurrent } recurrent => recurrent.Ints[5] == 1
                 ? (3, [batch, "sequence", checked((int)recurrent.Ints[1])])
                 : (3, ["sequence", batch, checked((int)recurrent.Ints[1])]),
+            FloatOp { Kind: FloatOpKind.DynamicEncoderLayer } encoder => (3, ["sequence", batch, checked((int)encoder.Ints[0])]),
+            FloatOp { Kind: FloatOpKind.DynamicEncoder } encoder => (3, ["sequence", batch, checked((int)encoder.Ints[1])]),
             QuantizedConv2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
             QuantizedConvTranspose2d conv => (4, [batch, conv.Options.InChannels, "height", "width"]),
             QuantizedBatchNorm2d batchNorm => (4, [batch, batchNorm.Channels, "height", "width"]),

@@ -226,7 +226,7 @@ public sealed class EncoderBindingTests
         TinyEncoderClassifier.Quantized loaded = TinyEncoderClassifier.Quantized.Load(new MemoryStream(file.ToArray()));
         Assert.Equal(actual, loaded.forward(tokens).data<float>().ToArray());
 
-        // ONNX export refuses the model (its mask expression and the encoder layers) rather than write something else.
+        // ONNX export refuses the model (the encoder layers' padding mask is C# of forward) rather than write something else.
         var export = Assert.Throws<NotSupportedException>(() => QuantGen.Onnx.OnnxExporter.Export(int8, Path.Combine(Path.GetTempPath(), $"qg-encoder-{Guid.NewGuid():N}.onnx")));
         Assert.StartsWith("TinyEncoderClassifier.", export.Message, StringComparison.Ordinal);
     }

@@ -22,25 +22,13 @@ public sealed partial class StepwiseLinear : Module<Tensor, Tensor>
 
 /// <summary>
 /// ONNX export of float16-weight ops: a Linear as a FLOAT16 initializer → Cast(to float) → Gemm (the layer's own weights,
-/// exact), run by ONNX Runtime; the float16-weight LSTM/GRU refused by name.
+/// exact), run by ONNX Runtime (the float16-weight LSTM/GRU: Float16RecurrentOnnxTests).
 /// </summary>
 [Collection(SeededTorchCollection.Name)]
 public sealed class Float16OnnxTests
 {
-    private static GruLastState.Quantized ConvertGru(GruLastState model)
-    {
-        model.eval();
-        GruLastState.Observed observed = model.Prepare(new QConfigMapping(QConfig.X86).SetModuleType("GRU", QConfig.Float16Dynamic));
-        using (torch.no_grad())
-        {
-            observed.forward(torch.randn(4, 2, 5)).Dispose();
-        }
-
-        return observed.Convert();
-    }
-
     [Fact]
-    public void Onnx_export_writes_a_float16_linear_as_a_float16_initializer_cast_to_float_and_refuses_the_recurrent_layer_by_name()
+    public void Onnx_export_writes_a_float16_linear_as_a_float16_initializer_cast_to_float()
     {
         torch.manual_seed(195);
         using var model = new TwoLinearNet();
@@ -72,10 +60,6 @@ public sealed class Float16OnnxTests
             Assert.True(MathF.Abs(ort.Output[i] - actual[i]) <= 1e-5f * (1 + MathF.Abs(actual[i])), $"output {i}: ONNX Runtime {ort.Output[i]:R}, QuantGen {actual[i]:R}");
         }
 
-        using var gruModel = new GruLastState(5, 7, 3);
-        var refused = Assert.Throws<NotSupportedException>(() => OnnxExporter.Export(ConvertGru(gruModel)));
-        Assert.Contains("GruLastState.gru.h_n", refused.Message, StringComparison.Ordinal);
-        Assert.Contains("a float16-weight GRU is not written to ONNX yet", refused.Message, StringComparison.Ordinal);
     }
 
     [Fact]

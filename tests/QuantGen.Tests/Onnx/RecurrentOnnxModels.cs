@@ -120,3 +120,23 @@ public sealed partial class TokenMeanClassifier : Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor tokens) => head.forward(embedding.forward(tokens).mean(new long[] { 1 }));
 }
+
+/// <summary>A GRU whose two elements are both read, flattened and concatenated: output and h_n in one result.</summary>
+[Quantize]
+public sealed partial class GruAllElements : Module<Tensor, Tensor>
+{
+    private readonly GRU gru;
+
+    public GruAllElements(long features, long hidden, long layers, bool bidirectional, bool batchFirst)
+        : base(nameof(GruAllElements))
+    {
+        gru = GRU(features, hidden, numLayers: layers, batchFirst: batchFirst, bidirectional: bidirectional);
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x)
+    {
+        var (output, h) = gru.forward(x);
+        return torch.cat(new[] { output.reshape(-1), h.reshape(-1) }, 0);
+    }
+}
