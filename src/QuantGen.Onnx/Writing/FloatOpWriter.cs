@@ -39,6 +39,7 @@ internal sealed partial class ModelWriter
             FloatOpKind.DynamicRecurrent when Quantized && NonZeroWeightZeroPoint(op) is { } tensor =>
                 $"ONNX Runtime's DynamicQuantizeLSTM takes int8 weights with zero point 0 only (PyTorch's dynamic weight observers are symmetric), and {tensor} has another",
             FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => "a dynamic TransformerEncoderLayer is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
+            FloatOpKind.DynamicMultiheadAttention => "a dynamic MultiheadAttention is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
             FloatOpKind.Float16Recurrent => $"a float16-weight {op.Text} is not written to ONNX yet (ONNX's {op.Text} with its weights Cast from float16 is the form to come, after the dynamic {op.Text}'s export: gate order and layer stacking are the same work)",
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
             FloatOpKind.AdaptiveAvgPool2d when op.Ints[0] != 1 || op.Ints[1] != 1 => $"adaptive_avg_pool2d to {op.Ints[0]}x{op.Ints[1]} has no ONNX operator; only (1, 1) exports",
