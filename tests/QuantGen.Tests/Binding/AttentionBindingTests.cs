@@ -306,4 +306,30 @@ public sealed class AttentionBindingTests
         var wrong = Assert.Throws<ArgumentException>(() => poolingInt8.forward(torch.randn(7, 2, 12)));
         Assert.Contains("AttentionPooling.pool", wrong.Message, StringComparison.Ordinal);
     }
+
+    [Fact]
+    public void A_stored_attention_element_whose_constants_or_tensors_do_not_make_the_layer_is_refused_before_it_runs()
+    {
+        torch.manual_seed(315);
+        using var pooling = new AttentionPooling(16, 4, 3);
+        pooling.eval();
+        AttentionPooling.Quantized int8 = pooling.Prepare(new QConfigMapping(null).SetModuleName("pool", QConfig.Dynamic())).Convert();
+        FloatOp weights = Assert.Single(int8.Layers.OfType<FloatOp>(), l => l.Kind == FloatOpKind.DynamicMultiheadAttention && l.Ints[0] == 1);
+        FloatOp With(Func<long[], long[]> ints, IReadOnlyList<FloatOpTensor>? tensors = null) =>
+            new(weights.Model, weights.Layer, weights.Kind, weights.Text, ints(weights.Ints), weights.Floats, tensors ?? weights.Tensors, weights.Relu, weights.InputCount, weights.Output);
+        long[] Set(long[] ints, int index, long value)
+        {
+            ints[index] = value;
+            return ints;
+        }
+
+        Assert.Equal(weights.Ints, With(i => i).Ints);
+        Assert.Contains("AttentionPooling.pool.attn_output_weights: a float DynamicMultiheadAttention op", Assert.Throws<ArgumentException>(() => With(i => Set(i, 9, 0))).Message, StringComparison.Ordinal);
+        Assert.Contains("3 heads", Assert.Throws<ArgumentException>(() => With(i => Set(i, 2, 3))).Message, StringComparison.Ordinal);
+        Assert.Contains("query is input 0", Assert.Throws<ArgumentException>(() => With(i => Set(i, 5, 1))).Message, StringComparison.Ordinal);
+        Assert.Contains("every input is one of them", Assert.Throws<ArgumentException>(() => With(i => Set(Set(i, 6, 0), 7, 0))).Message, StringComparison.Ordinal);
+        Assert.Throws<ArgumentException>(() => With(i => i, weights.Tensors.Append(new FloatOpTensor("extra", [1], [0f])).ToArray()));
+        FloatOpTensor[] forged = weights.Tensors.Select(t => t.Name == "in_proj.weight" ? t with { Values = t.Values.Select((v, k) => k == 0 ? 200f : v).ToArray() } : t).ToArray();
+        Assert.Contains("qint8 weights are integers in -128..127", Assert.Throws<ArgumentException>(() => With(i => i, forged)).Message, StringComparison.Ordinal);
+    }
 }
