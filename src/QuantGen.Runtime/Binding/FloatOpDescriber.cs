@@ -195,7 +195,7 @@ internal static class FloatOpDescriber
         long Slot(int parameter) => parameter < slots.Length ? slots[parameter] : -1;
         bool perChannel = encoder.InProjection.Weight.QParams.IsPerChannel;
         long[] ints = [encoder.ModelDim, encoder.Heads, encoder.FeedForward, (long)encoder.Activation, (long)encoder.Backend, perChannel ? 1 : 0, Slot(1), Slot(2)];
-        int inputs = System.Linq.Enumerable.Count(slots, s => s >= 0);
+        int inputs = slots.Where(s => s >= 0).Distinct().Count();
         return new FloatOp(model, layer, FloatOpKind.DynamicEncoderLayer, "", ints, [encoder.Eps], tensors, relu: false, inputs, output);
     }
 
@@ -217,7 +217,7 @@ internal static class FloatOpDescriber
         long Slot(int parameter) => parameter < slots.Length ? slots[parameter] : -1;
         bool perChannel = first.InProjection.Weight.QParams.IsPerChannel;
         long[] ints = [encoder.Layers.Count, first.ModelDim, first.Heads, first.FeedForward, (long)first.Activation, (long)first.Backend, perChannel ? 1 : 0, Slot(1), Slot(2)];
-        int inputs = System.Linq.Enumerable.Count(slots, s => s >= 0);
+        int inputs = slots.Where(s => s >= 0).Distinct().Count();
         return new FloatOp(model, layer, FloatOpKind.DynamicEncoder, "", ints, [first.Eps], tensors, relu: false, inputs, output);
     }
 

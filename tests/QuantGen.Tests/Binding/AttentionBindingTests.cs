@@ -239,6 +239,9 @@ public sealed class AttentionBindingTests
         int8.Save(file);
         PreNormAttentionBlock.Quantized loaded = PreNormAttentionBlock.Quantized.Load(new MemoryStream(file.ToArray()));
         Assert.Equal(actual.data<float>().ToArray(), loaded.forward(x).data<float>().ToArray());
+        // ONNX export refuses the dynamic attention by name rather than write something else.
+        var export = Assert.Throws<NotSupportedException>(() => QuantGen.Onnx.OnnxExporter.Export(int8, Path.Combine(Path.GetTempPath(), $"qg-attention-{Guid.NewGuid():N}.onnx")));
+        Assert.Contains("MultiheadAttention", export.Message, StringComparison.Ordinal);
         FloatOp stored = Assert.Single(loaded.Layers.OfType<FloatOp>(), l => l.Kind == FloatOpKind.DynamicMultiheadAttention);
         Assert.StartsWith("DynamicQuantizedMultiheadAttention(embed_dim=16, num_heads=4, dtype=torch.qint8) element 0", stored.ToString(), StringComparison.Ordinal);
     }
