@@ -247,7 +247,7 @@ public sealed class DynamicQuantizedMultiheadAttention
         {
             float[] q = _queryProjection.Forward(query, rows);
             float[] k = _keyProjection.Forward(key, sourceRows);
-            float[] v = ReferenceEquals(value, key) ? _valueProjection.Forward(key, sourceRows) : _valueProjection.Forward(value, sourceRows);
+            float[] v = _valueProjection.Forward(value, sourceRows);
             Attend(new(q, d, 0), new(k, d, 0), new(v, d, 0), targetLength, sourceLength, batch, masks, attended, averagedWeights);
         }
 
