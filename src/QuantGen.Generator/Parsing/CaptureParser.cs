@@ -488,10 +488,26 @@ internal sealed class CaptureParser
                 continue;
             }
 
-            _variables[name] = call?.Inputs is not { } callInputs
+            _variables[name] = call?.Inputs is not { } callInputs || !ReadsWrittenWeights(call, k, statement)
                 ? Unknown
-                : AddNode("CallItem", callInputs, new[] { k, call.Arity }.ToEquatableArray(), null, statement, OneLine(statement), member: call.Member);
+                : AddNode("CallItem", callInputs, call.ItemInts(k), null, statement, OneLine(statement), member: call.Member);
         }
+    }
+
+    /// <summary>
+    /// False (after reporting it) when <paramref name="element"/> is the attention weights of a MultiheadAttention call
+    /// (query, key, value, key_padding_mask, need_weights, attn_mask) that passes need_weights: false: TorchSharp returns no
+    /// tensor there.
+    /// </summary>
+    private bool ReadsWrittenWeights(TupleCall call, int element, SyntaxNode statement)
+    {
+        if (element == 1 && call.Slots is { Length: 6 } slots && slots[4] == ConstantFalseSlot)
+        {
+            Fail(statement, $"'{call.Text}' passes need_weights: false, so its second element (the attention weights) is no tensor; pass true or discard it with '_'");
+            return false;
+        }
+
+        return true;
     }
 
     /// <summary>The variables a deconstruction assigns, in order (null for a discard), or null when <paramref name="left"/> is not one.</summary>
@@ -558,8 +574,21 @@ internal sealed class CaptureParser
             return null;
         }
 
-        int arity = ((INamedTypeSymbol)_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type!).TupleElements.Length;
+        int arity = TupleArity(_semanticModel.GetTypeInfo(invocation, _cancellationToken).Type!);
         SeparatedSyntaxList<ArgumentSyntax> arguments = invocation.ArgumentList.Arguments;
+        if (_semanticModel.GetSymbolInfo(invocation, _cancellationToken).Symbol is IMethodSymbol { Parameters.Length: > 2 })
+        {
+            // attn.call(q, k, v, null, false, mask): every argument by its parameter, as a call returning one tensor is,
+            // with bool parameters (need_weights) as constants.
+            if (CallArguments(invocation, statement, wholeValue, depth, firstArgument: null, constantBools: true) is not { } written)
+            {
+                return null;
+            }
+
+            ReportNoInt8Op(access.Expression, invocation);
+            return new TupleCall(member, written.Inputs.Contains(Unknown) ? null : written.Inputs, arity, OneLine(invocation), written.Slots);
+        }
+
         if (arguments.Count is < 1 or > 2)
         {
             Fail(statement, $"'{OneLine(invocation)}' is captured with its input and, optionally, its initial state");
@@ -586,20 +615,7 @@ internal sealed class CaptureParser
             }
         }
 
-        if (NoInt8Op(access.Expression) is { } floatType)
-        {
-            // An LSTM or GRU is the usual case: not a problem to warn about, since the mapping decides (info, not warning).
-            bool dynamicForm = floatType is "LSTM" or "GRU";
-            AddUnlessDisabled(invocation, DiagnosticInfo.Create(
-                dynamicForm ? DiagnosticDescriptors.DynamicForm : DiagnosticDescriptors.RunsInFloat,
-                LocationInfo.From(invocation),
-                ShortenTo160(OneLine(invocation)),
-                _type.Name,
-                dynamicForm
-                    ? $"QConfig.Dynamic() for it in the QConfigMapping makes it PyTorch's dynamic int8 {floatType}"
-                    : $"QuantGen has no int8 op for {floatType}, so it runs between dequantize and quantize"));
-        }
-
+        ReportNoInt8Op(access.Expression, invocation);
         return new TupleCall(member, inputs.Contains(Unknown) ? null : inputs.ToArray(), arity, OneLine(invocation));
     }
 
@@ -611,8 +627,11 @@ internal sealed class CaptureParser
             return;
         }
 
+        // A type the mapping can quantize is the usual case: not a problem to warn about, since the mapping decides (info, not warning).
         string? dynamicForm = floatType switch
         {
+            "LSTM" or "GRU" => $"QConfig.Dynamic() for it in the QConfigMapping makes it PyTorch's dynamic int8 {floatType}",
+            "MultiheadAttention" => "QConfig.Dynamic() for it in the QConfigMapping gives it dynamic int8 projections (scores and softmax stay float)",
             "Embedding" => "QConfig.FloatQParamsWeightOnly for it in the QConfigMapping makes it a table of 8-bit rows (PyTorch's float_qparams_weight_only_qconfig)",
             "TransformerEncoderLayer" => "QConfig.Dynamic() for it in the QConfigMapping gives it dynamic int8 projections (attention and LayerNorm stay float)",
             _ => null,
@@ -631,7 +650,7 @@ internal sealed class CaptureParser
     /// parameter whose default is null). Every parameter must be a tensor; null when the call is not captured (reported).
     /// <paramref name="firstArgument"/>, when given, is the value of the first argument (a loop's running tensor).
     /// </summary>
-    private (int[] Inputs, int[] Slots)? CallArguments(InvocationExpressionSyntax invocation, SyntaxNode statement, ExpressionSyntax wholeValue, int depth, int? firstArgument)
+    private (int[] Inputs, int[] Slots)? CallArguments(InvocationExpressionSyntax invocation, SyntaxNode statement, ExpressionSyntax wholeValue, int depth, int? firstArgument, bool constantBools = false)
     {
         string text = OneLine(invocation);
         if (_semanticModel.GetSymbolInfo(invocation, _cancellationToken).Symbol is not IMethodSymbol method)
@@ -661,6 +680,22 @@ internal sealed class CaptureParser
         for (int p = 0; p < byParameter.Length; p++)
         {
             IParameterSymbol parameter = method.Parameters[p];
+            if (constantBools && parameter.Type.SpecialType == SpecialType.System_Boolean)
+            {
+                // need_weights: a constant the binder passes as written (ConstantFalse / ConstantTrue slots).
+                object? constant = byParameter[p] is { } given
+                    ? _semanticModel.GetConstantValue(given.Expression, _cancellationToken) is { HasValue: true, Value: bool written } ? written : null
+                    : parameter.HasExplicitDefaultValue ? parameter.ExplicitDefaultValue : null;
+                if (constant is not bool flag)
+                {
+                    Fail(statement, $"'{text}' is captured when '{parameter.Name}' is a constant (true or false), as the binder decides once what the call returns; '{(byParameter[p] is { } b ? OneLine(b.Expression) : "(left out)")}' is not");
+                    return null;
+                }
+
+                slots[p] = flag ? ConstantTrueSlot : ConstantFalseSlot;
+                continue;
+            }
+
             if (!KnownTypes.IsTensor(parameter.Type))
             {
                 Fail(statement, $"'{text}' is captured when every parameter of {method.Name} is a tensor; '{parameter.Name}' is {parameter.Type.ToDisplayString(SymbolDisplayFormat.MinimallyQualifiedFormat)}");
@@ -680,6 +715,13 @@ internal sealed class CaptureParser
             }
             else if (IsNullOrDefault(argument.Expression))
             {
+                if (constantBools && p > 0 && parameter.NullableAnnotation == NullableAnnotation.NotAnnotated)
+                {
+                    // attn.call(x, x, null): TorchSharp's attention would fail on it at run time; say so at the line.
+                    Fail(statement, $"'{text}': '{parameter.Name}' takes a tensor, not null");
+                    return null;
+                }
+
                 slots[p] = p == 0 ? Unknown : -1;
                 if (p == 0)
                 {
@@ -694,8 +736,14 @@ internal sealed class CaptureParser
             }
             else if (IsTensor(argument.Expression))
             {
-                slots[p] = inputs.Count;
-                inputs.Add(Value(argument.Expression, statement, wholeValue, depth + 1));
+                // One tensor given twice (attn.call(x, x, x)) is one input: the binder sees self-attention in the slots.
+                int argumentValue = Value(argument.Expression, statement, wholeValue, depth + 1);
+                int seen = argumentValue == Unknown ? -1 : inputs.IndexOf(argumentValue);
+                slots[p] = seen >= 0 ? seen : inputs.Count;
+                if (seen < 0)
+                {
+                    inputs.Add(argumentValue);
+                }
             }
             else
             {
@@ -732,8 +780,16 @@ internal sealed class CaptureParser
     private static bool IsNullOrDefault(ExpressionSyntax expression) =>
         Unparenthesize(expression) is LiteralExpressionSyntax literal && (literal.IsKind(SyntaxKind.NullLiteralExpression) || literal.IsKind(SyntaxKind.DefaultLiteralExpression));
 
+    /// <summary>A value tuple of two or more tensors (LSTM's), or a <c>System.Tuple</c> of them (MultiheadAttention's <c>Tuple&lt;Tensor, Tensor&gt;</c>).</summary>
     private static bool IsTensorTuple(ITypeSymbol? type) =>
-        type is INamedTypeSymbol { IsTupleType: true } tuple && tuple.TupleElements.Length >= 2 && tuple.TupleElements.All(e => KnownTypes.IsTensor(e.Type));
+        type is INamedTypeSymbol { IsTupleType: true } tuple
+            ? tuple.TupleElements.Length >= 2 && tuple.TupleElements.All(e => KnownTypes.IsTensor(e.Type))
+            : type is INamedTypeSymbol { IsGenericType: true, TypeArguments.Length: >= 2 and <= 7 } reference
+                && reference.OriginalDefinition.ContainingNamespace?.ToDisplayString() == "System" && reference.Name == "Tuple"
+                && reference.TypeArguments.All(KnownTypes.IsTensor);
+
+    private static int TupleArity(ITypeSymbol type) =>
+        type is INamedTypeSymbol { IsTupleType: true } tuple ? tuple.TupleElements.Length : ((INamedTypeSymbol)type).TypeArguments.Length;
 
     private static bool IsScalar(ITypeSymbol? type) =>
         type?.SpecialType is SpecialType.System_Int32 or SpecialType.System_Int64 or SpecialType.System_Single or SpecialType.System_Double or SpecialType.System_Boolean;
@@ -764,7 +820,15 @@ internal sealed class CaptureParser
     private sealed record ScalarLocal(ILocalSymbol Symbol, ExpressionSyntax Initializer, IReadOnlyDictionary<string, int> Variables);
 
     /// <summary>A captured module call returning <paramref name="Arity"/> tensors; <paramref name="Inputs"/> is [x] or [x, initial state...], null when one was not captured.</summary>
-    private sealed record TupleCall(string Member, int[]? Inputs, int Arity, string Text);
+    /// <summary>A tuple-returning module call; <paramref name="Slots"/> are the call's slots when it was written with all its arguments (MultiheadAttention's), else null.</summary>
+    /// <summary>The runtime's ArgumentsCall.ConstantFalse and ConstantTrue: a bool parameter given a constant.</summary>
+    private const int ConstantFalseSlot = -2, ConstantTrueSlot = -3;
+
+    private sealed record TupleCall(string Member, int[]? Inputs, int Arity, string Text, int[]? Slots = null)
+    {
+        /// <summary>A CallItem node's Ints: the element, the element count, then the call's slots if any.</summary>
+        public EquatableArray<int> ItemInts(int element) => new[] { element, Arity }.Concat(Slots ?? Array.Empty<int>()).ToArray().ToEquatableArray();
+    }
 
     private void InvocationStatement(StatementSyntax statement, InvocationExpressionSyntax invocation)
     {
@@ -1080,7 +1144,7 @@ internal sealed class CaptureParser
                     return Unknown;
                 }
 
-                return call.Inputs is not { } callInputs ? Unknown : AddNode("CallItem", callInputs, new[] { position - 1, call.Arity }.ToEquatableArray(), null, access, Described(access), member: call.Member);
+                return call.Inputs is not { } callInputs || !ReadsWrittenWeights(call, position - 1, statement) ? Unknown : AddNode("CallItem", callInputs, call.ItemInts(position - 1), null, access, Described(access), member: call.Member);
             }
 
             case InvocationExpressionSyntax { Expression: MemberAccessExpressionSyntax { Name.Identifier.ValueText: "forward" or "call" } access } invocation

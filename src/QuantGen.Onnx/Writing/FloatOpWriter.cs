@@ -41,6 +41,7 @@ internal sealed partial class ModelWriter
             FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder when _options.Opset < 17 =>
                 $"its LayerNorms are ONNX's LayerNormalization, which needs opset 17 (the export's opset is {_options.Opset})",
             FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder when EncoderMaskRefusal(node, op) is { } mask => mask,
+            FloatOpKind.DynamicMultiheadAttention => "a dynamic MultiheadAttention is not written to ONNX yet (its attention would need MatMulInteger projections around float Softmax)",
             FloatOpKind.AvgPool2d when op.Ints[8] > 0 => $"avg_pool2d with divisor_override={op.Ints[8]} has no ONNX AveragePool equivalent",
             FloatOpKind.AdaptiveAvgPool2d when op.Ints[0] != 1 || op.Ints[1] != 1 => $"adaptive_avg_pool2d to {op.Ints[0]}x{op.Ints[1]} has no ONNX operator; only (1, 1) exports",
             FloatOpKind.Reshape when Array.IndexOf(op.Ints, 0L) >= 0 => "a zero-size dimension reads as 'copy the input's dimension' in ONNX Reshape",

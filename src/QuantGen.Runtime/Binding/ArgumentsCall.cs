@@ -10,6 +10,15 @@ namespace QuantGen.Binding;
 /// </summary>
 internal static class ArgumentsCall
 {
+    /// <summary>The slot of a bool parameter given the constant <c>false</c> (<c>need_weights: false</c>).</summary>
+    public const int ConstantFalse = -2;
+
+    /// <summary>The slot of a bool parameter given the constant <c>true</c>.</summary>
+    public const int ConstantTrue = -3;
+
+    /// <summary>The tensor a slot receives: an input, or null for a null slot.</summary>
+    public static Tensor? Argument(Tensor[] inputs, int slot) => slot < 0 ? null : inputs[slot];
+
     /// <summary>The call, or null when the module does not take that many tensors.</summary>
     /// <param name="module">The module the member holds.</param>
     /// <param name="slots">Per parameter, the input index it receives, or −1 for null.</param>

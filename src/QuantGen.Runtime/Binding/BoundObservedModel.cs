@@ -24,6 +24,9 @@ public abstract class BoundObservedModel : IObservedModel
     private readonly OpPlan[] _plans;
     private readonly Observer?[] _observers;
     private readonly List<IDisposable> _owned = new();
+
+    /// <summary>The head count identified for each MultiheadAttention call (its elements are planned one by one).</summary>
+    private readonly Dictionary<TupleModuleCall, int> _attentionHeads = new();
     private readonly string _captureHash;
 
     /// <summary>Calibration saw integer inputs (token indices): the converted model takes them as they are.</summary>
@@ -366,6 +369,29 @@ public abstract class BoundObservedModel : IObservedModel
                     continue;
                 }
 
+                if (plan.QConfig is { IsDynamic: true } attentionQConfig && op.TupleCall is { TypeName: "MultiheadAttention", Slots: { } slots } attentionCall && plan.Fused is int heads)
+                {
+                    // Every element read from one call shares one layer, run once per input; a file stores each element
+                    // as a float op of its own (which runs the layer itself after Load).
+                    if (!dynamicCalls.TryGetValue(attentionCall, out (TupleModuleCall Call, object Layer) attention))
+                    {
+                        bool perChannel = attentionQConfig.Weight.Scheme is QScheme.PerChannelSymmetric or QScheme.PerChannelAffine;
+                        DynamicQuantizedMultiheadAttention attentionLayer = DynamicQuantizedMultiheadAttention.FromIdentified(ModelName, op.Members[0].Path, (MultiheadAttention)attentionCall.Module, heads, attentionQConfig.Backend, perChannel);
+                        attention = (attentionCall.With(a =>
+                        {
+                            (Tensor output, Tensor? weights) = attentionLayer.Forward(a[slots[0]], a[slots[1]], a[slots[2]], ArgumentsCall.Argument(a, slots[3]), slots[4] == ArgumentsCall.ConstantTrue, ArgumentsCall.Argument(a, slots[5]));
+                            return [output, weights!];
+                        }), attentionLayer);
+                        dynamicCalls[attentionCall] = attention;
+                    }
+
+                    int element = op.Ints[0];
+                    TupleModuleCall attentionRun = attention.Call;
+                    FloatOp stored = FloatOpDescriber.OfDynamicMultiheadAttention(ModelName, op.Name, (DynamicQuantizedMultiheadAttention)attention.Layer, element, slots, quantizer);
+                    steps[i] = new BoundStep(op, null, a => attentionRun.Run(a)[element], DynamicReason) { FloatOp = stored };
+                    continue;
+                }
+
                 if (plan.QConfig is { IsDynamic: true } recurrentQConfig && op.TupleCall is { } tupleCall)
                 {
                     // Every element read from one LSTM/GRU call shares one dynamic layer, run once per input; a file
@@ -609,6 +635,33 @@ public abstract class BoundObservedModel : IObservedModel
         bool anyInt8Input = op.Inputs.Any(v => int8Values[v]);
         QConfig? qconfig = op.IsFloat ? null : QConfigMapping.Resolve(op.Members[0].Path, op.TypeName);
         Func<Tensor[], Tensor> plain = PlainFloat(op);
+        if (op.TupleCall is { TypeName: "MultiheadAttention" } attentionCall && op.FloatReason != "[NoQuantize]"
+            && QConfigMapping.Resolve(op.Members[0].Path, op.TypeName) is { IsDynamic: true } attentionQConfig)
+        {
+            // Dynamic int8 projections after Convert; float while calibrating. TorchSharp hides the head count, so it is
+            // identified now, once per call (a configuration QuantGen does not quantize stays float, saying why).
+            attentionQConfig.Validate();
+            if (attentionQConfig.IsFloat16)
+            {
+                return new OpPlan(op, false, false, null, null, plain, "QConfig.Float16Dynamic has no MultiheadAttention form (QConfig.Dynamic() gives it dynamic int8 projections)");
+            }
+
+            try
+            {
+                if (!_attentionHeads.TryGetValue(attentionCall, out int heads))
+                {
+                    heads = DynamicQuantizedMultiheadAttention.Identify($"{ModelName}.{op.Members[0].Path}", (MultiheadAttention)attentionCall.Module);
+                    _attentionHeads[attentionCall] = heads;
+                }
+
+                return new OpPlan(op, false, false, attentionQConfig, heads, plain, DynamicReason);
+            }
+            catch (NotSupportedException e)
+            {
+                return new OpPlan(op, false, false, null, null, plain, e.Message);
+            }
+        }
+
         if (op.TupleCall is { TypeName: "LSTM" or "GRU" } && op.FloatReason != "[NoQuantize]"
             && QConfigMapping.Resolve(op.Members[0].Path, op.TypeName) is { IsDynamic: true } recurrent)
         {

@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
 using QuantGen.Modules;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -194,7 +195,7 @@ internal static class FloatOpDescriber
         long Slot(int parameter) => parameter < slots.Length ? slots[parameter] : -1;
         bool perChannel = encoder.InProjection.Weight.QParams.IsPerChannel;
         long[] ints = [encoder.ModelDim, encoder.Heads, encoder.FeedForward, (long)encoder.Activation, (long)encoder.Backend, perChannel ? 1 : 0, Slot(1), Slot(2)];
-        int inputs = System.Linq.Enumerable.Count(slots, s => s >= 0);
+        int inputs = slots.Where(s => s >= 0).Distinct().Count();
         return new FloatOp(model, layer, FloatOpKind.DynamicEncoderLayer, "", ints, [encoder.Eps], tensors, relu: false, inputs, output);
     }
 
@@ -216,19 +217,50 @@ internal static class FloatOpDescriber
         long Slot(int parameter) => parameter < slots.Length ? slots[parameter] : -1;
         bool perChannel = first.InProjection.Weight.QParams.IsPerChannel;
         long[] ints = [encoder.Layers.Count, first.ModelDim, first.Heads, first.FeedForward, (long)first.Activation, (long)first.Backend, perChannel ? 1 : 0, Slot(1), Slot(2)];
-        int inputs = System.Linq.Enumerable.Count(slots, s => s >= 0);
+        int inputs = slots.Where(s => s >= 0).Distinct().Count();
         return new FloatOp(model, layer, FloatOpKind.DynamicEncoder, "", ints, [first.Eps], tensors, relu: false, inputs, output);
+    }
+
+    /// <summary>
+    /// Element <paramref name="element"/> of a dynamic MultiheadAttention call as a float op: in_proj's and out_proj's integer
+    /// weights, qparams and biases, and which of the op's inputs the call's arguments are (each element read stores its own
+    /// copy, and after Load runs the layer itself).
+    /// </summary>
+    /// <param name="model">Model name.</param>
+    /// <param name="layer">The op's name.</param>
+    /// <param name="attention">The converted layer.</param>
+    /// <param name="element">0 attn_output, 1 attn_output_weights.</param>
+    /// <param name="slots">The call's slots: query, key, value, key_padding_mask, need_weights, attn_mask (see <see cref="TupleModuleCall.Slots"/>).</param>
+    /// <param name="output">Its result's quantizer.</param>
+    public static FloatOp OfDynamicMultiheadAttention(string model, string layer, Dynamic.DynamicQuantizedMultiheadAttention attention, int element, int[] slots, QuantizeInput output)
+    {
+        ArgumentNullException.ThrowIfNull(attention);
+        ArgumentNullException.ThrowIfNull(slots);
+        var tensors = new List<FloatOpTensor>();
+        AddProjection(tensors, "in_proj", attention.InProjection);
+        AddProjection(tensors, "out_proj", attention.OutProjection);
+        bool perChannel = attention.InProjection.Weight.QParams.IsPerChannel;
+        long[] ints = [element, attention.EmbedDim, attention.Heads, (long)attention.Backend, perChannel ? 1 : 0, slots[0], slots[1], slots[2], slots[3], slots[4] == ArgumentsCall.ConstantTrue ? 1 : 0, slots[5]];
+        return new FloatOp(model, layer, FloatOpKind.DynamicMultiheadAttention, "", ints, [], tensors, relu: false, slots.Max() + 1, output);
+    }
+
+    private static void AddProjection(List<FloatOpTensor> tensors, string name, Dynamic.DynamicQuantizedLinear projection)
+    {
+        QParams q = projection.Weight.QParams;
+        tensors.Add(Int8Weight(name + ".weight", projection));
+        tensors.Add(Vector(name + ".weight_scale", q.Scales));
+        tensors.Add(Vector(name + ".weight_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)));
+        if (projection.Bias is { } bias)
+        {
+            tensors.Add(Vector(name + ".bias", bias));
+        }
     }
 
     private static void AddEncoderLayer(List<FloatOpTensor> tensors, string prefix, Dynamic.DynamicQuantizedTransformerEncoderLayer encoder)
     {
         foreach ((string name, Dynamic.DynamicQuantizedLinear projection) in new[] { ("in_proj", encoder.InProjection), ("out_proj", encoder.OutProjection), ("linear1", encoder.Linear1), ("linear2", encoder.Linear2) })
         {
-            QParams q = projection.Weight.QParams;
-            tensors.Add(Int8Weight(prefix + name + ".weight", projection));
-            tensors.Add(Vector(prefix + name + ".weight_scale", q.Scales));
-            tensors.Add(Vector(prefix + name + ".weight_zero_point", Array.ConvertAll(q.ZeroPoints, z => (float)z)));
-            tensors.Add(Vector(prefix + name + ".bias", projection.Bias!));
+            AddProjection(tensors, prefix + name, projection);
         }
 
         (float[] norm1Weight, float[] norm1Bias, float[] norm2Weight, float[] norm2Bias) = encoder.Norms;

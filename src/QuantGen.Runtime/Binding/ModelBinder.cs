@@ -129,19 +129,27 @@ public static class ModelBinder
             return BindModule(child, childPath, input, node, depth + 1);
         }
 
-        /// <summary>One element of an LSTM/GRU/RNN call: a float op (dynamic int8 at Convert when its qconfig says so).</summary>
+        /// <summary>
+        /// One element of an LSTM/GRU/RNN or MultiheadAttention call: a float op (dynamic int8 at Convert when its qconfig says
+        /// so). Ints are [element, element count], then, for a call written with all its arguments, the call's slots.
+        /// </summary>
         private int CallItem(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs)
         {
             nn.Module child = MemberModule(owner, node, path);
             string childPath = Join(path, ChildName(owner, child, node.Member));
-            string key = string.Join(",", inputs);
+            int[]? slots = node.Ints!.Length > 2 ? node.Ints[2..] : null;
+            string key = string.Join(",", inputs) + "|" + string.Join(",", slots ?? Array.Empty<int>());
             if (!_tupleCalls.TryGetValue((child, key), out TupleModuleCall? call))
             {
-                call = TupleModuleCall.Create(child)
-                    ?? throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' takes apart what {node.Member} returns, but it holds a {child.GetType().Name}; QuantGen runs the tuple-returning calls of LSTM, GRU and RNN modules (a module of yours returning a tuple is not captured yet).");
+                call = TupleModuleCall.Create(child, slots)
+                    ?? throw new InvalidOperationException(slots is null || child is not MultiheadAttention
+                        ? $"{Where(path, node)}: '{node.Text}' takes apart what {node.Member} returns, but it holds a {child.GetType().Name}{(slots is null ? "" : $" called with {slots.Length} arguments")}; QuantGen runs the tuple-returning calls of LSTM, GRU, RNN and MultiheadAttention modules (a module of yours returning a tuple is not captured yet)."
+                        : $"{Where(path, node)}: '{node.Text}' calls the MultiheadAttention {node.Member} with arguments QuantGen does not take apart: query, key and value must be tensors, the masks tensors or null, and need_weights a constant.");
                 if (Array.IndexOf(call.InputCounts, inputs.Length) < 0)
                 {
-                    throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' gives {node.Member}, a {call.TypeName}, {inputs.Length - 1} initial-state tensor(s); a {call.TypeName} takes {(call.TypeName == "LSTM" ? "(h0, c0)" : "h0")}.");
+                    throw new InvalidOperationException(call.Slots is not null
+                        ? $"{Where(path, node)}: '{node.Text}' gives {node.Member} {inputs.Length} tensors, but its arguments name {call.InputCounts[0]}."
+                        : $"{Where(path, node)}: '{node.Text}' gives {node.Member}, a {call.TypeName}, {inputs.Length - 1} initial-state tensor(s); a {call.TypeName} takes {(call.TypeName == "LSTM" ? "(h0, c0)" : "h0")}.");
                 }
 
                 _tupleCalls[(child, key)] = call;
@@ -153,12 +161,20 @@ public static class ModelBinder
                 throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' reads element {item + 1} of {node.Ints[1]}, but a {call.TypeName} returns {call.Outputs.Length} tensors ({string.Join(", ", call.Outputs)}).");
             }
 
+            if (call.Slots is { } written && item == 1 && written[4] == ArgumentsCall.ConstantFalse)
+            {
+                // TorchSharp returns no tensor there (an empty handle): reading it would fail in the float model too.
+                throw new InvalidOperationException($"{Where(path, node)}: '{node.Text}' reads the attention weights of {node.Member}, but the call passes need_weights: false, so MultiheadAttention returns none; pass need_weights: true or discard the second element.");
+            }
+
             string name = Unique(item == 0 ? childPath : childPath + "." + call.Outputs[item]);
             string reason = forward.NoQuantize.Contains(node.Member)
                 ? "[NoQuantize]"
                 : call.TypeName is "LSTM" or "GRU"
                     ? $"QuantGen has no static int8 op for {call.TypeName} (QConfig.Dynamic() makes it a dynamic int8 {call.TypeName})"
-                    : $"QuantGen has no int8 op for {call.TypeName}";
+                    : call.TypeName is "MultiheadAttention"
+                        ? "QuantGen has no static int8 op for MultiheadAttention (QConfig.Dynamic() gives it dynamic int8 projections)"
+                        : $"QuantGen has no int8 op for {call.TypeName}";
             var op = new BoundOp(BoundKind.FloatModule, name, inputs, ValueCount++, node.Source, node.Text)
             {
                 Module = child,

@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
-using System.Runtime.Intrinsics;
 using QuantGen.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -37,6 +36,9 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
 {
     private readonly float[] _norm1Weight, _norm1Bias, _norm2Weight, _norm2Bias;
     private readonly string _name;
+
+    /// <summary>The self-attention block (in_proj, attention, out_proj): one implementation with the standalone layer.</summary>
+    private readonly DynamicQuantizedMultiheadAttention _selfAttention;
 
     /// <summary>Creates the layer from its parts (a file's, or <see cref="FromModule"/>'s).</summary>
     /// <param name="model">Model name for errors.</param>
@@ -112,6 +114,7 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         Linear1 = linear1;
         Linear2 = linear2;
         Backend = inProjection.Backend;
+        _selfAttention = new DynamicQuantizedMultiheadAttention(model, $"{layer}.self_attn", heads, inProjection, outProjection);
     }
 
     /// <summary>Model name for errors.</summary>
@@ -266,16 +269,10 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
     /// <summary>The float32 post-norm encoder layer with TorchSharp ops (the identification's candidates).</summary>
     internal static Tensor FloatReference(Tensor src, EncoderLayerParameters p, int heads, EncoderActivation activation, float eps)
     {
-        long length = src.shape[0], batch = src.shape[1];
-        int d = p.ModelDim, headDim = d / heads;
+        int d = p.ModelDim;
         Tensor W(float[] values, params long[] shape) => torch.tensor(values, shape);
-        Tensor qkv = nn.functional.linear(src, W(p.InWeight, 3 * d, d), W(p.InBias, 3 * d));
-        Tensor[] parts = qkv.chunk(3, -1);
-        Tensor Heads(Tensor t) => t.contiguous().view(length, batch * heads, headDim).transpose(0, 1);
-        Tensor q = Heads(parts[0] * (1.0 / Math.Sqrt(headDim))), k = Heads(parts[1]), v = Heads(parts[2]);
-        Tensor weights = torch.bmm(q, k.transpose(1, 2)).softmax(-1);
-        Tensor attended = torch.bmm(weights, v).transpose(0, 1).contiguous().view(length, batch, d);
-        Tensor x = nn.functional.layer_norm(src + nn.functional.linear(attended, W(p.OutWeight, d, d), W(p.OutBias, d)), new long[] { d }, W(p.Norm1Weight, d), W(p.Norm1Bias, d), eps);
+        Tensor attended = DynamicQuantizedMultiheadAttention.FloatReference(src, src, src, p.Attention, heads);
+        Tensor x = nn.functional.layer_norm(src + attended, new long[] { d }, W(p.Norm1Weight, d), W(p.Norm1Bias, d), eps);
         Tensor hidden = nn.functional.linear(x, W(p.Linear1Weight, p.FeedForward, d), W(p.Linear1Bias, p.FeedForward));
         hidden = activation == EncoderActivation.ReLU ? nn.functional.relu(hidden) : nn.functional.gelu(hidden);
         Tensor y = nn.functional.linear(hidden, W(p.Linear2Weight, d, p.FeedForward), W(p.Linear2Bias, d));
@@ -302,26 +299,23 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         }
 
         int length = checked((int)src.shape[0]), batch = checked((int)src.shape[1]);
-        float[]? additive = AttentionMask(srcMask, length);
-        bool[]? padding = PaddingMask(keyPaddingMask, batch, length);
+        var masks = new AttentionMasks(
+            DynamicQuantizedMultiheadAttention.AdditiveMask(_name, "src_mask", srcMask, length, length, 0, out _),
+            false,
+            DynamicQuantizedMultiheadAttention.PaddingMask(_name, "src_key_padding_mask", keyPaddingMask, batch, length));
         float[] x = TensorInterop.ToArray(src, out _);
-        float[] output = Forward(x, length, batch, additive, padding);
+        float[] output = Forward(x, length, batch, masks);
         return TensorInterop.FromArray(output, [length, batch, ModelDim]);
     }
 
     /// <summary>
-    /// The layer on rows in <paramref name="x"/>'s [length, batch, d_model] order; <paramref name="additive"/> is
-    /// [length, length] (−∞ where masked) or null, <paramref name="padding"/> [batch, length] or null.
+    /// The layer on rows in <paramref name="x"/>'s [length, batch, d_model] order, with the attention mask
+    /// ([length, length]) and key padding mask ([batch, length]) of <paramref name="masks"/>.
     /// </summary>
-    private float[] Forward(float[] x, int length, int batch, float[]? additive, bool[]? padding)
+    private float[] Forward(float[] x, int length, int batch, AttentionMasks masks)
     {
-        int d = ModelDim, rows = length * batch;
-        var qkv = new float[rows * 3 * d];
-        var attended = new float[rows * d];
-        var projected = new float[rows * d];
-        InProjection.Forward(x, rows, qkv);
-        Attend(qkv, length, batch, additive, padding, attended);
-        OutProjection.Forward(attended, rows, projected);
+        int rows = length * batch;
+        float[] projected = _selfAttention.Forward(x, x, x, length, length, batch, masks, averagedWeights: null);
         AddAndNormalize(x, projected, _norm1Weight, _norm1Bias);
         float[] hidden = Linear1.Forward(x, rows);
         if (Activation == EncoderActivation.GELU)
@@ -334,117 +328,6 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         Linear2.Forward(hidden, rows, projected);
         AddAndNormalize(x, projected, _norm2Weight, _norm2Bias);
         return x;
-    }
-
-    /// <summary>
-    /// Scaled dot-product attention per sequence and head over the packed q/k/v rows (row r = position·batch + sequence;
-    /// q, k, v in in_proj's order): <c>softmax((q/√head_dim)·kᵀ + mask)·v</c>, in float32. The scores of a query are
-    /// summed over the head's dimensions in order and the output over the keys in order, each step an elementwise
-    /// multiply-add across keys (or dimensions): vectors of any width give the same bits as the scalar loop.
-    /// </summary>
-    private void Attend(float[] qkv, int length, int batch, float[]? additive, bool[]? padding, float[] output)
-    {
-        int d = ModelDim, headDim = d / Heads, stride = 3 * d;
-        float scaling = (float)(1.0 / Math.Sqrt(headDim));
-        // Rows padded with zeros to whole vectors of 16 (the widest Vector<float>; Vector256.Exp takes 8): no tail loops,
-        // and the padding scores are −∞ before exp, so they weigh 0.
-        int keys = (length + 15) / 16 * 16, dims = (headDim + 15) / 16 * 16, width = System.Numerics.Vector<float>.Count;
-        var keysByDim = new float[headDim * keys];     // kᵀ: [head_dim, keys]
-        var values = new float[length * dims];          // v: [length, dims]
-        var scores = new float[keys];
-        var target = new float[dims];
-        var query = new float[headDim];
-        for (int b = 0; b < batch; b++)
-        {
-            for (int h = 0; h < Heads; h++)
-            {
-                int qOffset = h * headDim, kOffset = d + qOffset, vOffset = (2 * d) + qOffset;
-                for (int j = 0; j < length; j++)
-                {
-                    int row = ((j * batch) + b) * stride;
-                    for (int e = 0; e < headDim; e++)
-                    {
-                        keysByDim[(e * keys) + j] = qkv[row + kOffset + e];
-                    }
-
-                    Array.Copy(qkv, row + vOffset, values, j * dims, headDim);
-                }
-
-                for (int i = 0; i < length; i++)
-                {
-                    // scores = Σ_e (q_e · scaling) · kᵀ[e, :], the dimensions in order: a multiply then an add per element
-                    // (not fused), so any vector width gives the scalar loop's bits.
-                    int queryRow = (((i * batch) + b) * stride) + qOffset;
-                    for (int e = 0; e < headDim; e++)
-                    {
-                        query[e] = qkv[queryRow + e] * scaling;
-                    }
-
-                    for (int j = 0; j < keys; j += width)
-                    {
-                        // One vector of keys at a time, kept in a register across the dimensions.
-                        var dot = System.Numerics.Vector<float>.Zero;
-                        for (int e = 0; e < headDim; e++)
-                        {
-                            dot += new System.Numerics.Vector<float>(query[e]) * new System.Numerics.Vector<float>(keysByDim, (e * keys) + j);
-                        }
-
-                        dot.CopyTo(scores, j);
-                    }
-
-                    float max = float.NegativeInfinity;
-                    for (int j = 0; j < length; j++)
-                    {
-                        if (additive is not null)
-                        {
-                            scores[j] += additive[(i * length) + j];
-                        }
-
-                        if (padding is not null && padding[(b * length) + j])
-                        {
-                            scores[j] = float.NegativeInfinity;
-                        }
-
-                        max = MathF.Max(max, scores[j]);
-                    }
-
-                    // All keys masked: max is −∞ and every weight NaN, as softmax gives. exp is .NET's vector exp (within an
-                    // ulp or two of MathF.Exp), 8 scores at a time.
-                    scores.AsSpan(length).Fill(float.NegativeInfinity);
-                    var shift = Vector256.Create(max);
-                    for (int j = 0; j < keys; j += 8)
-                    {
-                        Vector256.Exp(Vector256.Create<float>(scores.AsSpan(j, 8)) - shift).CopyTo(scores.AsSpan(j, 8));
-                    }
-
-                    float sum = 0f;
-                    for (int j = 0; j < length; j++)
-                    {
-                        sum += scores[j];
-                    }
-
-                    // output = Σ_j weight_j · v[j, :], the keys in order, one vector of dimensions at a time in a register.
-                    float inverse = 1f / sum;
-                    for (int j = 0; j < length; j++)
-                    {
-                        scores[j] *= inverse;
-                    }
-
-                    for (int e = 0; e < dims; e += width)
-                    {
-                        var accumulated = System.Numerics.Vector<float>.Zero;
-                        for (int j = 0; j < length; j++)
-                        {
-                            accumulated += new System.Numerics.Vector<float>(scores[j]) * new System.Numerics.Vector<float>(values, (j * dims) + e);
-                        }
-
-                        accumulated.CopyTo(target, e);
-                    }
-
-                    Array.Copy(target, 0, output, (((i * batch) + b) * d) + qOffset, headDim);
-                }
-            }
-        }
     }
 
     /// <summary><c>x = LayerNorm(x + y)</c> per row of d_model values (biased variance, as LayerNorm), in place.</summary>
@@ -475,40 +358,6 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
                 row[j] = ((row[j] - mean) * inverse * weight[j]) + bias[j];
             }
         }
-    }
-
-    private float[]? AttentionMask(Tensor? mask, int length)
-    {
-        if (mask is null)
-        {
-            return null;
-        }
-
-        if (mask.dim() != 2 || mask.shape[0] != length || mask.shape[1] != length || (mask.dtype != ScalarType.Bool && mask.dtype != ScalarType.Float32))
-        {
-            throw new ArgumentException($"{_name}: expected src_mask as a Bool or Float32 [{length}, {length}] (the sequence's length), got {mask.dtype} [{string.Join(", ", mask.shape)}].", nameof(mask));
-        }
-
-        // libtorch's C++ attention (which TorchSharp's layer runs) adds a bool src_mask to the scores as 0/1 rather than
-        // masking with −∞ as Python PyTorch does: the int8 layer computes what the float layer computes.
-        return mask.dtype == ScalarType.Bool
-            ? Array.ConvertAll(TensorInterop.ToBoolArray(mask), masked => masked ? 1f : 0f)
-            : TensorInterop.ToArray(mask, out _);
-    }
-
-    private bool[]? PaddingMask(Tensor? mask, int batch, int length)
-    {
-        if (mask is null)
-        {
-            return null;
-        }
-
-        if (mask.dtype != ScalarType.Bool || mask.dim() != 2 || mask.shape[0] != batch || mask.shape[1] != length)
-        {
-            throw new ArgumentException($"{_name}: expected src_key_padding_mask as a Bool [{batch}, {length}] (batch, length), got {mask.dtype} [{string.Join(", ", mask.shape)}].", nameof(mask));
-        }
-
-        return TensorInterop.ToBoolArray(mask);
     }
 
     private float[] NormParameter(float[] values, int d, string what)
@@ -544,6 +393,9 @@ internal sealed record EncoderLayerParameters(
     float[] Norm2Weight,
     float[] Norm2Bias)
 {
+    /// <summary>The layer's self-attention parameters (self_attn.in_proj_*, self_attn.out_proj.*).</summary>
+    public AttentionParameters Attention => new(ModelDim, InWeight, InBias, OutWeight, OutBias);
+
     public static EncoderLayerParameters Read(string name, TransformerEncoderLayer module) => Read(name, Parameters(module), "");
 
     public static Dictionary<string, Tensor> Parameters(nn.Module module)

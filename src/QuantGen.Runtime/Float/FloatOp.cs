@@ -154,6 +154,16 @@ public enum FloatOpKind
     /// then the eight of <see cref="DynamicEncoderLayer"/>; Floats: eps; tensors: each layer's twenty under "layers.{i}.".
     /// </summary>
     DynamicEncoder = 34,
+
+    /// <summary>
+    /// One element of a MultiheadAttention call with dynamically quantized projections
+    /// (<see cref="Dynamic.DynamicQuantizedMultiheadAttention"/>). Ints: the element (0 attn_output, 1 attn_output_weights),
+    /// embed_dim, num_heads, the <see cref="QuantBackend"/>, per-channel weights (0, 1), then the call's arguments: the inputs
+    /// query, key and value are, the input key_padding_mask is (−1: none), need_weights (0, 1), the input attn_mask is
+    /// (−1: none); tensors: for in_proj and out_proj each {name}.weight (qint8 values), .weight_scale, .weight_zero_point
+    /// [, .bias]. Inputs: query first, then each distinct tensor the call reads.
+    /// </summary>
+    DynamicMultiheadAttention = 35,
 }
 
 /// <summary>How a <see cref="FloatOpTensor"/>'s values are stored (in a <c>.qgen</c> file: 4 or 2 bytes each).</summary>
@@ -172,7 +182,8 @@ public enum FloatOpElementType
     /// <summary>
     /// int8: every value is an integer in −128..127 (a qint8 weight), and a file stores one signed byte each. Only the
     /// integer weights of the dynamic kinds (<see cref="FloatOpKind.DynamicLinear"/>, <see cref="FloatOpKind.DynamicRecurrent"/>,
-    /// <see cref="FloatOpKind.DynamicEncoderLayer"/>, <see cref="FloatOpKind.DynamicEncoder"/>) are int8.
+    /// <see cref="FloatOpKind.DynamicEncoderLayer"/>, <see cref="FloatOpKind.DynamicEncoder"/>,
+    /// <see cref="FloatOpKind.DynamicMultiheadAttention"/>) are int8.
     /// </summary>
     Int8 = 2,
 
@@ -329,6 +340,7 @@ public sealed class FloatOp : IQuantizedLayer
         FloatOpKind.Upsample => $"Upsample(mode={Text})",
         FloatOpKind.DynamicRecurrent => $"Dynamic{Text}(input_size={_ints[1]}, hidden_size={_ints[2]}, num_layers={_ints[3]}) element {_ints[0]}",
         FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder => _recurrent!.ToString()!,
+        FloatOpKind.DynamicMultiheadAttention => $"{_recurrent} element {_ints[0]}",
         FloatOpKind.Float16Recurrent => $"Float16{Text}(input_size={_ints[1]}, hidden_size={_ints[2]}, num_layers={_ints[3]}) element {_ints[0]}",
         _ when _ints.Length > 0 && _ints.Length <= 4 => $"{Kind}({string.Join(", ", _ints.Select(i => i.ToString(CultureInfo.InvariantCulture)))})",
         _ => Kind.ToString(),
@@ -554,6 +566,9 @@ public sealed class FloatOp : IQuantizedLayer
                 _recurrent = new Dynamic.DynamicQuantizedTransformerEncoder(Model, Layer, Enumerable.Range(0, Int(0)).Select(i => EncoderLayerAt(1, $"layers.{i}.")).ToArray());
                 break;
             }
+            case FloatOpKind.DynamicMultiheadAttention:
+                _recurrent = MultiheadAttention();
+                break;
             case FloatOpKind.Float16Linear:
                 _recurrent = Float16Linear();
                 break;
@@ -795,7 +810,8 @@ public sealed class FloatOp : IQuantizedLayer
             (FloatOpKind.WeightOnlyEmbedding, FloatOpElementType.UInt8 or FloatOpElementType.UInt4) => name == "rows",
             (FloatOpKind.DynamicLinear, FloatOpElementType.Int8) => name == "weight",
             (FloatOpKind.DynamicRecurrent, FloatOpElementType.Int8) => !qparam && (name.StartsWith("weight_ih_", StringComparison.Ordinal) || name.StartsWith("weight_hh_", StringComparison.Ordinal)),
-            (FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder, FloatOpElementType.Int8) => !qparam && name.EndsWith(".weight", StringComparison.Ordinal) && !name.Contains("norm", StringComparison.Ordinal),
+            (FloatOpKind.DynamicEncoderLayer or FloatOpKind.DynamicEncoder or FloatOpKind.DynamicMultiheadAttention, FloatOpElementType.Int8) =>
+                !qparam && name.EndsWith(".weight", StringComparison.Ordinal) && !name.Contains("norm", StringComparison.Ordinal),
             _ => false,
         };
     }
@@ -1144,6 +1160,41 @@ public sealed class FloatOp : IQuantizedLayer
             BiasValues(prefix + "norm2.bias", d));
     }
 
+    /// <summary>
+    /// The layer of a <see cref="FloatOpKind.DynamicMultiheadAttention"/> op, every constant and tensor checked first: the
+    /// element, sizes, flags, which inputs the call's arguments are (query is input 0, every input is read, the weights
+    /// element needs need_weights), each projection's weights, qparams and optional bias, and no other tensor.
+    /// </summary>
+    private Dynamic.DynamicQuantizedMultiheadAttention MultiheadAttention()
+    {
+        Need(11, 0, InputCount);
+        if (_ints[0] is not (0 or 1) || _ints[1] is < 1 or > 1 << 16 || _ints[2] < 1 || _ints[1] % _ints[2] != 0 || !Enum.IsDefined((QuantBackend)_ints[3]) || _ints[4] is not (0 or 1))
+        {
+            throw Invalid($"has element {_ints[0]} (0 or 1), embed_dim {_ints[1]} (1..65536), {_ints[2]} heads (a divisor of embed_dim), backend {_ints[3]} and per-channel flag {_ints[4]}");
+        }
+
+        long query = _ints[5], key = _ints[6], value = _ints[7], padding = _ints[8], needWeights = _ints[9], mask = _ints[10];
+        long[] given = [query, key, value, padding, mask];
+        bool everyInputRead = Enumerable.Range(0, InputCount).All(i => Array.IndexOf(given, (long)i) >= 0);
+        if (query != 0 || key < 0 || value < 0 || padding < -1 || mask < -1 || given.Any(i => i >= InputCount) || !everyInputRead || needWeights is not (0 or 1) || (_ints[0] == 1 && needWeights == 0))
+        {
+            throw Invalid($"reads {InputCount} inputs as query {query}, key {key}, value {value}, key_padding_mask {padding}, attn_mask {mask} with need_weights {needWeights} for element {_ints[0]}; query is input 0, every input is one of them, and the weights element needs need_weights 1");
+        }
+
+        int d = Int(1);
+        bool perChannel = _ints[4] == 1;
+        var backend = (QuantBackend)_ints[3];
+        int expectedTensors = 6 + (Tensor("in_proj.bias") is null ? 0 : 1) + (Tensor("out_proj.bias") is null ? 0 : 1);
+        if (_tensors.Length != expectedTensors)
+        {
+            throw Invalid($"has {_tensors.Length} tensors; in_proj and out_proj take weight, weight_scale, weight_zero_point and an optional bias each");
+        }
+
+        Dynamic.DynamicQuantizedLinear Projection(string name, int rows) =>
+            new(Model, $"{Layer}.{name}", d, rows, QuantizedWeight(name + ".weight", rows, d, perChannel), Tensor(name + ".bias") is null ? null : BiasValues(name + ".bias", rows), false, backend);
+        return new Dynamic.DynamicQuantizedMultiheadAttention(Model, Layer, Int(2), Projection("in_proj", 3 * d), Projection("out_proj", d));
+    }
+
     /// <summary>The dynamic Linear a <see cref="FloatOpKind.DynamicLinear"/> op stands for (its ReLU is the op's).</summary>
     private Dynamic.DynamicQuantizedLinear DynamicLinear()
     {
@@ -1353,6 +1404,18 @@ public sealed class FloatOp : IQuantizedLayer
                 var encoder = (Dynamic.DynamicQuantizedTransformerEncoder)_recurrent!;
                 int mask = Int(7), padding = Int(8);
                 return a => encoder.Forward(a[0], mask > 0 ? a[mask] : null, padding > 0 ? a[padding] : null);
+            }
+
+            case FloatOpKind.DynamicMultiheadAttention:
+            {
+                var attention = (Dynamic.DynamicQuantizedMultiheadAttention)_recurrent!;
+                int element = Int(0), query = Int(5), key = Int(6), value = Int(7), padding = Int(8), mask = Int(10);
+                bool needWeights = _ints[9] == 1;
+                return a =>
+                {
+                    (Tensor output, Tensor? weights) = attention.Forward(a[query], a[key], a[value], padding >= 0 ? a[padding] : null, needWeights, mask >= 0 ? a[mask] : null);
+                    return element == 0 ? output : weights!;
+                };
             }
 
             case FloatOpKind.Float16Linear:
