@@ -229,6 +229,15 @@ internal sealed class CaptureParser
         }
 
         _variables[parameter.Identifier.ValueText] = 0;
+
+        // A module of several tensors (forward(x, skip)): each later parameter is a Parameter node, Ints = [its position],
+        // bound at Prepare to the value the call passes there.
+        for (int p = 1; p < forward.ParameterList.Parameters.Count; p++)
+        {
+            ParameterSyntax extra = forward.ParameterList.Parameters[p];
+            _variables[extra.Identifier.ValueText] = AddNode("Parameter", [], new[] { p }.ToEquatableArray(), null, extra, extra.ToString());
+        }
+
         if (forward.ExpressionBody is { } arrow)
         {
             return Value(arrow.Expression, arrow.Expression, arrow.Expression);
@@ -1844,14 +1853,40 @@ internal static class ModuleClassCapture
         node is ClassDeclarationSyntax { BaseList: not null } declaration
         && declaration.Members.Any(m => m is MethodDeclarationSyntax { Identifier.ValueText: "forward" });
 
-    /// <summary>The class's capture, or null when it is not a Module&lt;Tensor, Tensor&gt; with a forward body here.</summary>
+    /// <summary>
+    /// The forward of a Module&lt;Tensor, Tensor&gt; (one tensor), or of a module of 2–4 tensors (its forward takes each,
+    /// the parameters after the first captured as Parameter nodes); null for any other class.
+    /// </summary>
+    private static MethodDeclarationSyntax? ForwardOf(INamedTypeSymbol type, CancellationToken cancellationToken)
+    {
+        if (ModelParser.DerivesFromTensorModule(type))
+        {
+            return ModelParser.FindForward(type, cancellationToken);
+        }
+
+        if (!ModelParser.DerivesFromMultiTensorModule(type))
+        {
+            return null;
+        }
+
+        for (int parameters = 2; parameters <= 4; parameters++)
+        {
+            if (ModelParser.FindForward(type, cancellationToken, parameters) is { } forward)
+            {
+                return forward;
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>The class's capture, or null when it is not a tensor module with a forward body here.</summary>
     public static CaptureSpec? Capture(GeneratorSyntaxContext context, CancellationToken cancellationToken)
     {
         if (context.SemanticModel.GetDeclaredSymbol(context.Node, cancellationToken) is not INamedTypeSymbol type
             || type.TypeParameters.Length > 0
             || KnownTypes.IsQuantizeClass(type)
-            || !ModelParser.DerivesFromTensorModule(type)
-            || ModelParser.FindForward(type, cancellationToken) is not { } forward
+            || ForwardOf(type, cancellationToken) is not { } forward
             || !context.Node.Span.Contains(forward.Span)
             || forward.SyntaxTree != context.Node.SyntaxTree)
         {

@@ -22,6 +22,15 @@ internal static class KnownTypes
     /// <summary><c>torch.nn.Module&lt;T, TResult&gt;</c>, nested in the static classes <c>torch</c> and <c>nn</c>.</summary>
     public const string GenericModule = "TorchSharp.torch+nn+Module`2";
 
+    /// <summary>Module&lt;T1, T2, TResult&gt;, Module&lt;T1, T2, T3, TResult&gt;, Module&lt;T1, T2, T3, T4, TResult&gt;: modules of several inputs.</summary>
+    public const string GenericModule3 = "TorchSharp.torch+nn+Module`3";
+
+    /// <inheritdoc cref="GenericModule3"/>
+    public const string GenericModule4 = "TorchSharp.torch+nn+Module`4";
+
+    /// <inheritdoc cref="GenericModule3"/>
+    public const string GenericModule5 = "TorchSharp.torch+nn+Module`5";
+
     /// <summary>The non-generic base of every TorchSharp module.</summary>
     public const string Module = "TorchSharp.torch+nn+Module";
 

@@ -204,6 +204,23 @@ internal static class ModelParser
         return false;
     }
 
+    /// <summary>
+    /// True for a <c>Module&lt;Tensor, ..., Tensor&gt;</c> of 2 to 4 tensor inputs (TorchSharp's Module`3 to Module`5 with
+    /// every type argument a tensor): a user block such as a UNet's up-sampling stage, <c>forward(x, skip)</c>.
+    /// </summary>
+    internal static bool DerivesFromMultiTensorModule(INamedTypeSymbol type)
+    {
+        for (INamedTypeSymbol? current = type.BaseType; current is not null; current = current.BaseType)
+        {
+            if (KnownTypes.MetadataName(current) is KnownTypes.GenericModule3 or KnownTypes.GenericModule4 or KnownTypes.GenericModule5)
+            {
+                return current.TypeArguments.All(KnownTypes.IsTensor);
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>The QuantBackend member name, or null (with its numeric value) when it names none.</summary>
     private static string? ReadBackend(AttributeData attribute, out int value)
     {
@@ -745,12 +762,12 @@ internal static class ModelParser
     }
 
     /// <summary>The declaration of <c>Tensor forward(Tensor)</c> that has a body, if any.</summary>
-    internal static MethodDeclarationSyntax? FindForward(INamedTypeSymbol type, CancellationToken cancellationToken)
+    internal static MethodDeclarationSyntax? FindForward(INamedTypeSymbol type, CancellationToken cancellationToken, int parameters = 1)
     {
         foreach (IMethodSymbol method in type.GetMembers("forward").OfType<IMethodSymbol>())
         {
             cancellationToken.ThrowIfCancellationRequested();
-            if (method.IsStatic || method.Parameters.Length != 1 || !KnownTypes.IsTensor(method.Parameters[0].Type) || !KnownTypes.IsTensor(method.ReturnType))
+            if (method.IsStatic || method.Parameters.Length != parameters || !method.Parameters.All(p => KnownTypes.IsTensor(p.Type)) || !KnownTypes.IsTensor(method.ReturnType))
             {
                 continue;
             }

@@ -62,6 +62,12 @@ public enum CapturedOp
     /// <c>gru.forward(x).Item1</c>); Ints = [element, element count]. Elements of one call on one input run the module once.
     /// </summary>
     CallItem,
+
+    /// <summary>
+    /// A forward parameter after the first (<c>forward(x, skip)</c> of a module of several tensors); Ints = [its position,
+    /// 1 or more]. Inlined at Prepare as the value the call passes there.
+    /// </summary>
+    Parameter,
 }
 
 /// <summary>How a construction-time condition is decided at Prepare.</summary>
@@ -139,7 +145,23 @@ public sealed class CapturedForward
         Result = result;
         Conditions = conditions ?? Array.Empty<CapturedCondition>();
         NoQuantize = noQuantize ?? Array.Empty<string>();
+        ParameterCount = 1;
+        foreach (CapturedNode node in nodes)
+        {
+            if (node.Op == CapturedOp.Parameter)
+            {
+                if (node.Ints is not { Length: 1 } || node.Ints[0] < 1)
+                {
+                    throw new ArgumentException($"{moduleType.Name}: a Parameter node names its position (1 or more) as its one constant.", nameof(nodes));
+                }
+
+                ParameterCount = Math.Max(ParameterCount, node.Ints[0] + 1);
+            }
+        }
     }
+
+    /// <summary>How many tensors forward takes: 1, or more for a module of several tensors (its Parameter nodes).</summary>
+    public int ParameterCount { get; }
 
     /// <summary>The class whose forward this is.</summary>
     public Type ModuleType { get; }

@@ -43,7 +43,7 @@ public static class ModelBinder
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(forward);
         var binder = new Binder(modelName);
-        int result = binder.Inline(model, forward, string.Empty, 0, 0);
+        int result = binder.Inline(model, forward, string.Empty, [0], 0);
         BoundOp[] ops = binder.Ops.ToArray();
         if (autoFuse)
         {
@@ -62,11 +62,19 @@ public static class ModelBinder
 
         public int ValueCount { get; private set; } = 1;
 
-        /// <summary>Inlines a captured forward of <paramref name="module"/> at <paramref name="path"/>; returns its result value.</summary>
-        public int Inline(nn.Module module, CapturedForward forward, string path, int input, int depth)
+        /// <summary>
+        /// Inlines a captured forward of <paramref name="module"/> at <paramref name="path"/> on <paramref name="arguments"/>
+        /// (the value each of its tensor parameters receives); returns its result value.
+        /// </summary>
+        public int Inline(nn.Module module, CapturedForward forward, string path, int[] arguments, int depth)
         {
+            if (arguments.Length != forward.ParameterCount)
+            {
+                throw new InvalidOperationException($"{modelName}{(path.Length == 0 ? "" : "." + path)}: {forward.ModuleType.Name}.forward takes {forward.ParameterCount} tensors; the call passes {arguments.Length}.");
+            }
+
             var values = new int[forward.Nodes.Count + 1];
-            values[0] = input;
+            values[0] = arguments[0];
             bool[] conditions = forward.Conditions.Select(c => Decide(module, c, path)).ToArray();
             for (int i = 0; i < forward.Nodes.Count; i++)
             {
@@ -85,9 +93,10 @@ public static class ModelBinder
 
                 values[i + 1] = node.Op switch
                 {
-                    CapturedOp.Call when node.Ints is { Length: > 0 } slots => CallWithArguments(module, forward, node, path, inputs, slots),
+                    CapturedOp.Parameter => arguments[node.Ints![0]],
+                    CapturedOp.Call when node.Ints is { Length: > 0 } slots => CallWithArguments(module, forward, node, path, inputs, slots, depth),
                     CapturedOp.Call => CallMember(module, forward, node, path, inputs[0], depth),
-                    CapturedOp.Loop when node.Ints is { Length: > 0 } slots => LoopWithArguments(module, forward, node, path, inputs, slots),
+                    CapturedOp.Loop when node.Ints is { Length: > 0 } slots => LoopWithArguments(module, forward, node, path, inputs, slots, depth),
                     CapturedOp.CallItem => CallItem(module, forward, node, path, inputs),
                     CapturedOp.Loop => Loop(module, node, path, inputs[0], depth),
                     CapturedOp.Select => conditions[node.Condition] ? inputs[0] : inputs[1],
@@ -194,15 +203,15 @@ public static class ModelBinder
         /// given (a TransformerEncoderLayer becomes dynamic int8 at Convert when its qconfig says so); Ints are the call's
         /// slots, as the generator wrote them.
         /// </summary>
-        private int CallWithArguments(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs, int[] slots)
+        private int CallWithArguments(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs, int[] slots, int depth)
         {
             nn.Module child = MemberModule(owner, node, path);
             string childPath = Join(path, ChildName(owner, child, node.Member));
-            return AddArgumentsCall(child, childPath, inputs, slots, node, forward.NoQuantize.Contains(node.Member));
+            return AddArgumentsCall(child, childPath, inputs, slots, node, forward.NoQuantize.Contains(node.Member), depth + 1);
         }
 
         /// <summary><c>foreach (var layer in layers) x = layer.call(x, null, padding);</c>: each child in turn, the further arguments the same.</summary>
-        private int LoopWithArguments(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs, int[] slots)
+        private int LoopWithArguments(nn.Module owner, CapturedForward forward, CapturedNode node, string path, int[] inputs, int[] slots, int depth)
         {
             object? value = MemberValue(owner, node.Member);
             if (value is not nn.Module container)
@@ -214,14 +223,26 @@ public static class ModelBinder
             int[] arguments = (int[])inputs.Clone();
             foreach ((string name, nn.Module child) in container.named_children())
             {
-                arguments[0] = AddArgumentsCall(child, Join(containerPath, name), arguments, slots, node, forward.NoQuantize.Contains(node.Member));
+                arguments[0] = AddArgumentsCall(child, Join(containerPath, name), arguments, slots, node, forward.NoQuantize.Contains(node.Member), depth + 1);
             }
 
             return arguments[0];
         }
 
-        private int AddArgumentsCall(nn.Module module, string path, int[] inputs, int[] slots, CapturedNode node, bool noQuantize)
+        private int AddArgumentsCall(nn.Module module, string path, int[] inputs, int[] slots, CapturedNode node, bool noQuantize, int depth)
         {
+            // A user module of several tensors whose forward was captured (a UNet's up-sampling stage, forward(x, skip)) is
+            // inlined as a one-tensor module is: its convolutions become int8 ops. A null argument leaves it whole, in float.
+            if (!noQuantize && CapturedModules.Find(module.GetType()) is { } captured && captured.ParameterCount == slots.Length && Array.TrueForAll(slots, s => s >= 0))
+            {
+                if (depth > MaxDepth)
+                {
+                    throw new InvalidOperationException($"{modelName}.{path}: modules nest more than {MaxDepth} deep (does a module contain itself?).");
+                }
+
+                return Inline(module, captured, path, Array.ConvertAll(slots, s => inputs[s]), depth);
+            }
+
             Func<Tensor[], Tensor> call = ArgumentsCall.Create(module, slots)
                 ?? throw new InvalidOperationException($"{modelName}.{path}: '{node.Text}' ({node.Source}) calls a {module.GetType().Name} with {slots.Length} arguments, but it is not a nn.IModule of {slots.Length} tensors returning a tensor.");
             string typeName = module.GetType().Name;
@@ -230,7 +251,7 @@ public static class ModelBinder
                 : module is TransformerEncoderLayer or TransformerEncoder
                     ? $"QuantGen has no static int8 op for {typeName} (QConfig.Dynamic() gives it dynamic int8 projections)"
                     : CapturedModules.Find(module.GetType()) is not null
-                        ? $"its forward takes {slots.Length} tensors, and QuantGen inlines captured forwards of one tensor only"
+                        ? $"the call passes null for a tensor its captured forward reads, so it runs whole, in float"
                         : $"QuantGen has no int8 op for {typeName} called with {slots.Length} arguments";
             var op = new BoundOp(BoundKind.FloatModule, Unique(path), (int[])inputs.Clone(), ValueCount++, node.Source, node.Text)
             {
@@ -281,7 +302,12 @@ public static class ModelBinder
 
             if (CapturedModules.Find(module.GetType()) is { } captured)
             {
-                return Inline(module, captured, path, input, depth);
+                if (captured.ParameterCount != 1)
+                {
+                    throw new InvalidOperationException($"{modelName}.{path}: {module.GetType().Name}.forward takes {captured.ParameterCount} tensors, and '{node.Text}' ({node.Source}) passes one.");
+                }
+
+                return Inline(module, captured, path, [input], depth);
             }
 
             switch (module)
@@ -296,7 +322,7 @@ public static class ModelBinder
                 case TransformerEncoderLayer or TransformerEncoder:
                     // One float op through nn.IModule (a TransformerEncoder is not a Module<Tensor, Tensor>): dynamic
                     // int8 projections at Convert when its qconfig says so, as when called with its masks.
-                    return AddArgumentsCall(module, path, new[] { input }, new[] { 0 }, node, noQuantize: false);
+                    return AddArgumentsCall(module, path, new[] { input }, new[] { 0 }, node, noQuantize: false, depth);
                 case Identity or Dropout or Dropout2d or Dropout1d or AlphaDropout or FeatureAlphaDropout:
                     // Identity in eval, as PyTorch's convert treats dropout.
                     return input;
@@ -334,7 +360,7 @@ public static class ModelBinder
                     if (module is not nn.Module<Tensor, Tensor> && module is nn.IModule<Tensor, Tensor>)
                     {
                         // Takes one tensor through its interface only (a module whose base takes more): called as written.
-                        return AddArgumentsCall(module, path, new[] { input }, new[] { 0 }, node, noQuantize: false);
+                        return AddArgumentsCall(module, path, new[] { input }, new[] { 0 }, node, noQuantize: false, depth);
                     }
 
                     if (module is not nn.Module<Tensor, Tensor>)

@@ -322,7 +322,10 @@ public sealed class AttentionBindingTests
         Assert.Contains("query is input 0", Assert.Throws<ArgumentException>(() => With(i => Set(i, 5, 1))).Message, StringComparison.Ordinal);
         Assert.Contains("every input is one of them", Assert.Throws<ArgumentException>(() => With(i => Set(Set(i, 6, 0), 7, 0))).Message, StringComparison.Ordinal);
         Assert.Throws<ArgumentException>(() => With(i => i, weights.Tensors.Append(new FloatOpTensor("extra", [1], [0f])).ToArray()));
+        // A weight of 200: refused as an int8 tensor's value, and (stored as float32, as format version 1 did) by the layer.
         FloatOpTensor[] forged = weights.Tensors.Select(t => t.Name == "in_proj.weight" ? t with { Values = t.Values.Select((v, k) => k == 0 ? 200f : v).ToArray() } : t).ToArray();
-        Assert.Contains("qint8 weights are integers in -128..127", Assert.Throws<ArgumentException>(() => With(i => i, forged)).Message, StringComparison.Ordinal);
+        Assert.Contains("Int8 values are integers in -128..127", Assert.Throws<ArgumentException>(() => With(i => i, forged)).Message, StringComparison.Ordinal);
+        FloatOpTensor[] forgedFloat = forged.Select(t => t.Name == "in_proj.weight" ? t with { ElementType = FloatOpElementType.Float32 } : t).ToArray();
+        Assert.Contains("qint8 weights are integers in -128..127", Assert.Throws<ArgumentException>(() => With(i => i, forgedFloat)).Message, StringComparison.Ordinal);
     }
 }

@@ -128,7 +128,7 @@ public sealed class LayerCodecTests
         QGenFileInfo info = QGenFile.ReadInfo(new MemoryStream(file));
         Assert.Equal(Model, info.Model);
         Assert.Equal(Hash, info.GraphHash);
-        Assert.Equal(1, info.Version);
+        Assert.Equal(2, info.Version);
         Assert.Equal(file.Length, info.ByteSize);
         Assert.Equal(["quant", "block.conv", "block.relu", "flatten"], info.Layers.Select(l => l.Name));
         Assert.Equal([QGenLayerKind.Quantize, QGenLayerKind.Conv2d, QGenLayerKind.ReLU, QGenLayerKind.Flatten], info.Layers.Select(l => l.Kind));
