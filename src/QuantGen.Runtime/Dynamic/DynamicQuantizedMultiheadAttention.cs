@@ -236,11 +236,12 @@ public sealed class DynamicQuantizedMultiheadAttention
     internal float[] Forward(float[] query, float[] key, float[] value, int targetLength, int sourceLength, int batch, AttentionMasks masks, float[]? averagedWeights)
     {
         int d = EmbedDim, rows = targetLength * batch, sourceRows = sourceLength * batch;
-        var attended = new float[rows * d];
+        AttentionScratch scratch = AttentionScratch.Current;
+        float[] attended = scratch.Floats(AttentionScratch.Slot.Attended, rows * d);
         if (ReferenceEquals(query, key) && ReferenceEquals(key, value))
         {
-            var qkv = new float[rows * 3 * d];
-            InProjection.Forward(query, rows, qkv);
+            float[] qkv = scratch.Floats(AttentionScratch.Slot.Projected, rows * 3 * d);
+            InProjection.Forward(query.AsSpan(0, rows * d), rows, qkv.AsSpan(0, rows * 3 * d));
             Attend(new(qkv, 3 * d, 0), new(qkv, 3 * d, d), new(qkv, 3 * d, 2 * d), targetLength, sourceLength, batch, masks, attended, averagedWeights);
         }
         else
@@ -252,7 +253,7 @@ public sealed class DynamicQuantizedMultiheadAttention
         }
 
         var output = new float[rows * d];
-        OutProjection.Forward(attended, rows, output);
+        OutProjection.Forward(attended.AsSpan(0, rows * d), rows, output);
         return output;
     }
 
@@ -269,11 +270,16 @@ public sealed class DynamicQuantizedMultiheadAttention
         // Rows padded with zeros to whole vectors of 16 (the widest Vector<float>; Vector256.Exp takes 8): no tail loops,
         // and the padding scores are −∞ before exp, so they weigh 0.
         int keys = (sourceLength + 15) / 16 * 16, dims = (headDim + 15) / 16 * 16, width = System.Numerics.Vector<float>.Count;
-        var keysByDim = new float[headDim * keys];     // kᵀ: [head_dim, keys]
-        var values = new float[sourceLength * dims];    // v: [source length, dims]
-        var scores = new float[keys];
-        var target = new float[dims];
-        var query = new float[headDim];
+        AttentionScratch scratch = AttentionScratch.Current;
+        float[] keysByDim = scratch.Floats(AttentionScratch.Slot.KeysByDim, headDim * keys);  // kᵀ: [head_dim, keys]
+        float[] values = scratch.Floats(AttentionScratch.Slot.Values, sourceLength * dims);   // v: [source length, dims]
+        float[] scores = scratch.Floats(AttentionScratch.Slot.Scores, keys);
+        float[] target = scratch.Floats(AttentionScratch.Slot.Target, dims);
+        float[] query = scratch.Floats(AttentionScratch.Slot.Query, headDim);
+
+        // The padding columns of kᵀ and v must be zeros (the vector loops read them); the scratch holds anything.
+        Array.Clear(keysByDim, 0, headDim * keys);
+        Array.Clear(values, 0, sourceLength * dims);
         float[]? additive = masks.Additive;
         bool[]? padding = masks.Padding;
         for (int b = 0; b < batch; b++)
@@ -443,9 +449,10 @@ public sealed class DynamicQuantizedMultiheadAttention
             return null;
         }
 
-        if (mask.dtype != ScalarType.Bool || mask.dim() != 2 || mask.shape[0] != batch || mask.shape[1] != sourceLength)
+        long[] shape = mask.shape;
+        if (mask.dtype != ScalarType.Bool || shape.Length != 2 || shape[0] != batch || shape[1] != sourceLength)
         {
-            throw new ArgumentException($"{name}: expected {parameter} as a Bool [{batch}, {sourceLength}] (batch, length), got {mask.dtype} [{string.Join(", ", mask.shape)}].", parameter);
+            throw new ArgumentException($"{name}: expected {parameter} as a Bool [{batch}, {sourceLength}] (batch, length), got {mask.dtype} [{string.Join(", ", shape)}].", parameter);
         }
 
         return TensorInterop.ToBoolArray(mask);

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Globalization;
 using System.Linq;
+using System.Numerics;
 using QuantGen.Modules;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -293,12 +294,15 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
     public Tensor Forward(Tensor src, Tensor? srcMask = null, Tensor? keyPaddingMask = null)
     {
         ArgumentNullException.ThrowIfNull(src);
-        if (src.dtype != ScalarType.Float32 || src.dim() != 3 || src.shape[2] != ModelDim || src.shape[0] < 1 || src.shape[1] < 1)
+
+        // Each shape read is a native call and a new array: read once.
+        long[] shape = src.shape;
+        if (src.dtype != ScalarType.Float32 || shape.Length != 3 || shape[2] != ModelDim || shape[0] < 1 || shape[1] < 1)
         {
-            throw new ArgumentException($"{_name}: expected a Float32 input [length, batch, {ModelDim}] (sequence first, as TorchSharp's TransformerEncoderLayer takes it), got {src.dtype} [{string.Join(", ", src.shape)}].", nameof(src));
+            throw new ArgumentException($"{_name}: expected a Float32 input [length, batch, {ModelDim}] (sequence first, as TorchSharp's TransformerEncoderLayer takes it), got {src.dtype} [{string.Join(", ", shape)}].", nameof(src));
         }
 
-        int length = checked((int)src.shape[0]), batch = checked((int)src.shape[1]);
+        int length = checked((int)shape[0]), batch = checked((int)shape[1]);
         var masks = new AttentionMasks(
             DynamicQuantizedMultiheadAttention.AdditiveMask(_name, "src_mask", srcMask, length, length, 0, out _),
             false,
@@ -317,12 +321,14 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         int rows = length * batch;
         float[] projected = _selfAttention.Forward(x, x, x, length, length, batch, masks, averagedWeights: null);
         AddAndNormalize(x, projected, _norm1Weight, _norm1Bias);
-        float[] hidden = Linear1.Forward(x, rows);
+        int hiddenCount = rows * FeedForward;
+        Span<float> hidden = AttentionScratch.Current.Floats(AttentionScratch.Slot.Hidden, hiddenCount).AsSpan(0, hiddenCount);
+        Linear1.Forward(x, rows, hidden);
         if (Activation == EncoderActivation.GELU)
         {
             // The exact (erf) GELU as libtorch computes it; .NET has no erf.
             using var scope = torch.NewDisposeScope();
-            hidden = TensorInterop.ToArray(nn.functional.gelu(torch.tensor(hidden)), out _);
+            TensorInterop.ToArray(nn.functional.gelu(torch.tensor(hidden.ToArray())), out _).CopyTo(hidden);
         }
 
         Linear2.Forward(hidden, rows, projected);
@@ -330,30 +336,59 @@ public sealed class DynamicQuantizedTransformerEncoderLayer
         return x;
     }
 
-    /// <summary><c>x = LayerNorm(x + y)</c> per row of d_model values (biased variance, as LayerNorm), in place.</summary>
+    /// <summary>
+    /// <c>x = LayerNorm(x + y)</c> per row of d_model values, in place: two passes (the mean, then the biased variance of
+    /// the centred values), each summed in <see cref="Vector{T}"/>-wide partial sums and then across them (the tail
+    /// element by element) — another order than libtorch's, within float32 rounding of it.
+    /// </summary>
     private void AddAndNormalize(float[] x, float[] y, float[] weight, float[] bias)
     {
-        int d = ModelDim;
+        int d = ModelDim, width = Vector<float>.Count, whole = d - (d % width);
         for (int offset = 0; offset < x.Length; offset += d)
         {
             Span<float> row = x.AsSpan(offset, d);
-            float mean = 0f;
-            for (int j = 0; j < d; j++)
+            ReadOnlySpan<float> added = y.AsSpan(offset, d);
+            Vector<float> sums = Vector<float>.Zero;
+            int j = 0;
+            for (; j < whole; j += width)
             {
-                row[j] += y[offset + j];
-                mean += row[j];
+                Vector<float> v = new Vector<float>(row.Slice(j)) + new Vector<float>(added.Slice(j));
+                v.CopyTo(row.Slice(j));
+                sums += v;
             }
 
-            mean /= d;
-            float variance = 0f;
-            for (int j = 0; j < d; j++)
+            float sum = Vector.Sum(sums);
+            for (; j < d; j++)
+            {
+                row[j] += added[j];
+                sum += row[j];
+            }
+
+            float mean = sum / d;
+            var meanVector = new Vector<float>(mean);
+            Vector<float> squares = Vector<float>.Zero;
+            for (j = 0; j < whole; j += width)
+            {
+                Vector<float> centred = new Vector<float>(row.Slice(j)) - meanVector;
+                squares += centred * centred;
+            }
+
+            float variance = Vector.Sum(squares);
+            for (; j < d; j++)
             {
                 float centred = row[j] - mean;
                 variance += centred * centred;
             }
 
             float inverse = 1.0f / MathF.Sqrt((variance / d) + Eps);
-            for (int j = 0; j < d; j++)
+            var inverseVector = new Vector<float>(inverse);
+            for (j = 0; j < whole; j += width)
+            {
+                Vector<float> normalized = (new Vector<float>(row.Slice(j)) - meanVector) * inverseVector;
+                ((normalized * new Vector<float>(weight, j)) + new Vector<float>(bias, j)).CopyTo(row.Slice(j));
+            }
+
+            for (; j < d; j++)
             {
                 row[j] = ((row[j] - mean) * inverse * weight[j]) + bias[j];
             }
