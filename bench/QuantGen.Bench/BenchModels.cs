@@ -22,6 +22,15 @@ public enum BenchModel
 
     /// <summary>ResNet-50 (examples/RealModels: bottlenecks, 1×1-heavy), input 1×3×224×224.</summary>
     ResNet50,
+
+    /// <summary>
+    /// A UNet as users write it (examples/RealModels: milesial's layout, base width 16, ConvTranspose2d up-sampling, skip
+    /// connections through a two-tensor Up module), input 1×3×128×128.
+    /// </summary>
+    UNet,
+
+    /// <summary>The CenterNet head (examples/CenterNetHead: strided backbone, three ConvTranspose2d up-samplers, three heads), input 1×3×128×128.</summary>
+    CenterNetHead,
 }
 
 /// <summary>
@@ -96,17 +105,23 @@ public static class BenchModels
     }
 
     /// <summary>The input shape of a model (batch 1).</summary>
-    public static int[] InputShape(BenchModel model) => model == BenchModel.FashionCnn ? [1, 1, 28, 28] : [1, 3, 224, 224];
+    public static int[] InputShape(BenchModel model) => model switch
+    {
+        BenchModel.FashionCnn => [1, 1, 28, 28],
+        BenchModel.UNet or BenchModel.CenterNetHead => [1, 3, 128, 128],
+        _ => [1, 3, 224, 224],
+    };
 
     /// <summary>The model's name in tables.</summary>
     public static string DisplayName(BenchModel model) => model switch
     {
         BenchModel.ResNet18 => "ResNet-18",
         BenchModel.ResNet50 => "ResNet-50",
+        BenchModel.CenterNetHead => "CenterNet head",
         _ => model.ToString(),
     };
 
-    /// <summary>True for the 224×224 ImageNet models, whose calls take milliseconds (measured with fewer calls).</summary>
+    /// <summary>True for the image models whose calls take milliseconds (measured with fewer calls).</summary>
     public static bool IsLarge(BenchModel model) => model != BenchModel.FashionCnn;
 
     /// <summary>
@@ -126,21 +141,35 @@ public static class BenchModels
             // Bound at Prepare (no compile-time graph hash); Load checks a file against the running model anyway.
             BenchModel.MobileNetV2 => "mobilenetv2",
             BenchModel.ResNet50 => "resnet50",
+            BenchModel.UNet => "unet",
+            BenchModel.CenterNetHead => "centernethead",
             _ => $"fashioncnn-{FashionCnn.Quantized.GraphHash}",
         };
         string qgen = Path.Combine(directory, stem + ".qgen");
         string qdq = Path.Combine(directory, stem + ".qdq.onnx");
         string fp32 = Path.Combine(directory, stem + ".fp32.onnx");
 
-        if (model is BenchModel.MobileNetV2 or BenchModel.ResNet50)
+        if (model is BenchModel.MobileNetV2 or BenchModel.ResNet50 or BenchModel.UNet or BenchModel.CenterNetHead)
         {
             // Random weights (timing does not depend on them) with randomised BatchNorm statistics, calibrated on
             // 4 batches of normal inputs like ResNet-18.
-            nn.Module<Tensor, Tensor> floatModel = model == BenchModel.MobileNetV2 ? new RealModels.MobileNetV2() : new RealModels.ResNet50();
+            nn.Module<Tensor, Tensor> floatModel = model switch
+            {
+                BenchModel.MobileNetV2 => new RealModels.MobileNetV2(),
+                BenchModel.ResNet50 => new RealModels.ResNet50(),
+                BenchModel.UNet => new RealModels.UNet(),
+                _ => new CenterNetHeadExample.CenterNetHead(),
+            };
             Randomize.BatchNormStatistics(floatModel, Seed);
             floatModel.eval();
             IQuantizedModel int8 = reuseSaved && AllExist(qgen, qdq, fp32)
-                ? (model == BenchModel.MobileNetV2 ? RealModels.MobileNetV2.Quantized.Load(qgen) : RealModels.ResNet50.Quantized.Load(qgen))
+                ? model switch
+                {
+                    BenchModel.MobileNetV2 => RealModels.MobileNetV2.Quantized.Load(qgen),
+                    BenchModel.ResNet50 => RealModels.ResNet50.Quantized.Load(qgen),
+                    BenchModel.UNet => RealModels.UNet.Quantized.Load(qgen),
+                    _ => CenterNetHeadExample.CenterNetHead.Quantized.Load(qgen),
+                }
                 : Calibrate(floatModel, shape, batches: 4, log);
             Finish(int8, shape, qgen, qdq, fp32, reuseSaved);
             return new PreparedModel(model, floatModel, int8, shape, input, qgen, qdq, fp32);
@@ -235,6 +264,24 @@ public static class BenchModels
                 break;
             }
 
+            case RealModels.UNet unet:
+            {
+                using RealModels.UNet.Observed observed = unet.Prepare();
+                RunCalibration(observed.forward, calibrationShape, batches);
+                int8 = observed.Convert();
+                break;
+            }
+
+            case CenterNetHeadExample.CenterNetHead centerNet:
+            {
+                // The example's own qconfig: its [QConfig] attributes (symmetric qint8 activations, per-channel
+                // ConvTranspose2d weights on axis 1).
+                using CenterNetHeadExample.CenterNetHead.Observed observed = centerNet.Prepare(CenterNetHeadExample.CenterNetHead.DefaultQConfigMapping());
+                RunCalibration(observed.forward, calibrationShape, batches);
+                int8 = observed.Convert();
+                break;
+            }
+
             default:
                 throw new InvalidOperationException($"Unknown model type {model.GetType()}.");
         }
@@ -277,6 +324,12 @@ public static class BenchModels
                 break;
             case RealModels.ResNet50.Quantized resNet:
                 resNet.Save(qgen);
+                break;
+            case RealModels.UNet.Quantized unet:
+                unet.Save(qgen);
+                break;
+            case CenterNetHeadExample.CenterNetHead.Quantized centerNet:
+                centerNet.Save(qgen);
                 break;
             default:
                 throw new InvalidOperationException($"Unknown model type {int8.GetType()}.");

@@ -228,6 +228,22 @@ public static class Report
             }
         }
 
+        // Issue 13's bar for the models with up-sampling: faster in int8 than TorchSharp fp32 (the user's own float model).
+        foreach (BenchModel model in new[] { BenchModel.MobileNetV2, BenchModel.UNet, BenchModel.CenterNetHead })
+        {
+            foreach (int threads in r.Threads)
+            {
+                double q = Median(r, model, threads, Peer.FloatSpan), tf = Median(r, model, threads, Peer.TorchFp32);
+                if (double.IsNaN(q) || double.IsNaN(tf))
+                {
+                    continue;
+                }
+
+                string t = $"{threads} thread{(threads > 1 ? "s" : string.Empty)}";
+                yield return ($"{Name(model)} int8, {t}: faster than TorchSharp fp32", Invariant($"{Ms(q)} vs {Ms(tf)} ms ({tf / q:F2}×)"), q < tf);
+            }
+        }
+
         yield return ("ResNet-18: 2 threads ≥ 1.8× faster than 1", Invariant($"{q1 / q2:F2}× ({Ms(q1)} → {Ms(q2)} ms)"), q1 / q2 >= 1.8);
         double worst = r.Forward.Where(e => e.Key.Peer == Peer.QTensor).Select(e => e.Value.AllocatedBytesPerCall - r.ResultBytes.GetValueOrDefault(e.Key.Model, 0)).DefaultIfEmpty(double.NaN).Max();
         yield return ("0 bytes allocated per steady-state forward (`forward(QTensor)`), its result tensor aside", Invariant($"{worst:F0} B per call beyond the result at most"), worst < 1);

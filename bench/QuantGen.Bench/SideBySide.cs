@@ -99,7 +99,7 @@ public static class SideBySide
         var models = new List<PreparedModel>();
         try
         {
-            foreach (BenchModel model in new[] { BenchModel.ResNet18, BenchModel.FashionCnn, BenchModel.MobileNetV2, BenchModel.ResNet50 })
+            foreach (BenchModel model in new[] { BenchModel.ResNet18, BenchModel.FashionCnn, BenchModel.MobileNetV2, BenchModel.ResNet50, BenchModel.UNet, BenchModel.CenterNetHead })
             {
                 var clock = Stopwatch.StartNew();
                 models.Add(BenchModels.Prepare(model, reuseSaved: false, log));
