@@ -184,10 +184,10 @@ public sealed class QuantizedConv2d : IQuantizedLayer
         if (NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
             // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
-            // kernel only accumulates and the real zero point is applied by the scalar requantization.
+            // kernel only accumulates and the real zero point is applied by a second pass (vectorised like the kernels' own).
             Span<int> accumulators = scratch.Accumulators(accumulatorCount);
             Conv2dKernel.Accumulate(geometry, inputView, inputZeroPoint, _packedWeights, accumulators, scratch.Kernel);
-            RequantizeToDType.Apply(accumulators, requantize, OutputQParams.DType, outputView);
+            RequantizeVector.Int32ToDTypeView(accumulators, requantize, OutputQParams.DType, outputView, _packedWeights.Config.VectorBits);
         }
         else
         {

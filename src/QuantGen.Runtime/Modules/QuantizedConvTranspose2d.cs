@@ -191,10 +191,10 @@ public sealed class QuantizedConvTranspose2d : IQuantizedLayer
         if (QuantizedConv2d.NeedsDTypeRequantize(Backend, OutputQParams.DType))
         {
             // X86 with a qint8 output: the view's zy + 128 rounds differently (RequantizeToDType), so the
-            // kernel only accumulates and the real zero point is applied by the scalar requantization.
+            // kernel only accumulates and the real zero point is applied by a second pass (vectorised like the kernels' own).
             Span<int> accumulators = scratch.Accumulators(count);
             ConvTranspose2dKernel.Accumulate(geometry, inputView, inputZeroPoint, _packedWeights, accumulators, scratch.Kernel);
-            RequantizeToDType.Apply(accumulators, requantize, OutputQParams.DType, result.StorageBytes);
+            RequantizeVector.Int32ToDTypeView(accumulators, requantize, OutputQParams.DType, result.StorageBytes, _packedWeights.Config.VectorBits);
         }
         else
         {

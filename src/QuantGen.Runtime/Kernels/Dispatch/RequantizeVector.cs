@@ -44,6 +44,76 @@ public static unsafe class RequantizeVector
         }
     }
 
+    /// <summary>
+    /// <see cref="Scalar.RequantizeToDType.Apply"/> vectorised, bit-identical: rows of accumulators to an 8-bit output of
+    /// either dtype in the unsigned view. quint8 and Qnnpack's qint8 are <see cref="Int32ToUInt8"/>; X86's qint8 rounds
+    /// with the real zero point and clamps to −128..127 before the view's +128 (<see cref="Scalar.RequantizeToDType.X86"/>),
+    /// eight channels per step with the same float32 operations, the channel tail through the scalar function.
+    /// </summary>
+    /// <param name="accumulators">int32 sums, whole rows.</param>
+    /// <param name="parameters">Per-channel factors, created with the view's output zero point.</param>
+    /// <param name="outputDType">The output tensor's dtype.</param>
+    /// <param name="outputView">The results in the unsigned view.</param>
+    /// <param name="vectorBits">256 or 128 for the vector path; 0 runs the scalar reference.</param>
+    public static void Int32ToDTypeView(ReadOnlySpan<int> accumulators, RequantizeParams parameters, QuantDType outputDType, Span<byte> outputView, int vectorBits)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        int offset = Scalar.UInt8View.Offset(outputDType);
+        if (vectorBits == 0 || !Vector256.IsHardwareAccelerated)
+        {
+            Scalar.RequantizeToDType.Apply(accumulators, parameters, outputDType, outputView);
+            return;
+        }
+
+        if (offset == 0 || parameters.Backend == QuantBackend.Qnnpack)
+        {
+            // quint8, or Qnnpack's zero point added after rounding: the view's requantization is exact.
+            Int32ToUInt8(accumulators, parameters, outputView, vectorBits);
+            return;
+        }
+
+        int channels = parameters.Channels;
+        if (accumulators.Length % channels != 0 || outputView.Length != accumulators.Length)
+        {
+            throw new ArgumentException($"Requantize: {accumulators.Length} accumulators for rows of {channels} channels and {outputView.Length} outputs.");
+        }
+
+        int zeroPoint = parameters.OutputZeroPoint - offset;
+        int quantMin = outputDType.Min(), quantMax = outputDType.Max();
+        ReadOnlySpan<float> biasTerms = parameters.BiasTerms;
+        ReadOnlySpan<float> multipliers = parameters.Multipliers;
+        bool relu = parameters.Relu;
+        int vectorChannels = channels - (channels % 8);
+        var shift = Vector256.Create((float)zeroPoint);
+        var lowest = Vector256.Create((float)quantMin);
+        var highest = Vector256.Create((float)quantMax);
+        var viewOffset = Vector256.Create(offset);
+        for (int rowStart = 0; rowStart < accumulators.Length; rowStart += channels)
+        {
+            int c = 0;
+            for (; c < vectorChannels; c += 8)
+            {
+                Vector256<float> value = (Vector256.ConvertToSingle(Vector256.Create(accumulators.Slice(rowStart + c, 8))) + Vector256.Create(biasTerms.Slice(c, 8))) * Vector256.Create(multipliers.Slice(c, 8));
+                if (relu)
+                {
+                    // max(v, +0) as the scalar's v > 0 ? v : 0 (a −0 becomes +0, which round(v + zy) cannot tell apart).
+                    value = Vector256.ConditionalSelect(Vector256.GreaterThan(value, Vector256<float>.Zero), value, Vector256<float>.Zero);
+                }
+
+                Vector256<int> q = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(value + shift), lowest), highest)) + viewOffset;
+                Vector256<short> words = Vector256.Narrow(q, q);
+                Vector256<byte> bytes = Vector256.Narrow(words.AsUInt16(), words.AsUInt16());
+                Unsafe.WriteUnaligned(ref outputView[rowStart + c], bytes.AsUInt64().GetElement(0));
+            }
+
+            for (; c < channels; c++)
+            {
+                int q = Scalar.RequantizeToDType.X86(accumulators[rowStart + c], biasTerms[c], multipliers[c], zeroPoint, relu, quantMin, quantMax);
+                outputView[rowStart + c] = (byte)(q + offset);
+            }
+        }
+    }
+
     /// <summary>Requantizes <paramref name="count"/> consecutive channels starting at channel <paramref name="channelOffset"/>.</summary>
     internal static void Row(int* acc, int count, int channelOffset, in RequantizeView view, byte* dst, int vectorBits)
     {

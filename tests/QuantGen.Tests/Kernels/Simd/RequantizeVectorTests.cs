@@ -68,6 +68,42 @@ public class RequantizeVectorTests
         Assert.Contains(expected, value => value is > 0 and < 255);
     }
 
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void QInt8OutputsMatchTheScalarReferenceOnEveryChannelCount(int vectorBits, QuantBackend backend, bool relu)
+    {
+        // X86 rounds qint8 with the real zero point (RequantizeToDType.X86), so the view's uint8 path cannot be used:
+        // the dispatched pass must give the scalar reference's bytes on ties (M = 0.5 makes every odd accumulator one),
+        // at the clamp bounds and on random factors, for channel counts below, at and above whole vectors of 8.
+        var random = new Random(101 + vectorBits);
+        foreach (int channels in new[] { 1, 5, 8, 13, 37 })
+        {
+            var accumulators = new int[channels * 29];
+            for (int i = 0; i < accumulators.Length; i++)
+            {
+                accumulators[i] = (i % 11 == 0) ? (i % 2 == 0 ? int.MaxValue : int.MinValue) : (i % 3 == 0 ? (i * 3) - 400 : random.Next(-200000, 200000));
+            }
+
+            foreach (RequantizeParams rq in new[]
+            {
+                RequantizeParams.Create(backend, 1f, Repeat(1f, channels), 2f, 100, null, relu), // the view's zero point: qint8 zy = −28
+                SimdTestData.Requantize(random, backend, accumulators, channels, relu),
+            })
+            {
+                var expected = new byte[accumulators.Length];
+                QuantGen.Kernels.Scalar.RequantizeToDType.Apply(accumulators, rq, QuantDType.QInt8, expected);
+                var actual = new byte[accumulators.Length];
+                RequantizeVector.Int32ToDTypeView(accumulators, rq, QuantDType.QInt8, actual, vectorBits);
+                SimdConv2dTests.AssertEqual(expected, actual, $"qint8 {backend} relu {relu} {channels} channels {vectorBits}-bit");
+            }
+        }
+
+        // A hand-derived tie: v = 1.5 with zy = −28 rounds to −26 (−28 + 2, half to even), +128 in the view.
+        var single = new byte[1];
+        RequantizeVector.Int32ToDTypeView([3], RequantizeParams.Create(QuantBackend.X86, 1f, [1f], 2f, 100, null, false), QuantDType.QInt8, single, vectorBits);
+        Assert.Equal(102, single[0]);
+    }
+
     private static float[] Repeat(float value, int count)
     {
         var values = new float[count];
