@@ -260,9 +260,10 @@ internal static class QuantizedEmitter
                 case StepKind.Select:
                     ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{step.Member} ? {V(step.Inputs[0])} : {V(step.Inputs[1])}", string.Empty);
                     break;
-                case StepKind.Cat when step.Inputs.Count != 2 && slot.Length > 0:
-                    // A collection expression: the inputs go to the span overload without an array.
-                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward([{string.Join(", ", step.Inputs.Select(V))}]{slot})", tap);
+                case StepKind.Cat when step.Inputs.Count != 2:
+                    // A collection expression: the inputs go to the span overload without an array (the params overload
+                    // would allocate one per call, also for the result's cat, which has no slot).
+                    ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward([{string.Join(", ", step.Inputs.Select(V))}]{(slot.Length > 0 ? slot : ", null")})", tap);
                     break;
                 case StepKind.Add or StepKind.Cat:
                     ObservedEmitter.Assign(writer, step, Names.QTensor, output, $"{property}.Forward({string.Join(", ", step.Inputs.Select(V))}{slot})", tap);

@@ -73,6 +73,38 @@ public sealed class BufferPlanTests
         Assert.True(allocated < 1024, $"a steady-state forward allocated {allocated} bytes");
     }
 
+    [Fact]
+    public void A_model_ending_in_a_cat_of_three_allocates_only_its_result()
+    {
+        // The CenterNet head joins its three heads with torch.cat as its result: the generated call must pass them as a
+        // collection expression (stack), not through the params overload, which allocated a 3-element array per call.
+        torch.manual_seed(5);
+        using var model = new CenterNetHeadExample.CenterNetHead();
+        model.eval();
+        using CenterNetHeadExample.CenterNetHead.Observed observed = model.Prepare(CenterNetHeadExample.CenterNetHead.DefaultQConfigMapping());
+        using (torch.no_grad())
+        {
+            observed.forward(torch.randn(2, 3, 32, 32)).Dispose();
+        }
+
+        CenterNetHeadExample.CenterNetHead.Quantized int8 = observed.Convert();
+        using Tensor image = torch.randn(1, 3, 32, 32);
+        QTensor input = int8.input.Forward(image.data<float>().ToArray(), [1, 3, 32, 32]);
+        for (int i = 0; i < 3; i++)
+        {
+            int8.forward(input);
+        }
+
+        long before = GC.GetAllocatedBytesForCurrentThread(), workersBefore = KernelThreads.WorkerAllocatedBytes;
+        QTensor result = int8.forward(input);
+        long allocated = GC.GetAllocatedBytesForCurrentThread() - before + (KernelThreads.WorkerAllocatedBytes - workersBefore);
+
+        // The result [1, 6, 32, 32]: 6144 bytes of storage and its array header, a QTensor object and its 4-element shape —
+        // about 110 bytes beyond the values (ResNet-18's [1, 10] result: 104); a 3-element array more would be 48.
+        Assert.Equal([1, 6, 32, 32], result.Shape);
+        Assert.True(allocated - 6144 <= 128, $"a steady-state forward allocated {allocated} bytes, {allocated - 6144} beyond the result's 6144 values");
+    }
+
     private sealed class NoTap : IQuantizedTap
     {
         public void OnLayer(string layer, QTensor output)
