@@ -1,6 +1,7 @@
 using System;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using QuantGen.Kernels.Packing;
 
 namespace QuantGen.Kernels;
@@ -17,6 +18,7 @@ internal static unsafe class DepthwiseConv
     {
         RequantizeParams? rq = requantize;
         fixed (int* taps = weights.DepthwiseTapArray)
+        fixed (short* taps16 = weights.DepthwiseTap16Array)
         fixed (float* biasTerms = rq is null ? default : rq.BiasTerms)
         fixed (float* multipliers = rq is null ? default : rq.Multipliers)
         fixed (int* quantizedBias = rq is null ? default : rq.QuantizedBias)
@@ -31,6 +33,7 @@ internal static unsafe class DepthwiseConv
                 Input = input,
                 Zx = zx,
                 Taps = taps,
+                Taps16 = taps16,
                 VectorBits = weights.Config.VectorBits,
                 AccumulatorsOut = accumulatorsOut,
                 BytesOut = bytesOut,
@@ -80,7 +83,7 @@ internal static unsafe class DepthwiseConv
                 for (int ow = 0; ow < outWidth; ow++, pixel++)
                 {
                     int* destination = plan.Requantize ? row : plan.AccumulatorsOut + (pixel * channels);
-                    Pixel(g, plan.Input, plan.Zx, plan.Taps, n, oh, ow, destination, plan.VectorBits);
+                    Pixel(g, plan.Input, plan.Zx, plan.Taps, plan.Taps16, n, oh, ow, destination, plan.VectorBits);
                     if (plan.Requantize)
                     {
                         RequantizeVector.Row(row, channels, 0, plan.View, plan.BytesOut + (pixel * channels), plan.VectorBits);
@@ -90,10 +93,15 @@ internal static unsafe class DepthwiseConv
         }
     }
 
-    private static void Pixel(in Conv2dGeometry g, byte* input, int zx, int* taps, int n, int oh, int ow, int* accumulators, int vectorBits)
+    private static void Pixel(in Conv2dGeometry g, byte* input, int zx, int* taps, short* taps16, int n, int oh, int ow, int* accumulators, int vectorBits)
     {
         int channels = g.InChannels;
         int c = 0;
+        if (vectorBits == 256 && Avx2.IsSupported && channels >= 16)
+        {
+            c = PixelPairs16(g, input, zx, taps16, n, oh, ow, accumulators);
+        }
+
         if (vectorBits == 256)
         {
             Vector256<int> zeroPoint = Vector256.Create(zx);
@@ -187,6 +195,70 @@ internal static unsafe class DepthwiseConv
         }
     }
 
+    /// <summary>
+    /// Sixteen channels at a time in 16-bit lanes, two taps per <c>vpmaddwd</c> (as QNNPACK's and XNNPACK's x86 depthwise
+    /// kernels up-convert to 16 bits): <c>x − zx</c> and <c>w − zw</c> both lie in −255..255, so each lane's product pair
+    /// sums exactly into int32 (no pair is −32768²), and int32 addition wraps as the reference's does — the same sums
+    /// bit for bit, in about half the instructions of the int32 multiply. A tap outside the input contributes a zero
+    /// difference (the reference skips it); an odd tap count pairs the last tap with zero weights. Returns the first
+    /// channel not done (a multiple of 16).
+    /// </summary>
+    private static int PixelPairs16(in Conv2dGeometry g, byte* input, int zx, short* taps16, int n, int oh, int ow, int* accumulators)
+    {
+        int channels = g.InChannels, tapCount = g.KernelHeight * g.KernelWidth;
+        Span<nint> offsets = stackalloc nint[tapCount];    // input offset of each tap's pixel, −1 outside the input
+        for (int kh = 0; kh < g.KernelHeight; kh++)
+        {
+            int ih = (oh * g.StrideHeight) - g.PadHeight + (kh * g.DilationHeight);
+            for (int kw = 0; kw < g.KernelWidth; kw++)
+            {
+                int iw = (ow * g.StrideWidth) - g.PadWidth + (kw * g.DilationWidth);
+                offsets[(kh * g.KernelWidth) + kw] = (uint)ih < (uint)g.InHeight && (uint)iw < (uint)g.InWidth
+                    ? (((((nint)n * g.InHeight) + ih) * g.InWidth) + iw) * channels
+                    : -1;
+            }
+        }
+
+        Vector256<short> zeroPoint = Vector256.Create((short)zx);
+        int c = 0;
+        for (; c + 16 <= channels; c += 16)
+        {
+            Vector256<int> low = Vector256<int>.Zero, high = Vector256<int>.Zero;
+            for (int t = 0; t < tapCount; t += 2)
+            {
+                Vector256<short> x0 = Difference(input, offsets[t], c, zeroPoint);
+                Vector256<short> w0 = Vector256.Load(taps16 + ((nint)t * channels) + c);
+                Vector256<short> x1, w1;
+                if (t + 1 < tapCount)
+                {
+                    x1 = Difference(input, offsets[t + 1], c, zeroPoint);
+                    w1 = Vector256.Load(taps16 + ((nint)(t + 1) * channels) + c);
+                }
+                else
+                {
+                    x1 = Vector256<short>.Zero;
+                    w1 = Vector256<short>.Zero;
+                }
+
+                // Within each 128-bit lane, unpack interleaves the two taps per channel: low holds channels 0–3 and
+                // 8–11 of the block, high 4–7 and 12–15; madd sums each channel's two products.
+                low += Avx2.MultiplyAddAdjacent(Avx2.UnpackLow(x0, x1), Avx2.UnpackLow(w0, w1));
+                high += Avx2.MultiplyAddAdjacent(Avx2.UnpackHigh(x0, x1), Avx2.UnpackHigh(w0, w1));
+            }
+
+            // Back to channel order: 0–3 with 4–7, then 8–11 with 12–15.
+            Avx2.Permute2x128(low, high, 0x20).Store(accumulators + c);
+            Avx2.Permute2x128(low, high, 0x31).Store(accumulators + c + 8);
+        }
+
+        return c;
+    }
+
+    /// <summary>Sixteen input bytes of a tap's pixel minus the zero point as int16, or zeros for a tap outside the input.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Difference(byte* input, nint offset, int c, Vector256<short> zeroPoint) =>
+        offset < 0 ? Vector256<short>.Zero : Avx2.ConvertToVector256Int16(Vector128.Load(input + offset + c)) - zeroPoint;
+
     /// <summary>Eight bytes → eight int32 lanes (zero-extended).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Load8(byte* p)
@@ -211,6 +283,7 @@ internal unsafe struct DepthwisePlan
     public byte* Input;
     public int Zx;
     public int* Taps;
+    public short* Taps16;
     public int VectorBits;
     public int* AccumulatorsOut;
     public byte* BytesOut;

@@ -10,6 +10,7 @@ namespace QuantGen.Kernels.Packing;
 public sealed class PackedConv2dWeights
 {
     private readonly int[] _depthwiseTaps;
+    private readonly short[] _depthwiseTaps16;
 
     private PackedConv2dWeights(PackedGemmWeights gemm, PackedGemmWeights? rowRuns, int outChannels, int inChannels, int kernelHeight, int kernelWidth, int groups, int[] depthwiseTaps)
     {
@@ -21,6 +22,9 @@ public sealed class PackedConv2dWeights
         KernelWidth = kernelWidth;
         Groups = groups;
         _depthwiseTaps = depthwiseTaps;
+
+        // The same taps as int16 (w − zw lies in −255..255) for the 16-bit multiply-add path of DepthwiseConv.
+        _depthwiseTaps16 = Array.ConvertAll(depthwiseTaps, w => checked((short)w));
     }
 
     /// <summary>The kernel these weights are packed for.</summary>
@@ -65,6 +69,9 @@ public sealed class PackedConv2dWeights
     public ReadOnlySpan<int> DepthwiseTaps => _depthwiseTaps;
 
     internal int[] DepthwiseTapArray => _depthwiseTaps;
+
+    /// <summary><see cref="DepthwiseTaps"/> as int16, the same layout.</summary>
+    internal short[] DepthwiseTap16Array => _depthwiseTaps16;
 
     /// <summary>Packs OHWI conv weights for <paramref name="config"/> (default: <see cref="KernelDispatch.Config"/>).</summary>
     /// <param name="weightsOhwi">int8 weights <c>[OutC][KH][KW][InC/groups]</c>.</param>

@@ -139,6 +139,9 @@ internal static class SimdTestData
         yield return ("depthwise 3x3 pad1 C17", new Conv2dGeometry(1, 17, 6, 7, 17, 3, 3, 1, 1, 1, 1, 1, 1, 17));
         yield return ("depthwise 3x3 stride2 pad1 C65 N2", new Conv2dGeometry(2, 65, 9, 7, 65, 3, 3, 2, 2, 1, 1, 1, 1, 65));
         yield return ("depthwise 3x3 dilation2 pad2 C3", new Conv2dGeometry(1, 3, 7, 7, 3, 3, 3, 1, 1, 2, 2, 2, 2, 3));
+        // The 16-bit pair path: 16 channels and the 8-wide rest (C24), an even tap count (2×4, no zero-weight partner).
+        yield return ("depthwise 3x3 pad1 C24", new Conv2dGeometry(1, 24, 5, 6, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24));
+        yield return ("depthwise 2x4 pad1 C32 N2", new Conv2dGeometry(2, 32, 4, 5, 32, 2, 4, 1, 1, 1, 1, 1, 1, 32));
         yield return ("depthwise 5x5 pad2 C1", new Conv2dGeometry(1, 1, 6, 5, 1, 5, 5, 1, 1, 2, 2, 1, 1, 1));
         yield return ("depthwise multiplier2 C3->6", new Conv2dGeometry(1, 3, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 3));
         yield return ("7x7 stride2 pad3 C3->64 (stem)", new Conv2dGeometry(1, 3, 23, 21, 64, 7, 7, 2, 2, 3, 3));
