@@ -167,17 +167,43 @@ public sealed class QuantizedCat : IQuantizedLayer
         int outputRowLength = outputShape[dim] * inner;
         int outputZeroPoint = LayerChecks.ViewZeroPoint(OutputQParams);
         int offset = 0;
+        Span<byte> identity = stackalloc byte[256];
+        Span<byte> table = stackalloc byte[256];
         for (int i = 0; i < inputs.Length; i++)
         {
             QTensor input = inputs[i];
             int blockLength = input.Dim(dim) * inner;
             ReadOnlySpan<byte> view = scratch.InputView(i, input, format);
             int inputZeroPoint = LayerChecks.ViewZeroPoint(input.QParams);
-            for (int o = 0; o < outer; o++)
+            if (blockLength < NarrowBlock)
             {
-                RequantizeScalar.Apply(
-                    view.Slice(o * blockLength, blockLength), input.Scale, inputZeroPoint,
-                    assembled.Slice((o * outputRowLength) + (offset * inner), blockLength), OutputQParams.Scale, outputZeroPoint);
+                // A few bytes per outer row (a detector's heads of 2 channels joined per pixel): one requantization call
+                // per row costs more than its bytes. Requantizing is a function of the byte alone, so a 256-entry
+                // table built by the same function gives the same bytes, looked up in one loop.
+                for (int v = 0; v < 256; v++)
+                {
+                    identity[v] = (byte)v;
+                }
+
+                RequantizeScalar.Apply(identity, input.Scale, inputZeroPoint, table, OutputQParams.Scale, outputZeroPoint);
+                for (int o = 0; o < outer; o++)
+                {
+                    ReadOnlySpan<byte> source = view.Slice(o * blockLength, blockLength);
+                    Span<byte> target = assembled.Slice((o * outputRowLength) + (offset * inner), blockLength);
+                    for (int j = 0; j < source.Length; j++)
+                    {
+                        target[j] = table[source[j]];
+                    }
+                }
+            }
+            else
+            {
+                for (int o = 0; o < outer; o++)
+                {
+                    RequantizeScalar.Apply(
+                        view.Slice(o * blockLength, blockLength), input.Scale, inputZeroPoint,
+                        assembled.Slice((o * outputRowLength) + (offset * inner), blockLength), OutputQParams.Scale, outputZeroPoint);
+                }
             }
 
             offset += input.Dim(dim);
@@ -186,6 +212,9 @@ public sealed class QuantizedCat : IQuantizedLayer
         LayerChecks.FinishOutput(result);
         return result;
     }
+
+    /// <summary>Blocks shorter than this (bytes per outer row and input) are requantized through a 256-entry table.</summary>
+    private const int NarrowBlock = 64;
 
     /// <summary>Like FX's printout of the op: <c>quantized.cat(dim=1, scale=0.1, zero_point=3)</c>.</summary>
     public override string ToString() =>

@@ -88,6 +88,43 @@ public static unsafe class RequantizeVector
         var lowest = Vector256.Create((float)quantMin);
         var highest = Vector256.Create((float)quantMax);
         var viewOffset = Vector256.Create(offset);
+        if (channels is 1 or 2 or 4)
+        {
+            // Rows narrower than a vector (a detector head's 2 channels): eight consecutive elements of the flat block
+            // start at channel 0 and hold whole rows, so the factors repeat across the lanes.
+            Span<float> biasLanes = stackalloc float[8];
+            Span<float> multiplierLanes = stackalloc float[8];
+            for (int lane = 0; lane < 8; lane++)
+            {
+                biasLanes[lane] = biasTerms[lane % channels];
+                multiplierLanes[lane] = multipliers[lane % channels];
+            }
+
+            Vector256<float> bias8 = Vector256.Create<float>(biasLanes), multiplier8 = Vector256.Create<float>(multiplierLanes);
+            int flat = accumulators.Length - (accumulators.Length % 8), i = 0;
+            for (; i < flat; i += 8)
+            {
+                Vector256<float> value = (Vector256.ConvertToSingle(Vector256.Create(accumulators.Slice(i, 8))) + bias8) * multiplier8;
+                if (relu)
+                {
+                    value = Vector256.ConditionalSelect(Vector256.GreaterThan(value, Vector256<float>.Zero), value, Vector256<float>.Zero);
+                }
+
+                Vector256<int> q = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(value + shift), lowest), highest)) + viewOffset;
+                Vector256<short> words = Vector256.Narrow(q, q);
+                Vector256<byte> bytes = Vector256.Narrow(words.AsUInt16(), words.AsUInt16());
+                Unsafe.WriteUnaligned(ref outputView[i], bytes.AsUInt64().GetElement(0));
+            }
+
+            for (; i < accumulators.Length; i++)
+            {
+                int c = i % channels;
+                outputView[i] = (byte)(Scalar.RequantizeToDType.X86(accumulators[i], biasTerms[c], multipliers[c], zeroPoint, relu, quantMin, quantMax) + offset);
+            }
+
+            return;
+        }
+
         for (int rowStart = 0; rowStart < accumulators.Length; rowStart += channels)
         {
             int c = 0;

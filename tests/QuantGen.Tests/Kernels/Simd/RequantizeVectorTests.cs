@@ -76,7 +76,7 @@ public class RequantizeVectorTests
         // the dispatched pass must give the scalar reference's bytes on ties (M = 0.5 makes every odd accumulator one),
         // at the clamp bounds and on random factors, for channel counts below, at and above whole vectors of 8.
         var random = new Random(101 + vectorBits);
-        foreach (int channels in new[] { 1, 5, 8, 13, 37 })
+        foreach (int channels in new[] { 1, 2, 4, 5, 8, 13, 37 })
         {
             var accumulators = new int[channels * 29];
             for (int i = 0; i < accumulators.Length; i++)
