@@ -17,7 +17,7 @@ namespace QuantGen.Tests.Binding;
 [Collection(QuantGen.Tests.Binding.SeededTorchCollection.Name)]
 public sealed class BoundModelTests
 {
-    private static void RandomizeBatchNorm(nn.Module model, int seed)
+    internal static void RandomizeBatchNorm(nn.Module model, int seed)
     {
         using var generator = new torch.Generator((ulong)seed + 7);
         using var noGrad = torch.no_grad();
@@ -34,7 +34,7 @@ public sealed class BoundModelTests
         }
     }
 
-    private static double SqnrDb(Tensor reference, Tensor actual)
+    internal static double SqnrDb(Tensor reference, Tensor actual)
     {
         double signal = (reference * reference).sum().item<float>();
         Tensor diff = reference - actual;

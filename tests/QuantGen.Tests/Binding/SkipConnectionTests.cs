@@ -16,35 +16,12 @@ namespace QuantGen.Tests.Binding;
 [Collection(SeededTorchCollection.Name)]
 public sealed class SkipConnectionTests
 {
-    private static double SqnrDb(Tensor reference, Tensor actual)
-    {
-        double signal = (reference * reference).sum().item<float>();
-        Tensor diff = reference - actual;
-        double noise = (diff * diff).sum().item<float>();
-        return 10 * Math.Log10(signal / Math.Max(noise, 1e-30));
-    }
-
-    private static void RandomizeBatchNorm(nn.Module model)
-    {
-        using var generator = new torch.Generator(23);
-        using var noGrad = torch.no_grad();
-        foreach ((string _, nn.Module module) in model.named_modules())
-        {
-            if (module is BatchNorm2d bn)
-            {
-                long c = bn.running_mean!.shape[0];
-                bn.running_mean.copy_(torch.randn(c, generator: generator) * 0.1f);
-                bn.running_var!.copy_(torch.rand(c, generator: generator) * 0.5f + 0.75f);
-            }
-        }
-    }
-
     [Fact]
     public void Modules_of_several_tensors_are_inlined_and_every_op_runs_in_int8()
     {
         torch.manual_seed(31);
         using var model = new TinyUNet();
-        RandomizeBatchNorm(model);
+        BoundModelTests.RandomizeBatchNorm(model, 23);
         model.eval();
         using TinyUNet.Observed observed = model.Prepare();
         string summary = observed.Summary();
@@ -72,7 +49,7 @@ public sealed class SkipConnectionTests
         using Tensor expected = model.forward(x);
         using Tensor actual = int8.forward(x);
         Assert.Equal(expected.shape, actual.shape);
-        double sqnr = SqnrDb(expected, actual);
+        double sqnr = BoundModelTests.SqnrDb(expected, actual);
         Assert.True(sqnr >= 20, $"int8 vs float SQNR {sqnr:F1} dB");
 
         var file = new MemoryStream();

@@ -114,7 +114,7 @@ public class FourBitEmbeddingTests
         }
 
         float[] actual = QuantizedEmbedding.FromWeight("M", "emb", table, Rows, Dim, bitWidth: 4).Forward(indices);
-        AssertBitEqual(lookup, actual);
+        QuantizedEmbeddingBagTests.AssertBitEqual(lookup, actual);
         Assert.All(actual[..Dim], v => Assert.Equal(-0.625f, v)); // the constant row comes back exactly (−0.625 is a float16)
 
         long[] offsets = [0, 2, 2, 5];
@@ -190,14 +190,5 @@ public class FourBitEmbeddingTests
 
         var bits = Assert.Throws<ArgumentOutOfRangeException>(() => QuantizedEmbedding.FromWeight("Net", "tokens", new float[4], 1, 4, bitWidth: 2));
         Assert.Contains("Net.tokens: rows are 8-bit (quint8) or 4-bit (quint4x2)", bits.Message, StringComparison.Ordinal);
-    }
-
-    private static void AssertBitEqual(float[] expected, float[] actual)
-    {
-        Assert.Equal(expected.Length, actual.Length);
-        for (int i = 0; i < expected.Length; i++)
-        {
-            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]), $"value {i}: expected {expected[i]:R}, got {actual[i]:R}");
-        }
     }
 }

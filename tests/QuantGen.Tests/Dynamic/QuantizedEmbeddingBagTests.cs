@@ -189,7 +189,7 @@ public class QuantizedEmbeddingBagTests
         Assert.Contains("TextModel.tokens", nan.Message);
     }
 
-    private static void AssertBitEqual(float[] expected, float[] actual)
+    internal static void AssertBitEqual(float[] expected, float[] actual)
     {
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)

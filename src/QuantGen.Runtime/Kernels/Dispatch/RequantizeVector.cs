@@ -104,16 +104,7 @@ public static unsafe class RequantizeVector
             int flat = accumulators.Length - (accumulators.Length % 8), i = 0;
             for (; i < flat; i += 8)
             {
-                Vector256<float> value = (Vector256.ConvertToSingle(Vector256.Create(accumulators.Slice(i, 8))) + bias8) * multiplier8;
-                if (relu)
-                {
-                    value = Vector256.ConditionalSelect(Vector256.GreaterThan(value, Vector256<float>.Zero), value, Vector256<float>.Zero);
-                }
-
-                Vector256<int> q = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(value + shift), lowest), highest)) + viewOffset;
-                Vector256<short> words = Vector256.Narrow(q, q);
-                Vector256<byte> bytes = Vector256.Narrow(words.AsUInt16(), words.AsUInt16());
-                Unsafe.WriteUnaligned(ref outputView[i], bytes.AsUInt64().GetElement(0));
+                Unsafe.WriteUnaligned(ref outputView[i], X86QInt8Lanes(Vector256.Create(accumulators.Slice(i, 8)), bias8, multiplier8, relu, shift, lowest, highest, viewOffset));
             }
 
             for (; i < accumulators.Length; i++)
@@ -130,17 +121,9 @@ public static unsafe class RequantizeVector
             int c = 0;
             for (; c < vectorChannels; c += 8)
             {
-                Vector256<float> value = (Vector256.ConvertToSingle(Vector256.Create(accumulators.Slice(rowStart + c, 8))) + Vector256.Create(biasTerms.Slice(c, 8))) * Vector256.Create(multipliers.Slice(c, 8));
-                if (relu)
-                {
-                    // max(v, +0) as the scalar's v > 0 ? v : 0 (a −0 becomes +0, which round(v + zy) cannot tell apart).
-                    value = Vector256.ConditionalSelect(Vector256.GreaterThan(value, Vector256<float>.Zero), value, Vector256<float>.Zero);
-                }
-
-                Vector256<int> q = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(value + shift), lowest), highest)) + viewOffset;
-                Vector256<short> words = Vector256.Narrow(q, q);
-                Vector256<byte> bytes = Vector256.Narrow(words.AsUInt16(), words.AsUInt16());
-                Unsafe.WriteUnaligned(ref outputView[rowStart + c], bytes.AsUInt64().GetElement(0));
+                Unsafe.WriteUnaligned(
+                    ref outputView[rowStart + c],
+                    X86QInt8Lanes(Vector256.Create(accumulators.Slice(rowStart + c, 8)), Vector256.Create(biasTerms.Slice(c, 8)), Vector256.Create(multipliers.Slice(c, 8)), relu, shift, lowest, highest, viewOffset));
             }
 
             for (; c < channels; c++)
@@ -149,6 +132,25 @@ public static unsafe class RequantizeVector
                 outputView[rowStart + c] = (byte)(q + offset);
             }
         }
+    }
+
+    /// <summary>
+    /// Eight lanes of <see cref="Scalar.RequantizeToDType.X86"/>: <c>((float)acc + biasTerm) · M</c>, ReLU as
+    /// <c>v &gt; 0 ? v : 0</c> (a −0 becomes +0, which <c>round(v + zy)</c> cannot tell apart), round half to even after adding
+    /// the real zero point, clamp, then the view's offset; the eight bytes packed into one ulong, lane 0 first.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong X86QInt8Lanes(Vector256<int> accumulators, Vector256<float> biasTerms, Vector256<float> multipliers, bool relu, Vector256<float> zeroPoint, Vector256<float> lowest, Vector256<float> highest, Vector256<int> viewOffset)
+    {
+        Vector256<float> value = (Vector256.ConvertToSingle(accumulators) + biasTerms) * multipliers;
+        if (relu)
+        {
+            value = Vector256.ConditionalSelect(Vector256.GreaterThan(value, Vector256<float>.Zero), value, Vector256<float>.Zero);
+        }
+
+        Vector256<int> q = Vector256.ConvertToInt32(Vector256.Min(Vector256.Max(Vector256.Round(value + zeroPoint), lowest), highest)) + viewOffset;
+        Vector256<short> words = Vector256.Narrow(q, q);
+        return Vector256.Narrow(words.AsUInt16(), words.AsUInt16()).AsUInt64().GetElement(0);
     }
 
     /// <summary>Requantizes <paramref name="count"/> consecutive channels starting at channel <paramref name="channelOffset"/>.</summary>
