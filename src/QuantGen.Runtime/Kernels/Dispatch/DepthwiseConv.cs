@@ -97,7 +97,9 @@ internal static unsafe class DepthwiseConv
     {
         int channels = g.InChannels;
         int c = 0;
-        if (vectorBits == 256 && Avx2.IsSupported && channels >= 16)
+        // The pair path keeps each tap's input offset on the stack: kernels of more than MaxPairTaps taps (sizes a file
+        // may legally give, up to LayerLimits.MaxGeometry a side) take the 8-wide path, which needs no such table.
+        if (vectorBits == 256 && Avx2.IsSupported && channels >= 16 && g.KernelHeight * (long)g.KernelWidth <= MaxPairTaps)
         {
             c = PixelPairs16(g, input, zx, taps16, n, oh, ow, accumulators);
         }
@@ -258,6 +260,9 @@ internal static unsafe class DepthwiseConv
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> Difference(byte* input, nint offset, int c, Vector256<short> zeroPoint) =>
         offset < 0 ? Vector256<short>.Zero : Avx2.ConvertToVector256Int16(Vector128.Load(input + offset + c)) - zeroPoint;
+
+    /// <summary>The most taps <see cref="PixelPairs16"/> takes (its per-pixel offset table lives on the stack: 2 KiB at most).</summary>
+    private const int MaxPairTaps = 256;
 
     /// <summary>Eight bytes → eight int32 lanes (zero-extended).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

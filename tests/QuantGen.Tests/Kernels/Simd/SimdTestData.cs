@@ -142,6 +142,8 @@ internal static class SimdTestData
         // The 16-bit pair path: 16 channels and the 8-wide rest (C24), an even tap count (2×4, no zero-weight partner).
         yield return ("depthwise 3x3 pad1 C24", new Conv2dGeometry(1, 24, 5, 6, 24, 3, 3, 1, 1, 1, 1, 1, 1, 24));
         yield return ("depthwise 2x4 pad1 C32 N2", new Conv2dGeometry(2, 32, 4, 5, 32, 2, 4, 1, 1, 1, 1, 1, 1, 32));
+        // More taps than the pair path's stack table holds (17×17 = 289): the 8-wide path.
+        yield return ("depthwise 17x17 pad8 C16", new Conv2dGeometry(1, 16, 5, 4, 16, 17, 17, 1, 1, 8, 8, 1, 1, 16));
         yield return ("depthwise 5x5 pad2 C1", new Conv2dGeometry(1, 1, 6, 5, 1, 5, 5, 1, 1, 2, 2, 1, 1, 1));
         yield return ("depthwise multiplier2 C3->6", new Conv2dGeometry(1, 3, 5, 5, 6, 3, 3, 1, 1, 1, 1, 1, 1, 3));
         yield return ("7x7 stride2 pad3 C3->64 (stem)", new Conv2dGeometry(1, 3, 23, 21, 64, 7, 7, 2, 2, 3, 3));
